@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from watcher.cli import main
+
+from .conftest import FIXTURES
+
+
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    """The real console entry point in a child process: exit code, stdout, stderr."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "watcher", *args], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=60,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_init_then_check_lists_the_example_subscriptions(tmp_path: Path) -> None:
+    code, out, err = run("init", "x.toml", cwd=tmp_path)
+    assert code == 0, err
+    code, out, err = run("-c", "x.toml", "check", cwd=tmp_path)
+    assert code == 0, err
+    assert "OK, 5 subscriptions" in out
+    for name in ("Anti-CD3 in T1D", "Anti-CD20 in T1D", "IL-2R mAbs in islet transplantation",
+                 "Prevention in at-risk relatives", "Teplizumab feed"):
+        assert name in out
+    assert out.count("next poll:   now (due)") == 5
+    assert "next digest: 20" in out
+    assert (tmp_path / "watcher.db").exists()  # the store is created beside the config
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "x.toml").write_text("keep me")
+    assert main(["init", str(tmp_path / "x.toml")]) == 2
+    assert (tmp_path / "x.toml").read_text() == "keep me"
+
+
+def test_config_comes_from_the_environment(tmp_path: Path) -> None:
+    run("init", "y.toml", cwd=tmp_path)
+    code, out, _ = run("check", cwd=tmp_path, env={"WATCHER_CONFIG": "y.toml"})
+    assert code == 0 and "y.toml: OK" in out
+
+
+@pytest.mark.parametrize("name", ["01_toml_syntax", "08_bad_recipient", "15_password_in_file"])
+def test_bad_config_exits_2_with_one_line_and_no_traceback(name: str) -> None:
+    code, out, err = run("-c", str(FIXTURES / "bad_configs" / f"{name}.toml"), "check")
+    assert code == 2
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("watcher: ")
+
+
+def test_usage_error_exits_2(capsys) -> None:
+    assert main(["no-such-command"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and out.startswith("pubmed-watcher ")
+
+
+def test_status_json_reports_every_subscription(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "w.toml"
+    assert main(["init", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in data["subscriptions"]][0] == "Anti-CD3 in T1D"
+    assert data["articles"] == 0 and data["daemon_heartbeat"] is None
+    assert {r["address"] for r in data["recipients"]} == {
+        "endocrinology-team@example.org", "clinician@example.org", "transplant-lab@example.org"}

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.config import load_config, parse_duration
+from watcher.errors import ConfigError
+
+from .conftest import FIXTURES, REPO
+
+BAD = sorted((FIXTURES / "bad_configs").glob("*.toml"))
+
+
+def expected_message(path: Path) -> str:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: '"
+    return first.removeprefix("# expect: ")
+
+
+def test_there_are_at_least_twenty_broken_configs() -> None:
+    assert len(BAD) >= 20
+
+
+@pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
+def test_broken_config_gives_one_clear_line(path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert expected_message(path) in message
+    assert "\n" not in message
+    assert info.value.exit_code == 2
+
+
+def test_example_config_loads_with_every_section(tmp_path: Path) -> None:
+    config = load_config(REPO / "config.example.toml")
+    names = [s.name for s in config.subscriptions]
+    assert "Anti-CD3 in T1D" in names
+    assert sum(s.kind == "rss" for s in config.subscriptions) == 1
+    assert all(s.recipients for s in config.subscriptions)
+    teplizumab = config.subscription("Anti-CD3 in T1D")
+    assert "teplizumab[tiab]" in (teplizumab.query or "")
+    assert config.subscription(
+        "IL-2R mAbs in islet transplantation"
+    ).schedule.poll_every == timedelta(days=1)
+    assert config.defaults.timezone == "Europe/Paris"
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = folder / "w.toml"
+    path.write_text(
+        '[store]\nurl = "sqlite:///data/w.db"\n[ncbi]\nemail = "a@example.org"\n'
+        '[mail]\nmaildir = "out"\n'
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["r@example.org"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    config = load_config(path)
+    assert config.store_url == f"sqlite:///{folder.resolve() / 'data/w.db'}"
+    assert config.mail.maildir == folder.resolve() / "out"
+
+
+def test_subscription_overrides_and_inherits_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "a@example.org"\n'
+        '[defaults]\npoll_every = "30m"\ntimezone = "America/New_York"\nlookback_days = 7\n'
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["r@example.org"]\n'
+        "lookback_days = 0\n"
+    )
+    sub = load_config(path).subscriptions[0]
+    assert sub.schedule.poll_every == timedelta(minutes=30)
+    assert sub.schedule.timezone == "America/New_York"
+    assert sub.schedule.lookback_days == 0
+
+
+def test_sub_minute_poll_is_allowed_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "a@example.org"\n[defaults]\npoll_every = "45s"\n'
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["r@example.org"]\n'
+    )
+    config = load_config(path)
+    assert config.defaults.poll_every == timedelta(seconds=45)
+    assert any("under a minute" in w for w in config.warnings)
+
+
+def test_missing_file_says_how_to_create_one(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=re.escape("watcher init")):
+        load_config(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("45s", timedelta(seconds=45)),
+        ("30m", timedelta(minutes=30)),
+        ("6h", timedelta(hours=6)),
+        ("1d", timedelta(days=1)),
+        ("2w", timedelta(weeks=2)),
+    ],
+)
+def test_parse_duration(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0s", "5", "1y", "-3h", "1.5h"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_fingerprint_changes_with_the_query(tmp_path: Path) -> None:
+    def sub(query: str):
+        path = tmp_path / "w.toml"
+        path.write_text(
+            f'[ncbi]\nemail = "a@example.org"\n[[subscription]]\nname = "x"\n'
+            f'query = "{query}"\nrecipients = ["r@example.org"]\n'
+        )
+        return load_config(path).subscriptions[0]
+
+    assert sub("a").fingerprint == sub("a").fingerprint
+    assert sub("a").fingerprint != sub("b").fingerprint

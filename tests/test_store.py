@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+
+from watcher.models import AbstractSection, Article, Author, MeshHeading
+from watcher.schema import ArticleRow
+from watcher.store import Store, migrate
+
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+
+
+def article(pmid: int, title: str = "A trial", **kw) -> Article:
+    return Article(
+        pmid=pmid,
+        title=title,
+        doi=f"10.1000/{pmid}",
+        authors=(Author("Herold", "Kevan C", "KC"), Author(collective_name="TrialNet")),
+        abstract=(AbstractSection("BACKGROUND", "Why."), AbstractSection("RESULTS", "What.")),
+        mesh=(MeshHeading("Diabetes Mellitus, Type 1", True, ("prevention & control",)),),
+        publication_types=("Randomized Controlled Trial",),
+        journal="N Engl J Med",
+        pub_year=2019,
+        pub_date="2019 Aug 15",
+        epub_date=date(2019, 6, 9),
+        **kw,
+    )
+
+
+def test_upsert_is_idempotent_and_updates_in_place(store: Store) -> None:
+    store.upsert_articles([article(1), article(2)], T0)
+    store.upsert_articles([article(1, "A trial (revised)"), article(2)], T0 + timedelta(days=1))
+    assert store.count_articles() == 2
+    got = store.articles([1, 2])
+    assert got[1].title == "A trial (revised)"
+    assert got[2] == article(2)
+    with store.session() as s:
+        row = s.get(ArticleRow, 1)
+        assert row is not None
+        assert row.first_seen == T0
+        assert row.last_updated == T0 + timedelta(days=1)
+        assert row.abstract == "BACKGROUND: Why.\nRESULTS: What."
+
+
+def test_articles_round_trip_every_field(store: Store) -> None:
+    a = replace(
+        article(7),
+        pmcid="PMC123",
+        trial_ids=("NCT00378508",),
+        keywords=("anti-CD3",),
+        language="eng",
+        vernacular_title="Un essai",
+        is_book=False,
+    )
+    store.upsert_articles([a], T0)
+    assert store.articles([7])[7] == a
+
+
+def test_known_pmids_handles_large_lists(store: Store) -> None:
+    store.upsert_articles([article(i) for i in range(1, 2001)], T0)
+    assert store.known_pmids(range(1500, 2500)) == set(range(1500, 2001))
+
+
+def test_matches_are_recorded_once(store: Store) -> None:
+    store.sync_subscriptions([("s", "f1", ["a@example.org"])], T0)
+    assert (
+        store.commit_poll(
+            "s",
+            [1, 2, 3],
+            source="esearch",
+            deliver=True,
+            now=T0,
+            window_end=date(2026, 11, 2),
+            found=3,
+        )
+        == 3
+    )
+    assert (
+        store.commit_poll(
+            "s",
+            [2, 3, 4],
+            source="esearch",
+            deliver=True,
+            now=T0,
+            window_end=date(2026, 11, 3),
+            found=3,
+        )
+        == 1
+    )
+    assert store.match_counts() == {"s": 4}
+    state = store.poll_state("s")
+    assert state is not None and state.window_end == date(2026, 11, 3) and state.last_new == 1
+
+
+def test_changed_fingerprint_restarts_the_window(store: Store) -> None:
+    store.sync_subscriptions([("s", "f1", ["a@example.org"])], T0)
+    store.commit_poll(
+        "s", [1], source="esearch", deliver=True, now=T0, window_end=date(2026, 11, 2), found=1
+    )
+    changes = store.sync_subscriptions([("s", "f2", ["a@example.org"])], T0)
+    assert any("window restarts" in c for c in changes)
+    state = store.poll_state("s")
+    assert state is not None and state.window_end is None and state.fingerprint == "f2"
+
+
+def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
+    store.sync_subscriptions([("s", "f", ["A@example.org"]), ("t", "g", ["a@example.org"])], T0)
+    store.upsert_articles([article(1), article(2), article(3)], T0)
+    later = T0 + timedelta(minutes=1)
+    store.commit_poll(
+        "s", [1, 2], source="esearch", deliver=True, now=later, window_end=None, found=2
+    )
+    store.commit_poll("t", [2, 3], source="rss", deliver=True, now=later, window_end=None, found=2)
+    papers = store.pending_papers("a@example.org", ["s", "t"])
+    assert papers == {1: ["s"], 2: ["s", "t"], 3: ["t"]}
+
+    digest = store.create_digest(
+        recipient="a@example.org",
+        schedule="k",
+        message_id="<m1@x>",
+        message=b"bytes",
+        pmids=sorted(papers),
+        now=later,
+    )
+    # Papers waiting in a pending digest are not offered again.
+    assert store.pending_papers("a@example.org", ["s", "t"]) == {}
+    assert [d.message_id for d in store.pending_digests()] == ["<m1@x>"]
+    assert store.mark_digest_sent(digest, later) is True
+    assert store.mark_digest_sent(digest, later) is False  # the claim succeeds only once
+    assert store.delivered_pmids("a@example.org") == {1, 2, 3}
+    assert store.pending_digests() == []
+
+
+def test_baseline_matches_and_late_recipients_get_nothing_old(store: Store) -> None:
+    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.upsert_articles([article(1), article(2)], T0)
+    store.commit_poll("s", [1], source="baseline", deliver=False, now=T0, window_end=None, found=1)
+    store.commit_poll("s", [2], source="esearch", deliver=True, now=T0, window_end=None, found=1)
+    assert store.pending_papers("a@example.org", ["s"]) == {2: ["s"]}
+    store.sync_subscriptions(
+        [("s", "f", ["a@example.org", "late@example.org"])], T0 + timedelta(hours=1)
+    )
+    assert store.pending_papers("late@example.org", ["s"]) == {}
+
+
+def test_permanent_failure_makes_papers_due_again(store: Store) -> None:
+    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.upsert_articles([article(1)], T0)
+    store.commit_poll("s", [1], source="esearch", deliver=True, now=T0, window_end=None, found=1)
+    d = store.create_digest(
+        recipient="a@example.org", schedule="k", message_id="<m@x>", message=b"", pmids=[1], now=T0
+    )
+    store.mark_digest_attempt(d, "451 try later", permanent=False)
+    assert store.pending_digests()[0].attempts == 1
+    store.mark_digest_attempt(d, "550 no such user", permanent=True)
+    assert store.pending_digests() == []
+    assert store.pending_papers("a@example.org", ["s"]) == {1: ["s"]}
+
+
+def test_meta_and_digest_runs_upsert(store: Store) -> None:
+    store.set_meta("heartbeat", "1")
+    store.set_meta("heartbeat", "2")
+    assert store.get_meta("heartbeat") == "2"
+    assert store.last_digest_run("k") is None
+    store.set_digest_run("k", T0)
+    store.set_digest_run("k", T0 + timedelta(days=7))
+    assert store.last_digest_run("k") == T0 + timedelta(days=7)
+
+
+def test_sqlite_store_uses_wal(tmp_path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    store.close()
+
+
+def test_reopening_a_store_keeps_its_data(store_url: str) -> None:
+    first = Store.open(store_url)
+    first.upsert_articles([article(42)], T0)
+    first.close()
+    again = Store.open(store_url)
+    assert again.known_pmids([42]) == {42}
+    again.close()
+
+
+@pytest.mark.parametrize("populated", [False, True], ids=["empty", "populated"])
+def test_migration_upgrades_an_old_store_without_loss(store_url: str, populated: bool) -> None:
+    engine = create_engine(store_url)
+    migrate(engine, "0001")
+    if populated:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO subscriptions (name, fingerprint, created_at, window_end) "
+                    "VALUES ('old', 'f', :t, :d)"
+                ),
+                {"t": T0.replace(tzinfo=None), "d": date(2026, 1, 1)},
+            )
+    cols = {c["name"] for c in inspect(engine).get_columns("subscriptions")}
+    assert "last_requests" not in cols
+    engine.dispose()
+
+    store = Store.open(store_url)
+    cols = {c["name"] for c in inspect(store.engine).get_columns("subscriptions")}
+    assert "last_requests" in cols
+    with store.engine.connect() as conn:
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == "0002"
+    if populated:
+        state = store.poll_state("old")
+        assert state is not None and state.window_end == date(2026, 1, 1)
+    store.close()
+
+
+def test_article_rows_hold_searchable_columns(store: Store) -> None:
+    store.upsert_articles([article(5)], T0)
+    with store.engine.connect() as conn:
+        row = conn.execute(select(ArticleRow.doi, ArticleRow.journal, ArticleRow.pub_year)).one()
+    assert tuple(row) == ("10.1000/5", "N Engl J Med", 2019)

@@ -1,0 +1,281 @@
+"""Command line. The one place that turns errors into messages and exit codes:
+0 success, 1 an outside fault remained after retries, 2 a usage or config error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watcher import __version__
+from watcher.config import DEFAULT_CONFIG_NAME, Config, load_config
+from watcher.errors import ConfigError, WatcherError
+
+log = logging.getLogger("watcher")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    setup_logging(args.log_level, args.log_json)
+    try:
+        return int(args.func(args) or 0)
+    except WatcherError as exc:
+        log.debug("error", exc_info=True)
+        print(f"watcher: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("watcher: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the boundary: anything else is our bug, said plainly
+        if args.log_level == "debug":
+            raise
+        print(
+            f"watcher: internal error: {type(exc).__name__}: {exc} "
+            "(rerun with --log-level debug for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="watcher",
+        description="Watch PubMed for new papers matching your searches and mail one digest "
+        "per recipient.",
+    )
+    p.add_argument("--version", action="version", version=f"pubmed-watcher {__version__}")
+    p.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help=f"config file (default: $WATCHER_CONFIG or ./{DEFAULT_CONFIG_NAME})",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="default: info",
+    )
+    p.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("init", help="write a starter config")
+    c.add_argument("path", nargs="?", type=Path, help=f"where (default: ./{DEFAULT_CONFIG_NAME})")
+    c.add_argument("--force", action="store_true", help="overwrite an existing file")
+    c.set_defaults(func=cmd_init)
+
+    c = sub.add_parser("check", help="validate the config; show each subscription's next runs")
+    c.add_argument(
+        "--online",
+        action="store_true",
+        help="also run each search once and show PubMed's translation and warnings",
+    )
+    c.set_defaults(func=cmd_check)
+
+    c = sub.add_parser("status", help="last polls, errors, and papers awaiting delivery")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_status)
+    return p
+
+
+def setup_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter()
+        if as_json
+        else logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    if level != "debug":
+        for noisy in ("apscheduler", "urllib3", "alembic", "mail.log"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def config_path(args: argparse.Namespace) -> Path:
+    if args.config:
+        return Path(args.config)
+    return Path(os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG_NAME)
+
+
+def load(args: argparse.Namespace) -> Config:
+    config = load_config(config_path(args))
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    return config
+
+
+def open_store(config: Config):  # type: ignore[no-untyped-def]
+    from watcher.store import Store
+
+    store = Store.open(config.store_url)
+    store.sync_subscriptions(
+        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], utcnow()
+    )
+    return store
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from watcher.paths import shipped
+
+    path = Path(args.path or config_path(args))
+    if path.exists() and not args.force:
+        raise ConfigError("already exists; pass --force to overwrite it", path=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(shipped("config.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    print(f"wrote {path}: set [ncbi] email and the recipients, then run `watcher -c {path} check`")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from watcher.schedule import next_digest_time, next_poll_time
+
+    config = load(args)
+    store = open_store(config)
+    now = utcnow()
+    states = store.poll_states()
+    print(
+        f"{config.path}: OK, {len(config.subscriptions)} subscriptions, "
+        f"store {store.engine.url.render_as_string(hide_password=True)}"
+    )
+    for sub in config.subscriptions:
+        state = states.get(sub.name)
+        poll = next_poll_time(sub.schedule, state.last_poll_at if state else None, now)
+        digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
+        print(
+            f"\n  {sub.name} [{sub.kind}]\n    {sub.source}\n"
+            f"    recipients: {', '.join(sub.recipients)}\n"
+            f"    next poll:   {_when(poll, now)} (every {_duration(sub.schedule.poll_every)})\n"
+            f"    next digest: {digest.isoformat(timespec='minutes')} "
+            f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
+        )
+    store.close()
+    if args.online:
+        return check_online(config)
+    return 0
+
+
+def check_online(config: Config) -> int:
+    from watcher.sources.eutils import EUtils
+
+    client = EUtils.from_config(config.ncbi)
+    problems = 0
+    print()
+    for sub in config.subscriptions:
+        if sub.query is None:
+            continue
+        result = client.search(sub.query, None, None)
+        print(f"  {sub.name}: {result.count} papers in all")
+        if result.query_translation:
+            print(f"    PubMed reads it as: {result.query_translation}")
+        for err in result.errors:
+            print(f"    ERROR: {err}")
+        for warning in result.warnings:
+            print(f"    warning: {warning}")
+        problems += bool(result.errors or result.warnings)
+    return 1 if problems else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = load(args)
+    store = open_store(config)
+    states = store.poll_states()
+    counts = store.match_counts()
+    undelivered = store.undelivered_counts()
+    heartbeat = store.get_meta("heartbeat")
+    subs = []
+    for sub in config.subscriptions:
+        st = states.get(sub.name)
+        subs.append(
+            {
+                "name": sub.name,
+                "kind": sub.kind,
+                "last_poll": _iso(st.last_poll_at if st else None),
+                "last_success": _iso(st.last_success_at if st else None),
+                "window_end": st.window_end.isoformat() if st and st.window_end else None,
+                "last_found": st.last_found if st else None,
+                "last_new": st.last_new if st else None,
+                "matches": counts.get(sub.name, 0),
+                "last_error": st.last_error if st else None,
+            }
+        )
+    recipients = sorted({r.lower() for s in config.subscriptions for r in s.recipients})
+    out = {
+        "config": str(config.path),
+        "store": store.engine.url.render_as_string(hide_password=True),
+        "articles": store.count_articles(),
+        "daemon_heartbeat": heartbeat,
+        "subscriptions": subs,
+        "recipients": [{"address": r, "undelivered": undelivered.get(r, 0)} for r in recipients],
+        "pending_digests": len(store.pending_digests()),
+    }
+    store.close()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"store: {out['store']} ({out['articles']} articles)")
+    print(f"daemon heartbeat: {heartbeat or 'never (the daemon has not run)'}")
+    for s in subs:
+        print(f"\n  {s['name']} [{s['kind']}]: {s['matches']} matches")
+        print(
+            f"    last poll: {s['last_poll'] or 'never'}; last success: "
+            f"{s['last_success'] or 'never'}; found {s['last_found'] or 0}, "
+            f"new {s['last_new'] or 0}"
+        )
+        if s["last_error"]:
+            print(f"    LAST ERROR: {s['last_error']}")
+    print("\n  recipients:")
+    for r in out["recipients"]:
+        print(f"    {r['address']}: {r['undelivered']} papers awaiting delivery")
+    if out["pending_digests"]:
+        print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
+    return 0
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value else None
+
+
+def _when(when: datetime, now: datetime) -> str:
+    return "now (due)" if when <= now else when.isoformat(timespec="minutes")
+
+
+def _duration(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

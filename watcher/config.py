@@ -1,0 +1,542 @@
+"""TOML → frozen, typed configuration. Every check happens here, at load, so the rest can trust it.
+
+Each error names the file, the key path (``subscription[2].recipients[0]``) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from watcher.errors import ConfigError
+
+NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
+# NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
+NCBI_RATE_WITHOUT_KEY = 3.0
+NCBI_RATE_WITH_KEY = 10.0
+DEFAULT_CONFIG_NAME = "watcher.toml"
+
+AbstractMode = Literal["none", "snippet", "full"]
+Security = Literal["starttls", "ssl", "none"]
+DateType = Literal["crdt", "edat"]
+
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_NAME = re.compile(r"^[\w][\w .,:;+()'/&-]{0,79}$")
+
+
+@dataclass(frozen=True)
+class NcbiConfig:
+    email: str
+    tool: str = "pubmed-watcher"
+    api_key_env: str | None = None
+    base_url: str = NCBI_BASE_URL
+    rate_limit: float | None = None  # requests/s; None = NCBI's limit for the key situation
+    batch_size: int = 500
+    timeout: float = 30.0
+    retries: int = 5
+    datetype: DateType = "crdt"
+    overlap_days: int = 3
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: Security = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    timeout: float = 30.0
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    from_addr: str
+    maildir: Path
+    smtp: SmtpConfig | None = None
+    templates: Path | None = None
+    abstract: AbstractMode = "snippet"
+    max_items: int = 50
+    send_empty: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    poll_every: timedelta
+    digest_cron: str
+    timezone: str
+    lookback_days: int
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    recipients: tuple[str, ...]
+    schedule: Schedule
+    query: str | None = None
+    rss: str | None = None
+
+    @property
+    def kind(self) -> Literal["query", "rss"]:
+        return "query" if self.query is not None else "rss"
+
+    @property
+    def source(self) -> str:
+        return self.query if self.query is not None else str(self.rss)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when what the subscription searches changes, so its window restarts."""
+        return hashlib.sha256(f"{self.kind}\0{self.source}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    store_url: str
+    ncbi: NcbiConfig
+    mail: MailConfig
+    defaults: Schedule
+    subscriptions: tuple[Subscription, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def subscription(self, name: str) -> Subscription:
+        for sub in self.subscriptions:
+            if sub.name == name:
+                return sub
+        raise ConfigError(
+            f"no subscription named {name!r}{_suggest(name, [s.name for s in self.subscriptions])}",
+            path=str(self.path),
+        )
+
+    @property
+    def schedules(self) -> dict[tuple[str, str], list[Subscription]]:
+        """Subscriptions grouped by digest schedule (cron, timezone): one digest job each."""
+        groups: dict[tuple[str, str], list[Subscription]] = {}
+        for sub in self.subscriptions:
+            groups.setdefault((sub.schedule.digest_cron, sub.schedule.timezone), []).append(sub)
+        return groups
+
+
+def parse_duration(text: str) -> timedelta:
+    """'45s', '30m', '6h', '1d', '2w' → timedelta. Raises ValueError with a readable reason."""
+    m = _DURATION.match(text)
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"{text!r} is not a duration like '45s', '30m', '6h', '1d' or '1w'")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("no such file (create one with `watcher init`)", path=str(path)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"TOML syntax error: {exc}", path=str(path)) from None
+    return _Reader(path).config(data)
+
+
+class _Reader:
+    """Walks the parsed TOML, checking each key against what it may be."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.parent.resolve()
+        self.warnings: list[str] = []
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, path=str(self.path), key=key)
+
+    def table(self, data: Any, key: str, allowed: set[str]) -> Mapping[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise self.fail(key, f"must be a table, not {_kind(data)}")
+        for name in data:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else name
+                raise self.fail(where, f"unknown key{_suggest(name, allowed)}")
+        return data
+
+    def get(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        name: str,
+        typ: type | tuple[type, ...],
+        default: Any = None,
+        required: bool = False,
+    ) -> Any:
+        where = f"{key}.{name}" if key else name
+        if name not in data:
+            if required:
+                raise self.fail(where, "is required")
+            return default
+        value = data[name]
+        # bool is an int in Python; a TOML `true` is never a valid number here.
+        if isinstance(value, bool) and bool not in _as_tuple(typ):
+            raise self.fail(where, f"must be {_type_name(typ)}, not a boolean")
+        if not isinstance(value, typ):
+            raise self.fail(where, f"must be {_type_name(typ)}, not {_kind(value)}")
+        if isinstance(value, str) and not value.strip():
+            raise self.fail(where, "must not be empty")
+        return value
+
+    def checked(self, where: str, value: Any, check: Callable[[Any], Any]) -> Any:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise self.fail(where, str(exc)) from None
+
+    def config(self, data: dict[str, Any]) -> Config:
+        top = self.table(data, "", {"store", "ncbi", "mail", "defaults", "subscription"})
+        store_url = self.store(self.table(top.get("store"), "store", {"url"}))
+        ncbi = self.ncbi(top.get("ncbi"))
+        mail = self.mail(top.get("mail"))
+        defaults = self.schedule(
+            self.table(
+                top.get("defaults"),
+                "defaults",
+                {"poll_every", "digest_cron", "timezone", "lookback_days"},
+            ),
+            "defaults",
+            Schedule(parse_duration("6h"), "0 7 * * mon", "UTC", 30),
+        )
+        subs_raw = top.get("subscription", [])
+        if not isinstance(subs_raw, list):
+            raise self.fail("subscription", "must be an array of tables: write [[subscription]]")
+        if not subs_raw:
+            raise self.fail("subscription", "no [[subscription]] entries: nothing to watch")
+        subs = tuple(
+            self.subscription(s, f"subscription[{i}]", defaults) for i, s in enumerate(subs_raw)
+        )
+        seen: dict[str, int] = {}
+        for i, sub in enumerate(subs):
+            if sub.name in seen:
+                raise self.fail(
+                    f"subscription[{i}].name",
+                    f"{sub.name!r} is already the name of subscription[{seen[sub.name]}]",
+                )
+            seen[sub.name] = i
+        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings))
+
+    def store(self, data: Mapping[str, Any]) -> str:
+        url = self.get(data, "store", "url", str, "sqlite:///watcher.db")
+        if "://" not in url:
+            raise self.fail(
+                "store.url", f"{url!r} is not a SQLAlchemy URL like sqlite:///watcher.db"
+            )
+        scheme, _, rest = url.partition(":///")
+        if scheme.startswith("sqlite") and rest and rest != ":memory:" and not rest.startswith("/"):
+            # Relative SQLite paths belong to the config file, not to whatever directory cron used.
+            url = f"{scheme}:///{self.base / rest}"
+        elif not scheme.startswith(("sqlite", "postgresql")):
+            raise self.fail(
+                "store.url",
+                f"unsupported database {url.split(':')[0]!r}; use "
+                "sqlite:///FILE or postgresql+psycopg://…",
+            )
+        return url
+
+    def ncbi(self, raw: Any) -> NcbiConfig:
+        key = "ncbi"
+        data = self.table(
+            raw,
+            key,
+            {
+                "email",
+                "tool",
+                "api_key_env",
+                "base_url",
+                "rate_limit",
+                "batch_size",
+                "timeout",
+                "retries",
+                "datetype",
+                "overlap_days",
+            },
+        )
+        if raw is None:
+            raise self.fail(
+                "ncbi",
+                "is required: NCBI asks every client for a contact email "
+                '([ncbi] email = "you@example.org")',
+            )
+        email = self.get(data, key, "email", str, required=True)
+        if not _EMAIL.match(email):
+            raise self.fail("ncbi.email", f"{email!r} is not an email address")
+        tool = self.get(data, key, "tool", str, "pubmed-watcher")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", tool):
+            raise self.fail("ncbi.tool", "may hold only letters, digits, '_', '.' and '-'")
+        api_key_env = self.env_name(data, key, "api_key_env")
+        base_url = self.get(data, key, "base_url", str, NCBI_BASE_URL)
+        self.http_url("ncbi.base_url", base_url)
+        if not base_url.endswith("/"):
+            base_url += "/"
+        rate = self.get(data, key, "rate_limit", (int, float))
+        if rate is not None:
+            limit = NCBI_RATE_WITH_KEY if api_key_env else NCBI_RATE_WITHOUT_KEY
+            if rate <= 0:
+                raise self.fail("ncbi.rate_limit", "must be a positive number of requests/s")
+            if rate > limit and base_url == NCBI_BASE_URL:
+                raise self.fail(
+                    "ncbi.rate_limit",
+                    f"NCBI allows at most {limit:g} requests/s "
+                    f"{'with' if api_key_env else 'without'} an API key",
+                )
+        batch = self.get(data, key, "batch_size", int, 500)
+        if not 1 <= batch <= 10_000:
+            raise self.fail("ncbi.batch_size", "must be between 1 and 10000 (NCBI's efetch cap)")
+        timeout = self.positive(data, key, "timeout", 30.0)
+        retries = self.get(data, key, "retries", int, 5)
+        if not 0 <= retries <= 20:
+            raise self.fail("ncbi.retries", "must be between 0 and 20")
+        datetype = self.choice(data, key, "datetype", ("crdt", "edat"), "crdt")
+        overlap = self.get(data, key, "overlap_days", int, 3)
+        if not 0 <= overlap <= 60:
+            raise self.fail("ncbi.overlap_days", "must be between 0 and 60")
+        return NcbiConfig(
+            email,
+            tool,
+            api_key_env,
+            base_url,
+            None if rate is None else float(rate),
+            batch,
+            timeout,
+            retries,
+            datetype,
+            overlap,
+        )
+
+    def mail(self, raw: Any) -> MailConfig:
+        key = "mail"
+        data = self.table(
+            raw,
+            key,
+            {"from", "maildir", "smtp", "templates", "abstract", "max_items", "send_empty"},
+        )
+        from_addr = self.get(data, key, "from", str, "pubmed-watcher@localhost")
+        if not _EMAIL.match(from_addr) and not re.fullmatch(r"[^@\s]+@localhost", from_addr):
+            raise self.fail("mail.from", f"{from_addr!r} is not an email address")
+        maildir = self.local_path(self.get(data, key, "maildir", str, "mail"))
+        templates = self.get(data, key, "templates", str)
+        templates_path = None
+        if templates is not None:
+            templates_path = self.local_path(templates)
+            if not templates_path.is_dir():
+                raise self.fail("mail.templates", f"{templates_path} is not a folder")
+        abstract = self.choice(data, key, "abstract", ("none", "snippet", "full"), "snippet")
+        max_items = self.get(data, key, "max_items", int, 50)
+        if not 1 <= max_items <= 1000:
+            raise self.fail("mail.max_items", "must be between 1 and 1000")
+        send_empty = self.get(data, key, "send_empty", bool, False)
+        smtp = None
+        if "smtp" in data:
+            smtp = self.smtp(data["smtp"])
+        return MailConfig(from_addr, maildir, smtp, templates_path, abstract, max_items, send_empty)
+
+    def smtp(self, raw: Any) -> SmtpConfig:
+        key = "mail.smtp"
+        data = self.table(
+            raw, key, {"host", "port", "security", "username", "password_env", "timeout", "ca_file"}
+        )
+        host = self.get(data, key, "host", str, required=True)
+        security = self.choice(data, key, "security", ("starttls", "ssl", "none"), "starttls")
+        port = self.get(data, key, "port", int, {"ssl": 465, "starttls": 587, "none": 25}[security])
+        if not 1 <= port <= 65535:
+            raise self.fail("mail.smtp.port", "must be between 1 and 65535")
+        username = self.get(data, key, "username", str)
+        password_env = self.env_name(data, key, "password_env")
+        if password_env and not username:
+            raise self.fail("mail.smtp.password_env", "is set but mail.smtp.username is not")
+        if "password" in data:  # pragma: no cover - caught as unknown key above
+            raise self.fail("mail.smtp.password", "secrets never go in the file")
+        timeout = self.positive(data, key, "timeout", 30.0)
+        ca = self.get(data, key, "ca_file", str)
+        ca_path = self.local_path(ca) if ca else None
+        if ca_path and not ca_path.is_file():
+            raise self.fail("mail.smtp.ca_file", f"{ca_path} does not exist")
+        return SmtpConfig(host, port, security, username, password_env, timeout, ca_path)
+
+    def schedule(self, data: Mapping[str, Any], key: str, parent: Schedule) -> Schedule:
+        poll_every = parent.poll_every
+        if "poll_every" in data:
+            text = self.get(data, key, "poll_every", str)
+            poll_every = self.checked(f"{key}.poll_every", text, parse_duration)
+            if poll_every < timedelta(minutes=1):
+                self.warnings.append(
+                    f"{self.path}: {key}.poll_every: {text} is under a minute; fine for a demo, "
+                    "but NCBI asks for polls no more often than needed"
+                )
+        tz = self.get(data, key, "timezone", str, parent.timezone)
+        self.checked(f"{key}.timezone", tz, _check_timezone)
+        cron = self.get(data, key, "digest_cron", str, parent.digest_cron)
+        self.checked(f"{key}.digest_cron", (cron, tz), _check_cron)
+        lookback = self.get(data, key, "lookback_days", int, parent.lookback_days)
+        if not 0 <= lookback <= 3650:
+            raise self.fail(f"{key}.lookback_days", "must be between 0 and 3650")
+        return Schedule(poll_every, cron, tz, lookback)
+
+    def subscription(self, raw: Any, key: str, defaults: Schedule) -> Subscription:
+        data = self.table(
+            raw,
+            key,
+            {
+                "name",
+                "query",
+                "rss",
+                "recipients",
+                "poll_every",
+                "digest_cron",
+                "timezone",
+                "lookback_days",
+            },
+        )
+        name = self.get(data, key, "name", str, required=True).strip()
+        if not _NAME.match(name):
+            raise self.fail(
+                f"{key}.name",
+                "use up to 80 letters, digits, spaces and simple "
+                "punctuation (it appears in email subjects)",
+            )
+        query = self.get(data, key, "query", str)
+        rss = self.get(data, key, "rss", str)
+        if (query is None) == (rss is None):
+            raise self.fail(
+                key,
+                "needs exactly one of `query` (a PubMed search) or `rss` (a PubMed RSS feed URL)",
+            )
+        if query is not None:
+            self.checked(f"{key}.query", query, _check_query)
+        if rss is not None:
+            self.http_url(f"{key}.rss", rss)
+        recipients = self.get(data, key, "recipients", list, required=True)
+        if not recipients:
+            raise self.fail(f"{key}.recipients", "lists nobody: add at least one email address")
+        clean: list[str] = []
+        for i, addr in enumerate(recipients):
+            where = f"{key}.recipients[{i}]"
+            if not isinstance(addr, str) or not _EMAIL.match(addr.strip()):
+                raise self.fail(where, f"{addr!r} is not an email address")
+            if addr.strip().lower() not in (c.lower() for c in clean):
+                clean.append(addr.strip())
+        schedule = self.schedule(data, key, defaults)
+        return Subscription(name, tuple(clean), schedule, query, rss)
+
+    def choice(
+        self, data: Mapping[str, Any], key: str, name: str, options: tuple[str, ...], default: str
+    ) -> Any:
+        value = self.get(data, key, name, str, default)
+        if value not in options:
+            raise self.fail(
+                f"{key}.{name}",
+                f"{value!r} is not one of "
+                f"{', '.join(repr(o) for o in options)}{_suggest(value, options)}",
+            )
+        return value
+
+    def positive(self, data: Mapping[str, Any], key: str, name: str, default: float) -> float:
+        value = self.get(data, key, name, (int, float), default)
+        if value <= 0:
+            raise self.fail(f"{key}.{name}", "must be a positive number of seconds")
+        return float(value)
+
+    def env_name(self, data: Mapping[str, Any], key: str, name: str) -> str | None:
+        value = self.get(data, key, name, str)
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise self.fail(
+                f"{key}.{name}",
+                f"{value!r} is not an environment variable name "
+                "(secrets never go in the file, only the variable's name)",
+            )
+        return value
+
+    def http_url(self, where: str, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise self.fail(where, f"{url!r} is not an http(s) URL")
+
+    def local_path(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone such as 'Europe/Paris'") from None
+
+
+def _check_cron(value: tuple[str, str]) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    cron, tz = value
+    if len(cron.split()) != 5:
+        raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
+    try:
+        CronTrigger.from_crontab(cron, timezone=zoneinfo.ZoneInfo(tz))
+    except ValueError as exc:
+        raise ValueError(f"{cron!r} is not a valid crontab line: {exc}") from None
+
+
+def _check_query(query: str) -> None:
+    depth = 0
+    for ch in query:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            raise ValueError("has a ')' without its '('")
+    if depth:
+        raise ValueError("has a '(' that is never closed")
+    if query.count('"') % 2:
+        raise ValueError("has an unbalanced '\"'")
+
+
+def _suggest(name: str, options: Any) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _as_tuple(typ: type | tuple[type, ...]) -> tuple[type, ...]:
+    return typ if isinstance(typ, tuple) else (typ,)
+
+
+def _type_name(typ: type | tuple[type, ...]) -> str:
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "an array",
+        dict: "a table",
+    }
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in _as_tuple(typ)))
+
+
+def _kind(value: Any) -> str:
+    return {
+        bool: "a boolean",
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,54 @@
+"""The exception tree. Library code raises these; only cli.py turns them into exit codes.
+
+ConfigError is the user's mistake (exit 2). Outside faults (SourceError, MailError) may go away on
+their own and are retried or recorded (exit 1 when they remain). StoreError is the database.
+"""
+
+from __future__ import annotations
+
+
+class WatcherError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(WatcherError):
+    """The configuration (or a command's arguments) is wrong: the user must change something."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        self.detail = message
+        where = ": ".join(p for p in (path, key) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class SourceError(WatcherError):
+    """NCBI (or a feed host) did not give a usable answer after the allowed retries."""
+
+
+class QueryError(SourceError):
+    """NCBI rejected a search (an <ERROR> body): retrying will not help, the query must change."""
+
+
+class FeedError(SourceError):
+    """An RSS URL answered with something that is not a feed."""
+
+
+class MailError(WatcherError):
+    """A message could not be handed to the mail server.
+
+    transient errors (connection refused, 4xx, a dropped connection) leave the digest pending for
+    the next run; permanent ones (5xx for a recipient) are recorded against that recipient.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class StoreError(WatcherError):
+    """The store cannot be opened, migrated or is held by another process."""

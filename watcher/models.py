@@ -1,0 +1,125 @@
+"""Plain records that flow between the stages. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Author:
+    last_name: str | None = None
+    fore_name: str | None = None
+    initials: str | None = None
+    collective_name: str | None = None
+
+    @property
+    def display(self) -> str:
+        if self.collective_name:
+            return self.collective_name
+        first = self.initials or self.fore_name or ""
+        return f"{self.last_name or ''} {first}".strip()
+
+
+@dataclass(frozen=True)
+class MeshHeading:
+    descriptor: str
+    major: bool = False
+    qualifiers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AbstractSection:
+    label: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One CommentsCorrections entry that matters to a reader (erratum, retraction, update)."""
+
+    ref_type: str
+    pmid: str | None
+    source: str | None
+
+
+@dataclass(frozen=True)
+class Article:
+    pmid: int
+    title: str
+    version: int = 1
+    doi: str | None = None
+    pmcid: str | None = None
+    vernacular_title: str | None = None
+    abstract: tuple[AbstractSection, ...] = ()
+    authors: tuple[Author, ...] = ()
+    journal: str | None = None
+    journal_iso: str | None = None
+    pub_date: str | None = (
+        None  # as printed by PubMed: "2024 Mar 5", "2019 Spring", "1998 Dec-1999 Jan"
+    )
+    pub_year: int | None = None
+    epub_date: date | None = None
+    language: str | None = None
+    publication_types: tuple[str, ...] = ()
+    mesh: tuple[MeshHeading, ...] = ()
+    keywords: tuple[str, ...] = ()
+    corrections: tuple[Correction, ...] = ()
+    trial_ids: tuple[str, ...] = ()
+    is_book: bool = False
+    status: str | None = None
+
+    @property
+    def abstract_text(self) -> str:
+        return "\n".join(f"{s.label}: {s.text}" if s.label else s.text for s in self.abstract)
+
+    @property
+    def url(self) -> str:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["epub_date"] = self.epub_date.isoformat() if self.epub_date else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Article:
+        return cls(
+            pmid=int(data["pmid"]),
+            title=data["title"],
+            version=data.get("version", 1),
+            doi=data.get("doi"),
+            pmcid=data.get("pmcid"),
+            vernacular_title=data.get("vernacular_title"),
+            abstract=tuple(AbstractSection(**s) for s in data.get("abstract", ())),
+            authors=tuple(Author(**a) for a in data.get("authors", ())),
+            journal=data.get("journal"),
+            journal_iso=data.get("journal_iso"),
+            pub_date=data.get("pub_date"),
+            pub_year=data.get("pub_year"),
+            epub_date=date.fromisoformat(data["epub_date"]) if data.get("epub_date") else None,
+            language=data.get("language"),
+            publication_types=tuple(data.get("publication_types", ())),
+            mesh=tuple(
+                MeshHeading(m["descriptor"], m.get("major", False), tuple(m.get("qualifiers", ())))
+                for m in data.get("mesh", ())
+            ),
+            keywords=tuple(data.get("keywords", ())),
+            corrections=tuple(Correction(**c) for c in data.get("corrections", ())),
+            trial_ids=tuple(data.get("trial_ids", ())),
+            is_book=data.get("is_book", False),
+            status=data.get("status"),
+        )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What one esearch (all pages, all date slices) found."""
+
+    count: int
+    pmids: list[int]
+    query_translation: str | None = None
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    requests: int = 0

@@ -1,0 +1,168 @@
+"""The store's tables (SQLAlchemy 2.x typed ORM). Migrations in watcher/migrations create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python; naive UTC in SQLite, timestamptz in PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ArticleRow(Base):
+    __tablename__ = "articles"
+
+    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    doi: Mapped[str | None] = mapped_column(String(255))
+    pmcid: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    abstract: Mapped[str | None] = mapped_column(Text)
+    authors: Mapped[list[Any]] = mapped_column(JSON)
+    journal: Mapped[str | None] = mapped_column(Text)
+    pub_date: Mapped[str | None] = mapped_column(String(64))
+    pub_year: Mapped[int | None] = mapped_column(Integer)
+    epub_date: Mapped[date | None] = mapped_column(Date)
+    language: Mapped[str | None] = mapped_column(String(16))
+    publication_types: Mapped[list[str]] = mapped_column(JSON)
+    mesh: Mapped[list[Any]] = mapped_column(JSON)
+    keywords: Mapped[list[str]] = mapped_column(JSON)
+    # The whole parsed record, so the digest can show every field without another fetch.
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MatchRow(Base):
+    """Subscription × PMID: found when, by which source, and whether it is news to announce."""
+
+    __tablename__ = "matches"
+
+    subscription: Mapped[str] = mapped_column(String(80), primary_key=True)
+    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(16))  # esearch | rss | backfill | baseline
+    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # False for baselines and backfills: known to the store but never mailed.
+    deliver: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (Index("ix_matches_pmid", "pmid"),)
+
+
+class SubscriptionState(Base):
+    __tablename__ = "subscriptions"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[date | None] = mapped_column(Date)  # last maxdate that was committed
+    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_found: Mapped[int | None] = mapped_column(Integer)
+    last_new: Mapped[int | None] = mapped_column(Integer)
+    last_requests: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    etag: Mapped[str | None] = mapped_column(String(255))
+    last_modified: Mapped[str | None] = mapped_column(String(64))
+    backfill_done: Mapped[date | None] = mapped_column(Date)  # backfill resumes after this day
+
+
+class SubscriberRow(Base):
+    """A recipient of a subscription since a moment: papers matched before it are not theirs."""
+
+    __tablename__ = "subscribers"
+
+    subscription: Mapped[str] = mapped_column(String(80), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DigestRow(Base):
+    __tablename__ = "digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recipient: Mapped[str] = mapped_column(String(254), index=True)
+    schedule: Mapped[str] = mapped_column(String(128))
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | sent | failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    paper_count: Mapped[int] = mapped_column(Integer)
+    # The exact bytes sent: a retry resends the same message with the same Message-ID.
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DigestItemRow(Base):
+    __tablename__ = "digest_items"
+
+    digest_id: Mapped[int] = mapped_column(
+        ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True
+    )
+    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
+class DeliveryRow(Base):
+    """A paper that reached a recipient. Written in the transaction that marks its digest sent."""
+
+    __tablename__ = "deliveries"
+
+    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
+    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DigestRunRow(Base):
+    """When each digest schedule last ran: the daemon's catch-up is derived from it."""
+
+    __tablename__ = "digest_runs"
+
+    schedule: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,585 @@
+"""The only module that touches the database. Writes are idempotent; state changes are claims."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from watcher.errors import StoreError
+from watcher.models import Article
+from watcher.schema import (
+    ArticleRow,
+    DeliveryRow,
+    DigestItemRow,
+    DigestRow,
+    DigestRunRow,
+    MatchRow,
+    MetaRow,
+    SubscriberRow,
+    SubscriptionState,
+)
+
+log = logging.getLogger(__name__)
+
+# Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
+_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class PollState:
+    name: str
+    fingerprint: str
+    created_at: datetime
+    window_end: date | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_found: int | None
+    last_new: int | None
+    last_requests: int | None
+    last_error: str | None
+    last_error_at: datetime | None
+    etag: str | None
+    last_modified: str | None
+    backfill_done: date | None
+
+
+@dataclass(frozen=True)
+class PendingDigest:
+    id: int
+    recipient: str
+    message_id: str
+    message: bytes
+    attempts: int
+    pmids: tuple[int, ...]
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Open (creating if need be) and migrate the store at `url`."""
+        try:
+            engine = create_engine(url, pool_pre_ping=True)
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(f"cannot use store {url!r}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        try:
+            store.migrate()
+        except OperationalError as exc:
+            raise StoreError(f"cannot open store {engine.url!r}: {exc.orig}") from None
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision. Cheap when it already is there."""
+        migrate(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    # Articles
+
+    def known_pmids(self, pmids: Iterable[int]) -> set[int]:
+        found: set[int] = set()
+        ids = list(dict.fromkeys(pmids))
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, _CHUNK):
+                found.update(
+                    conn.execute(
+                        select(ArticleRow.pmid).where(ArticleRow.pmid.in_(chunk))
+                    ).scalars()
+                )
+        return found
+
+    def upsert_articles(self, articles: Sequence[Article], now: datetime) -> None:
+        """Insert new articles; a known PMID is updated in place (PubMed revises records)."""
+        if not articles:
+            return
+        rows = [_article_row(a, now) for a in {a.pmid: a for a in articles}.values()]
+        stmt = self._insert(ArticleRow.__table__)
+        changing = {c: stmt.excluded[c] for c in rows[0] if c not in ("pmid", "first_seen")}
+        stmt = stmt.on_conflict_do_update(index_elements=["pmid"], set_=changing)
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows, 5000):
+                conn.execute(stmt, chunk)
+
+    def articles(self, pmids: Iterable[int]) -> dict[int, Article]:
+        out: dict[int, Article] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(pmids), _CHUNK):
+                query = select(ArticleRow.pmid, ArticleRow.record).where(ArticleRow.pmid.in_(chunk))
+                for pmid, record in conn.execute(query):
+                    out[pmid] = Article.from_json(record)
+        return out
+
+    def count_articles(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(ArticleRow)).scalar_one())
+
+    # Subscriptions and their poll state
+
+    def sync_subscriptions(
+        self, subs: Sequence[tuple[str, str, Sequence[str]]], now: datetime
+    ) -> list[str]:
+        """Make the store agree with the config: (name, fingerprint, recipients) per subscription.
+
+        A new name starts clean; a changed fingerprint (the query or feed changed) restarts its
+        window; a new recipient receives papers matched from now on. Returns what changed.
+        """
+        changes: list[str] = []
+        with self.session() as s:
+            states = {st.name: st for st in s.scalars(select(SubscriptionState))}
+            subscribers = {
+                (r.subscription, r.recipient.lower()) for r in s.scalars(select(SubscriberRow))
+            }
+            for name, fingerprint, recipients in subs:
+                state = states.get(name)
+                if state is None:
+                    s.add(SubscriptionState(name=name, fingerprint=fingerprint, created_at=now))
+                    changes.append(f"new subscription {name!r}")
+                elif state.fingerprint != fingerprint:
+                    state.fingerprint = fingerprint
+                    state.window_end = None
+                    state.etag = state.last_modified = None
+                    state.backfill_done = None
+                    changes.append(f"subscription {name!r} changed its search: window restarts")
+                for rcpt in recipients:
+                    if (name, rcpt.lower()) not in subscribers:
+                        s.add(SubscriberRow(subscription=name, recipient=rcpt.lower(), since=now))
+        return changes
+
+    def poll_state(self, name: str) -> PollState | None:
+        with self.session() as s:
+            row = s.get(SubscriptionState, name)
+            return _poll_state(row) if row else None
+
+    def poll_states(self) -> dict[str, PollState]:
+        with self.session() as s:
+            return {r.name: _poll_state(r) for r in s.scalars(select(SubscriptionState))}
+
+    def commit_poll(
+        self,
+        name: str,
+        pmids: Sequence[int],
+        *,
+        source: str,
+        deliver: bool,
+        now: datetime,
+        window_end: date | None,
+        found: int,
+        requests: int = 0,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> int:
+        """Record a subscription's matches and advance its state, in one transaction.
+
+        Returns how many matches were new. Re-recording a known match changes nothing, so the
+        poll's overlap window costs no duplicates.
+        """
+        with self.session() as s:
+            new = self._add_matches(s, name, pmids, source, deliver, now)
+            values: dict[str, Any] = dict(
+                last_poll_at=now,
+                last_success_at=now,
+                last_found=found,
+                last_new=new,
+                last_requests=requests,
+                last_error=None,
+                last_error_at=None,
+            )
+            if window_end is not None:
+                values["window_end"] = window_end
+            if etag is not None or last_modified is not None:
+                values.update(etag=etag, last_modified=last_modified)
+            s.execute(
+                update(SubscriptionState).where(SubscriptionState.name == name).values(**values)
+            )
+        return new
+
+    def _add_matches(
+        self, s: Session, name: str, pmids: Sequence[int], source: str, deliver: bool, now: datetime
+    ) -> int:
+        new = 0
+        ids = list(dict.fromkeys(pmids))
+        for chunk in _chunks(ids, _CHUNK):
+            have = set(
+                s.scalars(
+                    select(MatchRow.pmid).where(
+                        MatchRow.subscription == name, MatchRow.pmid.in_(chunk)
+                    )
+                )
+            )
+            rows = [
+                dict(subscription=name, pmid=p, source=source, matched_at=now, deliver=deliver)
+                for p in chunk
+                if p not in have
+            ]
+            if rows:
+                stmt = self._insert(MatchRow.__table__).on_conflict_do_nothing()
+                s.execute(stmt, rows)
+                new += len(rows)
+        return new
+
+    def record_poll_error(self, name: str, error: str, now: datetime) -> None:
+        with self.session() as s:
+            s.execute(
+                update(SubscriptionState)
+                .where(SubscriptionState.name == name)
+                .values(last_poll_at=now, last_error=error, last_error_at=now)
+            )
+
+    def record_backfill(
+        self, name: str, pmids: Sequence[int], *, deliver: bool, now: datetime, done_through: date
+    ) -> int:
+        with self.session() as s:
+            new = self._add_matches(s, name, pmids, "backfill", deliver, now)
+            s.execute(
+                update(SubscriptionState)
+                .where(SubscriptionState.name == name)
+                .values(backfill_done=done_through)
+            )
+        return new
+
+    def match_counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(MatchRow.subscription, func.count()).group_by(MatchRow.subscription)
+            )
+            return {name: int(n) for name, n in rows}
+
+    # Digests
+
+    def pending_papers(self, recipient: str, subscriptions: Sequence[str]) -> dict[int, list[str]]:
+        """Papers due to `recipient` from `subscriptions`: PMID → the matching subscriptions.
+
+        Due means: matched for delivery after the recipient joined that subscription, stored,
+        not yet delivered to them, and not waiting in one of their pending digests.
+        """
+        rcpt = recipient.lower()
+        in_pending = (
+            select(DigestItemRow.pmid)
+            .join(DigestRow, DigestRow.id == DigestItemRow.digest_id)
+            .where(DigestRow.recipient == rcpt, DigestRow.state == "pending")
+        )
+        query = (
+            select(MatchRow.pmid, MatchRow.subscription)
+            .join(
+                SubscriberRow,
+                (SubscriberRow.subscription == MatchRow.subscription)
+                & (SubscriberRow.recipient == rcpt),
+            )
+            .join(ArticleRow, ArticleRow.pmid == MatchRow.pmid)
+            .outerjoin(
+                DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.pmid == MatchRow.pmid)
+            )
+            .where(
+                MatchRow.deliver.is_(True),
+                MatchRow.matched_at >= SubscriberRow.since,
+                MatchRow.subscription.in_(list(subscriptions)),
+                DeliveryRow.pmid.is_(None),
+                MatchRow.pmid.not_in(in_pending),
+            )
+            .order_by(MatchRow.pmid)
+        )
+        papers: dict[int, list[str]] = {}
+        with self.engine.connect() as conn:
+            for pmid, sub in conn.execute(query):
+                papers.setdefault(pmid, []).append(sub)
+        return papers
+
+    def undelivered_counts(self) -> dict[str, int]:
+        """Per recipient, how many papers await delivery (in any subscription they follow)."""
+        out: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            recipients = conn.execute(select(SubscriberRow.recipient, SubscriberRow.subscription))
+            by_rcpt: dict[str, list[str]] = {}
+            for rcpt, sub in recipients:
+                by_rcpt.setdefault(rcpt, []).append(sub)
+        for rcpt, subs in by_rcpt.items():
+            out[rcpt] = len(self.pending_papers(rcpt, subs))
+        return out
+
+    def create_digest(
+        self,
+        *,
+        recipient: str,
+        schedule: str,
+        message_id: str,
+        message: bytes,
+        pmids: Sequence[int],
+        now: datetime,
+    ) -> int:
+        """Record a digest as pending, with its papers, before any attempt to send it."""
+        with self.session() as s:
+            row = DigestRow(
+                recipient=recipient.lower(),
+                schedule=schedule,
+                message_id=message_id,
+                state="pending",
+                created_at=now,
+                attempts=0,
+                message=message,
+                paper_count=len(pmids),
+            )
+            s.add(row)
+            s.flush()
+            if pmids:
+                s.execute(
+                    self._insert(DigestItemRow.__table__),
+                    [dict(digest_id=row.id, pmid=p) for p in pmids],
+                )
+            return row.id
+
+    def pending_digests(self, recipients: Iterable[str] | None = None) -> list[PendingDigest]:
+        with self.session() as s:
+            query = select(DigestRow).where(DigestRow.state == "pending").order_by(DigestRow.id)
+            if recipients is not None:
+                query = query.where(DigestRow.recipient.in_([r.lower() for r in recipients]))
+            rows = list(s.scalars(query))
+            items: dict[int, list[int]] = {}
+            if rows:
+                for digest_id, pmid in s.execute(
+                    select(DigestItemRow.digest_id, DigestItemRow.pmid).where(
+                        DigestItemRow.digest_id.in_([r.id for r in rows])
+                    )
+                ):
+                    items.setdefault(digest_id, []).append(pmid)
+            return [
+                PendingDigest(
+                    r.id,
+                    r.recipient,
+                    r.message_id,
+                    r.message,
+                    r.attempts,
+                    tuple(sorted(items.get(r.id, ()))),
+                )
+                for r in rows
+            ]
+
+    def mark_digest_sent(self, digest_id: int, now: datetime) -> bool:
+        """pending → sent and its papers → delivered, in one transaction.
+
+        The conditional update must change exactly one row: if another process already
+        claimed this digest, nothing is written and False comes back.
+        """
+        with self.session() as s:
+            result = s.execute(
+                update(DigestRow)
+                .where(DigestRow.id == digest_id, DigestRow.state == "pending")
+                .values(state="sent", sent_at=now, attempts=DigestRow.attempts + 1, last_error=None)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            row = s.get_one(DigestRow, digest_id)
+            pmids = s.scalars(
+                select(DigestItemRow.pmid).where(DigestItemRow.digest_id == digest_id)
+            )
+            rows = [
+                dict(recipient=row.recipient, pmid=p, digest_id=digest_id, delivered_at=now)
+                for p in pmids
+            ]
+            if rows:
+                s.execute(self._insert(DeliveryRow.__table__).on_conflict_do_nothing(), rows)
+            return True
+
+    def mark_digest_attempt(self, digest_id: int, error: str, *, permanent: bool) -> None:
+        """Record a failed send. Transient: stays pending for the next run. Permanent: failed,
+        and its papers become due again, so nothing is lost if the address is fixed."""
+        with self.session() as s:
+            values: dict[str, Any] = dict(attempts=DigestRow.attempts + 1, last_error=error)
+            if permanent:
+                values["state"] = "failed"
+            s.execute(
+                update(DigestRow)
+                .where(DigestRow.id == digest_id, DigestRow.state == "pending")
+                .values(**values)
+            )
+
+    def digest_states(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    DigestRow.id,
+                    DigestRow.recipient,
+                    DigestRow.state,
+                    DigestRow.message_id,
+                    DigestRow.paper_count,
+                    DigestRow.created_at,
+                    DigestRow.sent_at,
+                    DigestRow.attempts,
+                    DigestRow.last_error,
+                ).order_by(DigestRow.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def delivered_pmids(self, recipient: str) -> set[int]:
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    select(DeliveryRow.pmid).where(DeliveryRow.recipient == recipient.lower())
+                ).scalars()
+            )
+
+    def last_digest_run(self, schedule: str) -> datetime | None:
+        with self.session() as s:
+            row = s.get(DigestRunRow, schedule)
+            return row.last_run_at if row else None
+
+    def set_digest_run(self, schedule: str, when: datetime) -> None:
+        stmt = self._insert(DigestRunRow.__table__).values(schedule=schedule, last_run_at=when)
+        stmt = stmt.on_conflict_do_update(index_elements=["schedule"], set_={"last_run_at": when})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    # Small key/value facts (the daemon's heartbeat)
+
+    def set_meta(self, key: str, value: str) -> None:
+        stmt = self._insert(MetaRow.__table__).values(key=key, value=value)
+        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def get_meta(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+
+    def delete_all(self) -> None:
+        """Empty every table (tests and `watcher` never call this on a user's store)."""
+        with self.session() as s:
+            for table in (
+                DeliveryRow,
+                DigestItemRow,
+                DigestRow,
+                DigestRunRow,
+                MatchRow,
+                SubscriberRow,
+                SubscriptionState,
+                ArticleRow,
+                MetaRow,
+            ):
+                s.execute(delete(table))
+
+    @contextmanager
+    def advisory_lock(self, key: str) -> Iterator[bool]:
+        """On PostgreSQL, a session advisory lock so two daemons never do the same job at once.
+
+        Yields whether the lock was taken. On SQLite one process owns the store (see daemon.py),
+        so the lock is always granted.
+        """
+        if self.dialect != "postgresql":
+            yield True
+            return
+        with self.engine.connect() as conn:
+            got = bool(
+                conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key}).scalar()
+            )
+            conn.commit()
+            try:
+                yield got
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+                    conn.commit()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Run Alembic's migrations up to `revision` on `engine` (no alembic.ini involved)."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with resources.as_file(resources.files("watcher") / "migrations") as folder:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(folder))
+        target = ScriptDirectory.from_config(cfg).get_current_head()
+        with engine.begin() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            if revision == "head" and current == target:
+                return
+            log.info("migrating store from %s to %s", current or "empty", revision)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets `watcher status` read while the daemon writes; busy_timeout waits out short locks.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def _article_row(a: Article, now: datetime) -> dict[str, Any]:
+    return dict(
+        pmid=a.pmid,
+        version=a.version,
+        doi=a.doi,
+        pmcid=a.pmcid,
+        title=a.title,
+        abstract=a.abstract_text or None,
+        authors=[asdict(x) for x in a.authors],
+        journal=a.journal,
+        pub_date=a.pub_date,
+        pub_year=a.pub_year,
+        epub_date=a.epub_date,
+        language=a.language,
+        publication_types=list(a.publication_types),
+        mesh=[asdict(m) for m in a.mesh],
+        keywords=list(a.keywords),
+        record=a.to_json(),
+        first_seen=now,
+        last_updated=now,
+    )
+
+
+def _poll_state(row: SubscriptionState) -> PollState:
+    return PollState(
+        row.name,
+        row.fingerprint,
+        row.created_at,
+        row.window_end,
+        row.last_poll_at,
+        row.last_success_at,
+        row.last_found,
+        row.last_new,
+        row.last_requests,
+        row.last_error,
+        row.last_error_at,
+        row.etag,
+        row.last_modified,
+        row.backfill_done,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
