@@ -16,8 +16,12 @@ from .conftest import FIXTURES
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
     """The real console entry point in a child process: exit code, stdout, stderr."""
     proc = subprocess.run(
-        [sys.executable, "-m", "watcher", *args], cwd=cwd, capture_output=True, text=True,
-        env={**os.environ, **(env or {})}, timeout=60,
+        [sys.executable, "-m", "watcher", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
     )
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -28,8 +32,13 @@ def test_init_then_check_lists_the_example_subscriptions(tmp_path: Path) -> None
     code, out, err = run("-c", "x.toml", "check", cwd=tmp_path)
     assert code == 0, err
     assert "OK, 5 subscriptions" in out
-    for name in ("Anti-CD3 in T1D", "Anti-CD20 in T1D", "IL-2R mAbs in islet transplantation",
-                 "Prevention in at-risk relatives", "Teplizumab feed"):
+    for name in (
+        "Anti-CD3 in T1D",
+        "Anti-CD20 in T1D",
+        "IL-2R mAbs in islet transplantation",
+        "Prevention in at-risk relatives",
+        "Teplizumab feed",
+    ):
         assert name in out
     assert out.count("next poll:   now (due)") == 5
     assert "next digest: 20" in out
@@ -50,7 +59,7 @@ def test_config_comes_from_the_environment(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["01_toml_syntax", "08_bad_recipient", "15_password_in_file"])
 def test_bad_config_exits_2_with_one_line_and_no_traceback(name: str) -> None:
-    code, out, err = run("-c", str(FIXTURES / "bad_configs" / f"{name}.toml"), "check")
+    code, _out, err = run("-c", str(FIXTURES / "bad_configs" / f"{name}.toml"), "check")
     assert code == 2
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
@@ -73,7 +82,10 @@ def test_status_json_reports_every_subscription(tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert main(["-c", str(cfg), "status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [s["name"] for s in data["subscriptions"]][0] == "Anti-CD3 in T1D"
+    assert next(s["name"] for s in data["subscriptions"]) == "Anti-CD3 in T1D"
     assert data["articles"] == 0 and data["daemon_heartbeat"] is None
     assert {r["address"] for r in data["recipients"]} == {
-        "endocrinology-team@example.org", "clinician@example.org", "transplant-lab@example.org"}
+        "endocrinology-team@example.org",
+        "clinician@example.org",
+        "transplant-lab@example.org",
+    }
