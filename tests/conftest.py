@@ -6,11 +6,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from watcher.sources.eutils import EUtils
 from watcher.store import Store
+
+from .fakes.ncbi import FakeNCBI
 
 PG_ENV = "WATCHER_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parent.parent
@@ -67,3 +71,42 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(f"the shared NCBI corpus is not beside the repo ({CORPUS})")
     return CORPUS
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNCBI]:
+    server = FakeNCBI().start()
+    yield server
+    server.stop()
+
+
+def make_client(base_url: str, **kw: Any) -> EUtils:
+    """A client tuned for tests: fast rate and short backoff unless a test says otherwise."""
+    options: dict[str, Any] = dict(
+        base_url=base_url,
+        email="tests@example.org",
+        tool="watcher-tests",
+        rate=200,
+        backoff=0.001,
+        timeout=5,
+        retries=4,
+    )
+    options.update(kw)
+    return EUtils(**options)
+
+
+@pytest.fixture
+def client(fake: FakeNCBI) -> EUtils:
+    return make_client(fake.base_url)
+
+
+def write_config(
+    folder: Path, base_url: str, subscriptions: str, *, extra: str = "", defaults: str = ""
+) -> Path:
+    """A config pointing at the fake NCBI, with a fast rate (the fake is ours, not NCBI's)."""
+    path = folder / "watcher.toml"
+    path.write_text(
+        f'[ncbi]\nemail = "tests@example.org"\nbase_url = "{base_url}"\nrate_limit = 100\n'
+        f'retries = 2\n{extra}\n[defaults]\ntimezone = "UTC"\n{defaults}\n{subscriptions}\n'
+    )
+    return path

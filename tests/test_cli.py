@@ -89,3 +89,33 @@ def test_status_json_reports_every_subscription(tmp_path: Path, capsys) -> None:
         "clinician@example.org",
         "transplant-lab@example.org",
     }
+
+
+def test_check_online_shows_translation_and_phrase_errors(tmp_path: Path, fake, capsys) -> None:
+    from datetime import date
+
+    from .conftest import write_config
+    from .fakes.records import topic_records
+
+    fake.add(topic_records(1, 4, "teplizumab", first_day=date(2026, 11, 2)))
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        """
+[[subscription]]
+name = "good"
+query = "teplizumab[tiab]"
+recipients = ["a@example.org"]
+
+[[subscription]]
+name = "typo"
+query = "teplizumab AND tepliziumab"
+recipients = ["a@example.org"]
+""",
+    )
+    assert main(["-c", str(cfg), "check", "--online"]) == 1
+    out = capsys.readouterr().out
+    assert "good: 4 papers in all" in out
+    assert "PubMed reads it as: teplizumab[tiab]" in out
+    assert "typo: 0 papers in all" in out
+    assert "ERROR: PhraseNotFound: tepliziumab" in out

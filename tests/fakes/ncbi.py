@@ -1,0 +1,524 @@
+"""A faithful fake of NCBI E-utilities and PubMed RSS, served over a real socket on 127.0.0.1.
+
+What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
+- esearch (XML and JSON): boolean terms with field tags, date windows (datetype crdt/edat with
+  mindate/maxdate), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
+  9998), usehistory=y with WebEnv/QueryKey, PhraseNotFound in an ErrorList, QueryTranslation.
+- efetch: by id (GET or POST) and by WebEnv/query_key, PubmedArticleSet XML.
+- esummary: DocSum XML for ids.
+- PubMed RSS: /rss/search/<id>/ with pubmed:N guids, dc:identifier pmid:/doi:, links whose
+  tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
+- Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body.
+- Faults on demand: 5xx, HTML error pages, truncated bodies, slow answers, JSON errors under 200,
+  <ERROR> bodies and dropped connections.
+It counts every request it serves so tests can assert request budgets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
+
+ESEARCH_CAP = 9999
+RATE_LIMIT_BODY = (
+    '{{"error":"API rate limit exceeded","api-key":"{ip}","count":"{count}","limit":"{limit}"}}'
+)
+RETSTART_ERROR = (
+    "Search Backend failed: Exception:\n'retstart' cannot be larger than 9998. For PubMed, "
+    "ESearch can only retrieve the first 9,999 records matching the query. To obtain more than "
+    "9,999 PubMed records, consider using EDirect that contains additional logic to batch PubMed "
+    "search results automatically so that an arbitrary number can be retrieved. For details see "
+    "https://www.ncbi.nlm.nih.gov/books/NBK25499/"
+)
+HTML_ERROR = (
+    b"<!DOCTYPE html><html><head><title>Service unavailable</title></head><body>"
+    b"<h1>NCBI</h1><p>The service is temporarily unavailable.</p></body></html>"
+)
+ARTICLE_SET_HEAD = (
+    b'<?xml version="1.0" ?>\n<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, '
+    b'1st January 2025//EN" "https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
+    b"<PubmedArticleSet>\n"
+)
+
+
+@dataclass
+class FakeRecord:
+    pmid: int
+    xml: bytes  # one <PubmedArticle> or <PubmedBookArticle>
+    edat: date
+    crdt: date
+    text: str  # lowercased searchable text: title, abstract, MeSH, keywords
+    title: str = ""
+    doi: str | None = None
+
+
+@dataclass
+class Fault:
+    kind: str
+    times: int = 1
+    delay: float = 0.0
+    retry_after: str | None = None
+    message: str = ""
+
+
+@dataclass
+class Served:
+    endpoint: str
+    method: str
+    params: dict[str, str]
+    status: int
+
+
+@dataclass
+class FakeNCBI:
+    rate_limit: float | None = None  # None: no enforcement
+    rate_limit_with_key: float = 10.0
+    retry_after: str | None = None  # sent with rate-limit 429s when set
+    records: dict[int, FakeRecord] = field(default_factory=dict)
+    feeds: dict[str, list[int]] = field(default_factory=dict)
+    served: list[Served] = field(default_factory=list)
+    too_many: int = 0
+
+    def __post_init__(self) -> None:
+        self._faults: dict[str, deque[Fault]] = {}
+        self._history: dict[str, list[list[int]]] = {}
+        self._arrivals: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self.feed_fetches = 0
+
+    # Setting up
+
+    def add(self, records: Iterable[FakeRecord]) -> None:
+        for r in records:
+            self.records[r.pmid] = r
+
+    def fault(self, endpoint: str, kind: str, times: int = 1, **opts: Any) -> None:
+        """Make the next `times` requests to `endpoint` ('esearch', 'efetch', 'rss', '*') fail."""
+        self._faults.setdefault(endpoint, deque()).append(Fault(kind, times, **opts))
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/entrez/eutils/"
+
+    def feed_url(self, feed_id: str) -> str:
+        return (
+            self.base_url.replace("/entrez/eutils/", f"/rss/search/{feed_id}/")
+            + "?limit=100&utm_campaign=pubmed-2&fc=20261101000000"
+        )
+
+    def start(self) -> FakeNCBI:
+        fake = self
+
+        class Handler(_Handler):
+            ncbi = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # Counting
+
+    def count(self, endpoint: str | None = None) -> int:
+        return sum(1 for s in self.served if endpoint is None or s.endpoint == endpoint)
+
+    def reset_counts(self) -> None:
+        self.served.clear()
+        self.too_many = 0
+
+    # Behaviour
+
+    def take_fault(self, endpoint: str) -> Fault | None:
+        with self._lock:
+            for key in (endpoint, "*"):
+                queue = self._faults.get(key)
+                if queue:
+                    fault = queue[0]
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        queue.popleft()
+                    return fault
+        return None
+
+    def over_limit(self, has_key: bool) -> tuple[bool, int, float]:
+        """Sliding one-second window, as NCBI enforces it."""
+        limit = self.rate_limit_with_key if has_key else self.rate_limit
+        if limit is None:
+            return False, 0, 0
+        with self._lock:
+            now = time.monotonic()
+            while self._arrivals and now - self._arrivals[0] >= 1.0:
+                self._arrivals.popleft()
+            self._arrivals.append(now)
+            n = len(self._arrivals)
+        return n > limit, n, limit
+
+    def search(
+        self, term: str, datetype: str, mindate: date | None, maxdate: date | None
+    ) -> tuple[list[int], list[str]]:
+        """PMIDs matching `term` in the window, newest first, and the phrases found nowhere."""
+        matcher, phrases = _compile(term)
+        missing = [p for p in phrases if not any(p in r.text for r in self.records.values())]
+        hits = []
+        for r in self.records.values():
+            when = r.crdt if datetype == "crdt" else r.edat
+            if (mindate and when < mindate) or (maxdate and when > maxdate):
+                continue
+            if matcher(r.text):
+                hits.append(r)
+        hits.sort(key=lambda r: (r.edat, r.pmid), reverse=True)
+        return [r.pmid for r in hits], missing
+
+    def remember(self, webenv: str | None, pmids: list[int]) -> tuple[str, int]:
+        with self._lock:
+            if not webenv or webenv not in self._history:
+                webenv = f"MCID_{uuid.uuid4().hex[:24]}"
+                self._history[webenv] = []
+            self._history[webenv].append(pmids)
+            return webenv, len(self._history[webenv])
+
+    def recall(self, webenv: str, query_key: str) -> list[int] | None:
+        queries = self._history.get(webenv)
+        if not queries or not query_key.isdigit() or not 1 <= int(query_key) <= len(queries):
+            return None
+        return queries[int(query_key) - 1]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    ncbi: FakeNCBI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        self.handle_request(parts.path, _flat(parse_qs(parts.query, keep_blank_values=True)))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        parts = urlsplit(self.path)
+        params = _flat(parse_qs(parts.query, keep_blank_values=True))
+        params.update(_flat(parse_qs(body, keep_blank_values=True)))
+        self.handle_request(parts.path, params)
+
+    def handle_request(self, path: str, params: dict[str, str]) -> None:
+        ncbi = self.ncbi
+        if path.startswith("/rss/search/"):
+            endpoint = "rss"
+        else:
+            endpoint = path.rsplit("/", 1)[-1].removesuffix(".fcgi")
+        limited, count, limit = ncbi.over_limit("api_key" in params)
+        if limited:
+            ncbi.too_many += 1
+            body = RATE_LIMIT_BODY.format(ip=self.client_address[0], count=count, limit=int(limit))
+            headers = {"Retry-After": ncbi.retry_after} if ncbi.retry_after else {}
+            return self.reply(endpoint, params, 429, body.encode(), "application/json", headers)
+        fault = ncbi.take_fault(endpoint)
+        if fault is not None:
+            if fault.kind == "reset":
+                ncbi.served.append(Served(endpoint, self.command, params, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
+            if fault.kind == "slow":
+                time.sleep(fault.delay)
+            elif fault.kind.startswith("status:"):
+                return self.reply(endpoint, params, int(fault.kind[7:]), HTML_ERROR, "text/html")
+            elif fault.kind == "html":
+                return self.reply(endpoint, params, 200, HTML_ERROR, "text/html")
+            elif fault.kind == "ratelimit":
+                body = RATE_LIMIT_BODY.format(ip=self.client_address[0], count=4, limit=3)
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                return self.reply(endpoint, params, 429, body.encode(), "application/json", headers)
+            elif fault.kind == "ratelimit200":
+                body = RATE_LIMIT_BODY.format(ip=self.client_address[0], count=4, limit=3)
+                return self.reply(endpoint, params, 200, body.encode(), "application/json")
+            elif fault.kind == "error":
+                body = _error_xml("eSearchResult", fault.message or "Invalid query")
+                return self.reply(endpoint, params, 200, body, "text/xml")
+        handler = {
+            "esearch": self.esearch,
+            "efetch": self.efetch,
+            "esummary": self.esummary,
+            "rss": self.rss,
+        }.get(endpoint)
+        if handler is None:
+            return self.reply(endpoint, params, 404, b"not found", "text/plain")
+        status, body, ctype, headers = handler(path, params)
+        if fault is not None and fault.kind == "truncated":
+            body = body[: max(1, len(body) // 2)]
+        self.reply(endpoint, params, status, body, ctype, headers)
+
+    def reply(
+        self,
+        endpoint: str,
+        params: dict[str, str],
+        status: int,
+        body: bytes,
+        ctype: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.ncbi.served.append(Served(endpoint, self.command, params, status))
+        self.send_response(status)
+        self.send_header("Content-Type", f"{ctype}; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def esearch(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+        json_mode = p.get("retmode") == "json"
+        if p.get("db", "pubmed") != "pubmed":
+            return (
+                200,
+                _error_xml("eSearchResult", "Invalid db name specified: " + p["db"]),
+                "text/xml",
+                {},
+            )
+        term = p.get("term", "")
+        retstart, retmax = int(p.get("retstart") or 0), int(p.get("retmax") or 20)
+        if retstart > ESEARCH_CAP - 1:
+            return 200, _error_xml("eSearchResult", RETSTART_ERROR), "text/xml", {}
+        mindate, maxdate = _day(p.get("mindate")), _day(p.get("maxdate"))
+        if not (mindate and maxdate):  # NCBI ignores a window unless both bounds are given
+            mindate = maxdate = None
+        pmids, missing = self.ncbi.search(term, p.get("datetype", "edat"), mindate, maxdate)
+        webenv, key = (None, 0)
+        if p.get("usehistory") == "y":
+            webenv, key = self.ncbi.remember(p.get("WebEnv"), pmids)
+        page = pmids[retstart : min(retstart + retmax, ESEARCH_CAP)]
+        translation = " ".join(term.split())
+        if json_mode:
+            result: dict[str, Any] = {
+                "count": str(len(pmids)),
+                "retmax": str(len(page)),
+                "retstart": str(retstart),
+                "idlist": [str(i) for i in page],
+                "translationset": [],
+                "querytranslation": translation,
+            }
+            if webenv:
+                result.update(querykey=str(key), webenv=webenv)
+            if missing:
+                result["errorlist"] = {"phrasesnotfound": missing, "fieldsnotfound": []}
+            body = json.dumps(
+                {"header": {"type": "esearch", "version": "0.3"}, "esearchresult": result}
+            ).encode()
+            return 200, body, "application/json", {}
+        parts = [
+            f"<Count>{len(pmids)}</Count><RetMax>{len(page)}</RetMax>"
+            f"<RetStart>{retstart}</RetStart>"
+        ]
+        if webenv:
+            parts.append(f"<QueryKey>{key}</QueryKey><WebEnv>{webenv}</WebEnv>")
+        parts.append("<IdList>" + "".join(f"<Id>{i}</Id>" for i in page) + "</IdList>")
+        parts.append(f"<TranslationSet/><QueryTranslation>{escape(translation)}</QueryTranslation>")
+        if missing:
+            parts.append(
+                "<ErrorList>"
+                + "".join(f"<PhraseNotFound>{escape(m)}</PhraseNotFound>" for m in missing)
+                + "</ErrorList>"
+            )
+            parts.append(
+                "<WarningList><OutputMessage>No items found.</OutputMessage></WarningList>"
+            )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eSearchResult PUBLIC '
+            '"-//NLM//DTD esearch 20060628//EN" '
+            '"https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20060628/esearch.dtd">\n'
+            f"<eSearchResult>{''.join(parts)}</eSearchResult>\n"
+        )
+        return 200, body.encode(), "text/xml", {}
+
+    def _ids(self, p: dict[str, str]) -> list[int] | None:
+        if p.get("WebEnv") and p.get("query_key"):
+            found = self.ncbi.recall(p["WebEnv"], p["query_key"])
+            if found is None:
+                return None
+            start, count = int(p.get("retstart") or 0), int(p.get("retmax") or 20)
+            return found[start : start + count]
+        return [int(i) for i in re.split(r"[,\s]+", p.get("id", "")) if i.isdigit()]
+
+    def efetch(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+        ids = self._ids(p)
+        if ids is None:
+            return 200, _error_xml("eFetchResult", "Unable to obtain query #1"), "text/xml", {}
+        records = [self.ncbi.records[i].xml for i in ids if i in self.ncbi.records]
+        body = ARTICLE_SET_HEAD + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
+        return 200, body, "text/xml", {}
+
+    def esummary(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+        ids = self._ids(p)
+        if not ids:
+            return 200, _error_xml("eSummaryResult", "Empty id list - nothing todo"), "text/xml", {}
+        docs = []
+        for i in ids:
+            r = self.ncbi.records.get(i)
+            if r is None:
+                docs.append(f"<ERROR>UID={i}: cannot get document summary</ERROR>")
+                continue
+            docs.append(
+                f'<DocSum><Id>{i}</Id><Item Name="EPubDate" Type="String">{r.edat:%Y %b %d}'
+                f'</Item><Item Name="Title" Type="String">{escape(r.title)}</Item>'
+                f'<Item Name="DOI" Type="String">{escape(r.doi or "")}</Item></DocSum>'
+            )
+        body = '<?xml version="1.0" ?>\n<eSummaryResult>' + "".join(docs) + "</eSummaryResult>"
+        return 200, body.encode(), "text/xml", {}
+
+    def rss(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+        feed_id = path.strip("/").split("/")[-1]
+        pmids = self.ncbi.feeds.get(feed_id)
+        if pmids is None:
+            return 404, b"<html><body>Feed not found</body></html>", "text/html", {}
+        limit = int(p.get("limit") or 15)
+        shown = pmids[:limit]
+        etag = '"' + hashlib.sha1(",".join(map(str, shown)).encode()).hexdigest()[:16] + '"'
+        stamp = datetime(2026, 1, 1, tzinfo=UTC).timestamp() + sum(shown) % 100000
+        last_modified = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(stamp))
+        headers = {"ETag": etag, "Last-Modified": last_modified}
+        if self.headers.get("If-None-Match") == etag:
+            return 304, b"", "application/rss+xml", headers
+        self.ncbi.feed_fetches += 1
+        body = render_feed(
+            feed_id,
+            [self.ncbi.records[i] for i in shown if i in self.ncbi.records],
+            self.ncbi.feed_fetches,
+        )
+        return 200, body, "application/rss+xml", headers
+
+
+def render_feed(feed_id: str, records: list[FakeRecord], fetch_no: int) -> bytes:
+    """A feed in the schema pubmed.ncbi.nlm.nih.gov serves; `fc` in links changes per fetch."""
+    fc = f"2026110{fetch_no % 10}{fetch_no:06d}"
+    items = []
+    for r in records:
+        link = (
+            f"https://pubmed.ncbi.nlm.nih.gov/{r.pmid}/?utm_source=Other&amp;utm_medium=rss"
+            f"&amp;utm_campaign=pubmed-2&amp;utm_content={feed_id}&amp;fc={fc}"
+            f"&amp;ff={fc}&amp;v=2.18.0"
+        )
+        doi = f"\n      <dc:identifier>doi:{escape(r.doi)}</dc:identifier>" if r.doi else ""
+        items.append(f"""    <item>
+      <title>{escape(r.title)}</title>
+      <link>{link}</link>
+      <description>&lt;p&gt;{escape(escape(r.title))}&lt;/p&gt;</description>
+      <dc:creator>Fake A</dc:creator>
+      <dc:date>{r.edat.isoformat()}</dc:date>
+      <dc:source>Fake J</dc:source>
+      <dc:identifier>pmid:{r.pmid}</dc:identifier>{doi}
+      <guid isPermaLink="false">pubmed:{r.pmid}</guid>
+    </item>""")
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<rss xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:content="http://purl.org/rss/1.0/modules/content/" version="2.0">
+  <channel>
+    <title>pubmed: {escape(feed_id)}</title>
+    <link>https://pubmed.ncbi.nlm.nih.gov/rss/search/{feed_id}/?limit=15&amp;utm_campaign=pubmed-2&amp;fc={fc}</link>
+    <description>NCBI: db=pubmed; Term={escape(feed_id)}</description>
+    <language>en</language>
+    <docs>http://blogs.law.harvard.edu/tech/rss</docs>
+    <ttl>120</ttl>
+{chr(10).join(items)}
+  </channel>
+</rss>
+""".encode()
+
+
+def _error_xml(root: str, message: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8" ?>\n<{root}><ERROR>{escape(message)}</ERROR>'
+        f"</{root}>\n"
+    ).encode()
+
+
+def _flat(q: dict[str, list[str]]) -> dict[str, str]:
+    return {k: v[-1] for k, v in q.items()}
+
+
+def _day(text: str | None) -> date | None:
+    if not text:
+        return None
+    parts = [int(x) for x in re.split(r"[/-]", text) if x.isdigit()]
+    if not parts:
+        return None
+    return date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+
+
+# A small boolean query language: terms or "quoted phrases" with optional [field] tags,
+# AND / OR / NOT and parentheses. Matching is substring search in the record's text.
+
+_TOKEN = re.compile(r'\s*(\(|\)|"[^"]*"(?:\[[^\]]*\])?|[^\s()"]+)')
+
+
+def _compile(term: str):  # type: ignore[no-untyped-def]
+    tokens = [t for t in _TOKEN.findall(term) if t.strip()]
+    phrases: list[str] = []
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1]
+
+    def expr():  # type: ignore[no-untyped-def]
+        left = conj()
+        while peek() is not None and peek().upper() == "OR":  # type: ignore[union-attr]
+            take()
+            right = conj()
+            left = (lambda a, b: lambda t: a(t) or b(t))(left, right)
+        return left
+
+    def conj():  # type: ignore[no-untyped-def]
+        left = atom()
+        while peek() is not None and peek() != ")" and peek().upper() != "OR":  # type: ignore[union-attr]
+            op = peek().upper()  # type: ignore[union-attr]
+            if op in ("AND", "NOT"):
+                take()
+            right = atom()
+            if op == "NOT":
+                left = (lambda a, b: lambda t: a(t) and not b(t))(left, right)
+            else:
+                left = (lambda a, b: lambda t: a(t) and b(t))(left, right)
+        return left
+
+    def atom():  # type: ignore[no-untyped-def]
+        tok = take()
+        if tok == "(":
+            inner = expr()
+            if peek() == ")":
+                take()
+            return inner
+        phrase = re.sub(r"\[[^\]]*\]$", "", tok).strip('"').lower()
+        phrase = phrase.rstrip("*")
+        phrases.append(phrase)
+        return lambda t: phrase in t
+
+    if not tokens:
+        return (lambda t: False), []
+    return expr(), phrases

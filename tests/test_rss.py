@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from watcher.errors import FeedError, SourceError
+from watcher.sources.eutils import EUtils
+from watcher.sources.rss import parse_feed, read_feed
+
+from .fakes.ncbi import FakeNCBI
+from .fakes.records import synthetic
+
+RSS = Path(__file__).parent / "fixtures" / "rss"
+DAY = date(2026, 11, 2)
+
+
+def test_pmids_from_guid_dc_identifier_and_link() -> None:
+    pmids, title = parse_feed((RSS / "pubmed-teplizumab.xml").read_bytes())
+    # item 1 has a guid, item 2 only dc:identifier (pmid: before doi:), item 3 only its link
+    assert pmids == [31180194, 37861217, 33408048]
+    assert title == "teplizumab - PubMed"
+
+
+def test_not_a_feed_is_a_clear_error() -> None:
+    with pytest.raises(FeedError, match="is not a feed"):
+        parse_feed((RSS / "not-a-feed.html").read_bytes(), "https://example.org/x")
+
+
+def test_feed_through_the_fake_with_conditional_get(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add([synthetic(p, f"Paper {p}", edat=DAY) for p in (11, 12, 13)])
+    fake.feeds["abc"] = [13, 12, 11]
+    url = fake.feed_url("abc")
+    first = read_feed(client, url)
+    assert first.pmids == [13, 12, 11] and first.etag and not first.not_modified
+    again = read_feed(client, url, first.etag, first.last_modified)
+    assert again.not_modified and again.pmids == []
+    assert [s.status for s in fake.served] == [200, 304]
+    assert fake.served[1].endpoint == "rss"
+    fake.feeds["abc"] = [14, 13, 12, 11]
+    fake.add([synthetic(14, "Paper 14", edat=DAY)])
+    changed = read_feed(client, url, first.etag, first.last_modified)
+    assert changed.pmids == [14, 13, 12, 11] and changed.etag != first.etag
+
+
+def test_links_change_between_fetches_but_pmids_do_not(fake: FakeNCBI, client: EUtils) -> None:
+    import requests
+
+    fake.add([synthetic(21, "P", edat=DAY)])
+    fake.feeds["f"] = [21]
+    one = requests.get(fake.feed_url("f"), timeout=5).text
+    two = requests.get(fake.feed_url("f"), timeout=5).text
+    assert one != two  # the fc= tracking parameter moved
+    assert read_feed(client, fake.feed_url("f")).pmids == [21]
+
+
+def test_missing_feed_is_a_source_error(fake: FakeNCBI, client: EUtils) -> None:
+    with pytest.raises(SourceError, match="HTTP 404"):
+        read_feed(client, fake.feed_url("nope"))
+
+
+def test_feed_faults_are_retried(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add([synthetic(31, "P", edat=DAY)])
+    fake.feeds["g"] = [31]
+    fake.fault("rss", "status:503")
+    assert read_feed(client, fake.feed_url("g")).pmids == [31]

@@ -1,0 +1,451 @@
+"""PubMed XML (efetch, MEDLINE files) → Article records. Pure and streaming.
+
+lxml's iterparse hands over one record at a time; each is cleared once read, so memory stays
+bounded whatever the file size. Element reference: https://www.nlm.nih.gov/bsd/licensee/elements_descriptions.html
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from datetime import date
+from io import BytesIO
+from typing import IO, Any
+
+from lxml import etree
+
+from watcher.errors import SourceError
+from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
+
+log = logging.getLogger(__name__)
+
+ErrorSink = Callable[[str], None]
+
+_RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Corrections a reader must not miss; CommentIn/CommentOn and the like are left out.
+_CORRECTION_TYPES = frozenset(
+    {
+        "ErratumIn",
+        "ErratumFor",
+        "RetractionIn",
+        "RetractionOf",
+        "UpdateIn",
+        "UpdateOf",
+        "ExpressionOfConcernIn",
+        "RepublishedIn",
+    }
+)
+# DataBankName values of clinical-trial registries (NLM's list of secondary source IDs).
+TRIAL_REGISTRIES = frozenset(
+    {
+        "ClinicalTrials.gov",
+        "ISRCTN",
+        "EudraCT",
+        "ANZCTR",
+        "ChiCTR",
+        "CRiS",
+        "CTRI",
+        "DRKS",
+        "IRCT",
+        "JPRN",
+        "NTR",
+        "PACTR",
+        "ReBec",
+        "RPCEC",
+        "SLCTR",
+        "TCTR",
+        "UMIN",
+        "CTIS",
+    }
+)
+_NCT = re.compile(r"\bNCT\d{8}\b")
+_SPACE = re.compile(r"\s+")
+_SUP = str.maketrans("0123456789+-=()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿ")
+_SUB = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
+_MATHML = "{http://www.w3.org/1998/Math/MathML}"
+
+
+class XmlError(SourceError):
+    """The bytes are not well-formed XML (e.g. a body cut off in transit)."""
+
+
+def parse_articles(
+    source: bytes | IO[bytes], on_error: ErrorSink | None = None
+) -> Iterator[Article]:
+    """Yield the articles of a PubmedArticleSet or MedlineCitationSet, in document order.
+
+    A record that cannot be read is reported to `on_error` and skipped; malformed XML raises
+    XmlError (the caller decides whether to fetch again).
+    """
+    stream = BytesIO(source) if isinstance(source, bytes) else source
+    context = etree.iterparse(
+        stream,
+        events=("end",),
+        tag=_RECORD_TAGS,
+        huge_tree=True,
+        resolve_entities=False,
+        load_dtd=False,
+        no_network=True,
+    )
+    n = 0
+    try:
+        for _event, el in context:
+            parent = el.getparent()
+            # A MedlineCitation inside a PubmedArticle is read with its PubmedArticle.
+            if el.tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
+                continue
+            n += 1
+            if el.tag != "DeleteCitation":
+                try:
+                    yield _article(el)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    pmid = _text(el.find(".//PMID")) or "?"
+                    message = f"record {n} (PMID {pmid}) skipped: {exc}"
+                    log.warning("%s", message)
+                    if on_error is not None:
+                        on_error(message)
+            # Free what was read: the record and the siblings before it.
+            el.clear(keep_tail=False)
+            if parent is not None:
+                while el.getprevious() is not None:
+                    del parent[0]
+    except etree.XMLSyntaxError as exc:
+        raise XmlError(f"malformed PubMed XML after {n} records: {exc}") from None
+
+
+def _article(rec: Any) -> Article:
+    if rec.tag == "PubmedBookArticle":
+        return _book(rec)
+    cit = rec.find("MedlineCitation") if rec.tag == "PubmedArticle" else rec
+    if cit is None:
+        raise ValueError("no MedlineCitation")
+    # One pass over the children, then dict look-ups: much cheaper than a find() per field.
+    c = _children(cit)
+    pmid, version = _pmid(c.get("PMID"))
+    art = c.get("Article")
+    if art is None:
+        raise ValueError("no Article element")
+    a = _children(art)
+    data = rec.find("PubmedData") if rec.tag == "PubmedArticle" else None
+    ids = _article_ids(data.find("ArticleIdList") if data is not None else None)
+    doi = ids.get("doi") or _elocation_doi(art)
+    journal = _children(a["Journal"]) if "Journal" in a else {}
+    issue = journal.get("JournalIssue")
+    pub_date, pub_year = _pub_date(issue.find("PubDate") if issue is not None else None)
+    abstract = _abstract(a.get("Abstract"))
+    vernacular = _clean(a.get("VernacularTitle")) or None
+    types = a.get("PublicationTypeList")
+    keywords = c.get("KeywordList")
+    return Article(
+        pmid=pmid,
+        version=version,
+        title=_clean(a.get("ArticleTitle")) or vernacular or "",
+        doi=doi,
+        pmcid=ids.get("pmc"),
+        vernacular_title=vernacular,
+        abstract=abstract,
+        authors=_authors(a.get("AuthorList")),
+        journal=_text(journal.get("Title")),
+        journal_iso=_text(journal.get("ISOAbbreviation")),
+        pub_date=pub_date,
+        pub_year=pub_year,
+        epub_date=_electronic_date(art) if "ArticleDate" in a else None,
+        language=_text(a.get("Language")),
+        publication_types=tuple(t for t in map(_text, types) if t) if types is not None else (),
+        mesh=_mesh(c.get("MeshHeadingList")),
+        keywords=tuple(k for k in map(_clean, keywords) if k) if keywords is not None else (),
+        corrections=_corrections(c.get("CommentsCorrectionsList")),
+        trial_ids=_trial_ids(a.get("DataBankList"), abstract),
+        status=cit.get("Status"),
+    )
+
+
+def _children(el: Any) -> dict[str, Any]:
+    """First child element per tag (comments and processing instructions skipped)."""
+    out: dict[str, Any] = {}
+    for child in el:
+        tag = child.tag
+        if isinstance(tag, str) and tag not in out:
+            out[tag] = child
+    return out
+
+
+def _book(rec: Any) -> Article:
+    doc = rec.find("BookDocument")
+    if doc is None:
+        raise ValueError("no BookDocument")
+    pmid, version = _pmid(doc.find("PMID"))
+    book = doc.find("Book")
+    ids = _article_ids(rec.find("PubmedBookData/ArticleIdList"))
+    ids.update({k: v for k, v in _article_ids(doc.find("ArticleIdList")).items() if k not in ids})
+    book_title = _clean(book.find("BookTitle")) if book is not None else ""
+    pub_date, pub_year = _pub_date(book.find("PubDate") if book is not None else None)
+    authors = _authors(doc.find("AuthorList"))
+    if not authors and book is not None:
+        authors = _authors(book.find("AuthorList"))
+    abstract = _abstract(doc.find("Abstract"))
+    return Article(
+        pmid=pmid,
+        version=version,
+        title=_clean(doc.find("ArticleTitle")) or book_title or "",
+        doi=ids.get("doi"),
+        pmcid=ids.get("pmc"),
+        vernacular_title=_clean(doc.find("VernacularTitle")) or None,
+        abstract=abstract,
+        authors=authors,
+        journal=book_title or None,
+        pub_date=pub_date,
+        pub_year=pub_year,
+        language=_text(doc.find("Language")),
+        publication_types=tuple(t for t in (_text(p) for p in doc.iterfind("PublicationType")) if t)
+        or ("Book Chapter",),
+        keywords=tuple(k for k in (_clean(x) for x in doc.iterfind("KeywordList/Keyword")) if k),
+        trial_ids=_trial_ids(None, abstract),
+        is_book=True,
+    )
+
+
+def _pmid(el: Any) -> tuple[int, int]:
+    """PMID and its version (PubMed keeps versions of a few records, e.g. in PMC-born ones)."""
+    text = _text(el)
+    if not text or not text.isdigit():
+        raise ValueError(f"PMID {text!r} is not a number")
+    version = el.get("Version")
+    return int(text), int(version) if version and version.isdigit() else 1
+
+
+def _text(el: Any) -> str | None:
+    if el is None:
+        return None
+    text = el.text
+    return text.strip() or None if text else None
+
+
+def _clean(el: Any) -> str:
+    """An element's text with inline markup (<i>, <sup>, MathML…) turned into plain text."""
+    if el is None:
+        return ""
+    text = (el.text or "") if len(el) == 0 else "".join(_flatten(el))
+    if not text.isascii() or "\n" in text or "  " in text or "\t" in text:
+        return _SPACE.sub(" ", text).strip()
+    return text.strip()
+
+
+def _flatten(el: Any) -> Iterator[str]:
+    if el.text:
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if tag == "sup" or tag == f"{_MATHML}msup":
+            yield _script(el.text, _SUP, "^")
+        elif tag == "sub":
+            yield _script(el.text, _SUB, "_")
+        else:
+            yield el.text
+    for child in el:
+        if isinstance(child.tag, str):
+            if child.tag == f"{_MATHML}math":
+                yield child.get("alttext") or _math(child)
+            else:
+                yield from _flatten(child)
+        if child.tail:
+            yield child.tail
+
+
+def _math(el: Any) -> str:
+    """MathML as readable text: ³He, x², CO₂. Layout whitespace between elements is dropped."""
+    tag = el.tag.removeprefix(_MATHML) if isinstance(el.tag, str) else ""
+    kids = [c for c in el if isinstance(c.tag, str)]
+    if tag in ("mi", "mn", "mo", "mtext", "ms"):
+        return "".join(el.itertext())
+    if tag == "none" or tag == "mprescripts":
+        return ""
+    if tag == "msup" and len(kids) == 2:
+        return _math(kids[0]) + _script(_math(kids[1]), _SUP, "^")
+    if tag == "msub" and len(kids) == 2:
+        return _math(kids[0]) + _script(_math(kids[1]), _SUB, "_")
+    if tag == "msubsup" and len(kids) == 3:
+        return (
+            _math(kids[0]) + _script(_math(kids[1]), _SUB, "_") + _script(_math(kids[2]), _SUP, "^")
+        )
+    if tag == "mmultiscripts" and kids:
+        split = next((i for i, k in enumerate(kids) if k.tag == f"{_MATHML}mprescripts"), len(kids))
+        post, pre = kids[1:split], kids[split + 1 :]
+
+        def scripts(pairs: list[Any]) -> str:
+            return "".join(
+                _script(_math(sub), _SUB, "_") + _script(_math(sup), _SUP, "^")
+                for sub, sup in zip(pairs[::2], pairs[1::2], strict=False)
+            )
+
+        return scripts(pre) + _math(kids[0]) + scripts(post)
+    return "".join(_math(k) for k in kids)
+
+
+def _script(text: str, table: dict[int, int], mark: str) -> str:
+    """Superscripts and subscripts as Unicode where every character has one (10³, CO₂)."""
+    if not text:
+        return ""
+    converted = text.translate(table)
+    if all(ord(c) > 127 for c in converted.strip()):
+        return converted
+    return f"{mark}{text}" if mark == "^" else text
+
+
+def _article_ids(el: Any) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    if el is not None:
+        for aid in el.iterfind("ArticleId"):
+            kind, value = aid.get("IdType"), _text(aid)
+            if kind and value and kind not in ids:
+                ids[kind] = value
+    return ids
+
+
+def _elocation_doi(art: Any) -> str | None:
+    for loc in art.iterfind("ELocationID"):
+        if loc.get("EIdType") == "doi" and loc.get("ValidYN", "Y") == "Y":
+            return _text(loc)
+    return None
+
+
+def _abstract(el: Any) -> tuple[AbstractSection, ...]:
+    if el is None:
+        return ()
+    sections = []
+    for part in el.iterchildren("AbstractText"):
+        text = _clean(part)
+        if text:
+            label = part.get("Label")
+            sections.append(AbstractSection(label.strip() if label else None, text))
+    return tuple(sections)
+
+
+def _authors(el: Any) -> tuple[Author, ...]:
+    if el is None:
+        return ()
+    out = []
+    for a in el.iterchildren("Author"):
+        if a.get("ValidYN", "Y") != "Y":
+            continue  # an author name NLM itself marked as wrong
+        last = fore = initials = collective = None
+        for part in a:
+            tag = part.tag
+            if tag == "LastName":
+                last = part.text
+            elif tag == "ForeName":
+                fore = part.text
+            elif tag == "Initials":
+                initials = part.text
+            elif tag == "CollectiveName":
+                collective = _clean(part)
+        if collective:
+            out.append(Author(collective_name=collective))
+        elif last:
+            out.append(
+                Author(
+                    last.strip(),
+                    (fore and fore.strip()) or None,
+                    (initials and initials.strip()) or None,
+                )
+            )
+    return tuple(out)
+
+
+def _pub_date(el: Any) -> tuple[str | None, int | None]:
+    """PubMed prints what the journal printed: '2019 Aug 15', '2018 Spring', '1998 Dec-1999 Jan'."""
+    if el is None:
+        return None, None
+    medline = _text(el.find("MedlineDate"))
+    year = _text(el.find("Year"))
+    if year is None:
+        if medline:
+            m = re.search(r"\d{4}", medline)
+            return medline, int(m.group()) if m else None
+        return None, None
+    parts = [year]
+    month = _text(el.find("Month"))
+    season = _text(el.find("Season"))
+    if month:
+        parts.append(_month_name(month))
+        day = _text(el.find("Day"))
+        if day:
+            parts.append(str(int(day)) if day.isdigit() else day)
+    elif season:
+        parts.append(season)
+    return " ".join(parts), int(year) if year.isdigit() else None
+
+
+def _month_name(month: str) -> str:
+    if month.isdigit() and 1 <= int(month) <= 12:
+        return _MONTH_NAMES[int(month) - 1]
+    return month
+
+
+def _electronic_date(art: Any) -> date | None:
+    for d in art.iterfind("ArticleDate"):
+        if d.get("DateType", "Electronic") == "Electronic":
+            try:
+                month = _text(d.find("Month")) or "1"
+                m = int(month) if month.isdigit() else _MONTHS[month[:3].lower()]
+                return date(int(_text(d.find("Year")) or 0), m, int(_text(d.find("Day")) or 1))
+            except (ValueError, KeyError):
+                return None
+    return None
+
+
+def _mesh(el: Any) -> tuple[MeshHeading, ...]:
+    if el is None:
+        return ()
+    out = []
+    for h in el.iterchildren("MeshHeading"):
+        name = None
+        major = False
+        quals = []
+        for part in h:
+            if part.tag == "DescriptorName":
+                name = part.text
+                major = major or part.get("MajorTopicYN") == "Y"
+            elif part.tag == "QualifierName":
+                q = _text(part)
+                if q:
+                    quals.append(q)
+                major = major or part.get("MajorTopicYN") == "Y"
+        if name:
+            out.append(MeshHeading(name.strip(), major, tuple(quals)))
+    return tuple(out)
+
+
+def _corrections(el: Any) -> tuple[Correction, ...]:
+    if el is None:
+        return ()
+    out = []
+    for c in el.iterfind("CommentsCorrections"):
+        kind = c.get("RefType")
+        if kind in _CORRECTION_TYPES:
+            out.append(Correction(kind, _text(c.find("PMID")), _clean(c.find("RefSource")) or None))
+    return tuple(out)
+
+
+def _trial_ids(banks: Any, abstract: tuple[AbstractSection, ...]) -> tuple[str, ...]:
+    ids: dict[str, None] = {}
+    if banks is not None:
+        for bank in banks.iterchildren("DataBank"):
+            if _text(bank.find("DataBankName")) not in TRIAL_REGISTRIES:
+                continue  # GEO, PDB, SRA… hold data, not trials
+            for acc in bank.iterfind("AccessionNumberList/AccessionNumber"):
+                text = _text(acc)
+                if text:
+                    ids[text] = None
+    # Many trials are named only in the abstract ("ClinicalTrials.gov NCT01030861").
+    for section in abstract:
+        if "NCT" in section.text:
+            for nct in _NCT.findall(section.text):
+                ids[nct] = None
+    return tuple(ids)

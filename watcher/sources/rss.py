@@ -1,0 +1,93 @@
+"""A PubMed RSS feed → the PMIDs it lists. The full records then come through efetch, so a feed's
+paper is as complete as a search's.
+
+PubMed's item links carry tracking parameters (utm_*, fc=…) that change on every fetch, so an item
+is identified by its PMID, never by its URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import feedparser
+from lxml import etree
+
+from watcher.errors import FeedError
+from watcher.sources.eutils import EUtils
+
+_GUID = re.compile(r"^\s*pubmed:(\d+)\s*$", re.I)
+_DC_PMID = re.compile(r"\bpmid:\s*(\d+)", re.I)
+_LINK_PATH = re.compile(r"^/(\d+)/?$")
+_DC_IDENTIFIER = "{http://purl.org/dc/elements/1.1/}identifier"
+
+
+@dataclass(frozen=True)
+class FeedResult:
+    pmids: list[int]
+    not_modified: bool
+    etag: str | None
+    last_modified: str | None
+    title: str | None = None
+
+
+def read_feed(
+    client: EUtils, url: str, etag: str | None = None, last_modified: str | None = None
+) -> FeedResult:
+    """Fetch `url` (conditionally: an unchanged feed costs one 304) and extract its PMIDs."""
+    resp = client.get_feed(url, etag, last_modified)
+    if resp.status == 304:
+        return FeedResult([], True, etag, last_modified)
+    pmids, title = parse_feed(resp.body, url)
+    return FeedResult(pmids, False, resp.etag, resp.last_modified, title)
+
+
+def parse_feed(body: bytes, url: str = "feed") -> tuple[list[int], str | None]:
+    feed = feedparser.parse(body)
+    version = feed.get("version") or ""
+    if not version and not feed.entries:
+        reason = getattr(feed.get("bozo_exception"), "getMessage", lambda: None)() or str(
+            feed.get("bozo_exception") or "no RSS or Atom elements"
+        )
+        raise FeedError(f"{url} is not a feed: {reason}")
+    identifiers = _all_dc_identifiers(body, len(feed.entries))
+    pmids: dict[int, None] = {}
+    for entry, ids in zip(feed.entries, identifiers, strict=True):
+        pmid = entry_pmid(entry, ids)
+        if pmid is not None:
+            pmids[pmid] = None
+    return list(pmids), feed.feed.get("title")
+
+
+def entry_pmid(entry: dict, identifiers: list[str]) -> int | None:  # type: ignore[type-arg]
+    """guid `pubmed:N`, then dc:identifier `pmid:N`, then a link path `/N/` on a PubMed host."""
+    m = _GUID.match(entry.get("id") or "")
+    if m:
+        return int(m.group(1))
+    for value in [*identifiers, entry.get("dc_identifier") or ""]:
+        m = _DC_PMID.search(value)
+        if m:
+            return int(m.group(1))
+    link = entry.get("link") or ""
+    parts = urlsplit(link)
+    m = _LINK_PATH.match(parts.path)
+    if m and parts.hostname and "pubmed" in parts.hostname:
+        return int(m.group(1))
+    return None
+
+
+def _all_dc_identifiers(body: bytes, n_entries: int) -> list[list[str]]:
+    """Every dc:identifier of every item. feedparser keeps only an item's last one, and PubMed
+    writes two (pmid:… then doi:…)."""
+    empty: list[list[str]] = [[] for _ in range(n_entries)]
+    try:
+        root = etree.fromstring(
+            body, etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
+        )
+    except etree.XMLSyntaxError:
+        return empty
+    if root is None:
+        return empty
+    items = [[(x.text or "") for x in item.iter(_DC_IDENTIFIER)] for item in root.iter("item")]
+    return items if len(items) == n_entries else empty
