@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,39 @@ recipients = ["a@example.org"]
     assert "PubMed reads it as: teplizumab[tiab]" in out
     assert "typo: 0 papers in all" in out
     assert "ERROR: PhraseNotFound: tepliziumab" in out
+
+
+def test_poll_command_reports_and_exits_1_when_a_subscription_failed(
+    tmp_path, fake, capsys
+) -> None:
+    from datetime import date
+
+    from .conftest import write_config
+    from .fakes.records import topic_records
+
+    fake.add(topic_records(1, 3, "rituximab", first_day=date.today() - timedelta(days=1)))
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        """
+[[subscription]]
+name = "ok"
+query = "rituximab"
+recipients = ["a@example.org"]
+
+[[subscription]]
+name = "broken"
+query = "rituximab[nosuchfield]"
+recipients = ["a@example.org"]
+""",
+    )
+    fake.fault("esearch", "status:400")
+    assert main(["-c", str(cfg), "poll"]) == 1
+    out = capsys.readouterr().out
+    assert "broken: FAILED: HTTP 400" in out or "ok: FAILED: HTTP 400" in out
+    assert main(["-c", str(cfg), "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    errors = [s for s in status["subscriptions"] if s["last_error"]]
+    assert len(errors) == 1
+    assert main(["-c", str(cfg), "poll"]) == 0
+    assert "0 records fetched" in capsys.readouterr().out

@@ -88,6 +88,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_check)
 
+    c = sub.add_parser("poll", help="poll PubMed now for every subscription (or the due ones)")
+    c.add_argument("--due", action="store_true", help="only subscriptions whose poll is due")
+    c.add_argument(
+        "--subscription",
+        action="append",
+        metavar="NAME",
+        help="only this subscription (repeatable)",
+    )
+    c.set_defaults(func=cmd_poll)
+
+    c = sub.add_parser("backfill", help="load history since a date (not mailed unless --deliver)")
+    c.add_argument("--since", required=True, type=_date_arg, metavar="YYYY-MM-DD")
+    c.add_argument(
+        "--subscription",
+        action="append",
+        metavar="NAME",
+        help="only this subscription (repeatable)",
+    )
+    c.add_argument(
+        "--deliver", action="store_true", help="announce the backfilled papers in the next digests"
+    )
+    c.set_defaults(func=cmd_backfill)
+
     c = sub.add_parser("status", help="last polls, errors, and papers awaiting delivery")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_status)
@@ -189,9 +212,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def check_online(config: Config) -> int:
-    from watcher.sources.eutils import EUtils
-
-    client = EUtils.from_config(config.ncbi)
+    client = make_client(config)
     problems = 0
     print()
     for sub in config.subscriptions:
@@ -207,6 +228,93 @@ def check_online(config: Config) -> int:
             print(f"    warning: {warning}")
         problems += bool(result.errors or result.warnings)
     return 1 if problems else 0
+
+
+def make_client(config: Config):  # type: ignore[no-untyped-def]
+    from watcher.sources.eutils import EUtils
+
+    return EUtils.from_config(config.ncbi)
+
+
+def selected(config: Config, names: list[str] | None) -> list[Any]:
+    return [config.subscription(n) for n in names] if names else list(config.subscriptions)
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from watcher.poll import due_subscriptions, poll
+
+    config = load(args)
+    store = open_store(config)
+    now = utcnow()
+    subs = selected(config, args.subscription)
+    if args.due:
+        due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
+        subs = [s for s in subs if s.name in due]
+    report = poll(config, store, make_client(config), now, subs)
+    store.close()
+    for o in report.outcomes:
+        line = f"{o.name}: " + (
+            f"FAILED: {o.error}" if o.error else f"{o.found} found, {o.new_matches} new"
+        )
+        print(line)
+    print(
+        f"{report.fetched} records fetched, {report.requests} requests to NCBI "
+        f"in {report.seconds:.1f}s"
+    )
+    return 1 if report.failed else 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from watcher.poll import backfill
+
+    config = load(args)
+    store = open_store(config)
+    subs = selected(config, args.subscription)
+    progress = _progress_bar if sys.stderr.isatty() else _progress_log
+    reports = backfill(
+        config,
+        store,
+        make_client(config),
+        utcnow(),
+        args.since,
+        subscriptions=subs,
+        deliver=args.deliver,
+        progress=progress,
+    )
+    store.close()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for r in reports:
+        resumed = f" (resumed from {r.resumed_from})" if r.resumed_from else ""
+        print(
+            f"{r.subscription}: {r.found} papers in {r.slices} slices{resumed}, "
+            f"{r.fetched} fetched, {r.new_matches} new matches"
+            + ("" if args.deliver else " (marked known, not mailed)")
+        )
+    return 0
+
+
+def _progress_bar(name: str, done: int, total: int, records: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(
+        f"\r{name[:30]:30} [{'#' * filled}{'.' * (width - filled)}] "
+        f"{done}/{total} slices, {records} papers"
+    )
+    sys.stderr.flush()
+
+
+def _progress_log(name: str, done: int, total: int, records: int) -> None:
+    log.info("backfill %s: %d/%d slices, %d papers", name, done, total, records)
+
+
+def _date_arg(text: str) -> Any:
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2009-01-01") from None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -227,6 +335,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_success": _iso(st.last_success_at if st else None),
                 "window_end": st.window_end.isoformat() if st and st.window_end else None,
                 "last_found": st.last_found if st else None,
+                "last_requests": st.last_requests if st else None,
                 "last_new": st.last_new if st else None,
                 "matches": counts.get(sub.name, 0),
                 "last_error": st.last_error if st else None,
