@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from watcher.cli import main
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, REPO
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
@@ -156,3 +157,36 @@ recipients = ["a@example.org"]
     assert len(errors) == 1
     assert main(["-c", str(cfg), "poll"]) == 0
     assert "0 records fetched" in capsys.readouterr().out
+
+
+def test_wheel_ships_templates_and_example_config(tmp_path: Path) -> None:
+    """A plain (non-editable) install must find the templates: build the wheel, unpack it
+    outside the repo and look the files up from there."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    wheel = next(tmp_path.glob("pubmed_watcher-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "watcher/config.example.toml" in names
+    assert any(n.startswith("watcher/templates/") for n in names)
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "import watcher.paths as p, sys; "
+        "t = p.shipped('templates'); c = p.shipped('config.example.toml'); "
+        "assert str(t).startswith(sys.argv[1]), t; assert t.is_dir(); assert c.is_file(); "
+        "print(sorted(x.name for x in t.iterdir()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(site)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr

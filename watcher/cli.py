@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.set_defaults(func=cmd_backfill)
 
+    c = sub.add_parser("digest", help="send every pending digest now")
+    c.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write the messages to --out instead of sending; mark nothing",
+    )
+    c.add_argument("--out", type=Path, metavar="DIR", help="where --dry-run writes .eml files")
+    c.set_defaults(func=cmd_digest)
+
     c = sub.add_parser("status", help="last polls, errors, and papers awaiting delivery")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_status)
@@ -292,6 +301,37 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             + ("" if args.deliver else " (marked known, not mailed)")
         )
     return 0
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from watcher.digest import send_digests, write_dry_run
+    from watcher.mail import make_transport
+
+    config = load(args)
+    if args.dry_run != bool(args.out):
+        raise ConfigError("--dry-run and --out go together: watcher digest --dry-run --out DIR")
+    store = open_store(config)
+    now = utcnow()
+    if args.dry_run:
+        written = write_dry_run(config, store, args.out, now)
+        store.close()
+        for path in written:
+            print(path)
+        print(f"{len(written)} digests written to {args.out}; nothing marked as delivered")
+        return 0
+    transport = make_transport(config.mail)
+    try:
+        report = send_digests(config, store, transport, now)
+    finally:
+        transport.close()
+        store.close()
+    print(
+        f"{len(report.sent)} digests sent ({report.retried} retried), "
+        f"{report.skipped_empty} recipients had nothing new, {report.pending} still pending"
+    )
+    for failure in report.failed:
+        print(f"  not delivered: {failure}")
+    return 1 if report.failed else 0
 
 
 def _progress_bar(name: str, done: int, total: int, records: int) -> None:

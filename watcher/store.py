@@ -523,7 +523,11 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             current = MigrationContext.configure(conn).get_current_revision()
             if revision == "head" and current == target:
                 return
-            log.info("migrating store from %s to %s", current or "empty", revision)
+            log.info(
+                "migrating store from %s to %s",
+                current or "empty",
+                target if revision == "head" else revision,
+            )
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
 

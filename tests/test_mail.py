@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import trustme
+
+from watcher.cli import main
+from watcher.config import Config, load_config
+from watcher.digest import send_digests
+from watcher.mail import MaildirTransport, make_transport
+from watcher.sources.pubmed_xml import parse_articles
+from watcher.store import Store
+
+from .conftest import write_config
+from .fakes.records import synthetic
+from .fakes.smtp import SmtpServer
+
+NOW = datetime(2026, 11, 16, 7, 0, tzinfo=UTC)
+SUBS = """
+[[subscription]]
+name = "Anti-CD3 in T1D"
+query = "teplizumab"
+recipients = ["alice@example.org", "bob@example.org"]
+
+[[subscription]]
+name = "Anti-CD20 in T1D"
+query = "rituximab"
+recipients = ["alice@example.org"]
+"""
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def setup(tmp_path: Path, port: int | None, smtp_extra: str = "", mail: str = "") -> Config:
+    section = ""
+    if port is not None:
+        section = (
+            f'[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+            f"timeout = 5\n{smtp_extra}"
+        )
+    extra = f'[mail]\nfrom = "watcher@lab.example.org"\n{mail}\n{section}'
+    return load_config(write_config(tmp_path, "http://127.0.0.1:9/", SUBS, extra=extra))
+
+
+def seed(config: Config, tmp_path: Path) -> Store:
+    store = Store.open(config.store_url)
+    store.sync_subscriptions(
+        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
+        NOW - timedelta(days=2),
+    )
+    records = [
+        synthetic(
+            1,
+            "Teplizumab in relatives at risk",
+            edat=date(2026, 11, 10),
+            abstract="Teplizumab delayed type 1 diabetes.",
+            trials=("NCT01030861",),
+            pub_types=("Randomized Controlled Trial",),
+        ),
+        synthetic(2, "Rituximab and beta-cell function", edat=date(2026, 11, 11)),
+        synthetic(3, "Teplizumab plus rituximab", edat=date(2026, 11, 12)),
+    ]
+    xml = b"<PubmedArticleSet>" + b"".join(r.xml for r in records) + b"</PubmedArticleSet>"
+    store.upsert_articles(list(parse_articles(xml)), NOW - timedelta(days=1))
+    for name, pmids in (("Anti-CD3 in T1D", [1, 3]), ("Anti-CD20 in T1D", [2, 3])):
+        store.commit_poll(
+            name,
+            pmids,
+            source="esearch",
+            deliver=True,
+            now=NOW - timedelta(days=1),
+            window_end=None,
+            found=len(pmids),
+        )
+    return store
+
+
+def deliver(config: Config, store: Store, now: datetime, env: dict[str, str] | None = None):
+    """One digest run with a fresh transport, closed afterwards as the CLI and daemon do."""
+    transport = make_transport(config.mail, env=env or {})
+    try:
+        return send_digests(config, store, transport, now)
+    finally:
+        transport.close()
+
+
+def by_rcpt(server: SmtpServer) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for r in server.received:
+        for rcpt in r.rcpt_tos:
+            out.setdefault(rcpt, []).append(r.message)
+    return out
+
+
+def test_one_digest_per_recipient_over_real_smtp(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = setup(tmp_path, smtp.port)
+    store = seed(config, tmp_path)
+    report = deliver(config, store, NOW)
+    assert len(report.sent) == 2 and not report.failed
+    mail = by_rcpt(smtp)
+    assert set(mail) == {"alice@example.org", "bob@example.org"}
+    alice = mail["alice@example.org"][0]
+    assert alice["Subject"] == "PubMed Watcher: 3 new papers — Anti-CD3 in T1D, Anti-CD20 in T1D"
+    assert alice["From"] == "PubMed Watcher <watcher@lab.example.org>"
+    assert alice["To"] == "alice@example.org"
+    assert alice["Message-ID"] in report.sent and alice["Message-ID"].endswith("@lab.example.org>")
+    assert alice["List-Id"] == "PubMed Watcher digest <digest.lab.example.org>"
+    assert alice["Date"] is not None
+    assert alice.get_content_type() == "multipart/alternative"
+    text, html = alice.get_body(("plain",)), alice.get_body(("html",))
+    assert text.get_content_charset() == html.get_content_charset() == "utf-8"
+    assert [p.get_content_type() for p in alice.iter_parts()] == ["text/plain", "text/html"]
+    body = text.get_content()
+    assert body.count("Teplizumab plus rituximab") == 1  # matched twice, shown once
+    assert "https://clinicaltrials.gov/study/NCT01030861" in html.get_content()
+    bob = mail["bob@example.org"][0]
+    assert "Rituximab and beta-cell function" not in bob.get_body(("plain",)).get_content()
+    # Nothing is sent twice: a second run finds nothing new.
+    again = deliver(config, store, NOW + timedelta(days=7))
+    assert again.sent == [] and len(smtp.received) == 2
+
+
+def test_no_new_papers_no_email_unless_send_empty(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = setup(tmp_path, smtp.port)
+    store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    store.sync_subscriptions(
+        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], NOW
+    )
+    assert deliver(config, store, NOW).sent == []
+    assert smtp.received == []
+    eager = setup(tmp_path, smtp.port, mail="send_empty = true")
+    report = deliver(eager, store, NOW)
+    assert len(report.sent) == 2
+    assert smtp.received[0].message["Subject"] == "PubMed Watcher: no new papers this time"
+
+
+def test_smtp_down_keeps_the_digest_pending_then_sends_it(tmp_path: Path) -> None:
+    server = SmtpServer()  # not started: connection refused
+    config = setup(tmp_path, server.port)
+    store = seed(config, tmp_path)
+    report = deliver(config, store, NOW)
+    assert report.sent == [] and len(report.failed) == 2 and report.pending == 2
+    pending_ids = {d.message_id for d in store.pending_digests()}
+    server.start()
+    try:
+        later = deliver(config, store, NOW + timedelta(hours=1))
+    finally:
+        server.stop()
+    assert set(later.sent) == pending_ids and later.retried == 2  # same Message-IDs
+    assert {r.message["Message-ID"] for r in server.received} == pending_ids
+    assert len(server.received) == 2 and later.pending == 0
+
+
+def test_451_then_success(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = setup(tmp_path, smtp.port)
+    store = seed(config, tmp_path)
+    smtp.handler.data_failures = ["451 4.3.0 Try again later", "451 4.3.0 Try again later"]
+    first = deliver(config, store, NOW)
+    assert first.sent == [] and first.pending == 2
+    assert all("451" in f for f in first.failed)
+    second = deliver(config, store, NOW + timedelta(hours=1))
+    assert len(second.sent) == 2 and len(smtp.received) == 2
+    assert store.delivered_pmids("alice@example.org") == {1, 2, 3}
+
+
+def test_dropped_mid_data_is_retried_never_lost(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = setup(tmp_path, smtp.port)
+    store = seed(config, tmp_path)
+    smtp.handler.drop_next_data = 1
+    first = deliver(config, store, NOW)
+    assert len(first.sent) == 1 and first.pending == 1
+    assert any("connection" in f.lower() for f in first.failed)
+    second = deliver(config, store, NOW + timedelta(hours=1))
+    assert len(second.sent) == 1 and second.pending == 0
+    assert {r for m in smtp.received for r in m.rcpt_tos} == {
+        "alice@example.org",
+        "bob@example.org",
+    }
+    third = deliver(config, store, NOW + timedelta(days=1))
+    assert third.sent == [] and len(smtp.received) == 2
+
+
+def test_550_for_one_recipient_does_not_block_the_other(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = setup(tmp_path, smtp.port)
+    store = seed(config, tmp_path)
+    smtp.handler.reject["bob@example.org"] = "550 5.1.1 No such user"
+    report = deliver(config, store, NOW)
+    assert len(report.sent) == 1 and report.pending == 0
+    assert report.failed == ["bob@example.org: 550 5.1.1 No such user"]
+    assert list(by_rcpt(smtp)) == ["alice@example.org"]
+    states = {d["recipient"]: d["state"] for d in store.digest_states()}
+    assert states == {"alice@example.org": "sent", "bob@example.org": "failed"}
+    # Bob's papers are not lost: once his address works, they go out.
+    del smtp.handler.reject["bob@example.org"]
+    later = deliver(config, store, NOW + timedelta(days=7))
+    assert len(later.sent) == 1 and "bob@example.org" in by_rcpt(smtp)
+    assert store.delivered_pmids("bob@example.org") == {1, 3}
+
+
+def test_starttls_with_certificate_verification_and_auth(tmp_path: Path, ca) -> None:
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    server = SmtpServer(starttls=server_ctx, credentials=("watcher", "s3cret")).start()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    try:
+        cfg = load_config(
+            write_config(
+                tmp_path,
+                "http://127.0.0.1:9/",
+                SUBS,
+                extra=(
+                    '[mail]\nfrom = "watcher@lab.example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
+                    f'port = {server.port}\nsecurity = "starttls"\nusername = "watcher"\n'
+                    f'password_env = "SMTP_PW"\nca_file = "{ca_file}"\ntimeout = 5\n'
+                ),
+            )
+        )
+        store = seed(cfg, tmp_path)
+        report = deliver(cfg, store, NOW, env={"SMTP_PW": "s3cret"})
+        assert len(report.sent) == 2 and len(server.received) == 2
+        # Without the test CA the certificate is not trusted: nothing is sent, all stays pending.
+        untrusting = load_config(
+            write_config(
+                tmp_path,
+                "http://127.0.0.1:9/",
+                SUBS,
+                extra=(
+                    '[mail]\nsend_empty = true\n[mail.smtp]\nhost = "127.0.0.1"\n'
+                    f'port = {server.port}\nsecurity = "starttls"\ntimeout = 5\n'
+                ),
+            )
+        )
+        bad = deliver(untrusting, store, NOW)
+        assert bad.sent == [] and any("CERTIFICATE_VERIFY_FAILED" in f for f in bad.failed)
+    finally:
+        server.stop()
+
+
+def test_implicit_tls(tmp_path: Path, ca) -> None:
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    server = SmtpServer(implicit_tls=server_ctx).start()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    try:
+        cfg = load_config(
+            write_config(
+                tmp_path,
+                "http://127.0.0.1:9/",
+                SUBS,
+                extra=(
+                    '[mail]\nfrom = "watcher@lab.example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
+                    f'port = {server.port}\nsecurity = "ssl"\nca_file = "{ca_file}"\ntimeout = 5\n'
+                ),
+            )
+        )
+        store = seed(cfg, tmp_path)
+        assert len(deliver(cfg, store, NOW).sent) == 2
+        assert len(server.received) == 2
+    finally:
+        server.stop()
+
+
+def test_maildir_is_the_embedded_default_and_exactly_once(tmp_path: Path) -> None:
+    config = setup(tmp_path, None)
+    transport = make_transport(config.mail)
+    assert isinstance(transport, MaildirTransport)
+    store = seed(config, tmp_path)
+    report = send_digests(config, store, transport, NOW)
+    files = sorted((tmp_path / "mail" / "new").iterdir())
+    assert len(files) == 2 and len(report.sent) == 2
+    msg = message_from_bytes(files[0].read_bytes(), policy=policy.default)
+    assert msg["Subject"].startswith("PubMed Watcher: ")
+    # the same message handed over twice (a crash before it was recorded) lands once
+    transport.send(files[0].read_bytes(), "alice@example.org")
+    assert len(list((tmp_path / "mail" / "new").iterdir())) == 2
+
+
+def test_digest_command_dry_run_marks_nothing(tmp_path: Path, capsys) -> None:
+    config = setup(tmp_path, None)
+    seed(config, tmp_path).close()
+    out = tmp_path / "preview"
+    assert main(["-c", str(config.path), "digest", "--dry-run", "--out", str(out)]) == 0
+    emls = sorted(out.glob("*.eml"))
+    assert len(emls) == 2 and len(list(out.glob("*.html"))) == 2
+    assert "nothing marked as delivered" in capsys.readouterr().out
+    assert main(["-c", str(config.path), "digest"]) == 0
+    assert "2 digests sent" in capsys.readouterr().out
+    assert len(list((tmp_path / "mail" / "new").iterdir())) == 2
+    assert main(["-c", str(config.path), "digest", "--dry-run"]) == 2

@@ -1,0 +1,514 @@
+"""Digests: choose and order each recipient's new papers, render them, and (the send step) hand
+them to a transport with the store's bookkeeping around it.
+
+The choosing and rendering are pure; `send_digests` is the only part with I/O, and it receives
+its collaborators (store, transport, clock) as arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from watcher.config import Config, MailConfig, Subscription
+from watcher.errors import MailError
+from watcher.models import Article
+from watcher.paths import shipped
+from watcher.schedule import schedule_key
+
+log = logging.getLogger(__name__)
+
+SNIPPET_CHARS = 300
+# Publication types a clinician scans for, in the order badges are shown.
+_BADGES = (
+    ("Retracted Publication", "Retracted", "alert"),
+    ("Retraction of Publication", "Retraction notice", "alert"),
+    ("Expression of Concern", "Expression of concern", "alert"),
+    ("Published Erratum", "Erratum", "alert"),
+    ("Meta-Analysis", "Meta-analysis", "evidence"),
+    ("Systematic Review", "Systematic review", "evidence"),
+    ("Randomized Controlled Trial", "RCT", "evidence"),
+    ("Clinical Trial, Phase IV", "Phase IV trial", "trial"),
+    ("Clinical Trial, Phase III", "Phase III trial", "trial"),
+    ("Clinical Trial, Phase II", "Phase II trial", "trial"),
+    ("Clinical Trial, Phase I", "Phase I trial", "trial"),
+    ("Clinical Trial", "Clinical trial", "trial"),
+    ("Practice Guideline", "Guideline", "evidence"),
+    ("Guideline", "Guideline", "evidence"),
+    ("Review", "Review", "plain"),
+    ("Case Reports", "Case report", "plain"),
+)
+_CORRECTION_BADGES = {
+    "RetractionIn": ("Retracted", "alert"),
+    "ErratumIn": ("Erratum published", "alert"),
+    "ExpressionOfConcernIn": ("Expression of concern", "alert"),
+    "UpdateIn": ("Updated", "plain"),
+}
+# International Nonproprietary Names of monoclonal antibodies end in -mab (WHO INN stem).
+_MAB = re.compile(r"\b([A-Za-z]{3,}(?:ximab|zumab|umab|omab|imab|emab|amab|mab))\b")
+_NOT_MABS = frozenset({"mab", "anti-mab"})
+_TRIAL_LINKS = (
+    (re.compile(r"^NCT\d{8}$"), "https://clinicaltrials.gov/study/{}"),
+    (re.compile(r"^ISRCTN\d+$"), "https://www.isrctn.com/{}"),
+    (
+        re.compile(r"^\d{4}-\d{6}-\d{2}$"),
+        "https://www.clinicaltrialsregister.eu/ctr-search/search?query={}",
+    ),
+    (re.compile(r"^ACTRN\d+$"), "https://www.anzctr.org.au/ACTRN{}.aspx"),
+)
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(\[])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Paper:
+    """One paper as the templates show it."""
+
+    pmid: int
+    url: str
+    title: str
+    authors: str
+    source: str  # journal and date
+    subscriptions: tuple[str, ...]
+    badges: tuple[tuple[str, str], ...]  # (label, kind)
+    mabs: tuple[str, ...]
+    trials: tuple[Link, ...]
+    doi_url: str | None
+    pmc_url: str | None
+    abstract: tuple[tuple[str | None, str], ...]  # (label, text) per section shown
+    compact: bool = False
+
+
+@dataclass(frozen=True)
+class Group:
+    subscription: str
+    papers: tuple[Paper, ...]
+    total: int  # including papers shown under an earlier group
+
+
+@dataclass(frozen=True)
+class DigestContext:
+    recipient: str
+    subject: str
+    groups: tuple[Group, ...]
+    compact: tuple[Paper, ...]  # beyond max_items: listed as title links
+    counts: tuple[tuple[str, int], ...]
+    total: int
+    subscriptions: tuple[str, ...]
+    config_path: str
+    generated: datetime
+    abstract_mode: str
+    pmids: tuple[int, ...] = field(default=())
+
+
+def build_digest(
+    recipient: str,
+    papers: dict[int, list[str]],
+    articles: dict[int, Article],
+    subscriptions: Sequence[Subscription],
+    mail: MailConfig,
+    config_path: Path | str,
+    now: datetime,
+) -> DigestContext:
+    """Group `papers` (PMID → matching subscription names) for one recipient.
+
+    Each paper appears once, under the first of its subscriptions in config order, and names
+    the others. Newest first within a group. After `max_items` papers the rest are compact
+    title links: nothing is ever dropped silently.
+    """
+    order = [
+        s.name for s in subscriptions if recipient.lower() in (r.lower() for r in s.recipients)
+    ]
+    rank = {name: i for i, name in enumerate(order)}
+    present = [p for p in papers if p in articles]
+    if len(present) < len(papers):
+        log.warning(
+            "%d papers for %s are not in the store yet; they wait for the next digest",
+            len(papers) - len(present),
+            recipient,
+        )
+    by_group: dict[str, list[Article]] = {name: [] for name in order}
+
+    def in_order(names: list[str]) -> tuple[str, ...]:
+        return tuple(sorted(names, key=lambda n: rank.get(n, len(rank))))
+
+    for pmid in present:
+        by_group.setdefault(in_order(papers[pmid])[0], []).append(articles[pmid])
+    shown = 0
+    groups: list[Group] = []
+    compact: list[Paper] = []
+    counts = []
+    for name, group_articles in by_group.items():
+        total = sum(1 for p in present if name in papers[p])
+        if total:
+            counts.append((name, total))
+        full: list[Paper] = []
+        for art in sorted(group_articles, key=_published, reverse=True):
+            is_compact = shown >= mail.max_items
+            paper = present_paper(
+                art, in_order(papers[art.pmid]), mail.abstract, compact=is_compact
+            )
+            (compact if is_compact else full).append(paper)
+            shown += 1
+        if full:
+            groups.append(Group(name, tuple(full), total))
+    total = len(present)
+    return DigestContext(
+        recipient=recipient,
+        subject=digest_subject(total, [n for n, _ in counts]),
+        groups=tuple(groups),
+        compact=tuple(compact),
+        counts=tuple(counts),
+        total=total,
+        subscriptions=tuple(order),
+        config_path=str(config_path),
+        generated=now,
+        abstract_mode=mail.abstract,
+        pmids=tuple(sorted(present)),
+    )
+
+
+def digest_subject(total: int, names: Sequence[str]) -> str:
+    if total == 0:
+        return "PubMed Watcher: no new papers this time"
+    noun = "paper" if total == 1 else "papers"
+    shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    return header_safe(f"PubMed Watcher: {total} new {noun} — {shown}")
+
+
+def header_safe(text: str, limit: int = 200) -> str:
+    """No CR, LF or other control character from data ever reaches a header."""
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def present_paper(
+    art: Article, subs: tuple[str, ...], abstract_mode: str, compact: bool = False
+) -> Paper:
+    return Paper(
+        pmid=art.pmid,
+        url=art.url,
+        title=_one_line(art.title) or f"PMID {art.pmid}",
+        authors=author_line(art),
+        source=" · ".join(x for x in (art.journal_iso or art.journal, art.pub_date) if x),
+        subscriptions=subs,
+        badges=badges(art),
+        mabs=monoclonal_antibodies(art),
+        trials=tuple(trial_link(t) for t in art.trial_ids),
+        doi_url=f"https://doi.org/{art.doi}" if art.doi else None,
+        pmc_url=f"https://pmc.ncbi.nlm.nih.gov/articles/{art.pmcid}/" if art.pmcid else None,
+        abstract=() if compact else abstract_sections(art, abstract_mode),
+        compact=compact,
+    )
+
+
+def author_line(art: Article) -> str:
+    names = [a.display for a in art.authors if a.display]
+    if not names:
+        return ""
+    return ", ".join(names[:3]) + (", et al." if len(names) > 3 else "")
+
+
+def badges(art: Article) -> tuple[tuple[str, str], ...]:
+    types = set(art.publication_types)
+    out: dict[str, str] = {}
+    for c in art.corrections:
+        if c.ref_type in _CORRECTION_BADGES:
+            label, kind = _CORRECTION_BADGES[c.ref_type]
+            out.setdefault(label, kind)
+    trial_phase = False
+    for ptype, label, kind in _BADGES:
+        if ptype in types:
+            if label == "Clinical trial" and trial_phase:
+                continue  # "Phase III trial" already says it
+            trial_phase = trial_phase or label.startswith("Phase")
+            out.setdefault(label, kind)
+    return tuple(out.items())
+
+
+def monoclonal_antibodies(art: Article) -> tuple[str, ...]:
+    text = f"{art.title} {art.abstract_text}"
+    found: dict[str, None] = {}
+    for m in _MAB.finditer(text):
+        name = m.group(1).lower()
+        if name not in _NOT_MABS:
+            found[name] = None
+    return tuple(found)
+
+
+def trial_link(trial_id: str) -> Link:
+    for pattern, url in _TRIAL_LINKS:
+        if pattern.match(trial_id):
+            value = trial_id.removeprefix("ACTRN") if url.endswith("ACTRN{}.aspx") else trial_id
+            return Link(trial_id, url.format(value))
+    return Link(trial_id, None)
+
+
+def abstract_sections(art: Article, mode: str) -> tuple[tuple[str | None, str], ...]:
+    if mode == "none" or not art.abstract:
+        return ()
+    if mode == "full":
+        return tuple((s.label, s.text) for s in art.abstract)
+    # A snippet: the conclusions when the abstract is structured (what a reader scans for),
+    # otherwise its opening, cut at a sentence end near SNIPPET_CHARS.
+    conclusion = next(
+        (
+            s
+            for s in art.abstract
+            if s.label and s.label.upper().startswith(("CONCLUSION", "INTERPRETATION"))
+        ),
+        None,
+    )
+    if conclusion is not None:
+        return ((conclusion.label, snippet(conclusion.text)),)
+    return ((None, snippet(" ".join(s.text for s in art.abstract))),)
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, limit + 1)]
+    if ends and ends[-1] >= limit // 3:
+        return text[: ends[-1]]
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > 0 else limit].rstrip(",;:") + " …"
+
+
+def _published(art: Article) -> tuple[date, int]:
+    """Sort key for newest first: the electronic date, else the print year; PMID breaks ties."""
+    when = art.epub_date or (date(art.pub_year, 1, 1) if art.pub_year else date.min)
+    return (when, art.pmid)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+class Renderer:
+    """Jinja2 over the shipped templates, each overridable by a file in the user's folder."""
+
+    def __init__(self, user_templates: Path | None = None) -> None:
+        import jinja2
+
+        folders = [str(user_templates)] if user_templates else []
+        folders.append(str(shipped("templates")))
+        loader = jinja2.FileSystemLoader(folders)
+        self.html_env = jinja2.Environment(
+            loader=loader,
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.text_env = jinja2.Environment(
+            loader=loader,
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        for env in (self.html_env, self.text_env):
+            env.filters["wrap"] = _wrap
+
+    def render(self, ctx: DigestContext) -> Rendered:
+        import css_inline
+
+        values = {"d": ctx}
+        subject = header_safe(self.text_env.get_template("subject.txt").render(values))
+        text = self.text_env.get_template("digest.txt").render(values)
+        html = self.html_env.get_template("digest.html").render(values)
+        # Gmail, Outlook and most webmail drop <style>; @media rules (dark mode, phones) can't
+        # be inlined and stay in the head for the clients that read them.
+        html = css_inline.CSSInliner(
+            keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
+        ).inline(html)
+        return Rendered(subject, text, html)
+
+
+def _wrap(text: str, width: int = 76, indent: str = "") -> str:
+    import textwrap
+
+    return textwrap.fill(
+        text,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+# The send step
+
+
+@dataclass
+class DigestReport:
+    sent: list[str] = field(default_factory=list)  # Message-IDs
+    retried: int = 0
+    pending: int = 0
+    failed: list[str] = field(default_factory=list)  # "recipient: error"
+    skipped_empty: int = 0
+
+
+def recipients_of(subs: Iterable[Subscription]) -> list[str]:
+    return sorted({r.lower() for s in subs for r in s.recipients})
+
+
+def send_digests(
+    config: Config,
+    store: Any,
+    transport: Any,
+    now: datetime,
+    *,
+    schedules: Sequence[tuple[str, str]] | None = None,
+    renderer: Renderer | None = None,
+) -> DigestReport:
+    """Retry pending digests, then build, record and send one digest per recipient for each
+    schedule (default: every schedule of the config)."""
+    from watcher.mail import build_message, new_message_id
+
+    renderer = renderer or Renderer(config.mail.templates)
+    report = DigestReport()
+    groups = config.schedules
+    keys = list(groups) if schedules is None else list(schedules)
+    everyone = recipients_of(s for k in keys for s in groups.get(k, []))
+
+    for pending in store.pending_digests(everyone):
+        report.retried += 1
+        _deliver(
+            store,
+            transport,
+            pending.id,
+            pending.recipient,
+            pending.message_id,
+            pending.message,
+            now,
+            report,
+        )
+
+    for key in keys:
+        subs = groups.get(key, [])
+        for rcpt in recipients_of(subs):
+            mine = [s for s in subs if rcpt in (r.lower() for r in s.recipients)]
+            papers = store.pending_papers(rcpt, [s.name for s in mine])
+            if not papers and not config.mail.send_empty:
+                report.skipped_empty += 1
+                continue
+            articles = store.articles(papers)
+            ctx = build_digest(
+                rcpt, papers, articles, config.subscriptions, config.mail, config.path, now
+            )
+            if ctx.total == 0 and not config.mail.send_empty:
+                report.skipped_empty += 1
+                continue
+            message_id = new_message_id(config.mail.from_addr)
+            message = build_message(
+                renderer.render(ctx), config.mail.from_addr, rcpt, message_id, now
+            )
+            digest_id = store.create_digest(
+                recipient=rcpt,
+                schedule=schedule_key(*key),
+                message_id=message_id,
+                message=message,
+                pmids=list(ctx.pmids),
+                now=now,
+            )
+            _deliver(store, transport, digest_id, rcpt, message_id, message, now, report)
+        store.set_digest_run(schedule_key(*key), now)
+    report.pending = len(store.pending_digests(everyone))
+    return report
+
+
+def _deliver(
+    store: Any,
+    transport: Any,
+    digest_id: int,
+    rcpt: str,
+    message_id: str,
+    message: bytes,
+    now: datetime,
+    report: DigestReport,
+) -> None:
+    try:
+        transport.send(message, rcpt)
+    except MailError as exc:
+        store.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
+        report.failed.append(f"{rcpt}: {exc}")
+        log.error(
+            "digest %s to %s %s: %s",
+            message_id,
+            rcpt,
+            "refused" if exc.permanent else "not sent, retried next run",
+            exc,
+            extra={
+                "fields": {
+                    "event": "digest_error",
+                    "recipient": rcpt,
+                    "message_id": message_id,
+                    "permanent": exc.permanent,
+                }
+            },
+        )
+        return
+    if store.mark_digest_sent(digest_id, now):
+        report.sent.append(message_id)
+        log.info(
+            "digest %s sent to %s",
+            message_id,
+            rcpt,
+            extra={"fields": {"event": "digest_sent", "recipient": rcpt, "message_id": message_id}},
+        )
+
+
+def write_dry_run(
+    config: Config, store: Any, out: Path, now: datetime, renderer: Renderer | None = None
+) -> list[Path]:
+    """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
+    from watcher.mail import build_message, new_message_id
+
+    renderer = renderer or Renderer(config.mail.templates)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key, subs in config.schedules.items():
+        for rcpt in recipients_of(subs):
+            mine = [s for s in subs if rcpt in (r.lower() for r in s.recipients)]
+            papers = store.pending_papers(rcpt, [s.name for s in mine])
+            if not papers and not config.mail.send_empty:
+                continue
+            ctx = build_digest(
+                rcpt,
+                papers,
+                store.articles(papers),
+                config.subscriptions,
+                config.mail,
+                config.path,
+                now,
+            )
+            rendered = renderer.render(ctx)
+            message = build_message(
+                rendered, config.mail.from_addr, rcpt, new_message_id(config.mail.from_addr), now
+            )
+            stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
+            (out / f"{stem}.eml").write_bytes(message)
+            (out / f"{stem}.html").write_text(rendered.html, encoding="utf-8")
+            written.append(out / f"{stem}.eml")
+    return written
