@@ -190,3 +190,55 @@ def test_wheel_ships_templates_and_example_config(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_systemd_unit_runs_the_daemon_as_an_unprivileged_user() -> None:
+    unit = (REPO / "contrib" / "pubmed-watcher.service").read_text()
+    assert "ExecStart=/opt/pubmed-watcher/bin/watcher run" in unit
+    assert "User=pubmed-watcher" in unit and "Restart=on-failure" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit
+
+
+def test_readme_commands_exist_and_their_help_runs() -> None:
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    commands = set(re.findall(r"^\| `watcher (\w+)", readme, re.M))
+    assert commands == {"init", "check", "poll", "digest", "backfill", "status", "run"}
+    for command in sorted(commands):
+        code, out, err = run(command, "--help")
+        assert code == 0 and "usage: watcher" in out, err
+
+
+def test_readme_reference_names_every_key_of_the_example_config() -> None:
+    import re
+    import tomllib
+
+    readme = (REPO / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(\[[\w.\[\]]+\]) ([\w`, ]+)` \|", readme, re.M))
+    keys = {(table, key.strip("` ")) for table, names in documented for key in names.split(",")}
+    example = (REPO / "config.example.toml").read_text()
+    uncommented = tomllib.loads(example)
+    commented = tomllib.loads(
+        re.sub(r"^# (\w+ = )", r"\1", example, flags=re.M).replace("# [mail.smtp]", "[mail.smtp]")
+    )
+    for source in (uncommented, commented):
+        for table, values in source.items():
+            rows = values if isinstance(values, list) else [values]
+            for row in rows:
+                for key, value in row.items():
+                    if isinstance(value, dict):
+                        for sub in value:
+                            assert (f"[{table}.{key}]", sub) in keys, (table, key, sub)
+                        continue
+                    name = f"[[{table}]]" if isinstance(values, list) else f"[{table}]"
+                    assert (name, key) in keys, (name, key)
+
+
+def test_readme_set_up_commands_match_ci() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert ".venv/bin/pip install -e '.[test,postgres]' && .venv/bin/python -m pytest" in readme
+    assert "pip install -q --disable-pip-version-check -e '.[test,postgres]'" in ci
+    assert ci.rstrip().endswith('"$venv/bin/python" -m pytest')
+    assert "watcher -c watcher.toml run" in readme

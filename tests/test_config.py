@@ -125,3 +125,47 @@ def test_fingerprint_changes_with_the_query(tmp_path: Path) -> None:
 
     assert sub("a").fingerprint == sub("a").fingerprint
     assert sub("a").fingerprint != sub("b").fingerprint
+
+
+@pytest.mark.parametrize(
+    "field,expected",
+    [
+        ("*", "*"),
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("mon", "mon"),
+        ("sat,sun", "sun,sat"),
+        ("5-7", "sun,fri,sat"),
+        ("*/2", "sun,tue,thu,sat"),
+        ("0-6", "*"),
+    ],
+)
+def test_crontab_weekdays_count_from_sunday(field: str, expected: str) -> None:
+    from watcher.schedule import crontab_weekdays
+
+    assert crontab_weekdays(field) == expected
+
+
+def test_digest_time_follows_daylight_saving() -> None:
+    from datetime import UTC, datetime
+
+    from watcher.schedule import next_digest_time
+
+    # Europe/Paris leaves summer time on 2026-10-25: 07:00 local is 05:00 UTC before, 06:00 after
+    before = next_digest_time("0 7 * * sun", "Europe/Paris", datetime(2026, 10, 12, tzinfo=UTC))
+    after = next_digest_time("0 7 * * sun", "Europe/Paris", datetime(2026, 10, 19, tzinfo=UTC))
+    assert before.astimezone(UTC).hour == 5 and after.astimezone(UTC).hour == 6
+    assert before.weekday() == after.weekday() == 6  # crontab's 0/7 and 'sun' are Sunday
+
+
+def test_missed_digest_counts_one_catch_up_however_many_periods() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from watcher.schedule import missed_digest
+
+    last = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)  # a Monday digest
+    assert not missed_digest("0 7 * * mon", "UTC", last, last + timedelta(days=6))
+    assert missed_digest("0 7 * * mon", "UTC", last, last + timedelta(days=7))
+    assert missed_digest("0 7 * * mon", "UTC", last, last + timedelta(days=40))
+    assert not missed_digest("0 7 * * mon", "UTC", None, last)

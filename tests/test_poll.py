@@ -273,3 +273,16 @@ def test_backfill_is_resumable_and_does_not_flood(tmp_path, fake, store) -> None
     assert reports[0].resumed_from is not None
     assert store.match_counts()["islets"] == 3000 and store.count_articles() == 3000
     assert store.pending_papers("a@example.org", ["islets"]) == {}  # known, not news
+
+
+def test_an_unreachable_ncbi_is_asked_once_per_poll(tmp_path, store) -> None:
+    from .fakes.smtp import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/entrez/eutils/"
+    config = load_config(write_config(tmp_path, dead, sub("a", "x") + sub("b", "y")))
+    sync(store, config)
+    client = make_client(dead, retries=1)
+    report = poll(config, store, client, NOW)
+    assert [o.name for o in report.failed] == ["a", "b"]
+    assert client.counters.requests == 2  # a's two tries; b was not tried
+    assert "cannot connect to 127.0.0.1" in (report.failed[1].error or "")

@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", type=Path, metavar="DIR", help="where --dry-run writes .eml files")
     c.set_defaults(func=cmd_digest)
 
+    c = sub.add_parser("run", help="run as a daemon: poll and mail on the configured schedules")
+    c.set_defaults(func=cmd_run)
+
     c = sub.add_parser("status", help="last polls, errors, and papers awaiting delivery")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_status)
@@ -334,6 +337,12 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from watcher.daemon import run
+
+    return run(config_path(args), utcnow)
+
+
 def _progress_bar(name: str, done: int, total: int, records: int) -> None:
     width = 30
     filled = width * done // max(total, 1)
@@ -363,7 +372,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     states = store.poll_states()
     counts = store.match_counts()
     undelivered = store.undelivered_counts()
-    heartbeat = store.get_meta("heartbeat")
+    daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), utcnow())
     subs = []
     for sub in config.subscriptions:
         st = states.get(sub.name)
@@ -386,7 +395,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         "config": str(config.path),
         "store": store.engine.url.render_as_string(hide_password=True),
         "articles": store.count_articles(),
-        "daemon_heartbeat": heartbeat,
+        "daemon_heartbeat": daemon["heartbeat"],
+        "daemon": daemon,
         "subscriptions": subs,
         "recipients": [{"address": r, "undelivered": undelivered.get(r, 0)} for r in recipients],
         "pending_digests": len(store.pending_digests()),
@@ -396,7 +406,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"store: {out['store']} ({out['articles']} articles)")
-    print(f"daemon heartbeat: {heartbeat or 'never (the daemon has not run)'}")
+    print(f"daemon: {daemon['summary']}")
+    for job, when in sorted((daemon.get("next_runs") or {}).items()):
+        print(f"  next {job}: {when}")
     for s in subs:
         print(f"\n  {s['name']} [{s['kind']}]: {s['matches']} matches")
         print(
@@ -412,6 +424,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
     return 0
+
+
+def daemon_status(heartbeat: str | None, state: str | None, now: datetime) -> dict[str, Any]:
+    """Alive when the heartbeat is younger than a few of the daemon's own intervals."""
+    info: dict[str, Any] = json.loads(state) if state else {}
+    info["heartbeat"] = heartbeat
+    if heartbeat is None:
+        info["alive"] = False
+        info["summary"] = "never seen (start it with `watcher run`)"
+        return info
+    age = (now - datetime.fromisoformat(heartbeat)).total_seconds()
+    info["alive"] = (
+        info.get("state") == "running" and age < 3 * min(30.0, info.get("tick_seconds", 30.0)) + 30
+    )
+    if info["alive"]:
+        info["summary"] = f"alive (pid {info.get('pid')}, heartbeat {age:.0f}s ago)"
+    elif info.get("state") == "stopped":
+        info["summary"] = f"stopped at {info.get('stopped_at')}"
+        info.pop("next_runs", None)
+    else:
+        info["summary"] = f"NOT RESPONDING: last heartbeat {heartbeat} ({age:.0f}s ago)"
+    return info
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -487,13 +487,13 @@ def _check_timezone(name: str) -> None:
 
 
 def _check_cron(value: tuple[str, str]) -> None:
-    from apscheduler.triggers.cron import CronTrigger
+    from watcher.schedule import digest_trigger
 
     cron, tz = value
-    if len(cron.split()) != 5:
+    if len(cron.split()) not in (5, 6):
         raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
     try:
-        CronTrigger.from_crontab(cron, timezone=zoneinfo.ZoneInfo(tz))
+        digest_trigger(cron, tz)
     except ValueError as exc:
         raise ValueError(f"{cron!r} is not a valid crontab line: {exc}") from None
 

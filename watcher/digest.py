@@ -382,17 +382,68 @@ def send_digests(
     schedules: Sequence[tuple[str, str]] | None = None,
     renderer: Renderer | None = None,
 ) -> DigestReport:
-    """Retry pending digests, then build, record and send one digest per recipient for each
-    schedule (default: every schedule of the config)."""
-    from watcher.mail import build_message, new_message_id
-
+    """For each schedule (default: all of the config's) and each of its recipients: retry their
+    pending digests, then build, record and send one digest of what is new."""
     renderer = renderer or Renderer(config.mail.templates)
     report = DigestReport()
     groups = config.schedules
     keys = list(groups) if schedules is None else list(schedules)
     everyone = recipients_of(s for k in keys for s in groups.get(k, []))
 
-    for pending in store.pending_digests(everyone):
+    for key in keys:
+        subs = groups.get(key, [])
+        for rcpt in recipients_of(subs):
+            # One process per recipient at a time (PostgreSQL advisory lock): with two daemons
+            # on one store, the other skips this recipient instead of mailing them twice.
+            with store.advisory_locks([f"digest:{rcpt}"]) as held:
+                if held:
+                    _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
+        store.set_digest_run(schedule_key(*key), now)
+    report.pending = len(store.pending_digests(everyone))
+    return report
+
+
+@dataclass(frozen=True)
+class Composed:
+    ctx: DigestContext
+    rendered: Rendered
+    message_id: str
+    message: bytes
+
+
+def compose(
+    config: Config, store: Any, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
+) -> Composed | None:
+    """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
+    (and `send_empty` is off)."""
+    from watcher.mail import build_message, new_message_id
+
+    mine = [s for s in config.schedules.get(key, []) if rcpt in (r.lower() for r in s.recipients)]
+    papers = store.pending_papers(rcpt, [s.name for s in mine])
+    if not papers and not config.mail.send_empty:
+        return None
+    ctx = build_digest(
+        rcpt, papers, store.articles(papers), config.subscriptions, config.mail, config.path, now
+    )
+    if ctx.total == 0 and not config.mail.send_empty:
+        return None
+    rendered = renderer.render(ctx)
+    message_id = new_message_id(config.mail.from_addr)
+    message = build_message(rendered, config.mail.from_addr, rcpt, message_id, now)
+    return Composed(ctx, rendered, message_id, message)
+
+
+def _recipient_digest(
+    config: Config,
+    store: Any,
+    transport: Any,
+    renderer: Renderer,
+    key: tuple[str, str],
+    rcpt: str,
+    now: datetime,
+    report: DigestReport,
+) -> None:
+    for pending in store.pending_digests([rcpt]):
         report.retried += 1
         _deliver(
             store,
@@ -404,38 +455,19 @@ def send_digests(
             now,
             report,
         )
-
-    for key in keys:
-        subs = groups.get(key, [])
-        for rcpt in recipients_of(subs):
-            mine = [s for s in subs if rcpt in (r.lower() for r in s.recipients)]
-            papers = store.pending_papers(rcpt, [s.name for s in mine])
-            if not papers and not config.mail.send_empty:
-                report.skipped_empty += 1
-                continue
-            articles = store.articles(papers)
-            ctx = build_digest(
-                rcpt, papers, articles, config.subscriptions, config.mail, config.path, now
-            )
-            if ctx.total == 0 and not config.mail.send_empty:
-                report.skipped_empty += 1
-                continue
-            message_id = new_message_id(config.mail.from_addr)
-            message = build_message(
-                renderer.render(ctx), config.mail.from_addr, rcpt, message_id, now
-            )
-            digest_id = store.create_digest(
-                recipient=rcpt,
-                schedule=schedule_key(*key),
-                message_id=message_id,
-                message=message,
-                pmids=list(ctx.pmids),
-                now=now,
-            )
-            _deliver(store, transport, digest_id, rcpt, message_id, message, now, report)
-        store.set_digest_run(schedule_key(*key), now)
-    report.pending = len(store.pending_digests(everyone))
-    return report
+    digest = compose(config, store, renderer, key, rcpt, now)
+    if digest is None:
+        report.skipped_empty += 1
+        return
+    digest_id = store.create_digest(
+        recipient=rcpt,
+        schedule=schedule_key(*key),
+        message_id=digest.message_id,
+        message=digest.message,
+        pmids=list(digest.ctx.pmids),
+        now=now,
+    )
+    _deliver(store, transport, digest_id, rcpt, digest.message_id, digest.message, now, report)
 
 
 def _deliver(
@@ -483,32 +515,16 @@ def write_dry_run(
     config: Config, store: Any, out: Path, now: datetime, renderer: Renderer | None = None
 ) -> list[Path]:
     """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
-    from watcher.mail import build_message, new_message_id
-
     renderer = renderer or Renderer(config.mail.templates)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for key, subs in config.schedules.items():
         for rcpt in recipients_of(subs):
-            mine = [s for s in subs if rcpt in (r.lower() for r in s.recipients)]
-            papers = store.pending_papers(rcpt, [s.name for s in mine])
-            if not papers and not config.mail.send_empty:
+            digest = compose(config, store, renderer, key, rcpt, now)
+            if digest is None:
                 continue
-            ctx = build_digest(
-                rcpt,
-                papers,
-                store.articles(papers),
-                config.subscriptions,
-                config.mail,
-                config.path,
-                now,
-            )
-            rendered = renderer.render(ctx)
-            message = build_message(
-                rendered, config.mail.from_addr, rcpt, new_message_id(config.mail.from_addr), now
-            )
             stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
-            (out / f"{stem}.eml").write_bytes(message)
-            (out / f"{stem}.html").write_text(rendered.html, encoding="utf-8")
+            (out / f"{stem}.eml").write_bytes(digest.message)
+            (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
             written.append(out / f"{stem}.eml")
     return written

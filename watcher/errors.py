@@ -30,6 +30,15 @@ class SourceError(WatcherError):
     """NCBI (or a feed host) did not give a usable answer after the allowed retries."""
 
 
+class Unreachable(SourceError):
+    """The host never answered (connection refused, DNS, timeouts) through all the retries."""
+
+
+class Interrupted(WatcherError):
+    """A shutdown was asked for while waiting (backoff, rate limit); the job stops unfinished,
+    with nothing of it committed."""
+
+
 class QueryError(SourceError):
     """NCBI rejected a search (an <ERROR> body): retrying will not help, the query must change."""
 

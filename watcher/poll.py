@@ -13,9 +13,10 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
 
 from watcher.config import Config, Subscription
-from watcher.errors import SourceError
+from watcher.errors import SourceError, Unreachable
 from watcher.models import Article
 from watcher.schedule import next_poll_time
 from watcher.sources.eutils import EUtils
@@ -99,7 +100,14 @@ def poll(
     states = store.poll_states()
     report = PollReport()
     found: list[Found] = []
+    # A host that never answered through all retries is not asked again in this poll: the
+    # subscriptions behind it are recorded as failed at once instead of each waiting it out.
+    down: dict[str, str] = {}
     for sub in subs:
+        host = urlsplit(sub.rss or config.ncbi.base_url).netloc
+        if host in down:
+            _fail(store, report, sub.name, down[host], now)
+            continue
         try:
             found.append(
                 _search(
@@ -111,6 +119,9 @@ def poll(
                     now,
                 )
             )
+        except Unreachable as exc:
+            down[host] = str(exc)
+            _fail(store, report, sub.name, str(exc), now)
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
 

@@ -7,11 +7,66 @@ from datetime import datetime, timedelta
 
 from watcher.config import Schedule
 
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
 
 def digest_trigger(cron: str, timezone: str):  # type: ignore[no-untyped-def]
+    """A crontab line as an APScheduler trigger in `timezone` (daylight-saving aware).
+
+    Five fields as in crontab(5); a sixth, leading field of seconds is accepted for demos and
+    tests ("*/5 * * * * *"). Raises ValueError on a bad line.
+    """
     from apscheduler.triggers.cron import CronTrigger
 
-    return CronTrigger.from_crontab(cron, timezone=zoneinfo.ZoneInfo(timezone))
+    fields = cron.split()
+    if len(fields) == 5:
+        fields.insert(0, "0")
+    if len(fields) != 6:
+        raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
+    second, minute, hour, day, month, dow = fields
+    return CronTrigger(
+        second=second,
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=crontab_weekdays(dow),
+        timezone=zoneinfo.ZoneInfo(timezone),
+    )
+
+
+def crontab_weekdays(field: str) -> str:
+    """crontab counts weekdays from Sunday = 0 (7 too); APScheduler from Monday = 0. Expand the
+    field to day names, which mean the same to both: '1-5' → 'mon,tue,wed,thu,fri'."""
+    days: set[int] = set()
+    for token in field.lower().split(","):
+        base, _, step_text = token.partition("/")
+        step = int(step_text) if step_text.isdigit() else 1
+        if not step_text.isdigit() and step_text:
+            raise ValueError(f"bad step in day of week {token!r}")
+        if base == "*":
+            lo, hi = 0, 6
+        elif "-" in base:
+            lo, hi = (_weekday(x) for x in base.split("-", 1))
+            hi = 7 if hi == 0 and lo > 0 else hi  # "5-0" is not a range; "5-7" is fri-sun
+        else:
+            lo = hi = _weekday(base)
+            if step_text:
+                hi = 6
+        if hi < lo:
+            raise ValueError(f"day-of-week range {token!r} runs backwards")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    if len(days) == 7:
+        return "*"
+    return ",".join(_DAYS[d] for d in sorted(days))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    if text[:3] in _DAYS:
+        return _DAYS.index(text[:3])
+    raise ValueError(f"{text!r} is not a day of the week (0-7 or sun-sat)")
 
 
 def next_digest_time(cron: str, timezone: str, now: datetime) -> datetime:

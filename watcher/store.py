@@ -486,26 +486,32 @@ class Store:
                 s.execute(delete(table))
 
     @contextmanager
-    def advisory_lock(self, key: str) -> Iterator[bool]:
-        """On PostgreSQL, a session advisory lock so two daemons never do the same job at once.
+    def advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
+        """Take what it can of `keys` as PostgreSQL session advisory locks, on one connection,
+        for the duration of the block; yields the keys it holds.
 
-        Yields whether the lock was taken. On SQLite one process owns the store (see daemon.py),
-        so the lock is always granted.
+        Two daemons on one PostgreSQL store thereby never poll the same subscription or mail
+        the same recipient at once. On SQLite one process owns the store (see daemon.py), so
+        every key is granted.
         """
         if self.dialect != "postgresql":
-            yield True
+            yield set(keys)
             return
         with self.engine.connect() as conn:
-            got = bool(
-                conn.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key}).scalar()
-            )
+            held = {
+                k
+                for k in keys
+                if conn.execute(
+                    text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": k}
+                ).scalar()
+            }
             conn.commit()
             try:
-                yield got
+                yield held
             finally:
-                if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
-                    conn.commit()
+                for k in held:
+                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": k})
+                conn.commit()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from lxml import etree
 
 from watcher import __version__
 from watcher.config import NCBI_RATE_WITH_KEY, NCBI_RATE_WITHOUT_KEY, NcbiConfig
-from watcher.errors import QueryError, SourceError
+from watcher.errors import QueryError, SourceError, Unreachable
 from watcher.models import Article, SearchResult
 from watcher.sources.pubmed_xml import ErrorSink, XmlError, parse_articles
 
@@ -45,9 +46,12 @@ _EPOCH = date(1781, 1, 1)
 class RetryableError(SourceError):
     """A response worth asking for again (429, 5xx, an error page, a cut-off body)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, connection: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.connection = connection  # the host did not answer at all
 
 
 class RateLimiter:
@@ -367,8 +371,15 @@ class EUtils:
             if method == "POST":
                 return self.session.post(url, data=data, headers=headers, timeout=self.timeout)
             return self.session.get(url, params=data, headers=headers, timeout=self.timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise RetryableError(f"{type(exc).__name__}: {_short(exc)}") from None
+        except requests.Timeout:
+            raise RetryableError(
+                f"no answer from {urlsplit(url).netloc} within {self.timeout[1]:g}s",
+                connection=True,
+            ) from None
+        except requests.ConnectionError as exc:
+            raise RetryableError(
+                f"cannot connect to {urlsplit(url).netloc} ({_reason(exc)})", connection=True
+            ) from None
         except requests.RequestException as exc:
             raise SourceError(f"request to {url} failed: {_short(exc)}") from None
 
@@ -378,9 +389,8 @@ class EUtils:
                 return attempt()
             except RetryableError as exc:
                 if n == self.retries:
-                    raise SourceError(
-                        f"{_endpoint(url)}: gave up after {n + 1} tries: {exc}"
-                    ) from None
+                    kind = Unreachable if exc.connection else SourceError
+                    raise kind(f"{_endpoint(url)}: gave up after {n + 1} tries: {exc}") from None
                 delay = exc.retry_after
                 if delay is None:
                     # Exponential backoff with full jitter, so parallel clients spread out.
@@ -508,6 +518,23 @@ def _endpoint(url: str) -> str:
 def _snippet(body: bytes) -> str:
     text = " ".join(body[:160].decode("utf-8", "replace").split())
     return text + ("…" if len(body) > 160 else "")
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost cause of a requests connection error, without the URL it repeats."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "Connection reset",
+        "Network is unreachable",
+        "Remote end closed connection",
+        "No route to host",
+    ):
+        if marker in text:
+            return marker.lower()
+    return text.rsplit(":", 1)[-1].strip(" ')\"")[:80] or type(exc).__name__
 
 
 def _short(exc: Exception) -> str:

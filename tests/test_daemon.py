@@ -1,0 +1,287 @@
+"""The real `watcher run` process against the fake NCBI and a real SMTP server, on a schedule
+compressed to seconds through the config (poll_every = "1s", a 6-field cron with seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.poll import ncbi_today
+
+from .conftest import PG_ENV, _pg_schema_url, postgres_url, write_config
+from .fakes.ncbi import FakeNCBI
+from .fakes.records import synthetic
+from .fakes.smtp import SmtpServer
+
+
+class Daemon:
+    def __init__(self, config: Path) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "-c", str(config), "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 20) -> None:
+        until(
+            lambda: any(text in line for line in self.lines),
+            timeout,
+            lambda: f"{text!r} never logged:\n{self.log()}",
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def until(check: Callable[[], bool], timeout: float, message: Callable[[], str]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message())
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.kill()
+
+
+def papers(fake: FakeNCBI, first: int, n: int, topic: str = "teplizumab") -> None:
+    today = ncbi_today(datetime.now(UTC))
+    fake.add(
+        synthetic(first + i, f"{topic} paper {first + i}", edat=today, abstract=f"About {topic}.")
+        for i in range(n)
+    )
+
+
+def config(
+    tmp_path: Path,
+    fake: FakeNCBI,
+    smtp: SmtpServer,
+    cron: str,
+    *,
+    store: str = "",
+    recipients: str = '"alice@example.org", "bob@example.org"',
+) -> Path:
+    subs = f"""
+[[subscription]]
+name = "Anti-CD3"
+query = "teplizumab"
+recipients = [{recipients}]
+"""
+    extra = (
+        f'[mail]\nfrom = "watcher@example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
+        f'port = {smtp.port}\nsecurity = "none"\ntimeout = 5\n'
+    )
+    if store:
+        extra = f'[store]\nurl = "{store}"\n' + extra
+    return write_config(
+        tmp_path,
+        fake.base_url,
+        subs,
+        extra=extra,
+        defaults=f'poll_every = "1s"\ndigest_cron = "{cron}"\n',
+    )
+
+
+def test_daemon_polls_mails_and_stops_cleanly(tmp_path, fake, smtp, daemons) -> None:
+    papers(fake, 100, 3)
+    cfg = config(tmp_path, fake, smtp, "*/2 * * * * *")
+    d = Daemon(cfg)
+    daemons.append(d)
+    d.wait_for("watcher running")
+    until(lambda: len(smtp.received) >= 2, 20, d.log)
+    subjects = {r.message["Subject"] for r in smtp.received}
+    assert subjects == {"PubMed Watcher: 3 new papers — Anti-CD3"}
+    papers(fake, 200, 1)  # a paper arriving while it runs reaches the next digest
+    until(lambda: len(smtp.received) >= 4, 20, d.log)
+    assert smtp.received[-1].message["Subject"] == "PubMed Watcher: 1 new paper — Anti-CD3"
+    status = subprocess.run(
+        [sys.executable, "-m", "watcher", "-c", str(cfg), "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    info = json.loads(status.stdout)["daemon"]
+    assert info["alive"] is True, info
+    assert "poll" in info["next_runs"]
+    assert d.stop() == 0
+    log = d.log()
+    assert "poll Anti-CD3: 3 found, 3 new matches" in log
+    assert "digest <" in log and "sent to alice@example.org" in log
+    assert "watcher stopped" in log and "Traceback" not in log
+    after = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "watcher", "-c", str(cfg), "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    )["daemon"]
+    assert after["alive"] is False and after["state"] == "stopped"
+    assert len(smtp.received) == 4  # nothing sent twice
+
+
+def test_restart_after_missed_digest_times_sends_exactly_one(tmp_path, fake, smtp, daemons) -> None:
+    papers(fake, 300, 2)
+    # A digest once a minute, at a second that falls while the daemon is stopped.
+    fire = (datetime.now(UTC) + timedelta(seconds=7)).second
+    cfg = config(tmp_path, fake, smtp, f"{fire} * * * * *", recipients='"alice@example.org"')
+    first = Daemon(cfg)
+    daemons.append(first)
+    first.wait_for("poll Anti-CD3: 2 found")
+    assert first.stop() == 0
+    assert smtp.received == []
+    time.sleep(9)  # the digest time passes while nothing runs
+    second = Daemon(cfg)
+    daemons.append(second)
+    second.wait_for("one catch-up digest now")
+    until(lambda: len(smtp.received) == 1, 20, second.log)
+    time.sleep(2)
+    assert second.stop() == 0
+    assert len(smtp.received) == 1
+    assert smtp.received[0].message["Subject"] == "PubMed Watcher: 2 new papers — Anti-CD3"
+
+
+def test_second_instance_on_the_same_sqlite_store_is_refused(tmp_path, fake, smtp, daemons) -> None:
+    cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
+    first = Daemon(cfg)
+    daemons.append(first)
+    first.wait_for("watcher running")
+    second = subprocess.run(
+        [sys.executable, "-m", "watcher", "-c", str(cfg), "run"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 1
+    assert f"is in use by another `watcher run` (pid {first.proc.pid})" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert first.proc.poll() is None
+    assert first.stop() == 0
+
+
+def test_sighup_reloads_and_a_bad_config_is_refused(tmp_path, fake, smtp, daemons) -> None:
+    papers(fake, 400, 1, "rituximab")
+    cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
+    d = Daemon(cfg)
+    daemons.append(d)
+    d.wait_for("watcher running")
+    good = cfg.read_text()
+    cfg.write_text(good.replace("[[subscription]]", "[[subscriptions]]"))
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config reload refused")
+    assert "did you mean 'subscription'" in d.log() and d.proc.poll() is None
+    cfg.write_text(
+        good + '\n[[subscription]]\nname = "Anti-CD20"\nquery = "rituximab"\n'
+        'recipients = ["alice@example.org"]\n'
+    )
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config reloaded: 2 subscriptions")
+    d.wait_for("poll Anti-CD20: 1 found, 1 new matches")
+    assert d.stop() == 0
+
+
+@pytest.mark.postgres
+def test_two_instances_on_postgresql_never_send_a_digest_twice(
+    tmp_path, fake, smtp, daemons
+) -> None:
+    base = postgres_url()
+    if base is None:
+        pytest.skip(f"needs {PG_ENV}; .ci/run sets it")
+    papers(fake, 500, 5)
+    schema = _pg_schema_url(base)
+    url = next(schema)
+    try:
+        folders = [tmp_path / "a", tmp_path / "b"]
+        for f in folders:
+            f.mkdir()
+        configs = [config(f, fake, smtp, "*/2 * * * * *", store=url) for f in folders]
+        pair = [Daemon(c) for c in configs]
+        daemons.extend(pair)
+        until(lambda: len(smtp.received) >= 2, 30, lambda: pair[0].log() + pair[1].log())
+        papers(fake, 600, 2)
+        until(lambda: len(smtp.received) >= 4, 30, lambda: pair[0].log() + pair[1].log())
+        time.sleep(4)  # several more digest times, in both processes
+        assert [d.stop() for d in pair] == [0, 0]
+        ids = [r.message["Message-ID"] for r in smtp.received]
+        assert len(ids) == len(set(ids)) == 4
+        per_rcpt: dict[str, list[str]] = {}
+        for r in smtp.received:
+            per_rcpt.setdefault(r.rcpt_tos[0], []).append(r.message["Subject"])
+        assert sorted(per_rcpt) == ["alice@example.org", "bob@example.org"]
+        for subjects in per_rcpt.values():
+            assert sorted(subjects) == [
+                "PubMed Watcher: 2 new papers — Anti-CD3",
+                "PubMed Watcher: 5 new papers — Anti-CD3",
+            ]
+    finally:
+        schema.close()
+
+
+def test_sigterm_during_backoff_exits_at_once(tmp_path, smtp, daemons) -> None:
+    from .fakes.smtp import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/entrez/eutils/"
+    cfg = write_config(
+        tmp_path,
+        dead,
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+        defaults='poll_every = "1s"\n',
+    )
+    cfg.write_text(cfg.read_text().replace("retries = 2", "retries = 8"))
+    d = Daemon(cfg)
+    daemons.append(d)
+    d.wait_for("retry 2/8")
+    started = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - started < 5
+    assert "poll interrupted by shutdown" in d.log()

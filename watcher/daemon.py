@@ -1,0 +1,332 @@
+"""`watcher run`: APScheduler drives the poll and digest functions; this module owns only the
+wiring — schedules, locks, signals, catch-up and the heartbeat.
+
+What happened is derived from the store (each schedule's last digest run, each subscription's
+last poll), so a restart or a config edit never loses or repeats a digest.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from watcher.config import Config, load_config
+from watcher.digest import Renderer, send_digests
+from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
+from watcher.mail import make_transport
+from watcher.poll import due_subscriptions, poll
+from watcher.schedule import digest_trigger, missed_digest, schedule_key
+from watcher.sources.eutils import EUtils
+from watcher.store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_TICK = timedelta(minutes=1)
+
+
+def sync_store(store: Store, config: Config, now: datetime) -> list[str]:
+    return store.sync_subscriptions(
+        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], now
+    )
+
+
+class InstanceLock:
+    """One `watcher run` per SQLite store: an exclusive flock beside the database file.
+
+    The kernel drops the lock when the process dies, so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, store_url: str) -> None:
+        path = store_url.split(":///", 1)[1].split("?", 1)[0]
+        self.path = Path(path + ".lock")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = self.path.open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise StoreError(
+                f"the store {self.path.with_suffix('')} is in use by another "
+                f"`watcher run` ({holder}); stop it first, or use PostgreSQL to run "
+                "two instances"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        config: Config,
+        store: Store,
+        client: EUtils,
+        clock: Clock,
+        stop: threading.Event | None = None,
+    ) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.config_path = config_path
+        self.config = config
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.renderer = Renderer(config.mail.templates)
+        # One job at a time touches NCBI and the mail server: a digest waits for a running poll,
+        # so it mails what that poll found.
+        self.busy = threading.Lock()
+        self.stop_requested = stop or threading.Event()
+        self.reload_requested = threading.Event()
+        self.scheduler = BackgroundScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        )
+
+    @property
+    def tick(self) -> timedelta:
+        shortest = min(s.schedule.poll_every for s in self.config.subscriptions)
+        return min(MAX_TICK, shortest)
+
+    def start(self) -> None:
+        now = self.clock()
+        for change in sync_store(self.store, self.config, now):
+            log.info("%s", change)
+        self._schedule_jobs(now)
+        self.scheduler.start()
+        log.info(
+            "watcher running: %d subscriptions, %d digest schedules, polls checked every %ss",
+            len(self.config.subscriptions),
+            len(self.config.schedules),
+            int(self.tick.total_seconds()),
+            extra={"fields": {"event": "start", "pid": os.getpid()}},
+        )
+
+    def _schedule_jobs(self, now: datetime) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        self.scheduler.remove_all_jobs()
+        tick = self.tick.total_seconds()
+        # Jitter spreads the polls of many watchers (and of our own restarts) over time.
+        self.scheduler.add_job(
+            self.poll_job,
+            IntervalTrigger(seconds=tick, jitter=max(1, int(tick / 10))),
+            id="poll",
+            name="poll",
+            next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self.heartbeat,
+            IntervalTrigger(seconds=min(30.0, tick)),
+            id="heartbeat",
+            name="heartbeat",
+            next_run_time=now,
+        )
+        for cron, tz in self.config.schedules:
+            key = schedule_key(cron, tz)
+            last = self.store.last_digest_run(key)
+            catch_up = missed_digest(cron, tz, last, now)
+            if last is None:
+                # The first start for this schedule: from now on its times count.
+                self.store.set_digest_run(key, now)
+            self.scheduler.add_job(
+                self.digest_job,
+                digest_trigger(cron, tz),
+                args=[(cron, tz)],
+                id=f"digest {key}",
+                name=f"digest {key}",
+            )
+            if catch_up:
+                log.info(
+                    "a digest time of %r passed while stopped: one catch-up digest now",
+                    key,
+                    extra={"fields": {"event": "catch_up", "schedule": key}},
+                )
+                self.scheduler.add_job(
+                    self.digest_job,
+                    args=[(cron, tz)],
+                    id=f"catch-up {key}",
+                    name=f"catch-up {key}",
+                    next_run_time=now,
+                )
+
+    def poll_job(self) -> None:
+        with self.busy:
+            if self.stop_requested.is_set():
+                return
+            now = self.clock()
+            config = self.config
+            due = due_subscriptions(config, self.store.poll_states(), now)
+            if not due:
+                return
+            with self.store.advisory_locks([f"poll:{s.name}" for s in due]) as held:
+                # Another instance may have polled while we asked: look again under the locks.
+                still = {s.name for s in due_subscriptions(config, self.store.poll_states(), now)}
+                mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
+                if mine:
+                    _guarded(lambda: poll(config, self.store, self.client, now, mine), "poll")
+
+    def digest_job(self, schedule: tuple[str, str]) -> None:
+        with self.busy:
+            if self.stop_requested.is_set():
+                return
+            now = self.clock()
+
+            def run() -> None:
+                transport = make_transport(self.config.mail)
+                try:
+                    report = send_digests(
+                        self.config,
+                        self.store,
+                        transport,
+                        now,
+                        schedules=[schedule],
+                        renderer=self.renderer,
+                    )
+                finally:
+                    transport.close()
+                log.info(
+                    "digest run %s: %d sent, %d failed, %d pending",
+                    schedule_key(*schedule),
+                    len(report.sent),
+                    len(report.failed),
+                    report.pending,
+                    extra={"fields": {"event": "digest_run", "sent": len(report.sent)}},
+                )
+
+            _guarded(run, "digest")
+
+    def heartbeat(self) -> None:
+        now = self.clock()
+        runs = {
+            job.name: job.next_run_time.isoformat(timespec="seconds")
+            for job in self.scheduler.get_jobs()
+            if job.next_run_time is not None
+        }
+        _guarded(lambda: self._beat(now, runs), "heartbeat")
+
+    def _beat(self, now: datetime, runs: dict[str, str]) -> None:
+        self.store.set_meta("heartbeat", now.isoformat(timespec="seconds"))
+        self.store.set_meta(
+            "daemon",
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "state": "running",
+                    "next_runs": runs,
+                    "tick_seconds": self.tick.total_seconds(),
+                }
+            ),
+        )
+
+    def reload(self) -> None:
+        """SIGHUP: read the config again; a bad one is refused and the old one keeps running."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                "config reload refused, still running the previous config: %s",
+                exc,
+                extra={"fields": {"event": "reload_refused"}},
+            )
+            return
+        with self.busy:
+            self.config = new
+            self.renderer = Renderer(new.mail.templates)
+            now = self.clock()
+            for change in sync_store(self.store, new, now):
+                log.info("%s", change)
+            self._schedule_jobs(now)
+        log.info(
+            "config reloaded: %d subscriptions",
+            len(new.subscriptions),
+            extra={"fields": {"event": "reloaded"}},
+        )
+
+    def stop(self) -> None:
+        self.stop_requested.set()
+        if self.scheduler.running:
+            # Waits for a running job to finish; its writes are committed or rolled back whole.
+            self.scheduler.shutdown(wait=True)
+        with suppress(WatcherError):
+            self.store.set_meta(
+                "daemon",
+                json.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "state": "stopped",
+                        "stopped_at": self.clock().isoformat(timespec="seconds"),
+                    }
+                ),
+            )
+        log.info("watcher stopped", extra={"fields": {"event": "stop"}})
+
+
+def _guarded(action: Callable[[], Any], what: str) -> None:
+    """A failed job is logged and retried at its next run; the daemon keeps going."""
+    try:
+        action()
+    except Interrupted:
+        log.info("%s interrupted by shutdown; its unfinished part is redone next run", what)
+    except WatcherError as exc:
+        log.error("%s failed: %s", what, exc, extra={"fields": {"event": f"{what}_error"}})
+    except Exception:
+        log.exception("%s failed unexpectedly", what)
+
+
+def run(config_path: Path, clock: Clock) -> int:
+    config = load_config(config_path)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    store = Store.open(config.store_url)
+    lock = InstanceLock(config.store_url) if store.dialect == "sqlite" else None
+    if lock is not None:
+        lock.acquire()
+    stop = threading.Event()
+
+    def interruptible_sleep(seconds: float) -> None:
+        # Backoff and rate-limit waits end at once on SIGTERM instead of holding up the exit.
+        if stop.wait(seconds):
+            raise Interrupted("shutting down")
+
+    client = EUtils.from_config(config.ncbi, sleep=interruptible_sleep)
+    daemon = Daemon(config_path, config, store, client, clock, stop)
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.reload_requested.set())
+    try:
+        daemon.start()
+        # Signals only set flags; the work they ask for happens here, in the main thread.
+        while not daemon.stop_requested.wait(0.2):
+            if daemon.reload_requested.is_set():
+                daemon.reload_requested.clear()
+                daemon.reload()
+    finally:
+        daemon.stop()
+        store.close()
+        if lock is not None:
+            lock.release()
+    return 0
