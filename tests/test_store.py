@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
@@ -220,3 +221,15 @@ def test_article_rows_hold_searchable_columns(store: Store) -> None:
     with store.engine.connect() as conn:
         row = conn.execute(select(ArticleRow.doi, ArticleRow.journal, ArticleRow.pub_year)).one()
     assert tuple(row) == ("10.1000/5", "N Engl J Med", 2019)
+
+
+def test_schema_revision_constant_is_alembics_head() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    import watcher.migrations
+    from watcher.store import SCHEMA_REVISION
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(watcher.migrations.__file__).parent))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION

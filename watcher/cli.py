@@ -4,25 +4,37 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from watcher import __version__
-from watcher.config import DEFAULT_CONFIG_NAME, Config, load_config
 from watcher.errors import ConfigError, WatcherError
 
-log = logging.getLogger("watcher")
+# Only what parsing the arguments needs is imported up front; each command imports the rest
+# when it runs, so `watcher --help` starts about as fast as Python itself.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Sequence
+    from datetime import datetime
+    from pathlib import Path
+    from typing import Any
 
-Clock = Callable[[], datetime]
+    from watcher.config import Config
+
+# Each command imports what it needs when it runs: `watcher --help` stays as quick as Python.
+DEFAULT_CONFIG_NAME = "watcher.toml"
+
+
+def log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("watcher")
 
 
 def utcnow() -> datetime:
+    from datetime import UTC, datetime
+
     return datetime.now(UTC)
 
 
@@ -32,11 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    from watcher.logs import setup_logging
+
     setup_logging(args.log_level, args.log_json)
     try:
         return int(args.func(args) or 0)
     except WatcherError as exc:
-        log.debug("error", exc_info=True)
+        log().debug("error", exc_info=True)
         print(f"watcher: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -63,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-c",
         "--config",
-        type=Path,
         help=f"config file (default: $WATCHER_CONFIG or ./{DEFAULT_CONFIG_NAME})",
     )
     p.add_argument(
@@ -76,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("init", help="write a starter config")
-    c.add_argument("path", nargs="?", type=Path, help=f"where (default: ./{DEFAULT_CONFIG_NAME})")
+    c.add_argument("path", nargs="?", help=f"where (default: ./{DEFAULT_CONFIG_NAME})")
     c.add_argument("--force", action="store_true", help="overwrite an existing file")
     c.set_defaults(func=cmd_init)
 
@@ -117,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the messages to --out instead of sending; mark nothing",
     )
-    c.add_argument("--out", type=Path, metavar="DIR", help="where --dry-run writes .eml files")
+    c.add_argument("--out", metavar="DIR", help="where --dry-run writes .eml files")
     c.set_defaults(func=cmd_digest)
 
     c = sub.add_parser("run", help="run as a daemon: poll and mail on the configured schedules")
@@ -129,47 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def setup_logging(level: str, as_json: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        _JsonFormatter()
-        if as_json
-        else logging.Formatter(
-            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"
-        )
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    if level != "debug":
-        for noisy in ("apscheduler", "urllib3", "alembic", "mail.log"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        data.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
 def config_path(args: argparse.Namespace) -> Path:
+    from pathlib import Path
+
     if args.config:
         return Path(args.config)
     return Path(os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG_NAME)
 
 
 def load(args: argparse.Namespace) -> Config:
+    from watcher.config import load_config
+
     config = load_config(config_path(args))
     for warning in config.warnings:
-        log.warning("%s", warning)
+        log().warning("%s", warning)
     return config
 
 
@@ -184,6 +170,8 @@ def open_store(config: Config):  # type: ignore[no-untyped-def]
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from watcher.paths import shipped
 
     path = Path(args.path or config_path(args))
@@ -307,6 +295,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_digest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from watcher.digest import send_digests, write_dry_run
     from watcher.mail import make_transport
 
@@ -316,7 +306,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
     store = open_store(config)
     now = utcnow()
     if args.dry_run:
-        written = write_dry_run(config, store, args.out, now)
+        written = write_dry_run(config, store, Path(args.out), now)
         store.close()
         for path in written:
             print(path)
@@ -354,7 +344,7 @@ def _progress_bar(name: str, done: int, total: int, records: int) -> None:
 
 
 def _progress_log(name: str, done: int, total: int, records: int) -> None:
-    log.info("backfill %s: %d/%d slices, %d papers", name, done, total, records)
+    log().info("backfill %s: %d/%d slices, %d papers", name, done, total, records)
 
 
 def _date_arg(text: str) -> Any:
@@ -403,6 +393,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     }
     store.close()
     if args.json:
+        import json
+
         print(json.dumps(out, indent=2))
         return 0
     print(f"store: {out['store']} ({out['articles']} articles)")
@@ -428,6 +420,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def daemon_status(heartbeat: str | None, state: str | None, now: datetime) -> dict[str, Any]:
     """Alive when the heartbeat is younger than a few of the daemon's own intervals."""
+    import json
+    from datetime import datetime
+
     info: dict[str, Any] = json.loads(state) if state else {}
     info["heartbeat"] = heartbeat
     if heartbeat is None:

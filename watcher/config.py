@@ -23,7 +23,6 @@ NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
 NCBI_RATE_WITHOUT_KEY = 3.0
 NCBI_RATE_WITH_KEY = 10.0
-DEFAULT_CONFIG_NAME = "watcher.toml"
 
 AbstractMode = Literal["none", "snippet", "full"]
 Security = Literal["starttls", "ssl", "none"]
