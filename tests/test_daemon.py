@@ -251,7 +251,7 @@ def test_two_instances_on_postgresql_never_send_a_digest_twice(
         papers(fake, 600, 2)
         until(lambda: len(smtp.received) >= 4, 30, lambda: pair[0].log() + pair[1].log())
         time.sleep(4)  # several more digest times, in both processes
-        assert [d.stop() for d in pair] == [0, 0]
+        assert [d.stop() for d in pair] == [0, 0], pair[0].log() + "\n----\n" + pair[1].log()
         ids = [r.message["Message-ID"] for r in smtp.received]
         assert len(ids) == len(set(ids)) == 4
         per_rcpt: dict[str, list[str]] = {}

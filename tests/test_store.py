@@ -233,3 +233,11 @@ def test_schema_revision_constant_is_alembics_head() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(watcher.migrations.__file__).parent))
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_REVISION
+
+
+def test_unchanged_record_keeps_its_last_updated(store: Store) -> None:
+    store.upsert_articles([article(9)], T0)
+    store.upsert_articles([article(9)], T0 + timedelta(days=3))
+    with store.session() as s:
+        row = s.get(ArticleRow, 9)
+        assert row is not None and row.last_updated == T0

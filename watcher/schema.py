@@ -43,6 +43,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class JSONString(TypeDecorator[Any]):
+    """A JSON column whose values the store serialises itself, once per row, before a bulk
+    write (see store.article_rows); reads still come back as Python objects."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:  # type: ignore[override]
+        return None
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -56,17 +67,17 @@ class ArticleRow(Base):
     pmcid: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(Text)
     abstract: Mapped[str | None] = mapped_column(Text)
-    authors: Mapped[list[Any]] = mapped_column(JSON)
+    authors: Mapped[list[Any]] = mapped_column(JSONString)
     journal: Mapped[str | None] = mapped_column(Text)
     pub_date: Mapped[str | None] = mapped_column(String(64))
     pub_year: Mapped[int | None] = mapped_column(Integer)
     epub_date: Mapped[date | None] = mapped_column(Date)
     language: Mapped[str | None] = mapped_column(String(16))
-    publication_types: Mapped[list[str]] = mapped_column(JSON)
-    mesh: Mapped[list[Any]] = mapped_column(JSON)
-    keywords: Mapped[list[str]] = mapped_column(JSON)
+    publication_types: Mapped[list[str]] = mapped_column(JSONString)
+    mesh: Mapped[list[Any]] = mapped_column(JSONString)
+    keywords: Mapped[list[str]] = mapped_column(JSONString)
     # The whole parsed record, so the digest can show every field without another fetch.
-    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+    record: Mapped[dict[str, Any]] = mapped_column(JSONString)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import (
     Engine,
+    Text,
+    cast,
     create_engine,
     delete,
     event,
@@ -78,6 +81,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._upsert_sql: tuple[str, Sequence[str] | None] | None = None
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -139,13 +143,43 @@ class Store:
         """Insert new articles; a known PMID is updated in place (PubMed revises records)."""
         if not articles:
             return
-        rows = [_article_row(a, now) for a in {a.pmid: a for a in articles}.values()]
-        stmt = self._insert(ArticleRow.__table__)
-        changing = {c: stmt.excluded[c] for c in rows[0] if c not in ("pmid", "first_seen")}
-        stmt = stmt.on_conflict_do_update(index_elements=["pmid"], set_=changing)
+        self.upsert_rows(article_rows(articles, now))
+
+    def upsert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """The write half of upsert_articles: one executemany for rows from article_rows.
+
+        A known PMID whose record is unchanged is left alone (its last_updated too); a
+        revised one is updated in place.
+        """
+        if not rows:
+            return
+        sql, order = self._article_upsert()
+        # SQLAlchemy's per-row parameter processing cost more than SQLite's own write; the
+        # statement is compiled by SQLAlchemy once and the rows go to the driver ready-made.
+        params: Sequence[Any] = rows if order is None else _sqlite_rows(rows, order)
         with self.engine.begin() as conn:
-            for chunk in _chunks(rows, 5000):
-                conn.execute(stmt, chunk)
+            for chunk in _chunks(params, 5000):
+                conn.exec_driver_sql(sql, chunk)
+
+    def _article_upsert(self) -> tuple[str, Sequence[str] | None]:
+        """The articles upsert in this dialect's SQL, and its positional parameter order
+        (None where parameters are named, as psycopg's are)."""
+        if self._upsert_sql is None:
+            table = ArticleRow.__table__
+            stmt = self._insert(table)
+            changing = {
+                c.name: stmt.excluded[c.name]
+                for c in table.c
+                if c.name not in ("pmid", "first_seen")
+            }
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["pmid"],
+                set_=changing,
+                where=cast(table.c.record, Text) != cast(stmt.excluded.record, Text),
+            )
+            compiled = stmt.compile(dialect=self.engine.dialect)
+            self._upsert_sql = (str(compiled), compiled.positiontup)
+        return self._upsert_sql
 
     def articles(self, pmids: Iterable[int]) -> dict[int, Article]:
         out: dict[int, Article] = {}
@@ -179,7 +213,11 @@ class Store:
             for name, fingerprint, recipients in subs:
                 state = states.get(name)
                 if state is None:
-                    s.add(SubscriptionState(name=name, fingerprint=fingerprint, created_at=now))
+                    # ON CONFLICT: another instance on the same store may add it at the same time
+                    s.execute(
+                        self._insert(SubscriptionState.__table__).on_conflict_do_nothing(),
+                        [dict(name=name, fingerprint=fingerprint, created_at=now)],
+                    )
                     changes.append(f"new subscription {name!r}")
                 elif state.fingerprint != fingerprint:
                     state.fingerprint = fingerprint
@@ -187,9 +225,13 @@ class Store:
                     state.etag = state.last_modified = None
                     state.backfill_done = None
                     changes.append(f"subscription {name!r} changed its search: window restarts")
-                for rcpt in recipients:
-                    if (name, rcpt.lower()) not in subscribers:
-                        s.add(SubscriberRow(subscription=name, recipient=rcpt.lower(), since=now))
+                new = [
+                    dict(subscription=name, recipient=r.lower(), since=now)
+                    for r in recipients
+                    if (name, r.lower()) not in subscribers
+                ]
+                if new:
+                    s.execute(self._insert(SubscriberRow.__table__).on_conflict_do_nothing(), new)
         return changes
 
     def poll_state(self, name: str) -> PollState | None:
@@ -546,6 +588,9 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         cfg.set_main_option("script_location", str(folder))
         target = ScriptDirectory.from_config(cfg).get_current_head()
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Two daemons starting together on a new store must not both create it.
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('watcher:migrate'))"))
             current = MigrationContext.configure(conn).get_current_revision()
             if revision == "head" and current == target:
                 return
@@ -575,7 +620,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def article_rows(articles: Iterable[Article], now: datetime) -> list[dict[str, Any]]:
+    """Rows for the articles table, JSON already serialised; a PMID given twice counts once."""
+    return [_article_row(a, now) for a in {a.pmid: a for a in articles}.values()]
+
+
 def _article_row(a: Article, now: datetime) -> dict[str, Any]:
+    record = a.to_json()
+    dumps = json.dumps
     return dict(
         pmid=a.pmid,
         version=a.version,
@@ -583,19 +635,38 @@ def _article_row(a: Article, now: datetime) -> dict[str, Any]:
         pmcid=a.pmcid,
         title=a.title,
         abstract=a.abstract_text or None,
-        authors=[asdict(x) for x in a.authors],
+        authors=dumps(record["authors"]),
         journal=a.journal,
         pub_date=a.pub_date,
         pub_year=a.pub_year,
         epub_date=a.epub_date,
         language=a.language,
-        publication_types=list(a.publication_types),
-        mesh=[asdict(m) for m in a.mesh],
-        keywords=list(a.keywords),
-        record=a.to_json(),
+        publication_types=dumps(record["publication_types"]),
+        mesh=dumps(record["mesh"]),
+        keywords=dumps(record["keywords"]),
+        record=dumps(record),
         first_seen=now,
         last_updated=now,
     )
+
+
+def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Rows as tuples in `order`, with dates and datetimes as SQLAlchemy's SQLite types store
+    them (ISO text; datetimes as naive UTC)."""
+    dated = {"epub_date", "first_seen", "last_updated"}
+    memo: dict[Any, str | None] = {None: None}
+
+    def text(value: Any) -> str | None:
+        if value not in memo:  # a batch shares one first_seen/last_updated: convert it once
+            memo[value] = (
+                value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+                if isinstance(value, datetime)
+                else value.isoformat()
+            )
+        return memo[value]
+
+    getters = [(k, k in dated) for k in order]
+    return [tuple(text(r[k]) if conv else r[k] for k, conv in getters) for r in rows]
 
 
 def _poll_state(row: SubscriptionState) -> PollState:
