@@ -114,7 +114,10 @@ def main() -> int:
             f"\nwatcher vs Biopython: "
             f"{(watcher['records'] / watcher['seconds']) / (bio['records'] / bio['seconds']):.1f}x"
         )
-    if args.smoke and (ratio < 0.25 or watcher["peak_mb"] > 200):
+    slower_than_peer = bio is not None and (watcher["records"] / watcher["seconds"]) < (
+        bio["records"] / bio["seconds"]
+    )
+    if args.smoke and (ratio < 0.25 or watcher["peak_mb"] > 200 or slower_than_peer):
         print(f"SMOKE FAIL: parser at {ratio:.2f}x bare lxml or {watcher['peak_mb']:.0f} MB peak")
         return 1
     return 0

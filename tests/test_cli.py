@@ -242,3 +242,18 @@ def test_readme_set_up_commands_match_ci() -> None:
     assert "pip install -q --disable-pip-version-check -e '.[test,postgres]'" in ci
     assert ci.rstrip().endswith('"$venv/bin/python" -m pytest')
     assert "watcher -c watcher.toml run" in readme
+
+
+def test_log_json_writes_one_json_object_per_line(tmp_path: Path, fake) -> None:
+    from .conftest import write_config
+
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+    )
+    code, _, err = run("--log-json", "-c", str(cfg), "poll")
+    assert code == 0
+    events = [json.loads(line) for line in err.splitlines() if line.strip()]
+    done = [e for e in events if e.get("event") == "poll_done"]
+    assert done and done[0]["requests"] == 1 and done[0]["level"] == "info"

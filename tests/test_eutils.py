@@ -252,3 +252,42 @@ def test_rate_limit_json_under_200_is_retried_not_parsed(fake: FakeNCBI, client:
     fake.fault("esearch", "ratelimit200")
     assert client.search("x", None, None).count == 0
     assert fake.count() == 2
+
+
+def corpus_kinds(corpus: Path) -> dict[str, str]:
+    import re
+
+    rows = re.findall(r"^\| (\S+\.\w+) \| ([\w-]+) \|", (corpus / "README.md").read_text(), re.M)
+    return dict(rows)
+
+
+def test_every_real_error_response_is_recognised(corpus: Path) -> None:
+    from watcher.sources.eutils import ncbi_error
+
+    kinds = corpus_kinds(corpus)
+    errors = [name for name, kind in kinds.items() if kind == "error"]
+    assert len(errors) == 5
+    for name in errors:
+        assert ncbi_error((corpus / name).read_bytes()), name
+    assert (
+        ncbi_error((corpus / "klortho-einfo.error.xml").read_bytes())
+        == "Can not retrieve DbInfo for db=fleegle"
+    )
+
+
+def test_no_real_data_response_is_taken_for_an_error(corpus: Path) -> None:
+    import gzip
+
+    from watcher.sources.eutils import ncbi_error
+
+    for name, kind in corpus_kinds(corpus).items():
+        if kind in ("error", "medline-text", "vcr-cassette"):
+            continue
+        raw = (corpus / name).read_bytes()
+        assert ncbi_error(gzip.decompress(raw) if name.endswith(".gz") else raw) is None, name
+
+
+def test_efetch_of_an_expired_history_is_a_clear_error(fake: FakeNCBI, client: EUtils) -> None:
+    with pytest.raises(QueryError, match="Unable to obtain query #1"):
+        list(client.fetch_history("MCID_expired", "1", 10))
+    assert fake.count() == 1  # not retried: asking again cannot help

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -651,9 +652,8 @@ def _article_row(a: Article, now: datetime) -> dict[str, Any]:
 
 
 def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[tuple[Any, ...]]:
-    """Rows as tuples in `order`, with dates and datetimes as SQLAlchemy's SQLite types store
-    them (ISO text; datetimes as naive UTC)."""
-    dated = {"epub_date", "first_seen", "last_updated"}
+    """Rows as parameter tuples in `order`, with dates and datetimes as SQLAlchemy's SQLite types
+    store them (ISO text; datetimes as naive UTC)."""
     memo: dict[Any, str | None] = {None: None}
 
     def text(value: Any) -> str | None:
@@ -665,8 +665,15 @@ def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[t
             )
         return memo[value]
 
-    getters = [(k, k in dated) for k in order]
-    return [tuple(text(r[k]) if conv else r[k] for k, conv in getters) for r in rows]
+    dated = [order.index(k) for k in ("epub_date", "first_seen", "last_updated")]
+    pick = itemgetter(*order)  # C-speed extraction; only the three dated slots are rewritten
+    out = []
+    for row in rows:
+        values = list(pick(row))
+        for i in dated:
+            values[i] = text(values[i])
+        out.append(tuple(values))
+    return out
 
 
 def _poll_state(row: SubscriptionState) -> PollState:

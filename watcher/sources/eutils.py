@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -350,6 +351,9 @@ class EUtils:
             _raise_for_status(resp)
             body = resp.content
             _check_body(body)
+            error = ncbi_error(body)
+            if error is not None:
+                _raise_query_error(error)
             try:
                 return parse(body)
             except XmlError as exc:  # a cut-off or garbled body: NCBI sends those under load
@@ -438,6 +442,26 @@ def _check_body(body: bytes) -> None:
         raise RetryableError(f"an HTML page instead of data: {_snippet(body)}")
     if not head:
         raise RetryableError("an empty body")
+
+
+_WHOLE_ERROR = re.compile(rb"<(e\w+Result)>\s*<ERROR>(.*?)</ERROR>\s*</\1>", re.S)
+
+
+def ncbi_error(body: bytes) -> str | None:
+    """The message of an E-utilities answer that is only an error, in any utility's XML
+    (<eSearchResult><ERROR>…) or JSON ({"esearchresult": {"ERROR": …}}); else None."""
+    head = body[:4096].lstrip()
+    if head.startswith(b"{"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        inner = next((v for k, v in data.items() if k.endswith("result")), data)
+        if isinstance(inner, dict) and "ERROR" in inner and len(inner) == 1:
+            return str(inner["ERROR"])
+        return None
+    m = _WHOLE_ERROR.search(head)
+    return " ".join(m.group(2).decode("utf-8", "replace").split()) if m else None
 
 
 def _retry_after(value: str | None) -> float | None:
