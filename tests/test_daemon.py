@@ -173,14 +173,16 @@ def test_daemon_polls_mails_and_stops_cleanly(tmp_path, fake, smtp, daemons) -> 
 def test_restart_after_missed_digest_times_sends_exactly_one(tmp_path, fake, smtp, daemons) -> None:
     papers(fake, 300, 2)
     # A digest once a minute, at a second that falls while the daemon is stopped.
-    fire = (datetime.now(UTC) + timedelta(seconds=7)).second
-    cfg = config(tmp_path, fake, smtp, f"{fire} * * * * *", recipients='"alice@example.org"')
+    fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    cfg = config(tmp_path, fake, smtp, f"{fire.second} * * * * *", recipients='"alice@example.org"')
     first = Daemon(cfg)
     daemons.append(first)
     first.wait_for("poll Anti-CD3: 2 found")
     assert first.stop() == 0
+    assert datetime.now(UTC) < fire, "the first daemon took too long to start and stop"
     assert smtp.received == []
-    time.sleep(9)  # the digest time passes while nothing runs
+    # the digest time passes while nothing runs
+    time.sleep((fire - datetime.now(UTC)).total_seconds() + 1.5)
     second = Daemon(cfg)
     daemons.append(second)
     second.wait_for("one catch-up digest now")

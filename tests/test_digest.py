@@ -32,6 +32,10 @@ def config(tmp_path: Path, mail: str = ""):
     return load_config(write_config(tmp_path, "http://127.0.0.1:9/", SUBS, extra=mail))
 
 
+def digest_for(cfg, recipient: str, papers: dict, articles: dict):
+    return build_digest(recipient, papers, articles, cfg.subscriptions, cfg.mail, cfg.path, NOW)
+
+
 def art(pmid: int, title: str = "Teplizumab delays type 1 diabetes", **kw) -> Article:
     base = dict(
         pmid=pmid,
@@ -72,14 +76,11 @@ def art(pmid: int, title: str = "Teplizumab delays type 1 diabetes", **kw) -> Ar
 
 def test_paper_matched_twice_appears_once_naming_both(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    ctx = build_digest(
+    ctx = digest_for(
+        cfg,
         "a@example.org",
         {1: ["Prevention", "Anti-CD3 in T1D"], 2: ["Prevention"]},
         {1: art(1), 2: art(2, "Another")},
-        cfg.subscriptions,
-        cfg.mail,
-        cfg.path,
-        NOW,
     )
     assert [g.subscription for g in ctx.groups] == ["Anti-CD3 in T1D", "Prevention"]
     assert [p.pmid for g in ctx.groups for p in g.papers] == [1, 2]
@@ -93,15 +94,7 @@ def test_paper_matched_twice_appears_once_naming_both(tmp_path: Path) -> None:
 
 def test_paper_details_a_clinician_needs(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    ctx = build_digest(
-        "a@example.org",
-        {1: ["Anti-CD3 in T1D"]},
-        {1: art(1)},
-        cfg.subscriptions,
-        cfg.mail,
-        cfg.path,
-        NOW,
-    )
+    ctx = digest_for(cfg, "a@example.org", {1: ["Anti-CD3 in T1D"]}, {1: art(1)})
     p = ctx.groups[0].papers[0]
     assert p.url == "https://pubmed.ncbi.nlm.nih.gov/1/"
     assert p.authors == "Herold KC, Bundy BN, Long SA, et al."
@@ -138,28 +131,12 @@ def test_retractions_and_errata_are_flagged() -> None:
 
 def test_abstract_modes(tmp_path: Path) -> None:
     full = config(tmp_path, '[mail]\nabstract = "full"\n')
-    ctx = build_digest(
-        "a@example.org",
-        {1: ["Anti-CD3 in T1D"]},
-        {1: art(1)},
-        full.subscriptions,
-        full.mail,
-        full.path,
-        NOW,
-    )
+    ctx = digest_for(full, "a@example.org", {1: ["Anti-CD3 in T1D"]}, {1: art(1)})
     assert [label for label, _ in ctx.groups[0].papers[0].abstract] == ["BACKGROUND", "CONCLUSIONS"]
     text = Renderer().render(ctx).text
     assert "BACKGROUND: Teplizumab is an Fc" in text
     none = config(tmp_path, '[mail]\nabstract = "none"\n')
-    ctx = build_digest(
-        "a@example.org",
-        {1: ["Anti-CD3 in T1D"]},
-        {1: art(1)},
-        none.subscriptions,
-        none.mail,
-        none.path,
-        NOW,
-    )
+    ctx = digest_for(none, "a@example.org", {1: ["Anti-CD3 in T1D"]}, {1: art(1)})
     assert ctx.groups[0].papers[0].abstract == ()
 
 
@@ -174,15 +151,7 @@ def test_snippet_cuts_at_a_sentence_end() -> None:
 def test_more_than_max_items_are_listed_compactly_never_dropped(tmp_path: Path) -> None:
     cfg = config(tmp_path, "[mail]\nmax_items = 5\n")
     articles = {i: art(i, f"Paper {i}") for i in range(1, 13)}
-    ctx = build_digest(
-        "a@example.org",
-        {i: ["Anti-CD3 in T1D"] for i in articles},
-        articles,
-        cfg.subscriptions,
-        cfg.mail,
-        cfg.path,
-        NOW,
-    )
+    ctx = digest_for(cfg, "a@example.org", {i: ["Anti-CD3 in T1D"] for i in articles}, articles)
     shown = [p.pmid for g in ctx.groups for p in g.papers]
     assert len(shown) == 5 and len(ctx.compact) == 7
     assert sorted(shown + [p.pmid for p in ctx.compact]) == list(range(1, 13))
@@ -205,15 +174,7 @@ def test_hostile_titles_are_escaped_in_html_and_cleaned_in_headers(tmp_path: Pat
     )
     (a,) = parse_articles(b"<PubmedArticleSet>" + evil.xml + b"</PubmedArticleSet>")
     assert "<script>alert(1)</script>" in a.title and "x²" in a.title and "<i>" not in a.title
-    ctx = build_digest(
-        "a@example.org",
-        {1: ["Anti-CD3 in T1D"]},
-        {1: a},
-        cfg.subscriptions,
-        cfg.mail,
-        cfg.path,
-        NOW,
-    )
+    ctx = digest_for(cfg, "a@example.org", {1: ["Anti-CD3 in T1D"]}, {1: a})
     # a subscription name cannot carry CR/LF (the config refuses it); the subject is built from
     # names, yet is cleaned again before it becomes a header
     r = Renderer().render(ctx)
@@ -248,14 +209,8 @@ def test_fifty_paper_digest_stays_under_gmails_clip(tmp_path: Path, corpus: Path
     )
     big = sorted(articles, key=lambda a: -len(a.title + a.abstract_text))[:50]
     cfg = config(tmp_path)
-    ctx = build_digest(
-        "a@example.org",
-        {a.pmid: ["Anti-CD3 in T1D"] for a in big},
-        {a.pmid: a for a in big},
-        cfg.subscriptions,
-        cfg.mail,
-        cfg.path,
-        NOW,
+    ctx = digest_for(
+        cfg, "a@example.org", {a.pmid: ["Anti-CD3 in T1D"] for a in big}, {a.pmid: a for a in big}
     )
     html = Renderer().render(ctx).html
     assert len(ctx.groups[0].papers) == 50
@@ -267,15 +222,7 @@ def test_user_template_overrides_one_file(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "subject.txt").write_text("Literature for {{ d.recipient }}: {{ d.total }}")
     cfg = config(tmp_path, f'[mail]\ntemplates = "{folder}"\n')
-    ctx = build_digest(
-        "a@example.org",
-        {1: ["Anti-CD3 in T1D"]},
-        {1: art(1)},
-        cfg.subscriptions,
-        cfg.mail,
-        cfg.path,
-        NOW,
-    )
+    ctx = digest_for(cfg, "a@example.org", {1: ["Anti-CD3 in T1D"]}, {1: art(1)})
     r = Renderer(cfg.mail.templates).render(ctx)
     assert r.subject == "Literature for a@example.org: 1"
     assert "Teplizumab delays" in r.html  # the other templates are still the shipped ones
@@ -283,15 +230,7 @@ def test_user_template_overrides_one_file(tmp_path: Path) -> None:
 
 def test_footer_names_subscriptions_and_config(tmp_path: Path) -> None:
     cfg = config(tmp_path)
-    ctx = build_digest(
-        "b@example.org",
-        {1: ["Prevention"]},
-        {1: art(1)},
-        cfg.subscriptions,
-        cfg.mail,
-        cfg.path,
-        NOW,
-    )
+    ctx = digest_for(cfg, "b@example.org", {1: ["Prevention"]}, {1: art(1)})
     r = Renderer().render(ctx)
     assert "Sent to b@example.org for: Prevention." in r.text
     assert str(cfg.path) in r.text and str(cfg.path) in r.html

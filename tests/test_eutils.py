@@ -291,3 +291,12 @@ def test_efetch_of_an_expired_history_is_a_clear_error(fake: FakeNCBI, client: E
     with pytest.raises(QueryError, match="Unable to obtain query #1"):
         list(client.fetch_history("MCID_expired", "1", 10))
     assert fake.count() == 1  # not retried: asking again cannot help
+
+
+def test_a_thousand_new_pmids_cost_two_requests_at_the_default_batch(
+    fake: FakeNCBI, client: EUtils
+) -> None:
+    fake.add(topic_records(1, 1000, "teplizumab", first_day=DAY))
+    assert client.batch_size == 500
+    assert len(list(client.fetch(range(1, 1001)))) == 1000
+    assert fake.count() == 2 and {s.method for s in fake.served} == {"POST"}

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -212,71 +212,83 @@ def test_550_for_one_recipient_does_not_block_the_other(tmp_path: Path, smtp: Sm
     assert store.delivered_pmids("bob@example.org") == {1, 3}
 
 
-def test_starttls_with_certificate_verification_and_auth(tmp_path: Path, ca) -> None:
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    server = SmtpServer(starttls=server_ctx, credentials=("watcher", "s3cret")).start()
+@pytest.fixture
+def tls(tmp_path: Path, ca: trustme.CA) -> Iterator[Callable[..., tuple[SmtpServer, Path]]]:
+    """Start an SMTP server with a certificate from the test CA; yields (server, CA file)."""
+    started: list[SmtpServer] = []
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    try:
-        cfg = load_config(
-            write_config(
-                tmp_path,
-                "http://127.0.0.1:9/",
-                SUBS,
-                extra=(
-                    '[mail]\nfrom = "watcher@lab.example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
-                    f'port = {server.port}\nsecurity = "starttls"\nusername = "watcher"\n'
-                    f'password_env = "SMTP_PW"\nca_file = "{ca_file}"\ntimeout = 5\n'
-                ),
-            )
-        )
-        store = seed(cfg, tmp_path)
-        report = deliver(cfg, store, NOW, env={"SMTP_PW": "s3cret"})
-        assert len(report.sent) == 2 and len(server.received) == 2
-        # Without the test CA the certificate is not trusted: nothing is sent, all stays pending.
-        untrusting = load_config(
-            write_config(
-                tmp_path,
-                "http://127.0.0.1:9/",
-                SUBS,
-                extra=(
-                    '[mail]\nsend_empty = true\n[mail.smtp]\nhost = "127.0.0.1"\n'
-                    f'port = {server.port}\nsecurity = "starttls"\ntimeout = 5\n'
-                ),
-            )
-        )
-        bad = deliver(untrusting, store, NOW)
-        assert bad.sent == [] and any("CERTIFICATE_VERIFY_FAILED" in f for f in bad.failed)
-    finally:
+
+    def start(**kwargs: object) -> tuple[SmtpServer, Path]:
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_ctx)
+        key = "implicit_tls" if kwargs.pop("implicit", False) else "starttls"
+        server = SmtpServer(**{key: server_ctx}, **kwargs).start()  # type: ignore[arg-type]
+        started.append(server)
+        return server, ca_file
+
+    yield start
+    for server in started:
         server.stop()
 
 
-def test_implicit_tls(tmp_path: Path, ca) -> None:
-    cert = ca.issue_cert("localhost", "127.0.0.1")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    server = SmtpServer(implicit_tls=server_ctx).start()
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    try:
-        cfg = load_config(
-            write_config(
-                tmp_path,
-                "http://127.0.0.1:9/",
-                SUBS,
-                extra=(
-                    '[mail]\nfrom = "watcher@lab.example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
-                    f'port = {server.port}\nsecurity = "ssl"\nca_file = "{ca_file}"\ntimeout = 5\n'
-                ),
-            )
+def smtp_config(tmp_path: Path, port: int, security: str, extra: str = "") -> Config:
+    return load_config(
+        write_config(
+            tmp_path,
+            "http://127.0.0.1:9/",
+            SUBS,
+            extra=(
+                f'[mail]\nfrom = "watcher@lab.example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
+                f'port = {port}\nsecurity = "{security}"\ntimeout = 5\n{extra}'
+            ),
         )
-        store = seed(cfg, tmp_path)
-        assert len(deliver(cfg, store, NOW).sent) == 2
-        assert len(server.received) == 2
-    finally:
-        server.stop()
+    )
+
+
+def test_starttls_with_certificate_verification_and_auth(tmp_path: Path, tls) -> None:
+    server, ca_file = tls(credentials=("watcher", "s3cret"))
+    cfg = smtp_config(
+        tmp_path,
+        server.port,
+        "starttls",
+        f'username = "watcher"\npassword_env = "SMTP_PW"\nca_file = "{ca_file}"\n',
+    )
+    store = seed(cfg, tmp_path)
+    report = deliver(cfg, store, NOW, env={"SMTP_PW": "s3cret"})
+    assert len(report.sent) == 2 and len(server.received) == 2
+    assert all(r.mail_from == "watcher@lab.example.org" for r in server.received)
+
+
+def test_wrong_password_is_reported_and_the_digest_kept(tmp_path: Path, tls) -> None:
+    server, ca_file = tls(credentials=("watcher", "s3cret"))
+    cfg = smtp_config(
+        tmp_path,
+        server.port,
+        "starttls",
+        f'username = "watcher"\npassword_env = "SMTP_PW"\nca_file = "{ca_file}"\n',
+    )
+    store = seed(cfg, tmp_path)
+    report = deliver(cfg, store, NOW, env={"SMTP_PW": "wrong"})
+    assert report.sent == [] and report.pending == 2
+    assert all("login refused: 535" in f for f in report.failed)
+
+
+def test_untrusted_certificate_sends_nothing(tmp_path: Path, tls) -> None:
+    server, _ = tls()
+    cfg = smtp_config(tmp_path, server.port, "starttls")
+    store = seed(cfg, tmp_path)
+    report = deliver(cfg, store, NOW)
+    assert report.sent == [] and server.received == [] and report.pending == 2
+    assert all("CERTIFICATE_VERIFY_FAILED" in f for f in report.failed)
+
+
+def test_implicit_tls(tmp_path: Path, tls) -> None:
+    server, ca_file = tls(implicit=True)
+    cfg = smtp_config(tmp_path, server.port, "ssl", f'ca_file = "{ca_file}"\n')
+    store = seed(cfg, tmp_path)
+    assert len(deliver(cfg, store, NOW).sent) == 2
+    assert len(server.received) == 2
 
 
 def test_maildir_is_the_embedded_default_and_exactly_once(tmp_path: Path) -> None:

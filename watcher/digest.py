@@ -311,21 +311,11 @@ class Renderer:
         folders = [str(user_templates)] if user_templates else []
         folders.append(str(shipped("templates")))
         loader = jinja2.FileSystemLoader(folders)
-        self.html_env = jinja2.Environment(
-            loader=loader,
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
+        common: dict[str, Any] = dict(
+            loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
         )
-        self.text_env = jinja2.Environment(
-            loader=loader,
-            autoescape=False,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=True,
-        )
+        self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
         for env in (self.html_env, self.text_env):
             env.filters["wrap"] = _wrap
 

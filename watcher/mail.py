@@ -110,21 +110,26 @@ class SmtpTransport:
                 )
             else:
                 conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
-                if c.security == "starttls":
-                    conn.starttls(context=self._context())
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailError(f"cannot reach SMTP server {c.host}:{c.port}: {exc}") from None
+        try:
+            if c.security == "starttls":
+                conn.starttls(context=self._context())
             if c.username:
                 conn.login(c.username, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
             raise MailError(
-                f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}", permanent=False
+                f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}"
             ) from None
         except smtplib.SMTPNotSupportedError:
+            conn.close()
             raise MailError(
-                f"{c.host}:{c.port} does not offer STARTTLS; set mail.smtp.security",
-                permanent=False,
+                f"{c.host}:{c.port} does not offer STARTTLS; set mail.smtp.security"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
-            raise MailError(f"cannot reach SMTP server {c.host}:{c.port}: {exc}") from None
+            conn.close()
+            raise MailError(f"SMTP session with {c.host}:{c.port} failed: {exc}") from None
         return conn
 
     def send(self, message: bytes, recipient: str) -> None:

@@ -98,7 +98,7 @@ class SmtpServer:
             and self.credentials is not None
             and (auth_data.login.decode(), auth_data.password.decode()) == self.credentials
         )
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # unhandled: aiosmtpd answers 535
 
     @property
     def received(self) -> list[Received]:
