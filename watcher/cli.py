@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 
     from watcher.config import Config
 
-# Each command imports what it needs when it runs: `watcher --help` stays as quick as Python.
 DEFAULT_CONFIG_NAME = "watcher.toml"
 
 

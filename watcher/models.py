@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
+
+# The small parts of an article are NamedTuples: immutable like the rest, and three times
+# cheaper to create than frozen dataclasses, which counts at thousands of authors per efetch.
 
 
-@dataclass(frozen=True)
-class Author:
+class Author(NamedTuple):
     last_name: str | None = None
     fore_name: str | None = None
     initials: str | None = None
@@ -22,21 +24,18 @@ class Author:
         return f"{self.last_name or ''} {first}".strip()
 
 
-@dataclass(frozen=True)
-class MeshHeading:
+class MeshHeading(NamedTuple):
     descriptor: str
     major: bool = False
     qualifiers: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class AbstractSection:
+class AbstractSection(NamedTuple):
     label: str | None
     text: str
 
 
-@dataclass(frozen=True)
-class Correction:
+class Correction(NamedTuple):
     """One CommentsCorrections entry that matters to a reader (erratum, retraction, update)."""
 
     ref_type: str

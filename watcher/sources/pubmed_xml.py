@@ -67,7 +67,6 @@ TRIAL_REGISTRIES = frozenset(
     }
 )
 _NCT = re.compile(r"\bNCT\d{8}\b")
-_SPACE = re.compile(r"\s+")
 _SUP = str.maketrans("0123456789+-=()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿ")
 _SUB = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
@@ -235,7 +234,7 @@ def _clean(el: Any) -> str:
         return ""
     text = (el.text or "") if len(el) == 0 else "".join(_flatten(el))
     if not text.isascii() or "\n" in text or "  " in text or "\t" in text:
-        return _SPACE.sub(" ", text).strip()
+        return " ".join(text.split())  # str.split knows Unicode spaces (NBSP, thin space)
     return text.strip()
 
 
