@@ -257,3 +257,26 @@ def test_log_json_writes_one_json_object_per_line(tmp_path: Path, fake) -> None:
     events = [json.loads(line) for line in err.splitlines() if line.strip()]
     done = [e for e in events if e.get("event") == "poll_done"]
     assert done and done[0]["requests"] == 1 and done[0]["level"] == "info"
+
+
+def test_backfill_command_logs_progress_and_marks_papers_known(tmp_path: Path, fake) -> None:
+    from datetime import date
+
+    from .conftest import write_config
+    from .fakes.records import topic_records
+
+    fake.add(topic_records(1, 300, "daclizumab", first_day=date(2024, 1, 1), per_day=1))
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        '[[subscription]]\nname = "d"\nquery = "daclizumab"\nrecipients = ["a@example.org"]\n',
+    )
+    code, out, err = run("-c", str(cfg), "backfill", "--since", "2024-01-01")
+    assert code == 0, err
+    assert "d: 300 papers in 3 slices" in out and "(marked known, not mailed)" in out
+    assert "backfill d: 1/3 slices" in err and "backfill d: 3/3 slices, 300 papers" in err
+    code, out, _ = run("-c", str(cfg), "status", "--json")
+    status = json.loads(out)
+    assert status["articles"] == 300 and status["recipients"][0]["undelivered"] == 0
+    code, _, err = run("-c", str(cfg), "backfill", "--since", "last year")
+    assert code == 2 and "is not a date like 2009-01-01" in err

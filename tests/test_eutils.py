@@ -300,3 +300,22 @@ def test_a_thousand_new_pmids_cost_two_requests_at_the_default_batch(
     assert client.batch_size == 500
     assert len(list(client.fetch(range(1, 1001)))) == 1000
     assert fake.count() == 2 and {s.method for s in fake.served} == {"POST"}
+
+
+def test_the_fakes_json_esearch_reads_like_ncbis(fake: FakeNCBI) -> None:
+    import requests
+
+    fake.add(topic_records(1, 3, "otelixizumab", first_day=DAY))
+    body = requests.get(
+        fake.base_url + "esearch.fcgi",
+        timeout=5,
+        params={
+            "db": "pubmed",
+            "term": "otelixizumab OR zzzq",
+            "retmode": "json",
+            "usehistory": "y",
+        },
+    )
+    page = parse_esearch(body.content)
+    assert page.count == 3 and sorted(page.pmids) == [1, 2, 3] and page.webenv
+    assert page.errors == ["phrasesnotfound: zzzq"]
