@@ -1,0 +1,144 @@
+"""An offline demo: the example config's subscriptions polled against the fake NCBI from the
+test suite, then their digests written as .eml and .html files to look at.
+
+    python contrib/demo.py [OUT_DIR]
+
+Nothing reaches the internet: the fake serves PubMed-format records about monoclonal
+antibodies in type 1 diabetes on 127.0.0.1, and the watcher runs its real poll and digest code
+against it, through the `watcher` command line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fakes.ncbi import FakeNCBI  # noqa: E402
+from tests.fakes.records import from_file, synthetic  # noqa: E402
+from watcher.cli import main  # noqa: E402
+from watcher.poll import ncbi_today  # noqa: E402
+
+TRIAL = ("Journal Article", "Randomized Controlled Trial", "Clinical Trial, Phase II")
+PAPERS = [
+    (
+        "Teplizumab (anti-CD3) delays type 1 diabetes in relatives at risk",
+        TRIAL,
+        [
+            "BACKGROUND",
+            "Teplizumab is an Fc receptor-nonbinding anti-CD3 monoclonal antibody.",
+            "CONCLUSIONS",
+            "Teplizumab delayed progression to clinical type 1 diabetes in "
+            "high-risk relatives; prevention trials should continue.",
+        ],
+        ("NCT01030861",),
+    ),
+    (
+        "Otelixizumab and C-peptide preservation in new-onset type 1 diabetes",
+        TRIAL,
+        [
+            "RESULTS",
+            "Otelixizumab at low doses preserved C-peptide at 12 months.",
+            "CONCLUSIONS",
+            "Anti-CD3 treatment is feasible early in type 1 diabetes.",
+        ],
+        (),
+    ),
+    (
+        "Rituximab, anti-CD20 B-lymphocyte depletion and beta-cell function in type 1 diabetes",
+        ("Journal Article", "Randomized Controlled Trial"),
+        ["CONCLUSIONS", "Rituximab partially preserved beta-cell function over one year."],
+        ("NCT00279305",),
+    ),
+    (
+        "Basiliximab versus daclizumab induction in islet transplantation: a meta-analysis",
+        ("Meta-Analysis", "Systematic Review"),
+        [
+            "CONCLUSIONS",
+            "IL-2 receptor blockade with basiliximab or daclizumab supported insulin "
+            "independence after islet transplantation.",
+        ],
+        (),
+    ),
+    (
+        "Monoclonal antibodies for prevention of type 1 diabetes in autoantibody-positive "
+        "relatives: a review",
+        ("Journal Article", "Review"),
+        [
+            "",
+            "Teplizumab, rituximab and abatacept were tested for prevention in relatives with "
+            "two or more autoantibodies.",
+        ],
+        (),
+    ),
+]
+MESH = (
+    "Diabetes Mellitus, Type 1",
+    "Antibodies, Monoclonal, Humanized",
+    "Islets of Langerhans Transplantation",
+)
+
+
+def demo_records(today) -> list:
+    records = []
+    for i, (title, types, abstract, trials) in enumerate(PAPERS):
+        sections = [(abstract[k], abstract[k + 1]) for k in range(0, len(abstract), 2)]
+        records.append(
+            synthetic(
+                90_000_001 + i,
+                title,
+                edat=today - timedelta(days=i),
+                abstract=sections if sections[0][0] else sections[0][1],
+                pub_types=types,
+                trials=trials,
+                mesh=MESH,
+                keywords=(
+                    "type 1 diabetes",
+                    "islet transplantation",
+                    "prevention",
+                    "at-risk",
+                    "relatives",
+                ),
+            )
+        )
+    # A real record too (rituximab in the abstract), exactly as NCBI served it.
+    records += from_file(
+        REPO / "tests" / "fixtures" / "efetch" / "metapub-39077977.xml",
+        edat=today - timedelta(days=2),
+    )
+    return records
+
+
+def run(out: Path) -> list[Path]:
+    fake = FakeNCBI().start()
+    try:
+        today = ncbi_today(datetime.now(UTC))
+        fake.add(demo_records(today))
+        fake.feeds["teplizumab"] = [90_000_001, 90_000_005]
+        folder = Path(tempfile.mkdtemp(prefix="watcher-demo-"))
+        config = (REPO / "config.example.toml").read_text()
+        config = config.replace(
+            '# base_url = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"',
+            f'base_url = "{fake.base_url}"',
+        )
+        config = re.sub(r'rss = "[^"]+"', f'rss = "{fake.feed_url("teplizumab")}"', config)
+        (folder / "watcher.toml").write_text(config)
+        cfg = str(folder / "watcher.toml")
+        if main(["-c", cfg, "poll"]) != 0:
+            raise SystemExit("the demo poll failed")
+        if main(["-c", cfg, "digest", "--dry-run", "--out", str(out)]) != 0:
+            raise SystemExit("the demo digest failed")
+        return sorted(out.glob("*.html"))
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-digests").resolve()
+    pages = run(target)
+    print(f"\nOpen the digests in a browser: {', '.join(str(p) for p in pages)}")

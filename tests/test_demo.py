@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from .conftest import REPO
+
+
+def test_the_offline_demo_polls_the_example_config_and_writes_digests(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("demo", REPO / "contrib" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    pages = demo.run(tmp_path / "out")
+    names = sorted(p.name for p in pages)
+    assert names == [
+        "clinician@example.org-0_7_Europe_Paris.html",
+        "clinician@example.org-0_7_mon_Europe_Paris.html",
+        "endocrinology-team@example.org-0_7_mon_Europe_Paris.html",
+        "transplant-lab@example.org-0_7_mon_Europe_Paris.html",
+    ]
+    transplant = (tmp_path / "out" / names[3]).read_text()
+    assert "Basiliximab versus daclizumab induction" in transplant
+    assert "Meta-analysis" in transplant and "Teplizumab (anti-CD3)" not in transplant
+    assert len(list((tmp_path / "out").glob("*.eml"))) == 4
