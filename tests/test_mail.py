@@ -246,14 +246,13 @@ def smtp_config(tmp_path: Path, port: int, security: str, extra: str = "") -> Co
     )
 
 
+def auth_settings(ca_file: Path) -> str:
+    return f'username = "watcher"\npassword_env = "SMTP_PW"\nca_file = "{ca_file}"\n'
+
+
 def test_starttls_with_certificate_verification_and_auth(tmp_path: Path, tls) -> None:
     server, ca_file = tls(credentials=("watcher", "s3cret"))
-    cfg = smtp_config(
-        tmp_path,
-        server.port,
-        "starttls",
-        f'username = "watcher"\npassword_env = "SMTP_PW"\nca_file = "{ca_file}"\n',
-    )
+    cfg = smtp_config(tmp_path, server.port, "starttls", auth_settings(ca_file))
     store = seed(cfg, tmp_path)
     report = deliver(cfg, store, NOW, env={"SMTP_PW": "s3cret"})
     assert len(report.sent) == 2 and len(server.received) == 2
@@ -262,12 +261,7 @@ def test_starttls_with_certificate_verification_and_auth(tmp_path: Path, tls) ->
 
 def test_wrong_password_is_reported_and_the_digest_kept(tmp_path: Path, tls) -> None:
     server, ca_file = tls(credentials=("watcher", "s3cret"))
-    cfg = smtp_config(
-        tmp_path,
-        server.port,
-        "starttls",
-        f'username = "watcher"\npassword_env = "SMTP_PW"\nca_file = "{ca_file}"\n',
-    )
+    cfg = smtp_config(tmp_path, server.port, "starttls", auth_settings(ca_file))
     store = seed(cfg, tmp_path)
     report = deliver(cfg, store, NOW, env={"SMTP_PW": "wrong"})
     assert report.sent == [] and report.pending == 2

@@ -50,6 +50,14 @@ def sync(store: Store, config, now: datetime = NOW) -> None:
     )
 
 
+def mark_delivered(store: Store, recipient: str, pmids: list[int]) -> None:
+    """As a successful digest run leaves it: the papers delivered to `recipient`."""
+    digest = store.create_digest(
+        recipient=recipient, schedule="k", message_id="<x@y>", message=b"", pmids=pmids, now=NOW
+    )
+    assert store.mark_digest_sent(digest, NOW)
+
+
 def test_five_overlapping_subscriptions_cost_exactly_the_minimum(tmp_path, fake, store) -> None:
     topics = ["teplizumab", "otelixizumab", "rituximab", "basiliximab", "daclizumab"]
     pmid = 1000
@@ -201,10 +209,7 @@ def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fa
     sync(store, config)
     client = make_client(fake.base_url)
     poll(config, store, client, NOW)
-    d = store.create_digest(
-        recipient="a@example.org", schedule="k", message_id="<x@y>", message=b"", pmids=[1], now=NOW
-    )
-    store.mark_digest_sent(d, NOW)
+    mark_delivered(store, "a@example.org", [1])
     # PubMed revises the record; the backfill refetches it (e.g. a second subscription's need).
     fake.add([synthetic(1, "Paper 1 on basiliximab (revised)", edat=TODAY)])
     store.upsert_articles(list(client.fetch([1])), NOW + timedelta(days=1))
@@ -219,10 +224,7 @@ def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, stor
     sync(store, config)
     client = make_client(fake.base_url)
     poll(config, store, client, NOW)
-    d = store.create_digest(
-        recipient="a@example.org", schedule="k", message_id="<x@y>", message=b"", pmids=[1], now=NOW
-    )
-    store.mark_digest_sent(d, NOW)
+    mark_delivered(store, "a@example.org", [1])
     edited = setup(tmp_path, fake, sub("cd3", "otelixizumab"))
     later = NOW + timedelta(hours=1)
     sync(store, edited, later + timedelta(hours=1))
