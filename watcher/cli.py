@@ -409,7 +409,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"    last poll: {s['last_poll'] or 'never'}; last success: "
             f"{s['last_success'] or 'never'}; found {s['last_found'] or 0}, "
-            f"new {s['last_new'] or 0}"
+            f"new {s['last_new'] or 0}, {s['last_requests'] or 0} requests to NCBI"
         )
         if s["last_error"]:
             print(f"    LAST ERROR: {s['last_error']}")

@@ -253,6 +253,11 @@ class Daemon:
                 extra={"fields": {"event": "reload_refused"}},
             )
             return
+        if new.store_url != self.config.store_url:
+            log.warning("store.url changed; the daemon keeps its open store until restarted")
+        if new.ncbi != self.config.ncbi:
+            # The client (its session and rate limiter) is built once per process.
+            self.client = EUtils.from_config(new.ncbi, sleep=self.client.sleep)
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)

@@ -154,7 +154,7 @@ class EUtils:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"pubmed-watcher/{__version__} ({email})"
         self.counters = Counters()
-        self._sleep = sleep
+        self.sleep = sleep
 
     @classmethod
     def from_config(
@@ -403,7 +403,7 @@ class EUtils:
                 log.warning(
                     "%s: %s; retry %d/%d in %.1fs", _endpoint(url), exc, n + 1, self.retries, delay
                 )
-                self._sleep(delay)
+                self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
