@@ -300,7 +300,7 @@ def _script(text: str, table: dict[int, int], mark: str) -> str:
 def _article_ids(el: Any) -> dict[str, str]:
     ids: dict[str, str] = {}
     if el is not None:
-        for aid in el.iterfind("ArticleId"):
+        for aid in el.iterchildren("ArticleId"):
             kind, value = aid.get("IdType"), _text(aid)
             if kind and value and kind not in ids:
                 ids[kind] = value
@@ -361,19 +361,20 @@ def _pub_date(el: Any) -> tuple[str | None, int | None]:
     """PubMed prints what the journal printed: '2019 Aug 15', '2018 Spring', '1998 Dec-1999 Jan'."""
     if el is None:
         return None, None
-    medline = _text(el.find("MedlineDate"))
-    year = _text(el.find("Year"))
+    parts_of = {child.tag: child.text for child in el}
+    medline = (parts_of.get("MedlineDate") or "").strip() or None
+    year = (parts_of.get("Year") or "").strip() or None
     if year is None:
         if medline:
             m = re.search(r"\d{4}", medline)
             return medline, int(m.group()) if m else None
         return None, None
     parts = [year]
-    month = _text(el.find("Month"))
-    season = _text(el.find("Season"))
+    month = (parts_of.get("Month") or "").strip()
+    season = (parts_of.get("Season") or "").strip()
     if month:
         parts.append(_month_name(month))
-        day = _text(el.find("Day"))
+        day = (parts_of.get("Day") or "").strip()
         if day:
             parts.append(str(int(day)) if day.isdigit() else day)
     elif season:
@@ -388,12 +389,13 @@ def _month_name(month: str) -> str:
 
 
 def _electronic_date(art: Any) -> date | None:
-    for d in art.iterfind("ArticleDate"):
+    for d in art.iterchildren("ArticleDate"):
         if d.get("DateType", "Electronic") == "Electronic":
+            ymd = {child.tag: (child.text or "").strip() for child in d}
             try:
-                month = _text(d.find("Month")) or "1"
+                month = ymd.get("Month") or "1"
                 m = int(month) if month.isdigit() else _MONTHS[month[:3].lower()]
-                return date(int(_text(d.find("Year")) or 0), m, int(_text(d.find("Day")) or 1))
+                return date(int(ymd.get("Year") or 0), m, int(ymd.get("Day") or 1))
             except (ValueError, KeyError):
                 return None
     return None
