@@ -280,3 +280,16 @@ def test_backfill_command_logs_progress_and_marks_papers_known(tmp_path: Path, f
     assert status["articles"] == 300 and status["recipients"][0]["undelivered"] == 0
     code, _, err = run("-c", str(cfg), "backfill", "--since", "last year")
     assert code == 2 and "is not a date like 2009-01-01" in err
+
+
+def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    run("init", "w.toml", cwd=tmp_path)
+    (tmp_path / "watcher.db").write_bytes(b"this is not SQLite\n" * 100)
+    code, _, err = run("-c", "w.toml", "status", cwd=tmp_path)
+    assert code == 1 and "Traceback" not in err
+    assert "cannot open store sqlite:///" in err and "file is not a database" in err
+
+
+def test_debug_log_level_shows_the_traceback(tmp_path: Path) -> None:
+    code, _, err = run("--log-level", "debug", "-c", str(tmp_path / "missing.toml"), "check")
+    assert code == 2 and "Traceback" in err and "no such file" in err

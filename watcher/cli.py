@@ -62,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the boundary: anything else is our bug, said plainly
         if args.log_level == "debug":
             raise
+        if type(exc).__module__.startswith("sqlalchemy"):
+            print(f"watcher: store error: {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
+            return 1
         print(
             f"watcher: internal error: {type(exc).__name__}: {exc} "
             "(rerun with --log-level debug for a traceback)",

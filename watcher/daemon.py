@@ -298,7 +298,17 @@ def _guarded(action: Callable[[], Any], what: str) -> None:
         log.info("%s interrupted by shutdown; its unfinished part is redone next run", what)
     except WatcherError as exc:
         log.error("%s failed: %s", what, exc, extra={"fields": {"event": f"{what}_error"}})
-    except Exception:
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            # The database went away or refused (a PostgreSQL restart, a full disk): one line,
+            # and the job runs again at its next time.
+            log.error(
+                "%s failed: store error: %s",
+                what,
+                getattr(exc, "orig", None) or exc,
+                extra={"fields": {"event": f"{what}_error"}},
+            )
+            return
         log.exception("%s failed unexpectedly", what)
 
 

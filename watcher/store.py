@@ -25,7 +25,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
@@ -96,8 +96,11 @@ class Store:
         store = cls(engine)
         try:
             store.migrate()
-        except OperationalError as exc:
-            raise StoreError(f"cannot open store {engine.url!r}: {exc.orig}") from None
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            reason = getattr(exc, "orig", None) or exc
+            where = engine.url.render_as_string(hide_password=True)
+            raise StoreError(f"cannot open store {where}: {reason}") from None
         return store
 
     def close(self) -> None:
