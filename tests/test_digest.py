@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
 from watcher.config import load_config
-from watcher.digest import Renderer, build_digest, snippet
+from watcher.digest import Rendered, Renderer, build_digest, snippet
 from watcher.mail import build_message
 from watcher.models import AbstractSection, Article, Author, Correction
 from watcher.sources.pubmed_xml import parse_articles
@@ -235,3 +236,69 @@ def test_footer_names_subscriptions_and_config(tmp_path: Path) -> None:
     assert "Sent to b@example.org for: Prevention." in r.text
     assert str(cfg.path) in r.text and str(cfg.path) in r.html
     assert re.search(r"configured in .*watcher\.toml", r.html)
+
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden"
+
+
+def golden_digest(tmp_path: Path) -> Rendered:
+    """A digest of real records (tests/fixtures/efetch) whose rendering must not drift.
+
+    The HTML is the template's output before CSS inlining: that step belongs to css-inline,
+    whose exact output may change between its releases (tested elsewhere, not frozen here).
+    """
+    cfg = config(tmp_path)
+    articles = {}
+    for path in sorted((Path(__file__).parent / "fixtures" / "efetch").glob("*.xml")):
+        for a in parse_articles(path.read_bytes()):
+            articles[a.pmid] = a
+    articles[1] = art(1)
+    papers = {pmid: ["Anti-CD3 in T1D"] for pmid in articles}
+    papers[1] = ["Anti-CD3 in T1D", "Prevention"]
+    ctx = build_digest(
+        "a@example.org",
+        papers,
+        articles,
+        cfg.subscriptions,
+        cfg.mail,
+        "/etc/pubmed-watcher/watcher.toml",
+        NOW,
+    )
+    renderer = Renderer()
+    rendered = renderer.render(ctx)
+    source = renderer.html_env.get_template("digest.html").render(d=ctx)
+    return Rendered(rendered.subject, rendered.text, source)
+
+
+def scrub(message: bytes) -> str:
+    """The message with what changes from run to run (Message-ID, MIME boundary) fixed."""
+    text = message.decode()
+    boundary = re.search(r'boundary="([^"]+)"', text)
+    if boundary:
+        text = text.replace(boundary.group(1), "BOUNDARY")
+    return re.sub(r"Message-ID: <[^>]+>", "Message-ID: <scrubbed>", text)
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("WATCHER_UPDATE_GOLDEN"):
+        path.write_bytes(actual.encode())
+    # bytes, not text: the message's CRLF line ends are part of what is checked
+    assert path.read_bytes().decode() == actual, (
+        f"{name} changed; if intended, rerun with WATCHER_UPDATE_GOLDEN=1 and review the diff"
+    )
+
+
+def test_golden_text_digest(tmp_path: Path) -> None:
+    check_golden("digest.txt", golden_digest(tmp_path).text)
+
+
+def test_golden_html_digest(tmp_path: Path) -> None:
+    check_golden("digest.html", golden_digest(tmp_path).html)
+
+
+def test_golden_message(tmp_path: Path) -> None:
+    message = build_message(
+        golden_digest(tmp_path), "watcher@example.org", "a@example.org", "<golden@example.org>", NOW
+    )
+    check_golden("digest.eml", scrub(message))
