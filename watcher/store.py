@@ -17,7 +17,6 @@ from sqlalchemy import (
     Text,
     cast,
     create_engine,
-    delete,
     event,
     func,
     inspect,
@@ -533,22 +532,6 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
 
-    def delete_all(self) -> None:
-        """Empty every table (tests and `watcher` never call this on a user's store)."""
-        with self.session() as s:
-            for table in (
-                DeliveryRow,
-                DigestItemRow,
-                DigestRow,
-                DigestRunRow,
-                MatchRow,
-                SubscriberRow,
-                SubscriptionState,
-                ArticleRow,
-                MetaRow,
-            ):
-                s.execute(delete(table))
-
     @contextmanager
     def advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
         """Take what it can of `keys` as PostgreSQL session advisory locks, on one connection,
@@ -659,7 +642,7 @@ def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[t
     store them (ISO text; datetimes as naive UTC)."""
     memo: dict[Any, str | None] = {None: None}
 
-    def text(value: Any) -> str | None:
+    def as_text(value: Any) -> str | None:
         if value not in memo:  # a batch shares one first_seen/last_updated: convert it once
             memo[value] = (
                 value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -674,7 +657,7 @@ def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[t
     for row in rows:
         values = list(pick(row))
         for i in dated:
-            values[i] = text(values[i])
+            values[i] = as_text(values[i])
         out.append(tuple(values))
     return out
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -94,11 +94,9 @@ class Counters:
 
     requests: int = 0
     retries: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)
 
     def count(self, endpoint: str) -> None:
         self.requests += 1
-        self.by_endpoint[endpoint] = self.by_endpoint.get(endpoint, 0) + 1
 
 
 @dataclass(frozen=True)
