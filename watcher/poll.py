@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from watcher.config import Config, Subscription
 from watcher.errors import SourceError, Unreachable
-from watcher.models import Article
 from watcher.schedule import next_poll_time
 from watcher.sources.eutils import EUtils
 from watcher.sources.rss import read_feed
@@ -245,23 +244,34 @@ def _fetch_missing(
     """Fetch, once each, the PMIDs some subscription will deliver that the store lacks.
     Returns the PMIDs whose batch failed."""
     wanted = list(dict.fromkeys(p for f in found if f.deliver for p in f.pmids))
-    known = store.known_pmids(wanted)
-    missing = [p for p in wanted if p not in known]
     failed: set[int] = set()
-    for batch in _batches(missing, client.batch_size):
+    for batch in _batches(_unknown(store, wanted), client.batch_size):
         try:
-            articles = list(client.fetch(batch, report.record_errors.append))
+            report.fetched += _fetch_and_store(
+                batch, store, client, now, report.record_errors.append
+            )
         except SourceError as exc:
             log.error("efetch of %d records failed: %s", len(batch), exc)
             failed.update(batch)
-            continue
-        store.upsert_articles(articles, now)
-        report.fetched += len(articles)
-        _note_absent(batch, articles)
     return failed
 
 
-def _note_absent(batch: Sequence[int], articles: list[Article]) -> None:
+def _unknown(store: Store, pmids: Sequence[int]) -> list[int]:
+    """`pmids` the store has no record of, in their order."""
+    known = store.known_pmids(pmids)
+    return [p for p in pmids if p not in known]
+
+
+def _fetch_and_store(
+    batch: Sequence[int],
+    store: Store,
+    client: EUtils,
+    now: datetime,
+    on_error: Callable[[str], None] | None = None,
+) -> int:
+    """One efetch of `batch`, stored; returns how many records came back."""
+    articles = list(client.fetch(batch, on_error))
+    store.upsert_articles(articles, now)
     absent = set(batch) - {a.pmid for a in articles}
     if absent:
         # Withdrawn or not yet released records: esearch lists them, efetch returns nothing.
@@ -270,6 +280,7 @@ def _note_absent(batch: Sequence[int], articles: list[Article]) -> None:
             len(absent),
             ", ".join(map(str, sorted(absent)[:10])),
         )
+    return len(articles)
 
 
 def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime) -> None:
@@ -337,12 +348,8 @@ def backfill(
             lo = hi + timedelta(days=1)
         for n, (lo, hi) in enumerate(slices, 1):
             result = client.search(sub.query, lo, hi, config.ncbi.datetype)
-            known = store.known_pmids(result.pmids)
-            missing = [p for p in result.pmids if p not in known]
-            for batch in _batches(missing, client.batch_size):
-                articles = list(client.fetch(batch))
-                store.upsert_articles(articles, now)
-                report.fetched += len(articles)
+            for batch in _batches(_unknown(store, result.pmids), client.batch_size):
+                report.fetched += _fetch_and_store(batch, store, client, now)
             report.new_matches += store.record_backfill(
                 sub.name, result.pmids, deliver=deliver, now=now, done_through=hi
             )
