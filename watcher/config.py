@@ -94,6 +94,10 @@ class Subscription:
     def source(self) -> str:
         return self.query if self.query is not None else str(self.rss)
 
+    def sends_to(self, address: str) -> bool:
+        """Whether `address` is one of the recipients (addresses compare case-insensitively)."""
+        return address.lower() in (r.lower() for r in self.recipients)
+
     @property
     def fingerprint(self) -> str:
         """Changes when what the subscription searches changes, so its window restarts."""

@@ -127,9 +127,7 @@ def build_digest(
     the others. Newest first within a group. After `max_items` papers the rest are compact
     title links: nothing is ever dropped silently.
     """
-    order = [
-        s.name for s in subscriptions if recipient.lower() in (r.lower() for r in s.recipients)
-    ]
+    order = [s.name for s in subscriptions if s.sends_to(recipient)]
     rank = {name: i for i, name in enumerate(order)}
     present = [p for p in papers if p in articles]
     if len(present) < len(papers):
@@ -184,7 +182,7 @@ def digest_subject(total: int, names: Sequence[str]) -> str:
         return "PubMed Watcher: no new papers this time"
     noun = "paper" if total == 1 else "papers"
     shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
-    return header_safe(f"PubMed Watcher: {total} new {noun} — {shown}")
+    return f"PubMed Watcher: {total} new {noun} — {shown}"
 
 
 def header_safe(text: str, limit: int = 200) -> str:
@@ -318,19 +316,19 @@ class Renderer:
         self.text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
         for env in (self.html_env, self.text_env):
             env.filters["wrap"] = _wrap
-
-    def render(self, ctx: DigestContext) -> Rendered:
         import css_inline
 
+        # Gmail, Outlook and most webmail drop <style>; @media rules (dark mode, phones) can't
+        # be inlined and stay in the head for the clients that read them.
+        self.inliner = css_inline.CSSInliner(
+            keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
+        )
+
+    def render(self, ctx: DigestContext) -> Rendered:
         values = {"d": ctx}
         subject = header_safe(self.text_env.get_template("subject.txt").render(values))
         text = self.text_env.get_template("digest.txt").render(values)
-        html = self.html_env.get_template("digest.html").render(values)
-        # Gmail, Outlook and most webmail drop <style>; @media rules (dark mode, phones) can't
-        # be inlined and stay in the head for the clients that read them.
-        html = css_inline.CSSInliner(
-            keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
-        ).inline(html)
+        html = self.inliner.inline(self.html_env.get_template("digest.html").render(values))
         return Rendered(subject, text, html)
 
 
@@ -408,10 +406,8 @@ def compose(
     (and `send_empty` is off)."""
     from watcher.mail import build_message, new_message_id
 
-    mine = [s for s in config.schedules.get(key, []) if rcpt in (r.lower() for r in s.recipients)]
-    papers = store.pending_papers(rcpt, [s.name for s in mine])
-    if not papers and not config.mail.send_empty:
-        return None
+    mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
+    papers = store.pending_papers(rcpt, mine)
     ctx = build_digest(
         rcpt, papers, store.articles(papers), config.subscriptions, config.mail, config.path, now
     )
