@@ -63,6 +63,8 @@ def test_window_over_9999_results_is_split_by_date(fake: FakeNCBI) -> None:
     assert len(result.pmids) == 12_000 and len(set(result.pmids)) == 12_000
     # never asked past the cap
     assert all(int(s.params["retstart"]) <= 9998 for s in fake.served)
+    # the whole window once, then its two halves (6,000 each): no window asked twice
+    assert fake.count() == 3
 
 
 def test_the_fake_refuses_retstart_past_the_cap_as_ncbi_does(

@@ -201,8 +201,10 @@ class EUtils:
             if first.count <= ESEARCH_CAP:
                 pmids += self._pages(term, mindate, maxdate, datetype, first.count, len(pmids))
             else:
+                # The first answer already covers a dated window: splitting starts from it.
+                known = first if mindate and maxdate else None
                 pmids = self._split(
-                    term, mindate or _EPOCH, maxdate or date.today(), datetype, warnings
+                    term, mindate or _EPOCH, maxdate or date.today(), datetype, warnings, known
                 )
         return SearchResult(
             count=first.count,
@@ -236,9 +238,16 @@ class EUtils:
         return out
 
     def _split(
-        self, term: str, lo: date, hi: date, datetype: str, warnings: list[str]
+        self,
+        term: str,
+        lo: date,
+        hi: date,
+        datetype: str,
+        warnings: list[str],
+        page: SearchPage | None = None,
     ) -> list[int]:
-        page = self.esearch(term, lo, hi, datetype, retmax=self.page_size)
+        if page is None:
+            page = self.esearch(term, lo, hi, datetype, retmax=self.page_size)
         if page.count <= ESEARCH_CAP:
             return page.pmids + self._pages(term, lo, hi, datetype, page.count, len(page.pmids))
         if lo >= hi:
