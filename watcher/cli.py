@@ -197,8 +197,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     now = utcnow()
     states = store.poll_states()
     print(
-        f"{config.path}: OK, {len(config.subscriptions)} subscriptions, "
-        f"store {store.engine.url.render_as_string(hide_password=True)}"
+        f"{config.path}: OK, {len(config.subscriptions)} subscriptions, store {store.display_url}"
     )
     for sub in config.subscriptions:
         state = states.get(sub.name)
@@ -386,10 +385,12 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_error": st.last_error if st else None,
             }
         )
-    recipients = sorted({r.lower() for s in config.subscriptions for r in s.recipients})
+    from watcher.digest import recipients_of
+
+    recipients = recipients_of(config.subscriptions)
     out = {
         "config": str(config.path),
-        "store": store.engine.url.render_as_string(hide_password=True),
+        "store": store.display_url,
         "articles": store.count_articles(),
         "daemon_heartbeat": daemon["heartbeat"],
         "daemon": daemon,

@@ -98,12 +98,16 @@ class Store:
         except SQLAlchemyError as exc:
             engine.dispose()
             reason = getattr(exc, "orig", None) or exc
-            where = engine.url.render_as_string(hide_password=True)
-            raise StoreError(f"cannot open store {where}: {reason}") from None
+            raise StoreError(f"cannot open store {store.display_url}: {reason}") from None
         return store
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @property
+    def display_url(self) -> str:
+        """The store's URL with any password hidden, for messages and `watcher status`."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     @property
     def dialect(self) -> str:
