@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import QueryError, SourceError
-from watcher.sources.eutils import EUtils, RateLimiter, parse_esearch
+from watcher.sources.eutils import EUtils
+from watcher.sources.eutils_answers import parse_esearch
+from watcher.sources.http import RateLimiter
 
 from .conftest import make_client
 from .fakes.ncbi import FakeNCBI
@@ -264,7 +266,7 @@ def corpus_kinds(corpus: Path) -> dict[str, str]:
 
 
 def test_every_real_error_response_is_recognised(corpus: Path) -> None:
-    from watcher.sources.eutils import ncbi_error
+    from watcher.sources.eutils_answers import ncbi_error
 
     kinds = corpus_kinds(corpus)
     errors = [name for name, kind in kinds.items() if kind == "error"]
@@ -280,7 +282,7 @@ def test_every_real_error_response_is_recognised(corpus: Path) -> None:
 def test_no_real_data_response_is_taken_for_an_error(corpus: Path) -> None:
     import gzip
 
-    from watcher.sources.eutils import ncbi_error
+    from watcher.sources.eutils_answers import ncbi_error
 
     for name, kind in corpus_kinds(corpus).items():
         if kind in ("error", "medline-text", "vcr-cassette"):

@@ -11,10 +11,12 @@ import trustme
 
 from watcher.cli import main
 from watcher.config import Config, load_config
-from watcher.digest import send_digests
-from watcher.mail import MaildirTransport, make_transport
+from watcher.delivery import send_digests
 from watcher.sources.pubmed_xml import parse_articles
 from watcher.store import Store
+from watcher.transports.base import OutgoingDigest
+from watcher.transports.maildir import MaildirTransport
+from watcher.wiring import make_transport
 
 from .conftest import write_config
 from .fakes.records import synthetic
@@ -60,7 +62,7 @@ def setup(tmp_path: Path, port: int | None, smtp_extra: str = "", mail: str = ""
 def seed(config: Config, tmp_path: Path) -> Store:
     store = Store.open(config.store_url)
     store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
+        config.subscriptions,
         NOW - timedelta(days=2),
     )
     records = [
@@ -138,9 +140,7 @@ def test_one_digest_per_recipient_over_real_smtp(tmp_path: Path, smtp: SmtpServe
 def test_no_new_papers_no_email_unless_send_empty(tmp_path: Path, smtp: SmtpServer) -> None:
     config = setup(tmp_path, smtp.port)
     store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
-    store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], NOW
-    )
+    store.sync_subscriptions(config.subscriptions, NOW)
     assert deliver(config, store, NOW).sent == []
     assert smtp.received == []
     eager = setup(tmp_path, smtp.port, mail="send_empty = true")
@@ -296,7 +296,7 @@ def test_maildir_is_the_embedded_default_and_exactly_once(tmp_path: Path) -> Non
     msg = message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert msg["Subject"].startswith("PubMed Watcher: ")
     # the same message handed over twice (a crash before it was recorded) lands once
-    transport.send(files[0].read_bytes(), "alice@example.org")
+    transport.send(OutgoingDigest.from_mime("alice@example.org", files[0].read_bytes()))
     assert len(list((tmp_path / "mail" / "new").iterdir())) == 2
 
 

@@ -10,6 +10,7 @@ from watcher.config import load_config
 from watcher.errors import SourceError
 from watcher.poll import backfill, due_subscriptions, ncbi_today, poll
 from watcher.store import Store
+from watcher.wiring import sources_for
 
 from .conftest import make_client, write_config
 from .fakes.ncbi import FakeNCBI
@@ -45,7 +46,7 @@ def setup(tmp_path: Path, fake: FakeNCBI, subs: str, **kw):
 
 def sync(store: Store, config, now: datetime = NOW) -> None:
     store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
+        config.subscriptions,
         now - timedelta(hours=1),
     )
 
@@ -71,7 +72,7 @@ def test_five_overlapping_subscriptions_cost_exactly_the_minimum(tmp_path, fake,
     sync(store, config)
     client = make_client(fake.base_url, batch_size=50)
 
-    report = poll(config, store, client, NOW)
+    report = poll(config, store, sources_for(client, config.ncbi), NOW)
 
     unique = 200
     assert sum(o.found for o in report.outcomes) > unique  # the overlap is real
@@ -82,7 +83,7 @@ def test_five_overlapping_subscriptions_cost_exactly_the_minimum(tmp_path, fake,
     assert not report.failed
 
     fake.reset_counts()
-    again = poll(config, store, client, NOW + timedelta(hours=6))
+    again = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=6))
     assert fake.count("efetch") == 0 and fake.count("esearch") == 5
     assert again.new_matches == 0
 
@@ -91,13 +92,13 @@ def test_window_uses_creation_date_with_overlap(tmp_path, fake, store) -> None:
     config = setup(tmp_path, fake, sub("t", "teplizumab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     p = fake.served[0].params
     assert p["datetype"] == "crdt"
     assert p["mindate"] == f"{TODAY - timedelta(days=30):%Y/%m/%d}"  # lookback_days default
     second = NOW + timedelta(days=1)
     fake.reset_counts()
-    poll(config, store, client, second)
+    poll(config, store, sources_for(client, config.ncbi), second)
     assert fake.served[0].params["mindate"] == f"{TODAY - timedelta(days=3):%Y/%m/%d}"
 
 
@@ -106,12 +107,12 @@ def test_late_record_dated_before_last_poll_is_caught(tmp_path, fake, store) -> 
     sync(store, config)
     client = make_client(fake.base_url)
     fake.add([paper(1, "teplizumab", TODAY)])
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     # Added to PubMed after that poll, but dated the day before it (late indexing)...
     fake.add([paper(2, "teplizumab", TODAY - timedelta(days=1))])
     # ...and one whose Entrez date is its publication date two years back, created yesterday.
     fake.add([paper(3, "teplizumab", TODAY - timedelta(days=730), crdt=TODAY - timedelta(days=1))])
-    report = poll(config, store, client, NOW + timedelta(days=1))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
     assert report.new_matches == 2
     assert store.pending_papers("a@example.org", ["t"]).keys() == {1, 2, 3}
 
@@ -129,12 +130,12 @@ def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, st
     sync(store, config)
     client = make_client(fake.base_url)
     with pytest.raises(Crash):
-        poll(config, CrashingStore(store.engine), client, NOW)
+        poll(config, CrashingStore(store.engine), sources_for(client, config.ncbi), NOW)
     assert store.match_counts() == {}
     state = store.poll_state("r")
     assert state is not None and state.window_end is None  # not advanced
 
-    report = poll(config, store, client, NOW + timedelta(minutes=5))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=5))
     assert not report.failed
     assert store.match_counts() == {"r": 10, "r2": 10}
     assert set(store.pending_papers("b@x.org", ["r2"])) == set(range(1, 11))
@@ -145,7 +146,7 @@ def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store
     config = setup(tmp_path, fake, sub("bad", "teplizumab[badfield]") + sub("good", "teplizumab"))
     sync(store, config)
     fake.fault("esearch", "error", message="Invalid query")
-    report = poll(config, store, make_client(fake.base_url), NOW)
+    report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert [o.name for o in report.failed] == ["bad"]
     bad, good = store.poll_state("bad"), store.poll_state("good")
     assert bad is not None and "Invalid query" in (bad.last_error or "")
@@ -158,12 +159,12 @@ def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake
     sync(store, config)
     client = make_client(fake.base_url, batch_size=1, retries=1)
     fake.fault("efetch", "status:503", times=2)  # the first batch fails twice: given up
-    report = poll(config, store, client, NOW)
+    report = poll(config, store, sources_for(client, config.ncbi), NOW)
     assert len(report.failed) == 1
     failed = report.failed[0].name
     state = store.poll_state(failed)
     assert state is not None and state.window_end is None
-    report = poll(config, store, client, NOW + timedelta(minutes=1))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=1))
     assert not report.failed
     assert store.count_articles() == 2
 
@@ -179,13 +180,18 @@ def test_same_paper_from_rss_and_search_is_one_article_two_matches(tmp_path, fak
         'recipients = ["a@example.org"]\n',
     )
     sync(store, config)
-    report = poll(config, store, make_client(fake.base_url), NOW)
+    report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert report.fetched == 1 and fake.count("efetch") == 1
     assert store.match_counts() == {"search": 1, "feed": 1}
     assert store.pending_papers("a@example.org", ["search", "feed"]) == {7: ["feed", "search"]}
     # An unchanged feed costs a 304 the next time.
     fake.reset_counts()
-    poll(config, store, make_client(fake.base_url), NOW + timedelta(hours=1))
+    poll(
+        config,
+        store,
+        sources_for(make_client(fake.base_url), config.ncbi),
+        NOW + timedelta(hours=1),
+    )
     assert [s.status for s in fake.served if s.endpoint == "rss"] == [304]
 
 
@@ -194,12 +200,12 @@ def test_lookback_zero_records_a_baseline_and_mails_nothing_old(tmp_path, fake, 
     config = setup(tmp_path, fake, sub("d", "daclizumab", extra="lookback_days = 0"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     assert store.match_counts() == {"d": 1}
     assert fake.count("efetch") == 0  # a baseline needs no records
     assert store.pending_papers("a@example.org", ["d"]) == {}
     fake.add([paper(2, "daclizumab", TODAY)])
-    poll(config, store, client, NOW + timedelta(hours=6))
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=6))
     assert store.pending_papers("a@example.org", ["d"]) == {2: ["d"]}
 
 
@@ -208,13 +214,13 @@ def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fa
     config = setup(tmp_path, fake, sub("b", "basiliximab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     mark_delivered(store, "a@example.org", [1])
     # PubMed revises the record; the backfill refetches it (e.g. a second subscription's need).
     fake.add([synthetic(1, "Paper 1 on basiliximab (revised)", edat=TODAY)])
     store.upsert_articles(list(client.fetch([1])), NOW + timedelta(days=1))
     assert store.articles([1])[1].title == "Paper 1 on basiliximab (revised)"
-    poll(config, store, client, NOW + timedelta(days=1))
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
     assert store.pending_papers("a@example.org", ["b"]) == {}
 
 
@@ -223,13 +229,13 @@ def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, stor
     config = setup(tmp_path, fake, sub("cd3", "teplizumab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     mark_delivered(store, "a@example.org", [1])
     edited = setup(tmp_path, fake, sub("cd3", "otelixizumab"))
     later = NOW + timedelta(hours=1)
     sync(store, edited, later + timedelta(hours=1))
     fake.reset_counts()
-    poll(edited, store, client, later)
+    poll(edited, store, sources_for(client, edited.ncbi), later)
     assert fake.served[0].params["mindate"] == f"{TODAY - timedelta(days=30):%Y/%m/%d}"
     assert store.pending_papers("a@example.org", ["cd3"]) == {2: ["cd3"]}
 
@@ -238,11 +244,11 @@ def test_renamed_subscription_starts_clean(tmp_path, fake, store) -> None:
     fake.add([paper(1, "rituximab", TODAY)])
     config = setup(tmp_path, fake, sub("old name", "rituximab"))
     sync(store, config)
-    poll(config, store, make_client(fake.base_url), NOW)
+    poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     renamed = setup(tmp_path, fake, sub("new name", "rituximab"))
     sync(store, renamed)
     assert due_subscriptions(renamed, store.poll_states(), NOW)[0].name == "new name"
-    report = poll(renamed, store, make_client(fake.base_url), NOW)
+    report = poll(renamed, store, sources_for(make_client(fake.base_url), renamed.ncbi), NOW)
     assert report.outcomes[0].new_matches == 1 and fake.count("efetch") == 1
 
 
@@ -266,12 +272,25 @@ def test_backfill_is_resumable_and_does_not_flood(tmp_path, fake, store) -> None
 
     with pytest.raises(SourceError, match="HTTP 500"):
         backfill(
-            config, store, client, NOW, start, subscriptions=config.subscriptions, progress=progress
+            config,
+            store,
+            sources_for(client, config.ncbi),
+            NOW,
+            start,
+            subscriptions=config.subscriptions,
+            progress=progress,
         )
     first_part = store.match_counts()["islets"]
     assert 0 < first_part < 3000 and seen[:2] == [(1, 4), (2, 4)]
 
-    reports = backfill(config, store, client, NOW, start, subscriptions=config.subscriptions)
+    reports = backfill(
+        config,
+        store,
+        sources_for(client, config.ncbi),
+        NOW,
+        start,
+        subscriptions=config.subscriptions,
+    )
     assert reports[0].resumed_from is not None
     assert store.match_counts()["islets"] == 3000 and store.count_articles() == 3000
     assert store.pending_papers("a@example.org", ["islets"]) == {}  # known, not news
@@ -284,7 +303,7 @@ def test_an_unreachable_ncbi_is_asked_once_per_poll(tmp_path, store) -> None:
     config = load_config(write_config(tmp_path, dead, sub("a", "x") + sub("b", "y")))
     sync(store, config)
     client = make_client(dead, retries=1)
-    report = poll(config, store, client, NOW)
+    report = poll(config, store, sources_for(client, config.ncbi), NOW)
     assert [o.name for o in report.failed] == ["a", "b"]
     assert client.counters.requests == 2  # a's two tries; b was not tried
     assert "cannot connect to 127.0.0.1" in (report.failed[1].error or "")

@@ -7,11 +7,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
-from watcher.models import AbstractSection, Article, Author, MeshHeading
+from watcher.models import AbstractSection, Article, Author, MeshHeading, Schedule, Subscription
 from watcher.schema import ArticleRow
 from watcher.store import Store, migrate
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+WEEKLY = Schedule(timedelta(hours=6), "0 7 * * mon", "UTC", 30)
+
+
+def sub(name: str, query: str, recipients: list[str]) -> Subscription:
+    """A subscription as the config makes it; its query stands for what it searches."""
+    return Subscription(name, tuple(recipients), WEEKLY, query=query)
 
 
 def article(pmid: int, title: str = "A trial", **kw) -> Article:
@@ -66,7 +72,7 @@ def test_known_pmids_handles_large_lists(store: Store) -> None:
 
 
 def test_matches_are_recorded_once(store: Store) -> None:
-    store.sync_subscriptions([("s", "f1", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f1", ["a@example.org"])], T0)
     assert (
         store.commit_poll(
             "s",
@@ -97,18 +103,24 @@ def test_matches_are_recorded_once(store: Store) -> None:
 
 
 def test_changed_fingerprint_restarts_the_window(store: Store) -> None:
-    store.sync_subscriptions([("s", "f1", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f1", ["a@example.org"])], T0)
     store.commit_poll(
         "s", [1], source="esearch", deliver=True, now=T0, window_end=date(2026, 11, 2), found=1
     )
-    changes = store.sync_subscriptions([("s", "f2", ["a@example.org"])], T0)
+    changes = store.sync_subscriptions([sub("s", "f2", ["a@example.org"])], T0)
     assert any("window restarts" in c for c in changes)
     state = store.poll_state("s")
-    assert state is not None and state.window_end is None and state.fingerprint == "f2"
+    assert (
+        state is not None
+        and state.window_end is None
+        and state.fingerprint == sub("s", "f2", []).fingerprint
+    )
 
 
 def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["A@example.org"]), ("t", "g", ["a@example.org"])], T0)
+    store.sync_subscriptions(
+        [sub("s", "f", ["A@example.org"]), sub("t", "g", ["a@example.org"])], T0
+    )
     store.upsert_articles([article(1), article(2), article(3)], T0)
     later = T0 + timedelta(minutes=1)
     store.commit_poll(
@@ -136,19 +148,19 @@ def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
 
 
 def test_baseline_matches_and_late_recipients_get_nothing_old(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
     store.upsert_articles([article(1), article(2)], T0)
     store.commit_poll("s", [1], source="baseline", deliver=False, now=T0, window_end=None, found=1)
     store.commit_poll("s", [2], source="esearch", deliver=True, now=T0, window_end=None, found=1)
     assert store.pending_papers("a@example.org", ["s"]) == {2: ["s"]}
     store.sync_subscriptions(
-        [("s", "f", ["a@example.org", "late@example.org"])], T0 + timedelta(hours=1)
+        [sub("s", "f", ["a@example.org", "late@example.org"])], T0 + timedelta(hours=1)
     )
     assert store.pending_papers("late@example.org", ["s"]) == {}
 
 
 def test_permanent_failure_makes_papers_due_again(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
     store.upsert_articles([article(1)], T0)
     store.commit_poll("s", [1], source="esearch", deliver=True, now=T0, window_end=None, found=1)
     d = store.create_digest(

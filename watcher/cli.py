@@ -21,8 +21,12 @@ if TYPE_CHECKING:
     from typing import Any
 
     from watcher.config import Config
+    from watcher.models import Subscription
+    from watcher.sources.eutils import EUtils
+    from watcher.sources.registry import Sources
+    from watcher.store import Store
 
-DEFAULT_CONFIG_NAME = "watcher.toml"
+DEFAULT_CONFIG_NAME = "watcher.toml"  # kept in step with watcher.wiring's
 
 
 def log() -> logging.Logger:
@@ -62,9 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the boundary: anything else is our bug, said plainly
         if args.log_level == "debug":
             raise
-        if type(exc).__module__.startswith("sqlalchemy"):
-            print(f"watcher: store error: {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
-            return 1
         print(
             f"watcher: internal error: {type(exc).__name__}: {exc} "
             "(rerun with --log-level debug for a traceback)",
@@ -149,11 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    from pathlib import Path
+    from watcher.wiring import config_path
 
-    if args.config:
-        return Path(args.config)
-    return Path(os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG_NAME)
+    return config_path(args.config)
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -165,14 +164,10 @@ def load(args: argparse.Namespace) -> Config:
     return config
 
 
-def open_store(config: Config):  # type: ignore[no-untyped-def]
-    from watcher.store import Store
+def open_store(config: Config) -> Store:
+    from watcher.wiring import open_store
 
-    store = Store.open(config.store_url)
-    store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], utcnow()
-    )
-    return store
+    return open_store(config, utcnow())
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -235,13 +230,19 @@ def check_online(config: Config) -> int:
     return 1 if problems else 0
 
 
-def make_client(config: Config):  # type: ignore[no-untyped-def]
-    from watcher.sources.eutils import EUtils
+def make_client(config: Config) -> EUtils:
+    from watcher.wiring import ncbi_client
 
-    return EUtils.from_config(config.ncbi)
+    return ncbi_client(config.ncbi)
 
 
-def selected(config: Config, names: list[str] | None) -> list[Any]:
+def make_sources(config: Config) -> Sources:
+    from watcher.wiring import make_sources
+
+    return make_sources(config)
+
+
+def selected(config: Config, names: list[str] | None) -> list[Subscription]:
     return [config.subscription(n) for n in names] if names else list(config.subscriptions)
 
 
@@ -255,7 +256,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     if args.due:
         due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
         subs = [s for s in subs if s.name in due]
-    report = poll(config, store, make_client(config), now, subs)
+    report = poll(config, store, make_sources(config), now, subs)
     store.close()
     for o in report.outcomes:
         line = f"{o.name}: " + (
@@ -279,7 +280,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     reports = backfill(
         config,
         store,
-        make_client(config),
+        make_sources(config),
         utcnow(),
         args.since,
         subscriptions=subs,
@@ -302,8 +303,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_digest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from watcher.digest import send_digests, write_dry_run
-    from watcher.mail import make_transport
+    from watcher.delivery import send_digests, write_dry_run
+    from watcher.wiring import make_transport
 
     config = load(args)
     if args.dry_run != bool(args.out):

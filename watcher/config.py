@@ -6,7 +6,6 @@ Each error names the file, the key path (``subscription[2].recipients[0]``) and 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
 import tomllib
 import zoneinfo
@@ -18,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from watcher.errors import ConfigError
+from watcher.models import Schedule, Subscription
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
@@ -68,40 +68,6 @@ class MailConfig:
     abstract: AbstractMode = "snippet"
     max_items: int = 50
     send_empty: bool = False
-
-
-@dataclass(frozen=True)
-class Schedule:
-    poll_every: timedelta
-    digest_cron: str
-    timezone: str
-    lookback_days: int
-
-
-@dataclass(frozen=True)
-class Subscription:
-    name: str
-    recipients: tuple[str, ...]
-    schedule: Schedule
-    query: str | None = None
-    rss: str | None = None
-
-    @property
-    def kind(self) -> Literal["query", "rss"]:
-        return "query" if self.query is not None else "rss"
-
-    @property
-    def source(self) -> str:
-        return self.query if self.query is not None else str(self.rss)
-
-    def sends_to(self, address: str) -> bool:
-        """Whether `address` is one of the recipients (addresses compare case-insensitively)."""
-        return address.lower() in (r.lower() for r in self.recipients)
-
-    @property
-    def fingerprint(self) -> str:
-        """Changes when what the subscription searches changes, so its window restarts."""
-        return hashlib.sha256(f"{self.kind}\0{self.source}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from watcher.config import Config, load_config
-from watcher.digest import Renderer, send_digests
+from watcher.delivery import send_digests
+from watcher.digest import Renderer
 from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
-from watcher.mail import make_transport
 from watcher.poll import due_subscriptions, poll
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
-from watcher.sources.eutils import EUtils
+from watcher.sources.registry import Sources
 from watcher.store import Store
+from watcher.wiring import make_sources, make_transport
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,7 @@ MAX_TICK = timedelta(minutes=1)
 
 
 def sync_store(store: Store, config: Config, now: datetime) -> list[str]:
-    return store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], now
-    )
+    return store.sync_subscriptions(config.subscriptions, now)
 
 
 class InstanceLock:
@@ -84,7 +83,7 @@ class Daemon:
         config_path: Path,
         config: Config,
         store: Store,
-        client: EUtils,
+        sources: Sources,
         clock: Clock,
         stop: threading.Event | None = None,
     ) -> None:
@@ -93,7 +92,7 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.store = store
-        self.client = client
+        self.sources = sources
         self.clock = clock
         self.renderer = Renderer(config.mail.templates)
         # One job at a time touches NCBI and the mail server: a digest waits for a running poll,
@@ -187,7 +186,7 @@ class Daemon:
                 still = {s.name for s in due_subscriptions(config, self.store.poll_states(), now)}
                 mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
                 if mine:
-                    _guarded(lambda: poll(config, self.store, self.client, now, mine), "poll")
+                    _guarded(lambda: poll(config, self.store, self.sources, now, mine), "poll")
 
     def digest_job(self, schedule: tuple[str, str]) -> None:
         with self.busy:
@@ -256,8 +255,8 @@ class Daemon:
         if new.store_url != self.config.store_url:
             log.warning("store.url changed; the daemon keeps its open store until restarted")
         if new.ncbi != self.config.ncbi:
-            # The client (its session and rate limiter) is built once per process.
-            self.client = EUtils.from_config(new.ncbi, sleep=self.client.sleep)
+            # The sources (their session and rate limiters) are built once per process.
+            self.sources = make_sources(new, sleep=self.sources.sleep)
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)
@@ -297,18 +296,10 @@ def _guarded(action: Callable[[], Any], what: str) -> None:
     except Interrupted:
         log.info("%s interrupted by shutdown; its unfinished part is redone next run", what)
     except WatcherError as exc:
+        # A StoreError too: the database went away or refused (a PostgreSQL restart, a full
+        # disk): one line, and the job runs again at its next time.
         log.error("%s failed: %s", what, exc, extra={"fields": {"event": f"{what}_error"}})
-    except Exception as exc:
-        if type(exc).__module__.startswith("sqlalchemy"):
-            # The database went away or refused (a PostgreSQL restart, a full disk): one line,
-            # and the job runs again at its next time.
-            log.error(
-                "%s failed: store error: %s",
-                what,
-                getattr(exc, "orig", None) or exc,
-                extra={"fields": {"event": f"{what}_error"}},
-            )
-            return
+    except Exception:
         log.exception("%s failed unexpectedly", what)
 
 
@@ -327,8 +318,8 @@ def run(config_path: Path, clock: Clock) -> int:
         if stop.wait(seconds):
             raise Interrupted("shutting down")
 
-    client = EUtils.from_config(config.ncbi, sleep=interruptible_sleep)
-    daemon = Daemon(config_path, config, store, client, clock, stop)
+    sources = make_sources(config, sleep=interruptible_sleep)
+    daemon = Daemon(config_path, config, store, sources, clock, stop)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGHUP, lambda *_: daemon.reload_requested.set())

@@ -1,8 +1,6 @@
-"""Digests: choose and order each recipient's new papers, render them, and (the send step) hand
-them to a transport with the store's bookkeeping around it.
+"""Digests: choose, group and order each recipient's new papers, present them, and render them.
 
-The choosing and rendering are pure; `send_digests` is the only part with I/O, and it receives
-its collaborators (store, transport, clock) as arguments.
+All of it is pure: data in, data out. Sending, the outbox and its bookkeeping are delivery.py's.
 """
 
 from __future__ import annotations
@@ -15,11 +13,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from watcher.config import Config, MailConfig, Subscription
-from watcher.errors import MailError
-from watcher.models import Article
+from watcher.config import MailConfig
+from watcher.models import Article, Subscription
 from watcher.paths import shipped
-from watcher.schedule import schedule_key
 
 log = logging.getLogger(__name__)
 
@@ -345,172 +341,5 @@ def _wrap(text: str, width: int = 76, indent: str = "") -> str:
     )
 
 
-# The send step
-
-
-@dataclass
-class DigestReport:
-    sent: list[str] = field(default_factory=list)  # Message-IDs
-    retried: int = 0
-    pending: int = 0
-    failed: list[str] = field(default_factory=list)  # "recipient: error"
-    skipped_empty: int = 0
-
-
 def recipients_of(subs: Iterable[Subscription]) -> list[str]:
     return sorted({r.lower() for s in subs for r in s.recipients})
-
-
-def send_digests(
-    config: Config,
-    store: Any,
-    transport: Any,
-    now: datetime,
-    *,
-    schedules: Sequence[tuple[str, str]] | None = None,
-    renderer: Renderer | None = None,
-) -> DigestReport:
-    """For each schedule (default: all of the config's) and each of its recipients: retry their
-    pending digests, then build, record and send one digest of what is new."""
-    renderer = renderer or Renderer(config.mail.templates)
-    report = DigestReport()
-    groups = config.schedules
-    keys = list(groups) if schedules is None else list(schedules)
-    everyone = recipients_of(s for k in keys for s in groups.get(k, []))
-
-    for key in keys:
-        subs = groups.get(key, [])
-        for rcpt in recipients_of(subs):
-            # One process per recipient at a time (PostgreSQL advisory lock): with two daemons
-            # on one store, the other skips this recipient instead of mailing them twice.
-            with store.advisory_locks([f"digest:{rcpt}"]) as held:
-                if held:
-                    _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
-        store.set_digest_run(schedule_key(*key), now)
-    report.pending = len(store.pending_digests(everyone))
-    return report
-
-
-@dataclass(frozen=True)
-class Composed:
-    ctx: DigestContext
-    rendered: Rendered
-    message_id: str
-    message: bytes
-
-
-def compose(
-    config: Config, store: Any, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
-) -> Composed | None:
-    """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
-    (and `send_empty` is off)."""
-    from watcher.mail import build_message, new_message_id
-
-    mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
-    papers = store.pending_papers(rcpt, mine)
-    ctx = build_digest(
-        rcpt, papers, store.articles(papers), config.subscriptions, config.mail, config.path, now
-    )
-    if ctx.total == 0 and not config.mail.send_empty:
-        return None
-    rendered = renderer.render(ctx)
-    message_id = new_message_id(config.mail.from_addr)
-    message = build_message(rendered, config.mail.from_addr, rcpt, message_id, now)
-    return Composed(ctx, rendered, message_id, message)
-
-
-def _recipient_digest(
-    config: Config,
-    store: Any,
-    transport: Any,
-    renderer: Renderer,
-    key: tuple[str, str],
-    rcpt: str,
-    now: datetime,
-    report: DigestReport,
-) -> None:
-    for pending in store.pending_digests([rcpt]):
-        report.retried += 1
-        _deliver(
-            store,
-            transport,
-            pending.id,
-            pending.recipient,
-            pending.message_id,
-            pending.message,
-            now,
-            report,
-        )
-    digest = compose(config, store, renderer, key, rcpt, now)
-    if digest is None:
-        report.skipped_empty += 1
-        return
-    digest_id = store.create_digest(
-        recipient=rcpt,
-        schedule=schedule_key(*key),
-        message_id=digest.message_id,
-        message=digest.message,
-        pmids=list(digest.ctx.pmids),
-        now=now,
-    )
-    _deliver(store, transport, digest_id, rcpt, digest.message_id, digest.message, now, report)
-
-
-def _deliver(
-    store: Any,
-    transport: Any,
-    digest_id: int,
-    rcpt: str,
-    message_id: str,
-    message: bytes,
-    now: datetime,
-    report: DigestReport,
-) -> None:
-    try:
-        transport.send(message, rcpt)
-    except MailError as exc:
-        store.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
-        report.failed.append(f"{rcpt}: {exc}")
-        log.error(
-            "digest %s to %s %s: %s",
-            message_id,
-            rcpt,
-            "refused" if exc.permanent else "not sent, retried next run",
-            exc,
-            extra={
-                "fields": {
-                    "event": "digest_error",
-                    "recipient": rcpt,
-                    "message_id": message_id,
-                    "permanent": exc.permanent,
-                }
-            },
-        )
-        return
-    if store.mark_digest_sent(digest_id, now):
-        report.sent.append(message_id)
-        log.info(
-            "digest %s sent to %s",
-            message_id,
-            rcpt,
-            extra={"fields": {"event": "digest_sent", "recipient": rcpt, "message_id": message_id}},
-        )
-
-
-def write_dry_run(
-    config: Config, store: Any, out: Path, now: datetime, renderer: Renderer | None = None
-) -> list[Path]:
-    """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
-    renderer = renderer or Renderer(config.mail.templates)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for key, subs in config.schedules.items():
-        for rcpt in recipients_of(subs):
-            digest = compose(config, store, renderer, key, rcpt, now)
-            if digest is None:
-                continue
-            stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
-            (out / f"{stem}.eml").write_bytes(digest.message)
-            (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
-            written.append(out / f"{stem}.eml")
-    return written

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import logging
 import time
-import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
 
-from watcher.config import Config, Subscription
+from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
+from watcher.models import PollState, Subscription
 from watcher.schedule import next_poll_time
-from watcher.sources.eutils import EUtils
-from watcher.sources.rss import read_feed
-from watcher.store import PollState, Store
+from watcher.sources.base import History, Records, Source
+from watcher.sources.pubmed_search import NCBI_ZONE, ncbi_today
+from watcher.sources.registry import Sources
+from watcher.store import Store
 
 log = logging.getLogger(__name__)
 
-# NCBI stamps records with US Eastern dates; a window in UTC would miss an evening's records.
-NCBI_ZONE = zoneinfo.ZoneInfo("America/New_York")
+__all__ = ["NCBI_ZONE", "ncbi_today"]  # where the daemon, tests and demos look for them
+
 BACKFILL_SLICE = timedelta(days=365)
 
 
@@ -37,6 +37,7 @@ class Found:
     pmids: list[int]
     deliver: bool
     source: str
+    records: Records
     window_end: date | None = None
     etag: str | None = None
     last_modified: str | None = None
@@ -69,10 +70,6 @@ class PollReport:
         return sum(o.new_matches for o in self.outcomes)
 
 
-def ncbi_today(now: datetime) -> date:
-    return now.astimezone(NCBI_ZONE).date()
-
-
 def due_subscriptions(
     config: Config, states: dict[str, PollState], now: datetime
 ) -> list[Subscription]:
@@ -87,14 +84,14 @@ def due_subscriptions(
 def poll(
     config: Config,
     store: Store,
-    client: EUtils,
+    sources: Sources,
     now: datetime,
     subscriptions: Sequence[Subscription] | None = None,
 ) -> PollReport:
     """Poll `subscriptions` (default: all) together. A failing one is recorded on its own row
     and does not stop the others; state advances only with committed results."""
     started = time.monotonic()
-    requests_before = client.counters.requests
+    requests_before = sources.requests
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
     states = store.poll_states()
     report = PollReport()
@@ -103,28 +100,20 @@ def poll(
     # subscriptions behind it are recorded as failed at once instead of each waiting it out.
     down: dict[str, str] = {}
     for sub in subs:
-        host = urlsplit(sub.rss or config.ncbi.base_url).netloc
+        source = sources[sub]
+        host = source.host(sub)
         if host in down:
             _fail(store, report, sub.name, down[host], now)
             continue
         try:
-            found.append(
-                _search(
-                    sub,
-                    states.get(sub.name),
-                    client,
-                    config.ncbi.datetype,
-                    config.ncbi.overlap_days,
-                    now,
-                )
-            )
+            found.append(_search(sub, states.get(sub.name), source, sources, now))
         except Unreachable as exc:
             down[host] = str(exc)
             _fail(store, report, sub.name, str(exc), now)
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
 
-    failed_pmids = _fetch_missing(found, store, client, now, report)
+    failed_pmids = _fetch_missing(found, store, now, report)
 
     for f in found:
         blocked = failed_pmids.intersection(f.pmids) if f.deliver else set()
@@ -167,7 +156,7 @@ def poll(
                 }
             },
         )
-    report.requests = client.counters.requests - requests_before
+    report.requests = sources.requests - requests_before
     report.seconds = time.monotonic() - started
     log.info(
         "poll done: %d subscriptions, %d new matches, %d records fetched, %d requests "
@@ -193,66 +182,46 @@ def poll(
 def _search(
     sub: Subscription,
     state: PollState | None,
-    client: EUtils,
-    datetype: str,
-    overlap_days: int,
+    source: Source,
+    sources: Sources,
     now: datetime,
 ) -> Found:
     fresh = state is None or (state.window_end is None and state.last_success_at is None)
     # lookback_days = 0: the first poll only records what exists as a baseline, to be mailed never.
     baseline = fresh and sub.schedule.lookback_days == 0
-    before = client.counters.requests
-    if sub.query is not None:
-        today = ncbi_today(now)
-        if state is not None and state.window_end is not None:
-            # Reach back behind the last window: PubMed adds records dated in the past
-            # (late indexing, batch loads). The store's dedupe makes this cost one esearch.
-            start = state.window_end - timedelta(days=overlap_days)
-        else:
-            start = today - timedelta(days=max(sub.schedule.lookback_days, overlap_days))
-        result = client.search(sub.query, start, today, datetype)
-        for message in result.errors:
-            log.warning(
-                "%s: PubMed says %s (the query may match less than intended)", sub.name, message
-            )
-        return Found(
-            sub,
-            result.pmids,
-            not baseline,
-            "baseline" if baseline else "esearch",
-            window_end=today,
-            requests=client.counters.requests - before,
-        )
-    assert sub.rss is not None
-    feed = read_feed(
-        client, sub.rss, state.etag if state else None, state.last_modified if state else None
-    )
+    before = sources.requests
+    got = source.find(sub, state, now)
     return Found(
         sub,
-        feed.pmids,
+        got.pmids,
         not baseline,
-        "baseline" if baseline else "rss",
-        etag=feed.etag,
-        last_modified=feed.last_modified,
-        requests=client.counters.requests - before,
+        "baseline" if baseline else got.label,
+        source.records,
+        window_end=got.window_end,
+        etag=got.etag,
+        last_modified=got.last_modified,
+        requests=sources.requests - before,
     )
 
 
-def _fetch_missing(
-    found: list[Found], store: Store, client: EUtils, now: datetime, report: PollReport
-) -> set[int]:
+def _fetch_missing(found: list[Found], store: Store, now: datetime, report: PollReport) -> set[int]:
     """Fetch, once each, the PMIDs some subscription will deliver that the store lacks.
     Returns the PMIDs whose batch failed."""
-    wanted = list(dict.fromkeys(p for f in found if f.deliver for p in f.pmids))
+    # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
+    by_fetcher: dict[int, tuple[Records, dict[int, None]]] = {}
+    for f in found:
+        if f.deliver:
+            by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(f.pmids))
     failed: set[int] = set()
-    for batch in _batches(_unknown(store, wanted), client.batch_size):
-        try:
-            report.fetched += _fetch_and_store(
-                batch, store, client, now, report.record_errors.append
-            )
-        except SourceError as exc:
-            log.error("efetch of %d records failed: %s", len(batch), exc)
-            failed.update(batch)
+    for client, wanted in by_fetcher.values():
+        for batch in _batches(_unknown(store, list(wanted)), client.batch_size):
+            try:
+                report.fetched += _fetch_and_store(
+                    batch, store, client, now, report.record_errors.append
+                )
+            except SourceError as exc:
+                log.error("efetch of %d records failed: %s", len(batch), exc)
+                failed.update(batch)
     return failed
 
 
@@ -265,7 +234,7 @@ def _unknown(store: Store, pmids: Sequence[int]) -> list[int]:
 def _fetch_and_store(
     batch: Sequence[int],
     store: Store,
-    client: EUtils,
+    client: Records,
     now: datetime,
     on_error: Callable[[str], None] | None = None,
 ) -> int:
@@ -314,7 +283,7 @@ Progress = Callable[[str, int, int, int], None]  # name, slices done, slices tot
 def backfill(
     config: Config,
     store: Store,
-    client: EUtils,
+    sources: Sources,
     now: datetime,
     since: date,
     *,
@@ -331,7 +300,8 @@ def backfill(
     reports = []
     today = ncbi_today(now)
     for sub in subscriptions:
-        if sub.query is None:
+        source = sources[sub]
+        if not isinstance(source, History):
             log.warning("%s: an RSS feed has no history to backfill; skipped", sub.name)
             continue
         state = store.poll_state(sub.name)
@@ -347,13 +317,14 @@ def backfill(
             slices.append((lo, hi))
             lo = hi + timedelta(days=1)
         for n, (lo, hi) in enumerate(slices, 1):
-            result = client.search(sub.query, lo, hi, config.ncbi.datetype)
-            for batch in _batches(_unknown(store, result.pmids), client.batch_size):
-                report.fetched += _fetch_and_store(batch, store, client, now)
+            pmids = source.find_window(sub, lo, hi)
+            records = source.records
+            for batch in _batches(_unknown(store, pmids), records.batch_size):
+                report.fetched += _fetch_and_store(batch, store, records, now)
             report.new_matches += store.record_backfill(
-                sub.name, result.pmids, deliver=deliver, now=now, done_through=hi
+                sub.name, pmids, deliver=deliver, now=now, done_through=hi
             )
-            report.found += len(result.pmids)
+            report.found += len(pmids)
             report.slices = n
             if progress is not None:
                 progress(sub.name, n, len(slices), report.found)

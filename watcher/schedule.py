@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime, timedelta
 
-from watcher.config import Schedule
+from watcher.models import Schedule
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 

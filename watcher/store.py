@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import wraps
 from importlib import resources
 from operator import itemgetter
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
     Engine,
@@ -28,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
-from watcher.models import Article
+from watcher.models import Article, PollState, Subscription
 from watcher.schema import (
     ArticleRow,
     DeliveryRow,
@@ -43,28 +44,32 @@ from watcher.schema import (
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 # The newest migration in watcher/migrations/versions; a test holds the two together.
 SCHEMA_REVISION = "0002"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
 
-@dataclass(frozen=True)
-class PollState:
-    name: str
-    fingerprint: str
-    created_at: datetime
-    window_end: date | None
-    last_poll_at: datetime | None
-    last_success_at: datetime | None
-    last_found: int | None
-    last_new: int | None
-    last_requests: int | None
-    last_error: str | None
-    last_error_at: datetime | None
-    etag: str | None
-    last_modified: str | None
-    backfill_done: date | None
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """The one boundary where SQLAlchemy's exceptions become StoreError: nobody above the store
+    needs to know which library raised (a PostgreSQL restart, a full disk, a locked file)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"store error: {getattr(exc, 'orig', None) or exc}") from exc
+
+
+def mapped(method: Callable[P, R]) -> Callable[P, R]:
+    @wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        with store_errors():
+            return method(*args, **kwargs)
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,7 @@ class Store:
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
         try:
-            store.migrate()
+            migrate(engine)
         except SQLAlchemyError as exc:
             engine.dispose()
             reason = getattr(exc, "orig", None) or exc
@@ -113,13 +118,14 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @mapped
     def migrate(self) -> None:
         """Bring the schema to the newest revision. Cheap when it already is there."""
         migrate(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with store_errors(), self._sessions.begin() as session:
             yield session
 
     def _insert(self, table: Any) -> Any:
@@ -134,6 +140,7 @@ class Store:
 
     # Articles
 
+    @mapped
     def known_pmids(self, pmids: Iterable[int]) -> set[int]:
         found: set[int] = set()
         ids = list(dict.fromkeys(pmids))
@@ -146,12 +153,14 @@ class Store:
                 )
         return found
 
+    @mapped
     def upsert_articles(self, articles: Sequence[Article], now: datetime) -> None:
         """Insert new articles; a known PMID is updated in place (PubMed revises records)."""
         if not articles:
             return
         self.upsert_rows(article_rows(articles, now))
 
+    @mapped
     def upsert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """The write half of upsert_articles: one executemany for rows from article_rows.
 
@@ -188,6 +197,7 @@ class Store:
             self._upsert_sql = (str(compiled), compiled.positiontup)
         return self._upsert_sql
 
+    @mapped
     def articles(self, pmids: Iterable[int]) -> dict[int, Article]:
         out: dict[int, Article] = {}
         with self.engine.connect() as conn:
@@ -197,16 +207,16 @@ class Store:
                     out[pmid] = Article.from_json(record)
         return out
 
+    @mapped
     def count_articles(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(ArticleRow)).scalar_one())
 
     # Subscriptions and their poll state
 
-    def sync_subscriptions(
-        self, subs: Sequence[tuple[str, str, Sequence[str]]], now: datetime
-    ) -> list[str]:
-        """Make the store agree with the config: (name, fingerprint, recipients) per subscription.
+    @mapped
+    def sync_subscriptions(self, subs: Sequence[Subscription], now: datetime) -> list[str]:
+        """Make the store agree with the config's subscriptions.
 
         A new name starts clean; a changed fingerprint (the query or feed changed) restarts its
         window; a new recipient receives papers matched from now on. Returns what changed.
@@ -217,7 +227,8 @@ class Store:
             subscribers = {
                 (r.subscription, r.recipient.lower()) for r in s.scalars(select(SubscriberRow))
             }
-            for name, fingerprint, recipients in subs:
+            for sub in subs:
+                name, fingerprint, recipients = sub.name, sub.fingerprint, sub.recipients
                 state = states.get(name)
                 if state is None:
                     # ON CONFLICT: another instance on the same store may add it at the same time
@@ -241,15 +252,18 @@ class Store:
                     s.execute(self._insert(SubscriberRow.__table__).on_conflict_do_nothing(), new)
         return changes
 
+    @mapped
     def poll_state(self, name: str) -> PollState | None:
         with self.session() as s:
             row = s.get(SubscriptionState, name)
             return _poll_state(row) if row else None
 
+    @mapped
     def poll_states(self) -> dict[str, PollState]:
         with self.session() as s:
             return {r.name: _poll_state(r) for r in s.scalars(select(SubscriptionState))}
 
+    @mapped
     def commit_poll(
         self,
         name: str,
@@ -313,6 +327,7 @@ class Store:
                 new += len(rows)
         return new
 
+    @mapped
     def record_poll_error(self, name: str, error: str, now: datetime) -> None:
         with self.session() as s:
             s.execute(
@@ -321,6 +336,7 @@ class Store:
                 .values(last_poll_at=now, last_error=error, last_error_at=now)
             )
 
+    @mapped
     def record_backfill(
         self, name: str, pmids: Sequence[int], *, deliver: bool, now: datetime, done_through: date
     ) -> int:
@@ -333,6 +349,7 @@ class Store:
             )
         return new
 
+    @mapped
     def match_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -342,6 +359,7 @@ class Store:
 
     # Digests
 
+    @mapped
     def pending_papers(self, recipient: str, subscriptions: Sequence[str]) -> dict[int, list[str]]:
         """Papers due to `recipient` from `subscriptions`: PMID → the matching subscriptions.
 
@@ -380,6 +398,7 @@ class Store:
                 papers.setdefault(pmid, []).append(sub)
         return papers
 
+    @mapped
     def undelivered_counts(self) -> dict[str, int]:
         """Per recipient, how many papers await delivery (in any subscription they follow)."""
         out: dict[str, int] = {}
@@ -392,6 +411,7 @@ class Store:
             out[rcpt] = len(self.pending_papers(rcpt, subs))
         return out
 
+    @mapped
     def create_digest(
         self,
         *,
@@ -423,6 +443,7 @@ class Store:
                 )
             return row.id
 
+    @mapped
     def pending_digests(self, recipients: Iterable[str] | None = None) -> list[PendingDigest]:
         with self.session() as s:
             query = select(DigestRow).where(DigestRow.state == "pending").order_by(DigestRow.id)
@@ -449,6 +470,7 @@ class Store:
                 for r in rows
             ]
 
+    @mapped
     def mark_digest_sent(self, digest_id: int, now: datetime) -> bool:
         """pending → sent and its papers → delivered, in one transaction.
 
@@ -475,6 +497,7 @@ class Store:
                 s.execute(self._insert(DeliveryRow.__table__).on_conflict_do_nothing(), rows)
             return True
 
+    @mapped
     def mark_digest_attempt(self, digest_id: int, error: str, *, permanent: bool) -> None:
         """Record a failed send. Transient: stays pending for the next run. Permanent: failed,
         and its papers become due again, so nothing is lost if the address is fixed."""
@@ -488,6 +511,7 @@ class Store:
                 .values(**values)
             )
 
+    @mapped
     def digest_states(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -505,6 +529,7 @@ class Store:
             )
             return [dict(r._mapping) for r in rows]
 
+    @mapped
     def delivered_pmids(self, recipient: str) -> set[int]:
         with self.engine.connect() as conn:
             return set(
@@ -513,11 +538,13 @@ class Store:
                 ).scalars()
             )
 
+    @mapped
     def last_digest_run(self, schedule: str) -> datetime | None:
         with self.session() as s:
             row = s.get(DigestRunRow, schedule)
             return row.last_run_at if row else None
 
+    @mapped
     def set_digest_run(self, schedule: str, when: datetime) -> None:
         stmt = self._insert(DigestRunRow.__table__).values(schedule=schedule, last_run_at=when)
         stmt = stmt.on_conflict_do_update(index_elements=["schedule"], set_={"last_run_at": when})
@@ -526,12 +553,14 @@ class Store:
 
     # Small key/value facts (the daemon's heartbeat)
 
+    @mapped
     def set_meta(self, key: str, value: str) -> None:
         stmt = self._insert(MetaRow.__table__).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
+    @mapped
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
@@ -548,7 +577,7 @@ class Store:
         if self.dialect != "postgresql":
             yield set(keys)
             return
-        with self.engine.connect() as conn:
+        with store_errors(), self.engine.connect() as conn:
             held = {
                 k
                 for k in keys

@@ -1,0 +1,38 @@
+"""The maildir transport: the embedded default when no SMTP server is set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from watcher.errors import MailError
+from watcher.transports.base import OutgoingDigest
+
+
+class MaildirTransport:
+    """Writes each message into a maildir: the embedded default when no SMTP server is set.
+
+    Files are named after the Message-ID, so a digest retried after a crash between writing and
+    recording it lands once, not twice.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+
+    def send(self, digest: OutgoingDigest) -> None:
+        message_id = digest.message_id
+        name = "".join(c if c.isalnum() or c in "._-@" else "_" for c in message_id.strip("<>"))
+        final = self.path / "new" / f"{name}.eml"
+        if final.exists() or any((self.path / "cur").glob(f"{name}.eml*")):
+            return
+        tmp = self.path / "tmp" / f"{name}.{os.getpid()}"
+        try:
+            tmp.write_bytes(digest.mime)
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise MailError(f"cannot write to maildir {self.path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        pass
