@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
     from collections.abc import Sequence
-    from datetime import datetime
+    from datetime import date, datetime, timedelta
     from pathlib import Path
     from typing import Any
 
@@ -353,7 +353,7 @@ def _progress_log(name: str, done: int, total: int, records: int) -> None:
     log().info("backfill %s: %d/%d slices, %d papers", name, done, total, records)
 
 
-def _date_arg(text: str) -> Any:
+def _date_arg(text: str) -> date:
     from datetime import date
 
     try:
@@ -459,7 +459,7 @@ def _when(when: datetime, now: datetime) -> str:
     return "now (due)" if when <= now else when.isoformat(timespec="minutes")
 
 
-def _duration(delta: Any) -> str:
+def _duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:

@@ -208,7 +208,7 @@ class _Reader:
         return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings))
 
     def store(self, data: Mapping[str, Any]) -> str:
-        url = self.get(data, "store", "url", str, "sqlite:///watcher.db")
+        url: str = self.get(data, "store", "url", str, "sqlite:///watcher.db")
         if "://" not in url:
             raise self.fail(
                 "store.url", f"{url!r} is not a SQLAlchemy URL like sqlite:///watcher.db"
@@ -429,7 +429,7 @@ class _Reader:
         return float(value)
 
     def env_name(self, data: Mapping[str, Any], key: str, name: str) -> str | None:
-        value = self.get(data, key, name, str)
+        value: str | None = self.get(data, key, name, str)
         if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise self.fail(
                 f"{key}.{name}",
