@@ -12,6 +12,7 @@ import trustme
 from watcher.cli import main
 from watcher.config import Config, load_config
 from watcher.delivery import send_digests
+from watcher.identity import pmid_key as k
 from watcher.sources.pubmed_xml import parse_articles
 from watcher.store import Store
 from watcher.transports.base import OutgoingDigest
@@ -82,7 +83,7 @@ def seed(config: Config, tmp_path: Path) -> Store:
     for name, pmids in (("Anti-CD3 in T1D", [1, 3]), ("Anti-CD20 in T1D", [2, 3])):
         store.commit_poll(
             name,
-            pmids,
+            [k(p) for p in pmids],
             source="esearch",
             deliver=True,
             now=NOW - timedelta(days=1),
@@ -175,7 +176,7 @@ def test_451_then_success(tmp_path: Path, smtp: SmtpServer) -> None:
     assert all("451" in f for f in first.failed)
     second = deliver(config, store, NOW + timedelta(hours=1))
     assert len(second.sent) == 2 and len(smtp.received) == 2
-    assert store.delivered_pmids("alice@example.org") == {1, 2, 3}
+    assert store.delivered_items("alice@example.org") == {k(1), k(2), k(3)}
 
 
 def test_dropped_mid_data_is_retried_never_lost(tmp_path: Path, smtp: SmtpServer) -> None:
@@ -209,7 +210,7 @@ def test_550_for_one_recipient_does_not_block_the_other(tmp_path: Path, smtp: Sm
     del smtp.handler.reject["bob@example.org"]
     later = deliver(config, store, NOW + timedelta(days=7))
     assert len(later.sent) == 1 and "bob@example.org" in by_rcpt(smtp)
-    assert store.delivered_pmids("bob@example.org") == {1, 3}
+    assert store.delivered_items("bob@example.org") == {k(1), k(3)}
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 
 from watcher.config import load_config
 from watcher.errors import SourceError
+from watcher.identity import pmid_key as k
 from watcher.poll import backfill, due_subscriptions, ncbi_today, poll
 from watcher.store import Store
 from watcher.wiring import sources_for
@@ -54,7 +55,12 @@ def sync(store: Store, config, now: datetime = NOW) -> None:
 def mark_delivered(store: Store, recipient: str, pmids: list[int]) -> None:
     """As a successful digest run leaves it: the papers delivered to `recipient`."""
     digest = store.create_digest(
-        recipient=recipient, schedule="k", message_id="<x@y>", message=b"", pmids=pmids, now=NOW
+        recipient=recipient,
+        schedule="k",
+        message_id="<x@y>",
+        message=b"",
+        items=[k(p) for p in pmids],
+        now=NOW,
     )
     assert store.mark_digest_sent(digest, NOW)
 
@@ -114,7 +120,7 @@ def test_late_record_dated_before_last_poll_is_caught(tmp_path, fake, store) -> 
     fake.add([paper(3, "teplizumab", TODAY - timedelta(days=730), crdt=TODAY - timedelta(days=1))])
     report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
     assert report.new_matches == 2
-    assert store.pending_papers("a@example.org", ["t"]).keys() == {1, 2, 3}
+    assert store.pending_papers("a@example.org", ["t"]).keys() == {k(1), k(2), k(3)}
 
 
 def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, store) -> None:
@@ -138,7 +144,7 @@ def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, st
     report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=5))
     assert not report.failed
     assert store.match_counts() == {"r": 10, "r2": 10}
-    assert set(store.pending_papers("b@x.org", ["r2"])) == set(range(1, 11))
+    assert set(store.pending_papers("b@x.org", ["r2"])) == set(map(k, range(1, 11)))
 
 
 def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store) -> None:
@@ -183,7 +189,7 @@ def test_same_paper_from_rss_and_search_is_one_article_two_matches(tmp_path, fak
     report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert report.fetched == 1 and fake.count("efetch") == 1
     assert store.match_counts() == {"search": 1, "feed": 1}
-    assert store.pending_papers("a@example.org", ["search", "feed"]) == {7: ["feed", "search"]}
+    assert store.pending_papers("a@example.org", ["search", "feed"]) == {k(7): ["feed", "search"]}
     # An unchanged feed costs a 304 the next time.
     fake.reset_counts()
     poll(
@@ -206,7 +212,7 @@ def test_lookback_zero_records_a_baseline_and_mails_nothing_old(tmp_path, fake, 
     assert store.pending_papers("a@example.org", ["d"]) == {}
     fake.add([paper(2, "daclizumab", TODAY)])
     poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=6))
-    assert store.pending_papers("a@example.org", ["d"]) == {2: ["d"]}
+    assert store.pending_papers("a@example.org", ["d"]) == {k(2): ["d"]}
 
 
 def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fake, store) -> None:
@@ -219,7 +225,7 @@ def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fa
     # PubMed revises the record; the backfill refetches it (e.g. a second subscription's need).
     fake.add([synthetic(1, "Paper 1 on basiliximab (revised)", edat=TODAY)])
     store.upsert_articles(list(client.fetch([1])), NOW + timedelta(days=1))
-    assert store.articles([1])[1].title == "Paper 1 on basiliximab (revised)"
+    assert store.articles([k(1)])[k(1)].title == "Paper 1 on basiliximab (revised)"
     poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
     assert store.pending_papers("a@example.org", ["b"]) == {}
 
@@ -237,7 +243,7 @@ def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, stor
     fake.reset_counts()
     poll(edited, store, sources_for(client, edited.ncbi), later)
     assert fake.served[0].params["mindate"] == f"{TODAY - timedelta(days=30):%Y/%m/%d}"
-    assert store.pending_papers("a@example.org", ["cd3"]) == {2: ["cd3"]}
+    assert store.pending_papers("a@example.org", ["cd3"]) == {k(2): ["cd3"]}
 
 
 def test_renamed_subscription_starts_clean(tmp_path, fake, store) -> None:

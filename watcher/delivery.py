@@ -115,7 +115,7 @@ def _recipient_digest(
         schedule=schedule_key(*key),
         message_id=digest.message_id,
         message=digest.message,
-        pmids=list(digest.ctx.pmids),
+        items=list(digest.ctx.items),
         now=now,
     )
     _deliver(store, transport, digest_id, digest.outgoing(rcpt), now, report)

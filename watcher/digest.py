@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from watcher.config import MailConfig
+from watcher.identity import ItemKey
 from watcher.models import Article, Subscription
 from watcher.paths import shipped
 
@@ -105,19 +106,19 @@ class DigestContext:
     config_path: str
     generated: datetime
     abstract_mode: str
-    pmids: tuple[int, ...] = field(default=())
+    items: tuple[ItemKey, ...] = field(default=())  # the stable keys of every paper in it
 
 
 def build_digest(
     recipient: str,
-    papers: dict[int, list[str]],
-    articles: dict[int, Article],
+    papers: Mapping[ItemKey, list[str]],
+    articles: Mapping[ItemKey, Article],
     subscriptions: Sequence[Subscription],
     mail: MailConfig,
     config_path: Path | str,
     now: datetime,
 ) -> DigestContext:
-    """Group `papers` (PMID → matching subscription names) for one recipient.
+    """Group `papers` (item → matching subscription names) for one recipient.
 
     Each paper appears once, under the first of its subscriptions in config order, and names
     the others. Newest first within a group. After `max_items` papers the rest are compact
@@ -132,13 +133,13 @@ def build_digest(
             len(papers) - len(present),
             recipient,
         )
-    by_group: dict[str, list[Article]] = {name: [] for name in order}
+    by_group: dict[str, list[tuple[ItemKey, Article]]] = {name: [] for name in order}
 
     def in_order(names: list[str]) -> tuple[str, ...]:
         return tuple(sorted(names, key=lambda n: rank.get(n, len(rank))))
 
-    for pmid in present:
-        by_group.setdefault(in_order(papers[pmid])[0], []).append(articles[pmid])
+    for item in present:
+        by_group.setdefault(in_order(papers[item])[0], []).append((item, articles[item]))
     shown = 0
     groups: list[Group] = []
     compact: list[Paper] = []
@@ -148,11 +149,9 @@ def build_digest(
         if total:
             counts.append((name, total))
         full: list[Paper] = []
-        for art in sorted(group_articles, key=_published, reverse=True):
+        for item, art in sorted(group_articles, key=lambda p: _published(p[1]), reverse=True):
             is_compact = shown >= mail.max_items
-            paper = present_paper(
-                art, in_order(papers[art.pmid]), mail.abstract, compact=is_compact
-            )
+            paper = present_paper(art, in_order(papers[item]), mail.abstract, compact=is_compact)
             (compact if is_compact else full).append(paper)
             shown += 1
         if full:
@@ -169,7 +168,7 @@ def build_digest(
         config_path=str(config_path),
         generated=now,
         abstract_mode=mail.abstract,
-        pmids=tuple(sorted(present)),
+        items=tuple(sorted(present)),
     )
 
 

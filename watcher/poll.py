@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
+from watcher.identity import ItemKey, identifiers
 from watcher.models import PollState, Subscription
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
@@ -34,7 +35,7 @@ class Found:
     """What one subscription's source returned, not yet committed."""
 
     sub: Subscription
-    pmids: list[int]
+    items: list[ItemKey]
     deliver: bool
     source: str
     records: Records
@@ -113,10 +114,10 @@ def poll(
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
 
-    failed_pmids = _fetch_missing(found, store, now, report)
+    failed_items = _fetch_missing(found, store, now, report)
 
     for f in found:
-        blocked = failed_pmids.intersection(f.pmids) if f.deliver else set()
+        blocked = failed_items.intersection(f.items) if f.deliver else set()
         if blocked:
             _fail(
                 store,
@@ -128,21 +129,21 @@ def poll(
             continue
         new = store.commit_poll(
             f.sub.name,
-            f.pmids,
+            f.items,
             source=f.source,
             deliver=f.deliver,
             now=now,
             window_end=f.window_end,
-            found=len(f.pmids),
+            found=len(f.items),
             requests=f.requests,
             etag=f.etag,
             last_modified=f.last_modified,
         )
-        report.outcomes.append(Outcome(f.sub.name, len(f.pmids), new, f.requests))
+        report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
         log.info(
             "poll %s: %d found, %d new matches, %d requests (%s)",
             f.sub.name,
-            len(f.pmids),
+            len(f.items),
             new,
             f.requests,
             f.source,
@@ -150,7 +151,7 @@ def poll(
                 "fields": {
                     "event": "poll",
                     "subscription": f.sub.name,
-                    "found": len(f.pmids),
+                    "found": len(f.items),
                     "new": new,
                     "requests": f.requests,
                 }
@@ -193,7 +194,7 @@ def _search(
     got = source.find(sub, state, now)
     return Found(
         sub,
-        got.pmids,
+        got.items,
         not baseline,
         "baseline" if baseline else got.label,
         source.records,
@@ -204,15 +205,17 @@ def _search(
     )
 
 
-def _fetch_missing(found: list[Found], store: Store, now: datetime, report: PollReport) -> set[int]:
-    """Fetch, once each, the PMIDs some subscription will deliver that the store lacks.
-    Returns the PMIDs whose batch failed."""
+def _fetch_missing(
+    found: list[Found], store: Store, now: datetime, report: PollReport
+) -> set[ItemKey]:
+    """Fetch, once each, the items some subscription will deliver that the store lacks.
+    Returns the items whose batch failed."""
     # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
-    by_fetcher: dict[int, tuple[Records, dict[int, None]]] = {}
+    by_fetcher: dict[int, tuple[Records, dict[ItemKey, None]]] = {}
     for f in found:
         if f.deliver:
-            by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(f.pmids))
-    failed: set[int] = set()
+            by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(f.items))
+    failed: set[ItemKey] = set()
     for client, wanted in by_fetcher.values():
         for batch in _batches(_unknown(store, list(wanted)), client.batch_size):
             try:
@@ -225,29 +228,29 @@ def _fetch_missing(found: list[Found], store: Store, now: datetime, report: Poll
     return failed
 
 
-def _unknown(store: Store, pmids: Sequence[int]) -> list[int]:
-    """`pmids` the store has no record of, in their order."""
-    known = store.known_pmids(pmids)
-    return [p for p in pmids if p not in known]
+def _unknown(store: Store, items: Sequence[ItemKey]) -> list[ItemKey]:
+    """`items` the store has no record of, in their order."""
+    known = store.known_items(items)
+    return [p for p in items if p not in known]
 
 
 def _fetch_and_store(
-    batch: Sequence[int],
+    batch: Sequence[ItemKey],
     store: Store,
     client: Records,
     now: datetime,
     on_error: Callable[[str], None] | None = None,
 ) -> int:
     """One efetch of `batch`, stored; returns how many records came back."""
-    articles = list(client.fetch(batch, on_error))
+    articles = list(client.fetch_items(batch, on_error))
     store.upsert_articles(articles, now)
-    absent = set(batch) - {a.pmid for a in articles}
+    absent = set(batch).difference(*(identifiers(a) for a in articles))
     if absent:
         # Withdrawn or not yet released records: esearch lists them, efetch returns nothing.
         log.warning(
-            "efetch returned no record for %d PMIDs: %s",
+            "efetch returned no record for %d items: %s",
             len(absent),
-            ", ".join(map(str, sorted(absent)[:10])),
+            ", ".join(sorted(absent)[:10]),
         )
     return len(articles)
 
@@ -263,7 +266,7 @@ def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime
     report.outcomes.append(Outcome(name, error=error))
 
 
-def _batches(items: Sequence[int], size: int) -> list[Sequence[int]]:
+def _batches(items: Sequence[ItemKey], size: int) -> list[Sequence[ItemKey]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -317,14 +320,14 @@ def backfill(
             slices.append((lo, hi))
             lo = hi + timedelta(days=1)
         for n, (lo, hi) in enumerate(slices, 1):
-            pmids = source.find_window(sub, lo, hi)
+            items = source.find_window(sub, lo, hi)
             records = source.records
-            for batch in _batches(_unknown(store, pmids), records.batch_size):
+            for batch in _batches(_unknown(store, items), records.batch_size):
                 report.fetched += _fetch_and_store(batch, store, records, now)
             report.new_matches += store.record_backfill(
-                sub.name, pmids, deliver=deliver, now=now, done_through=hi
+                sub.name, items, deliver=deliver, now=now, done_through=hi
             )
-            report.found += len(pmids)
+            report.found += len(items)
             report.slices = n
             if progress is not None:
                 progress(sub.name, n, len(slices), report.found)

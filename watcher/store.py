@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -14,10 +14,12 @@ from operator import itemgetter
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
+    Connection,
     Engine,
     Text,
     cast,
     create_engine,
+    delete,
     event,
     func,
     inspect,
@@ -29,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
+from watcher.identity import ItemKey, identifiers, pmid_key, split
 from watcher.models import Article, PollState, Subscription
 from watcher.schema import (
     ArticleRow,
@@ -36,6 +39,7 @@ from watcher.schema import (
     DigestItemRow,
     DigestRow,
     DigestRunRow,
+    IdentifierRow,
     MatchRow,
     MetaRow,
     SubscriberRow,
@@ -48,7 +52,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -79,7 +83,7 @@ class PendingDigest:
     message_id: str
     message: bytes
     attempts: int
-    pmids: tuple[int, ...]
+    items: tuple[ItemKey, ...]
 
 
 class Store:
@@ -141,24 +145,38 @@ class Store:
     # Articles
 
     @mapped
-    def known_pmids(self, pmids: Iterable[int]) -> set[int]:
-        found: set[int] = set()
-        ids = list(dict.fromkeys(pmids))
+    def known_items(self, keys: Iterable[ItemKey]) -> set[ItemKey]:
+        """Those of `keys` whose item (under whichever of its identifiers) has a stored record."""
+        wanted = list(dict.fromkeys(keys))
         with self.engine.connect() as conn:
-            for chunk in _chunks(ids, _CHUNK):
-                found.update(
+            items = _resolve(conn, wanted)
+            stored: set[str] = set()
+            for chunk in _chunks(list(set(items.values())), _CHUNK):
+                stored.update(
                     conn.execute(
-                        select(ArticleRow.pmid).where(ArticleRow.pmid.in_(chunk))
+                        select(ArticleRow.item).where(ArticleRow.item.in_(chunk))
                     ).scalars()
                 )
-        return found
+        return {k for k in wanted if items[k] in stored}
+
+    def resolve(self, keys: Iterable[ItemKey]) -> dict[ItemKey, ItemKey]:
+        """Each key → the stable key of the item it names (itself when nothing else is known)."""
+        with store_errors(), self.engine.connect() as conn:
+            return _resolve(conn, list(dict.fromkeys(keys)))
 
     @mapped
     def upsert_articles(self, articles: Sequence[Article], now: datetime) -> None:
-        """Insert new articles; a known PMID is updated in place (PubMed revises records)."""
+        """Insert new articles; a known one is updated in place (PubMed revises records).
+
+        Each record joins the item that any of its identifiers already names (a paper first
+        found by DOI keeps that key when its PubMed record arrives); its identifiers are
+        recorded for the next source that finds it."""
         if not articles:
             return
-        self.upsert_rows(article_rows(articles, now))
+        unique = list({a.pmid: a for a in articles}.values())
+        with self.engine.begin() as conn:
+            items = _attach(conn, self._insert, unique)
+            self._write_rows(conn, article_rows(unique, now, items))
 
     @mapped
     def upsert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -169,13 +187,16 @@ class Store:
         """
         if not rows:
             return
+        with self.engine.begin() as conn:
+            self._write_rows(conn, rows)
+
+    def _write_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         sql, order = self._article_upsert()
         # SQLAlchemy's per-row parameter processing cost more than SQLite's own write; the
         # statement is compiled by SQLAlchemy once and the rows go to the driver ready-made.
         params: Sequence[Any] = rows if order is None else _sqlite_rows(rows, order)
-        with self.engine.begin() as conn:
-            for chunk in _chunks(params, 5000):
-                conn.exec_driver_sql(sql, chunk)
+        for chunk in _chunks(params, 5000):
+            conn.exec_driver_sql(sql, chunk)
 
     def _article_upsert(self) -> tuple[str, Sequence[str] | None]:
         """The articles upsert in this dialect's SQL, and its positional parameter order
@@ -186,10 +207,10 @@ class Store:
             changing = {
                 c.name: stmt.excluded[c.name]
                 for c in table.c
-                if c.name not in ("pmid", "first_seen")
+                if c.name not in ("item", "first_seen")
             }
             stmt = stmt.on_conflict_do_update(
-                index_elements=["pmid"],
+                index_elements=["item"],
                 set_=changing,
                 where=cast(table.c.record, Text) != cast(stmt.excluded.record, Text),
             )
@@ -198,13 +219,14 @@ class Store:
         return self._upsert_sql
 
     @mapped
-    def articles(self, pmids: Iterable[int]) -> dict[int, Article]:
-        out: dict[int, Article] = {}
+    def articles(self, items: Iterable[ItemKey]) -> dict[ItemKey, Article]:
+        """The stored record of each item, by its stable key."""
+        out: dict[ItemKey, Article] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(pmids), _CHUNK):
-                query = select(ArticleRow.pmid, ArticleRow.record).where(ArticleRow.pmid.in_(chunk))
-                for pmid, record in conn.execute(query):
-                    out[pmid] = Article.from_json(record)
+            for chunk in _chunks(list(items), _CHUNK):
+                query = select(ArticleRow.item, ArticleRow.record).where(ArticleRow.item.in_(chunk))
+                for item, record in conn.execute(query):
+                    out[item] = Article.from_json(record)
         return out
 
     @mapped
@@ -267,7 +289,7 @@ class Store:
     def commit_poll(
         self,
         name: str,
-        pmids: Sequence[int],
+        items: Sequence[ItemKey],
         *,
         source: str,
         deliver: bool,
@@ -284,7 +306,7 @@ class Store:
         poll's overlap window costs no duplicates.
         """
         with self.session() as s:
-            new = self._add_matches(s, name, pmids, source, deliver, now)
+            new = self._add_matches(s, name, items, source, deliver, now)
             values: dict[str, Any] = dict(
                 last_poll_at=now,
                 last_success_at=now,
@@ -304,20 +326,33 @@ class Store:
         return new
 
     def _add_matches(
-        self, s: Session, name: str, pmids: Sequence[int], source: str, deliver: bool, now: datetime
+        self,
+        s: Session,
+        name: str,
+        keys: Sequence[ItemKey],
+        source: str,
+        deliver: bool,
+        now: datetime,
     ) -> int:
+        """Match `keys` as the items they name: a paper found by PMID and by DOI is one match."""
         new = 0
-        ids = list(dict.fromkeys(pmids))
+        conn = s.connection()
+        wanted = list(dict.fromkeys(keys))
+        found = _lookup(conn, wanted)
+        # Every key seen gets its identifier row, so a record that arrives later under another
+        # of its identifiers (a DOI, then a PMID) finds this item.
+        _record_identifiers(conn, self._insert, {k: k for k in wanted if k not in found})
+        ids = list(dict.fromkeys(found.get(k, k) for k in wanted))
         for chunk in _chunks(ids, _CHUNK):
             have = set(
                 s.scalars(
-                    select(MatchRow.pmid).where(
-                        MatchRow.subscription == name, MatchRow.pmid.in_(chunk)
+                    select(MatchRow.item).where(
+                        MatchRow.subscription == name, MatchRow.item.in_(chunk)
                     )
                 )
             )
             rows = [
-                dict(subscription=name, pmid=p, source=source, matched_at=now, deliver=deliver)
+                dict(subscription=name, item=p, source=source, matched_at=now, deliver=deliver)
                 for p in chunk
                 if p not in have
             ]
@@ -338,10 +373,16 @@ class Store:
 
     @mapped
     def record_backfill(
-        self, name: str, pmids: Sequence[int], *, deliver: bool, now: datetime, done_through: date
+        self,
+        name: str,
+        items: Sequence[ItemKey],
+        *,
+        deliver: bool,
+        now: datetime,
+        done_through: date,
     ) -> int:
         with self.session() as s:
-            new = self._add_matches(s, name, pmids, "backfill", deliver, now)
+            new = self._add_matches(s, name, items, "backfill", deliver, now)
             s.execute(
                 update(SubscriptionState)
                 .where(SubscriptionState.name == name)
@@ -360,42 +401,44 @@ class Store:
     # Digests
 
     @mapped
-    def pending_papers(self, recipient: str, subscriptions: Sequence[str]) -> dict[int, list[str]]:
-        """Papers due to `recipient` from `subscriptions`: PMID → the matching subscriptions.
+    def pending_papers(
+        self, recipient: str, subscriptions: Sequence[str]
+    ) -> dict[ItemKey, list[str]]:
+        """Papers due to `recipient` from `subscriptions`: item → the matching subscriptions.
 
         Due means: matched for delivery after the recipient joined that subscription, stored,
         not yet delivered to them, and not waiting in one of their pending digests.
         """
         rcpt = recipient.lower()
         in_pending = (
-            select(DigestItemRow.pmid)
+            select(DigestItemRow.item)
             .join(DigestRow, DigestRow.id == DigestItemRow.digest_id)
             .where(DigestRow.recipient == rcpt, DigestRow.state == "pending")
         )
         query = (
-            select(MatchRow.pmid, MatchRow.subscription)
+            select(MatchRow.item, MatchRow.subscription)
             .join(
                 SubscriberRow,
                 (SubscriberRow.subscription == MatchRow.subscription)
                 & (SubscriberRow.recipient == rcpt),
             )
-            .join(ArticleRow, ArticleRow.pmid == MatchRow.pmid)
+            .join(ArticleRow, ArticleRow.item == MatchRow.item)
             .outerjoin(
-                DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.pmid == MatchRow.pmid)
+                DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.item == MatchRow.item)
             )
             .where(
                 MatchRow.deliver.is_(True),
                 MatchRow.matched_at >= SubscriberRow.since,
                 MatchRow.subscription.in_(list(subscriptions)),
-                DeliveryRow.pmid.is_(None),
-                MatchRow.pmid.not_in(in_pending),
+                DeliveryRow.item.is_(None),
+                MatchRow.item.not_in(in_pending),
             )
-            .order_by(MatchRow.pmid)
+            .order_by(ArticleRow.pmid, MatchRow.item)
         )
-        papers: dict[int, list[str]] = {}
+        papers: dict[ItemKey, list[str]] = {}
         with self.engine.connect() as conn:
-            for pmid, sub in conn.execute(query):
-                papers.setdefault(pmid, []).append(sub)
+            for item, sub in conn.execute(query):
+                papers.setdefault(item, []).append(sub)
         return papers
 
     @mapped
@@ -419,7 +462,7 @@ class Store:
         schedule: str,
         message_id: str,
         message: bytes,
-        pmids: Sequence[int],
+        items: Sequence[ItemKey],
         now: datetime,
     ) -> int:
         """Record a digest as pending, with its papers, before any attempt to send it."""
@@ -432,14 +475,14 @@ class Store:
                 created_at=now,
                 attempts=0,
                 message=message,
-                paper_count=len(pmids),
+                paper_count=len(items),
             )
             s.add(row)
             s.flush()
-            if pmids:
+            if items:
                 s.execute(
                     self._insert(DigestItemRow.__table__),
-                    [dict(digest_id=row.id, pmid=p) for p in pmids],
+                    [dict(digest_id=row.id, item=p) for p in items],
                 )
             return row.id
 
@@ -450,14 +493,14 @@ class Store:
             if recipients is not None:
                 query = query.where(DigestRow.recipient.in_([r.lower() for r in recipients]))
             rows = list(s.scalars(query))
-            items: dict[int, list[int]] = {}
+            items: dict[int, list[ItemKey]] = {}
             if rows:
-                for digest_id, pmid in s.execute(
-                    select(DigestItemRow.digest_id, DigestItemRow.pmid).where(
+                for digest_id, item in s.execute(
+                    select(DigestItemRow.digest_id, DigestItemRow.item).where(
                         DigestItemRow.digest_id.in_([r.id for r in rows])
                     )
                 ):
-                    items.setdefault(digest_id, []).append(pmid)
+                    items.setdefault(digest_id, []).append(item)
             return [
                 PendingDigest(
                     r.id,
@@ -486,12 +529,12 @@ class Store:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             row = s.get_one(DigestRow, digest_id)
-            pmids = s.scalars(
-                select(DigestItemRow.pmid).where(DigestItemRow.digest_id == digest_id)
+            items = s.scalars(
+                select(DigestItemRow.item).where(DigestItemRow.digest_id == digest_id)
             )
             rows = [
-                dict(recipient=row.recipient, pmid=p, digest_id=digest_id, delivered_at=now)
-                for p in pmids
+                dict(recipient=row.recipient, item=p, digest_id=digest_id, delivered_at=now)
+                for p in items
             ]
             if rows:
                 s.execute(self._insert(DeliveryRow.__table__).on_conflict_do_nothing(), rows)
@@ -530,11 +573,11 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
     @mapped
-    def delivered_pmids(self, recipient: str) -> set[int]:
+    def delivered_items(self, recipient: str) -> set[ItemKey]:
         with self.engine.connect() as conn:
             return set(
                 conn.execute(
-                    select(DeliveryRow.pmid).where(DeliveryRow.recipient == recipient.lower())
+                    select(DeliveryRow.item).where(DeliveryRow.recipient == recipient.lower())
                 ).scalars()
             )
 
@@ -640,15 +683,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def article_rows(articles: Iterable[Article], now: datetime) -> list[dict[str, Any]]:
-    """Rows for the articles table, JSON already serialised; a PMID given twice counts once."""
-    return [_article_row(a, now) for a in {a.pmid: a for a in articles}.values()]
+def article_rows(
+    articles: Iterable[Article], now: datetime, items: Mapping[int, ItemKey] | None = None
+) -> list[dict[str, Any]]:
+    """Rows for the articles table, JSON already serialised; a PMID given twice counts once.
+    `items` gives the item each PMID's record belongs to (default: its own pmid: key)."""
+    items = items or {}
+    return [
+        _article_row(a, now, items.get(a.pmid) or pmid_key(a.pmid))
+        for a in {a.pmid: a for a in articles}.values()
+    ]
 
 
-def _article_row(a: Article, now: datetime) -> dict[str, Any]:
+def _article_row(a: Article, now: datetime, item: ItemKey) -> dict[str, Any]:
     record = a.to_json()
     dumps = json.dumps
     return dict(
+        item=item,
         pmid=a.pmid,
         version=a.version,
         doi=a.doi,
@@ -693,6 +744,102 @@ def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[t
             values[i] = as_text(values[i])
         out.append(tuple(values))
     return out
+
+
+def _lookup(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]:
+    """The item each of `keys` names, for the keys the store has an identifier row for."""
+    by_scheme: dict[str, dict[str, ItemKey]] = {}
+    for k in keys:
+        scheme, value = split(k)
+        by_scheme.setdefault(scheme, {})[value] = k
+    out: dict[ItemKey, ItemKey] = {}
+    for scheme, values in by_scheme.items():
+        for chunk in _chunks(list(values), _CHUNK):
+            query = select(IdentifierRow.value, IdentifierRow.item).where(
+                IdentifierRow.scheme == scheme, IdentifierRow.value.in_(chunk)
+            )
+            for value, item in conn.execute(query):
+                out[values[value]] = item
+    return out
+
+
+def _resolve(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]:
+    found = _lookup(conn, keys)
+    return {k: found.get(k, k) for k in keys}
+
+
+def _record_identifiers(
+    conn: Connection, insert: Callable[[Any], Any], items: Mapping[ItemKey, ItemKey]
+) -> None:
+    """identifier → item rows; an identifier already recorded keeps its item."""
+    rows = []
+    for k, item in items.items():
+        scheme, value = split(k)
+        rows.append(dict(scheme=scheme, value=value, item=item))
+    for chunk in _chunks(rows, _CHUNK):
+        conn.execute(insert(IdentifierRow.__table__).on_conflict_do_nothing(), list(chunk))
+
+
+def _attach(
+    conn: Connection, insert: Callable[[Any], Any], articles: Sequence[Article]
+) -> dict[int, ItemKey]:
+    """The item each record belongs to (PMID → key), its identifiers recorded.
+
+    A record joins the item any of its identifiers names, unless that item is another PubMed
+    record's (two PMIDs are never one item: a DOI they share stays with the first). When its
+    PMID and another identifier name two items, they are proven one and merged."""
+    ids = {a.pmid: list(identifiers(a)) for a in articles}
+    found = _lookup(conn, [k for keys in ids.values() for k in keys])
+    pubmed = _items_with_pmid(
+        conn, {found[k] for keys in ids.values() for k in keys[1:] if k in found}
+    )
+    out: dict[int, ItemKey] = {}
+    new: dict[ItemKey, ItemKey] = {}
+    for pmid, (own, *others) in ids.items():
+        item = found.get(own)
+        for k in others:
+            other = found.get(k)
+            if other is None or other == item or other in pubmed:
+                continue
+            if item is None:
+                item = other  # first found under another identifier: it keeps that key
+            else:
+                _merge(conn, loser=other, survivor=item)
+        out[pmid] = item or own
+        new.update({k: out[pmid] for k in (own, *others) if k not in found})
+    _record_identifiers(conn, insert, new)
+    return out
+
+
+def _items_with_pmid(conn: Connection, items: Iterable[ItemKey]) -> set[ItemKey]:
+    out: set[ItemKey] = set()
+    for chunk in _chunks(list(items), _CHUNK):
+        out.update(
+            conn.execute(
+                select(IdentifierRow.item).where(
+                    IdentifierRow.scheme == "pmid", IdentifierRow.item.in_(chunk)
+                )
+            ).scalars()
+        )
+    return out
+
+
+def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
+    """Two items proven one: the loser's identifiers, matches, digest items and deliveries move
+    to the survivor (where the survivor has its own, the loser's go), in the caller's
+    transaction. Deliveries move too, so a merge never announces a paper again."""
+    log.info("%s and %s are one item: merged into %s", loser, survivor, survivor)
+    _move(conn, MatchRow, MatchRow.subscription, loser, survivor)
+    _move(conn, DeliveryRow, DeliveryRow.recipient, loser, survivor)
+    _move(conn, DigestItemRow, DigestItemRow.digest_id, loser, survivor)
+    conn.execute(update(IdentifierRow).where(IdentifierRow.item == loser).values(item=survivor))
+    conn.execute(delete(ArticleRow).where(ArticleRow.item == loser))
+
+
+def _move(conn: Connection, entity: Any, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:
+    taken = select(owner).where(entity.item == survivor).scalar_subquery()
+    conn.execute(delete(entity).where(entity.item == loser, owner.in_(taken)))
+    conn.execute(update(entity).where(entity.item == loser).values(item=survivor))
 
 
 def _poll_state(row: SubscriptionState) -> PollState:

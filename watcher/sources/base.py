@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
+from watcher.identity import ItemKey
 from watcher.models import Article, PollState, Subscription
 from watcher.sources.pubmed_xml import ErrorSink
 
@@ -16,7 +17,7 @@ from watcher.sources.pubmed_xml import ErrorSink
 class Discovery:
     """What a source found for one subscription, not yet committed."""
 
-    pmids: list[int]
+    items: list[ItemKey]  # stable keys: pmid:123, doi:10.…
     label: str  # how it was found, kept on each match: esearch | rss
     window_end: date | None = None
     etag: str | None = None
@@ -29,8 +30,8 @@ class Records(Protocol):
 
     batch_size: int
 
-    def fetch(
-        self, pmids: Sequence[int], on_error: ErrorSink | None = None
+    def fetch_items(
+        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
     ) -> Iterator[Article]: ...
 
 
@@ -49,4 +50,4 @@ class Source(Protocol):
 class History(Protocol):
     """A source that can also list everything in a past date window (for `watcher backfill`)."""
 
-    def find_window(self, sub: Subscription, start: date, end: date) -> list[int]: ...
+    def find_window(self, sub: Subscription, start: date, end: date) -> list[ItemKey]: ...

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from watcher import __version__
+from watcher.identity import ItemKey, pmid_of
 from watcher.models import Article, SearchResult
 from watcher.sources.eutils_answers import (
     SearchPage,
@@ -238,6 +239,12 @@ class EUtils:
             yield from self._call(
                 "efetch.fcgi", params, _efetch_parser(on_error), post=len(batch) > _POST_ABOVE
             )
+
+    def fetch_items(
+        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
+    ) -> Iterator[Article]:
+        """Full records for items known by PMID (other keys are not PubMed's to fetch)."""
+        return self.fetch([p for p in map(pmid_of, keys) if p is not None], on_error)
 
     def fetch_history(
         self, webenv: str, query_key: str, count: int, on_error: ErrorSink | None = None

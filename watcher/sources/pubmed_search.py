@@ -8,6 +8,7 @@ import zoneinfo
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
+from watcher.identity import ItemKey, pmid_key
 from watcher.models import PollState, Subscription
 from watcher.sources.base import Discovery, Records
 from watcher.sources.eutils import EUtils
@@ -46,8 +47,8 @@ class PubmedSearch:
             log.warning(
                 "%s: PubMed says %s (the query may match less than intended)", sub.name, message
             )
-        return Discovery(result.pmids, "esearch", window_end=today)
+        return Discovery([pmid_key(p) for p in result.pmids], "esearch", window_end=today)
 
-    def find_window(self, sub: Subscription, start: date, end: date) -> list[int]:
+    def find_window(self, sub: Subscription, start: date, end: date) -> list[ItemKey]:
         assert sub.query is not None
-        return self.client.search(sub.query, start, end, self.datetype).pmids
+        return [pmid_key(p) for p in self.client.search(sub.query, start, end, self.datetype).pmids]

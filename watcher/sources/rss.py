@@ -17,6 +17,7 @@ import feedparser
 from lxml import etree
 
 from watcher.errors import FeedError
+from watcher.identity import pmid_key
 from watcher.models import PollState, Subscription
 from watcher.sources.base import Discovery, Records
 from watcher.sources.http import Http
@@ -116,4 +117,5 @@ class PubmedFeed:
             state.etag if state else None,
             state.last_modified if state else None,
         )
-        return Discovery(feed.pmids, "rss", etag=feed.etag, last_modified=feed.last_modified)
+        items = [pmid_key(p) for p in feed.pmids]
+        return Discovery(items, "rss", etag=feed.etag, last_modified=feed.last_modified)
