@@ -270,3 +270,14 @@ def test_unchanged_record_keeps_its_last_updated(store: Store) -> None:
     with store.session() as s:
         row = s.get(ArticleRow, k(9))
         assert row is not None and row.last_updated == T0
+
+
+def test_database_errors_surface_as_store_errors(tmp_path) -> None:
+    from watcher.errors import StoreError
+
+    store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE matches"))  # a store broken under the daemon's feet
+    with pytest.raises(StoreError, match=r"store error: .*matches"):
+        store.match_counts()
+    store.close()
