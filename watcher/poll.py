@@ -94,69 +94,11 @@ def poll(
     started = time.monotonic()
     requests_before = sources.requests
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
-    states = store.poll_states()
     report = PollReport()
-    found: list[Found] = []
-    # A host that never answered through all retries is not asked again in this poll: the
-    # subscriptions behind it are recorded as failed at once instead of each waiting it out.
-    down: dict[str, str] = {}
-    for sub in subs:
-        source = sources[sub]
-        host = source.host(sub)
-        if host in down:
-            _fail(store, report, sub.name, down[host], now)
-            continue
-        try:
-            found.append(_search(sub, states.get(sub.name), source, sources, now))
-        except Unreachable as exc:
-            down[host] = str(exc)
-            _fail(store, report, sub.name, str(exc), now)
-        except SourceError as exc:
-            _fail(store, report, sub.name, str(exc), now)
-
+    found = _find_all(subs, store, sources, now, report)
     failed_items = _fetch_missing(found, store, now, report)
-
     for f in found:
-        blocked = failed_items.intersection(f.items) if f.deliver else set()
-        if blocked:
-            _fail(
-                store,
-                report,
-                f.sub.name,
-                f"{len(blocked)} records could not be fetched; retried next poll",
-                now,
-            )
-            continue
-        new = store.commit_poll(
-            f.sub.name,
-            f.items,
-            source=f.source,
-            deliver=f.deliver,
-            now=now,
-            window_end=f.window_end,
-            found=len(f.items),
-            requests=f.requests,
-            etag=f.etag,
-            last_modified=f.last_modified,
-        )
-        report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
-        log.info(
-            "poll %s: %d found, %d new matches, %d requests (%s)",
-            f.sub.name,
-            len(f.items),
-            new,
-            f.requests,
-            f.source,
-            extra={
-                "fields": {
-                    "event": "poll",
-                    "subscription": f.sub.name,
-                    "found": len(f.items),
-                    "new": new,
-                    "requests": f.requests,
-                }
-            },
-        )
+        _commit(f, failed_items, store, now, report)
     report.requests = sources.requests - requests_before
     report.seconds = time.monotonic() - started
     log.info(
@@ -178,6 +120,82 @@ def poll(
         },
     )
     return report
+
+
+def _find_all(
+    subs: Sequence[Subscription],
+    store: Store,
+    sources: Sources,
+    now: datetime,
+    report: PollReport,
+) -> list[Found]:
+    """Each subscription's source asked what is new; failures recorded on their own rows."""
+    states = store.poll_states()
+    found: list[Found] = []
+    # A host that never answered through all retries is not asked again in this poll: the
+    # subscriptions behind it are recorded as failed at once instead of each waiting it out.
+    down: dict[str, str] = {}
+    for sub in subs:
+        source = sources[sub]
+        host = source.host(sub)
+        if host in down:
+            _fail(store, report, sub.name, down[host], now)
+            continue
+        try:
+            found.append(_search(sub, states.get(sub.name), source, sources, now))
+        except Unreachable as exc:
+            down[host] = str(exc)
+            _fail(store, report, sub.name, str(exc), now)
+        except SourceError as exc:
+            _fail(store, report, sub.name, str(exc), now)
+    return found
+
+
+def _commit(
+    f: Found, failed_items: set[ItemKey], store: Store, now: datetime, report: PollReport
+) -> None:
+    """One subscription's matches and state, in one transaction; not while a record it would
+    deliver could not be fetched."""
+    blocked = failed_items.intersection(f.items) if f.deliver else set()
+    if blocked:
+        _fail(
+            store,
+            report,
+            f.sub.name,
+            f"{len(blocked)} records could not be fetched; retried next poll",
+            now,
+        )
+        return
+    new = store.commit_poll(
+        f.sub.name,
+        f.items,
+        source=f.source,
+        deliver=f.deliver,
+        now=now,
+        window_end=f.window_end,
+        found=len(f.items),
+        requests=f.requests,
+        etag=f.etag,
+        last_modified=f.last_modified,
+    )
+    report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
+    log.info(
+        "poll %s: %d found, %d new matches, %d requests (%s)",
+        f.sub.name,
+        len(f.items),
+        new,
+        f.requests,
+        f.source,
+        extra={
+            "fields": {
+                "event": "poll",
+                "subscription": f.sub.name,
+                "found": len(f.items),
+                "new": new,
+                "requests": f.requests,
+            }
+        },
+    )
 
 
 def _search(

@@ -28,6 +28,14 @@ _ARTICLE_COLUMNS = (
 
 
 def upgrade() -> None:
+    _identifiers()
+    _articles()
+    _matches()
+    _digest_items()
+    _deliveries()
+
+
+def _identifiers() -> None:
     # Every PMID the store knows (a record, a match, a digest's or a delivery's) names its item;
     # a record's DOI and PMC id name it too.
     op.create_table(
@@ -50,6 +58,8 @@ def upgrade() -> None:
         )
     op.create_index("ix_identifiers_item", "identifiers", ["item"])
 
+
+def _articles() -> None:
     op.create_table(
         "articles_new",
         sa.Column("item", sa.String(300), primary_key=True),
@@ -79,6 +89,8 @@ def upgrade() -> None:
     op.drop_table("articles")
     op.rename_table("articles_new", "articles")
 
+
+def _matches() -> None:
     op.create_table(
         "matches_new",
         sa.Column("subscription", sa.String(80), primary_key=True),
@@ -96,6 +108,8 @@ def upgrade() -> None:
     op.rename_table("matches_new", "matches")
     op.create_index("ix_matches_item", "matches", ["item"])
 
+
+def _digest_items() -> None:
     op.create_table(
         "digest_items_new",
         sa.Column(
@@ -112,6 +126,8 @@ def upgrade() -> None:
     op.drop_table("digest_items")
     op.rename_table("digest_items_new", "digest_items")
 
+
+def _deliveries() -> None:
     op.create_table(
         "deliveries_new",
         sa.Column("recipient", sa.String(254), primary_key=True),
