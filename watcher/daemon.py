@@ -27,7 +27,7 @@ from watcher.poll import due_subscriptions, poll
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
 from watcher.sources.registry import Sources
 from watcher.store import Store
-from watcher.wiring import make_sources, make_transport
+from watcher.wiring import connect_store, make_sources, make_transport
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +307,7 @@ def run(config_path: Path, clock: Clock) -> int:
     config = load_config(config_path)
     for warning in config.warnings:
         log.warning("%s", warning)
-    store = Store.open(config.store_url)
+    store = connect_store(config)
     lock = InstanceLock(config.store_url) if store.dialect == "sqlite" else None
     if lock is not None:
         lock.acquire()

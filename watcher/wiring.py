@@ -34,9 +34,14 @@ def config_path(explicit: str | None, env: Mapping[str, str] = os.environ) -> Pa
     return Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
 
 
+def connect_store(config: Config) -> Store:
+    """The store, migrated (the daemon syncs its subscriptions itself, logging the changes)."""
+    return Store.open(config.store_url)
+
+
 def open_store(config: Config, now: datetime) -> Store:
     """The store, migrated, and agreeing with the config's subscriptions."""
-    store = Store.open(config.store_url)
+    store = connect_store(config)
     store.sync_subscriptions(config.subscriptions, now)
     return store
 
