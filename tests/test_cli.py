@@ -293,3 +293,40 @@ def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None
 def test_debug_log_level_shows_the_traceback(tmp_path: Path) -> None:
     code, _, err = run("--log-level", "debug", "-c", str(tmp_path / "missing.toml"), "check")
     assert code == 2 and "Traceback" in err and "no such file" in err
+
+
+def test_check_online_costs_one_request_per_query(tmp_path: Path, fake, capsys) -> None:
+    from datetime import date
+
+    from .conftest import write_config
+    from .fakes.ncbi import FakeRecord
+
+    # Past esearch's 9,999 cap: listing these PMIDs would take a split into dated windows.
+    day = date(2026, 11, 2)
+    fake.add(
+        FakeRecord(i, b"", day - timedelta(days=i % 400), day, "teplizumab")
+        for i in range(1, 12_001)
+    )
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        """
+[[subscription]]
+name = "big"
+query = "teplizumab"
+recipients = ["a@example.org"]
+
+[[subscription]]
+name = "typo"
+query = "teplizumab AND tepliziumab"
+recipients = ["a@example.org"]
+""",
+    )
+    assert main(["-c", str(cfg), "check", "--online"]) == 1
+    out = capsys.readouterr().out
+    assert fake.count() == 2, [s.params for s in fake.served]
+    assert all(s.params["retmax"] == "0" for s in fake.served)
+    assert "big: 12000 papers in all" in out
+    assert "PubMed reads it as: teplizumab" in out
+    assert "ERROR: PhraseNotFound: tepliziumab" in out
+    assert "warning: OutputMessage: No items found." in out

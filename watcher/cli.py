@@ -223,7 +223,9 @@ def check_online(config: Config) -> int:
     for sub in config.subscriptions:
         if sub.query is None:
             continue
-        result = client.search(sub.query, None, None)
+        # A count, a translation and the warnings are all this shows: esearch with retmax=0
+        # answers them in one request, however many papers the query matches.
+        result = client.search(sub.query, None, None, ids=False)
         print(f"  {sub.name}: {result.count} papers in all")
         if result.query_translation:
             print(f"    PubMed reads it as: {result.query_translation}")
