@@ -330,3 +330,43 @@ recipients = ["a@example.org"]
     assert "PubMed reads it as: teplizumab" in out
     assert "ERROR: PhraseNotFound: tepliziumab" in out
     assert "warning: OutputMessage: No items found." in out
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('api_key_env = "WATCHER_TEST_UNSET_SECRET"\n', "ncbi.api_key_env"),
+        (
+            '[mail.smtp]\nhost = "127.0.0.1"\nport = 2525\nusername = "u"\n'
+            'password_env = "WATCHER_TEST_UNSET_SECRET"\n',
+            "mail.smtp.password_env",
+        ),
+    ],
+)
+def test_an_unset_secret_variable_is_refused_at_start(
+    tmp_path: Path, command: str, extra: str, key: str
+) -> None:
+    from .conftest import write_config
+
+    cfg = write_config(
+        tmp_path,
+        "http://127.0.0.1:9/entrez/eutils/",
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+        extra=extra,
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WATCHER_TEST_UNSET_SECRET"}
+    # `run` would otherwise start and poll; the timeout turns that into a failure, not a hang.
+    proc = subprocess.run(
+        [sys.executable, "-m", "watcher", "-c", str(cfg), command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"watcher: {cfg}: {key}: environment variable WATCHER_TEST_UNSET_SECRET is not set "
+        f"(it should hold {'the NCBI API key' if key.startswith('ncbi') else 'the SMTP password'})"
+    ]
+    assert proc.stdout == ""

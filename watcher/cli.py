@@ -190,9 +190,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from watcher.config import require_secrets
     from watcher.schedule import next_digest_time, next_poll_time
 
     config = load(args)
+    require_secrets(config, os.environ)
     store = open_store(config)
     now = utcnow()
     states = store.poll_states()

@@ -132,6 +132,25 @@ class Config:
         return groups
 
 
+def require_secrets(config: Config, env: Mapping[str, str]) -> None:
+    """Every environment variable the config names for a secret is set and not empty.
+
+    `check` and `run` call this at start, so a typo in a variable's name (or a unit file that
+    forgot its EnvironmentFile) is refused at once instead of failing the first poll or digest
+    hours later.
+    """
+    named = [("ncbi.api_key_env", config.ncbi.api_key_env, "the NCBI API key")]
+    if config.mail.smtp is not None:
+        named.append(("mail.smtp.password_env", config.mail.smtp.password_env, "the SMTP password"))
+    for key, variable, what in named:
+        if variable and not env.get(variable):
+            raise ConfigError(
+                f"environment variable {variable} is not set (it should hold {what})",
+                path=str(config.path),
+                key=key,
+            )
+
+
 def parse_duration(text: str) -> timedelta:
     """'45s', '30m', '6h', '1d', '2w' → timedelta. Raises ValueError with a readable reason."""
     m = _DURATION.match(text)

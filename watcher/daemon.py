@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from watcher.config import Config, load_config
+from watcher.config import Config, load_config, require_secrets
 from watcher.digest import Renderer, send_digests
 from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
 from watcher.mail import make_transport
@@ -316,6 +316,7 @@ def run(config_path: Path, clock: Clock) -> int:
     config = load_config(config_path)
     for warning in config.warnings:
         log.warning("%s", warning)
+    require_secrets(config, os.environ)
     store = Store.open(config.store_url)
     lock = InstanceLock(config.store_url) if store.dialect == "sqlite" else None
     if lock is not None:
