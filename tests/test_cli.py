@@ -370,3 +370,42 @@ def test_an_unset_secret_variable_is_refused_at_start(
         f"(it should hold {'the NCBI API key' if key.startswith('ncbi') else 'the SMTP password'})"
     ]
     assert proc.stdout == ""
+
+
+def test_a_maildir_blocked_by_a_file_is_named_and_exits_1(tmp_path: Path) -> None:
+    from .conftest import write_config
+
+    # Tests run as root, for whom permission bits mean nothing; a file standing where the
+    # folder should be fails for every user, root included.
+    (tmp_path / "blocker").write_text("not a folder")
+    cfg = write_config(
+        tmp_path,
+        "http://127.0.0.1:9/entrez/eutils/",
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+        extra='[mail]\nmaildir = "blocker"\n',
+    )
+    code, _out, err = run("-c", str(cfg), "digest")
+    assert code == 1 and "internal error" not in err
+    assert [line for line in err.splitlines() if line.startswith("watcher: ")] == [
+        f"watcher: cannot use {tmp_path / 'blocker'} as the maildir (mail.maildir): "
+        f"{tmp_path / 'blocker' / 'tmp'}: Not a directory (a file stands where a folder is needed)"
+    ]
+
+
+@pytest.mark.parametrize("out", ["blocker", "blocker/preview"])
+def test_an_unusable_out_folder_is_named_and_exits_1(tmp_path: Path, out: str) -> None:
+    from .conftest import write_config
+
+    (tmp_path / "blocker").write_text("not a folder")  # a file in its place, or on its path
+    cfg = write_config(
+        tmp_path,
+        "http://127.0.0.1:9/entrez/eutils/",
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+    )
+    code, _out, err = run("-c", str(cfg), "digest", "--dry-run", "--out", out, cwd=tmp_path)
+    assert code == 1 and "internal error" not in err
+    reason = "File exists" if out == "blocker" else "Not a directory"
+    assert [line for line in err.splitlines() if line.startswith("watcher: ")] == [
+        f"watcher: cannot use {out} as the --out folder: {reason} "
+        "(a file stands where a folder is needed)"
+    ]

@@ -502,7 +502,10 @@ def write_dry_run(
 ) -> list[Path]:
     """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
     renderer = renderer or Renderer(config.mail.templates)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MailError.unusable_folder("the --out folder", out, exc) from None
     written = []
     for key, subs in config.schedules.items():
         for rcpt in recipients_of(subs):
@@ -510,7 +513,10 @@ def write_dry_run(
             if digest is None:
                 continue
             stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
-            (out / f"{stem}.eml").write_bytes(digest.message)
-            (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
+            try:
+                (out / f"{stem}.eml").write_bytes(digest.message)
+                (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
+            except OSError as exc:
+                raise MailError.unusable_folder("the --out folder", out, exc) from None
             written.append(out / f"{stem}.eml")
     return written

@@ -61,8 +61,11 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        for sub in ("tmp", "new", "cur"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MailError.unusable_folder("the maildir (mail.maildir)", path, exc) from None
 
     def send(self, message: bytes, recipient: str) -> None:
         from email import message_from_bytes
