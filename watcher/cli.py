@@ -242,7 +242,8 @@ def check_online(config: Config) -> int:
 def make_client(config: Config):  # type: ignore[no-untyped-def]
     from watcher.sources.eutils import EUtils
 
-    return EUtils.from_config(config.ncbi)
+    # The client's dates come from the same clock as the poll's `now`.
+    return EUtils.from_config(config.ncbi, clock=utcnow)
 
 
 def selected(config: Config, names: list[str] | None) -> list[Any]:

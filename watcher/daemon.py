@@ -257,7 +257,7 @@ class Daemon:
             log.warning("store.url changed; the daemon keeps its open store until restarted")
         if new.ncbi != self.config.ncbi:
             # The client (its session and rate limiter) is built once per process.
-            self.client = EUtils.from_config(new.ncbi, sleep=self.client.sleep)
+            self.client = EUtils.from_config(new.ncbi, clock=self.clock, sleep=self.client.sleep)
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)
@@ -328,7 +328,8 @@ def run(config_path: Path, clock: Clock) -> int:
         if stop.wait(seconds):
             raise Interrupted("shutting down")
 
-    client = EUtils.from_config(config.ncbi, sleep=interruptible_sleep)
+    # One clock for the jobs' `now` and the client's dates.
+    client = EUtils.from_config(config.ncbi, clock=clock, sleep=interruptible_sleep)
     daemon = Daemon(config_path, config, store, client, clock, stop)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())
