@@ -312,3 +312,39 @@ def test_digest_command_dry_run_marks_nothing(tmp_path: Path, capsys) -> None:
     assert "2 digests sent" in capsys.readouterr().out
     assert len(list((tmp_path / "mail" / "new").iterdir())) == 2
     assert main(["-c", str(config.path), "digest", "--dry-run"]) == 2
+
+
+def test_status_shows_why_papers_await_delivery(
+    tmp_path: Path, smtp: SmtpServer, store_url: str, capsys
+) -> None:
+    import json
+
+    config = setup(tmp_path, smtp.port, f'[store]\nurl = "{store_url}"\n')
+    store = seed(config, tmp_path)
+    smtp.handler.reject["bob@example.org"] = "550 5.1.1 <bob@example.org>: no such user"
+    smtp.handler.data_failures.append("451 4.3.0 Mailbox busy, try later")  # alice's DATA
+    report = deliver(config, store, NOW)
+    assert report.sent == [] and len(report.failed) == 2
+    store.close()
+    assert main(["-c", str(config.path), "status", "--json"]) == 0
+    recipients = {r["address"]: r for r in json.loads(capsys.readouterr().out)["recipients"]}
+    (bob,) = recipients["bob@example.org"]["digests"]
+    assert (bob["state"], bob["attempts"], bob["papers"]) == ("failed", 1, 2)
+    assert bob["last_error"] == "550 5.1.1 <bob@example.org>: no such user"
+    (alice,) = recipients["alice@example.org"]["digests"]
+    assert (alice["state"], alice["attempts"], alice["papers"]) == ("pending", 1, 3)
+    assert alice["last_error"] == "451 4.3.0 Mailbox busy, try later"
+    assert main(["-c", str(config.path), "status"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        f"digest {bob['message_id']} of {bob['created']}, 2 papers: FAILED (refused; its papers "
+        "go in the next digest), 1 attempt; last error: 550 5.1.1 <bob@example.org>: no such user"
+    ) in text
+    assert "pending (retried on the next digest run), 1 attempt; last error: 451 4.3.0" in text
+    # Once the papers go out, the explanations go away.
+    smtp.handler.reject.clear()
+    assert main(["-c", str(config.path), "digest"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(config.path), "status", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)["recipients"]
+    assert [r["digests"] for r in after] == [[], []]

@@ -393,6 +393,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     from watcher.digest import recipients_of
 
     recipients = recipients_of(config.subscriptions)
+    digests: dict[str, list[dict[str, Any]]] = {}
+    for d in store.undelivered_digests():
+        digests.setdefault(d["recipient"], []).append(
+            {
+                "message_id": d["message_id"],
+                "state": d["state"],
+                "papers": d["paper_count"],
+                "created": _iso(d["created_at"]),
+                "attempts": d["attempts"],
+                "last_error": d["last_error"],
+            }
+        )
     out = {
         "config": str(config.path),
         "store": store.display_url,
@@ -400,7 +412,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         "daemon_heartbeat": daemon["heartbeat"],
         "daemon": daemon,
         "subscriptions": subs,
-        "recipients": [{"address": r, "undelivered": undelivered.get(r, 0)} for r in recipients],
+        "recipients": [
+            {"address": r, "undelivered": undelivered.get(r, 0), "digests": digests.get(r, [])}
+            for r in recipients
+        ],
         "pending_digests": len(store.pending_digests()),
     }
     store.close()
@@ -425,6 +440,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     print("\n  recipients:")
     for r in out["recipients"]:
         print(f"    {r['address']}: {r['undelivered']} papers awaiting delivery")
+        for d in r["digests"]:
+            tries = f"{d['attempts']} attempt{'' if d['attempts'] == 1 else 's'}"
+            what = (
+                "FAILED (refused; its papers go in the next digest)"
+                if d["state"] == "failed"
+                else "pending (retried on the next digest run)"
+            )
+            print(
+                f"      digest {d['message_id']} of {d['created']}, {d['papers']} papers: "
+                f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
+            )
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
     return 0
