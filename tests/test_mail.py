@@ -348,3 +348,70 @@ def test_status_shows_why_papers_await_delivery(
     assert main(["-c", str(config.path), "status", "--json"]) == 0
     after = json.loads(capsys.readouterr().out)["recipients"]
     assert [r["digests"] for r in after] == [[], []]
+
+
+NAMED_SUBS = """
+[[subscription]]
+name = "Anti-CD3 in T1D"
+query = "teplizumab"
+recipients = ["Dr Ana López <ana@example.org>", "bob@example.org"]
+
+[[subscription]]
+name = "Anti-CD20 in T1D"
+query = "rituximab"
+recipients = ["\\"Lopez, Ana\\" <ANA@Example.org>"]
+"""
+
+
+def named_config(tmp_path: Path, port: int, subs: str = NAMED_SUBS) -> Config:
+    extra = (
+        '[mail]\nfrom = "PubMed Wätcher <watcher@lab.example.org>"\n'
+        f'[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n'
+    )
+    return load_config(write_config(tmp_path, "http://127.0.0.1:9/", subs, extra=extra))
+
+
+def test_name_addr_recipients_are_one_person_and_names_are_rfc2047_encoded(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    config = named_config(tmp_path, smtp.port)
+    assert config.mail.from_addr == "watcher@lab.example.org"
+    assert config.subscriptions[1].recipients == ("ana@example.org",)
+    store = seed(config, tmp_path)
+    report = deliver(config, store, NOW)
+    assert len(report.sent) == 2 and report.failed == []
+    got = by_rcpt(smtp)
+    assert sorted(got) == ["ana@example.org", "bob@example.org"]
+    (ana,) = got["ana@example.org"]  # one digest, both subscriptions' papers
+    assert ana["Subject"] == "PubMed Watcher: 3 new papers — Anti-CD3 in T1D, Anti-CD20 in T1D"
+    # The first display name in config order greets her; parsed back from the wire.
+    (to,) = ana["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("Dr Ana López", "ana@example.org")
+    (sender,) = ana["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("PubMed Wätcher", "watcher@lab.example.org")
+    received = next(r for r in smtp.received if r.rcpt_tos == ["ana@example.org"])
+    assert received.mail_from == "watcher@lab.example.org"
+    head = received.data.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii(), head  # non-ASCII names only as RFC 2047 encoded words
+    assert b"=?utf-8?" in head
+    assert ana["Message-ID"].endswith("@lab.example.org>")
+
+
+def test_a_changed_display_name_never_resends(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = named_config(tmp_path, smtp.port)
+    store = seed(config, tmp_path)
+    assert len(deliver(config, store, NOW).sent) == 2
+    renamed = named_config(
+        tmp_path,
+        smtp.port,
+        NAMED_SUBS.replace("Dr Ana López <ana@example.org>", "Ana Lopez-Garcia <Ana@example.ORG>")
+        .replace('"bob@example.org"', '"Robert <bob@example.org>"')
+        .replace('\\"Lopez, Ana\\" <ANA@Example.org>', "ana@example.org"),
+    )
+    store.sync_subscriptions(
+        [(s.name, s.fingerprint, s.recipients) for s in renamed.subscriptions], NOW
+    )
+    again = deliver(renamed, store, NOW + timedelta(days=7))
+    assert again.sent == [] and again.skipped_empty == 2
+    assert len(smtp.received) == 2
+    assert store.delivered_pmids("ana@example.org") == {1, 2, 3}

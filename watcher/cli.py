@@ -207,7 +207,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
         print(
             f"\n  {sub.name} [{sub.kind}]\n    {sub.source}\n"
-            f"    recipients: {', '.join(sub.recipients)}\n"
+            f"    recipients: {', '.join(_mailbox(config, r) for r in sub.recipients)}\n"
             f"    next poll:   {_when(poll, now)} (every {_duration(sub.schedule.poll_every)})\n"
             f"    next digest: {digest.isoformat(timespec='minutes')} "
             f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
@@ -479,6 +479,11 @@ def daemon_status(heartbeat: str | None, state: str | None, now: datetime) -> di
     else:
         info["summary"] = f"NOT RESPONDING: last heartbeat {heartbeat} ({age:.0f}s ago)"
     return info
+
+
+def _mailbox(config: Config, address: str) -> str:
+    name = config.display_name(address)
+    return f"{name} <{address}>" if name else address
 
 
 def _iso(value: datetime | None) -> str | None:

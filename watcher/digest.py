@@ -358,7 +358,8 @@ class DigestReport:
 
 
 def recipients_of(subs: Iterable[Subscription]) -> list[str]:
-    return sorted({r.lower() for s in subs for r in s.recipients})
+    """Each recipient once, by normalised address, however many subscriptions name them."""
+    return sorted({r for s in subs for r in s.recipients})
 
 
 def send_digests(
@@ -415,7 +416,15 @@ def compose(
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)
-    message = build_message(rendered, config.mail.from_addr, rcpt, message_id, now)
+    message = build_message(
+        rendered,
+        config.mail.from_addr,
+        rcpt,
+        message_id,
+        now,
+        from_name=config.mail.from_name,
+        to_name=config.display_name(rcpt),
+    )
     return Composed(ctx, rendered, message_id, message)
 
 
