@@ -321,3 +321,19 @@ def test_catch_up_digest_carries_what_the_overdue_poll_finds(tmp_path, fake, smt
     mailed = next(i for i, line in enumerate(log) if "sent to alice@example.org" in line)
     assert polled < mailed, d.log()
     assert len(smtp.received) == 2
+
+
+def test_sighup_refuses_a_config_naming_an_unset_secret(tmp_path, fake, smtp, daemons) -> None:
+    assert "WATCHER_TEST_UNSET_SECRET" not in os.environ
+    cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
+    d = Daemon(cfg)
+    daemons.append(d)
+    d.wait_for("watcher running")
+    cfg.write_text(
+        cfg.read_text().replace("[ncbi]\n", '[ncbi]\napi_key_env = "WATCHER_TEST_UNSET_SECRET"\n')
+    )
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config reload refused")
+    assert "ncbi.api_key_env: environment variable WATCHER_TEST_UNSET_SECRET is not set" in d.log()
+    assert d.proc.poll() is None
+    assert d.stop() == 0

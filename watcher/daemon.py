@@ -254,6 +254,7 @@ class Daemon:
         """SIGHUP: read the config again; a bad one is refused and the old one keeps running."""
         try:
             new = load_config(self.config_path)
+            require_secrets(new, os.environ)  # a new *_env must name a variable this process has
         except ConfigError as exc:
             log.error(
                 "config reload refused, still running the previous config: %s",
