@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,14 +17,12 @@ from urllib.parse import urlsplit
 from watcher.config import Config, Subscription
 from watcher.errors import SourceError, Unreachable
 from watcher.schedule import next_poll_time
-from watcher.sources.eutils import EUtils
+from watcher.sources.eutils import EUtils, ncbi_today
 from watcher.sources.rss import read_feed
 from watcher.store import PollState, Store
 
 log = logging.getLogger(__name__)
 
-# NCBI stamps records with US Eastern dates; a window in UTC would miss an evening's records.
-NCBI_ZONE = zoneinfo.ZoneInfo("America/New_York")
 BACKFILL_SLICE = timedelta(days=365)
 
 
@@ -67,10 +64,6 @@ class PollReport:
     @property
     def new_matches(self) -> int:
         return sum(o.new_matches for o in self.outcomes)
-
-
-def ncbi_today(now: datetime) -> date:
-    return now.astimezone(NCBI_ZONE).date()
 
 
 def due_subscriptions(

@@ -13,10 +13,11 @@ import random
 import re
 import threading
 import time
+import zoneinfo
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -42,6 +43,13 @@ _POST_ABOVE = 200
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 # PubMed's earliest records; an open-ended window starts here when it must be split.
 _EPOCH = date(1781, 1, 1)
+# NCBI stamps records with US Eastern dates; a window in UTC would miss an evening's records.
+NCBI_ZONE = zoneinfo.ZoneInfo("America/New_York")
+
+
+def ncbi_today(now: datetime) -> date:
+    """The day it is at NCBI when it is `now` (an aware datetime)."""
+    return now.astimezone(NCBI_ZONE).date()
 
 
 class RetryableError(SourceError):
@@ -134,9 +142,12 @@ class EUtils:
         batch_size: int = 500,
         page_size: int = ESEARCH_CAP,
         backoff: float = 1.0,
+        clock: Callable[[], datetime],
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """`clock` is the caller's (the poll's) clock: an open-ended window ends on NCBI's
+        today by that clock, never by the machine's local date."""
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.identity = {"tool": tool, "email": email}
         if api_key:
@@ -153,10 +164,16 @@ class EUtils:
         self.session.headers["User-Agent"] = f"pubmed-watcher/{__version__} ({email})"
         self.counters = Counters()
         self.sleep = sleep
+        self.clock = clock
 
     @classmethod
     def from_config(
-        cls, ncbi: NcbiConfig, env: Mapping[str, str] = os.environ, **overrides: Any
+        cls,
+        ncbi: NcbiConfig,
+        *,
+        clock: Callable[[], datetime],
+        env: Mapping[str, str] = os.environ,
+        **overrides: Any,
     ) -> EUtils:
         api_key = env.get(ncbi.api_key_env) if ncbi.api_key_env else None
         if ncbi.api_key_env and not api_key:
@@ -173,9 +190,13 @@ class EUtils:
             timeout=ncbi.timeout,
             retries=ncbi.retries,
             batch_size=ncbi.batch_size,
+            clock=clock,
         )
         kwargs.update(overrides)
         return cls(**kwargs)
+
+    def today(self) -> date:
+        return ncbi_today(self.clock())
 
     # Searching
 
@@ -204,7 +225,7 @@ class EUtils:
                 # The first answer already covers a dated window: splitting starts from it.
                 known = first if mindate and maxdate else None
                 pmids = self._split(
-                    term, mindate or _EPOCH, maxdate or date.today(), datetype, warnings, known
+                    term, mindate or _EPOCH, maxdate or self.today(), datetype, warnings, known
                 )
         return SearchResult(
             count=first.count,
@@ -286,7 +307,7 @@ class EUtils:
             params.update(
                 datetype=datetype,
                 mindate=f"{mindate or _EPOCH:%Y/%m/%d}",
-                maxdate=f"{maxdate or date.today() + timedelta(days=1):%Y/%m/%d}",
+                maxdate=f"{maxdate or self.today() + timedelta(days=1):%Y/%m/%d}",
             )
         if webenv:
             params["WebEnv"] = webenv
