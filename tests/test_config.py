@@ -169,3 +169,21 @@ def test_missed_digest_counts_one_catch_up_however_many_periods() -> None:
     assert missed_digest("0 7 * * mon", "UTC", last, last + timedelta(days=7))
     assert missed_digest("0 7 * * mon", "UTC", last, last + timedelta(days=40))
     assert not missed_digest("0 7 * * mon", "UTC", None, last)
+
+
+def test_mail_from_and_recipients_accept_name_addr(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "me@example.org"\n[mail]\nfrom = "PubMed Watcher <watcher@example.org>"\n'
+        '[[subscription]]\nname = "A"\nquery = "x"\n'
+        'recipients = ["Dr Ana Lopez <ana@example.org>", "ana@EXAMPLE.org", "b@example.org"]\n'
+    )
+    config = load_config(path)
+    assert (config.mail.from_name, config.mail.from_addr) == (
+        "PubMed Watcher",
+        "watcher@example.org",
+    )
+    (sub,) = config.subscriptions
+    assert sub.recipients == ("ana@example.org", "b@example.org")
+    assert config.display_name("ANA@example.org") == "Dr Ana Lopez"
+    assert config.display_name("b@example.org") is None

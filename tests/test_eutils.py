@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -323,3 +323,32 @@ def test_the_fakes_json_esearch_reads_like_ncbis(fake: FakeNCBI) -> None:
     page = parse_esearch(body.content)
     assert page.count == 3 and sorted(page.pmids) == [1, 2, 3] and page.webenv
     assert page.errors == ["phrasesnotfound: zzzq"]
+
+
+# 03:30 UTC on 1 March is still 28 February at NCBI (22:30 US Eastern): a client reading the
+# machine's date (UTC here, or the real calendar) would end its windows on the wrong day.
+EVENING_AT_NCBI = datetime(2031, 3, 1, 3, 30, tzinfo=UTC)
+
+
+def test_an_open_window_ends_on_ncbi_today_by_the_injected_clock(fake: FakeNCBI) -> None:
+    client = make_client(fake.base_url, clock=lambda: EVENING_AT_NCBI)
+    assert client.today() == date(2031, 2, 28)
+    client.search("teplizumab", date(2031, 2, 1), None)
+    (req,) = fake.served
+    # One day of slack past NCBI's today, as before, but counted from NCBI's today.
+    assert (req.params["mindate"], req.params["maxdate"]) == ("2031/02/01", "2031/03/01")
+
+
+def test_a_split_of_an_unbounded_search_stops_at_ncbi_today(fake: FakeNCBI) -> None:
+    from .fakes.ncbi import FakeRecord
+
+    fake.add(
+        FakeRecord(i, b"", DAY, DAY - timedelta(days=i % 300), "insulin") for i in range(1, 12_001)
+    )
+    client = make_client(fake.base_url, clock=lambda: EVENING_AT_NCBI)
+    result = client.search("insulin", None, None)
+    assert len(result.pmids) == 12_000
+    windows = [(s.params.get("mindate"), s.params.get("maxdate")) for s in fake.served]
+    assert windows[0] == (None, None)
+    assert windows[1] == ("1781/01/01", "2031/02/28")
+    assert max(hi for _, hi in windows[1:] if hi) == "2031/02/28"

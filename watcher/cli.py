@@ -186,8 +186,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from watcher.schedule import next_digest_time, next_poll_time
+    from watcher.wiring import require_secrets
 
     config = load(args)
+    require_secrets(config)
     store = open_store(config)
     now = utcnow()
     states = store.poll_states()
@@ -200,7 +202,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
         print(
             f"\n  {sub.name} [{sub.kind}]\n    {sub.source}\n"
-            f"    recipients: {', '.join(sub.recipients)}\n"
+            f"    recipients: {', '.join(_mailbox(config, r) for r in sub.recipients)}\n"
             f"    next poll:   {_when(poll, now)} (every {_duration(sub.schedule.poll_every)})\n"
             f"    next digest: {digest.isoformat(timespec='minutes')} "
             f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
@@ -218,7 +220,9 @@ def check_online(config: Config) -> int:
     for sub in config.subscriptions:
         if sub.query is None:
             continue
-        result = client.search(sub.query, None, None)
+        # A count, a translation and the warnings are all this shows: esearch with retmax=0
+        # answers them in one request, however many papers the query matches.
+        result = client.search(sub.query, None, None, ids=False)
         print(f"  {sub.name}: {result.count} papers in all")
         if result.query_translation:
             print(f"    PubMed reads it as: {result.query_translation}")
@@ -233,13 +237,14 @@ def check_online(config: Config) -> int:
 def make_client(config: Config) -> EUtils:
     from watcher.wiring import ncbi_client
 
-    return ncbi_client(config.ncbi)
+    # The client's dates come from the same clock as the poll's `now`.
+    return ncbi_client(config.ncbi, clock=utcnow)
 
 
 def make_sources(config: Config) -> Sources:
     from watcher.wiring import make_sources
 
-    return make_sources(config)
+    return make_sources(config, clock=utcnow)
 
 
 def selected(config: Config, names: list[str] | None) -> list[Subscription]:
@@ -389,6 +394,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     from watcher.digest import recipients_of
 
     recipients = recipients_of(config.subscriptions)
+    digests: dict[str, list[dict[str, Any]]] = {}
+    for d in store.undelivered_digests():
+        digests.setdefault(d["recipient"], []).append(
+            {
+                "message_id": d["message_id"],
+                "state": d["state"],
+                "papers": d["paper_count"],
+                "created": _iso(d["created_at"]),
+                "attempts": d["attempts"],
+                "last_error": d["last_error"],
+            }
+        )
     out = {
         "config": str(config.path),
         "store": store.display_url,
@@ -396,7 +413,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         "daemon_heartbeat": daemon["heartbeat"],
         "daemon": daemon,
         "subscriptions": subs,
-        "recipients": [{"address": r, "undelivered": undelivered.get(r, 0)} for r in recipients],
+        "recipients": [
+            {"address": r, "undelivered": undelivered.get(r, 0), "digests": digests.get(r, [])}
+            for r in recipients
+        ],
         "pending_digests": len(store.pending_digests()),
     }
     store.close()
@@ -421,6 +441,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     print("\n  recipients:")
     for r in out["recipients"]:
         print(f"    {r['address']}: {r['undelivered']} papers awaiting delivery")
+        for d in r["digests"]:
+            tries = f"{d['attempts']} attempt{'' if d['attempts'] == 1 else 's'}"
+            what = (
+                "FAILED (refused; its papers go in the next digest)"
+                if d["state"] == "failed"
+                else "pending (retried on the next digest run)"
+            )
+            print(
+                f"      digest {d['message_id']} of {d['created']}, {d['papers']} papers: "
+                f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
+            )
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
     return 0
@@ -449,6 +480,11 @@ def daemon_status(heartbeat: str | None, state: str | None, now: datetime) -> di
     else:
         info["summary"] = f"NOT RESPONDING: last heartbeat {heartbeat} ({age:.0f}s ago)"
     return info
+
+
+def _mailbox(config: Config, address: str) -> str:
+    name = config.display_name(address)
+    return f"{name} <{address}>" if name else address
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from watcher.errors import ConfigError
-from watcher.models import Schedule, Subscription
+from watcher.models import Schedule, Subscription, normalise_address
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
@@ -32,6 +32,10 @@ _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _NAME = re.compile(r"^[\w][\w .,:;+()'/&-]{0,79}$")
+# name-addr as people write it: `Dr Ana Lopez <ana@example.org>` or `"Lopez, Ana" <ana@…>`.
+_NAME_ADDR = re.compile(r'^(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]*)>$')
+_DISPLAY_NAME_MAX = 100
+_MAILBOX_HINT = " (write ana@example.org or Ana Lopez <ana@example.org>)"
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,14 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class MailConfig:
-    from_addr: str
+    from_addr: str  # the bare address: the envelope sender and the Message-ID's domain
     maildir: Path
     smtp: SmtpConfig | None = None
     templates: Path | None = None
     abstract: AbstractMode = "snippet"
     max_items: int = 50
     send_empty: bool = False
+    from_name: str | None = None  # the display name of `from`, when written as name-addr
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,16 @@ class Config:
     defaults: Schedule
     subscriptions: tuple[Subscription, ...]
     warnings: tuple[str, ...] = field(default=())
+
+    def display_name(self, address: str) -> str | None:
+        """The name to put beside `address` in a To header: the first one the config gives it,
+        in config order (the same person may be written differently in two subscriptions)."""
+        address = normalise_address(address)
+        for sub in self.subscriptions:
+            for addr, name in sub.display_names:
+                if addr == address:
+                    return name
+        return None
 
     def subscription(self, name: str) -> Subscription:
         for sub in self.subscriptions:
@@ -96,6 +111,49 @@ class Config:
         for sub in self.subscriptions:
             groups.setdefault((sub.schedule.digest_cron, sub.schedule.timezone), []).append(sub)
         return groups
+
+
+def require_secrets(config: Config, env: Mapping[str, str]) -> None:
+    """Every environment variable the config names for a secret is set and not empty.
+
+    `check` and `run` call this at start, so a typo in a variable's name (or a unit file that
+    forgot its EnvironmentFile) is refused at once instead of failing the first poll or digest
+    hours later.
+    """
+    named = [("ncbi.api_key_env", config.ncbi.api_key_env, "the NCBI API key")]
+    if config.mail.smtp is not None:
+        named.append(("mail.smtp.password_env", config.mail.smtp.password_env, "the SMTP password"))
+    for key, variable, what in named:
+        if variable and not env.get(variable):
+            raise ConfigError(
+                f"environment variable {variable} is not set (it should hold {what})",
+                path=str(config.path),
+                key=key,
+            )
+
+
+def parse_mailbox(text: str) -> tuple[str | None, str]:
+    """'ana@example.org' or 'Dr Ana Lopez <ana@example.org>' (RFC 5322 name-addr; the name may
+    be quoted and hold any Unicode) → (display name or None, address). ValueError otherwise."""
+    text = text.strip()
+    name: str | None = None
+    address = text
+    if "<" in text or ">" in text:
+        m = _NAME_ADDR.match(text)
+        if not m:
+            raise ValueError(f"{text!r} is not an email address{_MAILBOX_HINT}")
+        quoted, bare, address = m.groups()
+        name = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        name = " ".join(name.split()) or None
+        address = address.strip()
+    if not _EMAIL.match(address) and not re.fullmatch(r"[^@\s<>\"',;]+@localhost", address):
+        raise ValueError(f"{text!r} is not an email address{_MAILBOX_HINT}")
+    if name is not None:
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(f"{text!r}: the name holds a control character")
+        if len(name) > _DISPLAY_NAME_MAX:
+            raise ValueError(f"{text!r}: the name is longer than {_DISPLAY_NAME_MAX} characters")
+    return name, address
 
 
 def parse_duration(text: str) -> timedelta:
@@ -302,9 +360,8 @@ class _Reader:
             key,
             {"from", "maildir", "smtp", "templates", "abstract", "max_items", "send_empty"},
         )
-        from_addr = self.get(data, key, "from", str, "pubmed-watcher@localhost")
-        if not _EMAIL.match(from_addr) and not re.fullmatch(r"[^@\s]+@localhost", from_addr):
-            raise self.fail("mail.from", f"{from_addr!r} is not an email address")
+        from_text = self.get(data, key, "from", str, "pubmed-watcher@localhost")
+        from_name, from_addr = self.checked("mail.from", from_text, parse_mailbox)
         maildir = self.local_path(self.get(data, key, "maildir", str, "mail"))
         templates = self.get(data, key, "templates", str)
         templates_path = None
@@ -320,7 +377,9 @@ class _Reader:
         smtp = None
         if "smtp" in data:
             smtp = self.smtp(data["smtp"])
-        return MailConfig(from_addr, maildir, smtp, templates_path, abstract, max_items, send_empty)
+        return MailConfig(
+            from_addr, maildir, smtp, templates_path, abstract, max_items, send_empty, from_name
+        )
 
     def smtp(self, raw: Any) -> SmtpConfig:
         key = "mail.smtp"
@@ -401,14 +460,21 @@ class _Reader:
         if not recipients:
             raise self.fail(f"{key}.recipients", "lists nobody: add at least one email address")
         clean: list[str] = []
-        for i, addr in enumerate(recipients):
+        names: dict[str, str] = {}
+        for i, text in enumerate(recipients):
             where = f"{key}.recipients[{i}]"
-            if not isinstance(addr, str) or not _EMAIL.match(addr.strip()):
-                raise self.fail(where, f"{addr!r} is not an email address")
-            if addr.strip().lower() not in (c.lower() for c in clean):
-                clean.append(addr.strip())
+            if not isinstance(text, str):
+                raise self.fail(where, f"{text!r} is not an email address")
+            display, address = self.checked(where, text, parse_mailbox)
+            if "@localhost" in address and not _EMAIL.match(address):
+                raise self.fail(where, f"{text!r} is not an email address")
+            address = normalise_address(address)
+            if address not in clean:
+                clean.append(address)
+            if display and address not in names:
+                names[address] = display
         schedule = self.schedule(data, key, defaults)
-        return Subscription(name, tuple(clean), schedule, query, rss)
+        return Subscription(name, tuple(clean), schedule, query, rss, tuple(names.items()))
 
     def choice(
         self, data: Mapping[str, Any], key: str, name: str, options: tuple[str, ...], default: str

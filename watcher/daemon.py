@@ -27,7 +27,7 @@ from watcher.poll import due_subscriptions, poll
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
 from watcher.sources.registry import Sources
 from watcher.store import Store
-from watcher.wiring import connect_store, make_sources, make_transport
+from watcher.wiring import connect_store, make_sources, make_transport, require_secrets
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ class Daemon:
                     extra={"fields": {"event": "catch_up", "schedule": key}},
                 )
                 self.scheduler.add_job(
-                    self.digest_job,
+                    self.catch_up_job,
                     args=[(cron, tz)],
                     id=f"catch-up {key}",
                     name=f"catch-up {key}",
@@ -187,6 +187,14 @@ class Daemon:
                 mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
                 if mine:
                     _guarded(lambda: poll(config, self.store, self.sources, now, mine), "poll")
+
+    def catch_up_job(self, schedule: tuple[str, str]) -> None:
+        """The digest missed while stopped, after the polls that fell due meanwhile: it then
+        carries what they find instead of leaving it to wait a whole digest period. (Jobs due
+        at the same moment start in the order of their ids, so "catch-up" came before "poll".)
+        """
+        self.poll_job()
+        self.digest_job(schedule)
 
     def digest_job(self, schedule: tuple[str, str]) -> None:
         with self.busy:
@@ -245,6 +253,7 @@ class Daemon:
         """SIGHUP: read the config again; a bad one is refused and the old one keeps running."""
         try:
             new = load_config(self.config_path)
+            require_secrets(new)  # a new *_env must name a variable this process has
         except ConfigError as exc:
             log.error(
                 "config reload refused, still running the previous config: %s",
@@ -256,7 +265,7 @@ class Daemon:
             log.warning("store.url changed; the daemon keeps its open store until restarted")
         if new.ncbi != self.config.ncbi:
             # The sources (their session and rate limiters) are built once per process.
-            self.sources = make_sources(new, sleep=self.sources.sleep)
+            self.sources = make_sources(new, clock=self.clock, sleep=self.sources.sleep)
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)
@@ -307,6 +316,7 @@ def run(config_path: Path, clock: Clock) -> int:
     config = load_config(config_path)
     for warning in config.warnings:
         log.warning("%s", warning)
+    require_secrets(config)
     store = connect_store(config)
     lock = InstanceLock(config.store_url) if store.dialect == "sqlite" else None
     if lock is not None:
@@ -318,7 +328,8 @@ def run(config_path: Path, clock: Clock) -> int:
         if stop.wait(seconds):
             raise Interrupted("shutting down")
 
-    sources = make_sources(config, sleep=interruptible_sleep)
+    # One clock for the jobs' `now` and the client's dates.
+    sources = make_sources(config, clock=clock, sleep=interruptible_sleep)
     daemon = Daemon(config_path, config, store, sources, clock, stop)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())

@@ -88,7 +88,15 @@ def compose(
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)
-    message = build_message(rendered, config.mail.from_addr, rcpt, message_id, now)
+    message = build_message(
+        rendered,
+        config.mail.from_addr,
+        rcpt,
+        message_id,
+        now,
+        from_name=config.mail.from_name,
+        to_name=config.display_name(rcpt),
+    )
     return Composed(ctx, rendered, message_id, message)
 
 
@@ -166,7 +174,10 @@ def write_dry_run(
 ) -> list[Path]:
     """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
     renderer = renderer or Renderer(config.mail.templates)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MailError.unusable_folder("the --out folder", out, exc) from None
     written = []
     for key, subs in config.schedules.items():
         for rcpt in recipients_of(subs):
@@ -174,7 +185,10 @@ def write_dry_run(
             if digest is None:
                 continue
             stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
-            (out / f"{stem}.eml").write_bytes(digest.message)
-            (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
+            try:
+                (out / f"{stem}.eml").write_bytes(digest.message)
+                (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
+            except OSError as exc:
+                raise MailError.unusable_folder("the --out folder", out, exc) from None
             written.append(out / f"{stem}.eml")
     return written

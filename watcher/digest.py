@@ -341,4 +341,5 @@ def _wrap(text: str, width: int = 76, indent: str = "") -> str:
 
 
 def recipients_of(subs: Iterable[Subscription]) -> list[str]:
-    return sorted({r.lower() for s in subs for r in s.recipients})
+    """Each recipient once, by normalised address, however many subscriptions name them."""
+    return sorted({r for s in subs for r in s.recipients})

@@ -58,6 +58,16 @@ class MailError(WatcherError):
         super().__init__(message)
         self.permanent = permanent
 
+    @classmethod
+    def unusable_folder(cls, what: str, path: object, exc: OSError) -> MailError:
+        """A folder we write mail into (the maildir, `digest --out`) cannot be made or written:
+        say which path failed and why, instead of the bare OSError's class name."""
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, (NotADirectoryError, FileExistsError)):
+            reason += " (a file stands where a folder is needed)"
+        failed = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
+        return cls(f"cannot use {path} as {what}: {failed}{reason}")
+
 
 class StoreError(WatcherError):
     """The store cannot be opened, migrated or is held by another process."""

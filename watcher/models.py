@@ -169,13 +169,21 @@ class Schedule:
     lookback_days: int
 
 
+def normalise_address(address: str) -> str:
+    """A recipient's identity: the bare address, trimmed and lowercased (as the store has always
+    keyed deliveries), whatever display name it is written with."""
+    return address.strip().lower()
+
+
 @dataclass(frozen=True)
 class Subscription:
     name: str
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...]  # normalised addresses (normalise_address): who they are
     schedule: Schedule
     query: str | None = None
     rss: str | None = None
+    # (address, display name) for recipients written as name-addr: how to greet them only
+    display_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -187,8 +195,8 @@ class Subscription:
         return self.query if self.query is not None else str(self.rss)
 
     def sends_to(self, address: str) -> bool:
-        """Whether `address` is one of the recipients (addresses compare case-insensitively)."""
-        return address.lower() in (r.lower() for r in self.recipients)
+        """Whether `address` is one of the recipients (whatever its case or display name)."""
+        return normalise_address(address) in self.recipients
 
     @property
     def fingerprint(self) -> str:

@@ -19,7 +19,7 @@ from watcher.identity import ItemKey, identifiers
 from watcher.models import PollState, Subscription
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
-from watcher.sources.pubmed_search import NCBI_ZONE, ncbi_today
+from watcher.sources.eutils import NCBI_ZONE, ncbi_today
 from watcher.sources.registry import Sources
 from watcher.store import Store
 

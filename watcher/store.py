@@ -573,6 +573,37 @@ class Store:
             return [dict(r._mapping) for r in rows]
 
     @mapped
+    def undelivered_digests(self) -> list[dict[str, Any]]:
+        """Digests that explain papers awaiting delivery, oldest first: each pending one (it is
+        retried on the next run), and each failed one while any of its papers is still
+        undelivered to its recipient (a later digest carries them once the address works)."""
+        still_owed = (
+            select(DigestItemRow.item)
+            .outerjoin(
+                DeliveryRow,
+                (DeliveryRow.recipient == DigestRow.recipient)
+                & (DeliveryRow.item == DigestItemRow.item),
+            )
+            .where(DigestItemRow.digest_id == DigestRow.id, DeliveryRow.item.is_(None))
+            .exists()
+        )
+        query = (
+            select(
+                DigestRow.recipient,
+                DigestRow.state,
+                DigestRow.message_id,
+                DigestRow.paper_count,
+                DigestRow.created_at,
+                DigestRow.attempts,
+                DigestRow.last_error,
+            )
+            .where((DigestRow.state == "pending") | ((DigestRow.state == "failed") & still_owed))
+            .order_by(DigestRow.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    @mapped
     def delivered_items(self, recipient: str) -> set[ItemKey]:
         with self.engine.connect() as conn:
             return set(

@@ -11,7 +11,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from watcher.config import NCBI_RATE_WITH_KEY, NCBI_RATE_WITHOUT_KEY, Config, MailConfig, NcbiConfig
+from watcher.config import (
+    NCBI_RATE_WITH_KEY,
+    NCBI_RATE_WITHOUT_KEY,
+    Config,
+    MailConfig,
+    NcbiConfig,
+)
+from watcher.config import require_secrets as config_require_secrets
 from watcher.errors import ConfigError
 from watcher.sources.eutils import EUtils
 from watcher.sources.registry import Sources, pubmed_sources
@@ -46,10 +53,17 @@ def open_store(config: Config, now: datetime) -> Store:
     return store
 
 
+def require_secrets(config: Config, env: Mapping[str, str] = os.environ) -> None:
+    """Every secret the config names an environment variable for is set (see config's)."""
+    config_require_secrets(config, env)
+
+
 def ncbi_client(
     ncbi: NcbiConfig,
     env: Mapping[str, str] = os.environ,
     sleep: Callable[[float], None] = time.sleep,
+    *,
+    clock: Callable[[], datetime],
 ) -> EUtils:
     api_key = env.get(ncbi.api_key_env) if ncbi.api_key_env else None
     if ncbi.api_key_env and not api_key:
@@ -67,6 +81,7 @@ def ncbi_client(
         timeout=ncbi.timeout,
         retries=ncbi.retries,
         batch_size=ncbi.batch_size,
+        clock=clock,
         sleep=sleep,
     )
 
@@ -75,9 +90,12 @@ def make_sources(
     config: Config,
     env: Mapping[str, str] = os.environ,
     sleep: Callable[[float], None] = time.sleep,
+    *,
+    clock: Callable[[], datetime],
 ) -> Sources:
-    """Every registered source, sharing one HTTP layer and one NCBI client."""
-    return sources_for(ncbi_client(config.ncbi, env, sleep), config.ncbi)
+    """Every registered source, sharing one HTTP layer and one NCBI client; `clock` is the
+    caller's (the poll's `now`), so the client's dates agree with it."""
+    return sources_for(ncbi_client(config.ncbi, env, sleep, clock=clock), config.ncbi)
 
 
 def sources_for(client: EUtils, ncbi: NcbiConfig) -> Sources:

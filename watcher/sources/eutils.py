@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -46,14 +47,24 @@ _EPOCH = date(1781, 1, 1)
 _KEYLESS_RATE = 3.0
 # Every NCBI host (E-utilities, PubMed's RSS) counts against the one limit.
 NCBI_DOMAIN = "ncbi.nlm.nih.gov"
+# NCBI stamps records with US Eastern dates; a window in UTC would miss an evening's records.
+NCBI_ZONE = zoneinfo.ZoneInfo("America/New_York")
+
+
+def ncbi_today(now: datetime) -> date:
+    """The day it is at NCBI when it is `now` (an aware datetime)."""
+    return now.astimezone(NCBI_ZONE).date()
+
 
 __all__ = [
     "ESEARCH_CAP",
+    "NCBI_ZONE",
     "Counters",
     "EUtils",
     "RateLimiter",
     "SearchPage",
     "ncbi_error",
+    "ncbi_today",
     "parse_esearch",
 ]
 
@@ -75,10 +86,13 @@ class EUtils:
         batch_size: int = 500,
         page_size: int = ESEARCH_CAP,
         backoff: float = 1.0,
+        clock: Callable[[], datetime],
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         http: Http | None = None,
     ) -> None:
+        """`clock` is the caller's (the poll's) clock: an open-ended window ends on NCBI's
+        today by that clock, never by the machine's local date."""
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.identity = {"tool": tool, "email": email}
         if api_key:
@@ -95,6 +109,7 @@ class EUtils:
         self.http.set_rate(NCBI_DOMAIN if host.endswith(NCBI_DOMAIN) else host, rate)
         self.batch_size = batch_size
         self.page_size = min(page_size, ESEARCH_CAP)
+        self.clock = clock
 
     @property
     def counters(self) -> Counters:
@@ -107,6 +122,9 @@ class EUtils:
     @property
     def limiter(self) -> RateLimiter:
         return self.http.limiter(self.base_url)
+
+    def today(self) -> date:
+        return ncbi_today(self.clock())
 
     # Searching
 
@@ -135,7 +153,7 @@ class EUtils:
                 # The first answer already covers a dated window: splitting starts from it.
                 known = first if mindate and maxdate else None
                 pmids = self._split(
-                    term, mindate or _EPOCH, maxdate or date.today(), datetype, warnings, known
+                    term, mindate or _EPOCH, maxdate or self.today(), datetype, warnings, known
                 )
         return SearchResult(
             count=first.count,
@@ -217,7 +235,7 @@ class EUtils:
             params.update(
                 datetype=datetype,
                 mindate=f"{mindate or _EPOCH:%Y/%m/%d}",
-                maxdate=f"{maxdate or date.today() + timedelta(days=1):%Y/%m/%d}",
+                maxdate=f"{maxdate or self.today() + timedelta(days=1):%Y/%m/%d}",
             )
         if webenv:
             params["WebEnv"] = webenv

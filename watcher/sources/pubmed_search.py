@@ -4,23 +4,15 @@ one; the records then come through efetch."""
 from __future__ import annotations
 
 import logging
-import zoneinfo
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from watcher.identity import ItemKey, pmid_key
 from watcher.models import PollState, Subscription
 from watcher.sources.base import Discovery, Records
-from watcher.sources.eutils import EUtils
+from watcher.sources.eutils import EUtils, ncbi_today
 
 log = logging.getLogger(__name__)
-
-# NCBI stamps records with US Eastern dates; a window in UTC would miss an evening's records.
-NCBI_ZONE = zoneinfo.ZoneInfo("America/New_York")
-
-
-def ncbi_today(now: datetime) -> date:
-    return now.astimezone(NCBI_ZONE).date()
 
 
 class PubmedSearch:

@@ -18,8 +18,11 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        for sub in ("tmp", "new", "cur"):
-            (path / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MailError.unusable_folder("the maildir (mail.maildir)", path, exc) from None
 
     def send(self, digest: OutgoingDigest) -> None:
         message_id = digest.message_id
