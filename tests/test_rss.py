@@ -65,3 +65,23 @@ def test_feed_faults_are_retried(fake: FakeNCBI, client: EUtils) -> None:
     fake.feeds["g"] = [31]
     fake.fault("rss", "status:503")
     assert read_feed(client, fake.feed_url("g")).pmids == [31]
+
+
+@pytest.mark.parametrize("kind", ["html", "ratelimit200", "short"])
+def test_an_html_page_a_json_error_or_a_cut_body_under_200_is_retried(
+    fake: FakeNCBI, client: EUtils, kind: str
+) -> None:
+    fake.add([synthetic(41, "P", edat=DAY)])
+    fake.feeds["h"] = [41]
+    fake.fault("rss", kind, times=2)
+    assert read_feed(client, fake.feed_url("h")).pmids == [41]
+    assert fake.count("rss") == 3 and client.counters.retries == 2
+
+
+def test_an_rss_url_that_always_answers_html_gives_up_with_a_clear_error(
+    fake: FakeNCBI, client: EUtils
+) -> None:
+    fake.feeds["k"] = []
+    fake.fault("rss", "html", times=100)
+    with pytest.raises(SourceError, match=r"gave up after 5 tries: an HTML page instead of data"):
+        read_feed(client, fake.feed_url("k"))
