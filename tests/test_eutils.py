@@ -411,3 +411,16 @@ def test_an_efetch_answer_over_the_size_limit_is_split_and_the_huge_record_left_
     got = [a.pmid for a in client.fetch(list(range(1, 11)), errors.append)]
     assert got == [1, 2, 3, 4, 5, 6, 8, 9, 10]
     assert len(errors) == 1 and "PMID 7" in errors[0] and "larger than 1 MB" in errors[0]
+
+
+def test_a_chunked_answer_is_cut_off_at_the_limit_while_reading(fake: FakeNCBI) -> None:
+    """No Content-Length to judge by: reading stops once the limit is passed."""
+    fake.add([synthetic(1, "T" * 3_000_000, edat=DAY)])
+    fake.feeds["big"] = [1]
+    client = make_client(fake.base_url, max_response_mb=1)
+    fake.fault("rss", "chunked")
+    with pytest.raises(ResponseTooLarge, match="larger than 1 MB"):
+        client.get_feed(fake.feed_url("big"), None, None)
+    assert fake.count("rss") == 1
+    fake.fault("rss", "chunked")  # the same answer under the default limit is read whole
+    assert len(make_client(fake.base_url).get_feed(fake.feed_url("big"), None, None).body) > 3e6

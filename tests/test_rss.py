@@ -85,3 +85,11 @@ def test_an_rss_url_that_always_answers_html_gives_up_with_a_clear_error(
     fake.fault("rss", "html", times=100)
     with pytest.raises(SourceError, match=r"gave up after 5 tries: an HTML page instead of data"):
         read_feed(client, fake.feed_url("k"))
+
+
+def test_credentials_in_a_feed_url_are_never_shown(client: EUtils) -> None:
+    url = "http://reader:feed-pass-123@127.0.0.1:9/rss/search/x/"  # nothing listens on port 9
+    quick = EUtils(base_url=client.base_url, email="t@example.org", tool="t", retries=0)
+    with pytest.raises(SourceError) as info:
+        read_feed(quick, url)
+    assert "feed-pass-123" not in str(info.value) and "127.0.0.1:9" in str(info.value)

@@ -10,7 +10,8 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
   tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
 - Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body.
 - Faults on demand: 5xx, HTML error pages, truncated bodies, slow answers, JSON errors under 200,
-  <ERROR> bodies, dropped connections, and bodies shorter than their Content-Length.
+  <ERROR> bodies, dropped connections, bodies shorter than their Content-Length, and chunked
+  bodies (no Content-Length at all).
 - Poisoned records on demand, per PMID (`poison`): an entity bomb, invalid UTF-8, nesting past
   libxml2's depth limit, or a title of any size (generated here, never stored in the repo).
 It counts every request it serves so tests can assert request budgets.
@@ -311,7 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, ctype, headers = handler(path, params)
         if fault is not None and fault.kind == "truncated":
             body = body[: max(1, len(body) // 2)]
-        self.reply(endpoint, params, status, body, ctype, headers)
+        chunked = fault is not None and fault.kind == "chunked"
+        self.reply(endpoint, params, status, body, ctype, headers, chunked=chunked)
 
     def reply(
         self,
@@ -321,16 +323,31 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         ctype: str,
         headers: dict[str, str] | None = None,
+        *,
+        chunked: bool = False,
     ) -> None:
         self.ncbi.served.append(Served(endpoint, self.command, params, status))
         self.send_response(status)
         self.send_header("Content-Type", f"{ctype}; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
+        if chunked:  # no Content-Length: the client learns the size only by reading
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command == "HEAD":
+            return
+        try:
+            if not chunked:
+                self.wfile.write(body)
+                return
+            for i in range(0, len(body), 1 << 16):
+                piece = body[i : i + (1 << 16)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading (a size limit): fine
+            self.close_connection = True
 
     def esearch(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
         json_mode = p.get("retmode") == "json"

@@ -480,7 +480,7 @@ class EUtils:
                 return _Answer(resp.status_code, resp.headers, self._read_body(resp, url))
         except requests.Timeout:
             raise RetryableError(
-                f"no answer from {urlsplit(url).netloc} within {self.timeout[1]:g}s",
+                f"no answer from {_host(url)} within {self.timeout[1]:g}s",
                 connection=True,
             ) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
@@ -489,7 +489,7 @@ class EUtils:
             raise RetryableError("the answer was cut off in transit") from None
         except requests.ConnectionError as exc:
             raise RetryableError(
-                f"cannot connect to {urlsplit(url).netloc} ({_reason(exc)})", connection=True
+                f"cannot connect to {_host(url)} ({_reason(exc)})", connection=True
             ) from None
         except requests.RequestException as exc:
             raise SourceError(f"request to {_bare(url)} failed: {_short(exc)}") from None
@@ -674,12 +674,18 @@ def _endpoint(url: str) -> str:
     """The utility (esearch.fcgi) or the feed's last path segment: never the query string,
     which holds the API key."""
     parts = urlsplit(url)
-    return parts.path.rstrip("/").rsplit("/", 1)[-1] or parts.netloc
+    return parts.path.rstrip("/").rsplit("/", 1)[-1] or _host(url)
+
+
+def _host(url: str) -> str:
+    """host[:port], without the user:password@ a feed URL may carry."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def _bare(url: str) -> str:
     parts = urlsplit(url)
-    return redact(f"{parts.scheme}://{parts.netloc}{parts.path}")
+    return f"{parts.scheme}://{_host(url)}{parts.path}"
 
 
 def _snippet(body: bytes) -> str:
