@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -25,6 +26,9 @@ GOOD_KEY = "9b8a7c6d5e4f30211203f4e5d6c7b8a9f0e1"
         f'{{"error":"API key invalid","api-key":"{MISTYPED_KEY}","type":"invalid"}}',
         f"db=pubmed&id=1%2C2&api_key={MISTYPED_KEY}",
         f"postgresql+psycopg://watcher:{MISTYPED_KEY}@db/watcher",
+        json.dumps(
+            {"message": f'HTTP 400: {{"error":"API key invalid","api-key":"{MISTYPED_KEY}"}}'}
+        ),
     ],
 )
 def test_a_secret_is_redacted_by_name_wherever_it_is_quoted(text: str) -> None:

@@ -17,13 +17,14 @@ REDACTED = "[REDACTED]"
 # Error lines are shown by `watcher status` and kept in the store; longer ones are cut.
 MAX_ERROR_CHARS = 500
 
-# api_key=VALUE (query strings, form bodies) and "api-key":"VALUE" (NCBI's JSON error bodies);
+# api_key=VALUE (query strings, form bodies) and "api-key":"VALUE" (NCBI's JSON error bodies,
+# also when quoted again inside a JSON log line);
 # the same for a password. A separator followed by a space and no quote is prose, not a value
 # ("mail.smtp.password: secrets never go in the file").
 _BY_NAME = re.compile(
     r"""(?ix)
-    (\b(?:api[_-]?key|password|passwd)\b["']?(?:=|:\s*["']|:))
-    ([^&\s"'<>,;}\[\]]+)
+    (\b(?:api[_-]?key|password|passwd)\b\\?["']?(?:=|:\s*\\?["']|:))
+    ([^&\s"'<>,;}\[\]\\]+)
     """
 )
 # scheme://user:password@host
