@@ -361,6 +361,16 @@ def test_one_unreadable_record_is_isolated_and_the_rest_of_its_batch_delivered(
     assert time.monotonic() - started < 5  # an entity bomb is refused, never expanded
 
 
+def test_a_bad_record_alone_in_its_batch_costs_no_extra_request(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 3, "teplizumab", first_day=DAY))
+    fake.poison(2, "bad_utf8")
+    client = make_client(fake.base_url, batch_size=1)
+    errors: list[str] = []
+    assert [a.pmid for a in client.fetch([1, 2, 3], errors.append)] == [1, 3]
+    assert fake.count("efetch") == 3 and client.counters.isolation_requests == 0
+    assert len(errors) == 1 and "PMID 2 skipped" in errors[0]
+
+
 def test_two_bad_records_in_one_batch_are_both_isolated(fake: FakeNCBI) -> None:
     fake.add(topic_records(1, 64, "teplizumab", first_day=DAY))
     fake.poison(5, "bad_utf8")

@@ -364,7 +364,11 @@ class EUtils:
         )
         extra = 0
         bad: list[int] = []
-        stack = _halves(batch)  # depth first, left half first: records keep their order
+        # Depth first, left half first: records keep their order. A batch of one is the culprit.
+        stack = _halves(batch) if len(batch) > 1 else []
+        if not stack:
+            self._left_out(batch[0], first, on_error)
+            return
         while stack:
             part = stack.pop()
             if extra >= budget:
@@ -381,10 +385,7 @@ class EUtils:
                     stack += _halves(part)
                     continue
                 bad.append(part[0])
-                message = f"PMID {part[0]} skipped: its record cannot be read ({exc})"
-                log.warning("%s", message)
-                if on_error is not None:
-                    on_error(message)
+                self._left_out(part[0], exc, on_error)
                 continue
             yield from articles
         log.warning(
@@ -394,6 +395,13 @@ class EUtils:
             ", ".join(map(str, bad)),
             extra,
         )
+
+    @staticmethod
+    def _left_out(pmid: int, exc: SourceError, on_error: ErrorSink | None) -> None:
+        message = f"PMID {pmid} skipped: its record cannot be read ({exc})"
+        log.warning("%s", message)
+        if on_error is not None:
+            on_error(message)
 
     def fetch_history(
         self, webenv: str, query_key: str, count: int, on_error: ErrorSink | None = None
