@@ -7,8 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
-from watcher.sources.pubmed_xml import XmlError, parse_articles
+from watcher.sources.pubmed_xml import XmlError, _clean, parse_articles
 
 from .fakes.records import synthetic
 
@@ -137,6 +138,45 @@ def test_unknown_elements_are_ignored() -> None:
     )
     (a,) = parse_articles(b"<PubmedArticleSet>" + xml + b"</PubmedArticleSet>")
     assert a.title == "With extras" and a.language == "eng"
+
+
+def test_thousands_of_nested_inline_tags_flatten_without_recursion() -> None:
+    """Built in memory, past any parser's depth limit: flattening must not use the stack."""
+    title = etree.Element("ArticleTitle")
+    title.text = "Start "
+    inner = title
+    for _ in range(5000):
+        inner = etree.SubElement(inner, "i")
+        inner.tail = "."
+    inner.text = "deep"
+    assert _clean(title) == "Start deep" + "." * 5000
+
+
+def test_nesting_past_libxml2s_depth_limit_is_malformed_xml_not_a_crash() -> None:
+    """1,500 nested <i> in a title: before, RecursionError ('internal error') on every poll."""
+    title = b"<i>" * 1500 + b"deep" + b"</i>" * 1500
+    rec = synthetic(5, "x", edat=date(2026, 1, 1)).xml.replace(
+        b"x</ArticleTitle>", title + b"</ArticleTitle>"
+    )
+    with pytest.raises(XmlError, match="depth"):
+        list(parse_articles(b"<PubmedArticleSet>" + rec + b"</PubmedArticleSet>"))
+
+
+@pytest.mark.parametrize(
+    "entity", ['SYSTEM "file:///etc/hostname"', 'SYSTEM "http://127.0.0.1:9/dtd"', '"&#x41;"']
+)
+def test_entities_are_never_expanded_nor_fetched(entity: str) -> None:
+    rec = synthetic(6, "&e;", edat=date(2026, 1, 1), raw_title=True).xml
+    body = (
+        (
+            f'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY e {entity}>]>'
+            "<PubmedArticleSet>"
+        ).encode()
+        + rec
+        + b"</PubmedArticleSet>"
+    )
+    (a,) = parse_articles(body)
+    assert a.title == ""
 
 
 def test_truncated_xml_raises() -> None:

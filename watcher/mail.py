@@ -19,6 +19,7 @@ from typing import Protocol
 from watcher.config import MailConfig, SmtpConfig
 from watcher.digest import Rendered, header_safe
 from watcher.errors import ConfigError, MailError
+from watcher.redact import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class SmtpTransport:
         self.config = config
         self.from_addr = from_addr
         self.password = password
+        register_secret(password)  # kept out of every error line and log
         self._conn: smtplib.SMTP | None = None
 
     def _context(self) -> ssl.SSLContext:

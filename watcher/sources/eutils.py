@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -27,8 +28,9 @@ from lxml import etree
 
 from watcher import __version__
 from watcher.config import NCBI_RATE_WITH_KEY, NCBI_RATE_WITHOUT_KEY, NcbiConfig
-from watcher.errors import QueryError, SourceError, Unreachable
+from watcher.errors import QueryError, ResponseTooLarge, SourceError, Unreachable
 from watcher.models import Article, SearchResult
+from watcher.redact import redact, register_secret
 from watcher.sources.pubmed_xml import ErrorSink, XmlError, parse_articles
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,16 @@ def ncbi_today(now: datetime) -> date:
     return now.astimezone(NCBI_ZONE).date()
 
 
+# Bodies are read in pieces of this size, so a body past the size limit is never held whole.
+_READ_CHUNK = 1 << 16
+# A batch holding unreadable records is halved until each is alone; the halving may cost at most
+# this many times 2·log2(batch) extra requests (enough to isolate this many bad records).
+_ISOLATE_AT_MOST = 4
+# Typical efetch XML is ~10 KB per record (median of the real records in the shared corpus), so a
+# 10,000-record batch (efetch's cap) is ~100 MB; a larger efetch answer is split, not lost.
+DEFAULT_MAX_RESPONSE_MB = 128
+
+
 class RetryableError(SourceError):
     """A response worth asking for again (429, 5xx, an error page, a cut-off body)."""
 
@@ -61,6 +73,19 @@ class RetryableError(SourceError):
         super().__init__(message)
         self.retry_after = retry_after
         self.connection = connection  # the host did not answer at all
+
+
+class UnreadableRecords(SourceError):
+    """A complete efetch answer that the XML parser refuses (invalid UTF-8, an entity bomb,
+    nesting past libxml2's limit): asking again gives the same bytes, so it is not retried;
+    the batch is split instead to find the record at fault."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class RateLimiter:
@@ -102,6 +127,7 @@ class Counters:
 
     requests: int = 0
     retries: int = 0
+    isolation_requests: int = 0  # efetches spent splitting batches around unreadable records
 
     def count(self, endpoint: str) -> None:
         self.requests += 1
@@ -143,6 +169,7 @@ class EUtils:
         page_size: int = ESEARCH_CAP,
         backoff: float = 1.0,
         clock: Callable[[], datetime],
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -152,6 +179,7 @@ class EUtils:
         self.identity = {"tool": tool, "email": email}
         if api_key:
             self.identity["api_key"] = api_key
+            register_secret(api_key)  # kept out of every error line and log
         limit = NCBI_RATE_WITH_KEY if api_key else NCBI_RATE_WITHOUT_KEY
         self.limiter = RateLimiter(rate or limit, sleep=sleep)
         # (connect, read): a dead host fails fast, a slow efetch of 500 records may take a while.
@@ -160,6 +188,8 @@ class EUtils:
         self.batch_size = batch_size
         self.page_size = min(page_size, ESEARCH_CAP)
         self.backoff = backoff
+        self.max_response_mb = max_response_mb
+        self.max_response_bytes = int(max_response_mb * 1024 * 1024)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"pubmed-watcher/{__version__} ({email})"
         self.counters = Counters()
@@ -191,6 +221,7 @@ class EUtils:
             retries=ncbi.retries,
             batch_size=ncbi.batch_size,
             clock=clock,
+            max_response_mb=ncbi.max_response_mb,
         )
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -316,19 +347,84 @@ class EUtils:
     # Fetching
 
     def fetch(self, pmids: Sequence[int], on_error: ErrorSink | None = None) -> Iterator[Article]:
-        """Full records for `pmids`, batch_size per request (POSTed when the list is long)."""
+        """Full records for `pmids`, batch_size per request (POSTed when the list is long).
+
+        A record no parser may read, or an answer over the size limit, does not hold back the
+        rest of its batch: see _isolate. The records left out are reported to `on_error`.
+        """
         ids = list(dict.fromkeys(pmids))
         for i in range(0, len(ids), self.batch_size):
             batch = ids[i : i + self.batch_size]
-            params = {
-                "db": "pubmed",
-                "id": ",".join(map(str, batch)),
-                "rettype": "abstract",
-                "retmode": "xml",
-            }
-            yield from self._call(
-                "efetch.fcgi", params, _efetch_parser(on_error), post=len(batch) > _POST_ABOVE
-            )
+            try:
+                articles = self._fetch_batch(batch, on_error)
+            except (UnreadableRecords, ResponseTooLarge) as exc:
+                yield from self._isolate(batch, exc, on_error)
+            else:
+                yield from articles
+
+    def _fetch_batch(self, batch: Sequence[int], on_error: ErrorSink | None) -> list[Article]:
+        params = {
+            "db": "pubmed",
+            "id": ",".join(map(str, batch)),
+            "rettype": "abstract",
+            "retmode": "xml",
+        }
+        return self._call(
+            "efetch.fcgi", params, _efetch_parser(on_error), post=len(batch) > _POST_ABOVE
+        )
+
+    def _isolate(
+        self, batch: Sequence[int], first: SourceError, on_error: ErrorSink | None
+    ) -> Iterator[Article]:
+        """Halve `batch` and fetch the halves, recursively, until each unreadable record is alone;
+        the good records are delivered, each bad PMID is reported and left out. One bad record
+        costs 2·log2(len(batch)) extra requests; past _ISOLATE_AT_MOST of them, give up."""
+        budget = 2 * max(1, math.ceil(math.log2(len(batch)))) * _ISOLATE_AT_MOST
+        log.warning(
+            "efetch of %d records failed (%s): splitting the batch to find the bad records",
+            len(batch),
+            first,
+        )
+        extra = 0
+        bad: list[int] = []
+        # Depth first, left half first: records keep their order. A batch of one is the culprit.
+        stack = _halves(batch) if len(batch) > 1 else []
+        if not stack:
+            self._left_out(batch[0], first, on_error)
+            return
+        while stack:
+            part = stack.pop()
+            if extra >= budget:
+                raise SourceError(
+                    f"efetch: {len(bad) + len(part) + sum(map(len, stack))} of {len(batch)} "
+                    f"records unreadable or too large; gave up after {extra} extra requests"
+                )
+            extra += 1
+            self.counters.isolation_requests += 1
+            try:
+                articles = self._fetch_batch(part, on_error)
+            except (UnreadableRecords, ResponseTooLarge) as exc:
+                if len(part) > 1:
+                    stack += _halves(part)
+                    continue
+                bad.append(part[0])
+                self._left_out(part[0], exc, on_error)
+                continue
+            yield from articles
+        log.warning(
+            "efetch: %d of %d records left out as unreadable (%s), found with %d extra requests",
+            len(bad),
+            len(batch),
+            ", ".join(map(str, bad)),
+            extra,
+        )
+
+    @staticmethod
+    def _left_out(pmid: int, exc: SourceError, on_error: ErrorSink | None) -> None:
+        message = f"PMID {pmid} skipped: its record cannot be read ({exc})"
+        log.warning("%s", message)
+        if on_error is not None:
+            on_error(message)
 
     def fetch_history(
         self, webenv: str, query_key: str, count: int, on_error: ErrorSink | None = None
@@ -357,11 +453,13 @@ class EUtils:
 
         def attempt() -> FeedResponse:
             resp = self._send("GET", url, None, headers, endpoint="rss")
-            if resp.status_code == 304:
+            if resp.status == 304:
                 return FeedResponse(304, b"", etag, last_modified)
-            _raise_for_status(resp)
+            _raise_for_status(resp, url)
+            # An HTML error page or a JSON error under 200 is a hiccup, as for E-utilities.
+            _check_body(resp.body)
             return FeedResponse(
-                200, resp.content, resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+                200, resp.body, resp.headers.get("ETag"), resp.headers.get("Last-Modified")
             )
 
         return self._retrying(url, attempt)
@@ -376,8 +474,8 @@ class EUtils:
 
         def attempt() -> T:
             resp = self._send("POST" if post else "GET", url, data, {}, endpoint=endpoint)
-            _raise_for_status(resp)
-            body = resp.content
+            _raise_for_status(resp, url)
+            body = resp.body
             _check_body(body)
             error = ncbi_error(body)
             if error is not None:
@@ -396,24 +494,54 @@ class EUtils:
         data: dict[str, Any] | None,
         headers: dict[str, str],
         endpoint: str,
-    ) -> requests.Response:
+    ) -> _Answer:
         self.limiter.wait()
         self.counters.count(endpoint)
         try:
+            # Streamed, so that the size limit is enforced while reading, not after.
             if method == "POST":
-                return self.session.post(url, data=data, headers=headers, timeout=self.timeout)
-            return self.session.get(url, params=data, headers=headers, timeout=self.timeout)
+                resp = self.session.post(
+                    url, data=data, headers=headers, timeout=self.timeout, stream=True
+                )
+            else:
+                resp = self.session.get(
+                    url, params=data, headers=headers, timeout=self.timeout, stream=True
+                )
+            with resp:  # hands the connection back to the pool, or closes it mid-body
+                return _Answer(resp.status_code, resp.headers, self._read_body(resp, url))
         except requests.Timeout:
             raise RetryableError(
-                f"no answer from {urlsplit(url).netloc} within {self.timeout[1]:g}s",
+                f"no answer from {_host(url)} within {self.timeout[1]:g}s",
                 connection=True,
             ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # A body shorter than its Content-Length (urllib3's IncompleteRead) or garbled in
+            # transit: the connection broke mid-answer, which asking again usually mends.
+            raise RetryableError("the answer was cut off in transit") from None
         except requests.ConnectionError as exc:
             raise RetryableError(
-                f"cannot connect to {urlsplit(url).netloc} ({_reason(exc)})", connection=True
+                f"cannot connect to {_host(url)} ({_reason(exc)})", connection=True
             ) from None
         except requests.RequestException as exc:
-            raise SourceError(f"request to {url} failed: {_short(exc)}") from None
+            raise SourceError(f"request to {_bare(url)} failed: {_short(exc)}") from None
+
+    def _read_body(self, resp: requests.Response, url: str) -> bytes:
+        limit = self.max_response_bytes
+        too_large = ResponseTooLarge(
+            f"{_endpoint(url)}: the answer is larger than {self.max_response_mb:g} MB "
+            "(the limit is [ncbi] max_response_mb)"
+        )
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_content(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _retrying(self, url: str, attempt: Callable[[], T]) -> T:
         for n in range(self.retries + 1):
@@ -438,22 +566,32 @@ class EUtils:
 def _efetch_parser(on_error: ErrorSink | None) -> Callable[[bytes], list[Article]]:
     def parse(body: bytes) -> list[Article]:
         if b"<PubmedArticleSet" not in body[:2000] and b"<MedlineCitationSet" not in body[:2000]:
-            raise XmlError(f"efetch answered with something else: {body[:120]!r}")
-        return list(parse_articles(body, on_error))
+            raise XmlError(f"efetch answered with something else: {_snippet(body[:120])}")
+        try:
+            return list(parse_articles(body, on_error))
+        except XmlError as exc:
+            # A body that arrived whole and still fails holds a record no parser may read;
+            # only a body without its closing tag was cut off and is worth asking for again.
+            if body.rstrip().endswith((b"</PubmedArticleSet>", b"</MedlineCitationSet>")):
+                raise UnreadableRecords(str(exc)) from None
+            raise
 
     return parse
 
 
-def _raise_for_status(resp: requests.Response) -> None:
-    if resp.status_code in _RETRY_STATUS:
+def _halves(batch: Sequence[int]) -> list[Sequence[int]]:
+    mid = len(batch) // 2
+    return [batch[mid:], batch[:mid]]
+
+
+def _raise_for_status(resp: _Answer, url: str) -> None:
+    if resp.status in _RETRY_STATUS:
         raise RetryableError(
-            f"HTTP {resp.status_code} {_snippet(resp.content)}",
+            f"HTTP {resp.status} {_snippet(resp.body)}",
             _retry_after(resp.headers.get("Retry-After")),
         )
-    if resp.status_code >= 400:
-        raise SourceError(
-            f"HTTP {resp.status_code} from {_endpoint(resp.url)}: {_snippet(resp.content)}"
-        )
+    if resp.status >= 400:
+        raise SourceError(f"HTTP {resp.status} from {_endpoint(url)}: {_snippet(resp.body)}")
 
 
 def _check_body(body: bytes) -> None:
@@ -564,12 +702,27 @@ def _raise_query_error(message: str) -> None:
 
 
 def _endpoint(url: str) -> str:
-    return url.rsplit("/", 1)[-1] or url
+    """The utility (esearch.fcgi) or the feed's last path segment: never the query string,
+    which holds the API key."""
+    parts = urlsplit(url)
+    return parts.path.rstrip("/").rsplit("/", 1)[-1] or _host(url)
+
+
+def _host(url: str) -> str:
+    """host[:port], without the user:password@ a feed URL may carry."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def _bare(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{_host(url)}{parts.path}"
 
 
 def _snippet(body: bytes) -> str:
+    """The start of a body for an error line; NCBI echoes a rejected API key in it."""
     text = " ".join(body[:160].decode("utf-8", "replace").split())
-    return text + ("…" if len(body) > 160 else "")
+    return redact(text) + ("…" if len(body) > 160 else "")
 
 
 def _reason(exc: Exception) -> str:
@@ -586,8 +739,9 @@ def _reason(exc: Exception) -> str:
     ):
         if marker in text:
             return marker.lower()
-    return text.rsplit(":", 1)[-1].strip(" ')\"")[:80] or type(exc).__name__
+    return redact(text.rsplit(":", 1)[-1].strip(" ')\"")[:80]) or type(exc).__name__
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).split("(Caused by")[0].strip()[:200]
+    """requests' message without the URL it quotes (with its query string) nor the cause."""
+    return redact(str(exc).split("(Caused by")[0].strip())[:200]
