@@ -101,7 +101,7 @@ def test_paper_details_a_clinician_needs(tmp_path: Path) -> None:
     assert p.authors == "Herold KC, Bundy BN, Long SA, et al."
     assert p.source == "N Engl J Med · 2019 Aug 15"
     assert p.badges == (("RCT", "evidence"), ("Phase II trial", "trial"))
-    assert p.mabs == ("teplizumab",)
+    assert [(m.inn, m.action) for m in p.drugs] == [("teplizumab", "anti-CD3")]
     assert p.trials[0].url == "https://clinicaltrials.gov/study/NCT01030861"
     assert p.doi_url == "https://doi.org/10.1056/NEJMoa1902226"
     assert p.pmc_url == "https://pmc.ncbi.nlm.nih.gov/articles/PMC6776880/"
