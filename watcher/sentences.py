@@ -64,6 +64,7 @@ _CONCLUDING = re.compile(
     r"(?:suggests|indicates|shows|demonstrates|supports|provides))",
     re.I,
 )
+_CONCLUSION_LABELS = ("CONCLUSION", "INTERPRETATION")
 _UNLABELLED = frozenset({"UNLABELLED", "UNLABELED", "UNASSIGNED", "ABSTRACT"})
 
 
@@ -97,6 +98,10 @@ def conclusion(sections: Sequence[AbstractSection], limit: int) -> tuple[str | N
         return None
     for wanted in ("CONCLUSIONS", "RESULTS"):
         chosen = [s for s in sections if _category(s) == wanted]
+        # NLM files LIMITATIONS or IMPLICATIONS under CONCLUSIONS too; the section the authors
+        # called the conclusion comes first.
+        named = [s for s in chosen if (s.label or "").upper().startswith(_CONCLUSION_LABELS)]
+        chosen = named or chosen
         if chosen:
             text = " ".join(s.text for s in chosen)
             return shown_label(chosen[0].label), leading(split(text), limit)
@@ -144,7 +149,7 @@ def _category(section: AbstractSection) -> str | None:
         return section.category.upper()
     # Records stored before categories were kept, and book abstracts, have labels only.
     label = (section.label or "").upper()
-    if label.startswith(("CONCLUSION", "INTERPRETATION")):
+    if label.startswith(_CONCLUSION_LABELS):
         return "CONCLUSIONS"
     if label.startswith(("RESULT", "FINDINGS")):
         return "RESULTS"
