@@ -175,6 +175,11 @@ class Paper:
     compact: bool = False
     is_trial: bool = False
 
+    @property
+    def drug_line(self) -> str:
+        """ "teplizumab · anti-CD3; rituximab · anti-CD20", for the text part."""
+        return "; ".join(drug_name(m.inn, m.action) for m in self.drugs)
+
 
 @dataclass(frozen=True)
 class DrugCount:
@@ -184,6 +189,14 @@ class DrugCount:
     action: str
     papers: int
     trials: int
+
+    @property
+    def name(self) -> str:
+        return drug_name(self.inn, self.action)
+
+
+def drug_name(inn: str, action: str) -> str:
+    return f"{inn} · {action}" if action else inn
 
 
 @dataclass(frozen=True)

@@ -452,8 +452,8 @@ def _trial_ids(banks: Any, abstract: tuple[AbstractSection, ...]) -> tuple[str, 
                     ids[text] = None
     # Many trials are named only in the abstract ("ClinicalTrials.gov NCT01030861", "ISRCTN
     # 12345678", "EudraCT 2004-000123-45"), in any registry's format.
-    for section in abstract:
-        for found in find_ids(section.text):
+    if abstract:
+        for found in find_ids("\n".join(section.text for section in abstract)):
             ids[found] = None
     return tuple(ids)
 
