@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pytest
+
 from watcher.config import load_config
 from watcher.digest import Rendered, Renderer, build_digest, snippet
 from watcher.mail import build_message
@@ -445,3 +447,34 @@ def test_the_config_drug_table_reaches_the_digest(tmp_path: Path) -> None:
         drugs=vocabulary((Drug("zorbalimab", "CD6"),)),
     )
     assert [(o.inn, o.action) for o in ctx.overview] == [("zorbalimab", "anti-CD6")]
+
+
+@pytest.mark.parametrize(
+    ("title", "badge"),
+    [
+        ("Teplizumab in stage 2 type 1 diabetes: study protocol for a randomised trial", True),
+        ("USTEK1D: protocol of a phase 2 trial", True),
+        ("Islet transplantation with the Edmonton protocol", False),
+        ("A steroid-free protocol of immunosuppression in islet recipients", False),
+    ],
+)
+def test_trial_protocol_read_from_the_title(title: str, badge: bool) -> None:
+    from watcher.digest import badges
+
+    labels = [b for b, _ in badges(art(1, title, publication_types=("Journal Article",)))]
+    assert ("Trial protocol" in labels) is badge
+
+
+def test_a_retraction_notice_links_the_retracted_paper() -> None:
+    from watcher.digest import badges, concerns
+
+    notice = art(
+        1,
+        "Retraction notice to: Anti-CD3 therapy in type 1 diabetes",
+        publication_types=("Retraction of Publication",),
+        corrections=(Correction("RetractionOf", "31180194", "N Engl J Med. 2019;381(7):603-613"),),
+    )
+    assert badges(notice) == (("Retraction notice", "alert"),)
+    (link,) = concerns(notice)
+    assert link.label == "Retraction of: N Engl J Med. 2019;381(7):603-613"
+    assert link.url == "https://pubmed.ncbi.nlm.nih.gov/31180194/"

@@ -130,6 +130,10 @@ def test_user_entries_extend_and_replace_the_table() -> None:
         ("zorbalimab", "anti-CD6"),
         ("rituximab", "B-cell depletion"),
     ]
+    # the shipped entry's other names still find it, with the user's description
+    assert [(m.inn, m.action) for m in vocab.find(["MabThera"])] == [
+        ("rituximab", "B-cell depletion")
+    ]
     assert vocabulary(mine) is vocab  # compiled once per run
     assert "zorbalimab" not in [d.inn for d in shipped_drugs()]
 

@@ -249,7 +249,7 @@ class _Reader:
 
     def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
         """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to
-        the shipped table, or replace its entry of the same INN or name."""
+        the shipped table (see drugs.merged for an INN already in it)."""
         found: list[Drug] = []
         data = self.table(table, "drugs", {"file"})
         name = self.get(data, "drugs", "file", str)

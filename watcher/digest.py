@@ -102,7 +102,13 @@ _TITLE_RCT = re.compile(r"\brandomi[sz]ed\b.*\btrials?\b", re.I)
 _TITLE_NOT_RCT = re.compile(
     r"\b(?:protocol|post[- ]hoc|secondary|follow[- ]up|analysis of|design of|rationale)\b", re.I
 )
-_TITLE_PROTOCOL = re.compile(r"\bprotocol\b", re.I)
+# "Study protocol", "protocol for a randomised trial", "…: protocol of a phase 2 trial"; not a
+# treatment regimen ("the Edmonton protocol").
+_TITLE_PROTOCOL = re.compile(
+    r"\b(?:study|trial|research) protocol\b|\bprotocol (?:for|of) (?:a|an|the)\b"
+    r"|[:(]\s*(?:a |the )?protocol\b",
+    re.I,
+)
 _INDEXED = frozenset({"MEDLINE", "OLDMEDLINE"})
 # MEDLINE's language codes (ISO 639-2/B), https://www.nlm.nih.gov/bsd/language_table.html
 _LANGUAGES = {

@@ -186,8 +186,7 @@ class Vocabulary:
         self.by_abbreviation: dict[str, Drug] = {}
         names: dict[str, None] = {}
         abbreviations: dict[str, None] = {}
-        for drug in drugs:
-            # A later entry (the user's) replaces a shipped one of the same INN or name.
+        for drug in merged(drugs):
             for name in drug.names:
                 self.by_key[name_key(name)] = drug
                 names[_pattern(name)] = None
@@ -219,6 +218,27 @@ class Vocabulary:
 
     def article_drugs(self, art: Article) -> tuple[Mention, ...]:
         return self.find(_texts(art))
+
+
+def merged(drugs: Iterable[Drug]) -> list[Drug]:
+    """One entry per INN: a later entry (the user's) adds its names to an earlier one of the same
+    INN, and its target and label, when given, replace the earlier ones."""
+    out: dict[str, Drug] = {}
+    for drug in drugs:
+        key = name_key(drug.inn)
+        old = out.get(key)
+        if old is None:
+            out[key] = drug
+            continue
+        out[key] = Drug(
+            old.inn,
+            drug.target or old.target,
+            drug.label or (None if drug.target else old.label),
+            tuple(dict.fromkeys(old.codes + drug.codes)),
+            tuple(dict.fromkeys(old.brands + drug.brands)),
+            tuple(dict.fromkeys(old.abbreviations + drug.abbreviations)),
+        )
+    return list(out.values())
 
 
 def looks_like_inn(word: str) -> bool:
