@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -286,7 +286,3 @@ def load_drug_file(path: Path) -> tuple[Drug, ...]:
     if extra:
         raise ValueError(f"{path}: unknown key {extra[0]!r} (the file holds [[drug]] tables)")
     return parse_table(data, str(path))
-
-
-def summary(mentions: Sequence[Mention]) -> str:
-    return ", ".join(f"{m.inn} · {m.action}" if m.action else m.inn for m in mentions)
