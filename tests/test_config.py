@@ -260,3 +260,36 @@ def test_max_response_mb_is_read_and_bounded(tmp_path: Path) -> None:
     assert load_config(_write(tmp_path, "max_response_mb = 0.5")).ncbi.max_response_mb == 0.5
     with pytest.raises(ConfigError, match=r"ncbi\.max_response_mb: must be a number of MB above 0"):
         load_config(_write(tmp_path, "max_response_mb = 0"))
+
+
+def test_drugs_from_a_file_and_from_drug_tables_extend_the_shipped_table(tmp_path: Path) -> None:
+    from watcher.drugs import vocabulary
+
+    (tmp_path / "drugs.toml").write_text(
+        '[[drug]]\ninn = "zorbalimab"\ntarget = "CD6"\ncodes = ["ZB-101"]\n', encoding="utf-8"
+    )
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "a@example.org"\n[drugs]\nfile = "drugs.toml"\n'
+        '[[drug]]\ninn = "quorvumab"\ntarget = "IL-7R"\nbrands = ["Quorva"]\n'
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["r@example.org"]\n'
+    )
+    config = load_config(path)
+    assert [d.inn for d in config.drugs] == ["zorbalimab", "quorvumab"]
+    found = vocabulary(config.drugs).find(["ZB-101 and Quorva and MabThera"])
+    assert [(m.inn, m.action) for m in found] == [
+        ("zorbalimab", "anti-CD6"),
+        ("quorvumab", "anti-IL-7R"),
+        ("rituximab", "anti-CD20"),
+    ]
+
+
+def test_a_broken_drugs_file_names_its_entry(tmp_path: Path) -> None:
+    (tmp_path / "drugs.toml").write_text('[[drug]]\ninn = "x"\ntarget = 3\n', encoding="utf-8")
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "a@example.org"\n[drugs]\nfile = "drugs.toml"\n'
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["r@example.org"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"drugs\.file: .*drugs\.toml: drug\[0\]\.target"):
+        load_config(path)

@@ -196,3 +196,61 @@ def test_memory_stays_bounded_on_a_large_file(corpus: Path) -> None:
     tracemalloc.stop()
     assert count == 3000
     assert peak < 8 * 1024 * 1024, peak
+
+
+FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-antibodies.xml"
+
+
+def field_records() -> dict:
+    return {a.pmid: a for a in parse_articles(FIELD.read_bytes())}
+
+
+def test_nlm_category_is_kept_whatever_the_label() -> None:
+    lancet = field_records()[90100006]
+    assert [(s.label, s.category) for s in lancet.abstract] == [
+        ("BACKGROUND", "BACKGROUND"),
+        ("METHODS", "METHODS"),
+        ("FINDINGS", "RESULTS"),
+        ("INTERPRETATION", "CONCLUSIONS"),
+        ("FUNDING", "UNASSIGNED"),
+    ]
+
+
+def test_substances_from_the_chemical_and_supplementary_lists(corpus: Path) -> None:
+    assert field_records()[90100005].substances == (
+        "Antibodies, Monoclonal, Humanized",
+        "teplizumab",
+    )
+    (a,) = [
+        a
+        for a in parse_articles(read(corpus / "pubmedportable-medline_00000000.xml"))
+        if a.pmid == 10097743
+    ]
+    assert a.substances == ("Cisplatin", "Fluorouracil", "CF regimen")  # SupplMeshName last
+
+
+def test_comment_on_is_kept_with_its_pmid(corpus: Path) -> None:
+    (a,), _ = parse_file(corpus / "metapub-34529508.xml")
+    (c,) = a.corrections
+    assert (c.ref_type, c.pmid) == ("CommentOn", "34473563")
+
+
+def test_registry_numbers_of_any_registry_from_the_abstract() -> None:
+    records = field_records()
+    assert records[90100007].trial_ids == ("ISRCTN12345678", "DRKS00004567")
+    assert records[90100006].trial_ids == ("NCT00947427", "2007-007146-34")
+    # the DataBankList's number and the abstract's spaced "NCT 01030861" are one trial
+    assert records[90100005].trial_ids == ("NCT01030861",)
+
+
+def test_new_fields_survive_the_store_and_old_records_still_load() -> None:
+    from watcher.models import Article
+
+    a = field_records()[90100006]
+    assert Article.from_json(a.to_json()) == a
+    old = a.to_json()
+    del old["substances"]
+    for s in old["abstract"]:
+        del s["category"]
+    restored = Article.from_json(old)
+    assert restored.substances == () and restored.abstract[3].category is None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -127,6 +128,8 @@ class Config:
     defaults: Schedule
     subscriptions: tuple[Subscription, ...]
     warnings: tuple[str, ...] = field(default=())
+    # The user's additions to the shipped drug table ([drugs] file, then [[drug]] entries).
+    drugs: tuple[Drug, ...] = field(default=())
 
     def display_name(self, address: str) -> str | None:
         """The name to put beside `address` in a To header: the first one the config gives it,
@@ -295,7 +298,9 @@ class _Reader:
             raise self.fail(where, str(exc)) from None
 
     def config(self, data: dict[str, Any]) -> Config:
-        top = self.table(data, "", {"store", "ncbi", "mail", "defaults", "subscription"})
+        top = self.table(
+            data, "", {"store", "ncbi", "mail", "defaults", "subscription", "drug", "drugs"}
+        )
         store_url = self.store(self.table(top.get("store"), "store", {"url"}))
         ncbi = self.ncbi(top.get("ncbi"))
         mail = self.mail(top.get("mail"))
@@ -324,7 +329,27 @@ class _Reader:
                     f"{sub.name!r} is already the name of subscription[{seen[sub.name]}]",
                 )
             seen[sub.name] = i
-        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings))
+        drugs = self.drugs(top.get("drugs"), top.get("drug", []))
+        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings), drugs)
+
+    def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
+        """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to
+        the shipped table (see drugs.merged for an INN already in it)."""
+        found: list[Drug] = []
+        data = self.table(table, "drugs", {"file"})
+        name = self.get(data, "drugs", "file", str)
+        if name is not None:
+            path = self.local_path(name)
+            found += self.checked("drugs.file", path, load_drug_file)
+        if not isinstance(entries, list):
+            raise self.fail("drug", "must be an array of tables: write [[drug]]")
+        for i, entry in enumerate(entries):
+            try:
+                found.append(drug_entry(entry, f"drug[{i}]"))
+            except ValueError as exc:
+                where, _, message = str(exc).partition(": ")
+                raise self.fail(where, message) from None
+        return tuple(found)
 
     def store(self, data: Mapping[str, Any]) -> str:
         url = self.get(data, "store", "url", str, "sqlite:///watcher.db")

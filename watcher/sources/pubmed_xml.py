@@ -17,6 +17,7 @@ from lxml import etree
 
 from watcher.errors import SourceError
 from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
+from watcher.registries import find_ids
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,11 @@ _MONTHS = {
     )
 }
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-# Corrections a reader must not miss; CommentIn/CommentOn and the like are left out.
+# Corrections a reader must not miss, and what a comment or letter is about (CommentOn); the
+# many CommentIn of a much-discussed trial are left out.
 _CORRECTION_TYPES = frozenset(
     {
+        "CommentOn",
         "ErratumIn",
         "ErratumFor",
         "RetractionIn",
@@ -66,7 +69,6 @@ TRIAL_REGISTRIES = frozenset(
         "CTIS",
     }
 )
-_NCT = re.compile(r"\bNCT\d{8}\b")
 _SUP = str.maketrans("0123456789+-=()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿ")
 _SUB = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
@@ -166,6 +168,7 @@ def _article(rec: Any) -> Article:
         keywords=tuple(k for k in map(_clean, keywords) if k) if keywords is not None else (),
         corrections=_corrections(c.get("CommentsCorrectionsList")),
         trial_ids=_trial_ids(a.get("DataBankList"), abstract),
+        substances=_substances(c.get("ChemicalList"), c.get("SupplMeshList")),
         status=cit.get("Status"),
     )
 
@@ -343,7 +346,10 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
         text = _clean(part)
         if text:
             label = part.get("Label")
-            sections.append(AbstractSection(label.strip() if label else None, text))
+            category = part.get("NlmCategory")
+            sections.append(
+                AbstractSection(label.strip() if label else None, text, category or None)
+            )
     return tuple(sections)
 
 
@@ -465,9 +471,24 @@ def _trial_ids(banks: Any, abstract: tuple[AbstractSection, ...]) -> tuple[str, 
                 text = _text(acc)
                 if text:
                     ids[text] = None
-    # Many trials are named only in the abstract ("ClinicalTrials.gov NCT01030861").
-    for section in abstract:
-        if "NCT" in section.text:
-            for nct in _NCT.findall(section.text):
-                ids[nct] = None
+    # Many trials are named only in the abstract ("ClinicalTrials.gov NCT01030861", "ISRCTN
+    # 12345678", "EudraCT 2004-000123-45"), in any registry's format.
+    if abstract:
+        for found in find_ids("\n".join(section.text for section in abstract)):
+            ids[found] = None
     return tuple(ids)
+
+
+def _substances(chemicals: Any, suppl: Any) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    if chemicals is not None:
+        for name in chemicals.iterfind("Chemical/NameOfSubstance"):
+            text = _text(name)
+            if text:
+                names[text] = None
+    if suppl is not None:
+        for name in suppl.iterchildren("SupplMeshName"):
+            text = _text(name)
+            if text:
+                names[text] = None
+    return tuple(names)
