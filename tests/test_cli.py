@@ -220,7 +220,7 @@ def test_readme_reference_names_every_key_of_the_example_config() -> None:
     example = (REPO / "config.example.toml").read_text()
     uncommented = tomllib.loads(example)
     commented = tomllib.loads(
-        re.sub(r"^# (\w+ = )", r"\1", example, flags=re.M).replace("# [mail.smtp]", "[mail.smtp]")
+        re.sub(r"^# (\w+ = |\[\[?\w+(?:\.\w+)?\]\]?$)", r"\1", example, flags=re.M)
     )
     for source in (uncommented, commented):
         for table, values in source.items():

@@ -159,6 +159,21 @@ def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store
     assert good is not None and good.last_error is None and good.last_found == 1
 
 
+@pytest.mark.parametrize("depth", [1000, 2000])
+def test_a_record_nested_thousands_deep_is_skipped_and_the_poll_goes_on(
+    tmp_path, fake, store, depth: int
+) -> None:
+    fake.add([paper(p, "teplizumab", TODAY) for p in range(1, 6)])
+    fake.add([paper(9, "rituximab", TODAY)])
+    fake.poison(3, "deep", size=depth)
+    config = setup(tmp_path, fake, sub("t", "teplizumab") + sub("r", "rituximab"))
+    sync(store, config)
+    report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
+    assert not report.failed
+    assert len(report.record_errors) == 1 and "PMID 3 skipped" in report.record_errors[0]
+    assert sorted(store.known_pmids([1, 2, 3, 4, 5, 9])) == [1, 2, 4, 5, 9]
+
+
 def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake, store) -> None:
     fake.add([paper(1, "teplizumab", TODAY), paper(2, "rituximab", TODAY)])
     config = setup(tmp_path, fake, sub("t", "teplizumab") + sub("r", "rituximab"))

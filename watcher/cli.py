@@ -48,13 +48,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     from watcher.logs import setup_logging
+    from watcher.redact import safe_message
 
     setup_logging(args.log_level, args.log_json)
     try:
         return int(args.func(args) or 0)
     except WatcherError as exc:
         log().debug("error", exc_info=True)
-        print(f"watcher: {exc}", file=sys.stderr)
+        print(f"watcher: {safe_message(str(exc), 1000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("watcher: interrupted", file=sys.stderr)
@@ -65,9 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as exc:  # the boundary: anything else is our bug, said plainly
         if args.log_level == "debug":
-            raise
+            # Through the log, not Python's own hook, so the traceback is redacted too.
+            log().critical("internal error", exc_info=True)
+            return 1
         print(
-            f"watcher: internal error: {type(exc).__name__}: {exc} "
+            f"watcher: internal error: {type(exc).__name__}: {safe_message(str(exc), 1000)} "
             "(rerun with --log-level debug for a traceback)",
             file=sys.stderr,
         )
@@ -368,6 +371,8 @@ def _date_arg(text: str) -> date:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.redact import safe_message
+
     config = load(args)
     store = open_store(config)
     states = store.poll_states()
@@ -388,7 +393,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_requests": st.last_requests if st else None,
                 "last_new": st.last_new if st else None,
                 "matches": counts.get(sub.name, 0),
-                "last_error": st.last_error if st else None,
+                # Redacted again: a row written before secrets were kept out may hold one.
+                "last_error": safe_message(st.last_error) if st and st.last_error else None,
             }
         )
     from watcher.digest import recipients_of

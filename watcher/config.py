@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 from watcher.models import Schedule, Subscription, normalise_address
 
@@ -36,6 +37,12 @@ _NAME = re.compile(r"^[\w][\w .,:;+()'/&-]{0,79}$")
 _NAME_ADDR = re.compile(r'^(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]*)>$')
 _DISPLAY_NAME_MAX = 100
 _MAILBOX_HINT = " (write ana@example.org or Ana Lopez <ana@example.org>)"
+# Bounds on what a config may hold, far above any sensible value: a runaway value (a pasted file,
+# a generated query) is refused at load instead of travelling into URLs, logs and the store.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_STRING = 2_000  # URLs, addresses, paths, names, crontab lines
+MAX_QUERY = 20_000  # systematic-review search strategies run to a few thousand characters
+MAX_RECIPIENTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class NcbiConfig:
     retries: int = 5
     datetype: DateType = "crdt"
     overlap_days: int = 3
+    max_response_mb: float = 128.0  # see eutils.DEFAULT_MAX_RESPONSE_MB
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,8 @@ class Config:
     defaults: Schedule
     subscriptions: tuple[Subscription, ...]
     warnings: tuple[str, ...] = field(default=())
+    # The user's additions to the shipped drug table ([drugs] file, then [[drug]] entries).
+    drugs: tuple[Drug, ...] = field(default=())
 
     def display_name(self, address: str) -> str | None:
         """The name to put beside `address` in a To header: the first one the config gives it,
@@ -172,6 +182,10 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError("no such file (create one with `watcher init`)", path=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"is {len(raw):,} bytes; a config holds at most {MAX_CONFIG_BYTES:,}", path=str(path)
+        )
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -223,9 +237,17 @@ class _Reader:
             raise self.fail(where, f"must be {_type_name(typ)}, not a boolean")
         if not isinstance(value, typ):
             raise self.fail(where, f"must be {_type_name(typ)}, not {_kind(value)}")
-        if isinstance(value, str) and not value.strip():
-            raise self.fail(where, "must not be empty")
+        if isinstance(value, str):
+            if not value.strip():
+                raise self.fail(where, "must not be empty")
+            self.short(where, value, MAX_QUERY if name == "query" else MAX_STRING)
         return value
+
+    def short(self, where: str, value: str, limit: int = MAX_STRING) -> None:
+        if len(value) > limit:
+            raise self.fail(
+                where, f"is {len(value):,} characters long; at most {limit:,} are allowed"
+            )
 
     def checked(self, where: str, value: Any, check: Callable[[Any], Any]) -> Any:
         try:
@@ -234,7 +256,9 @@ class _Reader:
             raise self.fail(where, str(exc)) from None
 
     def config(self, data: dict[str, Any]) -> Config:
-        top = self.table(data, "", {"store", "ncbi", "mail", "defaults", "subscription"})
+        top = self.table(
+            data, "", {"store", "ncbi", "mail", "defaults", "subscription", "drug", "drugs"}
+        )
         store_url = self.store(self.table(top.get("store"), "store", {"url"}))
         ncbi = self.ncbi(top.get("ncbi"))
         mail = self.mail(top.get("mail"))
@@ -263,7 +287,27 @@ class _Reader:
                     f"{sub.name!r} is already the name of subscription[{seen[sub.name]}]",
                 )
             seen[sub.name] = i
-        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings))
+        drugs = self.drugs(top.get("drugs"), top.get("drug", []))
+        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings), drugs)
+
+    def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
+        """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to
+        the shipped table (see drugs.merged for an INN already in it)."""
+        found: list[Drug] = []
+        data = self.table(table, "drugs", {"file"})
+        name = self.get(data, "drugs", "file", str)
+        if name is not None:
+            path = self.local_path(name)
+            found += self.checked("drugs.file", path, load_drug_file)
+        if not isinstance(entries, list):
+            raise self.fail("drug", "must be an array of tables: write [[drug]]")
+        for i, entry in enumerate(entries):
+            try:
+                found.append(drug_entry(entry, f"drug[{i}]"))
+            except ValueError as exc:
+                where, _, message = str(exc).partition(": ")
+                raise self.fail(where, message) from None
+        return tuple(found)
 
     def store(self, data: Mapping[str, Any]) -> str:
         url: str = self.get(data, "store", "url", str, "sqlite:///watcher.db")
@@ -299,6 +343,7 @@ class _Reader:
                 "retries",
                 "datetype",
                 "overlap_days",
+                "max_response_mb",
             },
         )
         if raw is None:
@@ -340,6 +385,9 @@ class _Reader:
         overlap = self.get(data, key, "overlap_days", int, 3)
         if not 0 <= overlap <= 60:
             raise self.fail("ncbi.overlap_days", "must be between 0 and 60")
+        max_mb = self.get(data, key, "max_response_mb", (int, float), 128)
+        if not 0 < max_mb <= 4096:
+            raise self.fail("ncbi.max_response_mb", "must be a number of MB above 0, at most 4096")
         return NcbiConfig(
             email,
             tool,
@@ -351,6 +399,7 @@ class _Reader:
             retries,
             datetype,
             overlap,
+            float(max_mb),
         )
 
     def mail(self, raw: Any) -> MailConfig:
@@ -459,12 +508,17 @@ class _Reader:
         recipients = self.get(data, key, "recipients", list, required=True)
         if not recipients:
             raise self.fail(f"{key}.recipients", "lists nobody: add at least one email address")
+        if len(recipients) > MAX_RECIPIENTS:
+            raise self.fail(
+                f"{key}.recipients", f"lists {len(recipients):,}; at most {MAX_RECIPIENTS:,}"
+            )
         clean: list[str] = []
         names: dict[str, str] = {}
         for i, text in enumerate(recipients):
             where = f"{key}.recipients[{i}]"
             if not isinstance(text, str):
                 raise self.fail(where, f"{text!r} is not an email address")
+            self.short(where, text)
             display, address = self.checked(where, text, parse_mailbox)
             if "@localhost" in address and not _EMAIL.match(address):
                 raise self.fail(where, f"{text!r} is not an email address")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from watcher.config import Config
 from watcher.digest import DigestContext, Rendered, Renderer, build_digest, recipients_of
+from watcher.drugs import vocabulary
 from watcher.errors import MailError
 from watcher.mail import build_message, new_message_id
 from watcher.schedule import schedule_key
@@ -82,7 +83,14 @@ def compose(
     mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
     papers = store.pending_papers(rcpt, mine)
     ctx = build_digest(
-        rcpt, papers, store.articles(papers), config.subscriptions, config.mail, config.path, now
+        rcpt,
+        papers,
+        store.articles(papers),
+        config.subscriptions,
+        config.mail,
+        config.path,
+        now,
+        drugs=vocabulary(config.drugs),
     )
     if ctx.total == 0 and not config.mail.send_empty:
         return None

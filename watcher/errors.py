@@ -39,6 +39,10 @@ class Interrupted(WatcherError):
     with nothing of it committed."""
 
 
+class ResponseTooLarge(SourceError):
+    """An answer grew past the size limit ([ncbi] max_response_mb); reading stopped there."""
+
+
 class QueryError(SourceError):
     """NCBI rejected a search (an <ERROR> body): retrying will not help, the query must change."""
 

@@ -10,7 +10,10 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
   tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
 - Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body.
 - Faults on demand: 5xx, HTML error pages, truncated bodies, slow answers, JSON errors under 200,
-  <ERROR> bodies and dropped connections.
+  <ERROR> bodies, dropped connections, bodies shorter than their Content-Length, and chunked
+  bodies (no Content-Length at all).
+- Poisoned records on demand, per PMID (`poison`): an entity bomb, invalid UTF-8, nesting past
+  libxml2's depth limit, or a title of any size (generated here, never stored in the repo).
 It counts every request it serves so tests can assert request budgets.
 """
 
@@ -41,6 +44,10 @@ RETSTART_ERROR = (
     "9,999 PubMed records, consider using EDirect that contains additional logic to batch PubMed "
     "search results automatically so that an arbitrary number can be retrieved. For details see "
     "https://www.ncbi.nlm.nih.gov/books/NBK25499/"
+)
+# NCBI's answer (HTTP 400) to an api_key it does not know; it quotes the key back.
+INVALID_KEY_BODY = (
+    '{{"error":"API key invalid","api-key":"{key}","type":"invalid","status":"unknown"}}'
 )
 HTML_ERROR = (
     b"<!DOCTYPE html><html><head><title>Service unavailable</title></head><body>"
@@ -73,6 +80,18 @@ class Fault:
     message: str = ""
 
 
+@dataclass(frozen=True)
+class Poison:
+    kind: str  # entity_bomb | bad_utf8 | deep | huge_title
+    size: int = 0  # depth for deep, bytes for huge_title
+
+
+# The classic "billion laughs": ten levels of ten references each.
+_LAUGHS = '<!ENTITY lol0 "lol">' + "".join(
+    f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+)
+
+
 @dataclass
 class Served:
     endpoint: str
@@ -90,9 +109,11 @@ class FakeNCBI:
     feeds: dict[str, list[int]] = field(default_factory=dict)
     served: list[Served] = field(default_factory=list)
     too_many: int = 0
+    api_keys: set[str] | None = None  # when set, any other api_key gets NCBI's 400
 
     def __post_init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = {}
+        self.poisons: dict[int, Poison] = {}
         self._history: dict[str, list[list[int]]] = {}
         self._arrivals: deque[float] = deque()
         self._lock = threading.Lock()
@@ -108,6 +129,12 @@ class FakeNCBI:
     def fault(self, endpoint: str, kind: str, times: int = 1, **opts: Any) -> None:
         """Make the next `times` requests to `endpoint` ('esearch', 'efetch', 'rss', '*') fail."""
         self._faults.setdefault(endpoint, deque()).append(Fault(kind, times, **opts))
+
+    def poison(self, pmid: int, kind: str, size: int = 0) -> None:
+        """Serve `pmid`'s record spoiled in a way no safe XML parser accepts (or, for
+        huge_title, with a title of `size` bytes). The record must have been added."""
+        assert kind in ("entity_bomb", "bad_utf8", "deep", "huge_title"), kind
+        self.poisons[pmid] = Poison(kind, size)
 
     @property
     def base_url(self) -> str:
@@ -229,6 +256,10 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = "rss"
         else:
             endpoint = path.rsplit("/", 1)[-1].removesuffix(".fcgi")
+        key = params.get("api_key")
+        if key is not None and ncbi.api_keys is not None and key not in ncbi.api_keys:
+            body = INVALID_KEY_BODY.format(key=key).encode()
+            return self.reply(endpoint, params, 400, body, "application/json")
         limited, count, limit = ncbi.over_limit("api_key" in params)
         if limited:
             ncbi.too_many += 1
@@ -239,6 +270,18 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "reset":
                 ncbi.served.append(Served(endpoint, self.command, params, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
+            if fault.kind == "short":
+                # Promise more than is sent, then hang up: urllib3's IncompleteRead.
+                ncbi.served.append(Served(endpoint, self.command, params, 200))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml; charset=UTF-8")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b'<?xml version="1.0" ?>\n<eSearchResult><Count>1')
+                self.wfile.flush()
                 self.close_connection = True
                 self.connection.close()
                 return
@@ -269,7 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, ctype, headers = handler(path, params)
         if fault is not None and fault.kind == "truncated":
             body = body[: max(1, len(body) // 2)]
-        self.reply(endpoint, params, status, body, ctype, headers)
+        chunked = fault is not None and fault.kind == "chunked"
+        self.reply(endpoint, params, status, body, ctype, headers, chunked=chunked)
 
     def reply(
         self,
@@ -279,16 +323,31 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         ctype: str,
         headers: dict[str, str] | None = None,
+        *,
+        chunked: bool = False,
     ) -> None:
         self.ncbi.served.append(Served(endpoint, self.command, params, status))
         self.send_response(status)
         self.send_header("Content-Type", f"{ctype}; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
+        if chunked:  # no Content-Length: the client learns the size only by reading
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command == "HEAD":
+            return
+        try:
+            if not chunked:
+                self.wfile.write(body)
+                return
+            for i in range(0, len(body), 1 << 16):
+                piece = body[i : i + (1 << 16)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading (a size limit): fine
+            self.close_connection = True
 
     def esearch(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
         json_mode = p.get("retmode") == "json"
@@ -367,8 +426,23 @@ class _Handler(BaseHTTPRequestHandler):
         ids = self._ids(p)
         if ids is None:
             return 200, _error_xml("eFetchResult", "Unable to obtain query #1"), "text/xml", {}
-        records = [self.ncbi.records[i].xml for i in ids if i in self.ncbi.records]
-        body = ARTICLE_SET_HEAD + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
+        records = []
+        head = ARTICLE_SET_HEAD
+        for i in ids:
+            if i not in self.ncbi.records:
+                continue
+            xml = self.ncbi.records[i].xml
+            poison = self.ncbi.poisons.get(i)
+            if poison is not None:
+                xml = _spoil(xml, poison)
+                if poison.kind == "entity_bomb":
+                    # The declarations go in the document's internal subset, as a hostile
+                    # server would send them; the record only refers to them.
+                    head = head.replace(
+                        b'pubmed_250101.dtd">', f'pubmed_250101.dtd" [{_LAUGHS}]>'.encode()
+                    )
+            records.append(xml)
+        body = head + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
         return 200, body, "text/xml", {}
 
     def esummary(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
@@ -445,6 +519,22 @@ def render_feed(feed_id: str, records: list[FakeRecord], fetch_no: int) -> bytes
   </channel>
 </rss>
 """.encode()
+
+
+def _spoil(xml: bytes, poison: Poison) -> bytes:
+    title = {
+        "entity_bomb": lambda: b"&lol9;",
+        "bad_utf8": lambda: b"Invalid \xff\xfe UTF-8",
+        "deep": lambda: b"<i>" * poison.size + b"deep" + b"</i>" * poison.size,
+        "huge_title": lambda: b"T" * poison.size,
+    }[poison.kind]()
+    return re.sub(
+        rb"<ArticleTitle>.*?</ArticleTitle>",
+        lambda _m: b"<ArticleTitle>" + title + b"</ArticleTitle>",
+        xml,
+        count=1,
+        flags=re.S,
+    )
 
 
 def _error_xml(root: str, message: str) -> bytes:

@@ -9,6 +9,7 @@ Usage rules (tool, email, 3 or 10 requests/s): https://www.ncbi.nlm.nih.gov/book
 from __future__ import annotations
 
 import logging
+import math
 import time
 import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
@@ -19,8 +20,10 @@ from urllib.parse import urlsplit
 import requests
 
 from watcher import __version__
+from watcher.errors import ResponseTooLarge, SourceError
 from watcher.identity import ItemKey, pmid_of
 from watcher.models import Article, SearchResult
+from watcher.redact import register_secret
 from watcher.sources.eutils_answers import (
     SearchPage,
     check_body,
@@ -28,7 +31,15 @@ from watcher.sources.eutils_answers import (
     parse_esearch,
     raise_query_error,
 )
-from watcher.sources.http import Counters, Http, RateLimiter, RetryableError
+from watcher.sources.http import (
+    DEFAULT_MAX_RESPONSE_MB,
+    Answer,
+    Counters,
+    Http,
+    RateLimiter,
+    RetryableError,
+    snippet,
+)
 from watcher.sources.pubmed_xml import ErrorSink, XmlError, parse_articles
 
 log = logging.getLogger(__name__)
@@ -56,6 +67,10 @@ def ncbi_today(now: datetime) -> date:
     return now.astimezone(NCBI_ZONE).date()
 
 
+# A batch holding unreadable records is halved until each is alone; the halving may cost at most
+# this many times 2·log2(batch) extra requests (enough to isolate this many bad records).
+_ISOLATE_AT_MOST = 4
+
 __all__ = [
     "ESEARCH_CAP",
     "NCBI_ZONE",
@@ -67,6 +82,12 @@ __all__ = [
     "ncbi_today",
     "parse_esearch",
 ]
+
+
+class UnreadableRecords(SourceError):
+    """A complete efetch answer that the XML parser refuses (invalid UTF-8, an entity bomb,
+    nesting past libxml2's limit): asking again gives the same bytes, so it is not retried;
+    the batch is split instead to find the record at fault."""
 
 
 class EUtils:
@@ -86,6 +107,7 @@ class EUtils:
         batch_size: int = 500,
         page_size: int = ESEARCH_CAP,
         backoff: float = 1.0,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
         clock: Callable[[], datetime],
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -97,11 +119,13 @@ class EUtils:
         self.identity = {"tool": tool, "email": email}
         if api_key:
             self.identity["api_key"] = api_key
+            register_secret(api_key)  # kept out of every error line and log
         self.http = http or Http(
             user_agent=f"pubmed-watcher/{__version__} ({email})",
             timeout=timeout,
             retries=retries,
             backoff=backoff,
+            max_response_mb=max_response_mb,
             session=session,
             sleep=sleep,
         )
@@ -244,19 +268,84 @@ class EUtils:
     # Fetching
 
     def fetch(self, pmids: Sequence[int], on_error: ErrorSink | None = None) -> Iterator[Article]:
-        """Full records for `pmids`, batch_size per request (POSTed when the list is long)."""
+        """Full records for `pmids`, batch_size per request (POSTed when the list is long).
+
+        A record no parser may read, or an answer over the size limit, does not hold back the
+        rest of its batch: see _isolate. The records left out are reported to `on_error`.
+        """
         ids = list(dict.fromkeys(pmids))
         for i in range(0, len(ids), self.batch_size):
             batch = ids[i : i + self.batch_size]
-            params = {
-                "db": "pubmed",
-                "id": ",".join(map(str, batch)),
-                "rettype": "abstract",
-                "retmode": "xml",
-            }
-            yield from self._call(
-                "efetch.fcgi", params, _efetch_parser(on_error), post=len(batch) > _POST_ABOVE
-            )
+            try:
+                articles = self._fetch_batch(batch, on_error)
+            except (UnreadableRecords, ResponseTooLarge) as exc:
+                yield from self._isolate(batch, exc, on_error)
+            else:
+                yield from articles
+
+    def _fetch_batch(self, batch: Sequence[int], on_error: ErrorSink | None) -> list[Article]:
+        params = {
+            "db": "pubmed",
+            "id": ",".join(map(str, batch)),
+            "rettype": "abstract",
+            "retmode": "xml",
+        }
+        return self._call(
+            "efetch.fcgi", params, _efetch_parser(on_error), post=len(batch) > _POST_ABOVE
+        )
+
+    def _isolate(
+        self, batch: Sequence[int], first: SourceError, on_error: ErrorSink | None
+    ) -> Iterator[Article]:
+        """Halve `batch` and fetch the halves, recursively, until each unreadable record is alone;
+        the good records are delivered, each bad PMID is reported and left out. One bad record
+        costs 2·log2(len(batch)) extra requests; past _ISOLATE_AT_MOST of them, give up."""
+        budget = 2 * max(1, math.ceil(math.log2(len(batch)))) * _ISOLATE_AT_MOST
+        log.warning(
+            "efetch of %d records failed (%s): splitting the batch to find the bad records",
+            len(batch),
+            first,
+        )
+        extra = 0
+        bad: list[int] = []
+        # Depth first, left half first: records keep their order. A batch of one is the culprit.
+        stack = _halves(batch) if len(batch) > 1 else []
+        if not stack:
+            self._left_out(batch[0], first, on_error)
+            return
+        while stack:
+            part = stack.pop()
+            if extra >= budget:
+                raise SourceError(
+                    f"efetch: {len(bad) + len(part) + sum(map(len, stack))} of {len(batch)} "
+                    f"records unreadable or too large; gave up after {extra} extra requests"
+                )
+            extra += 1
+            self.counters.isolation_requests += 1
+            try:
+                articles = self._fetch_batch(part, on_error)
+            except (UnreadableRecords, ResponseTooLarge) as exc:
+                if len(part) > 1:
+                    stack += _halves(part)
+                    continue
+                bad.append(part[0])
+                self._left_out(part[0], exc, on_error)
+                continue
+            yield from articles
+        log.warning(
+            "efetch: %d of %d records left out as unreadable (%s), found with %d extra requests",
+            len(bad),
+            len(batch),
+            ", ".join(map(str, bad)),
+            extra,
+        )
+
+    @staticmethod
+    def _left_out(pmid: int, exc: SourceError, on_error: ErrorSink | None) -> None:
+        message = f"PMID {pmid} skipped: its record cannot be read ({exc})"
+        log.warning("%s", message)
+        if on_error is not None:
+            on_error(message)
 
     def fetch_items(
         self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
@@ -287,8 +376,8 @@ class EUtils:
     ) -> T:
         data = {**params, **self.identity}
 
-        def check(resp: requests.Response) -> T:
-            body = resp.content
+        def check(resp: Answer) -> T:
+            body = resp.body
             check_body(body)
             error = ncbi_error(body)
             if error is not None:
@@ -304,7 +393,19 @@ class EUtils:
 def _efetch_parser(on_error: ErrorSink | None) -> Callable[[bytes], list[Article]]:
     def parse(body: bytes) -> list[Article]:
         if b"<PubmedArticleSet" not in body[:2000] and b"<MedlineCitationSet" not in body[:2000]:
-            raise XmlError(f"efetch answered with something else: {body[:120]!r}")
-        return list(parse_articles(body, on_error))
+            raise XmlError(f"efetch answered with something else: {snippet(body[:120])}")
+        try:
+            return list(parse_articles(body, on_error))
+        except XmlError as exc:
+            # A body that arrived whole and still fails holds a record no parser may read;
+            # only a body without its closing tag was cut off and is worth asking for again.
+            if body.rstrip().endswith((b"</PubmedArticleSet>", b"</MedlineCitationSet>")):
+                raise UnreadableRecords(str(exc)) from None
+            raise
 
     return parse
+
+
+def _halves(batch: Sequence[int]) -> list[Sequence[int]]:
+    mid = len(batch) // 2
+    return [batch[mid:], batch[:mid]]

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from watcher.errors import SourceError, Unreachable
+from watcher.errors import ResponseTooLarge, SourceError, Unreachable
+from watcher.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ T = TypeVar("T")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 # A polite pace for hosts nobody gave a limit for.
 DEFAULT_RATE = 3.0
+# Bodies are read in pieces of this size, so a body past the size limit is never held whole.
+_READ_CHUNK = 1 << 16
+# Typical efetch XML is ~10 KB per record (median of the real records in the shared corpus), so a
+# 10,000-record batch (efetch's cap) is ~100 MB; a larger efetch answer is split, not lost.
+DEFAULT_MAX_RESPONSE_MB = 128
 
 
 class RetryableError(SourceError):
@@ -81,9 +87,19 @@ class Counters:
 
     requests: int = 0
     retries: int = 0
+    isolation_requests: int = 0  # efetches spent splitting batches around unreadable records
 
     def count(self, endpoint: str) -> None:
         self.requests += 1
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response read whole (within the size limit), its connection already back in the pool."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,7 @@ class Http:
         backoff: float = 1.0,
         rates: Mapping[str, float] | None = None,
         default_rate: float = DEFAULT_RATE,
+        max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -114,6 +131,8 @@ class Http:
         self.timeout = (min(10.0, timeout), timeout)
         self.retries = retries
         self.backoff = backoff
+        self.max_response_mb = max_response_mb
+        self.max_response_bytes = int(max_response_mb * 1024 * 1024)
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = user_agent
         self.counters = Counters()
@@ -143,7 +162,7 @@ class Http:
     def call(
         self,
         url: str,
-        check: Callable[[requests.Response], T],
+        check: Callable[[Answer], T],
         *,
         params: Mapping[str, Any] | None = None,
         post: bool = False,
@@ -153,7 +172,7 @@ class Http:
 
         def attempt() -> T:
             resp = self.send("POST" if post else "GET", url, params, headers or {})
-            raise_for_status(resp)
+            raise_for_status(resp, url)
             return check(resp)
 
         return self.retrying(url, attempt)
@@ -174,13 +193,13 @@ class Http:
 
         def attempt() -> ConditionalResponse:
             resp = self.send("GET", url, None, headers)
-            if resp.status_code == 304:
+            if resp.status == 304:
                 return ConditionalResponse(304, b"", etag, last_modified)
-            raise_for_status(resp)
+            raise_for_status(resp, url)
             if check is not None:
-                check(resp.content)
+                check(resp.body)
             return ConditionalResponse(
-                200, resp.content, resp.headers.get("ETag"), resp.headers.get("Last-Modified")
+                200, resp.body, resp.headers.get("ETag"), resp.headers.get("Last-Modified")
             )
 
         return self.retrying(url, attempt)
@@ -191,26 +210,54 @@ class Http:
         url: str,
         data: Mapping[str, Any] | None,
         headers: Mapping[str, str],
-    ) -> requests.Response:
+    ) -> Answer:
         self.limiter(url).wait()
         self.counters.count(endpoint(url))
         try:
+            # Streamed, so that the size limit is enforced while reading, not after.
             if method == "POST":
-                return self.session.post(
-                    url, data=data, headers=dict(headers), timeout=self.timeout
+                resp = self.session.post(
+                    url, data=data, headers=dict(headers), timeout=self.timeout, stream=True
                 )
-            return self.session.get(url, params=data, headers=dict(headers), timeout=self.timeout)
+            else:
+                resp = self.session.get(
+                    url, params=data, headers=dict(headers), timeout=self.timeout, stream=True
+                )
+            with resp:  # hands the connection back to the pool, or closes it mid-body
+                return Answer(resp.status_code, resp.headers, self._read_body(resp, url))
         except requests.Timeout:
             raise RetryableError(
-                f"no answer from {urlsplit(url).netloc} within {self.timeout[1]:g}s",
+                f"no answer from {host(url)} within {self.timeout[1]:g}s",
                 connection=True,
             ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            # A body shorter than its Content-Length (urllib3's IncompleteRead) or garbled in
+            # transit: the connection broke mid-answer, which asking again usually mends.
+            raise RetryableError("the answer was cut off in transit") from None
         except requests.ConnectionError as exc:
             raise RetryableError(
-                f"cannot connect to {urlsplit(url).netloc} ({_reason(exc)})", connection=True
+                f"cannot connect to {host(url)} ({_reason(exc)})", connection=True
             ) from None
         except requests.RequestException as exc:
-            raise SourceError(f"request to {url} failed: {_short(exc)}") from None
+            raise SourceError(f"request to {_bare(url)} failed: {_short(exc)}") from None
+
+    def _read_body(self, resp: requests.Response, url: str) -> bytes:
+        limit = self.max_response_bytes
+        too_large = ResponseTooLarge(
+            f"{endpoint(url)}: the answer is larger than {self.max_response_mb:g} MB "
+            "(the limit is [ncbi] max_response_mb)"
+        )
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_content(_READ_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def retrying(self, url: str, attempt: Callable[[], T]) -> T:
         for n in range(self.retries + 1):
@@ -232,16 +279,14 @@ class Http:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def raise_for_status(resp: requests.Response) -> None:
-    if resp.status_code in RETRY_STATUS:
+def raise_for_status(resp: Answer, url: str) -> None:
+    if resp.status in RETRY_STATUS:
         raise RetryableError(
-            f"HTTP {resp.status_code} {snippet(resp.content)}",
+            f"HTTP {resp.status} {snippet(resp.body)}",
             _retry_after(resp.headers.get("Retry-After")),
         )
-    if resp.status_code >= 400:
-        raise SourceError(
-            f"HTTP {resp.status_code} from {endpoint(resp.url)}: {snippet(resp.content)}"
-        )
+    if resp.status >= 400:
+        raise SourceError(f"HTTP {resp.status} from {endpoint(url)}: {snippet(resp.body)}")
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -257,12 +302,27 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def endpoint(url: str) -> str:
-    return url.rsplit("/", 1)[-1] or url
+    """The utility (esearch.fcgi) or the feed's last path segment: never the query string,
+    which holds the API key."""
+    parts = urlsplit(url)
+    return parts.path.rstrip("/").rsplit("/", 1)[-1] or host(url)
+
+
+def host(url: str) -> str:
+    """host[:port], without the user:password@ a feed URL may carry."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def _bare(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{host(url)}{parts.path}"
 
 
 def snippet(body: bytes) -> str:
+    """The start of a body for an error line; NCBI echoes a rejected API key in it."""
     text = " ".join(body[:160].decode("utf-8", "replace").split())
-    return text + ("…" if len(body) > 160 else "")
+    return redact(text) + ("…" if len(body) > 160 else "")
 
 
 def _reason(exc: Exception) -> str:
@@ -279,8 +339,9 @@ def _reason(exc: Exception) -> str:
     ):
         if marker in text:
             return marker.lower()
-    return text.rsplit(":", 1)[-1].strip(" ')\"")[:80] or type(exc).__name__
+    return redact(text.rsplit(":", 1)[-1].strip(" ')\"")[:80]) or type(exc).__name__
 
 
 def _short(exc: Exception) -> str:
-    return str(exc).split("(Caused by")[0].strip()[:200]
+    """requests' message without the URL it quotes (with its query string) nor the cause."""
+    return redact(str(exc).split("(Caused by")[0].strip())[:200]

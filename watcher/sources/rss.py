@@ -20,6 +20,7 @@ from watcher.errors import FeedError
 from watcher.identity import pmid_key
 from watcher.models import PollState, Subscription
 from watcher.sources.base import Discovery, Records
+from watcher.sources.eutils_answers import check_body
 from watcher.sources.http import Http
 
 _GUID = re.compile(r"^\s*pubmed:(\d+)\s*$", re.I)
@@ -41,7 +42,8 @@ def read_feed(
     http: Http, url: str, etag: str | None = None, last_modified: str | None = None
 ) -> FeedResult:
     """Fetch `url` (conditionally: an unchanged feed costs one 304) and extract its PMIDs."""
-    resp = http.get_conditional(url, etag, last_modified)
+    # An HTML error page or a JSON error under 200 is a hiccup, as for E-utilities.
+    resp = http.get_conditional(url, etag, last_modified, check=check_body)
     if resp.status == 304:
         return FeedResult([], True, etag, last_modified)
     pmids, title = parse_feed(resp.body, url)

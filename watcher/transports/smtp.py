@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from watcher.errors import MailError
+from watcher.redact import register_secret
 from watcher.transports.base import OutgoingDigest
 
 Security = Literal["starttls", "ssl", "none"]
@@ -35,6 +36,7 @@ class SmtpTransport:
         self.settings = settings
         self.from_addr = from_addr
         self.password = password
+        register_secret(password)  # kept out of every error line and log
         self._conn: smtplib.SMTP | None = None
 
     def _context(self) -> ssl.SSLContext:
