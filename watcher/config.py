@@ -57,7 +57,7 @@ class NcbiConfig:
     retries: int = 5
     datetype: DateType = "crdt"
     overlap_days: int = 3
-    max_response_mb: float = 128.0  # see eutils.DEFAULT_MAX_RESPONSE_MB
+    max_response_mb: float = 128.0  # see sources/http.py's DEFAULT_MAX_RESPONSE_MB
 
 
 @dataclass(frozen=True)

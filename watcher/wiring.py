@@ -81,6 +81,7 @@ def ncbi_client(
         timeout=ncbi.timeout,
         retries=ncbi.retries,
         batch_size=ncbi.batch_size,
+        max_response_mb=ncbi.max_response_mb,
         clock=clock,
         sleep=sleep,
     )
