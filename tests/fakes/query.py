@@ -12,7 +12,9 @@ Field tags, as PubMed's User Guide (https://pubmed.ncbi.nlm.nih.gov/help/#search
 - [mh] MeSH heading, exploded to its narrower headings (a small explicit tree, MESH_NARROWER, for
   the headings the tests use); "Heading/qualifier"[mh]; [mh:noexp]; [majr] major topic only;
 - [nm] substance names (ChemicalList and SupplMeshList); [pt] publication type;
-- [cn] corporate (collective) author; [au] author "Lastname Initials";
+- [cn] corporate (collective) author, matched as a whole name (or its start, with a wildcard:
+  the stricter reading, so a query that works here works however PubMed indexes group names);
+- [au] author "Lastname Initials";
 - date ranges "YYYY/MM/DD"[crdt] : "YYYY/MM/DD"[crdt] for crdt, edat and mhda;
 - untagged terms: anywhere in the record's searchable text (PubMed's All Fields runs Automatic
   Term Mapping, which the fake does not imitate).
@@ -167,9 +169,8 @@ def index(xml: bytes, text: str, dates: dict[str, date]) -> Indexed:
         major = descriptor.get("MajorTopicYN") == "Y"
         ix.mesh.append((name, None, major))
         for q in heading.iterfind("QualifierName"):
-            ix.mesh.append(
-                (name, "".join(q.itertext()).strip().lower(), q.get("MajorTopicYN") == "Y")
-            )
+            qualifier = _qualifier("".join(q.itertext()))
+            ix.mesh.append((name, qualifier, q.get("MajorTopicYN") == "Y"))
     ix.substances = [
         s.strip().lower()
         for s in texts(".//ChemicalList/Chemical/NameOfSubstance")
@@ -209,6 +210,11 @@ def _phrase_in(tests: list[Callable[[str], bool]], units: Iterable[list[str]]) -
     return False
 
 
+def _qualifier(name: str) -> str:
+    """XML writes "prevention & control"; a search writes "prevention and control"."""
+    return " ".join(name.lower().replace("&", " and ").split())
+
+
 def _query_words(value: str) -> list[str]:
     text = "".join(GREEK.get(c, c) for c in value.lower())
     return re.findall(r"[a-z0-9]+\*?", text)
@@ -232,8 +238,8 @@ def _day(text: str) -> date:
 def atom(value: str, tag: str) -> Matcher:
     """A matcher for one term (`value` without quotes) in field `tag`."""
     if tag in ("mh", "mh:noexp", "majr"):
-        heading, _, qualifier = value.lower().partition("/")
-        heading, qualifier = heading.strip(), qualifier.strip() or None
+        heading, _, aspect = value.lower().partition("/")
+        heading, qualifier = heading.strip(), _qualifier(aspect) or None
         wanted = {heading} if tag == "mh:noexp" else _exploded(heading)
         major = tag == "majr"
 
@@ -247,6 +253,12 @@ def atom(value: str, tag: str) -> Matcher:
     if tag == "pt":
         kind = value.strip().lower()
         return lambda ix: kind in ix.pub_types
+    if tag == "cn":
+        # A group author is one indexed name: the whole name, or its beginning with a wildcard.
+        wanted = " ".join(words(value))
+        if value.rstrip().endswith("*") and len(wanted) >= 4:
+            return lambda ix: any(" ".join(words(c)).startswith(wanted) for c in ix.collectives)
+        return lambda ix: any(" ".join(words(c)) == wanted for c in ix.collectives)
     if tag == "au":
         name = " ".join(words(value))
         return lambda ix: any(" ".join(words(a)).startswith(name) for a in ix.authors)
