@@ -394,3 +394,16 @@ def test_combined_window_pages_and_splits_past_9999(fake: FakeNCBI) -> None:
     assert len(few.pmids) == 2_300 and len(set(few.pmids)) == 2_300
     assert [int(s.params["retstart"]) for s in fake.served] == [0, 1000, 2000]
     assert len({s.params["WebEnv"] for s in fake.served if "WebEnv" in s.params}) <= 1
+
+
+def test_history_server_holds_the_combined_window(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add(topic_records(500, 20, "daclizumab", first_day=DAY))
+    fake.add(
+        synthetic(600 + i, f"daclizumab late {i}", edat=DAY - timedelta(days=90), mhda=DAY)
+        for i in range(5)
+    )
+    term = dated_term("daclizumab", [("crdt", DAY, DAY), ("mhda", DAY, DAY)])
+    page = client.esearch(term, None, None, retmax=0)
+    assert page.count == 25 and page.webenv
+    got = list(client.fetch_history(page.webenv, page.query_key or "1", page.count))
+    assert sorted(a.pmid for a in got) == [*range(500, 520), *range(600, 605)]
