@@ -21,7 +21,8 @@ Field tags, as PubMed's User Guide (https://pubmed.ncbi.nlm.nih.gov/help/#search
 Words are split on anything that is not a letter or digit (so "anti-CD3" is the phrase "anti cd3"
 and "hOKT3gamma1(Ala-Ala)" is "hokt3gamma1 ala ala"), Greek letters are spelled out (γ = gamma), a
 "quoted phrase" must appear as consecutive words within one title, abstract section, keyword,
-heading or substance name, and a wildcard (*) ends a word with any characters, on any word of a
+heading or substance name (stricter than PubMed for a phrase missing from its phrase index, which
+PubMed then searches as its words ANDed), and a wildcard (*) ends a word with any characters, on any word of a
 phrase, but only after at least four characters (NLM Tech Bull 2024 May-Jun;(458):e5); a shorter
 stem is searched as the literal word. Boolean operators are applied left to right, as PubMed does:
 parenthesise.
