@@ -1,8 +1,9 @@
 """A faithful fake of NCBI E-utilities and PubMed RSS, served over a real socket on 127.0.0.1.
 
 What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
-- esearch (XML and JSON): boolean terms with field tags, date windows (datetype crdt/edat with
-  mindate/maxdate), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
+- esearch (XML and JSON): PubMed's term syntax read against each record's XML fields
+  (tests/fakes/query.py), date windows (datetype crdt/edat/mhda with mindate/maxdate, or date
+  ranges in the term such as "2026/11/01"[mhda] : "2026/11/16"[mhda]), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
   9998), usehistory=y with WebEnv/QueryKey, PhraseNotFound in an ErrorList, QueryTranslation.
 - efetch: by id (GET or POST) and by WebEnv/query_key, PubmedArticleSet XML.
 - esummary: DocSum XML for ids.
