@@ -1,8 +1,9 @@
 """One poll: each due subscription's search (or feed), then one efetch pass for the union of the
 PMIDs the store lacks, then each subscription's matches and state committed together.
 
-Spending: one esearch per subscription, ceil(new PMIDs / batch size) efetch, each PMID fetched
-at most once per poll however many subscriptions matched it.
+Spending: one esearch per subscription (its window covers creation and MeSH dates),
+ceil(new PMIDs / batch size) efetch, each PMID fetched at most once per poll however many
+subscriptions matched it.
 """
 
 from __future__ import annotations
@@ -203,7 +204,11 @@ def _search(
             start = state.window_end - timedelta(days=overlap_days)
         else:
             start = today - timedelta(days=max(sub.schedule.lookback_days, overlap_days))
-        result = client.search(sub.query, start, today, datetype)
+        # The same window of MeSH dates too: a record that matches only through MeSH headings
+        # or publication types indexed days or weeks after its creation enters the results
+        # when it is indexed, not when it was created. Still one esearch (the term carries both
+        # windows); the store's dedupe keeps an already matched record from coming back.
+        result = client.search(sub.query, start, today, datetype, indexed_since=start)
         for message in result.errors:
             log.warning(
                 "%s: PubMed says %s (the query may match less than intended)", sub.name, message
