@@ -42,7 +42,7 @@ def test_example_config_loads_with_every_section(tmp_path: Path) -> None:
     assert sum(s.kind == "rss" for s in config.subscriptions) == 1
     assert all(s.recipients for s in config.subscriptions)
     teplizumab = config.subscription("Anti-CD3 in T1D")
-    assert "teplizumab[tiab]" in (teplizumab.query or "")
+    assert "teplizumab[tw]" in (teplizumab.query or "")
     assert config.subscription(
         "IL-2R mAbs in islet transplantation"
     ).schedule.poll_every == timedelta(days=1)

@@ -306,7 +306,7 @@ def test_golden_message(tmp_path: Path) -> None:
     check_golden("digest.eml", scrub(message))
 
 
-FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-antibodies.xml"
+FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-presentation.xml"
 
 
 def field_digest(tmp_path: Path, mail: str = ""):

@@ -10,7 +10,7 @@ from watcher.drugs import Drug, Vocabulary, looks_like_inn, shipped_drugs, vocab
 from watcher.models import AbstractSection, Article
 from watcher.sources.pubmed_xml import parse_articles
 
-FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-antibodies.xml"
+FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-presentation.xml"
 
 
 def inns(text: str, vocab: Vocabulary | None = None) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import QueryError, ResponseTooLarge, SourceError
-from watcher.sources.eutils import EUtils
+from watcher.sources.eutils import EUtils, dated_term
 from watcher.sources.eutils_answers import parse_esearch
 from watcher.sources.http import RateLimiter
 
@@ -468,3 +468,60 @@ def test_a_chunked_answer_is_cut_off_at_the_limit_while_reading(fake: FakeNCBI) 
         len(make_client(fake.base_url).http.get_conditional(fake.feed_url("big"), None, None).body)
         > 3e6
     )
+
+
+def test_indexed_since_writes_both_windows_in_one_term(fake: FakeNCBI, client: EUtils) -> None:
+    created = synthetic(1, "Old paper", edat=DAY - timedelta(days=40), mesh=("Rituximab",))
+    late = synthetic(
+        2, "Indexed late", edat=DAY - timedelta(days=40), mhda=DAY, mesh=("Rituximab",)
+    )
+    fresh = synthetic(3, "New paper", edat=DAY, mesh=("Rituximab",))
+    fake.add([created, late, fresh])
+    result = client.search('"Rituximab"[mh]', DAY - timedelta(days=3), DAY, indexed_since=DAY)
+    assert sorted(result.pmids) == [2, 3] and result.requests == 1
+    (req,) = fake.served
+    assert "datetype" not in req.params and "mindate" not in req.params
+    assert req.params["term"] == (
+        '("Rituximab"[mh]) AND (("2026/10/30"[crdt] : "2026/11/02"[crdt]) OR '
+        '("2026/11/02"[mhda] : "2026/11/02"[mhda]))'
+    )
+
+
+def test_combined_window_pages_and_splits_past_9999(fake: FakeNCBI) -> None:
+    fake.add(topic_records(100_000, 12_000, "insulin", first_day=DAY, per_day=1000))
+    # 300 older records whose MeSH date falls in the window's last days
+    fake.add(
+        synthetic(
+            200_000 + i,
+            f"insulin indexed late {i}",
+            edat=DAY - timedelta(days=100),
+            mhda=DAY + timedelta(days=10 + i % 2),
+        )
+        for i in range(300)
+    )
+    client = make_client(fake.base_url)
+    result = client.search("insulin", DAY, DAY + timedelta(days=11), indexed_since=DAY)
+    assert result.count == 12_300
+    assert len(result.pmids) == 12_300 and len(set(result.pmids)) == 12_300
+    assert all(int(s.params["retstart"]) <= 9998 for s in fake.served)
+    assert fake.count() == 3  # the whole window, then its two halves
+    fake.reset_counts()
+    paged = make_client(fake.base_url, page_size=1000)
+    last = DAY + timedelta(days=10), DAY + timedelta(days=11)
+    few = paged.search("insulin", *last, indexed_since=last[0])
+    assert len(few.pmids) == 2_300 and len(set(few.pmids)) == 2_300
+    assert [int(s.params["retstart"]) for s in fake.served] == [0, 1000, 2000]
+    assert len({s.params["WebEnv"] for s in fake.served if "WebEnv" in s.params}) <= 1
+
+
+def test_history_server_holds_the_combined_window(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add(topic_records(500, 20, "daclizumab", first_day=DAY))
+    fake.add(
+        synthetic(600 + i, f"daclizumab late {i}", edat=DAY - timedelta(days=90), mhda=DAY)
+        for i in range(5)
+    )
+    term = dated_term("daclizumab", [("crdt", DAY, DAY), ("mhda", DAY, DAY)])
+    page = client.esearch(term, None, None, retmax=0)
+    assert page.count == 25 and page.webenv
+    got = list(client.fetch_history(page.webenv, page.query_key or "1", page.count))
+    assert sorted(a.pmid for a in got) == [*range(500, 520), *range(600, 605)]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -52,6 +53,14 @@ def sync(store: Store, config, now: datetime = NOW) -> None:
     )
 
 
+def window_of(params: dict[str, str], datetype: str = "crdt") -> tuple[date, date]:
+    """The `datetype` range an esearch's term carries: ("YYYY/MM/DD"[crdt] : "YYYY/MM/DD"[crdt])."""
+    m = re.search(rf'"([\d/]+)"\[{datetype}\] : "([\d/]+)"\[{datetype}\]', params["term"])
+    assert m, params["term"]
+    lo, hi = (datetime.strptime(x, "%Y/%m/%d").date() for x in m.groups())
+    return lo, hi
+
+
 def mark_delivered(store: Store, recipient: str, pmids: list[int]) -> None:
     """As a successful digest run leaves it: the papers delivered to `recipient`."""
     digest = store.create_digest(
@@ -99,13 +108,13 @@ def test_window_uses_creation_date_with_overlap(tmp_path, fake, store) -> None:
     sync(store, config)
     client = make_client(fake.base_url)
     poll(config, store, sources_for(client, config.ncbi), NOW)
-    p = fake.served[0].params
-    assert p["datetype"] == "crdt"
-    assert p["mindate"] == f"{TODAY - timedelta(days=30):%Y/%m/%d}"  # lookback_days default
+    # lookback_days default, by creation date (and the same window of MeSH dates)
+    assert window_of(fake.served[0].params) == (TODAY - timedelta(days=30), TODAY)
+    assert "datetype" not in fake.served[0].params  # the window is in the term
     second = NOW + timedelta(days=1)
     fake.reset_counts()
     poll(config, store, sources_for(client, config.ncbi), second)
-    assert fake.served[0].params["mindate"] == f"{TODAY - timedelta(days=3):%Y/%m/%d}"
+    assert window_of(fake.served[0].params) == (TODAY - timedelta(days=3), ncbi_today(second))
 
 
 def test_late_record_dated_before_last_poll_is_caught(tmp_path, fake, store) -> None:
@@ -257,7 +266,7 @@ def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, stor
     sync(store, edited, later + timedelta(hours=1))
     fake.reset_counts()
     poll(edited, store, sources_for(client, edited.ncbi), later)
-    assert fake.served[0].params["mindate"] == f"{TODAY - timedelta(days=30):%Y/%m/%d}"
+    assert window_of(fake.served[0].params) == (TODAY - timedelta(days=30), TODAY)
     assert store.pending_papers("a@example.org", ["cd3"]) == {k(2): ["cd3"]}
 
 
@@ -328,3 +337,71 @@ def test_an_unreachable_ncbi_is_asked_once_per_poll(tmp_path, store) -> None:
     assert [o.name for o in report.failed] == ["a", "b"]
     assert client.counters.requests == 2  # a's two tries; b was not tried
     assert "cannot connect to 127.0.0.1" in (report.failed[1].error or "")
+
+
+MESH_ONLY = '"CD3 Complex"[mh] AND "Antibodies, Monoclonal"[mh]'
+
+
+def unindexed(pmid: int, created: date, words: str = "a new antibody"):
+    """A record as PubMed first holds it: no MeSH headings yet."""
+    return synthetic(pmid, f"Paper {pmid} on {words}", edat=created, abstract="A trial.")
+
+
+def indexed(pmid: int, created: date, on: date, words: str = "a new antibody"):
+    """The same record after indexers gave it MeSH headings on `on`."""
+    return synthetic(
+        pmid,
+        f"Paper {pmid} on {words}",
+        edat=created,
+        mhda=on,
+        abstract="A trial.",
+        mesh=("Diabetes Mellitus, Type 1", "CD3 Complex", "Antibodies, Monoclonal, Humanized"),
+    )
+
+
+def test_a_record_indexed_ten_days_after_creation_reaches_the_next_digest_once(
+    tmp_path, fake, store
+) -> None:
+    config = setup(tmp_path, fake, sub("cd3", MESH_ONLY.replace('"', '\\"')))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    created = TODAY
+    fake.add([unindexed(7, created)])
+    days = [NOW + timedelta(days=d) for d in range(13)]
+    for now in days[:10]:  # daily polls while the record waits for indexing
+        assert poll(config, store, sources_for(client, config.ncbi), now).new_matches == 0
+    assert store.pending_papers("a@example.org", ["cd3"]) == {}
+
+    fake.add([indexed(7, created, on=created + timedelta(days=10))])
+    fake.reset_counts()
+    report = poll(config, store, sources_for(client, config.ncbi), days[10])
+    # long past the creation-date window (3 days of overlap), caught by its MeSH date
+    assert window_of(fake.served[0].params)[0] > created
+    assert report.new_matches == 1
+    assert fake.count("esearch") == 1 and fake.count("efetch") == 1 and fake.count() == 2
+    assert store.pending_papers("a@example.org", ["cd3"]) == {k(7): ["cd3"]}
+    mark_delivered(store, "a@example.org", [7])
+
+    for now in days[11:]:  # still inside the MeSH-date window: found again, not news again
+        fake.reset_counts()
+        assert poll(config, store, sources_for(client, config.ncbi), now).new_matches == 0
+        assert fake.count() == 1  # one esearch, nothing fetched
+    assert store.pending_papers("a@example.org", ["cd3"]) == {}
+
+
+def test_a_delivered_record_indexed_later_is_not_announced_again(tmp_path, fake, store) -> None:
+    query = f"({MESH_ONLY}) OR teplizumab[tiab]".replace('"', '\\"')
+    config = setup(tmp_path, fake, sub("cd3", query))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    fake.add([unindexed(8, TODAY, "teplizumab")])
+    assert poll(config, store, sources_for(client, config.ncbi), NOW).new_matches == 1
+    mark_delivered(store, "a@example.org", [8])
+
+    fake.add([indexed(8, TODAY, on=TODAY + timedelta(days=12), words="teplizumab")])
+    fake.reset_counts()
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=12))
+    assert sum(o.found for o in report.outcomes) == 1  # it is in the results again...
+    assert report.new_matches == 0  # ...and not news
+    assert fake.count("efetch") == 0
+    assert store.pending_papers("a@example.org", ["cd3"]) == {}

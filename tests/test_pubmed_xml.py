@@ -198,7 +198,7 @@ def test_memory_stays_bounded_on_a_large_file(corpus: Path) -> None:
     assert peak < 8 * 1024 * 1024, peak
 
 
-FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-antibodies.xml"
+FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-presentation.xml"
 
 
 def field_records() -> dict:

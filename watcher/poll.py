@@ -1,8 +1,9 @@
 """One poll: each due subscription's search (or feed), then one efetch pass for the union of the
 PMIDs the store lacks, then each subscription's matches and state committed together.
 
-Spending: one esearch per subscription, ceil(new PMIDs / batch size) efetch, each PMID fetched
-at most once per poll however many subscriptions matched it.
+Spending: one esearch per subscription (its window covers creation and MeSH dates),
+ceil(new PMIDs / batch size) efetch, each PMID fetched at most once per poll however many
+subscriptions matched it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A faithful fake of NCBI E-utilities and PubMed RSS, served over a real socket on 127.0.0.1.
 
 What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
-- esearch (XML and JSON): boolean terms with field tags, date windows (datetype crdt/edat with
-  mindate/maxdate), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
+- esearch (XML and JSON): PubMed's term syntax read against each record's XML fields
+  (tests/fakes/query.py), date windows (datetype crdt/edat/mhda with mindate/maxdate, or date
+  ranges in the term such as "2026/11/01"[mhda] : "2026/11/16"[mhda]), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
   9998), usehistory=y with WebEnv/QueryKey, PhraseNotFound in an ErrorList, QueryTranslation.
 - efetch: by id (GET or POST) and by WebEnv/query_key, PubmedArticleSet XML.
 - esummary: DocSum XML for ids.
@@ -33,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
+
+from .query import Indexed, compile_term, index
 
 ESEARCH_CAP = 9999
 RATE_LIMIT_BODY = (
@@ -69,6 +72,17 @@ class FakeRecord:
     text: str  # lowercased searchable text: title, abstract, MeSH, keywords
     title: str = ""
     doi: str | None = None
+    # MeSH date: when MeSH headings were added (PubStatus "medline"); until then PubMed sets it
+    # to the Entrez date.
+    mhda: date | None = None
+    _index: Indexed | None = field(default=None, repr=False, compare=False)
+
+    def indexed(self) -> Indexed:
+        """The record's searchable fields, read once from its XML."""
+        if self._index is None:
+            dates = {"crdt": self.crdt, "edat": self.edat, "mhda": self.mhda or self.edat}
+            self._index = index(self.xml, self.text, dates)
+        return self._index
 
 
 @dataclass
@@ -203,15 +217,20 @@ class FakeNCBI:
     def search(
         self, term: str, datetype: str, mindate: date | None, maxdate: date | None
     ) -> tuple[list[int], list[str]]:
-        """PMIDs matching `term` in the window, newest first, and the phrases found nowhere."""
-        matcher, phrases = _compile(term)
-        missing = [p for p in phrases if not any(p in r.text for r in self.records.values())]
+        """PMIDs matching `term` in the window, newest first, and the phrases found nowhere.
+
+        The term may carry its own date ranges ("2026/11/01"[crdt] : "2026/11/16"[crdt]); the
+        datetype/mindate/maxdate window, when given, applies on top of them.
+        """
+        query = compile_term(term)
+        records = list(self.records.values())
+        missing = [text for text, m in query.terms if not any(m(r.indexed()) for r in records)]
         hits = []
-        for r in self.records.values():
-            when = r.crdt if datetype == "crdt" else r.edat
+        for r in records:
+            when = r.indexed().dates.get(datetype, r.edat)
             if (mindate and when < mindate) or (maxdate and when > maxdate):
                 continue
-            if matcher(r.text):
+            if query.match(r.indexed()):
                 hits.append(r)
         hits.sort(key=lambda r: (r.edat, r.pmid), reverse=True)
         return [r.pmid for r in hits], missing
@@ -555,60 +574,3 @@ def _day(text: str | None) -> date | None:
     if not parts:
         return None
     return date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
-
-
-# A small boolean query language: terms or "quoted phrases" with optional [field] tags,
-# AND / OR / NOT and parentheses. Matching is substring search in the record's text.
-
-_TOKEN = re.compile(r'\s*(\(|\)|"[^"]*"(?:\[[^\]]*\])?|[^\s()"]+)')
-
-
-def _compile(term: str):  # type: ignore[no-untyped-def]
-    tokens = [t for t in _TOKEN.findall(term) if t.strip()]
-    phrases: list[str] = []
-    pos = 0
-
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def expr():  # type: ignore[no-untyped-def]
-        left = conj()
-        while peek() is not None and peek().upper() == "OR":  # type: ignore[union-attr]
-            take()
-            right = conj()
-            left = (lambda a, b: lambda t: a(t) or b(t))(left, right)
-        return left
-
-    def conj():  # type: ignore[no-untyped-def]
-        left = atom()
-        while peek() is not None and peek() != ")" and peek().upper() != "OR":  # type: ignore[union-attr]
-            op = peek().upper()  # type: ignore[union-attr]
-            if op in ("AND", "NOT"):
-                take()
-            right = atom()
-            if op == "NOT":
-                left = (lambda a, b: lambda t: a(t) and not b(t))(left, right)
-            else:
-                left = (lambda a, b: lambda t: a(t) and b(t))(left, right)
-        return left
-
-    def atom():  # type: ignore[no-untyped-def]
-        tok = take()
-        if tok == "(":
-            inner = expr()
-            if peek() == ")":
-                take()
-            return inner
-        phrase = re.sub(r"\[[^\]]*\]$", "", tok).strip('"').lower()
-        phrase = phrase.rstrip("*")
-        phrases.append(phrase)
-        return lambda t: phrase in t
-
-    if not tokens:
-        return (lambda t: False), []
-    return expr(), phrases

@@ -70,6 +70,8 @@ def ncbi_today(now: datetime) -> date:
 # A batch holding unreadable records is halved until each is alone; the halving may cost at most
 # this many times 2·log2(batch) extra requests (enough to isolate this many bad records).
 _ISOLATE_AT_MOST = 4
+# A date range of one date type, inclusive: ("crdt", first day, last day).
+DateRange = tuple[str, date, date]
 
 __all__ = [
     "ESEARCH_CAP",
@@ -160,12 +162,19 @@ class EUtils:
         datetype: str = "crdt",
         *,
         ids: bool = True,
+        indexed_since: date | None = None,
     ) -> SearchResult:
         """Every PMID matching `term` in the date window (inclusive, NCBI's US Eastern days).
 
         Windows over ESEARCH_CAP results are halved by date until each fits; a single day that
         still overflows keeps its first 9,999 PMIDs and says so in the warnings.
+
+        With `indexed_since`, records given MeSH headings from that day to `maxdate` are found
+        too, whatever their creation date, in the same esearch (see `dated_term`).
         """
+        if indexed_since is not None and mindate is not None and maxdate is not None:
+            ranges = [(datetype, mindate, maxdate), ("mhda", indexed_since, maxdate)]
+            return self._search_ranges(term, ranges, ids)
         before = self.counters.requests
         first = self.esearch(term, mindate, maxdate, datetype, retmax=self.page_size if ids else 0)
         pmids = list(first.pmids)
@@ -187,6 +196,56 @@ class EUtils:
             warnings=warnings,
             requests=self.counters.requests - before,
         )
+
+    def _search_ranges(self, term: str, ranges: list[DateRange], ids: bool) -> SearchResult:
+        before = self.counters.requests
+        combined = dated_term(term, ranges)
+        first = self.esearch(combined, None, None, retmax=self.page_size if ids else 0)
+        pmids = list(first.pmids)
+        warnings = list(first.warnings)
+        if ids and first.count > len(first.pmids):
+            if first.count <= ESEARCH_CAP:
+                pmids += self._pages(combined, None, None, "", first.count, len(pmids))
+            else:
+                pmids = self._split_ranges(term, ranges, warnings, first)
+        return SearchResult(
+            count=first.count,
+            pmids=list(dict.fromkeys(pmids)),
+            query_translation=first.query_translation,
+            errors=first.errors,
+            warnings=warnings,
+            requests=self.counters.requests - before,
+        )
+
+    def _split_ranges(
+        self,
+        term: str,
+        ranges: list[DateRange],
+        warnings: list[str],
+        page: SearchPage | None = None,
+    ) -> list[int]:
+        """As `_split`, for windows written in the term: each half keeps the part of every
+        range that falls in it, so a record is in at least one half whichever date put it in."""
+        combined = dated_term(term, ranges)
+        if page is None:
+            page = self.esearch(combined, None, None, retmax=self.page_size)
+        if page.count <= ESEARCH_CAP:
+            return page.pmids + self._pages(combined, None, None, "", page.count, len(page.pmids))
+        lo, hi = min(r[1] for r in ranges), max(r[2] for r in ranges)
+        if lo >= hi:
+            warnings.append(
+                f"{page.count} results on {lo:%Y/%m/%d} alone; PubMed returns only "
+                f"the first {ESEARCH_CAP} of one day"
+            )
+            return page.pmids + self._pages(combined, None, None, "", ESEARCH_CAP, len(page.pmids))
+        mid = lo + (hi - lo) // 2
+        log.info("esearch window %s..%s holds %d results: splitting", lo, hi, page.count)
+        out: list[int] = []
+        for a, b in ((lo, mid), (mid + timedelta(days=1), hi)):
+            part = [(t, max(x, a), min(y, b)) for t, x, y in ranges if x <= b and y >= a]
+            if part:
+                out += self._split_ranges(term, part, warnings)
+        return out
 
     def _pages(
         self,
@@ -388,6 +447,17 @@ class EUtils:
                 raise RetryableError(str(exc)) from None
 
         return self.http.call(self.base_url + endpoint, check, params=data, post=post)
+
+
+def dated_term(term: str, ranges: Sequence[DateRange]) -> str:
+    """`term` limited to records whose date of any of `ranges`' types falls in its range.
+
+    E-utilities' datetype takes one date type, so a window over two (creation date OR MeSH
+    date) is written in the term with PubMed's range syntax, "2026/11/01"[crdt] :
+    "2026/11/16"[crdt] (https://pubmed.ncbi.nlm.nih.gov/help/#searching-by-date).
+    """
+    windows = " OR ".join(f'("{lo:%Y/%m/%d}"[{t}] : "{hi:%Y/%m/%d}"[{t}])' for t, lo, hi in ranges)
+    return f"({term}) AND ({windows})"
 
 
 def _efetch_parser(on_error: ErrorSink | None) -> Callable[[bytes], list[Article]]:

@@ -34,7 +34,11 @@ class PubmedSearch:
             start = state.window_end - timedelta(days=self.overlap_days)
         else:
             start = today - timedelta(days=max(sub.schedule.lookback_days, self.overlap_days))
-        result = self.client.search(sub.query, start, today, self.datetype)
+        # The same window of MeSH dates too: a record that matches only through MeSH headings
+        # or publication types indexed days or weeks after its creation enters the results
+        # when it is indexed, not when it was created. Still one esearch (the term carries both
+        # windows); the store's dedupe keeps an already matched record from coming back.
+        result = self.client.search(sub.query, start, today, self.datetype, indexed_since=start)
         for message in result.errors:
             log.warning(
                 "%s: PubMed says %s (the query may match less than intended)", sub.name, message
