@@ -501,8 +501,10 @@ def write_dry_run(
     config: Config, store: Any, out: Path, now: datetime, renderer: Renderer | None = None
 ) -> list[Path]:
     """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
+    from watcher.paths import private_dir, write_private
+
     renderer = renderer or Renderer(config.mail.templates)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     written = []
     for key, subs in config.schedules.items():
         for rcpt in recipients_of(subs):
@@ -510,7 +512,7 @@ def write_dry_run(
             if digest is None:
                 continue
             stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
-            (out / f"{stem}.eml").write_bytes(digest.message)
-            (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
+            write_private(out / f"{stem}.eml", digest.message)
+            write_private(out / f"{stem}.html", digest.rendered.html.encode("utf-8"))
             written.append(out / f"{stem}.eml")
     return written

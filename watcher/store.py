@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib import resources
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -28,7 +30,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
+from watcher.locks import KeyLocks
 from watcher.models import Article
+from watcher.paths import open_private, tighten
 from watcher.schema import (
     ArticleRow,
     DeliveryRow,
@@ -82,6 +86,13 @@ class Store:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._upsert_sql: tuple[str, Sequence[str] | None] | None = None
+        self.sqlite_path = sqlite_path(engine)
+        # A SQLite store's per-recipient and per-subscription locks (see advisory_locks).
+        self._file_locks = (
+            KeyLocks(self.sqlite_path.with_name(self.sqlite_path.name + ".locks"))
+            if self.sqlite_path is not None
+            else None
+        )
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -93,6 +104,8 @@ class Store:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
+        if store.sqlite_path is not None:
+            _private_sqlite_files(store.sqlite_path)
         try:
             store.migrate()
         except SQLAlchemyError as exc:
@@ -538,16 +551,38 @@ class Store:
 
     @contextmanager
     def advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
-        """Take what it can of `keys` as PostgreSQL session advisory locks, on one connection,
-        for the duration of the block; yields the keys it holds.
+        """Take what it can of `keys`, without waiting, for the duration of the block; yields
+        the keys it holds. Another process holding a key keeps it: the caller skips that work.
 
-        Two daemons on one PostgreSQL store thereby never poll the same subscription or mail
-        the same recipient at once. On SQLite one process owns the store (see daemon.py), so
-        every key is granted.
+        Two processes on one store thereby never poll the same subscription or mail the same
+        recipient at once, whatever their commands (`watcher run`, `watcher digest`). PostgreSQL:
+        session advisory locks on one connection. SQLite: an flock'd file per key beside the
+        database (watcher/locks.py). An in-memory SQLite store has one process: all granted.
         """
-        if self.dialect != "postgresql":
+        if self.dialect == "postgresql":
+            with self._pg_advisory_locks(keys) as held:
+                yield held
+            return
+        if self._file_locks is None:
             yield set(keys)
             return
+        files: dict[str, int] = {}
+        try:
+            for k in keys:
+                fd = self._file_locks.try_acquire(k)
+                if fd is not None:
+                    files[k] = fd
+            yield set(files)
+        finally:
+            for fd in files.values():
+                self._file_locks.release(fd)
+
+    def lock_holder(self, key: str) -> str | None:
+        """Who holds `key`, where the store can tell ("pid 1234" on SQLite), for messages."""
+        return self._file_locks.holder(key) if self._file_locks is not None else None
+
+    @contextmanager
+    def _pg_advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
         with self.engine.connect() as conn:
             held = {
                 k
@@ -599,6 +634,27 @@ def _stamped_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine; None for other dialects and in-memory stores."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).absolute()
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The store file exists owner-only (0600) before SQLite first opens it: SQLite gives its
+    -wal and -shm files the database file's permissions, so they follow. A store written by an
+    older version is tightened, with any -wal/-shm already beside it."""
+    if not path.parent.is_dir():
+        return  # SQLite's own error ("unable to open database file") says it better
+    os.close(open_private(path, os.O_RDWR | os.O_CREAT))
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
