@@ -329,6 +329,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
     )
     for failure in report.failed:
         print(f"  not delivered: {failure}")
+    for rcpt in report.skipped_busy:
+        print(f"  skipped {rcpt}: another watcher process was mailing them")
     return 1 if report.failed else 0
 
 

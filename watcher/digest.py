@@ -355,6 +355,7 @@ class DigestReport:
     pending: int = 0
     failed: list[str] = field(default_factory=list)  # "recipient: error"
     skipped_empty: int = 0
+    skipped_busy: list[str] = field(default_factory=list)  # recipients another process had
 
 
 def recipients_of(subs: Iterable[Subscription]) -> list[str]:
@@ -381,14 +382,30 @@ def send_digests(
     for key in keys:
         subs = groups.get(key, [])
         for rcpt in recipients_of(subs):
-            # One process per recipient at a time (PostgreSQL advisory lock): with two daemons
-            # on one store, the other skips this recipient instead of mailing them twice.
-            with store.advisory_locks([f"digest:{rcpt}"]) as held:
+            # One process per recipient at a time, from choosing the papers to the server's
+            # answer: a second process (another daemon, `watcher digest` beside `watcher run`)
+            # skips this recipient instead of composing or resending their digest.
+            lock = f"digest:{rcpt}"
+            with store.advisory_locks([lock]) as held:
                 if held:
                     _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
+                else:
+                    _skip_busy(store, lock, rcpt, report)
         store.set_digest_run(schedule_key(*key), now)
     report.pending = len(store.pending_digests(everyone))
     return report
+
+
+def _skip_busy(store: Any, lock: str, rcpt: str, report: DigestReport) -> None:
+    holder = store.lock_holder(lock)
+    log.warning(
+        "digest to %s skipped: another watcher process%s is mailing them right now; "
+        "it sends what is due",
+        rcpt,
+        f" ({holder})" if holder else "",
+        extra={"fields": {"event": "digest_skipped", "recipient": rcpt, "reason": "locked"}},
+    )
+    report.skipped_busy.append(rcpt)
 
 
 @dataclass(frozen=True)
