@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     cast,
     create_engine,
+    delete,
     event,
     func,
     inspect,
@@ -35,6 +36,7 @@ from watcher.models import Article
 from watcher.paths import open_private, tighten
 from watcher.schema import (
     ArticleRow,
+    AwaitedRecordRow,
     DeliveryRow,
     DigestItemRow,
     DigestRow,
@@ -48,7 +50,7 @@ from watcher.schema import (
 log = logging.getLogger(__name__)
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -69,6 +71,19 @@ class PollState:
     etag: str | None
     last_modified: str | None
     backfill_done: date | None
+
+
+@dataclass(frozen=True)
+class AwaitedRecord:
+    """A PMID matched for delivery whose record the store lacks. attempts is 0 (and the times
+    None) for one no poll has asked NCBI for yet."""
+
+    pmid: int
+    subscriptions: tuple[str, ...]
+    attempts: int = 0
+    first_missing_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,90 @@ class Store:
                 for pmid, record in conn.execute(query):
                     out[pmid] = Article.from_json(record)
         return out
+
+    # Records owed: matched for delivery, not (yet) stored
+
+    def awaited_records(self, subscriptions: Sequence[str]) -> dict[int, AwaitedRecord]:
+        """PMIDs some of `subscriptions` matched for delivery whose record the store lacks,
+        with what the polls that asked NCBI for them recorded."""
+        owed = (
+            select(MatchRow.pmid, MatchRow.subscription)
+            .outerjoin(ArticleRow, ArticleRow.pmid == MatchRow.pmid)
+            .where(
+                MatchRow.deliver.is_(True),
+                MatchRow.subscription.in_(list(subscriptions)),
+                ArticleRow.pmid.is_(None),
+            )
+            .order_by(MatchRow.pmid, MatchRow.subscription)
+        )
+        subs: dict[int, list[str]] = {}
+        with self.engine.connect() as conn:
+            for pmid, sub in conn.execute(owed):
+                subs.setdefault(pmid, []).append(sub)
+            rows = {
+                r.pmid: r
+                for chunk in _chunks(list(subs), _CHUNK)
+                for r in conn.execute(
+                    select(AwaitedRecordRow).where(AwaitedRecordRow.pmid.in_(chunk))
+                )
+            }
+        out = {}
+        for pmid, names in subs.items():
+            r = rows.get(pmid)
+            out[pmid] = (
+                AwaitedRecord(
+                    pmid, tuple(names), r.attempts, r.first_missing_at, r.last_attempt_at, r.reason
+                )
+                if r is not None
+                else AwaitedRecord(pmid, tuple(names))
+            )
+        return out
+
+    def record_attempts(self, pmids: Iterable[int]) -> dict[int, tuple[int, datetime, datetime]]:
+        """PMID → (attempts, first miss, last attempt) for those of `pmids` NCBI did not give
+        before."""
+        ids = list(dict.fromkeys(pmids))
+        out: dict[int, tuple[int, datetime, datetime]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, _CHUNK):
+                query = select(
+                    AwaitedRecordRow.pmid,
+                    AwaitedRecordRow.attempts,
+                    AwaitedRecordRow.first_missing_at,
+                    AwaitedRecordRow.last_attempt_at,
+                ).where(AwaitedRecordRow.pmid.in_(chunk))
+                for pmid, attempts, first, last in conn.execute(query):
+                    out[pmid] = (attempts, first, last)
+        return out
+
+    def record_missing(self, reasons: dict[int, str], now: datetime) -> None:
+        """One more unsuccessful attempt at each PMID's record, with why."""
+        if not reasons:
+            return
+        table = AwaitedRecordRow.__table__
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["pmid"],
+            set_={
+                "attempts": table.c.attempts + 1,
+                "last_attempt_at": stmt.excluded.last_attempt_at,
+                "reason": stmt.excluded.reason,
+            },
+        )
+        rows = [
+            dict(pmid=p, first_missing_at=now, last_attempt_at=now, attempts=1, reason=r[:500])
+            for p, r in reasons.items()
+        ]
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows, _CHUNK):
+                conn.execute(stmt, list(chunk))
+
+    def forget_missing(self, pmids: Iterable[int]) -> None:
+        """These records arrived: nothing is awaited for them any more."""
+        ids = list(dict.fromkeys(pmids))
+        with self.engine.begin() as conn:
+            for chunk in _chunks(ids, _CHUNK):
+                conn.execute(delete(AwaitedRecordRow).where(AwaitedRecordRow.pmid.in_(chunk)))
 
     def count_articles(self) -> int:
         with self.engine.connect() as conn:
@@ -355,11 +454,14 @@ class Store:
 
     # Digests
 
-    def pending_papers(self, recipient: str, subscriptions: Sequence[str]) -> dict[int, list[str]]:
+    def pending_papers(
+        self, recipient: str, subscriptions: Sequence[str], *, stored: bool = True
+    ) -> dict[int, list[str]]:
         """Papers due to `recipient` from `subscriptions`: PMID → the matching subscriptions.
 
         Due means: matched for delivery after the recipient joined that subscription, stored,
-        not yet delivered to them, and not waiting in one of their pending digests.
+        not yet delivered to them, and not waiting in one of their pending digests. With
+        stored=False: the papers that would be due but whose record the store still awaits.
         """
         rcpt = recipient.lower()
         in_pending = (
@@ -374,11 +476,12 @@ class Store:
                 (SubscriberRow.subscription == MatchRow.subscription)
                 & (SubscriberRow.recipient == rcpt),
             )
-            .join(ArticleRow, ArticleRow.pmid == MatchRow.pmid)
+            .outerjoin(ArticleRow, ArticleRow.pmid == MatchRow.pmid)
             .outerjoin(
                 DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.pmid == MatchRow.pmid)
             )
             .where(
+                ArticleRow.pmid.is_not(None) if stored else ArticleRow.pmid.is_(None),
                 MatchRow.deliver.is_(True),
                 MatchRow.matched_at >= SubscriberRow.since,
                 MatchRow.subscription.in_(list(subscriptions)),
@@ -393,8 +496,9 @@ class Store:
                 papers.setdefault(pmid, []).append(sub)
         return papers
 
-    def undelivered_counts(self) -> dict[str, int]:
-        """Per recipient, how many papers await delivery (in any subscription they follow)."""
+    def undelivered_counts(self, *, stored: bool = True) -> dict[str, int]:
+        """Per recipient, how many papers await delivery (in any subscription they follow); with
+        stored=False, how many more await their record from NCBI first."""
         out: dict[str, int] = {}
         with self.engine.connect() as conn:
             recipients = conn.execute(select(SubscriberRow.recipient, SubscriberRow.subscription))
@@ -402,7 +506,7 @@ class Store:
             for rcpt, sub in recipients:
                 by_rcpt.setdefault(rcpt, []).append(sub)
         for rcpt, subs in by_rcpt.items():
-            out[rcpt] = len(self.pending_papers(rcpt, subs))
+            out[rcpt] = len(self.pending_papers(rcpt, subs, stored=stored))
         return out
 
     def create_digest(

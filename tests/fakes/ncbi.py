@@ -90,6 +90,8 @@ class FakeNCBI:
     feeds: dict[str, list[int]] = field(default_factory=dict)
     served: list[Served] = field(default_factory=list)
     too_many: int = 0
+    # Found by esearch, left out of efetch answers (deleted or not yet released records).
+    withheld: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = {}
@@ -367,7 +369,11 @@ class _Handler(BaseHTTPRequestHandler):
         ids = self._ids(p)
         if ids is None:
             return 200, _error_xml("eFetchResult", "Unable to obtain query #1"), "text/xml", {}
-        records = [self.ncbi.records[i].xml for i in ids if i in self.ncbi.records]
+        records = [
+            self.ncbi.records[i].xml
+            for i in ids
+            if i in self.ncbi.records and i not in self.ncbi.withheld
+        ]
         body = ARTICLE_SET_HEAD + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
         return 200, body, "text/xml", {}
 
