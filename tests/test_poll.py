@@ -373,3 +373,17 @@ def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
     fake.withheld.clear()
     store.upsert_articles(list(client.fetch([9])), NOW)
     assert store.pending_papers("a@example.org", ["d"]) == {9: ["d"]}
+
+
+def test_owed_records_are_not_asked_for_while_ncbi_does_not_answer(tmp_path, store) -> None:
+    from .fakes.smtp import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/entrez/eutils/"
+    config = load_config(write_config(tmp_path, dead, sub("a", "x")))
+    sync(store, config)
+    store.commit_poll("a", [7], source="esearch", deliver=True, now=NOW, window_end=None, found=1)
+    client = make_client(dead, retries=1)
+    report = poll(config, store, client, NOW + timedelta(hours=1))
+    assert [o.name for o in report.failed] == ["a"]
+    assert client.counters.requests == 2  # the search's two tries, no efetch after them
+    assert store.awaited_records(["a"])[7].attempts == 0  # not counted against the record

@@ -12,6 +12,7 @@ from watcher.schema import ArticleRow
 from watcher.store import Store, migrate
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+T1 = timedelta(minutes=20)
 
 
 def article(pmid: int, title: str = "A trial", **kw) -> Article:
@@ -244,3 +245,28 @@ def test_unchanged_record_keeps_its_last_updated(store: Store) -> None:
     with store.session() as s:
         row = s.get(ArticleRow, 9)
         assert row is not None and row.last_updated == T0
+
+
+def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -> None:
+    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    later = T0 + timedelta(hours=1)
+    store.commit_poll(
+        "s", [1, 2], source="esearch", deliver=True, now=later, window_end=None, found=2
+    )
+    store.commit_poll(
+        "b", [3], source="baseline", deliver=False, now=later, window_end=None, found=1
+    )
+    store.upsert_articles([article(1)], later)
+    assert list(store.awaited_records(["s", "b"])) == [2]  # a baseline owes nothing
+    assert store.awaited_records(["s"])[2].attempts == 0
+    store.record_missing({2: "not in NCBI's efetch answer"}, later)
+    store.record_missing({2: "record 1 (PMID 2) skipped: no Article element"}, later + T1)
+    owed = store.awaited_records(["s"])[2]
+    assert (owed.attempts, owed.first_missing_at, owed.last_attempt_at) == (2, later, later + T1)
+    assert owed.reason == "record 1 (PMID 2) skipped: no Article element"
+    assert store.record_attempts([1, 2]) == {2: (2, later, later + T1)}
+    assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
+    store.upsert_articles([article(2)], later + T1)
+    store.forget_missing([2])
+    assert store.awaited_records(["s"]) == {} and store.record_attempts([2]) == {}
+    assert set(store.pending_papers("a@example.org", ["s"])) == {1, 2}

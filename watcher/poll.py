@@ -128,7 +128,9 @@ def poll(
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
 
-    owed = store.awaited_records([s.name for s in subs])
+    # Records owed by earlier polls are asked for too, unless NCBI did not answer at all.
+    ncbi_down = urlsplit(config.ncbi.base_url).netloc in down
+    owed = {} if ncbi_down else store.awaited_records([s.name for s in subs])
     failed_pmids = _fetch_missing(found, owed, store, client, now, report)
 
     for f in found:
