@@ -42,12 +42,13 @@ def private_dir(path: Path) -> Path:
 
 def tighten(path: Path, mode: int = PRIVATE_FILE) -> None:
     """Take group and other permissions off an existing file or folder of ours (one written
-    before this rule, or by SQLite); a missing one is left missing."""
+    before this rule, or by SQLite); a missing one, or one owned by someone else, is left as
+    it is."""
     try:
         current = path.stat().st_mode & 0o777
         if current & ~mode:
             path.chmod(current & mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):
         pass
 
 

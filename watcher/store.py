@@ -756,8 +756,14 @@ def _private_sqlite_files(path: Path) -> None:
     older version is tightened, with any -wal/-shm already beside it."""
     if not path.parent.is_dir():
         return  # SQLite's own error ("unable to open database file") says it better
-    os.close(open_private(path, os.O_RDWR | os.O_CREAT))
-    for suffix in ("-wal", "-shm", "-journal"):
+    if not path.exists():
+        try:
+            os.close(open_private(path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass  # another process created it at the same moment, owner-only too
+        except OSError:
+            return  # a folder we may not write to: SQLite's own error says it better
+    for suffix in ("", "-wal", "-shm", "-journal"):
         tighten(path.with_name(path.name + suffix))
 
 
