@@ -37,9 +37,13 @@ def daemons() -> Iterator[list[Daemon]]:
 
 @pytest.fixture
 def slow_smtp() -> Iterator[SmtpServer]:
+    """Slow to answer DATA, and the first DATA waits until the test releases it: the second
+    process then runs entirely while the first is mid-send, however loaded the machine."""
     server = SmtpServer().start()
-    server.handler.data_delay = (2.0, 2.5)
+    server.handler.data_delay = (0.5, 1.0)
+    server.handler.hold = {1}
     yield server
+    server.handler.release.set()
     server.stop()
 
 
@@ -51,6 +55,8 @@ def polled(tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer, store_url: str, cro
         for i in range(5)
     )
     cfg = config(tmp_path, fake, smtp, cron, store=store_url)
+    # The held DATA must not time out the client while the other process runs.
+    cfg.write_text(cfg.read_text().replace("timeout = 5\n", "timeout = 60\n"))
     loaded = load_config(cfg)
     store = Store.open(loaded.store_url)
     now = datetime.now(UTC)
@@ -89,10 +95,12 @@ def test_two_digest_commands_at_once_mail_each_paper_once(
 ) -> None:
     cfg = polled(tmp_path, fake, slow_smtp, store_url, "0 7 * * mon")
     first = digest_process(cfg)
-    # The second starts while the first is choosing papers or waiting on the slow server.
+    # The second runs while the first waits on the server's answer to its first DATA.
     until(lambda: slow_smtp.handler.data_started >= 1, 30, lambda: "the first never sent")
     second = digest_process(cfg)
-    outputs = [p.communicate(timeout=60)[0] for p in (first, second)]
+    second_out = second.communicate(timeout=60)[0]
+    slow_smtp.handler.release.set()
+    outputs = [first.communicate(timeout=60)[0], second_out]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
     mailed = pmids_mailed(slow_smtp)
     assert mailed == {r: [700, 701, 702, 703, 704] for r in RECIPIENTS}, outputs
@@ -114,6 +122,7 @@ def test_digest_command_beside_a_sending_daemon_mails_each_paper_once(
     # ...when someone runs `watcher digest` by hand.
     by_hand = digest_process(cfg)
     out = by_hand.communicate(timeout=60)[0]
+    slow_smtp.handler.release.set()
     assert by_hand.returncode == 0, out
     until(lambda: len(slow_smtp.received) >= 2, 30, d.log)
     time.sleep(3)  # more digest times pass in the daemon: nothing is left to send
