@@ -81,7 +81,9 @@ def run(days: int) -> dict[str, float]:
         [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
         start - timedelta(days=1),
     )
-    client = EUtils.from_config(config.ncbi)  # NCBI's own limit: 3 requests/s without a key
+    clock = [start]  # the simulated day's poll time, the client's clock too
+    # NCBI's own limit: 3 requests/s without a key
+    client = EUtils.from_config(config.ncbi, clock=lambda: clock[0])
     schedule = papers_by_day(days, start)
     matches = 0
     polls_with_news = 0
@@ -90,7 +92,8 @@ def run(days: int) -> dict[str, float]:
         fake.add(rec for rec, _ in schedule[day])
         matches += sum(len(t) for _, t in schedule[day])
         polls_with_news += len({t for _, ts in schedule[day] for t in ts})
-        report = poll(config, store, client, start + timedelta(days=day, hours=1))
+        clock[0] = start + timedelta(days=day, hours=1)
+        report = poll(config, store, client, clock[0])
         assert not report.failed, report.failed
     wall = time.monotonic() - began
     fake.stop()

@@ -106,6 +106,12 @@ def demo_records(today) -> list:
                 ),
             )
         )
+    # The field's landmark trials and its distractors (synthesised in PubMed's schema, see
+    # tests/fixtures/field/PROVENANCE.md), shown as if just added.
+    records += from_file(
+        REPO / "tests" / "fixtures" / "field" / "t1d-antibodies.xml",
+        edat=today - timedelta(days=1),
+    )
     # A real record too (rituximab in the abstract), exactly as NCBI served it.
     records += from_file(
         REPO / "tests" / "fixtures" / "efetch" / "metapub-39077977.xml",

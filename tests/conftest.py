@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ def make_client(base_url: str, **kw: Any) -> EUtils:
         backoff=0.001,
         timeout=5,
         retries=4,
+        clock=lambda: datetime.now(UTC),
     )
     options.update(kw)
     return EUtils(**options)

@@ -114,7 +114,7 @@ def test_status_shows_papers_awaiting_their_record(tmp_path: Path, fake, capsys)
     assert main(["-c", str(cfg), "status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["recipients"] == [
-        {"address": "a@example.org", "undelivered": 1, "awaiting_record": 1}
+        {"address": "a@example.org", "undelivered": 1, "awaiting_record": 1, "digests": []}
     ]
     [owed] = data["awaiting_records"]
     assert owed["pmid"] == 42 and owed["subscriptions"] == ["t"] and owed["attempts"] == 1
@@ -252,7 +252,7 @@ def test_readme_reference_names_every_key_of_the_example_config() -> None:
     example = (REPO / "config.example.toml").read_text()
     uncommented = tomllib.loads(example)
     commented = tomllib.loads(
-        re.sub(r"^# (\w+ = )", r"\1", example, flags=re.M).replace("# [mail.smtp]", "[mail.smtp]")
+        re.sub(r"^# (\w+ = |\[\[?\w+(?:\.\w+)?\]\]?$)", r"\1", example, flags=re.M)
     )
     for source in (uncommented, commented):
         for table, values in source.items():
@@ -325,3 +325,119 @@ def test_a_store_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None
 def test_debug_log_level_shows_the_traceback(tmp_path: Path) -> None:
     code, _, err = run("--log-level", "debug", "-c", str(tmp_path / "missing.toml"), "check")
     assert code == 2 and "Traceback" in err and "no such file" in err
+
+
+def test_check_online_costs_one_request_per_query(tmp_path: Path, fake, capsys) -> None:
+    from datetime import date
+
+    from .conftest import write_config
+    from .fakes.ncbi import FakeRecord
+
+    # Past esearch's 9,999 cap: listing these PMIDs would take a split into dated windows.
+    day = date(2026, 11, 2)
+    fake.add(
+        FakeRecord(i, b"", day - timedelta(days=i % 400), day, "teplizumab")
+        for i in range(1, 12_001)
+    )
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        """
+[[subscription]]
+name = "big"
+query = "teplizumab"
+recipients = ["a@example.org"]
+
+[[subscription]]
+name = "typo"
+query = "teplizumab AND tepliziumab"
+recipients = ["a@example.org"]
+""",
+    )
+    assert main(["-c", str(cfg), "check", "--online"]) == 1
+    out = capsys.readouterr().out
+    assert fake.count() == 2, [s.params for s in fake.served]
+    assert all(s.params["retmax"] == "0" for s in fake.served)
+    assert "big: 12000 papers in all" in out
+    assert "PubMed reads it as: teplizumab" in out
+    assert "ERROR: PhraseNotFound: tepliziumab" in out
+    assert "warning: OutputMessage: No items found." in out
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('api_key_env = "WATCHER_TEST_UNSET_SECRET"\n', "ncbi.api_key_env"),
+        (
+            '[mail.smtp]\nhost = "127.0.0.1"\nport = 2525\nusername = "u"\n'
+            'password_env = "WATCHER_TEST_UNSET_SECRET"\n',
+            "mail.smtp.password_env",
+        ),
+    ],
+)
+def test_an_unset_secret_variable_is_refused_at_start(
+    tmp_path: Path, command: str, extra: str, key: str
+) -> None:
+    from .conftest import write_config
+
+    cfg = write_config(
+        tmp_path,
+        "http://127.0.0.1:9/entrez/eutils/",
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+        extra=extra,
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WATCHER_TEST_UNSET_SECRET"}
+    # `run` would otherwise start and poll; the timeout turns that into a failure, not a hang.
+    proc = subprocess.run(
+        [sys.executable, "-m", "watcher", "-c", str(cfg), command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"watcher: {cfg}: {key}: environment variable WATCHER_TEST_UNSET_SECRET is not set "
+        f"(it should hold {'the NCBI API key' if key.startswith('ncbi') else 'the SMTP password'})"
+    ]
+    assert proc.stdout == ""
+
+
+def test_a_maildir_blocked_by_a_file_is_named_and_exits_1(tmp_path: Path) -> None:
+    from .conftest import write_config
+
+    # Tests run as root, for whom permission bits mean nothing; a file standing where the
+    # folder should be fails for every user, root included.
+    (tmp_path / "blocker").write_text("not a folder")
+    cfg = write_config(
+        tmp_path,
+        "http://127.0.0.1:9/entrez/eutils/",
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+        extra='[mail]\nmaildir = "blocker"\n',
+    )
+    code, _out, err = run("-c", str(cfg), "digest")
+    assert code == 1 and "internal error" not in err
+    assert [line for line in err.splitlines() if line.startswith("watcher: ")] == [
+        f"watcher: cannot use {tmp_path / 'blocker'} as the maildir (mail.maildir): "
+        f"{tmp_path / 'blocker' / 'tmp'}: Not a directory (a file stands where a folder is needed)"
+    ]
+
+
+@pytest.mark.parametrize("out", ["blocker", "blocker/preview"])
+def test_an_unusable_out_folder_is_named_and_exits_1(tmp_path: Path, out: str) -> None:
+    from .conftest import write_config
+
+    (tmp_path / "blocker").write_text("not a folder")  # a file in its place, or on its path
+    cfg = write_config(
+        tmp_path,
+        "http://127.0.0.1:9/entrez/eutils/",
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["a@example.org"]\n',
+    )
+    code, _out, err = run("-c", str(cfg), "digest", "--dry-run", "--out", out, cwd=tmp_path)
+    assert code == 1 and "internal error" not in err
+    reason = "File exists" if out == "blocker" else "Not a directory"
+    assert [line for line in err.splitlines() if line.startswith("watcher: ")] == [
+        f"watcher: cannot use {out} as the --out folder: {reason} "
+        "(a file stands where a folder is needed)"
+    ]

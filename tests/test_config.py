@@ -42,7 +42,7 @@ def test_example_config_loads_with_every_section(tmp_path: Path) -> None:
     assert sum(s.kind == "rss" for s in config.subscriptions) == 1
     assert all(s.recipients for s in config.subscriptions)
     teplizumab = config.subscription("Anti-CD3 in T1D")
-    assert "teplizumab[tiab]" in (teplizumab.query or "")
+    assert "teplizumab[tw]" in (teplizumab.query or "")
     assert config.subscription(
         "IL-2R mAbs in islet transplantation"
     ).schedule.poll_every == timedelta(days=1)
@@ -169,3 +169,127 @@ def test_missed_digest_counts_one_catch_up_however_many_periods() -> None:
     assert missed_digest("0 7 * * mon", "UTC", last, last + timedelta(days=7))
     assert missed_digest("0 7 * * mon", "UTC", last, last + timedelta(days=40))
     assert not missed_digest("0 7 * * mon", "UTC", None, last)
+
+
+def test_mail_from_and_recipients_accept_name_addr(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "me@example.org"\n[mail]\nfrom = "PubMed Watcher <watcher@example.org>"\n'
+        '[[subscription]]\nname = "A"\nquery = "x"\n'
+        'recipients = ["Dr Ana Lopez <ana@example.org>", "ana@EXAMPLE.org", "b@example.org"]\n'
+    )
+    config = load_config(path)
+    assert (config.mail.from_name, config.mail.from_addr) == (
+        "PubMed Watcher",
+        "watcher@example.org",
+    )
+    (sub,) = config.subscriptions
+    assert sub.recipients == ("ana@example.org", "b@example.org")
+    assert config.display_name("ANA@example.org") == "Dr Ana Lopez"
+    assert config.display_name("b@example.org") is None
+
+
+MINIMAL = """[ncbi]
+email = "me@example.org"
+{ncbi}
+[[subscription]]
+name = "A"
+{source}
+recipients = [{recipients}]
+"""
+
+
+def _write(
+    tmp_path: Path, ncbi: str = "", source: str = 'query = "x"', recipients: str = ""
+) -> Path:
+    path = tmp_path / "w.toml"
+    path.write_text(
+        MINIMAL.format(ncbi=ncbi, source=source, recipients=recipients or '"a@example.org"')
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("ncbi", "source", "recipients", "key", "length"),
+    [
+        ('tool = "' + "t" * 2001 + '"', 'query = "x"', "", "ncbi.tool", 2001),
+        ("", 'rss = "https://example.org/' + "f" * 5000 + '"', "", "subscription[0].rss", 5020),
+        ("", 'query = "' + "q" * 20_001 + '"', "", "subscription[0].query", 20_001),
+        (
+            "",
+            'query = "x"',
+            '"' + "r" * 3000 + '@example.org"',
+            "subscription[0].recipients[0]",
+            3012,
+        ),
+    ],
+)
+def test_a_runaway_string_is_refused_naming_file_and_key(
+    tmp_path: Path, ncbi: str, source: str, recipients: str, key: str, length: int
+) -> None:
+    path = _write(tmp_path, ncbi, source, recipients)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: is {length:,} characters long; at most")
+    assert len(message) < 300
+
+
+def test_a_long_but_sane_query_is_accepted(tmp_path: Path) -> None:
+    query = " OR ".join(f'"term {i}"[tiab]' for i in range(1000))  # ~17,000 characters
+    assert len(query) > 15_000
+    config = load_config(_write(tmp_path, source=f"query = '{query}'"))
+    assert config.subscriptions[0].query == query
+
+
+def test_a_config_file_over_a_megabyte_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    path.write_text(path.read_text() + "# " + "x" * (1024 * 1024) + "\n")
+    with pytest.raises(ConfigError, match=r"w\.toml: is 1,048,\d+ bytes; a config holds at most"):
+        load_config(path)
+
+
+def test_too_many_recipients_are_refused(tmp_path: Path) -> None:
+    many = ", ".join(f'"r{i}@example.org"' for i in range(1001))
+    with pytest.raises(ConfigError, match=r"recipients: lists 1,001; at most 1,000"):
+        load_config(_write(tmp_path, recipients=many))
+
+
+def test_max_response_mb_is_read_and_bounded(tmp_path: Path) -> None:
+    assert load_config(_write(tmp_path)).ncbi.max_response_mb == 128
+    assert load_config(_write(tmp_path, "max_response_mb = 0.5")).ncbi.max_response_mb == 0.5
+    with pytest.raises(ConfigError, match=r"ncbi\.max_response_mb: must be a number of MB above 0"):
+        load_config(_write(tmp_path, "max_response_mb = 0"))
+
+
+def test_drugs_from_a_file_and_from_drug_tables_extend_the_shipped_table(tmp_path: Path) -> None:
+    from watcher.drugs import vocabulary
+
+    (tmp_path / "drugs.toml").write_text(
+        '[[drug]]\ninn = "zorbalimab"\ntarget = "CD6"\ncodes = ["ZB-101"]\n', encoding="utf-8"
+    )
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "a@example.org"\n[drugs]\nfile = "drugs.toml"\n'
+        '[[drug]]\ninn = "quorvumab"\ntarget = "IL-7R"\nbrands = ["Quorva"]\n'
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["r@example.org"]\n'
+    )
+    config = load_config(path)
+    assert [d.inn for d in config.drugs] == ["zorbalimab", "quorvumab"]
+    found = vocabulary(config.drugs).find(["ZB-101 and Quorva and MabThera"])
+    assert [(m.inn, m.action) for m in found] == [
+        ("zorbalimab", "anti-CD6"),
+        ("quorvumab", "anti-IL-7R"),
+        ("rituximab", "anti-CD20"),
+    ]
+
+
+def test_a_broken_drugs_file_names_its_entry(tmp_path: Path) -> None:
+    (tmp_path / "drugs.toml").write_text('[[drug]]\ninn = "x"\ntarget = 3\n', encoding="utf-8")
+    path = tmp_path / "w.toml"
+    path.write_text(
+        '[ncbi]\nemail = "a@example.org"\n[drugs]\nfile = "drugs.toml"\n'
+        '[[subscription]]\nname = "x"\nquery = "y"\nrecipients = ["r@example.org"]\n'
+    )
+    with pytest.raises(ConfigError, match=r"drugs\.file: .*drugs\.toml: drug\[0\]\.target"):
+        load_config(path)

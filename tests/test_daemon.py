@@ -287,3 +287,53 @@ def test_sigterm_during_backoff_exits_at_once(tmp_path, smtp, daemons) -> None:
     assert d.stop() == 0
     assert time.monotonic() - started < 5
     assert "poll interrupted by shutdown" in d.log()
+
+
+def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "watcher", "-c", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_catch_up_digest_carries_what_the_overdue_poll_finds(tmp_path, fake, smtp, daemons) -> None:
+    papers(fake, 700, 2)
+    fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
+    cfg = config(tmp_path, fake, smtp, f"{fire.second} * * * * *", recipients='"alice@example.org"')
+    # A poll and a digest run before the digest time (quicker than a daemon's start and stop):
+    # the store now holds a last poll and a last digest run, as a stopped daemon leaves them.
+    assert cli(cfg, "poll").returncode == 0
+    assert cli(cfg, "digest").returncode == 0
+    assert datetime.now(UTC) < fire, "the poll and digest commands took too long"
+    assert len(smtp.received) == 1
+    papers(fake, 800, 3)  # published while the watcher is down
+    time.sleep((fire - datetime.now(UTC)).total_seconds() + 1.5)  # the digest time passes
+    d = Daemon(cfg)
+    daemons.append(d)
+    d.wait_for("one catch-up digest now")
+    until(lambda: len(smtp.received) == 2, 20, d.log)
+    assert smtp.received[1].message["Subject"] == "PubMed Watcher: 3 new papers — Anti-CD3"
+    assert d.stop() == 0
+    log = d.lines
+    polled = next(i for i, line in enumerate(log) if "poll Anti-CD3: 5 found, 3 new" in line)
+    mailed = next(i for i, line in enumerate(log) if "sent to alice@example.org" in line)
+    assert polled < mailed, d.log()
+    assert len(smtp.received) == 2
+
+
+def test_sighup_refuses_a_config_naming_an_unset_secret(tmp_path, fake, smtp, daemons) -> None:
+    assert "WATCHER_TEST_UNSET_SECRET" not in os.environ
+    cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
+    d = Daemon(cfg)
+    daemons.append(d)
+    d.wait_for("watcher running")
+    cfg.write_text(
+        cfg.read_text().replace("[ncbi]\n", '[ncbi]\napi_key_env = "WATCHER_TEST_UNSET_SECRET"\n')
+    )
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for("config reload refused")
+    assert "ncbi.api_key_env: environment variable WATCHER_TEST_UNSET_SECRET is not set" in d.log()
+    assert d.proc.poll() is None
+    assert d.stop() == 0

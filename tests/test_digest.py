@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
+import pytest
+
 from watcher.config import load_config
 from watcher.digest import Rendered, Renderer, build_digest, snippet
 from watcher.mail import build_message
@@ -101,7 +103,7 @@ def test_paper_details_a_clinician_needs(tmp_path: Path) -> None:
     assert p.authors == "Herold KC, Bundy BN, Long SA, et al."
     assert p.source == "N Engl J Med · 2019 Aug 15"
     assert p.badges == (("RCT", "evidence"), ("Phase II trial", "trial"))
-    assert p.mabs == ("teplizumab",)
+    assert [(m.inn, m.action) for m in p.drugs] == [("teplizumab", "anti-CD3")]
     assert p.trials[0].url == "https://clinicaltrials.gov/study/NCT01030861"
     assert p.doi_url == "https://doi.org/10.1056/NEJMoa1902226"
     assert p.pmc_url == "https://pmc.ncbi.nlm.nih.gov/articles/PMC6776880/"
@@ -302,3 +304,177 @@ def test_golden_message(tmp_path: Path) -> None:
         golden_digest(tmp_path), "watcher@example.org", "a@example.org", "<golden@example.org>", NOW
     )
     check_golden("digest.eml", scrub(message))
+
+
+FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-presentation.xml"
+
+
+def field_digest(tmp_path: Path, mail: str = ""):
+    articles = {a.pmid: a for a in parse_articles(FIELD.read_bytes())}
+    ctx = digest_for(
+        config(tmp_path, mail),
+        "a@example.org",
+        {p: ["Anti-CD3 in T1D"] for p in articles},
+        articles,
+    )
+    return ctx, {p.pmid: p for g in ctx.groups for p in g.papers}
+
+
+def test_each_paper_says_which_drug_with_its_target(tmp_path: Path) -> None:
+    _, papers = field_digest(tmp_path)
+
+    def drugs(pmid: int) -> list[str]:
+        return [f"{m.inn} · {m.action}" for m in papers[pmid].drugs]
+
+    assert drugs(90100001) == ["teplizumab · anti-CD3"]  # hOKT3γ1(Ala-Ala) only
+    assert drugs(90100002) == ["otelixizumab · anti-CD3"]  # ChAglyCD3 only
+    assert drugs(90100004) == ["rituximab · anti-CD20"]  # MABTHERA, in a French letter
+    assert drugs(90100007) == ["daclizumab · anti-CD25/IL-2Rα", "basiliximab · anti-CD25/IL-2Rα"]
+    assert drugs(90100008) == ["teplizumab · anti-CD3"]  # TZIELD, and the keywords
+    assert drugs(90100006) == ["canakinumab · anti-IL-1β", "anakinra · IL-1 receptor antagonist"]
+
+
+def test_registry_numbers_are_linked(tmp_path: Path) -> None:
+    _, papers = field_digest(tmp_path)
+    assert [(t.label, t.url) for t in papers[90100006].trials] == [
+        ("NCT00947427", "https://clinicaltrials.gov/study/NCT00947427"),
+        (
+            "EudraCT 2007-007146-34",
+            "https://www.clinicaltrialsregister.eu/ctr-search/search?query=2007-007146-34",
+        ),
+    ]
+    assert [t.label for t in papers[90100007].trials] == ["ISRCTN12345678", "DRKS00004567"]
+
+
+def test_badges_say_what_each_paper_is(tmp_path: Path) -> None:
+    _, papers = field_digest(tmp_path)
+
+    def labels(pmid: int) -> list[str]:
+        return [label for label, _ in papers[pmid].badges]
+
+    assert labels(90100001) == ["RCT"]  # and not also "Clinical trial"
+    assert labels(90100004) == ["Letter", "in French"]  # a letter that is also a comment
+    assert labels(90100006) == ["RCT (from title)"]  # not yet indexed
+    assert labels(90100009) == ["Erratum"]
+    assert labels(90100010) == ["Trial protocol"]
+    assert labels(90100011) == ["Preprint", "Observational study"]
+
+
+def test_notices_and_comments_link_the_paper_they_concern(tmp_path: Path) -> None:
+    _, papers = field_digest(tmp_path)
+    (erratum,) = papers[90100009].concerns
+    assert erratum.label == "Erratum for: N Engl J Med. 2019 Aug 15;381(7):603-613"
+    assert erratum.url == "https://pubmed.ncbi.nlm.nih.gov/90100005/"
+    (comment,) = papers[90100004].concerns
+    assert comment.label.startswith("Comment on: N Engl J Med. 2009")
+    assert comment.url == "https://pubmed.ncbi.nlm.nih.gov/90100003/"
+
+
+def test_the_snippet_is_the_conclusion(tmp_path: Path) -> None:
+    _, papers = field_digest(tmp_path)
+    label, text = papers[90100006].abstract[0]
+    assert label == "INTERPRETATION" and text.startswith("Canakinumab and anakinra were safe")
+    label, text = papers[90100007].abstract[0]
+    assert label is None and text.startswith("In conclusion, islet transplantation")
+    label, text = papers[90100008].abstract[0]  # UNLABELLED is never shown
+    assert label is None and text.startswith("Our data suggest")
+
+
+def test_unlabelled_is_not_shown_in_full_mode_either(tmp_path: Path) -> None:
+    _, papers = field_digest(tmp_path, '[mail]\nabstract = "full"\n')
+    assert papers[90100008].abstract[0][0] is None
+
+
+def test_an_indexed_record_is_not_given_a_design_from_its_title() -> None:
+    from watcher.digest import badges
+
+    title = "Abatacept in recent-onset type 1 diabetes: a randomised, placebo-controlled trial"
+    assert ("RCT (from title)", "evidence") in badges(
+        art(1, title, publication_types=(), status="In-Process")
+    )
+    assert badges(art(2, title, publication_types=(), status="MEDLINE")) == ()
+    secondary = "Secondary analysis of a randomized trial of teplizumab"
+    assert badges(art(3, secondary, publication_types=(), status="In-Process")) == ()
+
+
+def test_no_redundant_badge_pairs() -> None:
+    from watcher.digest import badges
+
+    types = (
+        "Review",
+        "Systematic Review",
+        "Meta-Analysis",
+        "Clinical Trial",
+        "Controlled Clinical Trial",
+    )
+    assert [b for b, _ in badges(art(1, publication_types=types))] == [
+        "Meta-analysis",
+        "Systematic review",
+        "Controlled trial",
+    ]
+
+
+def test_overview_counts_papers_and_trials_per_drug(tmp_path: Path) -> None:
+    ctx, _ = field_digest(tmp_path)
+    rows = {o.inn: (o.action, o.papers, o.trials) for o in ctx.overview}
+    # 1, 5 (trials), 8 (editorial), 9 (erratum) name teplizumab
+    assert rows["teplizumab"] == ("anti-CD3", 4, 2)
+    assert rows["rituximab"] == ("anti-CD20", 2, 1)
+    assert rows["canakinumab"] == ("anti-IL-1β", 1, 1)  # an RCT read from its title
+    assert rows["ustekinumab"] == ("anti-IL-12/IL-23 p40", 1, 0)  # a protocol is not a trial
+    assert ctx.overview[0].inn == "teplizumab"
+    r = Renderer().render(ctx)
+    assert "Antibodies and biologics named:" in r.text
+    assert re.search(r"teplizumab · anti-CD3 +4 papers \(2 trials\)", r.text)
+    assert "  Drugs: daclizumab · anti-CD25/IL-2Rα; basiliximab · anti-CD25/IL-2Rα" in r.text
+    assert "<strong>teplizumab</strong>" in r.html and "anti-CD3" in r.html
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/90100005/"' in r.html  # the erratum's paper
+
+
+def test_the_config_drug_table_reaches_the_digest(tmp_path: Path) -> None:
+    from watcher.drugs import Drug, vocabulary
+
+    cfg = config(tmp_path)
+    paper = art(1, "Zorbalimab in new-onset type 1 diabetes", abstract=())
+    ctx = build_digest(
+        "a@example.org",
+        {1: ["Anti-CD3 in T1D"]},
+        {1: paper},
+        cfg.subscriptions,
+        cfg.mail,
+        cfg.path,
+        NOW,
+        drugs=vocabulary((Drug("zorbalimab", "CD6"),)),
+    )
+    assert [(o.inn, o.action) for o in ctx.overview] == [("zorbalimab", "anti-CD6")]
+
+
+@pytest.mark.parametrize(
+    ("title", "badge"),
+    [
+        ("Teplizumab in stage 2 type 1 diabetes: study protocol for a randomised trial", True),
+        ("USTEK1D: protocol of a phase 2 trial", True),
+        ("Islet transplantation with the Edmonton protocol", False),
+        ("A steroid-free protocol of immunosuppression in islet recipients", False),
+    ],
+)
+def test_trial_protocol_read_from_the_title(title: str, badge: bool) -> None:
+    from watcher.digest import badges
+
+    labels = [b for b, _ in badges(art(1, title, publication_types=("Journal Article",)))]
+    assert ("Trial protocol" in labels) is badge
+
+
+def test_a_retraction_notice_links_the_retracted_paper() -> None:
+    from watcher.digest import badges, concerns
+
+    notice = art(
+        1,
+        "Retraction notice to: Anti-CD3 therapy in type 1 diabetes",
+        publication_types=("Retraction of Publication",),
+        corrections=(Correction("RetractionOf", "31180194", "N Engl J Med. 2019;381(7):603-613"),),
+    )
+    assert badges(notice) == (("Retraction notice", "alert"),)
+    (link,) = concerns(notice)
+    assert link.label == "Retraction of: N Engl J Med. 2019;381(7):603-613"
+    assert link.url == "https://pubmed.ncbi.nlm.nih.gov/31180194/"

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from watcher.errors import QueryError, SourceError
-from watcher.sources.eutils import EUtils, RateLimiter, parse_esearch
+from watcher.errors import QueryError, ResponseTooLarge, SourceError
+from watcher.sources.eutils import EUtils, RateLimiter, dated_term, parse_esearch
 
 from .conftest import make_client
 from .fakes.ncbi import FakeNCBI
@@ -122,7 +122,17 @@ def test_error_body_is_a_query_error_not_retried(fake: FakeNCBI, client: EUtils)
 
 
 @pytest.mark.parametrize(
-    "kind", ["status:500", "status:502", "status:503", "html", "truncated", "ratelimit200", "reset"]
+    "kind",
+    [
+        "status:500",
+        "status:502",
+        "status:503",
+        "html",
+        "truncated",
+        "ratelimit200",
+        "reset",
+        "short",
+    ],
 )
 def test_each_fault_kind_is_retried(fake: FakeNCBI, client: EUtils, kind: str) -> None:
     fake.add(topic_records(1, 20, "teplizumab", first_day=DAY))
@@ -321,3 +331,192 @@ def test_the_fakes_json_esearch_reads_like_ncbis(fake: FakeNCBI) -> None:
     page = parse_esearch(body.content)
     assert page.count == 3 and sorted(page.pmids) == [1, 2, 3] and page.webenv
     assert page.errors == ["phrasesnotfound: zzzq"]
+
+
+# 03:30 UTC on 1 March is still 28 February at NCBI (22:30 US Eastern): a client reading the
+# machine's date (UTC here, or the real calendar) would end its windows on the wrong day.
+EVENING_AT_NCBI = datetime(2031, 3, 1, 3, 30, tzinfo=UTC)
+
+
+def test_an_open_window_ends_on_ncbi_today_by_the_injected_clock(fake: FakeNCBI) -> None:
+    client = make_client(fake.base_url, clock=lambda: EVENING_AT_NCBI)
+    assert client.today() == date(2031, 2, 28)
+    client.search("teplizumab", date(2031, 2, 1), None)
+    (req,) = fake.served
+    # One day of slack past NCBI's today, as before, but counted from NCBI's today.
+    assert (req.params["mindate"], req.params["maxdate"]) == ("2031/02/01", "2031/03/01")
+
+
+def test_a_split_of_an_unbounded_search_stops_at_ncbi_today(fake: FakeNCBI) -> None:
+    from .fakes.ncbi import FakeRecord
+
+    fake.add(
+        FakeRecord(i, b"", DAY, DAY - timedelta(days=i % 300), "insulin") for i in range(1, 12_001)
+    )
+    client = make_client(fake.base_url, clock=lambda: EVENING_AT_NCBI)
+    result = client.search("insulin", None, None)
+    assert len(result.pmids) == 12_000
+    windows = [(s.params.get("mindate"), s.params.get("maxdate")) for s in fake.served]
+    assert windows[0] == (None, None)
+    assert windows[1] == ("1781/01/01", "2031/02/28")
+    assert max(hi for _, hi in windows[1:] if hi) == "2031/02/28"
+
+
+def test_a_body_shorter_than_its_content_length_is_retried_on_every_endpoint(
+    fake: FakeNCBI, client: EUtils
+) -> None:
+    fake.add(topic_records(1, 3, "teplizumab", first_day=DAY))
+    fake.fault("esearch", "short", times=2)
+    assert sorted(client.search("teplizumab", None, None).pmids) == [1, 2, 3]
+    assert fake.count("esearch") == 3 and client.counters.retries == 2
+
+
+@pytest.mark.parametrize("kind", ["entity_bomb", "bad_utf8", "deep"])
+def test_one_unreadable_record_is_isolated_and_the_rest_of_its_batch_delivered(
+    fake: FakeNCBI, kind: str
+) -> None:
+    fake.add(topic_records(1, 40, "teplizumab", first_day=DAY))
+    fake.poison(23, kind, size=300)  # 300 levels: past libxml2's limit of 256
+    client = make_client(fake.base_url, batch_size=40)
+    errors: list[str] = []
+    started = time.monotonic()
+    got = [a.pmid for a in client.fetch(list(range(1, 41)), errors.append)]
+    assert got == [p for p in range(1, 41) if p != 23]  # the good 39, in order
+    assert len(errors) == 1 and "PMID 23 skipped" in errors[0]
+    # Bounded: at most two requests per halving, log2(40) < 6 halvings; none retried.
+    assert client.counters.isolation_requests <= 2 * 6
+    assert fake.count("efetch") == 1 + client.counters.isolation_requests
+    assert client.counters.retries == 0
+    assert time.monotonic() - started < 5  # an entity bomb is refused, never expanded
+
+
+def test_a_bad_record_alone_in_its_batch_costs_no_extra_request(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 3, "teplizumab", first_day=DAY))
+    fake.poison(2, "bad_utf8")
+    client = make_client(fake.base_url, batch_size=1)
+    errors: list[str] = []
+    assert [a.pmid for a in client.fetch([1, 2, 3], errors.append)] == [1, 3]
+    assert fake.count("efetch") == 3 and client.counters.isolation_requests == 0
+    assert len(errors) == 1 and "PMID 2 skipped" in errors[0]
+
+
+def test_two_bad_records_in_one_batch_are_both_isolated(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 64, "teplizumab", first_day=DAY))
+    fake.poison(5, "bad_utf8")
+    fake.poison(60, "entity_bomb")
+    client = make_client(fake.base_url, batch_size=64)
+    errors: list[str] = []
+    got = [a.pmid for a in client.fetch(list(range(1, 65)), errors.append)]
+    assert got == [p for p in range(1, 65) if p not in (5, 60)]
+    assert sorted(e.split()[1] for e in errors) == ["5", "60"]
+    assert client.counters.isolation_requests <= 2 * 2 * 6
+
+
+def test_isolating_gives_up_within_its_budget_when_most_records_are_bad(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 32, "teplizumab", first_day=DAY))
+    for pmid in range(1, 33, 2):
+        fake.poison(pmid, "bad_utf8")
+    client = make_client(fake.base_url, batch_size=32)
+    with pytest.raises(SourceError, match=r"unreadable or too large; gave up after 40 extra"):
+        list(client.fetch(list(range(1, 33))))
+    assert fake.count("efetch") == 1 + 40  # 2 · log2(32) · 4
+
+
+def test_a_cut_off_efetch_body_is_retried_not_split(fake: FakeNCBI, client: EUtils) -> None:
+    """A body without its closing tag was cut in transit: ask again, do not hunt for a record."""
+    fake.add(topic_records(1, 20, "teplizumab", first_day=DAY))
+    fake.fault("efetch", "truncated")
+    assert len(list(client.fetch(list(range(1, 21))))) == 20
+    assert client.counters.retries == 1 and client.counters.isolation_requests == 0
+
+
+def test_an_answer_over_the_size_limit_stops_reading_with_a_typed_error(fake: FakeNCBI) -> None:
+    fake.add(topic_records(1, 1, "teplizumab", first_day=DAY))
+    fake.add([synthetic(2, "T" * 1_500_000, edat=DAY)])  # served in the feed's item titles
+    fake.feeds["big"] = [1, 2]
+    client = make_client(fake.base_url, max_response_mb=1)
+    with pytest.raises(ResponseTooLarge, match=r"larger than 1 MB .*\[ncbi\] max_response_mb"):
+        client.get_feed(fake.feed_url("big"), None, None)
+    assert fake.count("rss") == 1  # the same answer would come again: not retried
+
+
+def test_an_efetch_answer_over_the_size_limit_is_split_and_the_huge_record_left_out(
+    fake: FakeNCBI,
+) -> None:
+    fake.add(topic_records(1, 10, "teplizumab", first_day=DAY))
+    fake.poison(7, "huge_title", size=2 * 1024 * 1024)  # generated by the fake, never stored
+    client = make_client(fake.base_url, max_response_mb=1)
+    errors: list[str] = []
+    got = [a.pmid for a in client.fetch(list(range(1, 11)), errors.append)]
+    assert got == [1, 2, 3, 4, 5, 6, 8, 9, 10]
+    assert len(errors) == 1 and "PMID 7" in errors[0] and "larger than 1 MB" in errors[0]
+
+
+def test_a_chunked_answer_is_cut_off_at_the_limit_while_reading(fake: FakeNCBI) -> None:
+    """No Content-Length to judge by: reading stops once the limit is passed."""
+    fake.add([synthetic(1, "T" * 3_000_000, edat=DAY)])
+    fake.feeds["big"] = [1]
+    client = make_client(fake.base_url, max_response_mb=1)
+    fake.fault("rss", "chunked")
+    with pytest.raises(ResponseTooLarge, match="larger than 1 MB"):
+        client.get_feed(fake.feed_url("big"), None, None)
+    assert fake.count("rss") == 1
+    fake.fault("rss", "chunked")  # the same answer under the default limit is read whole
+    assert len(make_client(fake.base_url).get_feed(fake.feed_url("big"), None, None).body) > 3e6
+
+
+def test_indexed_since_writes_both_windows_in_one_term(fake: FakeNCBI, client: EUtils) -> None:
+    created = synthetic(1, "Old paper", edat=DAY - timedelta(days=40), mesh=("Rituximab",))
+    late = synthetic(
+        2, "Indexed late", edat=DAY - timedelta(days=40), mhda=DAY, mesh=("Rituximab",)
+    )
+    fresh = synthetic(3, "New paper", edat=DAY, mesh=("Rituximab",))
+    fake.add([created, late, fresh])
+    result = client.search('"Rituximab"[mh]', DAY - timedelta(days=3), DAY, indexed_since=DAY)
+    assert sorted(result.pmids) == [2, 3] and result.requests == 1
+    (req,) = fake.served
+    assert "datetype" not in req.params and "mindate" not in req.params
+    assert req.params["term"] == (
+        '("Rituximab"[mh]) AND (("2026/10/30"[crdt] : "2026/11/02"[crdt]) OR '
+        '("2026/11/02"[mhda] : "2026/11/02"[mhda]))'
+    )
+
+
+def test_combined_window_pages_and_splits_past_9999(fake: FakeNCBI) -> None:
+    fake.add(topic_records(100_000, 12_000, "insulin", first_day=DAY, per_day=1000))
+    # 300 older records whose MeSH date falls in the window's last days
+    fake.add(
+        synthetic(
+            200_000 + i,
+            f"insulin indexed late {i}",
+            edat=DAY - timedelta(days=100),
+            mhda=DAY + timedelta(days=10 + i % 2),
+        )
+        for i in range(300)
+    )
+    client = make_client(fake.base_url)
+    result = client.search("insulin", DAY, DAY + timedelta(days=11), indexed_since=DAY)
+    assert result.count == 12_300
+    assert len(result.pmids) == 12_300 and len(set(result.pmids)) == 12_300
+    assert all(int(s.params["retstart"]) <= 9998 for s in fake.served)
+    assert fake.count() == 3  # the whole window, then its two halves
+    fake.reset_counts()
+    paged = make_client(fake.base_url, page_size=1000)
+    last = DAY + timedelta(days=10), DAY + timedelta(days=11)
+    few = paged.search("insulin", *last, indexed_since=last[0])
+    assert len(few.pmids) == 2_300 and len(set(few.pmids)) == 2_300
+    assert [int(s.params["retstart"]) for s in fake.served] == [0, 1000, 2000]
+    assert len({s.params["WebEnv"] for s in fake.served if "WebEnv" in s.params}) <= 1
+
+
+def test_history_server_holds_the_combined_window(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add(topic_records(500, 20, "daclizumab", first_day=DAY))
+    fake.add(
+        synthetic(600 + i, f"daclizumab late {i}", edat=DAY - timedelta(days=90), mhda=DAY)
+        for i in range(5)
+    )
+    term = dated_term("daclizumab", [("crdt", DAY, DAY), ("mhda", DAY, DAY)])
+    page = client.esearch(term, None, None, retmax=0)
+    assert page.count == 25 and page.webenv
+    got = list(client.fetch_history(page.webenv, page.query_key or "1", page.count))
+    assert sorted(a.pmid for a in got) == [*range(500, 520), *range(600, 605)]

@@ -312,3 +312,106 @@ def test_digest_command_dry_run_marks_nothing(tmp_path: Path, capsys) -> None:
     assert "2 digests sent" in capsys.readouterr().out
     assert len(list((tmp_path / "mail" / "new").iterdir())) == 2
     assert main(["-c", str(config.path), "digest", "--dry-run"]) == 2
+
+
+def test_status_shows_why_papers_await_delivery(
+    tmp_path: Path, smtp: SmtpServer, store_url: str, capsys
+) -> None:
+    import json
+
+    config = setup(tmp_path, smtp.port, f'[store]\nurl = "{store_url}"\n')
+    store = seed(config, tmp_path)
+    smtp.handler.reject["bob@example.org"] = "550 5.1.1 <bob@example.org>: no such user"
+    smtp.handler.data_failures.append("451 4.3.0 Mailbox busy, try later")  # alice's DATA
+    report = deliver(config, store, NOW)
+    assert report.sent == [] and len(report.failed) == 2
+    store.close()
+    assert main(["-c", str(config.path), "status", "--json"]) == 0
+    recipients = {r["address"]: r for r in json.loads(capsys.readouterr().out)["recipients"]}
+    (bob,) = recipients["bob@example.org"]["digests"]
+    assert (bob["state"], bob["attempts"], bob["papers"]) == ("failed", 1, 2)
+    assert bob["last_error"] == "550 5.1.1 <bob@example.org>: no such user"
+    (alice,) = recipients["alice@example.org"]["digests"]
+    assert (alice["state"], alice["attempts"], alice["papers"]) == ("pending", 1, 3)
+    assert alice["last_error"] == "451 4.3.0 Mailbox busy, try later"
+    assert main(["-c", str(config.path), "status"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        f"digest {bob['message_id']} of {bob['created']}, 2 papers: FAILED (refused; its papers "
+        "go in the next digest), 1 attempt; last error: 550 5.1.1 <bob@example.org>: no such user"
+    ) in text
+    assert "pending (retried on the next digest run), 1 attempt; last error: 451 4.3.0" in text
+    # Once the papers go out, the explanations go away.
+    smtp.handler.reject.clear()
+    assert main(["-c", str(config.path), "digest"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(config.path), "status", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)["recipients"]
+    assert [r["digests"] for r in after] == [[], []]
+
+
+NAMED_SUBS = """
+[[subscription]]
+name = "Anti-CD3 in T1D"
+query = "teplizumab"
+recipients = ["Dr Ana López <ana@example.org>", "bob@example.org"]
+
+[[subscription]]
+name = "Anti-CD20 in T1D"
+query = "rituximab"
+recipients = ["\\"Lopez, Ana\\" <ANA@Example.org>"]
+"""
+
+
+def named_config(tmp_path: Path, port: int, subs: str = NAMED_SUBS) -> Config:
+    extra = (
+        '[mail]\nfrom = "PubMed Wätcher <watcher@lab.example.org>"\n'
+        f'[mail.smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\ntimeout = 5\n'
+    )
+    return load_config(write_config(tmp_path, "http://127.0.0.1:9/", subs, extra=extra))
+
+
+def test_name_addr_recipients_are_one_person_and_names_are_rfc2047_encoded(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    config = named_config(tmp_path, smtp.port)
+    assert config.mail.from_addr == "watcher@lab.example.org"
+    assert config.subscriptions[1].recipients == ("ana@example.org",)
+    store = seed(config, tmp_path)
+    report = deliver(config, store, NOW)
+    assert len(report.sent) == 2 and report.failed == []
+    got = by_rcpt(smtp)
+    assert sorted(got) == ["ana@example.org", "bob@example.org"]
+    (ana,) = got["ana@example.org"]  # one digest, both subscriptions' papers
+    assert ana["Subject"] == "PubMed Watcher: 3 new papers — Anti-CD3 in T1D, Anti-CD20 in T1D"
+    # The first display name in config order greets her; parsed back from the wire.
+    (to,) = ana["To"].addresses
+    assert (to.display_name, to.addr_spec) == ("Dr Ana López", "ana@example.org")
+    (sender,) = ana["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == ("PubMed Wätcher", "watcher@lab.example.org")
+    received = next(r for r in smtp.received if r.rcpt_tos == ["ana@example.org"])
+    assert received.mail_from == "watcher@lab.example.org"
+    head = received.data.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii(), head  # non-ASCII names only as RFC 2047 encoded words
+    assert b"=?utf-8?" in head
+    assert ana["Message-ID"].endswith("@lab.example.org>")
+
+
+def test_a_changed_display_name_never_resends(tmp_path: Path, smtp: SmtpServer) -> None:
+    config = named_config(tmp_path, smtp.port)
+    store = seed(config, tmp_path)
+    assert len(deliver(config, store, NOW).sent) == 2
+    renamed = named_config(
+        tmp_path,
+        smtp.port,
+        NAMED_SUBS.replace("Dr Ana López <ana@example.org>", "Ana Lopez-Garcia <Ana@example.ORG>")
+        .replace('"bob@example.org"', '"Robert <bob@example.org>"')
+        .replace('\\"Lopez, Ana\\" <ANA@Example.org>', "ana@example.org"),
+    )
+    store.sync_subscriptions(
+        [(s.name, s.fingerprint, s.recipients) for s in renamed.subscriptions], NOW
+    )
+    again = deliver(renamed, store, NOW + timedelta(days=7))
+    assert again.sent == [] and again.skipped_empty == 2
+    assert len(smtp.received) == 2
+    assert store.delivered_pmids("ana@example.org") == {1, 2, 3}

@@ -52,6 +52,14 @@ def sync(store: Store, config, now: datetime = NOW) -> None:
     )
 
 
+def window_of(params: dict[str, str], datetype: str = "crdt") -> tuple[date, date]:
+    """The `datetype` range an esearch's term carries: ("YYYY/MM/DD"[crdt] : "YYYY/MM/DD"[crdt])."""
+    m = re.search(rf'"([\d/]+)"\[{datetype}\] : "([\d/]+)"\[{datetype}\]', params["term"])
+    assert m, params["term"]
+    lo, hi = (datetime.strptime(x, "%Y/%m/%d").date() for x in m.groups())
+    return lo, hi
+
+
 def mark_delivered(store: Store, recipient: str, pmids: list[int]) -> None:
     """As a successful digest run leaves it: the papers delivered to `recipient`."""
     digest = store.create_digest(
@@ -94,13 +102,13 @@ def test_window_uses_creation_date_with_overlap(tmp_path, fake, store) -> None:
     sync(store, config)
     client = make_client(fake.base_url)
     poll(config, store, client, NOW)
-    p = fake.served[0].params
-    assert p["datetype"] == "crdt"
-    assert p["mindate"] == f"{TODAY - timedelta(days=30):%Y/%m/%d}"  # lookback_days default
+    # lookback_days default, by creation date (and the same window of MeSH dates)
+    assert window_of(fake.served[0].params) == (TODAY - timedelta(days=30), TODAY)
+    assert "datetype" not in fake.served[0].params  # the window is in the term
     second = NOW + timedelta(days=1)
     fake.reset_counts()
     poll(config, store, client, second)
-    assert fake.served[0].params["mindate"] == f"{TODAY - timedelta(days=3):%Y/%m/%d}"
+    assert window_of(fake.served[0].params) == (TODAY - timedelta(days=3), ncbi_today(second))
 
 
 def test_late_record_dated_before_last_poll_is_caught(tmp_path, fake, store) -> None:
@@ -152,6 +160,21 @@ def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store
     bad, good = store.poll_state("bad"), store.poll_state("good")
     assert bad is not None and "Invalid query" in (bad.last_error or "")
     assert good is not None and good.last_error is None and good.last_found == 1
+
+
+@pytest.mark.parametrize("depth", [1000, 2000])
+def test_a_record_nested_thousands_deep_is_skipped_and_the_poll_goes_on(
+    tmp_path, fake, store, depth: int
+) -> None:
+    fake.add([paper(p, "teplizumab", TODAY) for p in range(1, 6)])
+    fake.add([paper(9, "rituximab", TODAY)])
+    fake.poison(3, "deep", size=depth)
+    config = setup(tmp_path, fake, sub("t", "teplizumab") + sub("r", "rituximab"))
+    sync(store, config)
+    report = poll(config, store, make_client(fake.base_url), NOW)
+    assert not report.failed
+    assert len(report.record_errors) == 1 and "PMID 3 skipped" in report.record_errors[0]
+    assert sorted(store.known_pmids([1, 2, 3, 4, 5, 9])) == [1, 2, 4, 5, 9]
 
 
 def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake, store) -> None:
@@ -232,7 +255,7 @@ def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, stor
     sync(store, edited, later + timedelta(hours=1))
     fake.reset_counts()
     poll(edited, store, client, later)
-    assert fake.served[0].params["mindate"] == f"{TODAY - timedelta(days=30):%Y/%m/%d}"
+    assert window_of(fake.served[0].params) == (TODAY - timedelta(days=30), TODAY)
     assert store.pending_papers("a@example.org", ["cd3"]) == {2: ["cd3"]}
 
 
@@ -387,3 +410,71 @@ def test_owed_records_are_not_asked_for_while_ncbi_does_not_answer(tmp_path, sto
     assert [o.name for o in report.failed] == ["a"]
     assert client.counters.requests == 2  # the search's two tries, no efetch after them
     assert store.awaited_records(["a"])[7].attempts == 0  # not counted against the record
+
+
+MESH_ONLY = '"CD3 Complex"[mh] AND "Antibodies, Monoclonal"[mh]'
+
+
+def unindexed(pmid: int, created: date, words: str = "a new antibody"):
+    """A record as PubMed first holds it: no MeSH headings yet."""
+    return synthetic(pmid, f"Paper {pmid} on {words}", edat=created, abstract="A trial.")
+
+
+def indexed(pmid: int, created: date, on: date, words: str = "a new antibody"):
+    """The same record after indexers gave it MeSH headings on `on`."""
+    return synthetic(
+        pmid,
+        f"Paper {pmid} on {words}",
+        edat=created,
+        mhda=on,
+        abstract="A trial.",
+        mesh=("Diabetes Mellitus, Type 1", "CD3 Complex", "Antibodies, Monoclonal, Humanized"),
+    )
+
+
+def test_a_record_indexed_ten_days_after_creation_reaches_the_next_digest_once(
+    tmp_path, fake, store
+) -> None:
+    config = setup(tmp_path, fake, sub("cd3", MESH_ONLY.replace('"', '\\"')))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    created = TODAY
+    fake.add([unindexed(7, created)])
+    days = [NOW + timedelta(days=d) for d in range(13)]
+    for now in days[:10]:  # daily polls while the record waits for indexing
+        assert poll(config, store, client, now).new_matches == 0
+    assert store.pending_papers("a@example.org", ["cd3"]) == {}
+
+    fake.add([indexed(7, created, on=created + timedelta(days=10))])
+    fake.reset_counts()
+    report = poll(config, store, client, days[10])
+    # long past the creation-date window (3 days of overlap), caught by its MeSH date
+    assert window_of(fake.served[0].params)[0] > created
+    assert report.new_matches == 1
+    assert fake.count("esearch") == 1 and fake.count("efetch") == 1 and fake.count() == 2
+    assert store.pending_papers("a@example.org", ["cd3"]) == {7: ["cd3"]}
+    mark_delivered(store, "a@example.org", [7])
+
+    for now in days[11:]:  # still inside the MeSH-date window: found again, not news again
+        fake.reset_counts()
+        assert poll(config, store, client, now).new_matches == 0
+        assert fake.count() == 1  # one esearch, nothing fetched
+    assert store.pending_papers("a@example.org", ["cd3"]) == {}
+
+
+def test_a_delivered_record_indexed_later_is_not_announced_again(tmp_path, fake, store) -> None:
+    query = f"({MESH_ONLY}) OR teplizumab[tiab]".replace('"', '\\"')
+    config = setup(tmp_path, fake, sub("cd3", query))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    fake.add([unindexed(8, TODAY, "teplizumab")])
+    assert poll(config, store, client, NOW).new_matches == 1
+    mark_delivered(store, "a@example.org", [8])
+
+    fake.add([indexed(8, TODAY, on=TODAY + timedelta(days=12), words="teplizumab")])
+    fake.reset_counts()
+    report = poll(config, store, client, NOW + timedelta(days=12))
+    assert sum(o.found for o in report.outcomes) == 1  # it is in the results again...
+    assert report.new_matches == 0  # ...and not news
+    assert fake.count("efetch") == 0
+    assert store.pending_papers("a@example.org", ["cd3"]) == {}

@@ -7,8 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
-from watcher.sources.pubmed_xml import XmlError, parse_articles
+from watcher.sources.pubmed_xml import XmlError, _clean, parse_articles
 
 from .fakes.records import synthetic
 
@@ -139,6 +140,45 @@ def test_unknown_elements_are_ignored() -> None:
     assert a.title == "With extras" and a.language == "eng"
 
 
+def test_thousands_of_nested_inline_tags_flatten_without_recursion() -> None:
+    """Built in memory, past any parser's depth limit: flattening must not use the stack."""
+    title = etree.Element("ArticleTitle")
+    title.text = "Start "
+    inner = title
+    for _ in range(5000):
+        inner = etree.SubElement(inner, "i")
+        inner.tail = "."
+    inner.text = "deep"
+    assert _clean(title) == "Start deep" + "." * 5000
+
+
+def test_nesting_past_libxml2s_depth_limit_is_malformed_xml_not_a_crash() -> None:
+    """1,500 nested <i> in a title: before, RecursionError ('internal error') on every poll."""
+    title = b"<i>" * 1500 + b"deep" + b"</i>" * 1500
+    rec = synthetic(5, "x", edat=date(2026, 1, 1)).xml.replace(
+        b"x</ArticleTitle>", title + b"</ArticleTitle>"
+    )
+    with pytest.raises(XmlError, match="depth"):
+        list(parse_articles(b"<PubmedArticleSet>" + rec + b"</PubmedArticleSet>"))
+
+
+@pytest.mark.parametrize(
+    "entity", ['SYSTEM "file:///etc/hostname"', 'SYSTEM "http://127.0.0.1:9/dtd"', '"&#x41;"']
+)
+def test_entities_are_never_expanded_nor_fetched(entity: str) -> None:
+    rec = synthetic(6, "&e;", edat=date(2026, 1, 1), raw_title=True).xml
+    body = (
+        (
+            f'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY e {entity}>]>'
+            "<PubmedArticleSet>"
+        ).encode()
+        + rec
+        + b"</PubmedArticleSet>"
+    )
+    (a,) = parse_articles(body)
+    assert a.title == ""
+
+
 def test_truncated_xml_raises() -> None:
     body = b"<PubmedArticleSet>" + synthetic(4, "x", edat=date(2026, 1, 1)).xml
     with pytest.raises(XmlError):
@@ -156,3 +196,61 @@ def test_memory_stays_bounded_on_a_large_file(corpus: Path) -> None:
     tracemalloc.stop()
     assert count == 3000
     assert peak < 8 * 1024 * 1024, peak
+
+
+FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-presentation.xml"
+
+
+def field_records() -> dict:
+    return {a.pmid: a for a in parse_articles(FIELD.read_bytes())}
+
+
+def test_nlm_category_is_kept_whatever_the_label() -> None:
+    lancet = field_records()[90100006]
+    assert [(s.label, s.category) for s in lancet.abstract] == [
+        ("BACKGROUND", "BACKGROUND"),
+        ("METHODS", "METHODS"),
+        ("FINDINGS", "RESULTS"),
+        ("INTERPRETATION", "CONCLUSIONS"),
+        ("FUNDING", "UNASSIGNED"),
+    ]
+
+
+def test_substances_from_the_chemical_and_supplementary_lists(corpus: Path) -> None:
+    assert field_records()[90100005].substances == (
+        "Antibodies, Monoclonal, Humanized",
+        "teplizumab",
+    )
+    (a,) = [
+        a
+        for a in parse_articles(read(corpus / "pubmedportable-medline_00000000.xml"))
+        if a.pmid == 10097743
+    ]
+    assert a.substances == ("Cisplatin", "Fluorouracil", "CF regimen")  # SupplMeshName last
+
+
+def test_comment_on_is_kept_with_its_pmid(corpus: Path) -> None:
+    (a,), _ = parse_file(corpus / "metapub-34529508.xml")
+    (c,) = a.corrections
+    assert (c.ref_type, c.pmid) == ("CommentOn", "34473563")
+
+
+def test_registry_numbers_of_any_registry_from_the_abstract() -> None:
+    records = field_records()
+    assert records[90100007].trial_ids == ("ISRCTN12345678", "DRKS00004567")
+    assert records[90100006].trial_ids == ("NCT00947427", "2007-007146-34")
+    # the DataBankList's number and the abstract's spaced "NCT 01030861" are one trial
+    assert records[90100005].trial_ids == ("NCT01030861",)
+
+
+def test_new_fields_survive_the_store_and_old_records_still_load() -> None:
+    from watcher.models import Article
+
+    a = field_records()[90100006]
+    assert Article.from_json(a.to_json()) == a
+    old = a.to_json()
+    del old["substances"]
+    for s in old["abstract"]:
+        del s["category"]
+    restored = Article.from_json(old)
+    assert restored.substances == () and restored.abstract[3].category is None

@@ -9,6 +9,7 @@ from watcher.errors import FeedError, SourceError
 from watcher.sources.eutils import EUtils
 from watcher.sources.rss import parse_feed, read_feed
 
+from .conftest import make_client
 from .fakes.ncbi import FakeNCBI
 from .fakes.records import synthetic
 
@@ -65,3 +66,31 @@ def test_feed_faults_are_retried(fake: FakeNCBI, client: EUtils) -> None:
     fake.feeds["g"] = [31]
     fake.fault("rss", "status:503")
     assert read_feed(client, fake.feed_url("g")).pmids == [31]
+
+
+@pytest.mark.parametrize("kind", ["html", "ratelimit200", "short"])
+def test_an_html_page_a_json_error_or_a_cut_body_under_200_is_retried(
+    fake: FakeNCBI, client: EUtils, kind: str
+) -> None:
+    fake.add([synthetic(41, "P", edat=DAY)])
+    fake.feeds["h"] = [41]
+    fake.fault("rss", kind, times=2)
+    assert read_feed(client, fake.feed_url("h")).pmids == [41]
+    assert fake.count("rss") == 3 and client.counters.retries == 2
+
+
+def test_an_rss_url_that_always_answers_html_gives_up_with_a_clear_error(
+    fake: FakeNCBI, client: EUtils
+) -> None:
+    fake.feeds["k"] = []
+    fake.fault("rss", "html", times=100)
+    with pytest.raises(SourceError, match=r"gave up after 5 tries: an HTML page instead of data"):
+        read_feed(client, fake.feed_url("k"))
+
+
+def test_credentials_in_a_feed_url_are_never_shown(client: EUtils) -> None:
+    url = "http://reader:feed-pass-123@127.0.0.1:9/rss/search/x/"  # nothing listens on port 9
+    quick = make_client(client.base_url, retries=0)
+    with pytest.raises(SourceError) as info:
+        read_feed(quick, url)
+    assert "feed-pass-123" not in str(info.value) and "127.0.0.1:9" in str(info.value)

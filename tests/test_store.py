@@ -270,3 +270,56 @@ def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -
     store.forget_missing([2])
     assert store.awaited_records(["s"]) == {} and store.record_attempts([2]) == {}
     assert set(store.pending_papers("a@example.org", ["s"])) == {1, 2}
+
+
+def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> None:
+    """A 3 MB title (and over-long everything) is stored cut, once in its column and once in
+    the record, not whole twice; PostgreSQL's column widths are respected."""
+    from watcher.store import MAX_ABSTRACT, MAX_ITEMS, MAX_TEXT, MAX_TITLE
+
+    huge = replace(
+        article(8, "T" * 3_000_000),
+        doi="10.1000/" + "d" * 400,
+        pmcid="PMC" + "9" * 50,
+        pub_date="2019 " * 40,
+        language="english-" * 10,
+        abstract=(AbstractSection("A" * 5000, "x" * 100_000), AbstractSection(None, "y" * 10)),
+        authors=tuple(Author("L" * 2000, "F", "I") for _ in range(MAX_ITEMS + 10)),
+        keywords=("k" * 5000,),
+    )
+    store.upsert_articles([huge], T0)
+    got = store.articles([8])[8]
+    assert len(got.title) == MAX_TITLE and got.title.endswith("…")
+    assert len(got.doi or "") == 255 and len(got.pmcid or "") == 32
+    assert len(got.pub_date or "") == 64 and len(got.language or "") == 16
+    assert sum(len(s.text) for s in got.abstract) <= MAX_ABSTRACT
+    assert len(got.abstract[0].label or "") == MAX_TEXT
+    assert len(got.authors) == MAX_ITEMS and len(got.authors[0].last_name or "") == MAX_TEXT
+    assert got.keywords == ("k" * (MAX_TEXT - 1) + "…",)
+    with store.engine.connect() as conn:
+        sizes = conn.execute(
+            text("SELECT length(title), length(CAST(record AS TEXT)) FROM articles")
+        ).one()
+    assert sizes[0] == MAX_TITLE and sizes[1] < 15_000_000  # was 3 MB in each, and more
+
+
+def test_a_real_sized_record_is_stored_unchanged(store: Store) -> None:
+    a = replace(article(9, "Effect of anti-CD3 " * 50), keywords=("x" * 900,))
+    store.upsert_articles([a], T0)
+    assert store.articles([9])[9] == a
+
+
+def test_error_lines_are_stored_capped_and_redacted(store: Store) -> None:
+    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.record_poll_error("s", "HTTP 400 api_key=abcdef123456 " + "e" * 10_000_000, T0)
+    state = store.poll_state("s")
+    assert state is not None and state.last_error is not None
+    assert len(state.last_error) == 500 and state.last_error.endswith("…")
+    assert "abcdef123456" not in state.last_error and "api_key=[REDACTED]" in state.last_error
+    store.upsert_articles([article(1)], T0)
+    d = store.create_digest(
+        recipient="a@example.org", schedule="k", message_id="<m@x>", message=b"", pmids=[1], now=T0
+    )
+    store.mark_digest_attempt(d, "451 " + "w" * 100_000, permanent=False)
+    (row,) = [r for r in store.digest_states() if r["id"] == d]
+    assert len(row["last_error"]) == 500

@@ -44,13 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     from watcher.logs import setup_logging
+    from watcher.redact import safe_message
 
     setup_logging(args.log_level, args.log_json)
     try:
         return int(args.func(args) or 0)
     except WatcherError as exc:
         log().debug("error", exc_info=True)
-        print(f"watcher: {exc}", file=sys.stderr)
+        print(f"watcher: {safe_message(str(exc), 1000)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("watcher: interrupted", file=sys.stderr)
@@ -61,12 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as exc:  # the boundary: anything else is our bug, said plainly
         if args.log_level == "debug":
-            raise
+            # Through the log, not Python's own hook, so the traceback is redacted too.
+            log().critical("internal error", exc_info=True)
+            return 1
         if type(exc).__module__.startswith("sqlalchemy"):
-            print(f"watcher: store error: {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
+            store_error = safe_message(str(getattr(exc, "orig", None) or exc), 1000)
+            print(f"watcher: store error: {store_error}", file=sys.stderr)
             return 1
         print(
-            f"watcher: internal error: {type(exc).__name__}: {exc} "
+            f"watcher: internal error: {type(exc).__name__}: {safe_message(str(exc), 1000)} "
             "(rerun with --log-level debug for a traceback)",
             file=sys.stderr,
         )
@@ -190,9 +194,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from watcher.config import require_secrets
     from watcher.schedule import next_digest_time, next_poll_time
 
     config = load(args)
+    require_secrets(config, os.environ)
     store = open_store(config)
     now = utcnow()
     states = store.poll_states()
@@ -205,7 +211,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
         print(
             f"\n  {sub.name} [{sub.kind}]\n    {sub.source}\n"
-            f"    recipients: {', '.join(sub.recipients)}\n"
+            f"    recipients: {', '.join(_mailbox(config, r) for r in sub.recipients)}\n"
             f"    next poll:   {_when(poll, now)} (every {_duration(sub.schedule.poll_every)})\n"
             f"    next digest: {digest.isoformat(timespec='minutes')} "
             f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
@@ -223,7 +229,9 @@ def check_online(config: Config) -> int:
     for sub in config.subscriptions:
         if sub.query is None:
             continue
-        result = client.search(sub.query, None, None)
+        # A count, a translation and the warnings are all this shows: esearch with retmax=0
+        # answers them in one request, however many papers the query matches.
+        result = client.search(sub.query, None, None, ids=False)
         print(f"  {sub.name}: {result.count} papers in all")
         if result.query_translation:
             print(f"    PubMed reads it as: {result.query_translation}")
@@ -238,7 +246,8 @@ def check_online(config: Config) -> int:
 def make_client(config: Config):  # type: ignore[no-untyped-def]
     from watcher.sources.eutils import EUtils
 
-    return EUtils.from_config(config.ncbi)
+    # The client's dates come from the same clock as the poll's `now`.
+    return EUtils.from_config(config.ncbi, clock=utcnow)
 
 
 def selected(config: Config, names: list[str] | None) -> list[Any]:
@@ -364,6 +373,8 @@ def _date_arg(text: str) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.redact import safe_message
+
     config = load(args)
     store = open_store(config)
     states = store.poll_states()
@@ -386,12 +397,25 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_requests": st.last_requests if st else None,
                 "last_new": st.last_new if st else None,
                 "matches": counts.get(sub.name, 0),
-                "last_error": st.last_error if st else None,
+                # Redacted again: a row written before secrets were kept out may hold one.
+                "last_error": safe_message(st.last_error) if st and st.last_error else None,
             }
         )
     from watcher.digest import recipients_of
 
     recipients = recipients_of(config.subscriptions)
+    digests: dict[str, list[dict[str, Any]]] = {}
+    for d in store.undelivered_digests():
+        digests.setdefault(d["recipient"], []).append(
+            {
+                "message_id": d["message_id"],
+                "state": d["state"],
+                "papers": d["paper_count"],
+                "created": _iso(d["created_at"]),
+                "attempts": d["attempts"],
+                "last_error": d["last_error"],
+            }
+        )
     out = {
         "config": str(config.path),
         "store": store.display_url,
@@ -404,6 +428,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "address": r,
                 "undelivered": undelivered.get(r, 0),
                 "awaiting_record": awaiting.get(r, 0),
+                "digests": digests.get(r, []),
             }
             for r in recipients
         ],
@@ -433,6 +458,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     for r in out["recipients"]:
         more = f", {r['awaiting_record']} awaiting a record" if r["awaiting_record"] else ""
         print(f"    {r['address']}: {r['undelivered']} papers awaiting delivery{more}")
+        for d in r["digests"]:
+            tries = f"{d['attempts']} attempt{'' if d['attempts'] == 1 else 's'}"
+            what = (
+                "FAILED (refused; its papers go in the next digest)"
+                if d["state"] == "failed"
+                else "pending (retried on the next digest run)"
+            )
+            print(
+                f"      digest {d['message_id']} of {d['created']}, {d['papers']} papers: "
+                f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
+            )
     if awaited:
         print("\n  records awaited from NCBI (matched, not yet stored):")
         for a in awaited:
@@ -502,6 +538,11 @@ def daemon_status(heartbeat: str | None, state: str | None, now: datetime) -> di
     else:
         info["summary"] = f"NOT RESPONDING: last heartbeat {heartbeat} ({age:.0f}s ago)"
     return info
+
+
+def _mailbox(config: Config, address: str) -> str:
+    name = config.display_name(address)
+    return f"{name} <{address}>" if name else address
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -32,6 +33,16 @@ _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _NAME = re.compile(r"^[\w][\w .,:;+()'/&-]{0,79}$")
+# name-addr as people write it: `Dr Ana Lopez <ana@example.org>` or `"Lopez, Ana" <ana@…>`.
+_NAME_ADDR = re.compile(r'^(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]*)>$')
+_DISPLAY_NAME_MAX = 100
+_MAILBOX_HINT = " (write ana@example.org or Ana Lopez <ana@example.org>)"
+# Bounds on what a config may hold, far above any sensible value: a runaway value (a pasted file,
+# a generated query) is refused at load instead of travelling into URLs, logs and the store.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_STRING = 2_000  # URLs, addresses, paths, names, crontab lines
+MAX_QUERY = 20_000  # systematic-review search strategies run to a few thousand characters
+MAX_RECIPIENTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class NcbiConfig:
     retries: int = 5
     datetype: DateType = "crdt"
     overlap_days: int = 3
+    max_response_mb: float = 128.0  # see eutils.DEFAULT_MAX_RESPONSE_MB
 
 
 @dataclass(frozen=True)
@@ -61,13 +73,14 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class MailConfig:
-    from_addr: str
+    from_addr: str  # the bare address: the envelope sender and the Message-ID's domain
     maildir: Path
     smtp: SmtpConfig | None = None
     templates: Path | None = None
     abstract: AbstractMode = "snippet"
     max_items: int = 50
     send_empty: bool = False
+    from_name: str | None = None  # the display name of `from`, when written as name-addr
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,12 @@ class Schedule:
 @dataclass(frozen=True)
 class Subscription:
     name: str
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...]  # normalised addresses (normalise_address): who they are
     schedule: Schedule
     query: str | None = None
     rss: str | None = None
+    # (address, display name) for recipients written as name-addr: how to greet them only
+    display_names: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> Literal["query", "rss"]:
@@ -95,8 +110,8 @@ class Subscription:
         return self.query if self.query is not None else str(self.rss)
 
     def sends_to(self, address: str) -> bool:
-        """Whether `address` is one of the recipients (addresses compare case-insensitively)."""
-        return address.lower() in (r.lower() for r in self.recipients)
+        """Whether `address` is one of the recipients (whatever its case or display name)."""
+        return normalise_address(address) in self.recipients
 
     @property
     def fingerprint(self) -> str:
@@ -113,6 +128,18 @@ class Config:
     defaults: Schedule
     subscriptions: tuple[Subscription, ...]
     warnings: tuple[str, ...] = field(default=())
+    # The user's additions to the shipped drug table ([drugs] file, then [[drug]] entries).
+    drugs: tuple[Drug, ...] = field(default=())
+
+    def display_name(self, address: str) -> str | None:
+        """The name to put beside `address` in a To header: the first one the config gives it,
+        in config order (the same person may be written differently in two subscriptions)."""
+        address = normalise_address(address)
+        for sub in self.subscriptions:
+            for addr, name in sub.display_names:
+                if addr == address:
+                    return name
+        return None
 
     def subscription(self, name: str) -> Subscription:
         for sub in self.subscriptions:
@@ -132,6 +159,55 @@ class Config:
         return groups
 
 
+def require_secrets(config: Config, env: Mapping[str, str]) -> None:
+    """Every environment variable the config names for a secret is set and not empty.
+
+    `check` and `run` call this at start, so a typo in a variable's name (or a unit file that
+    forgot its EnvironmentFile) is refused at once instead of failing the first poll or digest
+    hours later.
+    """
+    named = [("ncbi.api_key_env", config.ncbi.api_key_env, "the NCBI API key")]
+    if config.mail.smtp is not None:
+        named.append(("mail.smtp.password_env", config.mail.smtp.password_env, "the SMTP password"))
+    for key, variable, what in named:
+        if variable and not env.get(variable):
+            raise ConfigError(
+                f"environment variable {variable} is not set (it should hold {what})",
+                path=str(config.path),
+                key=key,
+            )
+
+
+def normalise_address(address: str) -> str:
+    """A recipient's identity: the bare address, trimmed and lowercased (as the store has always
+    keyed deliveries), whatever display name it is written with."""
+    return address.strip().lower()
+
+
+def parse_mailbox(text: str) -> tuple[str | None, str]:
+    """'ana@example.org' or 'Dr Ana Lopez <ana@example.org>' (RFC 5322 name-addr; the name may
+    be quoted and hold any Unicode) → (display name or None, address). ValueError otherwise."""
+    text = text.strip()
+    name: str | None = None
+    address = text
+    if "<" in text or ">" in text:
+        m = _NAME_ADDR.match(text)
+        if not m:
+            raise ValueError(f"{text!r} is not an email address{_MAILBOX_HINT}")
+        quoted, bare, address = m.groups()
+        name = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+        name = " ".join(name.split()) or None
+        address = address.strip()
+    if not _EMAIL.match(address) and not re.fullmatch(r"[^@\s<>\"',;]+@localhost", address):
+        raise ValueError(f"{text!r} is not an email address{_MAILBOX_HINT}")
+    if name is not None:
+        if any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(f"{text!r}: the name holds a control character")
+        if len(name) > _DISPLAY_NAME_MAX:
+            raise ValueError(f"{text!r}: the name is longer than {_DISPLAY_NAME_MAX} characters")
+    return name, address
+
+
 def parse_duration(text: str) -> timedelta:
     """'45s', '30m', '6h', '1d', '2w' → timedelta. Raises ValueError with a readable reason."""
     m = _DURATION.match(text)
@@ -148,6 +224,10 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError("no such file (create one with `watcher init`)", path=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"is {len(raw):,} bytes; a config holds at most {MAX_CONFIG_BYTES:,}", path=str(path)
+        )
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
@@ -199,9 +279,17 @@ class _Reader:
             raise self.fail(where, f"must be {_type_name(typ)}, not a boolean")
         if not isinstance(value, typ):
             raise self.fail(where, f"must be {_type_name(typ)}, not {_kind(value)}")
-        if isinstance(value, str) and not value.strip():
-            raise self.fail(where, "must not be empty")
+        if isinstance(value, str):
+            if not value.strip():
+                raise self.fail(where, "must not be empty")
+            self.short(where, value, MAX_QUERY if name == "query" else MAX_STRING)
         return value
+
+    def short(self, where: str, value: str, limit: int = MAX_STRING) -> None:
+        if len(value) > limit:
+            raise self.fail(
+                where, f"is {len(value):,} characters long; at most {limit:,} are allowed"
+            )
 
     def checked(self, where: str, value: Any, check: Callable[[Any], Any]) -> Any:
         try:
@@ -210,7 +298,9 @@ class _Reader:
             raise self.fail(where, str(exc)) from None
 
     def config(self, data: dict[str, Any]) -> Config:
-        top = self.table(data, "", {"store", "ncbi", "mail", "defaults", "subscription"})
+        top = self.table(
+            data, "", {"store", "ncbi", "mail", "defaults", "subscription", "drug", "drugs"}
+        )
         store_url = self.store(self.table(top.get("store"), "store", {"url"}))
         ncbi = self.ncbi(top.get("ncbi"))
         mail = self.mail(top.get("mail"))
@@ -239,7 +329,27 @@ class _Reader:
                     f"{sub.name!r} is already the name of subscription[{seen[sub.name]}]",
                 )
             seen[sub.name] = i
-        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings))
+        drugs = self.drugs(top.get("drugs"), top.get("drug", []))
+        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings), drugs)
+
+    def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
+        """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to
+        the shipped table (see drugs.merged for an INN already in it)."""
+        found: list[Drug] = []
+        data = self.table(table, "drugs", {"file"})
+        name = self.get(data, "drugs", "file", str)
+        if name is not None:
+            path = self.local_path(name)
+            found += self.checked("drugs.file", path, load_drug_file)
+        if not isinstance(entries, list):
+            raise self.fail("drug", "must be an array of tables: write [[drug]]")
+        for i, entry in enumerate(entries):
+            try:
+                found.append(drug_entry(entry, f"drug[{i}]"))
+            except ValueError as exc:
+                where, _, message = str(exc).partition(": ")
+                raise self.fail(where, message) from None
+        return tuple(found)
 
     def store(self, data: Mapping[str, Any]) -> str:
         url = self.get(data, "store", "url", str, "sqlite:///watcher.db")
@@ -275,6 +385,7 @@ class _Reader:
                 "retries",
                 "datetype",
                 "overlap_days",
+                "max_response_mb",
             },
         )
         if raw is None:
@@ -316,6 +427,9 @@ class _Reader:
         overlap = self.get(data, key, "overlap_days", int, 3)
         if not 0 <= overlap <= 60:
             raise self.fail("ncbi.overlap_days", "must be between 0 and 60")
+        max_mb = self.get(data, key, "max_response_mb", (int, float), 128)
+        if not 0 < max_mb <= 4096:
+            raise self.fail("ncbi.max_response_mb", "must be a number of MB above 0, at most 4096")
         return NcbiConfig(
             email,
             tool,
@@ -327,6 +441,7 @@ class _Reader:
             retries,
             datetype,
             overlap,
+            float(max_mb),
         )
 
     def mail(self, raw: Any) -> MailConfig:
@@ -336,9 +451,8 @@ class _Reader:
             key,
             {"from", "maildir", "smtp", "templates", "abstract", "max_items", "send_empty"},
         )
-        from_addr = self.get(data, key, "from", str, "pubmed-watcher@localhost")
-        if not _EMAIL.match(from_addr) and not re.fullmatch(r"[^@\s]+@localhost", from_addr):
-            raise self.fail("mail.from", f"{from_addr!r} is not an email address")
+        from_text = self.get(data, key, "from", str, "pubmed-watcher@localhost")
+        from_name, from_addr = self.checked("mail.from", from_text, parse_mailbox)
         maildir = self.local_path(self.get(data, key, "maildir", str, "mail"))
         templates = self.get(data, key, "templates", str)
         templates_path = None
@@ -354,7 +468,9 @@ class _Reader:
         smtp = None
         if "smtp" in data:
             smtp = self.smtp(data["smtp"])
-        return MailConfig(from_addr, maildir, smtp, templates_path, abstract, max_items, send_empty)
+        return MailConfig(
+            from_addr, maildir, smtp, templates_path, abstract, max_items, send_empty, from_name
+        )
 
     def smtp(self, raw: Any) -> SmtpConfig:
         key = "mail.smtp"
@@ -434,15 +550,27 @@ class _Reader:
         recipients = self.get(data, key, "recipients", list, required=True)
         if not recipients:
             raise self.fail(f"{key}.recipients", "lists nobody: add at least one email address")
+        if len(recipients) > MAX_RECIPIENTS:
+            raise self.fail(
+                f"{key}.recipients", f"lists {len(recipients):,}; at most {MAX_RECIPIENTS:,}"
+            )
         clean: list[str] = []
-        for i, addr in enumerate(recipients):
+        names: dict[str, str] = {}
+        for i, text in enumerate(recipients):
             where = f"{key}.recipients[{i}]"
-            if not isinstance(addr, str) or not _EMAIL.match(addr.strip()):
-                raise self.fail(where, f"{addr!r} is not an email address")
-            if addr.strip().lower() not in (c.lower() for c in clean):
-                clean.append(addr.strip())
+            if not isinstance(text, str):
+                raise self.fail(where, f"{text!r} is not an email address")
+            self.short(where, text)
+            display, address = self.checked(where, text, parse_mailbox)
+            if "@localhost" in address and not _EMAIL.match(address):
+                raise self.fail(where, f"{text!r} is not an email address")
+            address = normalise_address(address)
+            if address not in clean:
+                clean.append(address)
+            if display and address not in names:
+                names[address] = display
         schedule = self.schedule(data, key, defaults)
-        return Subscription(name, tuple(clean), schedule, query, rss)
+        return Subscription(name, tuple(clean), schedule, query, rss, tuple(names.items()))
 
     def choice(
         self, data: Mapping[str, Any], key: str, name: str, options: tuple[str, ...], default: str

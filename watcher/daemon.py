@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from watcher.config import Config, load_config
+from watcher.config import Config, load_config, require_secrets
 from watcher.digest import Renderer, send_digests
 from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
 from watcher.mail import make_transport
@@ -167,7 +167,7 @@ class Daemon:
                     extra={"fields": {"event": "catch_up", "schedule": key}},
                 )
                 self.scheduler.add_job(
-                    self.digest_job,
+                    self.catch_up_job,
                     args=[(cron, tz)],
                     id=f"catch-up {key}",
                     name=f"catch-up {key}",
@@ -189,6 +189,14 @@ class Daemon:
                 mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
                 if mine:
                     _guarded(lambda: poll(config, self.store, self.client, now, mine), "poll")
+
+    def catch_up_job(self, schedule: tuple[str, str]) -> None:
+        """The digest missed while stopped, after the polls that fell due meanwhile: it then
+        carries what they find instead of leaving it to wait a whole digest period. (Jobs due
+        at the same moment start in the order of their ids, so "catch-up" came before "poll".)
+        """
+        self.poll_job()
+        self.digest_job(schedule)
 
     def digest_job(self, schedule: tuple[str, str]) -> None:
         with self.busy:
@@ -247,6 +255,7 @@ class Daemon:
         """SIGHUP: read the config again; a bad one is refused and the old one keeps running."""
         try:
             new = load_config(self.config_path)
+            require_secrets(new, os.environ)  # a new *_env must name a variable this process has
         except ConfigError as exc:
             log.error(
                 "config reload refused, still running the previous config: %s",
@@ -258,7 +267,7 @@ class Daemon:
             log.warning("store.url changed; the daemon keeps its open store until restarted")
         if new.ncbi != self.config.ncbi:
             # The client (its session and rate limiter) is built once per process.
-            self.client = EUtils.from_config(new.ncbi, sleep=self.client.sleep)
+            self.client = EUtils.from_config(new.ncbi, clock=self.clock, sleep=self.client.sleep)
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)
@@ -317,6 +326,7 @@ def run(config_path: Path, clock: Clock) -> int:
     config = load_config(config_path)
     for warning in config.warnings:
         log.warning("%s", warning)
+    require_secrets(config, os.environ)
     store = Store.open(config.store_url)
     lock = InstanceLock(config.store_url) if store.dialect == "sqlite" else None
     if lock is not None:
@@ -328,7 +338,8 @@ def run(config_path: Path, clock: Clock) -> int:
         if stop.wait(seconds):
             raise Interrupted("shutting down")
 
-    client = EUtils.from_config(config.ncbi, sleep=interruptible_sleep)
+    # One clock for the jobs' `now` and the client's dates.
+    client = EUtils.from_config(config.ncbi, clock=clock, sleep=interruptible_sleep)
     daemon = Daemon(config_path, config, store, client, clock, stop)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())

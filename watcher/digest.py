@@ -15,7 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from watcher import registries, sentences
 from watcher.config import Config, MailConfig, Subscription
+from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.errors import MailError
 from watcher.models import Article
 from watcher.paths import shipped
@@ -24,12 +26,14 @@ from watcher.schedule import schedule_key
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
-# Publication types a clinician scans for, in the order badges are shown.
+# Publication types a clinician scans for, in the order badges are shown. A label shown once;
+# a type made redundant by a more precise one is left out (see _REDUNDANT).
 _BADGES = (
     ("Retracted Publication", "Retracted", "alert"),
     ("Retraction of Publication", "Retraction notice", "alert"),
     ("Expression of Concern", "Expression of concern", "alert"),
     ("Published Erratum", "Erratum", "alert"),
+    ("Preprint", "Preprint", "alert"),
     ("Meta-Analysis", "Meta-analysis", "evidence"),
     ("Systematic Review", "Systematic review", "evidence"),
     ("Randomized Controlled Trial", "RCT", "evidence"),
@@ -37,11 +41,46 @@ _BADGES = (
     ("Clinical Trial, Phase III", "Phase III trial", "trial"),
     ("Clinical Trial, Phase II", "Phase II trial", "trial"),
     ("Clinical Trial, Phase I", "Phase I trial", "trial"),
+    ("Controlled Clinical Trial", "Controlled trial", "trial"),
     ("Clinical Trial", "Clinical trial", "trial"),
+    ("Clinical Trial Protocol", "Trial protocol", "plain"),
+    ("Observational Study", "Observational study", "plain"),
     ("Practice Guideline", "Guideline", "evidence"),
     ("Guideline", "Guideline", "evidence"),
     ("Review", "Review", "plain"),
     ("Case Reports", "Case report", "plain"),
+    ("Editorial", "Editorial", "plain"),
+    ("Letter", "Letter", "plain"),
+    ("Comment", "Comment", "plain"),
+)
+# label → the labels that make it redundant.
+_REDUNDANT = {
+    "Clinical trial": {
+        "RCT",
+        "Controlled trial",
+        "Phase I trial",
+        "Phase II trial",
+        "Phase III trial",
+        "Phase IV trial",
+    },
+    "Controlled trial": {"RCT"},
+    "Review": {"Systematic review", "Meta-analysis"},
+    "Comment": {"Letter", "Editorial"},
+    "Letter": {"Editorial"},
+}
+TRIAL_TYPES = frozenset(
+    {
+        "Randomized Controlled Trial",
+        "Controlled Clinical Trial",
+        "Clinical Trial",
+        "Clinical Trial, Phase I",
+        "Clinical Trial, Phase II",
+        "Clinical Trial, Phase III",
+        "Clinical Trial, Phase IV",
+        "Pragmatic Clinical Trial",
+        "Equivalence Trial",
+        "Adaptive Clinical Trial",
+    }
 )
 _CORRECTION_BADGES = {
     "RetractionIn": ("Retracted", "alert"),
@@ -49,19 +88,70 @@ _CORRECTION_BADGES = {
     "ExpressionOfConcernIn": ("Expression of concern", "alert"),
     "UpdateIn": ("Updated", "plain"),
 }
-# International Nonproprietary Names of monoclonal antibodies end in -mab (WHO INN stem).
-_MAB = re.compile(r"\b([A-Za-z]{3,}(?:ximab|zumab|umab|omab|imab|emab|amab|mab))\b")
-_NOT_MABS = frozenset({"mab", "anti-mab"})
-_TRIAL_LINKS = (
-    (re.compile(r"^NCT\d{8}$"), "https://clinicaltrials.gov/study/{}"),
-    (re.compile(r"^ISRCTN\d+$"), "https://www.isrctn.com/{}"),
-    (
-        re.compile(r"^\d{4}-\d{6}-\d{2}$"),
-        "https://www.clinicaltrialsregister.eu/ctr-search/search?query={}",
-    ),
-    (re.compile(r"^ACTRN\d+$"), "https://www.anzctr.org.au/ACTRN{}.aspx"),
+# What a notice or a comment is about: shown as a link to that paper.
+_CONCERNS = {
+    "RetractionOf": "Retraction of",
+    "ErratumFor": "Erratum for",
+    "ExpressionOfConcernFor": "Expression of concern for",
+    "CommentOn": "Comment on",
+    "UpdateOf": "Update of",
+}
+# A design stated in the title of a record NLM has not indexed yet ("A randomised, double-blind,
+# placebo-controlled trial of …"); not when the paper is a secondary analysis or a protocol.
+_TITLE_RCT = re.compile(r"\brandomi[sz]ed\b.*\btrials?\b", re.I)
+_TITLE_NOT_RCT = re.compile(
+    r"\b(?:protocol|post[- ]hoc|secondary|follow[- ]up|analysis of|design of|rationale)\b", re.I
 )
-_SENTENCE_END = re.compile(r"[.!?](?=\s+[A-Z(\[])")
+# "Study protocol", "protocol for a randomised trial", "…: protocol of a phase 2 trial"; not a
+# treatment regimen ("the Edmonton protocol").
+_TITLE_PROTOCOL = re.compile(
+    r"\b(?:study|trial|research) protocol\b|\bprotocol (?:for|of) (?:a|an|the)\b"
+    r"|[:(]\s*(?:a |the )?protocol\b",
+    re.I,
+)
+_INDEXED = frozenset({"MEDLINE", "OLDMEDLINE"})
+# MEDLINE's language codes (ISO 639-2/B), https://www.nlm.nih.gov/bsd/language_table.html
+_LANGUAGES = {
+    "afr": "Afrikaans",
+    "ara": "Arabic",
+    "bul": "Bulgarian",
+    "cat": "Catalan",
+    "chi": "Chinese",
+    "cze": "Czech",
+    "dan": "Danish",
+    "dut": "Dutch",
+    "est": "Estonian",
+    "fin": "Finnish",
+    "fre": "French",
+    "ger": "German",
+    "gre": "Greek",
+    "heb": "Hebrew",
+    "hrv": "Croatian",
+    "hun": "Hungarian",
+    "ice": "Icelandic",
+    "ind": "Indonesian",
+    "ita": "Italian",
+    "jpn": "Japanese",
+    "kor": "Korean",
+    "lav": "Latvian",
+    "lit": "Lithuanian",
+    "nor": "Norwegian",
+    "per": "Persian",
+    "pol": "Polish",
+    "por": "Portuguese",
+    "rum": "Romanian",
+    "rus": "Russian",
+    "scr": "Croatian",
+    "slo": "Slovak",
+    "slv": "Slovenian",
+    "spa": "Spanish",
+    "srp": "Serbian",
+    "swe": "Swedish",
+    "tha": "Thai",
+    "tur": "Turkish",
+    "ukr": "Ukrainian",
+    "vie": "Vietnamese",
+}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -82,12 +172,37 @@ class Paper:
     source: str  # journal and date
     subscriptions: tuple[str, ...]
     badges: tuple[tuple[str, str], ...]  # (label, kind)
-    mabs: tuple[str, ...]
+    drugs: tuple[Mention, ...]
     trials: tuple[Link, ...]
+    concerns: tuple[Link, ...]  # what a notice or comment is about ("Erratum for", "Comment on")
     doi_url: str | None
     pmc_url: str | None
     abstract: tuple[tuple[str | None, str], ...]  # (label, text) per section shown
     compact: bool = False
+    is_trial: bool = False
+
+    @property
+    def drug_line(self) -> str:
+        """ "teplizumab · anti-CD3; rituximab · anti-CD20", for the text part."""
+        return "; ".join(drug_name(m.inn, m.action) for m in self.drugs)
+
+
+@dataclass(frozen=True)
+class DrugCount:
+    """One line of the overview: a drug named in the period's papers."""
+
+    inn: str
+    action: str
+    papers: int
+    trials: int
+
+    @property
+    def name(self) -> str:
+        return drug_name(self.inn, self.action)
+
+
+def drug_name(inn: str, action: str) -> str:
+    return f"{inn} · {action}" if action else inn
 
 
 @dataclass(frozen=True)
@@ -110,6 +225,7 @@ class DigestContext:
     generated: datetime
     abstract_mode: str
     pmids: tuple[int, ...] = field(default=())
+    overview: tuple[DrugCount, ...] = field(default=())
 
 
 def build_digest(
@@ -120,13 +236,16 @@ def build_digest(
     mail: MailConfig,
     config_path: Path | str,
     now: datetime,
+    drugs: Vocabulary | None = None,
 ) -> DigestContext:
     """Group `papers` (PMID → matching subscription names) for one recipient.
 
     Each paper appears once, under the first of its subscriptions in config order, and names
     the others. Newest first within a group. After `max_items` papers the rest are compact
-    title links: nothing is ever dropped silently.
+    title links: nothing is ever dropped silently. `drugs` is the compiled drug table (default:
+    the shipped one).
     """
+    drugs = drugs or vocabulary()
     order = [s.name for s in subscriptions if s.sends_to(recipient)]
     rank = {name: i for i, name in enumerate(order)}
     present = [p for p in papers if p in articles]
@@ -155,13 +274,14 @@ def build_digest(
         for art in sorted(group_articles, key=_published, reverse=True):
             is_compact = shown >= mail.max_items
             paper = present_paper(
-                art, in_order(papers[art.pmid]), mail.abstract, compact=is_compact
+                art, in_order(papers[art.pmid]), mail.abstract, compact=is_compact, drugs=drugs
             )
             (compact if is_compact else full).append(paper)
             shown += 1
         if full:
             groups.append(Group(name, tuple(full), total))
     total = len(present)
+    everything = [p for g in groups for p in g.papers] + compact
     return DigestContext(
         recipient=recipient,
         subject=digest_subject(total, [n for n, _ in counts]),
@@ -174,7 +294,22 @@ def build_digest(
         generated=now,
         abstract_mode=mail.abstract,
         pmids=tuple(sorted(present)),
+        overview=overview(everything),
     )
+
+
+def overview(papers: Iterable[Paper]) -> tuple[DrugCount, ...]:
+    """Each drug named in `papers`: its target, its papers and how many of them are trials."""
+    counts: dict[str, list[int]] = {}
+    actions: dict[str, str] = {}
+    for paper in papers:
+        for drug in paper.drugs:
+            n = counts.setdefault(drug.inn, [0, 0])
+            n[0] += 1
+            n[1] += paper.is_trial
+            actions.setdefault(drug.inn, drug.action)
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0].lower()))
+    return tuple(DrugCount(inn, actions[inn], n[0], n[1]) for inn, n in ordered)
 
 
 def digest_subject(total: int, names: Sequence[str]) -> str:
@@ -192,8 +327,13 @@ def header_safe(text: str, limit: int = 200) -> str:
 
 
 def present_paper(
-    art: Article, subs: tuple[str, ...], abstract_mode: str, compact: bool = False
+    art: Article,
+    subs: tuple[str, ...],
+    abstract_mode: str,
+    compact: bool = False,
+    drugs: Vocabulary | None = None,
 ) -> Paper:
+    shown = badges(art)
     return Paper(
         pmid=art.pmid,
         url=art.url,
@@ -201,13 +341,16 @@ def present_paper(
         authors=author_line(art),
         source=" · ".join(x for x in (art.journal_iso or art.journal, art.pub_date) if x),
         subscriptions=subs,
-        badges=badges(art),
-        mabs=monoclonal_antibodies(art),
+        badges=shown,
+        drugs=(drugs or vocabulary()).article_drugs(art),
         trials=tuple(trial_link(t) for t in art.trial_ids),
+        concerns=concerns(art),
         doi_url=f"https://doi.org/{art.doi}" if art.doi else None,
         pmc_url=f"https://pmc.ncbi.nlm.nih.gov/articles/{art.pmcid}/" if art.pmcid else None,
         abstract=() if compact else abstract_sections(art, abstract_mode),
         compact=compact,
+        is_trial=bool(TRIAL_TYPES.intersection(art.publication_types))
+        or any(label == "RCT (from title)" for label, _ in shown),
     )
 
 
@@ -225,62 +368,55 @@ def badges(art: Article) -> tuple[tuple[str, str], ...]:
         if c.ref_type in _CORRECTION_BADGES:
             label, kind = _CORRECTION_BADGES[c.ref_type]
             out.setdefault(label, kind)
-    trial_phase = False
     for ptype, label, kind in _BADGES:
         if ptype in types:
-            if label == "Clinical trial" and trial_phase:
-                continue  # "Phase III trial" already says it
-            trial_phase = trial_phase or label.startswith("Phase")
             out.setdefault(label, kind)
-    return tuple(out.items())
+    if art.status not in _INDEXED and "RCT" not in out and _title_rct(art.title):
+        out["RCT (from title)"] = "evidence"
+    if "Trial protocol" not in out and _TITLE_PROTOCOL.search(art.title):
+        out["Trial protocol"] = "plain"
+    language = (art.language or "eng").lower()
+    if language in _LANGUAGES:
+        out[f"in {_LANGUAGES[language]}"] = "plain"
+    return tuple((k, v) for k, v in out.items() if not _REDUNDANT.get(k, set()) & out.keys())
 
 
-def monoclonal_antibodies(art: Article) -> tuple[str, ...]:
-    text = f"{art.title} {art.abstract_text}"
-    found: dict[str, None] = {}
-    for m in _MAB.finditer(text):
-        name = m.group(1).lower()
-        if name not in _NOT_MABS:
-            found[name] = None
-    return tuple(found)
+def _title_rct(title: str) -> bool:
+    return bool(_TITLE_RCT.search(title)) and not _TITLE_NOT_RCT.search(title)
+
+
+def concerns(art: Article) -> tuple[Link, ...]:
+    """The paper a retraction notice, erratum or comment is about, linked when its PMID is known."""
+    out = []
+    for c in art.corrections:
+        verb = _CONCERNS.get(c.ref_type)
+        if verb is None:
+            continue
+        what = c.source or (f"PMID {c.pmid}" if c.pmid else "")
+        url = f"https://pubmed.ncbi.nlm.nih.gov/{c.pmid}/" if c.pmid else None
+        out.append(Link(f"{verb}: {what}".rstrip(": "), url))
+    return tuple(out)
 
 
 def trial_link(trial_id: str) -> Link:
-    for pattern, url in _TRIAL_LINKS:
-        if pattern.match(trial_id):
-            value = trial_id.removeprefix("ACTRN") if url.endswith("ACTRN{}.aspx") else trial_id
-            return Link(trial_id, url.format(value))
-    return Link(trial_id, None)
+    found = registries.link(trial_id)
+    return Link(found.label, found.url)
 
 
 def abstract_sections(art: Article, mode: str) -> tuple[tuple[str | None, str], ...]:
     if mode == "none" or not art.abstract:
         return ()
     if mode == "full":
-        return tuple((s.label, s.text) for s in art.abstract)
-    # A snippet: the conclusions when the abstract is structured (what a reader scans for),
-    # otherwise its opening, cut at a sentence end near SNIPPET_CHARS.
-    conclusion = next(
-        (
-            s
-            for s in art.abstract
-            if s.label and s.label.upper().startswith(("CONCLUSION", "INTERPRETATION"))
-        ),
-        None,
-    )
-    if conclusion is not None:
-        return ((conclusion.label, snippet(conclusion.text)),)
-    return ((None, snippet(" ".join(s.text for s in art.abstract))),)
+        return tuple((sentences.shown_label(s.label), s.text) for s in art.abstract)
+    # A snippet: the conclusion, in whole sentences (see watcher.sentences).
+    chosen = sentences.conclusion(art.abstract, SNIPPET_CHARS)
+    return (chosen,) if chosen else ()
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
-    if len(text) <= limit:
-        return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text, 0, limit + 1)]
-    if ends and ends[-1] >= limit // 3:
-        return text[: ends[-1]]
-    cut = text.rfind(" ", 0, limit)
-    return text[: cut if cut > 0 else limit].rstrip(",;:") + " …"
+    """The opening sentences of `text` that fit in `limit` characters; a first sentence longer
+    than that is cut at a word, marked " …"."""
+    return sentences.leading(sentences.split(text), limit, longest=limit)
 
 
 def _published(art: Article) -> tuple[date, int]:
@@ -359,7 +495,8 @@ class DigestReport:
 
 
 def recipients_of(subs: Iterable[Subscription]) -> list[str]:
-    return sorted({r.lower() for s in subs for r in s.recipients})
+    """Each recipient once, by normalised address, however many subscriptions name them."""
+    return sorted({r for s in subs for r in s.recipients})
 
 
 def send_digests(
@@ -426,13 +563,28 @@ def compose(
     mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
     papers = store.pending_papers(rcpt, mine)
     ctx = build_digest(
-        rcpt, papers, store.articles(papers), config.subscriptions, config.mail, config.path, now
+        rcpt,
+        papers,
+        store.articles(papers),
+        config.subscriptions,
+        config.mail,
+        config.path,
+        now,
+        drugs=vocabulary(config.drugs),
     )
     if ctx.total == 0 and not config.mail.send_empty:
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)
-    message = build_message(rendered, config.mail.from_addr, rcpt, message_id, now)
+    message = build_message(
+        rendered,
+        config.mail.from_addr,
+        rcpt,
+        message_id,
+        now,
+        from_name=config.mail.from_name,
+        to_name=config.display_name(rcpt),
+    )
     return Composed(ctx, rendered, message_id, message)
 
 
@@ -521,7 +673,10 @@ def write_dry_run(
     from watcher.paths import private_dir, write_private
 
     renderer = renderer or Renderer(config.mail.templates)
-    private_dir(out)
+    try:
+        private_dir(out)
+    except OSError as exc:
+        raise MailError.unusable_folder("the --out folder", out, exc) from None
     written = []
     for key, subs in config.schedules.items():
         for rcpt in recipients_of(subs):
@@ -529,7 +684,10 @@ def write_dry_run(
             if digest is None:
                 continue
             stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
-            write_private(out / f"{stem}.eml", digest.message)
-            write_private(out / f"{stem}.html", digest.rendered.html.encode("utf-8"))
+            try:
+                write_private(out / f"{stem}.eml", digest.message)
+                write_private(out / f"{stem}.html", digest.rendered.html.encode("utf-8"))
+            except OSError as exc:
+                raise MailError.unusable_folder("the --out folder", out, exc) from None
             written.append(out / f"{stem}.eml")
     return written

@@ -39,6 +39,10 @@ class Interrupted(WatcherError):
     with nothing of it committed."""
 
 
+class ResponseTooLarge(SourceError):
+    """An answer grew past the size limit ([ncbi] max_response_mb); reading stopped there."""
+
+
 class QueryError(SourceError):
     """NCBI rejected a search (an <ERROR> body): retrying will not help, the query must change."""
 
@@ -57,6 +61,16 @@ class MailError(WatcherError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+    @classmethod
+    def unusable_folder(cls, what: str, path: object, exc: OSError) -> MailError:
+        """A folder we write mail into (the maildir, `digest --out`) cannot be made or written:
+        say which path failed and why, instead of the bare OSError's class name."""
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, (NotADirectoryError, FileExistsError)):
+            reason += " (a file stands where a folder is needed)"
+        failed = f"{exc.filename}: " if exc.filename and str(exc.filename) != str(path) else ""
+        return cls(f"cannot use {path} as {what}: {failed}{reason}")
 
 
 class StoreError(WatcherError):

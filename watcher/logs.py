@@ -8,16 +8,21 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from watcher.redact import RedactingFormatter
+
 
 def setup_logging(level: str, as_json: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
+    inner = (
         JsonFormatter()
         if as_json
         else logging.Formatter(
             "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z"
         )
     )
+    # On the handler, not on our loggers: urllib3's debug lines (each request's query string,
+    # with the API key) pass through it as well.
+    handler.setFormatter(RedactingFormatter(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -9,6 +9,7 @@ import smtplib
 import ssl
 from collections.abc import Mapping
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -19,6 +20,7 @@ from watcher.config import MailConfig, SmtpConfig
 from watcher.digest import Rendered, header_safe
 from watcher.errors import ConfigError, MailError
 from watcher.paths import PRIVATE_DIR, private_dir, tighten, write_private
+from watcher.redact import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,24 @@ def new_message_id(from_addr: str) -> str:
 
 
 def build_message(
-    rendered: Rendered, from_addr: str, to_addr: str, message_id: str, when: datetime
+    rendered: Rendered,
+    from_addr: str,
+    to_addr: str,
+    message_id: str,
+    when: datetime,
+    *,
+    from_name: str | None = None,
+    to_name: str | None = None,
 ) -> bytes:
-    """multipart/alternative (text, then HTML), UTF-8, CRLF line ends, ready for SMTP."""
+    """multipart/alternative (text, then HTML), UTF-8, CRLF line ends, ready for SMTP.
+
+    Display names go in as Address objects: the email package quotes them as needed and
+    encodes non-ASCII ones as RFC 2047 encoded words.
+    """
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = header_safe(rendered.subject)
-    msg["From"] = f"PubMed Watcher <{header_safe(from_addr)}>"
-    msg["To"] = header_safe(to_addr)
+    msg["From"] = _mailbox(from_name or "PubMed Watcher", from_addr)
+    msg["To"] = _mailbox(to_name or "", to_addr)
     msg["Date"] = format_datetime(when)
     msg["Message-ID"] = message_id
     domain = from_addr.rpartition("@")[2] or "localhost"
@@ -45,6 +58,11 @@ def build_message(
     msg.set_content(rendered.text, charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
     return msg.as_bytes()
+
+
+def _mailbox(name: str, address: str) -> Address:
+    local, _, domain = header_safe(address).rpartition("@")
+    return Address(display_name=header_safe(name), username=local, domain=domain)
 
 
 class Transport(Protocol):
@@ -62,12 +80,14 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        private_dir(path)
-        for sub in ("tmp", "new", "cur"):
-            # Ours even inside a maildir the user made: a folder left 0755 by an older version
-            # is closed, which closes the messages already in it.
-            private_dir(path / sub)
-            tighten(path / sub, PRIVATE_DIR)
+        try:
+            for sub in ("tmp", "new", "cur"):
+                # Ours even inside a maildir the user made: a folder left 0755 by an older
+                # version is closed, which closes the messages already in it.
+                private_dir(path / sub)
+                tighten(path / sub, PRIVATE_DIR)
+        except OSError as exc:
+            raise MailError.unusable_folder("the maildir (mail.maildir)", path, exc) from None
 
     def send(self, message: bytes, recipient: str) -> None:
         from email import message_from_bytes
@@ -98,6 +118,7 @@ class SmtpTransport:
         self.config = config
         self.from_addr = from_addr
         self.password = password
+        register_secret(password)  # kept out of every error line and log
         self._conn: smtplib.SMTP | None = None
 
     def _context(self) -> ssl.SSLContext:

@@ -33,6 +33,9 @@ class MeshHeading(NamedTuple):
 class AbstractSection(NamedTuple):
     label: str | None
     text: str
+    # NLM's category of the section (BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS,
+    # UNASSIGNED) whatever the journal's label: "INTERPRETATION" is CONCLUSIONS.
+    category: str | None = None
 
 
 class Correction(NamedTuple):
@@ -66,6 +69,8 @@ class Article:
     keywords: tuple[str, ...] = ()
     corrections: tuple[Correction, ...] = ()
     trial_ids: tuple[str, ...] = ()
+    # ChemicalList/NameOfSubstance and SupplMeshList/SupplMeshName: how NLM names the drugs.
+    substances: tuple[str, ...] = ()
     is_book: bool = False
     status: str | None = None
 
@@ -87,7 +92,9 @@ class Article:
             "doi": self.doi,
             "pmcid": self.pmcid,
             "vernacular_title": self.vernacular_title,
-            "abstract": [{"label": s.label, "text": s.text} for s in self.abstract],
+            "abstract": [
+                {"label": s.label, "text": s.text, "category": s.category} for s in self.abstract
+            ],
             "authors": [
                 {
                     "last_name": a.last_name,
@@ -114,6 +121,7 @@ class Article:
                 for c in self.corrections
             ],
             "trial_ids": list(self.trial_ids),
+            "substances": list(self.substances),
             "is_book": self.is_book,
             "status": self.status,
         }
@@ -143,6 +151,7 @@ class Article:
             keywords=tuple(data.get("keywords", ())),
             corrections=tuple(Correction(**c) for c in data.get("corrections", ())),
             trial_ids=tuple(data.get("trial_ids", ())),
+            substances=tuple(data.get("substances", ())),
             is_book=data.get("is_book", False),
             status=data.get("status"),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -24,10 +25,12 @@ PRIVATE_DIR = 0o700
 def private_dir(path: Path) -> Path:
     """Create `path` and any missing parents as owner-only folders (0700); an existing folder
     is left as it is. Returns `path`."""
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
     missing: list[Path] = []
     for p in (path, *path.parents):
-        if p.is_dir():
-            break
+        if p.exists():
+            break  # a file in a folder's place fails below, naming the folder, as mkdir does
         missing.append(p)
     for p in reversed(missing):
         try:

@@ -1,15 +1,16 @@
 """One poll: each due subscription's search (or feed), then one efetch pass for the union of the
 PMIDs the store lacks, then each subscription's matches and state committed together.
 
-Spending: one esearch per subscription, ceil(new PMIDs / batch size) efetch, each PMID fetched
-at most once per poll however many subscriptions matched it.
+Spending: one esearch per subscription (its window covers creation and MeSH dates),
+ceil(new PMIDs / batch size) efetch, each PMID fetched at most once per poll however many
+subscriptions matched it.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-import zoneinfo
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,14 +19,12 @@ from urllib.parse import urlsplit
 from watcher.config import Config, Subscription
 from watcher.errors import SourceError, Unreachable
 from watcher.schedule import next_poll_time
-from watcher.sources.eutils import EUtils
+from watcher.sources.eutils import EUtils, ncbi_today
 from watcher.sources.rss import read_feed
 from watcher.store import AwaitedRecord, PollState, Store
 
 log = logging.getLogger(__name__)
 
-# NCBI stamps records with US Eastern dates; a window in UTC would miss an evening's records.
-NCBI_ZONE = zoneinfo.ZoneInfo("America/New_York")
 BACKFILL_SLICE = timedelta(days=365)
 # A matched record missing from efetch's answer (or unreadable) is asked for again with backoff.
 RECORD_RETRY_FIRST = timedelta(minutes=15)
@@ -71,10 +70,6 @@ class PollReport:
     @property
     def new_matches(self) -> int:
         return sum(o.new_matches for o in self.outcomes)
-
-
-def ncbi_today(now: datetime) -> date:
-    return now.astimezone(NCBI_ZONE).date()
 
 
 def due_subscriptions(
@@ -217,7 +212,11 @@ def _search(
             start = state.window_end - timedelta(days=overlap_days)
         else:
             start = today - timedelta(days=max(sub.schedule.lookback_days, overlap_days))
-        result = client.search(sub.query, start, today, datetype)
+        # The same window of MeSH dates too: a record that matches only through MeSH headings
+        # or publication types indexed days or weeks after its creation enters the results
+        # when it is indexed, not when it was created. Still one esearch (the term carries both
+        # windows); the store's dedupe keeps an already matched record from coming back.
+        result = client.search(sub.query, start, today, datetype, indexed_since=start)
         for message in result.errors:
             log.warning(
                 "%s: PubMed says %s (the query may match less than intended)", sub.name, message
@@ -281,8 +280,9 @@ def _fetch_missing(
             continue
         errors = report.record_errors[errors_before:]
         for pmid in set(batch) - store.known_pmids(batch):
+            said = re.compile(rf"\bPMID {pmid}\b")
             missing[pmid] = next(
-                (e for e in errors if f"(PMID {pmid})" in e), "not in NCBI's efetch answer"
+                (e for e in errors if said.search(e)), "not in NCBI's efetch answer"
             )
     # A match whose record did not come stays owed: later polls ask again (record_retry_at).
     store.record_missing(missing, now)

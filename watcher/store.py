@@ -32,8 +32,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
 from watcher.locks import KeyLocks
-from watcher.models import Article
+from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
 from watcher.paths import open_private, tighten
+from watcher.redact import cap, safe_message
 from watcher.schema import (
     ArticleRow,
     AwaitedRecordRow,
@@ -430,7 +431,7 @@ class Store:
             s.execute(
                 update(SubscriptionState)
                 .where(SubscriptionState.name == name)
-                .values(last_poll_at=now, last_error=error, last_error_at=now)
+                .values(last_poll_at=now, last_error=safe_message(error), last_error_at=now)
             )
 
     def record_backfill(
@@ -596,7 +597,9 @@ class Store:
         """Record a failed send. Transient: stays pending for the next run. Permanent: failed,
         and its papers become due again, so nothing is lost if the address is fixed."""
         with self.session() as s:
-            values: dict[str, Any] = dict(attempts=DigestRow.attempts + 1, last_error=error)
+            values: dict[str, Any] = dict(
+                attempts=DigestRow.attempts + 1, last_error=safe_message(error)
+            )
             if permanent:
                 values["state"] = "failed"
             s.execute(
@@ -621,6 +624,36 @@ class Store:
                 ).order_by(DigestRow.id)
             )
             return [dict(r._mapping) for r in rows]
+
+    def undelivered_digests(self) -> list[dict[str, Any]]:
+        """Digests that explain papers awaiting delivery, oldest first: each pending one (it is
+        retried on the next run), and each failed one while any of its papers is still
+        undelivered to its recipient (a later digest carries them once the address works)."""
+        still_owed = (
+            select(DigestItemRow.pmid)
+            .outerjoin(
+                DeliveryRow,
+                (DeliveryRow.recipient == DigestRow.recipient)
+                & (DeliveryRow.pmid == DigestItemRow.pmid),
+            )
+            .where(DigestItemRow.digest_id == DigestRow.id, DeliveryRow.pmid.is_(None))
+            .exists()
+        )
+        query = (
+            select(
+                DigestRow.recipient,
+                DigestRow.state,
+                DigestRow.message_id,
+                DigestRow.paper_count,
+                DigestRow.created_at,
+                DigestRow.attempts,
+                DigestRow.last_error,
+            )
+            .where((DigestRow.state == "pending") | ((DigestRow.state == "failed") & still_owed))
+            .order_by(DigestRow.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
 
     def delivered_pmids(self, recipient: str) -> set[int]:
         with self.engine.connect() as conn:
@@ -782,7 +815,104 @@ def article_rows(articles: Iterable[Article], now: datetime) -> list[dict[str, A
     return [_article_row(a, now) for a in {a.pmid: a for a in articles}.values()]
 
 
+# Field bounds for stored articles, far above any real record (the longest real titles run to
+# ~1,000 characters, abstracts to ~10,000), so that a hostile record cannot bloat the store.
+# Column widths (doi 255, pmcid 32, pub_date 64, language 16) are hard limits in PostgreSQL.
+MAX_TITLE = 2_000
+MAX_ABSTRACT = 30_000  # all sections together
+MAX_TEXT = 1_000  # journal, author names, keywords, MeSH terms, correction sources…
+MAX_ITEMS = 5_000  # authors (large collaborations list 3,000+), MeSH headings, keywords…
+
+
+def bounded(a: Article) -> Article:
+    """`a` with every field within the store's bounds; a cut field ends with '…'."""
+    if _within(a):
+        return a  # every real record: checked in one pass, nothing rebuilt
+    budget = MAX_ABSTRACT
+    sections = []
+    for s in a.abstract[:MAX_ITEMS]:
+        if budget <= 0:
+            break
+        text = cap(s.text, budget)
+        budget -= len(text)
+        sections.append(AbstractSection(_opt(s.label, MAX_TEXT), text))
+    out = Article(
+        pmid=a.pmid,
+        title=cap(a.title, MAX_TITLE),
+        version=a.version,
+        doi=_opt(a.doi, 255),
+        pmcid=_opt(a.pmcid, 32),
+        vernacular_title=_opt(a.vernacular_title, MAX_TITLE),
+        abstract=tuple(sections),
+        authors=tuple(
+            Author(*(_opt(part, MAX_TEXT) for part in author)) for author in a.authors[:MAX_ITEMS]
+        ),
+        journal=_opt(a.journal, MAX_TEXT),
+        journal_iso=_opt(a.journal_iso, MAX_TEXT),
+        pub_date=_opt(a.pub_date, 64),
+        pub_year=a.pub_year,
+        epub_date=a.epub_date,
+        language=_opt(a.language, 16),
+        publication_types=tuple(cap(t, MAX_TEXT) for t in a.publication_types[:MAX_ITEMS]),
+        mesh=tuple(
+            MeshHeading(
+                cap(m.descriptor, MAX_TEXT),
+                m.major,
+                tuple(cap(q, MAX_TEXT) for q in m.qualifiers[:MAX_ITEMS]),
+            )
+            for m in a.mesh[:MAX_ITEMS]
+        ),
+        keywords=tuple(cap(k, MAX_TEXT) for k in a.keywords[:MAX_ITEMS]),
+        corrections=tuple(
+            Correction(cap(c.ref_type, MAX_TEXT), _opt(c.pmid, 32), _opt(c.source, MAX_TEXT))
+            for c in a.corrections[:MAX_ITEMS]
+        ),
+        trial_ids=tuple(cap(t, 64) for t in a.trial_ids[:MAX_ITEMS]),
+        is_book=a.is_book,
+        status=_opt(a.status, 64),
+    )
+    log.warning("PMID %d: fields over the store's bounds were cut", a.pmid)
+    return out
+
+
+def _within(a: Article) -> bool:
+    short = (a.journal, a.journal_iso, *a.publication_types, *a.keywords)
+    return (
+        len(a.title) <= MAX_TITLE
+        and len(a.vernacular_title or "") <= MAX_TITLE
+        and sum(len(s.text) for s in a.abstract) <= MAX_ABSTRACT
+        and all(len(s.label or "") <= MAX_TEXT for s in a.abstract)
+        and max(len(a.authors), len(a.mesh), len(a.keywords), len(a.corrections)) <= MAX_ITEMS
+        and max(len(a.publication_types), len(a.trial_ids), len(a.abstract)) <= MAX_ITEMS
+        and all(len(t or "") <= MAX_TEXT for t in short)
+        and all(len(p or "") <= MAX_TEXT for author in a.authors for p in author)
+        and all(
+            len(m.descriptor) <= MAX_TEXT
+            and len(m.qualifiers) <= MAX_ITEMS
+            and all(len(q) <= MAX_TEXT for q in m.qualifiers)
+            for m in a.mesh
+        )
+        and all(
+            len(c.ref_type) <= MAX_TEXT
+            and len(c.pmid or "") <= 32
+            and len(c.source or "") <= MAX_TEXT
+            for c in a.corrections
+        )
+        and all(len(t) <= 64 for t in a.trial_ids)
+        and len(a.doi or "") <= 255
+        and len(a.pmcid or "") <= 32
+        and len(a.pub_date or "") <= 64
+        and len(a.language or "") <= 16
+        and len(a.status or "") <= 64
+    )
+
+
+def _opt(text: str | None, limit: int) -> str | None:
+    return None if text is None else cap(text, limit)
+
+
 def _article_row(a: Article, now: datetime) -> dict[str, Any]:
+    a = bounded(a)
     record = a.to_json()
     dumps = json.dumps
     return dict(

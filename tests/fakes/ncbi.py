@@ -1,8 +1,9 @@
 """A faithful fake of NCBI E-utilities and PubMed RSS, served over a real socket on 127.0.0.1.
 
 What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
-- esearch (XML and JSON): boolean terms with field tags, date windows (datetype crdt/edat with
-  mindate/maxdate), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
+- esearch (XML and JSON): PubMed's term syntax read against each record's XML fields
+  (tests/fakes/query.py), date windows (datetype crdt/edat/mhda with mindate/maxdate, or date
+  ranges in the term such as "2026/11/01"[mhda] : "2026/11/16"[mhda]), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
   9998), usehistory=y with WebEnv/QueryKey, PhraseNotFound in an ErrorList, QueryTranslation.
 - efetch: by id (GET or POST) and by WebEnv/query_key, PubmedArticleSet XML.
 - esummary: DocSum XML for ids.
@@ -10,7 +11,10 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
   tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
 - Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body.
 - Faults on demand: 5xx, HTML error pages, truncated bodies, slow answers, JSON errors under 200,
-  <ERROR> bodies and dropped connections.
+  <ERROR> bodies, dropped connections, bodies shorter than their Content-Length, and chunked
+  bodies (no Content-Length at all).
+- Poisoned records on demand, per PMID (`poison`): an entity bomb, invalid UTF-8, nesting past
+  libxml2's depth limit, or a title of any size (generated here, never stored in the repo).
 It counts every request it serves so tests can assert request budgets.
 """
 
@@ -31,6 +35,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from .query import Indexed, compile_term, index
+
 ESEARCH_CAP = 9999
 RATE_LIMIT_BODY = (
     '{{"error":"API rate limit exceeded","api-key":"{ip}","count":"{count}","limit":"{limit}"}}'
@@ -41,6 +47,10 @@ RETSTART_ERROR = (
     "9,999 PubMed records, consider using EDirect that contains additional logic to batch PubMed "
     "search results automatically so that an arbitrary number can be retrieved. For details see "
     "https://www.ncbi.nlm.nih.gov/books/NBK25499/"
+)
+# NCBI's answer (HTTP 400) to an api_key it does not know; it quotes the key back.
+INVALID_KEY_BODY = (
+    '{{"error":"API key invalid","api-key":"{key}","type":"invalid","status":"unknown"}}'
 )
 HTML_ERROR = (
     b"<!DOCTYPE html><html><head><title>Service unavailable</title></head><body>"
@@ -62,6 +72,17 @@ class FakeRecord:
     text: str  # lowercased searchable text: title, abstract, MeSH, keywords
     title: str = ""
     doi: str | None = None
+    # MeSH date: when MeSH headings were added (PubStatus "medline"); until then PubMed sets it
+    # to the Entrez date.
+    mhda: date | None = None
+    _index: Indexed | None = field(default=None, repr=False, compare=False)
+
+    def indexed(self) -> Indexed:
+        """The record's searchable fields, read once from its XML."""
+        if self._index is None:
+            dates = {"crdt": self.crdt, "edat": self.edat, "mhda": self.mhda or self.edat}
+            self._index = index(self.xml, self.text, dates)
+        return self._index
 
 
 @dataclass
@@ -71,6 +92,18 @@ class Fault:
     delay: float = 0.0
     retry_after: str | None = None
     message: str = ""
+
+
+@dataclass(frozen=True)
+class Poison:
+    kind: str  # entity_bomb | bad_utf8 | deep | huge_title
+    size: int = 0  # depth for deep, bytes for huge_title
+
+
+# The classic "billion laughs": ten levels of ten references each.
+_LAUGHS = '<!ENTITY lol0 "lol">' + "".join(
+    f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+)
 
 
 @dataclass
@@ -90,11 +123,13 @@ class FakeNCBI:
     feeds: dict[str, list[int]] = field(default_factory=dict)
     served: list[Served] = field(default_factory=list)
     too_many: int = 0
+    api_keys: set[str] | None = None  # when set, any other api_key gets NCBI's 400
     # Found by esearch, left out of efetch answers (deleted or not yet released records).
     withheld: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = {}
+        self.poisons: dict[int, Poison] = {}
         self._history: dict[str, list[list[int]]] = {}
         self._arrivals: deque[float] = deque()
         self._lock = threading.Lock()
@@ -110,6 +145,12 @@ class FakeNCBI:
     def fault(self, endpoint: str, kind: str, times: int = 1, **opts: Any) -> None:
         """Make the next `times` requests to `endpoint` ('esearch', 'efetch', 'rss', '*') fail."""
         self._faults.setdefault(endpoint, deque()).append(Fault(kind, times, **opts))
+
+    def poison(self, pmid: int, kind: str, size: int = 0) -> None:
+        """Serve `pmid`'s record spoiled in a way no safe XML parser accepts (or, for
+        huge_title, with a title of `size` bytes). The record must have been added."""
+        assert kind in ("entity_bomb", "bad_utf8", "deep", "huge_title"), kind
+        self.poisons[pmid] = Poison(kind, size)
 
     @property
     def base_url(self) -> str:
@@ -178,15 +219,20 @@ class FakeNCBI:
     def search(
         self, term: str, datetype: str, mindate: date | None, maxdate: date | None
     ) -> tuple[list[int], list[str]]:
-        """PMIDs matching `term` in the window, newest first, and the phrases found nowhere."""
-        matcher, phrases = _compile(term)
-        missing = [p for p in phrases if not any(p in r.text for r in self.records.values())]
+        """PMIDs matching `term` in the window, newest first, and the phrases found nowhere.
+
+        The term may carry its own date ranges ("2026/11/01"[crdt] : "2026/11/16"[crdt]); the
+        datetype/mindate/maxdate window, when given, applies on top of them.
+        """
+        query = compile_term(term)
+        records = list(self.records.values())
+        missing = [text for text, m in query.terms if not any(m(r.indexed()) for r in records)]
         hits = []
-        for r in self.records.values():
-            when = r.crdt if datetype == "crdt" else r.edat
+        for r in records:
+            when = r.indexed().dates.get(datetype, r.edat)
             if (mindate and when < mindate) or (maxdate and when > maxdate):
                 continue
-            if matcher(r.text):
+            if query.match(r.indexed()):
                 hits.append(r)
         hits.sort(key=lambda r: (r.edat, r.pmid), reverse=True)
         return [r.pmid for r in hits], missing
@@ -231,6 +277,10 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = "rss"
         else:
             endpoint = path.rsplit("/", 1)[-1].removesuffix(".fcgi")
+        key = params.get("api_key")
+        if key is not None and ncbi.api_keys is not None and key not in ncbi.api_keys:
+            body = INVALID_KEY_BODY.format(key=key).encode()
+            return self.reply(endpoint, params, 400, body, "application/json")
         limited, count, limit = ncbi.over_limit("api_key" in params)
         if limited:
             ncbi.too_many += 1
@@ -241,6 +291,18 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "reset":
                 ncbi.served.append(Served(endpoint, self.command, params, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
+            if fault.kind == "short":
+                # Promise more than is sent, then hang up: urllib3's IncompleteRead.
+                ncbi.served.append(Served(endpoint, self.command, params, 200))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml; charset=UTF-8")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                self.wfile.write(b'<?xml version="1.0" ?>\n<eSearchResult><Count>1')
+                self.wfile.flush()
                 self.close_connection = True
                 self.connection.close()
                 return
@@ -271,7 +333,8 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, ctype, headers = handler(path, params)
         if fault is not None and fault.kind == "truncated":
             body = body[: max(1, len(body) // 2)]
-        self.reply(endpoint, params, status, body, ctype, headers)
+        chunked = fault is not None and fault.kind == "chunked"
+        self.reply(endpoint, params, status, body, ctype, headers, chunked=chunked)
 
     def reply(
         self,
@@ -281,16 +344,31 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         ctype: str,
         headers: dict[str, str] | None = None,
+        *,
+        chunked: bool = False,
     ) -> None:
         self.ncbi.served.append(Served(endpoint, self.command, params, status))
         self.send_response(status)
         self.send_header("Content-Type", f"{ctype}; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
+        if chunked:  # no Content-Length: the client learns the size only by reading
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command == "HEAD":
+            return
+        try:
+            if not chunked:
+                self.wfile.write(body)
+                return
+            for i in range(0, len(body), 1 << 16):
+                piece = body[i : i + (1 << 16)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading (a size limit): fine
+            self.close_connection = True
 
     def esearch(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
         json_mode = p.get("retmode") == "json"
@@ -369,12 +447,23 @@ class _Handler(BaseHTTPRequestHandler):
         ids = self._ids(p)
         if ids is None:
             return 200, _error_xml("eFetchResult", "Unable to obtain query #1"), "text/xml", {}
-        records = [
-            self.ncbi.records[i].xml
-            for i in ids
-            if i in self.ncbi.records and i not in self.ncbi.withheld
-        ]
-        body = ARTICLE_SET_HEAD + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
+        records = []
+        head = ARTICLE_SET_HEAD
+        for i in ids:
+            if i not in self.ncbi.records or i in self.ncbi.withheld:
+                continue
+            xml = self.ncbi.records[i].xml
+            poison = self.ncbi.poisons.get(i)
+            if poison is not None:
+                xml = _spoil(xml, poison)
+                if poison.kind == "entity_bomb":
+                    # The declarations go in the document's internal subset, as a hostile
+                    # server would send them; the record only refers to them.
+                    head = head.replace(
+                        b'pubmed_250101.dtd">', f'pubmed_250101.dtd" [{_LAUGHS}]>'.encode()
+                    )
+            records.append(xml)
+        body = head + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
         return 200, body, "text/xml", {}
 
     def esummary(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
@@ -453,6 +542,22 @@ def render_feed(feed_id: str, records: list[FakeRecord], fetch_no: int) -> bytes
 """.encode()
 
 
+def _spoil(xml: bytes, poison: Poison) -> bytes:
+    title = {
+        "entity_bomb": lambda: b"&lol9;",
+        "bad_utf8": lambda: b"Invalid \xff\xfe UTF-8",
+        "deep": lambda: b"<i>" * poison.size + b"deep" + b"</i>" * poison.size,
+        "huge_title": lambda: b"T" * poison.size,
+    }[poison.kind]()
+    return re.sub(
+        rb"<ArticleTitle>.*?</ArticleTitle>",
+        lambda _m: b"<ArticleTitle>" + title + b"</ArticleTitle>",
+        xml,
+        count=1,
+        flags=re.S,
+    )
+
+
 def _error_xml(root: str, message: str) -> bytes:
     return (
         f'<?xml version="1.0" encoding="UTF-8" ?>\n<{root}><ERROR>{escape(message)}</ERROR>'
@@ -471,60 +576,3 @@ def _day(text: str | None) -> date | None:
     if not parts:
         return None
     return date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
-
-
-# A small boolean query language: terms or "quoted phrases" with optional [field] tags,
-# AND / OR / NOT and parentheses. Matching is substring search in the record's text.
-
-_TOKEN = re.compile(r'\s*(\(|\)|"[^"]*"(?:\[[^\]]*\])?|[^\s()"]+)')
-
-
-def _compile(term: str):  # type: ignore[no-untyped-def]
-    tokens = [t for t in _TOKEN.findall(term) if t.strip()]
-    phrases: list[str] = []
-    pos = 0
-
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def expr():  # type: ignore[no-untyped-def]
-        left = conj()
-        while peek() is not None and peek().upper() == "OR":  # type: ignore[union-attr]
-            take()
-            right = conj()
-            left = (lambda a, b: lambda t: a(t) or b(t))(left, right)
-        return left
-
-    def conj():  # type: ignore[no-untyped-def]
-        left = atom()
-        while peek() is not None and peek() != ")" and peek().upper() != "OR":  # type: ignore[union-attr]
-            op = peek().upper()  # type: ignore[union-attr]
-            if op in ("AND", "NOT"):
-                take()
-            right = atom()
-            if op == "NOT":
-                left = (lambda a, b: lambda t: a(t) and not b(t))(left, right)
-            else:
-                left = (lambda a, b: lambda t: a(t) and b(t))(left, right)
-        return left
-
-    def atom():  # type: ignore[no-untyped-def]
-        tok = take()
-        if tok == "(":
-            inner = expr()
-            if peek() == ")":
-                take()
-            return inner
-        phrase = re.sub(r"\[[^\]]*\]$", "", tok).strip('"').lower()
-        phrase = phrase.rstrip("*")
-        phrases.append(phrase)
-        return lambda t: phrase in t
-
-    if not tokens:
-        return (lambda t: False), []
-    return expr(), phrases

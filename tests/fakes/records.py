@@ -25,6 +25,7 @@ def synthetic(
     *,
     edat: date,
     crdt: date | None = None,
+    mhda: date | None = None,
     abstract: str | Sequence[tuple[str, str]] = "",
     authors: Sequence[str] = ("Herold KC", "Bundy BN"),
     collective: str | None = None,
@@ -39,7 +40,13 @@ def synthetic(
     corrections: Sequence[tuple[str, str]] = (),
     raw_title: bool = False,
 ) -> FakeRecord:
-    """One PubmedArticle. `raw_title` puts the title in as XML (for inline markup tests)."""
+    """One PubmedArticle. `raw_title` puts the title in as XML (for inline markup tests).
+
+    `mhda` is the MeSH date, when indexers added the headings (a "medline" PubMedPubDate);
+    without it the record is as PubMed holds it before indexing (MeSH date = Entrez date).
+    In <History>, "entrez" is the creation date (CRDT), "pubmed" the Entrez date (EDAT) and
+    "medline" the MeSH date (MHDA): https://www.nlm.nih.gov/pubs/techbull/nd08/nd08_pm_new_date_field.html
+    """
     crdt = crdt or edat
     doi = doi if doi is not None else f"10.1056/FAKE{pmid}"
     t = title if raw_title else escape(title)
@@ -128,8 +135,9 @@ def synthetic(
   </MedlineCitation>
   <PubmedData>
     <History>
-      <PubMedPubDate PubStatus="entrez"><Year>{edat.year}</Year><Month>{edat.month}</Month><Day>{edat.day}</Day><Hour>6</Hour><Minute>0</Minute></PubMedPubDate>
-      <PubMedPubDate PubStatus="pubmed"><Year>{crdt.year}</Year><Month>{crdt.month}</Month><Day>{crdt.day}</Day></PubMedPubDate>
+      <PubMedPubDate PubStatus="pubmed"><Year>{edat.year}</Year><Month>{edat.month}</Month><Day>{edat.day}</Day><Hour>6</Hour><Minute>0</Minute></PubMedPubDate>
+      <PubMedPubDate PubStatus="medline"><Year>{(mhda or edat).year}</Year><Month>{(mhda or edat).month}</Month><Day>{(mhda or edat).day}</Day><Hour>6</Hour><Minute>0</Minute></PubMedPubDate>
+      <PubMedPubDate PubStatus="entrez"><Year>{crdt.year}</Year><Month>{crdt.month}</Month><Day>{crdt.day}</Day><Hour>6</Hour><Minute>0</Minute></PubMedPubDate>
     </History>
     <PublicationStatus>ppublish</PublicationStatus>
     <ArticleIdList>{ids}</ArticleIdList>
@@ -144,7 +152,7 @@ def synthetic(
             *keywords,
         ]
     ).lower()
-    return FakeRecord(pmid, xml.encode(), edat, crdt, text, plain, doi)
+    return FakeRecord(pmid, xml.encode(), edat, crdt, text, plain, doi, mhda)
 
 
 def from_file(path: Path, *, edat: date, renumber: Iterable[int] | None = None) -> list[FakeRecord]:

@@ -17,6 +17,7 @@ from lxml import etree
 
 from watcher.errors import SourceError
 from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
+from watcher.registries import find_ids
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,11 @@ _MONTHS = {
     )
 }
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-# Corrections a reader must not miss; CommentIn/CommentOn and the like are left out.
+# Corrections a reader must not miss, and what a comment or letter is about (CommentOn); the
+# many CommentIn of a much-discussed trial are left out.
 _CORRECTION_TYPES = frozenset(
     {
+        "CommentOn",
         "ErratumIn",
         "ErratumFor",
         "RetractionIn",
@@ -66,7 +69,6 @@ TRIAL_REGISTRIES = frozenset(
         "CTIS",
     }
 )
-_NCT = re.compile(r"\bNCT\d{8}\b")
 _SUP = str.maketrans("0123456789+-=()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿ")
 _SUB = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
@@ -89,7 +91,10 @@ def parse_articles(
         stream,
         events=("end",),
         tag=_RECORD_TAGS,
-        huge_tree=True,
+        # Safe parsing of what a server sends: no entity expansion (libxml2 also refuses an
+        # entity bomb outright), no DTD, no network or file access, and libxml2's default limits
+        # (nesting depth 256, text nodes of 10 MB), far above any real record.
+        huge_tree=False,
         resolve_entities=False,
         load_dtd=False,
         no_network=True,
@@ -105,7 +110,7 @@ def parse_articles(
             if el.tag != "DeleteCitation":
                 try:
                     yield _article(el)
-                except (ValueError, TypeError, AttributeError) as exc:
+                except (ValueError, TypeError, AttributeError, RecursionError) as exc:
                     pmid = _text(el.find(".//PMID")) or "?"
                     message = f"record {n} (PMID {pmid}) skipped: {exc}"
                     log.warning("%s", message)
@@ -163,6 +168,7 @@ def _article(rec: Any) -> Article:
         keywords=tuple(k for k in map(_clean, keywords) if k) if keywords is not None else (),
         corrections=_corrections(c.get("CommentsCorrectionsList")),
         trial_ids=_trial_ids(a.get("DataBankList"), abstract),
+        substances=_substances(c.get("ChemicalList"), c.get("SupplMeshList")),
         status=cit.get("Status"),
     )
 
@@ -239,39 +245,56 @@ def _clean(el: Any) -> str:
 
 
 def _flatten(el: Any) -> Iterator[str]:
-    if el.text:
-        tag = el.tag if isinstance(el.tag, str) else ""
-        if tag == "sup" or tag == f"{_MATHML}msup":
-            yield _script(el.text, _SUP, "^")
-        elif tag == "sub":
-            yield _script(el.text, _SUB, "_")
-        else:
-            yield el.text
-    for child in el:
-        if isinstance(child.tag, str):
-            if child.tag == f"{_MATHML}math":
-                yield child.get("alttext") or _math(child)
+    """The text of `el` and its descendants in document order, without recursion: a record
+    with thousands of nested inline tags must not exhaust Python's stack."""
+    # Each entry is an element still to open, or a tail string to emit once its element is done.
+    todo: list[Any] = [el]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            yield item
+            continue
+        if item.text:
+            tag = item.tag if isinstance(item.tag, str) else ""
+            if tag == "sup" or tag == f"{_MATHML}msup":
+                yield _script(item.text, _SUP, "^")
+            elif tag == "sub":
+                yield _script(item.text, _SUB, "_")
             else:
-                yield from _flatten(child)
-        if child.tail:
-            yield child.tail
+                yield item.text
+        pending: list[Any] = []
+        for child in item:
+            if isinstance(child.tag, str):
+                if child.tag == f"{_MATHML}math":
+                    pending.append(child.get("alttext") or _math(child))
+                else:
+                    pending.append(child)
+            if child.tail:
+                pending.append(child.tail)
+        todo.extend(reversed(pending))
 
 
-def _math(el: Any) -> str:
+# MathML nested deeper than this is read as its plain text: real formulas nest a dozen levels.
+_MATH_DEPTH = 64
+
+
+def _math(el: Any, depth: int = 0) -> str:
     """MathML as readable text: ³He, x², CO₂. Layout whitespace between elements is dropped."""
     tag = el.tag.removeprefix(_MATHML) if isinstance(el.tag, str) else ""
     kids = [c for c in el if isinstance(c.tag, str)]
-    if tag in ("mi", "mn", "mo", "mtext", "ms"):
+    if tag in ("mi", "mn", "mo", "mtext", "ms") or depth > _MATH_DEPTH:
         return "".join(el.itertext())
     if tag == "none" or tag == "mprescripts":
         return ""
     if tag == "msup" and len(kids) == 2:
-        return _math(kids[0]) + _script(_math(kids[1]), _SUP, "^")
+        return _math(kids[0], depth + 1) + _script(_math(kids[1], depth + 1), _SUP, "^")
     if tag == "msub" and len(kids) == 2:
-        return _math(kids[0]) + _script(_math(kids[1]), _SUB, "_")
+        return _math(kids[0], depth + 1) + _script(_math(kids[1], depth + 1), _SUB, "_")
     if tag == "msubsup" and len(kids) == 3:
         return (
-            _math(kids[0]) + _script(_math(kids[1]), _SUB, "_") + _script(_math(kids[2]), _SUP, "^")
+            _math(kids[0], depth + 1)
+            + _script(_math(kids[1], depth + 1), _SUB, "_")
+            + _script(_math(kids[2], depth + 1), _SUP, "^")
         )
     if tag == "mmultiscripts" and kids:
         split = next((i for i, k in enumerate(kids) if k.tag == f"{_MATHML}mprescripts"), len(kids))
@@ -279,12 +302,13 @@ def _math(el: Any) -> str:
 
         def scripts(pairs: list[Any]) -> str:
             return "".join(
-                _script(_math(sub), _SUB, "_") + _script(_math(sup), _SUP, "^")
+                _script(_math(sub, depth + 1), _SUB, "_")
+                + _script(_math(sup, depth + 1), _SUP, "^")
                 for sub, sup in zip(pairs[::2], pairs[1::2], strict=False)
             )
 
-        return scripts(pre) + _math(kids[0]) + scripts(post)
-    return "".join(_math(k) for k in kids)
+        return scripts(pre) + _math(kids[0], depth + 1) + scripts(post)
+    return "".join(_math(k, depth + 1) for k in kids)
 
 
 def _script(text: str, table: dict[int, int], mark: str) -> str:
@@ -322,7 +346,10 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
         text = _clean(part)
         if text:
             label = part.get("Label")
-            sections.append(AbstractSection(label.strip() if label else None, text))
+            category = part.get("NlmCategory")
+            sections.append(
+                AbstractSection(label.strip() if label else None, text, category or None)
+            )
     return tuple(sections)
 
 
@@ -444,9 +471,24 @@ def _trial_ids(banks: Any, abstract: tuple[AbstractSection, ...]) -> tuple[str, 
                 text = _text(acc)
                 if text:
                     ids[text] = None
-    # Many trials are named only in the abstract ("ClinicalTrials.gov NCT01030861").
-    for section in abstract:
-        if "NCT" in section.text:
-            for nct in _NCT.findall(section.text):
-                ids[nct] = None
+    # Many trials are named only in the abstract ("ClinicalTrials.gov NCT01030861", "ISRCTN
+    # 12345678", "EudraCT 2004-000123-45"), in any registry's format.
+    if abstract:
+        for found in find_ids("\n".join(section.text for section in abstract)):
+            ids[found] = None
     return tuple(ids)
+
+
+def _substances(chemicals: Any, suppl: Any) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    if chemicals is not None:
+        for name in chemicals.iterfind("Chemical/NameOfSubstance"):
+            text = _text(name)
+            if text:
+                names[text] = None
+    if suppl is not None:
+        for name in suppl.iterchildren("SupplMeshName"):
+            text = _text(name)
+            if text:
+                names[text] = None
+    return tuple(names)

@@ -1,0 +1,70 @@
+"""The fake NCBI's term matcher reads PubMed's syntax as PubMed does, on the field's records."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from .fakes.query import compile_term
+from .fakes.records import FIXTURES, from_file, synthetic
+
+RECORDS = {
+    r.pmid: r for r in from_file(FIXTURES / "field" / "t1d-antibodies.xml", edat=date(2026, 11, 2))
+}
+
+
+def found(query: str) -> set[int]:
+    q = compile_term(query)
+    return {pmid for pmid, r in RECORDS.items() if q.match(r.indexed())}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # [tiab] is title, abstract and author keywords; [tw] adds MeSH, substances, types
+        ("teplizumab[tiab]", {31180194, 98000001, 98000004}),
+        ("teplizumab[tw]", {12037148, 31180194, 98000001, 98000004}),
+        ("teplizumab[nm]", {12037148, 31180194, 98000001}),
+        ("Tzield[tiab]", {98000004}),  # a keyword only
+        # [mh] explodes: "Antibodies, Monoclonal, Humanized" includes Daclizumab
+        (
+            '"Antibodies, Monoclonal, Humanized"[mh]',
+            {31180194, 23562090, 98000001, 98000002, 98000003, 10911004, 17005949},
+        ),
+        ('"Antibodies, Monoclonal"[mh:noexp]', {12037148, 15972865}),
+        ('"Diabetes Mellitus, Type 1/prevention and control"[mh]', {31180194}),
+        ('"Female"[majr]', set()),
+        ('"Interleukin-1beta"[majr]', {23562090, 98000002}),  # major through its subheading
+        ('"Islets of Langerhans Transplantation"[majr]', {10911004, 17005949, 27208344}),
+        ('"Clinical Trial, Phase III"[pt]', {27208344}),
+        ('"Clinical Islet Transplantation Consortium"[cn]', {27208344}),
+        ('"Type 1 Diabetes TrialNet"[cn]', set()),  # a group name is matched whole
+        ('"Type 1 Diabetes TrialNet*"[cn]', {19940299, 31180194}),
+        ('"Pescovitz MD"[au]', {19940299}),
+        # phrases are consecutive words; punctuation splits words
+        ('"anti-CD3"[tiab]', {12037148, 31180194, 98000001, 98000003}),
+        ('"anti CD3"[tiab]', {12037148, 31180194, 98000001, 98000003}),
+        ('"hOKT3gamma1(Ala-Ala)"[tiab]', {12037148}),
+        ('"monoclonal CD3"[tiab]', set()),
+        # wildcards: any ending after at least four characters; shorter stems are literal
+        ('"islet transplant*"[tiab]', {10911004, 17005949, 27208344}),
+        ("relative*[tiab]", {31180194, 98000001, 98000004}),
+        ("rel*[tiab]", set()),
+        # left to right, NOT, parentheses
+        ("rituximab[tw] NOT lymphoma[tiab]", {19940299}),
+        ("lymphoma[tiab] OR daclizumab[tiab] AND 2006[tiab]", set()),
+        ("lymphoma[tiab] OR (daclizumab[tiab] AND 2006[tiab])", {11807147}),
+    ],
+)
+def test_field_tags_explosion_phrases_and_wildcards(query: str, expected: set[int]) -> None:
+    assert found(query) == expected
+
+
+def test_date_ranges_in_the_term() -> None:
+    late = synthetic(1, "A paper", edat=date(2026, 9, 1), mhda=date(2026, 11, 10))
+    q = compile_term('"2026/11/01"[mhda] : "2026/11/16"[mhda]')
+    assert q.match(late.indexed())
+    assert not compile_term('"2026/11/01"[crdt] : "2026/11/16"[crdt]').match(late.indexed())
+    unindexed = synthetic(2, "A paper", edat=date(2026, 11, 5))  # MeSH date = Entrez date
+    assert q.match(unindexed.indexed())
