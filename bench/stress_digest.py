@@ -117,9 +117,10 @@ def run(kind: str, rounds: int, seed: int) -> int:
     with tempfile.TemporaryDirectory() as tmp, store_url(kind, Path(tmp)) as url:
         cfg = write_config(Path(tmp), url, fake, smtp)
         config = load_config(cfg)
-        client = EUtils.from_config(config.ncbi)
-        store = Store.open(url)
         t0 = datetime.now(UTC)
+        clock = [t0]  # the polls' clock: an hour later each round
+        client = EUtils.from_config(config.ncbi, clock=lambda: clock[0])
+        store = Store.open(url)
         store.sync_subscriptions(
             [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
             t0 - timedelta(days=1),
@@ -147,7 +148,8 @@ def run(kind: str, rounds: int, seed: int) -> int:
                 if fixed == n:  # fixed, under a title the search does not find any more
                     fake.withheld.discard(pmid)
                     fake.add([synthetic(pmid, f"revised record {pmid}", edat=today)])
-            poll(config, store, client, t0 + timedelta(hours=n))
+            clock[0] = t0 + timedelta(hours=n)
+            poll(config, store, client, clock[0])
             first = digest(cfg)
             time.sleep(rng.uniform(0.0, 1.5))
             second = digest(cfg)

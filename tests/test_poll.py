@@ -478,3 +478,23 @@ def test_a_delivered_record_indexed_later_is_not_announced_again(tmp_path, fake,
     assert report.new_matches == 0  # ...and not news
     assert fake.count("efetch") == 0
     assert store.pending_papers("a@example.org", ["cd3"]) == {}
+
+
+def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
+    tmp_path, fake, store
+) -> None:
+    fake.add([paper(i, "otelixizumab", TODAY) for i in (11, 12, 13)])
+    fake.poison(12, "bad_utf8")  # its whole batch would fail to parse: isolated, left out
+    config = setup(tmp_path, fake, sub("o", "otelixizumab"))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    poll(config, store, client, NOW)
+    assert set(store.pending_papers("a@example.org", ["o"])) == {11, 13}
+    owed = store.awaited_records(["o"])[12]
+    assert owed.attempts == 1 and "PMID 12" in (owed.reason or "")
+    del fake.poisons[12]
+    fake.reset_counts()
+    poll(config, store, client, NOW + timedelta(minutes=20))
+    assert efetched_ids(fake) == [[12]]
+    assert set(store.pending_papers("a@example.org", ["o"])) == {11, 12, 13}
+    assert store.awaited_records(["o"]) == {}
