@@ -19,6 +19,7 @@ from typing import Protocol
 from watcher.config import MailConfig, SmtpConfig
 from watcher.digest import Rendered, header_safe
 from watcher.errors import ConfigError, MailError
+from watcher.paths import PRIVATE_DIR, private_dir, tighten, write_private
 from watcher.redact import register_secret
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ class MaildirTransport:
         self.path = path
         try:
             for sub in ("tmp", "new", "cur"):
-                (path / sub).mkdir(parents=True, exist_ok=True)
+                # Ours even inside a maildir the user made: a folder left 0755 by an older
+                # version is closed, which closes the messages already in it.
+                private_dir(path / sub)
+                tighten(path / sub, PRIVATE_DIR)
         except OSError as exc:
             raise MailError.unusable_folder("the maildir (mail.maildir)", path, exc) from None
 
@@ -95,7 +99,7 @@ class MaildirTransport:
             return
         tmp = self.path / "tmp" / f"{name}.{os.getpid()}"
         try:
-            tmp.write_bytes(message)
+            write_private(tmp, message)
             os.replace(tmp, final)
         except OSError as exc:
             raise MailError(f"cannot write to maildir {self.path}: {exc.strerror}") from None

@@ -9,6 +9,7 @@ subscriptions matched it.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,11 +21,15 @@ from watcher.errors import SourceError, Unreachable
 from watcher.schedule import next_poll_time
 from watcher.sources.eutils import EUtils, ncbi_today
 from watcher.sources.rss import read_feed
-from watcher.store import PollState, Store
+from watcher.store import AwaitedRecord, PollState, Store
 
 log = logging.getLogger(__name__)
 
 BACKFILL_SLICE = timedelta(days=365)
+# A matched record missing from efetch's answer (or unreadable) is asked for again with backoff.
+RECORD_RETRY_FIRST = timedelta(minutes=15)
+RECORD_RETRY_MAX = timedelta(days=1)
+RECORD_GIVE_UP = timedelta(days=30)
 
 
 @dataclass
@@ -118,7 +123,10 @@ def poll(
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
 
-    failed_pmids = _fetch_missing(found, store, client, now, report)
+    # Records owed by earlier polls are asked for too, unless NCBI did not answer at all.
+    ncbi_down = urlsplit(config.ncbi.base_url).netloc in down
+    owed = {} if ncbi_down else store.awaited_records([s.name for s in subs])
+    failed_pmids = _fetch_missing(found, owed, store, client, now, report)
 
     for f in found:
         blocked = failed_pmids.intersection(f.pmids) if f.deliver else set()
@@ -237,13 +245,31 @@ def _search(
 
 
 def _fetch_missing(
-    found: list[Found], store: Store, client: EUtils, now: datetime, report: PollReport
+    found: list[Found],
+    owed: dict[int, AwaitedRecord],
+    store: Store,
+    client: EUtils,
+    now: datetime,
+    report: PollReport,
 ) -> set[int]:
-    """Fetch, once each, the PMIDs some subscription will deliver that the store lacks.
-    Returns the PMIDs whose batch failed."""
-    wanted = list(dict.fromkeys(p for f in found if f.deliver for p in f.pmids))
+    """Fetch, once each and in shared batches, the PMIDs some subscription will deliver that the
+    store lacks: this poll's matches and the records earlier polls matched but could not get
+    (`owed`), these as their backoff allows. Returns the PMIDs whose batch failed."""
+    wanted = _unknown(
+        store, list(dict.fromkeys([*(p for f in found if f.deliver for p in f.pmids), *owed]))
+    )
+    tried = store.record_attempts(wanted)
+    due = [p for p in wanted if p not in tried or _retry_due(record_retry_at(*tried[p]), now)]
+    if len(due) < len(wanted):
+        log.info(
+            "%d records NCBI did not give at earlier polls wait for their next try "
+            "(see `watcher status`)",
+            len(wanted) - len(due),
+        )
     failed: set[int] = set()
-    for batch in _batches(_unknown(store, wanted), client.batch_size):
+    missing: dict[int, str] = {}
+    for batch in _batches(due, client.batch_size):
+        errors_before = len(report.record_errors)
         try:
             report.fetched += _fetch_and_store(
                 batch, store, client, now, report.record_errors.append
@@ -251,7 +277,34 @@ def _fetch_missing(
         except SourceError as exc:
             log.error("efetch of %d records failed: %s", len(batch), exc)
             failed.update(batch)
+            continue
+        errors = report.record_errors[errors_before:]
+        for pmid in set(batch) - store.known_pmids(batch):
+            said = re.compile(rf"\bPMID {pmid}\b")
+            missing[pmid] = next(
+                (e for e in errors if said.search(e)), "not in NCBI's efetch answer"
+            )
+    # A match whose record did not come stays owed: later polls ask again (record_retry_at).
+    store.record_missing(missing, now)
+    store.forget_missing(p for p in due if p not in missing and p not in failed)
+    back = [p for p in owed if p in due and p not in missing and p not in failed]
+    if back:
+        log.info("%d records awaited from earlier polls arrived", len(back))
     return failed
+
+
+def record_retry_at(attempts: int, first_miss: datetime, last_attempt: datetime) -> datetime | None:
+    """When a record NCBI did not give is asked for again: RECORD_RETRY_FIRST after the first
+    miss, the wait doubling up to RECORD_RETRY_MAX; None once RECORD_GIVE_UP has passed since
+    the first miss (a record not yet released comes within hours or days; a deleted one never
+    does). `watcher status` lists it either way."""
+    if last_attempt - first_miss >= RECORD_GIVE_UP:
+        return None
+    return last_attempt + min(RECORD_RETRY_FIRST * 2 ** min(attempts - 1, 16), RECORD_RETRY_MAX)
+
+
+def _retry_due(when: datetime | None, now: datetime) -> bool:
+    return when is not None and when <= now
 
 
 def _unknown(store: Store, pmids: Sequence[int]) -> list[int]:

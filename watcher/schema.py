@@ -177,3 +177,16 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class AwaitedRecordRow(Base):
+    """A matched PMID whose record NCBI did not give (or gave unreadable): retried by later
+    polls with backoff; deleted once the record is stored. The match itself stays in matches."""
+
+    __tablename__ = "awaited_records"
+
+    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_missing_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
