@@ -93,6 +93,38 @@ def test_status_json_reports_every_subscription(tmp_path: Path, capsys) -> None:
     }
 
 
+def test_status_shows_papers_awaiting_their_record(tmp_path: Path, fake, capsys) -> None:
+    from datetime import UTC, datetime
+
+    from watcher.poll import ncbi_today
+
+    from .conftest import write_config
+    from .fakes.records import synthetic
+
+    today = ncbi_today(datetime.now(UTC))
+    fake.add([synthetic(i, f"teplizumab paper {i}", edat=today) for i in (41, 42)])
+    fake.withheld.add(42)  # listed by esearch, absent from efetch
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        '[[subscription]]\nname = "t"\nquery = "teplizumab"\nrecipients = ["a@example.org"]\n',
+    )
+    assert main(["-c", str(cfg), "poll"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["recipients"] == [
+        {"address": "a@example.org", "undelivered": 1, "awaiting_record": 1, "digests": []}
+    ]
+    [owed] = data["awaiting_records"]
+    assert owed["pmid"] == 42 and owed["subscriptions"] == ["t"] and owed["attempts"] == 1
+    assert owed["reason"] == "not in NCBI's efetch answer" and owed["given_up"] is False
+    assert main(["-c", str(cfg), "status"]) == 0
+    text = capsys.readouterr().out
+    assert "a@example.org: 1 papers awaiting delivery, 1 awaiting a record" in text
+    assert "PMID 42 (t): 1 try since " in text and "next try " in text
+
+
 def test_check_online_shows_translation_and_phrase_errors(tmp_path: Path, fake, capsys) -> None:
     from datetime import date
 

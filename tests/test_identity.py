@@ -1,5 +1,5 @@
 """Items beyond the PMID: stable keys, other identifiers, merges, and the migration that carries
-a store written by the previous release (schema 0002, PMID-keyed) forward without loss."""
+a store written by the previous release (PMID-keyed, schema 0003) forward without loss."""
 
 from __future__ import annotations
 
@@ -151,10 +151,10 @@ def test_poll_takes_any_registered_source(tmp_path, store: Store) -> None:
     assert again.new_matches == 0 and again.fetched == 0
 
 
-def _write_0002_store(url: str) -> None:
-    """A store as the previous release writes it: schema 0002, every table keyed by PMID."""
+def _write_pmid_keyed_store(url: str) -> None:
+    """A store as the previous release writes it: schema 0003, every table keyed by PMID."""
     engine = create_engine(url)
-    migrate(engine, "0002")
+    migrate(engine, "0003")
     naive = T0.replace(tzinfo=None)
     with engine.begin() as conn:
         for pmid, doi in ((1, "10.1000/One"), (2, None), (3, "10.1000/one")):
@@ -219,11 +219,26 @@ def _write_0002_store(url: str) -> None:
             ),
             {"t": naive},
         )
+        # 10 matched for delivery, its record not given by NCBI twice.
+        conn.execute(
+            text(
+                "INSERT INTO matches (subscription, pmid, source, matched_at, deliver)"
+                " VALUES ('s', 10, 'esearch', :t, TRUE)"
+            ),
+            {"t": naive},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO awaited_records (pmid, first_missing_at, last_attempt_at, attempts,"
+                " reason) VALUES (10, :t, :t, 2, 'not in the answer')"
+            ),
+            {"t": naive},
+        )
     engine.dispose()
 
 
 def test_migration_carries_a_pmid_keyed_store_forward_without_loss(store_url: str) -> None:
-    _write_0002_store(store_url)
+    _write_pmid_keyed_store(store_url)
     store = Store.open(store_url)
     try:
         assert store.count_articles() == 3
@@ -236,7 +251,9 @@ def test_migration_carries_a_pmid_keyed_store_forward_without_loss(store_url: st
         assert [(d.message_id, d.items, d.message) for d in pending] == [
             ("<2@x>", (pmid_key(2),), b"mime")
         ]
-        assert store.match_counts() == {"s": 4}
+        assert store.match_counts() == {"s": 5}
+        (owed,) = store.awaited_records(["s"]).values()
+        assert (owed.item, owed.attempts, owed.reason) == (pmid_key(10), 2, "not in the answer")
         state = store.poll_state("s")
         assert state is not None and state.window_end == date(2026, 11, 1)
         assert state.last_requests == 3
@@ -249,6 +266,7 @@ def test_migration_carries_a_pmid_keyed_store_forward_without_loss(store_url: st
             ("pmid", "2", "pmid:2"),
             ("pmid", "3", "pmid:3"),
             ("pmid", "9", "pmid:9"),
+            ("pmid", "10", "pmid:10"),
             # Two records share a DOI (in two spellings): it stays with the first.
             ("doi", "10.1000/one", "pmid:1"),
             ("pmcid", "PMC5", "pmid:2"),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from watcher.store import Store
 from watcher.wiring import sources_for
 
 from .conftest import make_client, write_config
-from .fakes.ncbi import FakeNCBI
+from .fakes.ncbi import FakeNCBI, FakeRecord
 from .fakes.records import synthetic
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
@@ -339,6 +340,107 @@ def test_an_unreachable_ncbi_is_asked_once_per_poll(tmp_path, store) -> None:
     assert "cannot connect to 127.0.0.1" in (report.failed[1].error or "")
 
 
+def unreadable(rec: FakeRecord) -> FakeRecord:
+    """The record as NCBI might send it broken: well-formed XML without its Article element."""
+    return replace(rec, xml=re.sub(rb"<Article\b.*</Article>", b"", rec.xml, flags=re.S))
+
+
+def efetched_ids(fake: FakeNCBI) -> list[list[int]]:
+    return [
+        [int(i) for i in s.params["id"].split(",")] for s in fake.served if s.endpoint == "efetch"
+    ]
+
+
+def test_an_unreadable_record_stays_due_and_is_delivered_once_it_reads(
+    tmp_path, fake, store
+) -> None:
+    fake.add([paper(1, "teplizumab", TODAY), unreadable(paper(2, "teplizumab", TODAY))])
+    config = setup(tmp_path, fake, sub("t", "teplizumab"))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
+    assert store.pending_papers("a@example.org", ["t"]) == {k(1): ["t"]}
+    owed = store.awaited_records(["t"])
+    assert list(owed) == [k(2)] and owed[k(2)].attempts == 1
+    assert "no Article element" in (owed[k(2)].reason or "")
+    assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
+
+    # NCBI fixes the record; the search no longer finds it (its wording changed), a new paper
+    # came: the next poll reaches back for the owed record, in the same efetch as the new one.
+    fake.add([paper(2, "an edited title", TODAY), paper(3, "teplizumab", TODAY)])
+    fake.reset_counts()
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=20))
+    assert [sorted(ids) for ids in efetched_ids(fake)] == [[2, 3]]
+    assert store.pending_papers("a@example.org", ["t"]) == {k(1): ["t"], k(2): ["t"], k(3): ["t"]}
+    assert store.awaited_records(["t"]) == {}
+    fake.reset_counts()
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1))
+    assert fake.count("efetch") == 0
+
+
+def test_an_owed_record_the_search_finds_again_is_fetched_once_per_poll(
+    tmp_path, fake, store
+) -> None:
+    fake.add([paper(5, "rituximab", TODAY)])
+    fake.withheld.add(5)  # listed by esearch, absent from efetch: not yet released
+    config = setup(tmp_path, fake, sub("r", "rituximab") + sub("r2", "rituximab", rcpt="b@x.org"))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
+    assert efetched_ids(fake) == [[5]]
+    assert store.awaited_records(["r", "r2"])[k(5)].reason == "not in NCBI's efetch answer"
+    fake.withheld.clear()
+    fake.reset_counts()
+    poll(
+        config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1)
+    )  # both searches list it, and it is owed
+    assert efetched_ids(fake) == [[5]]
+    assert set(store.pending_papers("b@x.org", ["r2"])) == {k(5)}
+
+
+def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
+    tmp_path, fake, store
+) -> None:
+    from watcher.cli import awaited_records
+
+    fake.add([paper(9, "daclizumab", TODAY)])
+    fake.withheld.add(9)  # a deleted record
+    config = setup(tmp_path, fake, sub("d", "daclizumab"))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    tries: list[int] = []
+    for minutes in (0, 5, 16, 30, 50, 60 * 24 * 31, 60 * 24 * 32, 60 * 24 * 60):
+        fake.reset_counts()
+        poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=minutes))
+        tries.append(fake.count("efetch"))
+    # first miss; too soon (15 min wait); retried; too soon (30 min wait); retried; a month on:
+    # retried and, 30 days after the first miss, given up; never asked for again.
+    assert tries == [1, 0, 1, 0, 1, 1, 0, 0]
+    [shown] = awaited_records(store, config)
+    assert shown["pmid"] == 9 and shown["attempts"] == 4 and shown["given_up"] is True
+    assert shown["next_try"] is None and shown["subscriptions"] == ["d"]
+    # Were the record to come back (through another path), it is delivered after all.
+    fake.withheld.clear()
+    store.upsert_articles(list(client.fetch([9])), NOW)
+    assert store.pending_papers("a@example.org", ["d"]) == {k(9): ["d"]}
+
+
+def test_owed_records_are_not_asked_for_while_ncbi_does_not_answer(tmp_path, store) -> None:
+    from .fakes.smtp import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/entrez/eutils/"
+    config = load_config(write_config(tmp_path, dead, sub("a", "x")))
+    sync(store, config)
+    store.commit_poll(
+        "a", [k(7)], source="esearch", deliver=True, now=NOW, window_end=None, found=1
+    )
+    client = make_client(dead, retries=1)
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1))
+    assert [o.name for o in report.failed] == ["a"]
+    assert client.counters.requests == 2  # the search's two tries, no efetch after them
+    assert store.awaited_records(["a"])[k(7)].attempts == 0  # not counted against the record
+
+
 MESH_ONLY = '"CD3 Complex"[mh] AND "Antibodies, Monoclonal"[mh]'
 
 
@@ -405,3 +507,23 @@ def test_a_delivered_record_indexed_later_is_not_announced_again(tmp_path, fake,
     assert report.new_matches == 0  # ...and not news
     assert fake.count("efetch") == 0
     assert store.pending_papers("a@example.org", ["cd3"]) == {}
+
+
+def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
+    tmp_path, fake, store
+) -> None:
+    fake.add([paper(i, "otelixizumab", TODAY) for i in (11, 12, 13)])
+    fake.poison(12, "bad_utf8")  # its whole batch would fail to parse: isolated, left out
+    config = setup(tmp_path, fake, sub("o", "otelixizumab"))
+    sync(store, config)
+    client = make_client(fake.base_url)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
+    assert set(store.pending_papers("a@example.org", ["o"])) == {k(11), k(13)}
+    owed = store.awaited_records(["o"])[k(12)]
+    assert owed.attempts == 1 and "PMID 12" in (owed.reason or "")
+    del fake.poisons[12]
+    fake.reset_counts()
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=20))
+    assert efetched_ids(fake) == [[12]]
+    assert set(store.pending_papers("a@example.org", ["o"])) == {k(11), k(12), k(13)}
+    assert store.awaited_records(["o"]) == {}

@@ -13,6 +13,7 @@ from watcher.schema import ArticleRow
 from watcher.store import SCHEMA_REVISION, Store, migrate
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+T1 = timedelta(minutes=20)
 WEEKLY = Schedule(timedelta(hours=6), "0 7 * * mon", "UTC", 30)
 
 
@@ -219,6 +220,8 @@ def test_reopening_a_store_keeps_its_data(store_url: str) -> None:
 
 @pytest.mark.parametrize("populated", [False, True], ids=["empty", "populated"])
 def test_migration_upgrades_an_old_store_without_loss(store_url: str, populated: bool) -> None:
+    from watcher.store import SCHEMA_REVISION
+
     engine = create_engine(store_url)
     migrate(engine, "0001")
     if populated:
@@ -240,6 +243,7 @@ def test_migration_upgrades_an_old_store_without_loss(store_url: str, populated:
     with store.engine.connect() as conn:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert version == SCHEMA_REVISION
+    assert inspect(store.engine).has_table("awaited_records")
     if populated:
         state = store.poll_state("old")
         assert state is not None and state.window_end == date(2026, 1, 1)
@@ -339,3 +343,28 @@ def test_error_lines_are_stored_capped_and_redacted(store: Store) -> None:
     store.mark_digest_attempt(d, "451 " + "w" * 100_000, permanent=False)
     (row,) = [r for r in store.digest_states() if r["id"] == d]
     assert len(row["last_error"]) == 500
+
+
+def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -> None:
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    later = T0 + timedelta(hours=1)
+    store.commit_poll(
+        "s", keys(1, 2), source="esearch", deliver=True, now=later, window_end=None, found=2
+    )
+    store.commit_poll(
+        "b", keys(3), source="baseline", deliver=False, now=later, window_end=None, found=1
+    )
+    store.upsert_articles([article(1)], later)
+    assert list(store.awaited_records(["s", "b"])) == [k(2)]  # a baseline owes nothing
+    assert store.awaited_records(["s"])[k(2)].attempts == 0
+    store.record_missing({k(2): "not in NCBI's efetch answer"}, later)
+    store.record_missing({k(2): "record 1 (PMID 2) skipped: no Article element"}, later + T1)
+    owed = store.awaited_records(["s"])[k(2)]
+    assert (owed.attempts, owed.first_missing_at, owed.last_attempt_at) == (2, later, later + T1)
+    assert owed.reason == "record 1 (PMID 2) skipped: no Article element"
+    assert store.record_attempts(keys(1, 2)) == {k(2): (2, later, later + T1)}
+    assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
+    store.upsert_articles([article(2)], later + T1)
+    store.forget_missing(keys(2))
+    assert store.awaited_records(["s"]) == {} and store.record_attempts(keys(2)) == {}
+    assert set(store.pending_papers("a@example.org", ["s"])) == set(keys(1, 2))

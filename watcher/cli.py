@@ -338,6 +338,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
     )
     for failure in report.failed:
         print(f"  not delivered: {failure}")
+    for rcpt in report.skipped_busy:
+        print(f"  skipped {rcpt}: another watcher process was mailing them")
     return 1 if report.failed else 0
 
 
@@ -378,6 +380,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     states = store.poll_states()
     counts = store.match_counts()
     undelivered = store.undelivered_counts()
+    awaiting = store.undelivered_counts(stored=False)
+    awaited = awaited_records(store, config)
     daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), utcnow())
     subs = []
     for sub in config.subscriptions:
@@ -420,9 +424,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         "daemon": daemon,
         "subscriptions": subs,
         "recipients": [
-            {"address": r, "undelivered": undelivered.get(r, 0), "digests": digests.get(r, [])}
+            {
+                "address": r,
+                "undelivered": undelivered.get(r, 0),
+                "awaiting_record": awaiting.get(r, 0),
+                "digests": digests.get(r, []),
+            }
             for r in recipients
         ],
+        "awaiting_records": awaited,
         "pending_digests": len(store.pending_digests()),
     }
     store.close()
@@ -446,7 +456,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"    LAST ERROR: {s['last_error']}")
     print("\n  recipients:")
     for r in out["recipients"]:
-        print(f"    {r['address']}: {r['undelivered']} papers awaiting delivery")
+        more = f", {r['awaiting_record']} awaiting a record" if r["awaiting_record"] else ""
+        print(f"    {r['address']}: {r['undelivered']} papers awaiting delivery{more}")
         for d in r["digests"]:
             tries = f"{d['attempts']} attempt{'' if d['attempts'] == 1 else 's'}"
             what = (
@@ -458,9 +469,52 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"      digest {d['message_id']} of {d['created']}, {d['papers']} papers: "
                 f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
             )
+    if awaited:
+        print("\n  records awaited from NCBI (matched, not yet stored):")
+        for a in awaited:
+            name = f"PMID {a['pmid']}" if a["pmid"] else a["item"]
+            print(f"    {name} ({', '.join(a['subscriptions'])}): {_awaited_line(a)}")
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
     return 0
+
+
+def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
+    """Matched items whose record their source has not given (missing or unreadable), with the retry
+    plan of watcher.poll.record_retry_at."""
+    from watcher.poll import record_retry_at
+
+    out = []
+    for a in store.awaited_records([s.name for s in config.subscriptions]).values():
+        retry = (
+            record_retry_at(a.attempts, a.first_missing_at, a.last_attempt_at)
+            if a.attempts and a.first_missing_at and a.last_attempt_at
+            else None
+        )
+        out.append(
+            {
+                "item": a.item,
+                "pmid": a.pmid,
+                "subscriptions": list(a.subscriptions),
+                "attempts": a.attempts,
+                "first_missing": _iso(a.first_missing_at),
+                "last_attempt": _iso(a.last_attempt_at),
+                "reason": a.reason,
+                "next_try": _iso(retry) if retry else ("next poll" if not a.attempts else None),
+                "given_up": bool(a.attempts) and retry is None,
+            }
+        )
+    return out
+
+
+def _awaited_line(a: dict[str, Any]) -> str:
+    if not a["attempts"]:
+        return "not asked for yet; fetched at the next poll"
+    tries = f"{a['attempts']} {'try' if a['attempts'] == 1 else 'tries'}"
+    since = f"{tries} since {a['first_missing']}: {a['reason']}"
+    if a["given_up"]:
+        return f"{since}; GIVEN UP (not asked for again; deleted or withdrawn at NCBI?)"
+    return f"{since}; next try {a['next_try']}"
 
 
 def daemon_status(heartbeat: str | None, state: str | None, now: datetime) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from watcher.config import Config, load_config
 from watcher.delivery import send_digests
 from watcher.digest import Renderer
 from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
+from watcher.paths import open_private, private_dir
 from watcher.poll import due_subscriptions, poll
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
 from watcher.sources.registry import Sources
@@ -51,8 +52,8 @@ class InstanceLock:
         self._file: IO[str] | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = self.path.open("a+")
+        private_dir(self.path.parent)
+        f = os.fdopen(open_private(self.path, os.O_RDWR | os.O_CREAT), "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -17,6 +17,7 @@ from watcher.digest import DigestContext, Rendered, Renderer, build_digest, reci
 from watcher.drugs import vocabulary
 from watcher.errors import MailError
 from watcher.mail import build_message, new_message_id
+from watcher.paths import private_dir, write_private
 from watcher.schedule import schedule_key
 from watcher.store import Store
 from watcher.transports.base import OutgoingDigest, Transport
@@ -31,6 +32,7 @@ class DigestReport:
     pending: int = 0
     failed: list[str] = field(default_factory=list)  # "recipient: error"
     skipped_empty: int = 0
+    skipped_busy: list[str] = field(default_factory=list)  # recipients another process had
 
 
 def send_digests(
@@ -53,14 +55,30 @@ def send_digests(
     for key in keys:
         subs = groups.get(key, [])
         for rcpt in recipients_of(subs):
-            # One process per recipient at a time (PostgreSQL advisory lock): with two daemons
-            # on one store, the other skips this recipient instead of mailing them twice.
-            with store.advisory_locks([f"digest:{rcpt}"]) as held:
+            # One process per recipient at a time, from choosing the papers to the server's
+            # answer: a second process (another daemon, `watcher digest` beside `watcher run`)
+            # skips this recipient instead of composing or resending their digest.
+            lock = f"digest:{rcpt}"
+            with store.advisory_locks([lock]) as held:
                 if held:
                     _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
+                else:
+                    _skip_busy(store, lock, rcpt, report)
         store.set_digest_run(schedule_key(*key), now)
     report.pending = len(store.pending_digests(everyone))
     return report
+
+
+def _skip_busy(store: Store, lock: str, rcpt: str, report: DigestReport) -> None:
+    holder = store.lock_holder(lock)
+    log.warning(
+        "digest to %s skipped: another watcher process%s is mailing them right now; "
+        "it sends what is due",
+        rcpt,
+        f" ({holder})" if holder else "",
+        extra={"fields": {"event": "digest_skipped", "recipient": rcpt, "reason": "locked"}},
+    )
+    report.skipped_busy.append(rcpt)
 
 
 @dataclass(frozen=True)
@@ -183,7 +201,7 @@ def write_dry_run(
     """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
     renderer = renderer or Renderer(config.mail.templates)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        private_dir(out)
     except OSError as exc:
         raise MailError.unusable_folder("the --out folder", out, exc) from None
     written = []
@@ -194,8 +212,8 @@ def write_dry_run(
                 continue
             stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
             try:
-                (out / f"{stem}.eml").write_bytes(digest.message)
-                (out / f"{stem}.html").write_text(digest.rendered.html, encoding="utf-8")
+                write_private(out / f"{stem}.eml", digest.message)
+                write_private(out / f"{stem}.html", digest.rendered.html.encode("utf-8"))
             except OSError as exc:
                 raise MailError.unusable_folder("the --out folder", out, exc) from None
             written.append(out / f"{stem}.eml")

@@ -9,14 +9,15 @@ subscriptions matched it.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
-from watcher.identity import ItemKey, identifiers
+from watcher.identity import ItemKey, identifiers, pmid_of
 from watcher.models import PollState, Subscription
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 __all__ = ["NCBI_ZONE", "ncbi_today"]  # where the daemon, tests and demos look for them
 
 BACKFILL_SLICE = timedelta(days=365)
+# A matched record missing from efetch's answer (or unreadable) is asked for again with backoff.
+RECORD_RETRY_FIRST = timedelta(minutes=15)
+RECORD_RETRY_MAX = timedelta(days=1)
+RECORD_GIVE_UP = timedelta(days=30)
 
 
 @dataclass
@@ -96,8 +101,10 @@ def poll(
     requests_before = sources.requests
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
     report = PollReport()
-    found = _find_all(subs, store, sources, now, report)
-    failed_items = _fetch_missing(found, store, now, report)
+    found, down = _find_all(subs, store, sources, now, report)
+    # Records owed by earlier polls are asked for too, unless their source did not answer at all.
+    owed = _owed(store, subs, sources, down)
+    failed_items = _fetch_missing(found, owed, store, now, report)
     for f in found:
         _commit(f, failed_items, store, now, report)
     report.requests = sources.requests - requests_before
@@ -129,8 +136,9 @@ def _find_all(
     sources: Sources,
     now: datetime,
     report: PollReport,
-) -> list[Found]:
-    """Each subscription's source asked what is new; failures recorded on their own rows."""
+) -> tuple[list[Found], dict[str, str]]:
+    """Each subscription's source asked what is new; failures recorded on their own rows.
+    Also returns the hosts that never answered (host → error)."""
     states = store.poll_states()
     found: list[Found] = []
     # A host that never answered through all retries is not asked again in this poll: the
@@ -149,7 +157,23 @@ def _find_all(
             _fail(store, report, sub.name, str(exc), now)
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
-    return found
+    return found, down
+
+
+def _owed(
+    store: Store, subs: Sequence[Subscription], sources: Sources, down: Mapping[str, str]
+) -> dict[ItemKey, Records]:
+    """Items earlier polls matched but could not get, each with the fetcher of a subscription
+    that matched it, unless that subscription's source did not answer in this poll."""
+    by_name = {s.name: s for s in subs}
+    out: dict[ItemKey, Records] = {}
+    for item, awaited in store.awaited_records(list(by_name)).items():
+        for name in awaited.subscriptions:
+            source = sources[by_name[name]]
+            if source.host(by_name[name]) not in down:
+                out[item] = source.records
+                break
+    return out
 
 
 def _commit(
@@ -225,26 +249,89 @@ def _search(
 
 
 def _fetch_missing(
-    found: list[Found], store: Store, now: datetime, report: PollReport
+    found: list[Found],
+    owed: Mapping[ItemKey, Records],
+    store: Store,
+    now: datetime,
+    report: PollReport,
 ) -> set[ItemKey]:
-    """Fetch, once each, the items some subscription will deliver that the store lacks.
-    Returns the items whose batch failed."""
+    """Fetch, once each and in shared batches, the items some subscription will deliver that the
+    store lacks: this poll's matches and the records earlier polls matched but could not get
+    (`owed`), these as their backoff allows. Returns the items whose batch failed."""
     # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
     by_fetcher: dict[int, tuple[Records, dict[ItemKey, None]]] = {}
     for f in found:
         if f.deliver:
             by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(f.items))
+    for item, records in owed.items():
+        by_fetcher.setdefault(id(records), (records, {}))[1][item] = None
     failed: set[ItemKey] = set()
+    missing: dict[ItemKey, str] = {}
+    due: list[ItemKey] = []
     for client, wanted in by_fetcher.values():
-        for batch in _batches(_unknown(store, list(wanted)), client.batch_size):
-            try:
-                report.fetched += _fetch_and_store(
-                    batch, store, client, now, report.record_errors.append
-                )
-            except SourceError as exc:
-                log.error("efetch of %d records failed: %s", len(batch), exc)
-                failed.update(batch)
+        due += _fetch_due(
+            client, _unknown(store, list(wanted)), store, now, report, failed, missing
+        )
+    # A match whose record did not come stays owed: later polls ask again (record_retry_at).
+    store.record_missing(missing, now)
+    store.forget_missing(p for p in due if p not in missing and p not in failed)
+    back = [p for p in owed if p in due and p not in missing and p not in failed]
+    if back:
+        log.info("%d records awaited from earlier polls arrived", len(back))
     return failed
+
+
+def _fetch_due(
+    client: Records,
+    wanted: list[ItemKey],
+    store: Store,
+    now: datetime,
+    report: PollReport,
+    failed: set[ItemKey],
+    missing: dict[ItemKey, str],
+) -> list[ItemKey]:
+    """Fetch those of `wanted` whose backoff allows, noting the failed batches and the records
+    that did not come; returns the items asked for."""
+    tried = store.record_attempts(wanted)
+    due = [p for p in wanted if p not in tried or _retry_due(record_retry_at(*tried[p]), now)]
+    if len(due) < len(wanted):
+        log.info(
+            "%d records NCBI did not give at earlier polls wait for their next try "
+            "(see `watcher status`)",
+            len(wanted) - len(due),
+        )
+    for batch in _batches(due, client.batch_size):
+        errors_before = len(report.record_errors)
+        try:
+            report.fetched += _fetch_and_store(
+                batch, store, client, now, report.record_errors.append
+            )
+        except SourceError as exc:
+            log.error("efetch of %d records failed: %s", len(batch), exc)
+            failed.update(batch)
+            continue
+        errors = report.record_errors[errors_before:]
+        for item in set(batch) - store.known_items(batch):
+            said = re.compile(rf"\bPMID {pmid_of(item)}\b")
+            missing[item] = next(
+                (e for e in errors if said.search(e)), "not in NCBI's efetch answer"
+            )
+    return due
+
+
+def record_retry_at(attempts: int, first_miss: datetime, last_attempt: datetime) -> datetime | None:
+    """When a record NCBI did not give is asked for again: RECORD_RETRY_FIRST after the first
+    miss, the wait doubling up to RECORD_RETRY_MAX; None once RECORD_GIVE_UP has passed since
+    the first miss (a record not yet released comes within hours or days; a deleted one never
+    does). `watcher status` lists it either way."""
+    if last_attempt - first_miss >= RECORD_GIVE_UP:
+        return None
+    wait: timedelta = RECORD_RETRY_FIRST * 2 ** min(attempts - 1, 16)
+    return last_attempt + min(wait, RECORD_RETRY_MAX)
+
+
+def _retry_due(when: datetime | None, now: datetime) -> bool:
+    return when is not None and when <= now
 
 
 def _unknown(store: Store, items: Sequence[ItemKey]) -> list[ItemKey]:

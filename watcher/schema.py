@@ -190,3 +190,16 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class AwaitedRecordRow(Base):
+    """A matched item whose record its source did not give (or gave unreadable): retried by later
+    polls with backoff; deleted once the record is stored. The match itself stays in matches."""
+
+    __tablename__ = "awaited_records"
+
+    item: Mapped[str] = mapped_column(String(300), primary_key=True)
+    first_missing_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)

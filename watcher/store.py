@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from datetime import UTC, date, datetime
 from functools import wraps
 from importlib import resources
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
@@ -31,7 +33,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
-from watcher.identity import ItemKey, identifiers, pmid_key, split
+from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of, split
+from watcher.locks import KeyLocks
 from watcher.models import (
     AbstractSection,
     Article,
@@ -41,9 +44,11 @@ from watcher.models import (
     PollState,
     Subscription,
 )
+from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
 from watcher.schema import (
     ArticleRow,
+    AwaitedRecordRow,
     DeliveryRow,
     DigestItemRow,
     DigestRow,
@@ -61,7 +66,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -87,6 +92,23 @@ def mapped(method: Callable[P, R]) -> Callable[P, R]:
 
 
 @dataclass(frozen=True)
+class AwaitedRecord:
+    """An item matched for delivery whose record the store lacks. attempts is 0 (and the times
+    None) for one no poll has asked its source for yet."""
+
+    item: ItemKey
+    subscriptions: tuple[str, ...]
+    attempts: int = 0
+    first_missing_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def pmid(self) -> int | None:
+        return pmid_of(self.item)
+
+
+@dataclass(frozen=True)
 class PendingDigest:
     id: int
     recipient: str
@@ -101,6 +123,13 @@ class Store:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._upsert_sql: tuple[str, Sequence[str] | None] | None = None
+        self.sqlite_path = sqlite_path(engine)
+        # A SQLite store's per-recipient and per-subscription locks (see advisory_locks).
+        self._file_locks = (
+            KeyLocks(self.sqlite_path.with_name(self.sqlite_path.name + ".locks"))
+            if self.sqlite_path is not None
+            else None
+        )
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -112,6 +141,8 @@ class Store:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         store = cls(engine)
+        if store.sqlite_path is not None:
+            _private_sqlite_files(store.sqlite_path)
         try:
             migrate(engine)
         except SQLAlchemyError as exc:
@@ -244,6 +275,96 @@ class Store:
                 for item, record in conn.execute(query):
                     out[item] = Article.from_json(record)
         return out
+
+    # Records owed: matched for delivery, not (yet) stored
+
+    @mapped
+    def awaited_records(self, subscriptions: Sequence[str]) -> dict[ItemKey, AwaitedRecord]:
+        """Items some of `subscriptions` matched for delivery whose record the store lacks,
+        with what the polls that asked for them recorded."""
+        owed = (
+            select(MatchRow.item, MatchRow.subscription)
+            .outerjoin(ArticleRow, ArticleRow.item == MatchRow.item)
+            .where(
+                MatchRow.deliver.is_(True),
+                MatchRow.subscription.in_(list(subscriptions)),
+                ArticleRow.item.is_(None),
+            )
+            .order_by(MatchRow.item, MatchRow.subscription)
+        )
+        subs: dict[ItemKey, list[str]] = {}
+        with self.engine.connect() as conn:
+            for item, sub in conn.execute(owed):
+                subs.setdefault(item, []).append(sub)
+            rows = {
+                r.item: r
+                for chunk in _chunks(list(subs), _CHUNK)
+                for r in conn.execute(
+                    select(AwaitedRecordRow).where(AwaitedRecordRow.item.in_(chunk))
+                )
+            }
+        out = {}
+        for item, names in subs.items():
+            r = rows.get(item)
+            out[item] = (
+                AwaitedRecord(
+                    item, tuple(names), r.attempts, r.first_missing_at, r.last_attempt_at, r.reason
+                )
+                if r is not None
+                else AwaitedRecord(item, tuple(names))
+            )
+        return out
+
+    @mapped
+    def record_attempts(
+        self, items: Iterable[ItemKey]
+    ) -> dict[ItemKey, tuple[int, datetime, datetime]]:
+        """item → (attempts, first miss, last attempt) for those of `items` whose record did
+        not come before."""
+        ids = list(dict.fromkeys(items))
+        out: dict[ItemKey, tuple[int, datetime, datetime]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids, _CHUNK):
+                query = select(
+                    AwaitedRecordRow.item,
+                    AwaitedRecordRow.attempts,
+                    AwaitedRecordRow.first_missing_at,
+                    AwaitedRecordRow.last_attempt_at,
+                ).where(AwaitedRecordRow.item.in_(chunk))
+                for item, attempts, first, last in conn.execute(query):
+                    out[item] = (attempts, first, last)
+        return out
+
+    @mapped
+    def record_missing(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
+        """One more unsuccessful attempt at each item's record, with why."""
+        if not reasons:
+            return
+        table = AwaitedRecordRow.__table__
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["item"],
+            set_={
+                "attempts": table.c.attempts + 1,
+                "last_attempt_at": stmt.excluded.last_attempt_at,
+                "reason": stmt.excluded.reason,
+            },
+        )
+        rows = [
+            dict(item=p, first_missing_at=now, last_attempt_at=now, attempts=1, reason=r[:500])
+            for p, r in reasons.items()
+        ]
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows, _CHUNK):
+                conn.execute(stmt, list(chunk))
+
+    @mapped
+    def forget_missing(self, items: Iterable[ItemKey]) -> None:
+        """These records arrived: nothing is awaited for them any more."""
+        ids = list(dict.fromkeys(items))
+        with self.engine.begin() as conn:
+            for chunk in _chunks(ids, _CHUNK):
+                conn.execute(delete(AwaitedRecordRow).where(AwaitedRecordRow.item.in_(chunk)))
 
     @mapped
     def count_articles(self) -> int:
@@ -418,12 +539,13 @@ class Store:
 
     @mapped
     def pending_papers(
-        self, recipient: str, subscriptions: Sequence[str]
+        self, recipient: str, subscriptions: Sequence[str], *, stored: bool = True
     ) -> dict[ItemKey, list[str]]:
         """Papers due to `recipient` from `subscriptions`: item → the matching subscriptions.
 
         Due means: matched for delivery after the recipient joined that subscription, stored,
-        not yet delivered to them, and not waiting in one of their pending digests.
+        not yet delivered to them, and not waiting in one of their pending digests. With
+        stored=False: the papers that would be due but whose record the store still awaits.
         """
         rcpt = recipient.lower()
         in_pending = (
@@ -438,11 +560,12 @@ class Store:
                 (SubscriberRow.subscription == MatchRow.subscription)
                 & (SubscriberRow.recipient == rcpt),
             )
-            .join(ArticleRow, ArticleRow.item == MatchRow.item)
+            .outerjoin(ArticleRow, ArticleRow.item == MatchRow.item)
             .outerjoin(
                 DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.item == MatchRow.item)
             )
             .where(
+                ArticleRow.item.is_not(None) if stored else ArticleRow.item.is_(None),
                 MatchRow.deliver.is_(True),
                 MatchRow.matched_at >= SubscriberRow.since,
                 MatchRow.subscription.in_(list(subscriptions)),
@@ -458,8 +581,9 @@ class Store:
         return papers
 
     @mapped
-    def undelivered_counts(self) -> dict[str, int]:
-        """Per recipient, how many papers await delivery (in any subscription they follow)."""
+    def undelivered_counts(self, *, stored: bool = True) -> dict[str, int]:
+        """Per recipient, how many papers await delivery (in any subscription they follow); with
+        stored=False, how many more await their record from NCBI first."""
         out: dict[str, int] = {}
         with self.engine.connect() as conn:
             recipients = conn.execute(select(SubscriberRow.recipient, SubscriberRow.subscription))
@@ -467,7 +591,7 @@ class Store:
             for rcpt, sub in recipients:
                 by_rcpt.setdefault(rcpt, []).append(sub)
         for rcpt, subs in by_rcpt.items():
-            out[rcpt] = len(self.pending_papers(rcpt, subs))
+            out[rcpt] = len(self.pending_papers(rcpt, subs, stored=stored))
         return out
 
     @mapped
@@ -659,16 +783,38 @@ class Store:
 
     @contextmanager
     def advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
-        """Take what it can of `keys` as PostgreSQL session advisory locks, on one connection,
-        for the duration of the block; yields the keys it holds.
+        """Take what it can of `keys`, without waiting, for the duration of the block; yields
+        the keys it holds. Another process holding a key keeps it: the caller skips that work.
 
-        Two daemons on one PostgreSQL store thereby never poll the same subscription or mail
-        the same recipient at once. On SQLite one process owns the store (see daemon.py), so
-        every key is granted.
+        Two processes on one store thereby never poll the same subscription or mail the same
+        recipient at once, whatever their commands (`watcher run`, `watcher digest`). PostgreSQL:
+        session advisory locks on one connection. SQLite: an flock'd file per key beside the
+        database (watcher/locks.py). An in-memory SQLite store has one process: all granted.
         """
-        if self.dialect != "postgresql":
+        if self.dialect == "postgresql":
+            with self._pg_advisory_locks(keys) as held:
+                yield held
+            return
+        if self._file_locks is None:
             yield set(keys)
             return
+        files: dict[str, int] = {}
+        try:
+            for k in keys:
+                fd = self._file_locks.try_acquire(k)
+                if fd is not None:
+                    files[k] = fd
+            yield set(files)
+        finally:
+            for fd in files.values():
+                self._file_locks.release(fd)
+
+    def lock_holder(self, key: str) -> str | None:
+        """Who holds `key`, where the store can tell ("pid 1234" on SQLite), for messages."""
+        return self._file_locks.holder(key) if self._file_locks is not None else None
+
+    @contextmanager
+    def _pg_advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
         with store_errors(), self.engine.connect() as conn:
             held = {
                 k
@@ -720,6 +866,33 @@ def _stamped_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine; None for other dialects and in-memory stores."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).absolute()
+
+
+def _private_sqlite_files(path: Path) -> None:
+    """The store file exists owner-only (0600) before SQLite first opens it: SQLite gives its
+    -wal and -shm files the database file's permissions, so they follow. A store written by an
+    older version is tightened, with any -wal/-shm already beside it."""
+    if not path.parent.is_dir():
+        return  # SQLite's own error ("unable to open database file") says it better
+    if not path.exists():
+        try:
+            os.close(open_private(path, os.O_RDWR | os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass  # another process created it at the same moment, owner-only too
+        except OSError:
+            return  # a folder we may not write to: SQLite's own error says it better
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

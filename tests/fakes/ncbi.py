@@ -124,6 +124,8 @@ class FakeNCBI:
     served: list[Served] = field(default_factory=list)
     too_many: int = 0
     api_keys: set[str] | None = None  # when set, any other api_key gets NCBI's 400
+    # Found by esearch, left out of efetch answers (deleted or not yet released records).
+    withheld: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = {}
@@ -448,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
         records = []
         head = ARTICLE_SET_HEAD
         for i in ids:
-            if i not in self.ncbi.records:
+            if i not in self.ncbi.records or i in self.ncbi.withheld:
                 continue
             xml = self.ncbi.records[i].xml
             poison = self.ncbi.poisons.get(i)

@@ -1,11 +1,14 @@
 """A real SMTP server on loopback (aiosmtpd) that records what it receives and fails on demand:
 connection refused (not started), 4xx at DATA, a connection dropped mid-DATA, 5xx for chosen
-recipients; optionally STARTTLS or implicit TLS with a test CA, and AUTH."""
+recipients, a slow or held answer to DATA; optionally STARTTLS or implicit TLS with a test CA, and AUTH."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import socket
 import ssl
+import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -38,6 +41,12 @@ class Handler:
     reject: dict[str, str] = field(default_factory=dict)  # recipient → "550 …"
     data_failures: list[str] = field(default_factory=list)  # next DATA answers, e.g. "451 …"
     drop_next_data: int = 0
+    # Seconds to wait before answering DATA (a busy server): (low, high), drawn per message.
+    data_delay: tuple[float, float] = (0.0, 0.0)
+    data_started: int = 0  # DATA commands begun, answered or not
+    # DATA commands (numbered from 1 in arrival order) left unanswered until `release` is set.
+    hold: set[int] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -48,6 +57,12 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_started += 1
+        if self.data_started in self.hold:
+            while not self.release.is_set():
+                await asyncio.sleep(0.02)
+        if self.data_delay[1] > 0:
+            await asyncio.sleep(random.uniform(*self.data_delay))
         if self.drop_next_data:
             self.drop_next_data -= 1
             server.transport.close()  # the client is left waiting for its final answer

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from watcher.errors import MailError
+from watcher.paths import PRIVATE_DIR, private_dir, tighten, write_private
 from watcher.transports.base import OutgoingDigest
 
 
@@ -20,7 +21,10 @@ class MaildirTransport:
         self.path = path
         try:
             for sub in ("tmp", "new", "cur"):
-                (path / sub).mkdir(parents=True, exist_ok=True)
+                # Ours even inside a maildir the user made: a folder left 0755 by an older
+                # version is closed, which closes the messages already in it.
+                private_dir(path / sub)
+                tighten(path / sub, PRIVATE_DIR)
         except OSError as exc:
             raise MailError.unusable_folder("the maildir (mail.maildir)", path, exc) from None
 
@@ -32,7 +36,7 @@ class MaildirTransport:
             return
         tmp = self.path / "tmp" / f"{name}.{os.getpid()}"
         try:
-            tmp.write_bytes(digest.mime)
+            write_private(tmp, digest.mime)
             os.replace(tmp, final)
         except OSError as exc:
             raise MailError(f"cannot write to maildir {self.path}: {exc.strerror}") from None

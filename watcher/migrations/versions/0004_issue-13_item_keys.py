@@ -4,8 +4,8 @@ recorded in `identifiers`. Matches, digest items and deliveries refer to the key
 Every existing row is carried over: a PMID becomes the key pmid:N; each stored record's DOI and
 PMC id become identifiers of its item (a DOI that two records share stays with the first).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from alembic import op
 
 from watcher.schema import UTCDateTime
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -33,6 +33,7 @@ def upgrade() -> None:
     _matches()
     _digest_items()
     _deliveries()
+    _awaited_records()
 
 
 def _identifiers() -> None:
@@ -48,7 +49,8 @@ def _identifiers() -> None:
         f"INSERT INTO identifiers (scheme, value, item) "
         f"SELECT 'pmid', CAST(pmid AS VARCHAR(20)), {_KEY} FROM ("
         "SELECT pmid FROM articles UNION SELECT pmid FROM matches "
-        "UNION SELECT pmid FROM digest_items UNION SELECT pmid FROM deliveries) AS known"
+        "UNION SELECT pmid FROM digest_items UNION SELECT pmid FROM deliveries "
+        "UNION SELECT pmid FROM awaited_records) AS known"
     )
     for scheme, normal in (("doi", "LOWER(doi)"), ("pmcid", "UPPER(pmcid)")):
         op.execute(
@@ -141,6 +143,24 @@ def _deliveries() -> None:
     )
     op.drop_table("deliveries")
     op.rename_table("deliveries_new", "deliveries")
+
+
+def _awaited_records() -> None:
+    op.create_table(
+        "awaited_records_new",
+        sa.Column("item", sa.String(300), primary_key=True),
+        sa.Column("first_missing_at", UTCDateTime, nullable=False),
+        sa.Column("last_attempt_at", UTCDateTime, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+    )
+    op.execute(
+        "INSERT INTO awaited_records_new (item, first_missing_at, last_attempt_at, attempts, "
+        f"reason) SELECT {_KEY}, first_missing_at, last_attempt_at, attempts, reason "
+        "FROM awaited_records"
+    )
+    op.drop_table("awaited_records")
+    op.rename_table("awaited_records_new", "awaited_records")
 
 
 def downgrade() -> None:
