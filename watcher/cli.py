@@ -373,16 +373,55 @@ def _date_arg(text: str) -> date:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.redact import safe_message
-
     config = load(args)
     store = open_store(config)
-    states = store.poll_states()
-    counts = store.match_counts()
+    try:
+        out = status_report(store, config, utcnow())
+    finally:
+        store.close()
+    if args.json:
+        import json
+
+        print(json.dumps(out, indent=2))
+        return 0
+    print_status(out)
+    return 0
+
+
+def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]:
+    """What `watcher status` shows, as data (its --json output)."""
+    from watcher.digest import recipients_of
+
     undelivered = store.undelivered_counts()
     awaiting = store.undelivered_counts(stored=False)
-    awaited = awaited_records(store, config)
-    daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), utcnow())
+    daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), now)
+    digests = _undelivered_digests(store)
+    return {
+        "config": str(config.path),
+        "store": store.display_url,
+        "articles": store.count_articles(),
+        "daemon_heartbeat": daemon["heartbeat"],
+        "daemon": daemon,
+        "subscriptions": _subscription_rows(store, config),
+        "recipients": [
+            {
+                "address": r,
+                "undelivered": undelivered.get(r, 0),
+                "awaiting_record": awaiting.get(r, 0),
+                "digests": digests.get(r, []),
+            }
+            for r in recipients_of(config.subscriptions)
+        ],
+        "awaiting_records": awaited_records(store, config),
+        "pending_digests": len(store.pending_digests()),
+    }
+
+
+def _subscription_rows(store: Store, config: Config) -> list[dict[str, Any]]:
+    from watcher.redact import safe_message
+
+    states = store.poll_states()
+    counts = store.match_counts()
     subs = []
     for sub in config.subscriptions:
         st = states.get(sub.name)
@@ -401,9 +440,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_error": safe_message(st.last_error) if st and st.last_error else None,
             }
         )
-    from watcher.digest import recipients_of
+    return subs
 
-    recipients = recipients_of(config.subscriptions)
+
+def _undelivered_digests(store: Store) -> dict[str, list[dict[str, Any]]]:
     digests: dict[str, list[dict[str, Any]]] = {}
     for d in store.undelivered_digests():
         digests.setdefault(d["recipient"], []).append(
@@ -416,36 +456,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_error": d["last_error"],
             }
         )
-    out = {
-        "config": str(config.path),
-        "store": store.display_url,
-        "articles": store.count_articles(),
-        "daemon_heartbeat": daemon["heartbeat"],
-        "daemon": daemon,
-        "subscriptions": subs,
-        "recipients": [
-            {
-                "address": r,
-                "undelivered": undelivered.get(r, 0),
-                "awaiting_record": awaiting.get(r, 0),
-                "digests": digests.get(r, []),
-            }
-            for r in recipients
-        ],
-        "awaiting_records": awaited,
-        "pending_digests": len(store.pending_digests()),
-    }
-    store.close()
-    if args.json:
-        import json
+    return digests
 
-        print(json.dumps(out, indent=2))
-        return 0
+
+def print_status(out: dict[str, Any]) -> None:
+    daemon = out["daemon"]
     print(f"store: {out['store']} ({out['articles']} articles)")
     print(f"daemon: {daemon['summary']}")
     for job, when in sorted((daemon.get("next_runs") or {}).items()):
         print(f"  next {job}: {when}")
-    for s in subs:
+    for s in out["subscriptions"]:
         print(f"\n  {s['name']} [{s['kind']}]: {s['matches']} matches")
         print(
             f"    last poll: {s['last_poll'] or 'never'}; last success: "
@@ -469,14 +489,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"      digest {d['message_id']} of {d['created']}, {d['papers']} papers: "
                 f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
             )
-    if awaited:
+    if out["awaiting_records"]:
         print("\n  records awaited from NCBI (matched, not yet stored):")
-        for a in awaited:
+        for a in out["awaiting_records"]:
             name = f"PMID {a['pmid']}" if a["pmid"] else a["item"]
             print(f"    {name} ({', '.join(a['subscriptions'])}): {_awaited_line(a)}")
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
-    return 0
 
 
 def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:

@@ -363,17 +363,7 @@ class _Reader:
         self.http_url("ncbi.base_url", base_url)
         if not base_url.endswith("/"):
             base_url += "/"
-        rate = self.get(data, key, "rate_limit", (int, float))
-        if rate is not None:
-            limit = NCBI_RATE_WITH_KEY if api_key_env else NCBI_RATE_WITHOUT_KEY
-            if rate <= 0:
-                raise self.fail("ncbi.rate_limit", "must be a positive number of requests/s")
-            if rate > limit and base_url == NCBI_BASE_URL:
-                raise self.fail(
-                    "ncbi.rate_limit",
-                    f"NCBI allows at most {limit:g} requests/s "
-                    f"{'with' if api_key_env else 'without'} an API key",
-                )
+        rate = self.rate_limit(data, key, api_key_env, base_url)
         batch = self.get(data, key, "batch_size", int, 500)
         if not 1 <= batch <= 10_000:
             raise self.fail("ncbi.batch_size", "must be between 1 and 10000 (NCBI's efetch cap)")
@@ -393,7 +383,7 @@ class _Reader:
             tool,
             api_key_env,
             base_url,
-            None if rate is None else float(rate),
+            rate,
             batch,
             timeout,
             retries,
@@ -401,6 +391,22 @@ class _Reader:
             overlap,
             float(max_mb),
         )
+
+    def rate_limit(
+        self, data: Mapping[str, Any], key: str, api_key_env: str | None, base_url: str
+    ) -> float | None:
+        rate = self.get(data, key, "rate_limit", (int, float))
+        if rate is not None:
+            limit = NCBI_RATE_WITH_KEY if api_key_env else NCBI_RATE_WITHOUT_KEY
+            if rate <= 0:
+                raise self.fail("ncbi.rate_limit", "must be a positive number of requests/s")
+            if rate > limit and base_url == NCBI_BASE_URL:
+                raise self.fail(
+                    "ncbi.rate_limit",
+                    f"NCBI allows at most {limit:g} requests/s "
+                    f"{'with' if api_key_env else 'without'} an API key",
+                )
+        return None if rate is None else float(rate)
 
     def mail(self, raw: Any) -> MailConfig:
         key = "mail"
