@@ -42,9 +42,10 @@ from tests.fakes.ncbi import FakeNCBI, FakeRecord
 from tests.fakes.records import synthetic
 from tests.fakes.smtp import SmtpServer
 from watcher.config import load_config
+from watcher.identity import pmid_key
 from watcher.poll import ncbi_today, poll
-from watcher.sources.eutils import EUtils
 from watcher.store import Store
+from watcher.wiring import make_sources
 
 RECIPIENTS = ("alice@example.org", "bob@example.org", "carol@example.org")
 DELETED = 99_999_999  # esearch lists it, efetch never returns it
@@ -119,12 +120,9 @@ def run(kind: str, rounds: int, seed: int) -> int:
         config = load_config(cfg)
         t0 = datetime.now(UTC)
         clock = [t0]  # the polls' clock: an hour later each round
-        client = EUtils.from_config(config.ncbi, clock=lambda: clock[0])
+        sources = make_sources(config, clock=lambda: clock[0])
         store = Store.open(url)
-        store.sync_subscriptions(
-            [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
-            t0 - timedelta(days=1),
-        )
+        store.sync_subscriptions(config.subscriptions, t0 - timedelta(days=1))
         today = ncbi_today(t0)
         fake.add([synthetic(DELETED, "teplizumab, deleted", edat=today)])
         fake.withheld.add(DELETED)
@@ -149,7 +147,7 @@ def run(kind: str, rounds: int, seed: int) -> int:
                     fake.withheld.discard(pmid)
                     fake.add([synthetic(pmid, f"revised record {pmid}", edat=today)])
             clock[0] = t0 + timedelta(hours=n)
-            poll(config, store, client, clock[0])
+            poll(config, store, sources, clock[0])
             first = digest(cfg)
             time.sleep(rng.uniform(0.0, 1.5))
             second = digest(cfg)
@@ -192,7 +190,7 @@ def run(kind: str, rounds: int, seed: int) -> int:
         f"| late records (unreadable or left out, fixed {FIX_AFTER} rounds later) delivered "
         f"exactly once | {late_once} of {len(late) * len(RECIPIENTS)} | all |"
     )
-    still = awaited.get(DELETED)
+    still = awaited.get(pmid_key(DELETED))
     print(
         f"| record NCBI never gives: mailed / still listed as awaited (tries) | {deleted_mailed} / "
         f"{'yes' if still else 'no'} ({still.attempts if still else 0}) | 0 / yes |"

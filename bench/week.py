@@ -28,8 +28,8 @@ from tests.fakes.ncbi import FakeNCBI
 from tests.fakes.records import synthetic
 from watcher.config import load_config
 from watcher.poll import ncbi_today, poll
-from watcher.sources.eutils import EUtils
 from watcher.store import Store
+from watcher.wiring import make_sources
 
 SUBS = 20
 PAPERS = 2000
@@ -78,12 +78,12 @@ def run(days: int) -> dict[str, float]:
     store = Store.open(f"sqlite:///{folder / 'w.db'}")
     start = datetime(2026, 11, 9, 23, 0, tzinfo=UTC)
     store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
+        config.subscriptions,
         start - timedelta(days=1),
     )
     clock = [start]  # the simulated day's poll time, the client's clock too
     # NCBI's own limit: 3 requests/s without a key
-    client = EUtils.from_config(config.ncbi, clock=lambda: clock[0])
+    sources = make_sources(config, clock=lambda: clock[0])
     schedule = papers_by_day(days, start)
     matches = 0
     polls_with_news = 0
@@ -93,7 +93,7 @@ def run(days: int) -> dict[str, float]:
         matches += sum(len(t) for _, t in schedule[day])
         polls_with_news += len({t for _, ts in schedule[day] for t in ts})
         clock[0] = start + timedelta(days=day, hours=1)
-        report = poll(config, store, client, clock[0])
+        report = poll(config, store, sources, clock[0])
         assert not report.failed, report.failed
     wall = time.monotonic() - began
     fake.stop()

@@ -267,6 +267,21 @@ def test_readme_reference_names_every_key_of_the_example_config() -> None:
                     assert (name, key) in keys, (name, key)
 
 
+def test_readme_layout_and_recipes_name_modules_and_registries_that_exist() -> None:
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## How the code is laid out") :]
+    modules = set(re.findall(r"`((?:sources/|transports/|migrations/)?\w+\.py)`", layout))
+    assert {"wiring.py", "sources/http.py", "delivery.py", "transports/registry.py"} <= modules
+    for module in modules:
+        assert (REPO / "watcher" / module).is_file(), module
+    from watcher.sources.registry import SOURCES
+    from watcher.transports.registry import TRANSPORTS
+
+    assert set(SOURCES) == {"query", "rss"} and set(TRANSPORTS) == {"smtp", "maildir"}
+
+
 def test_readme_set_up_commands_match_ci() -> None:
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text()

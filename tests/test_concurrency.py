@@ -17,6 +17,7 @@ import pytest
 from watcher.config import load_config
 from watcher.poll import ncbi_today, poll
 from watcher.store import Store
+from watcher.wiring import sources_for
 
 from .conftest import make_client
 from .fakes.ncbi import FakeNCBI
@@ -60,11 +61,8 @@ def polled(tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer, store_url: str, cro
     loaded = load_config(cfg)
     store = Store.open(loaded.store_url)
     now = datetime.now(UTC)
-    store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in loaded.subscriptions],
-        now - timedelta(minutes=1),
-    )
-    assert not poll(loaded, store, make_client(fake.base_url), now).failed
+    store.sync_subscriptions(loaded.subscriptions, now - timedelta(minutes=1))
+    assert not poll(loaded, store, sources_for(make_client(fake.base_url), loaded.ncbi), now).failed
     store.close()
     return cfg
 

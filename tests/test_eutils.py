@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import QueryError, ResponseTooLarge, SourceError
-from watcher.sources.eutils import EUtils, RateLimiter, dated_term, parse_esearch
+from watcher.sources.eutils import EUtils, dated_term
+from watcher.sources.eutils_answers import parse_esearch
+from watcher.sources.http import RateLimiter
 
 from .conftest import make_client
 from .fakes.ncbi import FakeNCBI
@@ -274,7 +276,7 @@ def corpus_kinds(corpus: Path) -> dict[str, str]:
 
 
 def test_every_real_error_response_is_recognised(corpus: Path) -> None:
-    from watcher.sources.eutils import ncbi_error
+    from watcher.sources.eutils_answers import ncbi_error
 
     kinds = corpus_kinds(corpus)
     errors = [name for name, kind in kinds.items() if kind == "error"]
@@ -290,7 +292,7 @@ def test_every_real_error_response_is_recognised(corpus: Path) -> None:
 def test_no_real_data_response_is_taken_for_an_error(corpus: Path) -> None:
     import gzip
 
-    from watcher.sources.eutils import ncbi_error
+    from watcher.sources.eutils_answers import ncbi_error
 
     for name, kind in corpus_kinds(corpus).items():
         if kind in ("error", "medline-text", "vcr-cassette"):
@@ -436,7 +438,7 @@ def test_an_answer_over_the_size_limit_stops_reading_with_a_typed_error(fake: Fa
     fake.feeds["big"] = [1, 2]
     client = make_client(fake.base_url, max_response_mb=1)
     with pytest.raises(ResponseTooLarge, match=r"larger than 1 MB .*\[ncbi\] max_response_mb"):
-        client.get_feed(fake.feed_url("big"), None, None)
+        client.http.get_conditional(fake.feed_url("big"), None, None)
     assert fake.count("rss") == 1  # the same answer would come again: not retried
 
 
@@ -459,10 +461,13 @@ def test_a_chunked_answer_is_cut_off_at_the_limit_while_reading(fake: FakeNCBI) 
     client = make_client(fake.base_url, max_response_mb=1)
     fake.fault("rss", "chunked")
     with pytest.raises(ResponseTooLarge, match="larger than 1 MB"):
-        client.get_feed(fake.feed_url("big"), None, None)
+        client.http.get_conditional(fake.feed_url("big"), None, None)
     assert fake.count("rss") == 1
     fake.fault("rss", "chunked")  # the same answer under the default limit is read whole
-    assert len(make_client(fake.base_url).get_feed(fake.feed_url("big"), None, None).body) > 3e6
+    assert (
+        len(make_client(fake.base_url).http.get_conditional(fake.feed_url("big"), None, None).body)
+        > 3e6
+    )
 
 
 def test_indexed_since_writes_both_windows_in_one_term(fake: FakeNCBI, client: EUtils) -> None:

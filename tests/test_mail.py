@@ -11,10 +11,13 @@ import trustme
 
 from watcher.cli import main
 from watcher.config import Config, load_config
-from watcher.digest import send_digests
-from watcher.mail import MaildirTransport, make_transport
+from watcher.delivery import send_digests
+from watcher.identity import pmid_key as k
 from watcher.sources.pubmed_xml import parse_articles
 from watcher.store import Store
+from watcher.transports.base import OutgoingDigest
+from watcher.transports.maildir import MaildirTransport
+from watcher.wiring import make_transport
 
 from .conftest import write_config
 from .fakes.records import synthetic
@@ -60,7 +63,7 @@ def setup(tmp_path: Path, port: int | None, smtp_extra: str = "", mail: str = ""
 def seed(config: Config, tmp_path: Path) -> Store:
     store = Store.open(config.store_url)
     store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
+        config.subscriptions,
         NOW - timedelta(days=2),
     )
     records = [
@@ -80,7 +83,7 @@ def seed(config: Config, tmp_path: Path) -> Store:
     for name, pmids in (("Anti-CD3 in T1D", [1, 3]), ("Anti-CD20 in T1D", [2, 3])):
         store.commit_poll(
             name,
-            pmids,
+            [k(p) for p in pmids],
             source="esearch",
             deliver=True,
             now=NOW - timedelta(days=1),
@@ -138,9 +141,7 @@ def test_one_digest_per_recipient_over_real_smtp(tmp_path: Path, smtp: SmtpServe
 def test_no_new_papers_no_email_unless_send_empty(tmp_path: Path, smtp: SmtpServer) -> None:
     config = setup(tmp_path, smtp.port)
     store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
-    store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], NOW
-    )
+    store.sync_subscriptions(config.subscriptions, NOW)
     assert deliver(config, store, NOW).sent == []
     assert smtp.received == []
     eager = setup(tmp_path, smtp.port, mail="send_empty = true")
@@ -175,7 +176,7 @@ def test_451_then_success(tmp_path: Path, smtp: SmtpServer) -> None:
     assert all("451" in f for f in first.failed)
     second = deliver(config, store, NOW + timedelta(hours=1))
     assert len(second.sent) == 2 and len(smtp.received) == 2
-    assert store.delivered_pmids("alice@example.org") == {1, 2, 3}
+    assert store.delivered_items("alice@example.org") == {k(1), k(2), k(3)}
 
 
 def test_dropped_mid_data_is_retried_never_lost(tmp_path: Path, smtp: SmtpServer) -> None:
@@ -209,7 +210,7 @@ def test_550_for_one_recipient_does_not_block_the_other(tmp_path: Path, smtp: Sm
     del smtp.handler.reject["bob@example.org"]
     later = deliver(config, store, NOW + timedelta(days=7))
     assert len(later.sent) == 1 and "bob@example.org" in by_rcpt(smtp)
-    assert store.delivered_pmids("bob@example.org") == {1, 3}
+    assert store.delivered_items("bob@example.org") == {k(1), k(3)}
 
 
 @pytest.fixture
@@ -296,7 +297,7 @@ def test_maildir_is_the_embedded_default_and_exactly_once(tmp_path: Path) -> Non
     msg = message_from_bytes(files[0].read_bytes(), policy=policy.default)
     assert msg["Subject"].startswith("PubMed Watcher: ")
     # the same message handed over twice (a crash before it was recorded) lands once
-    transport.send(files[0].read_bytes(), "alice@example.org")
+    transport.send(OutgoingDigest.from_mime("alice@example.org", files[0].read_bytes()))
     assert len(list((tmp_path / "mail" / "new").iterdir())) == 2
 
 
@@ -408,10 +409,8 @@ def test_a_changed_display_name_never_resends(tmp_path: Path, smtp: SmtpServer) 
         .replace('"bob@example.org"', '"Robert <bob@example.org>"')
         .replace('\\"Lopez, Ana\\" <ANA@Example.org>', "ana@example.org"),
     )
-    store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in renamed.subscriptions], NOW
-    )
+    store.sync_subscriptions(renamed.subscriptions, NOW)
     again = deliver(renamed, store, NOW + timedelta(days=7))
     assert again.sent == [] and again.skipped_empty == 2
     assert len(smtp.received) == 2
-    assert store.delivered_pmids("ana@example.org") == {1, 2, 3}
+    assert store.delivered_items("ana@example.org") == {k(1), k(2), k(3)}

@@ -87,8 +87,8 @@ def test_store_locks_and_messages_are_owner_only_under_any_umask(
 
 
 def test_files_written_before_are_made_owner_only(tmp_path: Path, open_umask: None) -> None:
-    from watcher.mail import MaildirTransport
     from watcher.store import Store
+    from watcher.transports.maildir import MaildirTransport
 
     db = tmp_path / "old.db"
     db.touch(0o644)

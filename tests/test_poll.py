@@ -10,8 +10,10 @@ import pytest
 
 from watcher.config import load_config
 from watcher.errors import SourceError
+from watcher.identity import pmid_key as k
 from watcher.poll import backfill, due_subscriptions, ncbi_today, poll
 from watcher.store import Store
+from watcher.wiring import sources_for
 
 from .conftest import make_client, write_config
 from .fakes.ncbi import FakeNCBI, FakeRecord
@@ -47,7 +49,7 @@ def setup(tmp_path: Path, fake: FakeNCBI, subs: str, **kw):
 
 def sync(store: Store, config, now: datetime = NOW) -> None:
     store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions],
+        config.subscriptions,
         now - timedelta(hours=1),
     )
 
@@ -63,7 +65,12 @@ def window_of(params: dict[str, str], datetype: str = "crdt") -> tuple[date, dat
 def mark_delivered(store: Store, recipient: str, pmids: list[int]) -> None:
     """As a successful digest run leaves it: the papers delivered to `recipient`."""
     digest = store.create_digest(
-        recipient=recipient, schedule="k", message_id="<x@y>", message=b"", pmids=pmids, now=NOW
+        recipient=recipient,
+        schedule="k",
+        message_id="<x@y>",
+        message=b"",
+        items=[k(p) for p in pmids],
+        now=NOW,
     )
     assert store.mark_digest_sent(digest, NOW)
 
@@ -81,7 +88,7 @@ def test_five_overlapping_subscriptions_cost_exactly_the_minimum(tmp_path, fake,
     sync(store, config)
     client = make_client(fake.base_url, batch_size=50)
 
-    report = poll(config, store, client, NOW)
+    report = poll(config, store, sources_for(client, config.ncbi), NOW)
 
     unique = 200
     assert sum(o.found for o in report.outcomes) > unique  # the overlap is real
@@ -92,7 +99,7 @@ def test_five_overlapping_subscriptions_cost_exactly_the_minimum(tmp_path, fake,
     assert not report.failed
 
     fake.reset_counts()
-    again = poll(config, store, client, NOW + timedelta(hours=6))
+    again = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=6))
     assert fake.count("efetch") == 0 and fake.count("esearch") == 5
     assert again.new_matches == 0
 
@@ -101,13 +108,13 @@ def test_window_uses_creation_date_with_overlap(tmp_path, fake, store) -> None:
     config = setup(tmp_path, fake, sub("t", "teplizumab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     # lookback_days default, by creation date (and the same window of MeSH dates)
     assert window_of(fake.served[0].params) == (TODAY - timedelta(days=30), TODAY)
     assert "datetype" not in fake.served[0].params  # the window is in the term
     second = NOW + timedelta(days=1)
     fake.reset_counts()
-    poll(config, store, client, second)
+    poll(config, store, sources_for(client, config.ncbi), second)
     assert window_of(fake.served[0].params) == (TODAY - timedelta(days=3), ncbi_today(second))
 
 
@@ -116,14 +123,14 @@ def test_late_record_dated_before_last_poll_is_caught(tmp_path, fake, store) -> 
     sync(store, config)
     client = make_client(fake.base_url)
     fake.add([paper(1, "teplizumab", TODAY)])
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     # Added to PubMed after that poll, but dated the day before it (late indexing)...
     fake.add([paper(2, "teplizumab", TODAY - timedelta(days=1))])
     # ...and one whose Entrez date is its publication date two years back, created yesterday.
     fake.add([paper(3, "teplizumab", TODAY - timedelta(days=730), crdt=TODAY - timedelta(days=1))])
-    report = poll(config, store, client, NOW + timedelta(days=1))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
     assert report.new_matches == 2
-    assert store.pending_papers("a@example.org", ["t"]).keys() == {1, 2, 3}
+    assert store.pending_papers("a@example.org", ["t"]).keys() == {k(1), k(2), k(3)}
 
 
 def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, store) -> None:
@@ -139,15 +146,15 @@ def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, st
     sync(store, config)
     client = make_client(fake.base_url)
     with pytest.raises(Crash):
-        poll(config, CrashingStore(store.engine), client, NOW)
+        poll(config, CrashingStore(store.engine), sources_for(client, config.ncbi), NOW)
     assert store.match_counts() == {}
     state = store.poll_state("r")
     assert state is not None and state.window_end is None  # not advanced
 
-    report = poll(config, store, client, NOW + timedelta(minutes=5))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=5))
     assert not report.failed
     assert store.match_counts() == {"r": 10, "r2": 10}
-    assert set(store.pending_papers("b@x.org", ["r2"])) == set(range(1, 11))
+    assert set(store.pending_papers("b@x.org", ["r2"])) == set(map(k, range(1, 11)))
 
 
 def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store) -> None:
@@ -155,7 +162,7 @@ def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store
     config = setup(tmp_path, fake, sub("bad", "teplizumab[badfield]") + sub("good", "teplizumab"))
     sync(store, config)
     fake.fault("esearch", "error", message="Invalid query")
-    report = poll(config, store, make_client(fake.base_url), NOW)
+    report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert [o.name for o in report.failed] == ["bad"]
     bad, good = store.poll_state("bad"), store.poll_state("good")
     assert bad is not None and "Invalid query" in (bad.last_error or "")
@@ -171,7 +178,7 @@ def test_a_record_nested_thousands_deep_is_skipped_and_the_poll_goes_on(
     fake.poison(3, "deep", size=depth)
     config = setup(tmp_path, fake, sub("t", "teplizumab") + sub("r", "rituximab"))
     sync(store, config)
-    report = poll(config, store, make_client(fake.base_url), NOW)
+    report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert not report.failed
     assert len(report.record_errors) == 1 and "PMID 3 skipped" in report.record_errors[0]
     assert sorted(store.known_pmids([1, 2, 3, 4, 5, 9])) == [1, 2, 4, 5, 9]
@@ -183,12 +190,12 @@ def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake
     sync(store, config)
     client = make_client(fake.base_url, batch_size=1, retries=1)
     fake.fault("efetch", "status:503", times=2)  # the first batch fails twice: given up
-    report = poll(config, store, client, NOW)
+    report = poll(config, store, sources_for(client, config.ncbi), NOW)
     assert len(report.failed) == 1
     failed = report.failed[0].name
     state = store.poll_state(failed)
     assert state is not None and state.window_end is None
-    report = poll(config, store, client, NOW + timedelta(minutes=1))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=1))
     assert not report.failed
     assert store.count_articles() == 2
 
@@ -204,13 +211,18 @@ def test_same_paper_from_rss_and_search_is_one_article_two_matches(tmp_path, fak
         'recipients = ["a@example.org"]\n',
     )
     sync(store, config)
-    report = poll(config, store, make_client(fake.base_url), NOW)
+    report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert report.fetched == 1 and fake.count("efetch") == 1
     assert store.match_counts() == {"search": 1, "feed": 1}
-    assert store.pending_papers("a@example.org", ["search", "feed"]) == {7: ["feed", "search"]}
+    assert store.pending_papers("a@example.org", ["search", "feed"]) == {k(7): ["feed", "search"]}
     # An unchanged feed costs a 304 the next time.
     fake.reset_counts()
-    poll(config, store, make_client(fake.base_url), NOW + timedelta(hours=1))
+    poll(
+        config,
+        store,
+        sources_for(make_client(fake.base_url), config.ncbi),
+        NOW + timedelta(hours=1),
+    )
     assert [s.status for s in fake.served if s.endpoint == "rss"] == [304]
 
 
@@ -219,13 +231,13 @@ def test_lookback_zero_records_a_baseline_and_mails_nothing_old(tmp_path, fake, 
     config = setup(tmp_path, fake, sub("d", "daclizumab", extra="lookback_days = 0"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     assert store.match_counts() == {"d": 1}
     assert fake.count("efetch") == 0  # a baseline needs no records
     assert store.pending_papers("a@example.org", ["d"]) == {}
     fake.add([paper(2, "daclizumab", TODAY)])
-    poll(config, store, client, NOW + timedelta(hours=6))
-    assert store.pending_papers("a@example.org", ["d"]) == {2: ["d"]}
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=6))
+    assert store.pending_papers("a@example.org", ["d"]) == {k(2): ["d"]}
 
 
 def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fake, store) -> None:
@@ -233,13 +245,13 @@ def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fa
     config = setup(tmp_path, fake, sub("b", "basiliximab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     mark_delivered(store, "a@example.org", [1])
     # PubMed revises the record; the backfill refetches it (e.g. a second subscription's need).
     fake.add([synthetic(1, "Paper 1 on basiliximab (revised)", edat=TODAY)])
     store.upsert_articles(list(client.fetch([1])), NOW + timedelta(days=1))
-    assert store.articles([1])[1].title == "Paper 1 on basiliximab (revised)"
-    poll(config, store, client, NOW + timedelta(days=1))
+    assert store.articles([k(1)])[k(1)].title == "Paper 1 on basiliximab (revised)"
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
     assert store.pending_papers("a@example.org", ["b"]) == {}
 
 
@@ -248,26 +260,26 @@ def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, stor
     config = setup(tmp_path, fake, sub("cd3", "teplizumab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     mark_delivered(store, "a@example.org", [1])
     edited = setup(tmp_path, fake, sub("cd3", "otelixizumab"))
     later = NOW + timedelta(hours=1)
     sync(store, edited, later + timedelta(hours=1))
     fake.reset_counts()
-    poll(edited, store, client, later)
+    poll(edited, store, sources_for(client, edited.ncbi), later)
     assert window_of(fake.served[0].params) == (TODAY - timedelta(days=30), TODAY)
-    assert store.pending_papers("a@example.org", ["cd3"]) == {2: ["cd3"]}
+    assert store.pending_papers("a@example.org", ["cd3"]) == {k(2): ["cd3"]}
 
 
 def test_renamed_subscription_starts_clean(tmp_path, fake, store) -> None:
     fake.add([paper(1, "rituximab", TODAY)])
     config = setup(tmp_path, fake, sub("old name", "rituximab"))
     sync(store, config)
-    poll(config, store, make_client(fake.base_url), NOW)
+    poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     renamed = setup(tmp_path, fake, sub("new name", "rituximab"))
     sync(store, renamed)
     assert due_subscriptions(renamed, store.poll_states(), NOW)[0].name == "new name"
-    report = poll(renamed, store, make_client(fake.base_url), NOW)
+    report = poll(renamed, store, sources_for(make_client(fake.base_url), renamed.ncbi), NOW)
     assert report.outcomes[0].new_matches == 1 and fake.count("efetch") == 1
 
 
@@ -291,12 +303,25 @@ def test_backfill_is_resumable_and_does_not_flood(tmp_path, fake, store) -> None
 
     with pytest.raises(SourceError, match="HTTP 500"):
         backfill(
-            config, store, client, NOW, start, subscriptions=config.subscriptions, progress=progress
+            config,
+            store,
+            sources_for(client, config.ncbi),
+            NOW,
+            start,
+            subscriptions=config.subscriptions,
+            progress=progress,
         )
     first_part = store.match_counts()["islets"]
     assert 0 < first_part < 3000 and seen[:2] == [(1, 4), (2, 4)]
 
-    reports = backfill(config, store, client, NOW, start, subscriptions=config.subscriptions)
+    reports = backfill(
+        config,
+        store,
+        sources_for(client, config.ncbi),
+        NOW,
+        start,
+        subscriptions=config.subscriptions,
+    )
     assert reports[0].resumed_from is not None
     assert store.match_counts()["islets"] == 3000 and store.count_articles() == 3000
     assert store.pending_papers("a@example.org", ["islets"]) == {}  # known, not news
@@ -309,7 +334,7 @@ def test_an_unreachable_ncbi_is_asked_once_per_poll(tmp_path, store) -> None:
     config = load_config(write_config(tmp_path, dead, sub("a", "x") + sub("b", "y")))
     sync(store, config)
     client = make_client(dead, retries=1)
-    report = poll(config, store, client, NOW)
+    report = poll(config, store, sources_for(client, config.ncbi), NOW)
     assert [o.name for o in report.failed] == ["a", "b"]
     assert client.counters.requests == 2  # a's two tries; b was not tried
     assert "cannot connect to 127.0.0.1" in (report.failed[1].error or "")
@@ -333,23 +358,23 @@ def test_an_unreadable_record_stays_due_and_is_delivered_once_it_reads(
     config = setup(tmp_path, fake, sub("t", "teplizumab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
-    assert store.pending_papers("a@example.org", ["t"]) == {1: ["t"]}
+    poll(config, store, sources_for(client, config.ncbi), NOW)
+    assert store.pending_papers("a@example.org", ["t"]) == {k(1): ["t"]}
     owed = store.awaited_records(["t"])
-    assert list(owed) == [2] and owed[2].attempts == 1
-    assert "no Article element" in (owed[2].reason or "")
+    assert list(owed) == [k(2)] and owed[k(2)].attempts == 1
+    assert "no Article element" in (owed[k(2)].reason or "")
     assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
 
     # NCBI fixes the record; the search no longer finds it (its wording changed), a new paper
     # came: the next poll reaches back for the owed record, in the same efetch as the new one.
     fake.add([paper(2, "an edited title", TODAY), paper(3, "teplizumab", TODAY)])
     fake.reset_counts()
-    poll(config, store, client, NOW + timedelta(minutes=20))
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=20))
     assert [sorted(ids) for ids in efetched_ids(fake)] == [[2, 3]]
-    assert store.pending_papers("a@example.org", ["t"]) == {1: ["t"], 2: ["t"], 3: ["t"]}
+    assert store.pending_papers("a@example.org", ["t"]) == {k(1): ["t"], k(2): ["t"], k(3): ["t"]}
     assert store.awaited_records(["t"]) == {}
     fake.reset_counts()
-    poll(config, store, client, NOW + timedelta(hours=1))
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1))
     assert fake.count("efetch") == 0
 
 
@@ -361,14 +386,16 @@ def test_an_owed_record_the_search_finds_again_is_fetched_once_per_poll(
     config = setup(tmp_path, fake, sub("r", "rituximab") + sub("r2", "rituximab", rcpt="b@x.org"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
+    poll(config, store, sources_for(client, config.ncbi), NOW)
     assert efetched_ids(fake) == [[5]]
-    assert store.awaited_records(["r", "r2"])[5].reason == "not in NCBI's efetch answer"
+    assert store.awaited_records(["r", "r2"])[k(5)].reason == "not in NCBI's efetch answer"
     fake.withheld.clear()
     fake.reset_counts()
-    poll(config, store, client, NOW + timedelta(hours=1))  # both searches list it, and it is owed
+    poll(
+        config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1)
+    )  # both searches list it, and it is owed
     assert efetched_ids(fake) == [[5]]
-    assert set(store.pending_papers("b@x.org", ["r2"])) == {5}
+    assert set(store.pending_papers("b@x.org", ["r2"])) == {k(5)}
 
 
 def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
@@ -384,7 +411,7 @@ def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
     tries: list[int] = []
     for minutes in (0, 5, 16, 30, 50, 60 * 24 * 31, 60 * 24 * 32, 60 * 24 * 60):
         fake.reset_counts()
-        poll(config, store, client, NOW + timedelta(minutes=minutes))
+        poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=minutes))
         tries.append(fake.count("efetch"))
     # first miss; too soon (15 min wait); retried; too soon (30 min wait); retried; a month on:
     # retried and, 30 days after the first miss, given up; never asked for again.
@@ -395,7 +422,7 @@ def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
     # Were the record to come back (through another path), it is delivered after all.
     fake.withheld.clear()
     store.upsert_articles(list(client.fetch([9])), NOW)
-    assert store.pending_papers("a@example.org", ["d"]) == {9: ["d"]}
+    assert store.pending_papers("a@example.org", ["d"]) == {k(9): ["d"]}
 
 
 def test_owed_records_are_not_asked_for_while_ncbi_does_not_answer(tmp_path, store) -> None:
@@ -404,12 +431,14 @@ def test_owed_records_are_not_asked_for_while_ncbi_does_not_answer(tmp_path, sto
     dead = f"http://127.0.0.1:{free_port()}/entrez/eutils/"
     config = load_config(write_config(tmp_path, dead, sub("a", "x")))
     sync(store, config)
-    store.commit_poll("a", [7], source="esearch", deliver=True, now=NOW, window_end=None, found=1)
+    store.commit_poll(
+        "a", [k(7)], source="esearch", deliver=True, now=NOW, window_end=None, found=1
+    )
     client = make_client(dead, retries=1)
-    report = poll(config, store, client, NOW + timedelta(hours=1))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1))
     assert [o.name for o in report.failed] == ["a"]
     assert client.counters.requests == 2  # the search's two tries, no efetch after them
-    assert store.awaited_records(["a"])[7].attempts == 0  # not counted against the record
+    assert store.awaited_records(["a"])[k(7)].attempts == 0  # not counted against the record
 
 
 MESH_ONLY = '"CD3 Complex"[mh] AND "Antibodies, Monoclonal"[mh]'
@@ -442,22 +471,22 @@ def test_a_record_indexed_ten_days_after_creation_reaches_the_next_digest_once(
     fake.add([unindexed(7, created)])
     days = [NOW + timedelta(days=d) for d in range(13)]
     for now in days[:10]:  # daily polls while the record waits for indexing
-        assert poll(config, store, client, now).new_matches == 0
+        assert poll(config, store, sources_for(client, config.ncbi), now).new_matches == 0
     assert store.pending_papers("a@example.org", ["cd3"]) == {}
 
     fake.add([indexed(7, created, on=created + timedelta(days=10))])
     fake.reset_counts()
-    report = poll(config, store, client, days[10])
+    report = poll(config, store, sources_for(client, config.ncbi), days[10])
     # long past the creation-date window (3 days of overlap), caught by its MeSH date
     assert window_of(fake.served[0].params)[0] > created
     assert report.new_matches == 1
     assert fake.count("esearch") == 1 and fake.count("efetch") == 1 and fake.count() == 2
-    assert store.pending_papers("a@example.org", ["cd3"]) == {7: ["cd3"]}
+    assert store.pending_papers("a@example.org", ["cd3"]) == {k(7): ["cd3"]}
     mark_delivered(store, "a@example.org", [7])
 
     for now in days[11:]:  # still inside the MeSH-date window: found again, not news again
         fake.reset_counts()
-        assert poll(config, store, client, now).new_matches == 0
+        assert poll(config, store, sources_for(client, config.ncbi), now).new_matches == 0
         assert fake.count() == 1  # one esearch, nothing fetched
     assert store.pending_papers("a@example.org", ["cd3"]) == {}
 
@@ -468,12 +497,12 @@ def test_a_delivered_record_indexed_later_is_not_announced_again(tmp_path, fake,
     sync(store, config)
     client = make_client(fake.base_url)
     fake.add([unindexed(8, TODAY, "teplizumab")])
-    assert poll(config, store, client, NOW).new_matches == 1
+    assert poll(config, store, sources_for(client, config.ncbi), NOW).new_matches == 1
     mark_delivered(store, "a@example.org", [8])
 
     fake.add([indexed(8, TODAY, on=TODAY + timedelta(days=12), words="teplizumab")])
     fake.reset_counts()
-    report = poll(config, store, client, NOW + timedelta(days=12))
+    report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=12))
     assert sum(o.found for o in report.outcomes) == 1  # it is in the results again...
     assert report.new_matches == 0  # ...and not news
     assert fake.count("efetch") == 0
@@ -488,13 +517,13 @@ def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
     config = setup(tmp_path, fake, sub("o", "otelixizumab"))
     sync(store, config)
     client = make_client(fake.base_url)
-    poll(config, store, client, NOW)
-    assert set(store.pending_papers("a@example.org", ["o"])) == {11, 13}
-    owed = store.awaited_records(["o"])[12]
+    poll(config, store, sources_for(client, config.ncbi), NOW)
+    assert set(store.pending_papers("a@example.org", ["o"])) == {k(11), k(13)}
+    owed = store.awaited_records(["o"])[k(12)]
     assert owed.attempts == 1 and "PMID 12" in (owed.reason or "")
     del fake.poisons[12]
     fake.reset_counts()
-    poll(config, store, client, NOW + timedelta(minutes=20))
+    poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=20))
     assert efetched_ids(fake) == [[12]]
-    assert set(store.pending_papers("a@example.org", ["o"])) == {11, 12, 13}
+    assert set(store.pending_papers("a@example.org", ["o"])) == {k(11), k(12), k(13)}
     assert store.awaited_records(["o"]) == {}

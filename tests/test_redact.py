@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.config import SmtpConfig
-from watcher.mail import SmtpTransport
 from watcher.redact import REDACTED, RedactingFormatter, redact, register_secret, safe_message
+from watcher.transports.smtp import SmtpSettings, SmtpTransport
 
 from .conftest import write_config
 from .fakes.ncbi import FakeNCBI
@@ -46,7 +45,7 @@ def test_prose_about_secrets_is_left_alone() -> None:
 
 
 def test_a_registered_value_is_redacted_out_of_context() -> None:
-    transport = SmtpTransport(SmtpConfig("127.0.0.1", 25), "a@example.org", "hunter2-smtp-pw")
+    transport = SmtpTransport(SmtpSettings("127.0.0.1", 25), "a@example.org", "hunter2-smtp-pw")
     assert transport.password == "hunter2-smtp-pw"
     record = logging.LogRecord(
         "smtplib",

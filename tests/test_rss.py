@@ -33,15 +33,15 @@ def test_feed_through_the_fake_with_conditional_get(fake: FakeNCBI, client: EUti
     fake.add([synthetic(p, f"Paper {p}", edat=DAY) for p in (11, 12, 13)])
     fake.feeds["abc"] = [13, 12, 11]
     url = fake.feed_url("abc")
-    first = read_feed(client, url)
+    first = read_feed(client.http, url)
     assert first.pmids == [13, 12, 11] and first.etag and not first.not_modified
-    again = read_feed(client, url, first.etag, first.last_modified)
+    again = read_feed(client.http, url, first.etag, first.last_modified)
     assert again.not_modified and again.pmids == []
     assert [s.status for s in fake.served] == [200, 304]
     assert fake.served[1].endpoint == "rss"
     fake.feeds["abc"] = [14, 13, 12, 11]
     fake.add([synthetic(14, "Paper 14", edat=DAY)])
-    changed = read_feed(client, url, first.etag, first.last_modified)
+    changed = read_feed(client.http, url, first.etag, first.last_modified)
     assert changed.pmids == [14, 13, 12, 11] and changed.etag != first.etag
 
 
@@ -53,19 +53,19 @@ def test_links_change_between_fetches_but_pmids_do_not(fake: FakeNCBI, client: E
     one = requests.get(fake.feed_url("f"), timeout=5).text
     two = requests.get(fake.feed_url("f"), timeout=5).text
     assert one != two  # the fc= tracking parameter moved
-    assert read_feed(client, fake.feed_url("f")).pmids == [21]
+    assert read_feed(client.http, fake.feed_url("f")).pmids == [21]
 
 
 def test_missing_feed_is_a_source_error(fake: FakeNCBI, client: EUtils) -> None:
     with pytest.raises(SourceError, match="HTTP 404"):
-        read_feed(client, fake.feed_url("nope"))
+        read_feed(client.http, fake.feed_url("nope"))
 
 
 def test_feed_faults_are_retried(fake: FakeNCBI, client: EUtils) -> None:
     fake.add([synthetic(31, "P", edat=DAY)])
     fake.feeds["g"] = [31]
     fake.fault("rss", "status:503")
-    assert read_feed(client, fake.feed_url("g")).pmids == [31]
+    assert read_feed(client.http, fake.feed_url("g")).pmids == [31]
 
 
 @pytest.mark.parametrize("kind", ["html", "ratelimit200", "short"])
@@ -75,7 +75,7 @@ def test_an_html_page_a_json_error_or_a_cut_body_under_200_is_retried(
     fake.add([synthetic(41, "P", edat=DAY)])
     fake.feeds["h"] = [41]
     fake.fault("rss", kind, times=2)
-    assert read_feed(client, fake.feed_url("h")).pmids == [41]
+    assert read_feed(client.http, fake.feed_url("h")).pmids == [41]
     assert fake.count("rss") == 3 and client.counters.retries == 2
 
 
@@ -85,12 +85,12 @@ def test_an_rss_url_that_always_answers_html_gives_up_with_a_clear_error(
     fake.feeds["k"] = []
     fake.fault("rss", "html", times=100)
     with pytest.raises(SourceError, match=r"gave up after 5 tries: an HTML page instead of data"):
-        read_feed(client, fake.feed_url("k"))
+        read_feed(client.http, fake.feed_url("k"))
 
 
 def test_credentials_in_a_feed_url_are_never_shown(client: EUtils) -> None:
     url = "http://reader:feed-pass-123@127.0.0.1:9/rss/search/x/"  # nothing listens on port 9
     quick = make_client(client.base_url, retries=0)
     with pytest.raises(SourceError) as info:
-        read_feed(quick, url)
+        read_feed(quick.http, url)
     assert "feed-pass-123" not in str(info.value) and "127.0.0.1:9" in str(info.value)

@@ -7,12 +7,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
-from watcher.models import AbstractSection, Article, Author, MeshHeading
+from watcher.identity import pmid_key as k
+from watcher.models import AbstractSection, Article, Author, MeshHeading, Schedule, Subscription
 from watcher.schema import ArticleRow
-from watcher.store import Store, migrate
+from watcher.store import SCHEMA_REVISION, Store, migrate
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 T1 = timedelta(minutes=20)
+WEEKLY = Schedule(timedelta(hours=6), "0 7 * * mon", "UTC", 30)
+
+
+def keys(*pmids: int) -> list[str]:
+    return [k(p) for p in pmids]
+
+
+def sub(name: str, query: str, recipients: list[str]) -> Subscription:
+    """A subscription as the config makes it; its query stands for what it searches."""
+    return Subscription(name, tuple(recipients), WEEKLY, query=query)
 
 
 def article(pmid: int, title: str = "A trial", **kw) -> Article:
@@ -36,11 +47,11 @@ def test_upsert_is_idempotent_and_updates_in_place(store: Store) -> None:
     store.upsert_articles([article(1), article(2)], T0)
     store.upsert_articles([article(1, "A trial (revised)"), article(2)], T0 + timedelta(days=1))
     assert store.count_articles() == 2
-    got = store.articles([1, 2])
-    assert got[1].title == "A trial (revised)"
-    assert got[2] == article(2)
+    got = store.articles([k(1), k(2)])
+    assert got[k(1)].title == "A trial (revised)"
+    assert got[k(2)] == article(2)
     with store.session() as s:
-        row = s.get(ArticleRow, 1)
+        row = s.get(ArticleRow, k(1))
         assert row is not None
         assert row.first_seen == T0
         assert row.last_updated == T0 + timedelta(days=1)
@@ -58,20 +69,20 @@ def test_articles_round_trip_every_field(store: Store) -> None:
         is_book=False,
     )
     store.upsert_articles([a], T0)
-    assert store.articles([7])[7] == a
+    assert store.articles([k(7)])[k(7)] == a
 
 
-def test_known_pmids_handles_large_lists(store: Store) -> None:
+def test_known_items_handles_large_lists(store: Store) -> None:
     store.upsert_articles([article(i) for i in range(1, 2001)], T0)
-    assert store.known_pmids(range(1500, 2500)) == set(range(1500, 2001))
+    assert store.known_items(map(k, range(1500, 2500))) == set(map(k, range(1500, 2001)))
 
 
 def test_matches_are_recorded_once(store: Store) -> None:
-    store.sync_subscriptions([("s", "f1", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f1", ["a@example.org"])], T0)
     assert (
         store.commit_poll(
             "s",
-            [1, 2, 3],
+            keys(1, 2, 3),
             source="esearch",
             deliver=True,
             now=T0,
@@ -83,7 +94,7 @@ def test_matches_are_recorded_once(store: Store) -> None:
     assert (
         store.commit_poll(
             "s",
-            [2, 3, 4],
+            keys(2, 3, 4),
             source="esearch",
             deliver=True,
             now=T0,
@@ -98,33 +109,41 @@ def test_matches_are_recorded_once(store: Store) -> None:
 
 
 def test_changed_fingerprint_restarts_the_window(store: Store) -> None:
-    store.sync_subscriptions([("s", "f1", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f1", ["a@example.org"])], T0)
     store.commit_poll(
-        "s", [1], source="esearch", deliver=True, now=T0, window_end=date(2026, 11, 2), found=1
+        "s", keys(1), source="esearch", deliver=True, now=T0, window_end=date(2026, 11, 2), found=1
     )
-    changes = store.sync_subscriptions([("s", "f2", ["a@example.org"])], T0)
+    changes = store.sync_subscriptions([sub("s", "f2", ["a@example.org"])], T0)
     assert any("window restarts" in c for c in changes)
     state = store.poll_state("s")
-    assert state is not None and state.window_end is None and state.fingerprint == "f2"
+    assert (
+        state is not None
+        and state.window_end is None
+        and state.fingerprint == sub("s", "f2", []).fingerprint
+    )
 
 
 def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["A@example.org"]), ("t", "g", ["a@example.org"])], T0)
+    store.sync_subscriptions(
+        [sub("s", "f", ["A@example.org"]), sub("t", "g", ["a@example.org"])], T0
+    )
     store.upsert_articles([article(1), article(2), article(3)], T0)
     later = T0 + timedelta(minutes=1)
     store.commit_poll(
-        "s", [1, 2], source="esearch", deliver=True, now=later, window_end=None, found=2
+        "s", keys(1, 2), source="esearch", deliver=True, now=later, window_end=None, found=2
     )
-    store.commit_poll("t", [2, 3], source="rss", deliver=True, now=later, window_end=None, found=2)
+    store.commit_poll(
+        "t", keys(2, 3), source="rss", deliver=True, now=later, window_end=None, found=2
+    )
     papers = store.pending_papers("a@example.org", ["s", "t"])
-    assert papers == {1: ["s"], 2: ["s", "t"], 3: ["t"]}
+    assert papers == {k(1): ["s"], k(2): ["s", "t"], k(3): ["t"]}
 
     digest = store.create_digest(
         recipient="a@example.org",
         schedule="k",
         message_id="<m1@x>",
         message=b"bytes",
-        pmids=sorted(papers),
+        items=sorted(papers),
         now=later,
     )
     # Papers waiting in a pending digest are not offered again.
@@ -132,34 +151,45 @@ def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
     assert [d.message_id for d in store.pending_digests()] == ["<m1@x>"]
     assert store.mark_digest_sent(digest, later) is True
     assert store.mark_digest_sent(digest, later) is False  # the claim succeeds only once
-    assert store.delivered_pmids("a@example.org") == {1, 2, 3}
+    assert store.delivered_items("a@example.org") == set(keys(1, 2, 3))
     assert store.pending_digests() == []
 
 
 def test_baseline_matches_and_late_recipients_get_nothing_old(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
     store.upsert_articles([article(1), article(2)], T0)
-    store.commit_poll("s", [1], source="baseline", deliver=False, now=T0, window_end=None, found=1)
-    store.commit_poll("s", [2], source="esearch", deliver=True, now=T0, window_end=None, found=1)
-    assert store.pending_papers("a@example.org", ["s"]) == {2: ["s"]}
+    store.commit_poll(
+        "s", keys(1), source="baseline", deliver=False, now=T0, window_end=None, found=1
+    )
+    store.commit_poll(
+        "s", keys(2), source="esearch", deliver=True, now=T0, window_end=None, found=1
+    )
+    assert store.pending_papers("a@example.org", ["s"]) == {k(2): ["s"]}
     store.sync_subscriptions(
-        [("s", "f", ["a@example.org", "late@example.org"])], T0 + timedelta(hours=1)
+        [sub("s", "f", ["a@example.org", "late@example.org"])], T0 + timedelta(hours=1)
     )
     assert store.pending_papers("late@example.org", ["s"]) == {}
 
 
 def test_permanent_failure_makes_papers_due_again(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
     store.upsert_articles([article(1)], T0)
-    store.commit_poll("s", [1], source="esearch", deliver=True, now=T0, window_end=None, found=1)
+    store.commit_poll(
+        "s", keys(1), source="esearch", deliver=True, now=T0, window_end=None, found=1
+    )
     d = store.create_digest(
-        recipient="a@example.org", schedule="k", message_id="<m@x>", message=b"", pmids=[1], now=T0
+        recipient="a@example.org",
+        schedule="k",
+        message_id="<m@x>",
+        message=b"",
+        items=keys(1),
+        now=T0,
     )
     store.mark_digest_attempt(d, "451 try later", permanent=False)
     assert store.pending_digests()[0].attempts == 1
     store.mark_digest_attempt(d, "550 no such user", permanent=True)
     assert store.pending_digests() == []
-    assert store.pending_papers("a@example.org", ["s"]) == {1: ["s"]}
+    assert store.pending_papers("a@example.org", ["s"]) == {k(1): ["s"]}
 
 
 def test_meta_and_digest_runs_upsert(store: Store) -> None:
@@ -184,7 +214,7 @@ def test_reopening_a_store_keeps_its_data(store_url: str) -> None:
     first.upsert_articles([article(42)], T0)
     first.close()
     again = Store.open(store_url)
-    assert again.known_pmids([42]) == {42}
+    assert again.known_items([k(42)]) == {k(42)}
     again.close()
 
 
@@ -232,7 +262,6 @@ def test_schema_revision_constant_is_alembics_head() -> None:
     from alembic.script import ScriptDirectory
 
     import watcher.migrations
-    from watcher.store import SCHEMA_REVISION
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(watcher.migrations.__file__).parent))
@@ -243,33 +272,19 @@ def test_unchanged_record_keeps_its_last_updated(store: Store) -> None:
     store.upsert_articles([article(9)], T0)
     store.upsert_articles([article(9)], T0 + timedelta(days=3))
     with store.session() as s:
-        row = s.get(ArticleRow, 9)
+        row = s.get(ArticleRow, k(9))
         assert row is not None and row.last_updated == T0
 
 
-def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
-    later = T0 + timedelta(hours=1)
-    store.commit_poll(
-        "s", [1, 2], source="esearch", deliver=True, now=later, window_end=None, found=2
-    )
-    store.commit_poll(
-        "b", [3], source="baseline", deliver=False, now=later, window_end=None, found=1
-    )
-    store.upsert_articles([article(1)], later)
-    assert list(store.awaited_records(["s", "b"])) == [2]  # a baseline owes nothing
-    assert store.awaited_records(["s"])[2].attempts == 0
-    store.record_missing({2: "not in NCBI's efetch answer"}, later)
-    store.record_missing({2: "record 1 (PMID 2) skipped: no Article element"}, later + T1)
-    owed = store.awaited_records(["s"])[2]
-    assert (owed.attempts, owed.first_missing_at, owed.last_attempt_at) == (2, later, later + T1)
-    assert owed.reason == "record 1 (PMID 2) skipped: no Article element"
-    assert store.record_attempts([1, 2]) == {2: (2, later, later + T1)}
-    assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
-    store.upsert_articles([article(2)], later + T1)
-    store.forget_missing([2])
-    assert store.awaited_records(["s"]) == {} and store.record_attempts([2]) == {}
-    assert set(store.pending_papers("a@example.org", ["s"])) == {1, 2}
+def test_database_errors_surface_as_store_errors(tmp_path) -> None:
+    from watcher.errors import StoreError
+
+    store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE matches"))  # a store broken under the daemon's feet
+    with pytest.raises(StoreError, match=r"store error: .*matches"):
+        store.match_counts()
+    store.close()
 
 
 def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> None:
@@ -288,7 +303,7 @@ def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> 
         keywords=("k" * 5000,),
     )
     store.upsert_articles([huge], T0)
-    got = store.articles([8])[8]
+    got = store.articles([k(8)])[k(8)]
     assert len(got.title) == MAX_TITLE and got.title.endswith("…")
     assert len(got.doi or "") == 255 and len(got.pmcid or "") == 32
     assert len(got.pub_date or "") == 64 and len(got.language or "") == 16
@@ -306,11 +321,11 @@ def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> 
 def test_a_real_sized_record_is_stored_unchanged(store: Store) -> None:
     a = replace(article(9, "Effect of anti-CD3 " * 50), keywords=("x" * 900,))
     store.upsert_articles([a], T0)
-    assert store.articles([9])[9] == a
+    assert store.articles([k(9)])[k(9)] == a
 
 
 def test_error_lines_are_stored_capped_and_redacted(store: Store) -> None:
-    store.sync_subscriptions([("s", "f", ["a@example.org"])], T0)
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
     store.record_poll_error("s", "HTTP 400 api_key=abcdef123456 " + "e" * 10_000_000, T0)
     state = store.poll_state("s")
     assert state is not None and state.last_error is not None
@@ -318,8 +333,38 @@ def test_error_lines_are_stored_capped_and_redacted(store: Store) -> None:
     assert "abcdef123456" not in state.last_error and "api_key=[REDACTED]" in state.last_error
     store.upsert_articles([article(1)], T0)
     d = store.create_digest(
-        recipient="a@example.org", schedule="k", message_id="<m@x>", message=b"", pmids=[1], now=T0
+        recipient="a@example.org",
+        schedule="k",
+        message_id="<m@x>",
+        message=b"",
+        items=keys(1),
+        now=T0,
     )
     store.mark_digest_attempt(d, "451 " + "w" * 100_000, permanent=False)
     (row,) = [r for r in store.digest_states() if r["id"] == d]
     assert len(row["last_error"]) == 500
+
+
+def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -> None:
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    later = T0 + timedelta(hours=1)
+    store.commit_poll(
+        "s", keys(1, 2), source="esearch", deliver=True, now=later, window_end=None, found=2
+    )
+    store.commit_poll(
+        "b", keys(3), source="baseline", deliver=False, now=later, window_end=None, found=1
+    )
+    store.upsert_articles([article(1)], later)
+    assert list(store.awaited_records(["s", "b"])) == [k(2)]  # a baseline owes nothing
+    assert store.awaited_records(["s"])[k(2)].attempts == 0
+    store.record_missing({k(2): "not in NCBI's efetch answer"}, later)
+    store.record_missing({k(2): "record 1 (PMID 2) skipped: no Article element"}, later + T1)
+    owed = store.awaited_records(["s"])[k(2)]
+    assert (owed.attempts, owed.first_missing_at, owed.last_attempt_at) == (2, later, later + T1)
+    assert owed.reason == "record 1 (PMID 2) skipped: no Article element"
+    assert store.record_attempts(keys(1, 2)) == {k(2): (2, later, later + T1)}
+    assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
+    store.upsert_articles([article(2)], later + T1)
+    store.forget_missing(keys(2))
+    assert store.awaited_records(["s"]) == {} and store.record_attempts(keys(2)) == {}
+    assert set(store.pending_papers("a@example.org", ["s"])) == set(keys(1, 2))

@@ -16,13 +16,17 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
     from collections.abc import Sequence
-    from datetime import datetime
+    from datetime import date, datetime, timedelta
     from pathlib import Path
     from typing import Any
 
     from watcher.config import Config
+    from watcher.models import Subscription
+    from watcher.sources.eutils import EUtils
+    from watcher.sources.registry import Sources
+    from watcher.store import Store
 
-DEFAULT_CONFIG_NAME = "watcher.toml"
+DEFAULT_CONFIG_NAME = "watcher.toml"  # kept in step with watcher.wiring's
 
 
 def log() -> logging.Logger:
@@ -64,10 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.log_level == "debug":
             # Through the log, not Python's own hook, so the traceback is redacted too.
             log().critical("internal error", exc_info=True)
-            return 1
-        if type(exc).__module__.startswith("sqlalchemy"):
-            store_error = safe_message(str(getattr(exc, "orig", None) or exc), 1000)
-            print(f"watcher: store error: {store_error}", file=sys.stderr)
             return 1
         print(
             f"watcher: internal error: {type(exc).__name__}: {safe_message(str(exc), 1000)} "
@@ -153,11 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_path(args: argparse.Namespace) -> Path:
-    from pathlib import Path
+    from watcher.wiring import config_path
 
-    if args.config:
-        return Path(args.config)
-    return Path(os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG_NAME)
+    return config_path(args.config)
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -169,14 +167,10 @@ def load(args: argparse.Namespace) -> Config:
     return config
 
 
-def open_store(config: Config):  # type: ignore[no-untyped-def]
-    from watcher.store import Store
+def open_store(config: Config) -> Store:
+    from watcher.wiring import open_store
 
-    store = Store.open(config.store_url)
-    store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], utcnow()
-    )
-    return store
+    return open_store(config, utcnow())
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -194,11 +188,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from watcher.config import require_secrets
     from watcher.schedule import next_digest_time, next_poll_time
+    from watcher.wiring import require_secrets
 
     config = load(args)
-    require_secrets(config, os.environ)
+    require_secrets(config)
     store = open_store(config)
     now = utcnow()
     states = store.poll_states()
@@ -243,14 +237,20 @@ def check_online(config: Config) -> int:
     return 1 if problems else 0
 
 
-def make_client(config: Config):  # type: ignore[no-untyped-def]
-    from watcher.sources.eutils import EUtils
+def make_client(config: Config) -> EUtils:
+    from watcher.wiring import ncbi_client
 
     # The client's dates come from the same clock as the poll's `now`.
-    return EUtils.from_config(config.ncbi, clock=utcnow)
+    return ncbi_client(config.ncbi, clock=utcnow)
 
 
-def selected(config: Config, names: list[str] | None) -> list[Any]:
+def make_sources(config: Config) -> Sources:
+    from watcher.wiring import make_sources
+
+    return make_sources(config, clock=utcnow)
+
+
+def selected(config: Config, names: list[str] | None) -> list[Subscription]:
     return [config.subscription(n) for n in names] if names else list(config.subscriptions)
 
 
@@ -264,7 +264,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     if args.due:
         due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
         subs = [s for s in subs if s.name in due]
-    report = poll(config, store, make_client(config), now, subs)
+    report = poll(config, store, make_sources(config), now, subs)
     store.close()
     for o in report.outcomes:
         line = f"{o.name}: " + (
@@ -288,7 +288,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     reports = backfill(
         config,
         store,
-        make_client(config),
+        make_sources(config),
         utcnow(),
         args.since,
         subscriptions=subs,
@@ -311,8 +311,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 def cmd_digest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from watcher.digest import send_digests, write_dry_run
-    from watcher.mail import make_transport
+    from watcher.delivery import send_digests, write_dry_run
+    from watcher.wiring import make_transport
 
     config = load(args)
     if args.dry_run != bool(args.out):
@@ -363,7 +363,7 @@ def _progress_log(name: str, done: int, total: int, records: int) -> None:
     log().info("backfill %s: %d/%d slices, %d papers", name, done, total, records)
 
 
-def _date_arg(text: str) -> Any:
+def _date_arg(text: str) -> date:
     from datetime import date
 
     try:
@@ -373,16 +373,55 @@ def _date_arg(text: str) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from watcher.redact import safe_message
-
     config = load(args)
     store = open_store(config)
-    states = store.poll_states()
-    counts = store.match_counts()
+    try:
+        out = status_report(store, config, utcnow())
+    finally:
+        store.close()
+    if args.json:
+        import json
+
+        print(json.dumps(out, indent=2))
+        return 0
+    print_status(out)
+    return 0
+
+
+def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]:
+    """What `watcher status` shows, as data (its --json output)."""
+    from watcher.digest import recipients_of
+
     undelivered = store.undelivered_counts()
     awaiting = store.undelivered_counts(stored=False)
-    awaited = awaited_records(store, config)
-    daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), utcnow())
+    daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), now)
+    digests = _undelivered_digests(store)
+    return {
+        "config": str(config.path),
+        "store": store.display_url,
+        "articles": store.count_articles(),
+        "daemon_heartbeat": daemon["heartbeat"],
+        "daemon": daemon,
+        "subscriptions": _subscription_rows(store, config),
+        "recipients": [
+            {
+                "address": r,
+                "undelivered": undelivered.get(r, 0),
+                "awaiting_record": awaiting.get(r, 0),
+                "digests": digests.get(r, []),
+            }
+            for r in recipients_of(config.subscriptions)
+        ],
+        "awaiting_records": awaited_records(store, config),
+        "pending_digests": len(store.pending_digests()),
+    }
+
+
+def _subscription_rows(store: Store, config: Config) -> list[dict[str, Any]]:
+    from watcher.redact import safe_message
+
+    states = store.poll_states()
+    counts = store.match_counts()
     subs = []
     for sub in config.subscriptions:
         st = states.get(sub.name)
@@ -401,9 +440,10 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_error": safe_message(st.last_error) if st and st.last_error else None,
             }
         )
-    from watcher.digest import recipients_of
+    return subs
 
-    recipients = recipients_of(config.subscriptions)
+
+def _undelivered_digests(store: Store) -> dict[str, list[dict[str, Any]]]:
     digests: dict[str, list[dict[str, Any]]] = {}
     for d in store.undelivered_digests():
         digests.setdefault(d["recipient"], []).append(
@@ -416,36 +456,16 @@ def cmd_status(args: argparse.Namespace) -> int:
                 "last_error": d["last_error"],
             }
         )
-    out = {
-        "config": str(config.path),
-        "store": store.display_url,
-        "articles": store.count_articles(),
-        "daemon_heartbeat": daemon["heartbeat"],
-        "daemon": daemon,
-        "subscriptions": subs,
-        "recipients": [
-            {
-                "address": r,
-                "undelivered": undelivered.get(r, 0),
-                "awaiting_record": awaiting.get(r, 0),
-                "digests": digests.get(r, []),
-            }
-            for r in recipients
-        ],
-        "awaiting_records": awaited,
-        "pending_digests": len(store.pending_digests()),
-    }
-    store.close()
-    if args.json:
-        import json
+    return digests
 
-        print(json.dumps(out, indent=2))
-        return 0
+
+def print_status(out: dict[str, Any]) -> None:
+    daemon = out["daemon"]
     print(f"store: {out['store']} ({out['articles']} articles)")
     print(f"daemon: {daemon['summary']}")
     for job, when in sorted((daemon.get("next_runs") or {}).items()):
         print(f"  next {job}: {when}")
-    for s in subs:
+    for s in out["subscriptions"]:
         print(f"\n  {s['name']} [{s['kind']}]: {s['matches']} matches")
         print(
             f"    last poll: {s['last_poll'] or 'never'}; last success: "
@@ -469,17 +489,17 @@ def cmd_status(args: argparse.Namespace) -> int:
                 f"      digest {d['message_id']} of {d['created']}, {d['papers']} papers: "
                 f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
             )
-    if awaited:
+    if out["awaiting_records"]:
         print("\n  records awaited from NCBI (matched, not yet stored):")
-        for a in awaited:
-            print(f"    PMID {a['pmid']} ({', '.join(a['subscriptions'])}): {_awaited_line(a)}")
+        for a in out["awaiting_records"]:
+            name = f"PMID {a['pmid']}" if a["pmid"] else a["item"]
+            print(f"    {name} ({', '.join(a['subscriptions'])}): {_awaited_line(a)}")
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
-    return 0
 
 
-def awaited_records(store: Any, config: Config) -> list[dict[str, Any]]:
-    """Matched PMIDs whose record NCBI has not given (missing or unreadable), with the retry
+def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
+    """Matched items whose record their source has not given (missing or unreadable), with the retry
     plan of watcher.poll.record_retry_at."""
     from watcher.poll import record_retry_at
 
@@ -487,11 +507,12 @@ def awaited_records(store: Any, config: Config) -> list[dict[str, Any]]:
     for a in store.awaited_records([s.name for s in config.subscriptions]).values():
         retry = (
             record_retry_at(a.attempts, a.first_missing_at, a.last_attempt_at)
-            if a.attempts
+            if a.attempts and a.first_missing_at and a.last_attempt_at
             else None
         )
         out.append(
             {
+                "item": a.item,
                 "pmid": a.pmid,
                 "subscriptions": list(a.subscriptions),
                 "attempts": a.attempts,
@@ -553,7 +574,7 @@ def _when(when: datetime, now: datetime) -> str:
     return "now (due)" if when <= now else when.isoformat(timespec="minutes")
 
 
-def _duration(delta: Any) -> str:
+def _duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:

@@ -6,7 +6,6 @@ Each error names the file, the key path (``subscription[2].recipients[0]``) and 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
 import tomllib
 import zoneinfo
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
+from watcher.models import Schedule, Subscription, normalise_address
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
@@ -57,7 +57,7 @@ class NcbiConfig:
     retries: int = 5
     datetype: DateType = "crdt"
     overlap_days: int = 3
-    max_response_mb: float = 128.0  # see eutils.DEFAULT_MAX_RESPONSE_MB
+    max_response_mb: float = 128.0  # see sources/http.py's DEFAULT_MAX_RESPONSE_MB
 
 
 @dataclass(frozen=True)
@@ -81,42 +81,6 @@ class MailConfig:
     max_items: int = 50
     send_empty: bool = False
     from_name: str | None = None  # the display name of `from`, when written as name-addr
-
-
-@dataclass(frozen=True)
-class Schedule:
-    poll_every: timedelta
-    digest_cron: str
-    timezone: str
-    lookback_days: int
-
-
-@dataclass(frozen=True)
-class Subscription:
-    name: str
-    recipients: tuple[str, ...]  # normalised addresses (normalise_address): who they are
-    schedule: Schedule
-    query: str | None = None
-    rss: str | None = None
-    # (address, display name) for recipients written as name-addr: how to greet them only
-    display_names: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def kind(self) -> Literal["query", "rss"]:
-        return "query" if self.query is not None else "rss"
-
-    @property
-    def source(self) -> str:
-        return self.query if self.query is not None else str(self.rss)
-
-    def sends_to(self, address: str) -> bool:
-        """Whether `address` is one of the recipients (whatever its case or display name)."""
-        return normalise_address(address) in self.recipients
-
-    @property
-    def fingerprint(self) -> str:
-        """Changes when what the subscription searches changes, so its window restarts."""
-        return hashlib.sha256(f"{self.kind}\0{self.source}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -176,12 +140,6 @@ def require_secrets(config: Config, env: Mapping[str, str]) -> None:
                 path=str(config.path),
                 key=key,
             )
-
-
-def normalise_address(address: str) -> str:
-    """A recipient's identity: the bare address, trimmed and lowercased (as the store has always
-    keyed deliveries), whatever display name it is written with."""
-    return address.strip().lower()
 
 
 def parse_mailbox(text: str) -> tuple[str | None, str]:
@@ -352,7 +310,7 @@ class _Reader:
         return tuple(found)
 
     def store(self, data: Mapping[str, Any]) -> str:
-        url = self.get(data, "store", "url", str, "sqlite:///watcher.db")
+        url: str = self.get(data, "store", "url", str, "sqlite:///watcher.db")
         if "://" not in url:
             raise self.fail(
                 "store.url", f"{url!r} is not a SQLAlchemy URL like sqlite:///watcher.db"
@@ -405,17 +363,7 @@ class _Reader:
         self.http_url("ncbi.base_url", base_url)
         if not base_url.endswith("/"):
             base_url += "/"
-        rate = self.get(data, key, "rate_limit", (int, float))
-        if rate is not None:
-            limit = NCBI_RATE_WITH_KEY if api_key_env else NCBI_RATE_WITHOUT_KEY
-            if rate <= 0:
-                raise self.fail("ncbi.rate_limit", "must be a positive number of requests/s")
-            if rate > limit and base_url == NCBI_BASE_URL:
-                raise self.fail(
-                    "ncbi.rate_limit",
-                    f"NCBI allows at most {limit:g} requests/s "
-                    f"{'with' if api_key_env else 'without'} an API key",
-                )
+        rate = self.rate_limit(data, key, api_key_env, base_url)
         batch = self.get(data, key, "batch_size", int, 500)
         if not 1 <= batch <= 10_000:
             raise self.fail("ncbi.batch_size", "must be between 1 and 10000 (NCBI's efetch cap)")
@@ -435,7 +383,7 @@ class _Reader:
             tool,
             api_key_env,
             base_url,
-            None if rate is None else float(rate),
+            rate,
             batch,
             timeout,
             retries,
@@ -443,6 +391,22 @@ class _Reader:
             overlap,
             float(max_mb),
         )
+
+    def rate_limit(
+        self, data: Mapping[str, Any], key: str, api_key_env: str | None, base_url: str
+    ) -> float | None:
+        rate = self.get(data, key, "rate_limit", (int, float))
+        if rate is not None:
+            limit = NCBI_RATE_WITH_KEY if api_key_env else NCBI_RATE_WITHOUT_KEY
+            if rate <= 0:
+                raise self.fail("ncbi.rate_limit", "must be a positive number of requests/s")
+            if rate > limit and base_url == NCBI_BASE_URL:
+                raise self.fail(
+                    "ncbi.rate_limit",
+                    f"NCBI allows at most {limit:g} requests/s "
+                    f"{'with' if api_key_env else 'without'} an API key",
+                )
+        return None if rate is None else float(rate)
 
     def mail(self, raw: Any) -> MailConfig:
         key = "mail"
@@ -591,7 +555,7 @@ class _Reader:
         return float(value)
 
     def env_name(self, data: Mapping[str, Any], key: str, name: str) -> str | None:
-        value = self.get(data, key, name, str)
+        value: str | None = self.get(data, key, name, str)
         if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
             raise self.fail(
                 f"{key}.{name}",

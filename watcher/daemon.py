@@ -19,15 +19,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from watcher.config import Config, load_config, require_secrets
-from watcher.digest import Renderer, send_digests
+from watcher.config import Config, load_config
+from watcher.delivery import send_digests
+from watcher.digest import Renderer
 from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
-from watcher.mail import make_transport
 from watcher.paths import open_private, private_dir
 from watcher.poll import due_subscriptions, poll
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
-from watcher.sources.eutils import EUtils
+from watcher.sources.registry import Sources
 from watcher.store import Store
+from watcher.wiring import connect_store, make_sources, make_transport, require_secrets
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,7 @@ MAX_TICK = timedelta(minutes=1)
 
 
 def sync_store(store: Store, config: Config, now: datetime) -> list[str]:
-    return store.sync_subscriptions(
-        [(s.name, s.fingerprint, s.recipients) for s in config.subscriptions], now
-    )
+    return store.sync_subscriptions(config.subscriptions, now)
 
 
 class InstanceLock:
@@ -85,7 +84,7 @@ class Daemon:
         config_path: Path,
         config: Config,
         store: Store,
-        client: EUtils,
+        sources: Sources,
         clock: Clock,
         stop: threading.Event | None = None,
     ) -> None:
@@ -94,7 +93,7 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.store = store
-        self.client = client
+        self.sources = sources
         self.clock = clock
         self.renderer = Renderer(config.mail.templates)
         # One job at a time touches NCBI and the mail server: a digest waits for a running poll,
@@ -188,7 +187,7 @@ class Daemon:
                 still = {s.name for s in due_subscriptions(config, self.store.poll_states(), now)}
                 mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
                 if mine:
-                    _guarded(lambda: poll(config, self.store, self.client, now, mine), "poll")
+                    _guarded(lambda: poll(config, self.store, self.sources, now, mine), "poll")
 
     def catch_up_job(self, schedule: tuple[str, str]) -> None:
         """The digest missed while stopped, after the polls that fell due meanwhile: it then
@@ -255,7 +254,7 @@ class Daemon:
         """SIGHUP: read the config again; a bad one is refused and the old one keeps running."""
         try:
             new = load_config(self.config_path)
-            require_secrets(new, os.environ)  # a new *_env must name a variable this process has
+            require_secrets(new)  # a new *_env must name a variable this process has
         except ConfigError as exc:
             log.error(
                 "config reload refused, still running the previous config: %s",
@@ -266,8 +265,8 @@ class Daemon:
         if new.store_url != self.config.store_url:
             log.warning("store.url changed; the daemon keeps its open store until restarted")
         if new.ncbi != self.config.ncbi:
-            # The client (its session and rate limiter) is built once per process.
-            self.client = EUtils.from_config(new.ncbi, clock=self.clock, sleep=self.client.sleep)
+            # The sources (their session and rate limiters) are built once per process.
+            self.sources = make_sources(new, clock=self.clock, sleep=self.sources.sleep)
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)
@@ -307,18 +306,10 @@ def _guarded(action: Callable[[], Any], what: str) -> None:
     except Interrupted:
         log.info("%s interrupted by shutdown; its unfinished part is redone next run", what)
     except WatcherError as exc:
+        # A StoreError too: the database went away or refused (a PostgreSQL restart, a full
+        # disk): one line, and the job runs again at its next time.
         log.error("%s failed: %s", what, exc, extra={"fields": {"event": f"{what}_error"}})
-    except Exception as exc:
-        if type(exc).__module__.startswith("sqlalchemy"):
-            # The database went away or refused (a PostgreSQL restart, a full disk): one line,
-            # and the job runs again at its next time.
-            log.error(
-                "%s failed: store error: %s",
-                what,
-                getattr(exc, "orig", None) or exc,
-                extra={"fields": {"event": f"{what}_error"}},
-            )
-            return
+    except Exception:
         log.exception("%s failed unexpectedly", what)
 
 
@@ -326,8 +317,8 @@ def run(config_path: Path, clock: Clock) -> int:
     config = load_config(config_path)
     for warning in config.warnings:
         log.warning("%s", warning)
-    require_secrets(config, os.environ)
-    store = Store.open(config.store_url)
+    require_secrets(config)
+    store = connect_store(config)
     lock = InstanceLock(config.store_url) if store.dialect == "sqlite" else None
     if lock is not None:
         lock.acquire()
@@ -339,8 +330,8 @@ def run(config_path: Path, clock: Clock) -> int:
             raise Interrupted("shutting down")
 
     # One clock for the jobs' `now` and the client's dates.
-    client = EUtils.from_config(config.ncbi, clock=clock, sleep=interruptible_sleep)
-    daemon = Daemon(config_path, config, store, client, clock, stop)
+    sources = make_sources(config, clock=clock, sleep=interruptible_sleep)
+    daemon = Daemon(config_path, config, store, sources, clock, stop)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGHUP, lambda *_: daemon.reload_requested.set())

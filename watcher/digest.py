@@ -1,27 +1,24 @@
-"""Digests: choose and order each recipient's new papers, render them, and (the send step) hand
-them to a transport with the store's bookkeeping around it.
+"""Digests: choose, group and order each recipient's new papers, present them, and render them.
 
-The choosing and rendering are pure; `send_digests` is the only part with I/O, and it receives
-its collaborators (store, transport, clock) as arguments.
+All of it is pure: data in, data out. Sending, the outbox and its bookkeeping are delivery.py's.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from watcher import registries, sentences
-from watcher.config import Config, MailConfig, Subscription
+from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
-from watcher.errors import MailError
-from watcher.models import Article
+from watcher.identity import ItemKey
+from watcher.models import Article, Subscription
 from watcher.paths import shipped
-from watcher.schedule import schedule_key
 
 log = logging.getLogger(__name__)
 
@@ -224,21 +221,21 @@ class DigestContext:
     config_path: str
     generated: datetime
     abstract_mode: str
-    pmids: tuple[int, ...] = field(default=())
+    items: tuple[ItemKey, ...] = field(default=())  # the stable keys of every paper in it
     overview: tuple[DrugCount, ...] = field(default=())
 
 
 def build_digest(
     recipient: str,
-    papers: dict[int, list[str]],
-    articles: dict[int, Article],
+    papers: Mapping[ItemKey, list[str]],
+    articles: Mapping[ItemKey, Article],
     subscriptions: Sequence[Subscription],
     mail: MailConfig,
     config_path: Path | str,
     now: datetime,
     drugs: Vocabulary | None = None,
 ) -> DigestContext:
-    """Group `papers` (PMID → matching subscription names) for one recipient.
+    """Group `papers` (item → matching subscription names) for one recipient.
 
     Each paper appears once, under the first of its subscriptions in config order, and names
     the others. Newest first within a group. After `max_items` papers the rest are compact
@@ -255,13 +252,13 @@ def build_digest(
             len(papers) - len(present),
             recipient,
         )
-    by_group: dict[str, list[Article]] = {name: [] for name in order}
+    by_group: dict[str, list[tuple[ItemKey, Article]]] = {name: [] for name in order}
 
     def in_order(names: list[str]) -> tuple[str, ...]:
         return tuple(sorted(names, key=lambda n: rank.get(n, len(rank))))
 
-    for pmid in present:
-        by_group.setdefault(in_order(papers[pmid])[0], []).append(articles[pmid])
+    for item in present:
+        by_group.setdefault(in_order(papers[item])[0], []).append((item, articles[item]))
     shown = 0
     groups: list[Group] = []
     compact: list[Paper] = []
@@ -271,10 +268,10 @@ def build_digest(
         if total:
             counts.append((name, total))
         full: list[Paper] = []
-        for art in sorted(group_articles, key=_published, reverse=True):
+        for item, art in sorted(group_articles, key=lambda p: _published(p[1]), reverse=True):
             is_compact = shown >= mail.max_items
             paper = present_paper(
-                art, in_order(papers[art.pmid]), mail.abstract, compact=is_compact, drugs=drugs
+                art, in_order(papers[item]), mail.abstract, compact=is_compact, drugs=drugs
             )
             (compact if is_compact else full).append(paper)
             shown += 1
@@ -293,7 +290,7 @@ def build_digest(
         config_path=str(config_path),
         generated=now,
         abstract_mode=mail.abstract,
-        pmids=tuple(sorted(present)),
+        items=tuple(sorted(present)),
         overview=overview(everything),
     )
 
@@ -481,213 +478,6 @@ def _wrap(text: str, width: int = 76, indent: str = "") -> str:
     )
 
 
-# The send step
-
-
-@dataclass
-class DigestReport:
-    sent: list[str] = field(default_factory=list)  # Message-IDs
-    retried: int = 0
-    pending: int = 0
-    failed: list[str] = field(default_factory=list)  # "recipient: error"
-    skipped_empty: int = 0
-    skipped_busy: list[str] = field(default_factory=list)  # recipients another process had
-
-
 def recipients_of(subs: Iterable[Subscription]) -> list[str]:
     """Each recipient once, by normalised address, however many subscriptions name them."""
     return sorted({r for s in subs for r in s.recipients})
-
-
-def send_digests(
-    config: Config,
-    store: Any,
-    transport: Any,
-    now: datetime,
-    *,
-    schedules: Sequence[tuple[str, str]] | None = None,
-    renderer: Renderer | None = None,
-) -> DigestReport:
-    """For each schedule (default: all of the config's) and each of its recipients: retry their
-    pending digests, then build, record and send one digest of what is new."""
-    renderer = renderer or Renderer(config.mail.templates)
-    report = DigestReport()
-    groups = config.schedules
-    keys = list(groups) if schedules is None else list(schedules)
-    everyone = recipients_of(s for k in keys for s in groups.get(k, []))
-
-    for key in keys:
-        subs = groups.get(key, [])
-        for rcpt in recipients_of(subs):
-            # One process per recipient at a time, from choosing the papers to the server's
-            # answer: a second process (another daemon, `watcher digest` beside `watcher run`)
-            # skips this recipient instead of composing or resending their digest.
-            lock = f"digest:{rcpt}"
-            with store.advisory_locks([lock]) as held:
-                if held:
-                    _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
-                else:
-                    _skip_busy(store, lock, rcpt, report)
-        store.set_digest_run(schedule_key(*key), now)
-    report.pending = len(store.pending_digests(everyone))
-    return report
-
-
-def _skip_busy(store: Any, lock: str, rcpt: str, report: DigestReport) -> None:
-    holder = store.lock_holder(lock)
-    log.warning(
-        "digest to %s skipped: another watcher process%s is mailing them right now; "
-        "it sends what is due",
-        rcpt,
-        f" ({holder})" if holder else "",
-        extra={"fields": {"event": "digest_skipped", "recipient": rcpt, "reason": "locked"}},
-    )
-    report.skipped_busy.append(rcpt)
-
-
-@dataclass(frozen=True)
-class Composed:
-    ctx: DigestContext
-    rendered: Rendered
-    message_id: str
-    message: bytes
-
-
-def compose(
-    config: Config, store: Any, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
-) -> Composed | None:
-    """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
-    (and `send_empty` is off)."""
-    from watcher.mail import build_message, new_message_id
-
-    mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
-    papers = store.pending_papers(rcpt, mine)
-    ctx = build_digest(
-        rcpt,
-        papers,
-        store.articles(papers),
-        config.subscriptions,
-        config.mail,
-        config.path,
-        now,
-        drugs=vocabulary(config.drugs),
-    )
-    if ctx.total == 0 and not config.mail.send_empty:
-        return None
-    rendered = renderer.render(ctx)
-    message_id = new_message_id(config.mail.from_addr)
-    message = build_message(
-        rendered,
-        config.mail.from_addr,
-        rcpt,
-        message_id,
-        now,
-        from_name=config.mail.from_name,
-        to_name=config.display_name(rcpt),
-    )
-    return Composed(ctx, rendered, message_id, message)
-
-
-def _recipient_digest(
-    config: Config,
-    store: Any,
-    transport: Any,
-    renderer: Renderer,
-    key: tuple[str, str],
-    rcpt: str,
-    now: datetime,
-    report: DigestReport,
-) -> None:
-    for pending in store.pending_digests([rcpt]):
-        report.retried += 1
-        _deliver(
-            store,
-            transport,
-            pending.id,
-            pending.recipient,
-            pending.message_id,
-            pending.message,
-            now,
-            report,
-        )
-    digest = compose(config, store, renderer, key, rcpt, now)
-    if digest is None:
-        report.skipped_empty += 1
-        return
-    digest_id = store.create_digest(
-        recipient=rcpt,
-        schedule=schedule_key(*key),
-        message_id=digest.message_id,
-        message=digest.message,
-        pmids=list(digest.ctx.pmids),
-        now=now,
-    )
-    _deliver(store, transport, digest_id, rcpt, digest.message_id, digest.message, now, report)
-
-
-def _deliver(
-    store: Any,
-    transport: Any,
-    digest_id: int,
-    rcpt: str,
-    message_id: str,
-    message: bytes,
-    now: datetime,
-    report: DigestReport,
-) -> None:
-    try:
-        transport.send(message, rcpt)
-    except MailError as exc:
-        store.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
-        report.failed.append(f"{rcpt}: {exc}")
-        log.error(
-            "digest %s to %s %s: %s",
-            message_id,
-            rcpt,
-            "refused" if exc.permanent else "not sent, retried next run",
-            exc,
-            extra={
-                "fields": {
-                    "event": "digest_error",
-                    "recipient": rcpt,
-                    "message_id": message_id,
-                    "permanent": exc.permanent,
-                }
-            },
-        )
-        return
-    if store.mark_digest_sent(digest_id, now):
-        report.sent.append(message_id)
-        log.info(
-            "digest %s sent to %s",
-            message_id,
-            rcpt,
-            extra={"fields": {"event": "digest_sent", "recipient": rcpt, "message_id": message_id}},
-        )
-
-
-def write_dry_run(
-    config: Config, store: Any, out: Path, now: datetime, renderer: Renderer | None = None
-) -> list[Path]:
-    """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
-    from watcher.paths import private_dir, write_private
-
-    renderer = renderer or Renderer(config.mail.templates)
-    try:
-        private_dir(out)
-    except OSError as exc:
-        raise MailError.unusable_folder("the --out folder", out, exc) from None
-    written = []
-    for key, subs in config.schedules.items():
-        for rcpt in recipients_of(subs):
-            digest = compose(config, store, renderer, key, rcpt, now)
-            if digest is None:
-                continue
-            stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
-            try:
-                write_private(out / f"{stem}.eml", digest.message)
-                write_private(out / f"{stem}.html", digest.rendered.html.encode("utf-8"))
-            except OSError as exc:
-                raise MailError.unusable_folder("the --out folder", out, exc) from None
-            written.append(out / f"{stem}.eml")
-    return written

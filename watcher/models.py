@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 
 # The small parts of an article are NamedTuples: immutable like the rest, and three times
@@ -167,3 +168,64 @@ class SearchResult:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     requests: int = 0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    poll_every: timedelta
+    digest_cron: str
+    timezone: str
+    lookback_days: int
+
+
+def normalise_address(address: str) -> str:
+    """A recipient's identity: the bare address, trimmed and lowercased (as the store has always
+    keyed deliveries), whatever display name it is written with."""
+    return address.strip().lower()
+
+
+@dataclass(frozen=True)
+class Subscription:
+    name: str
+    recipients: tuple[str, ...]  # normalised addresses (normalise_address): who they are
+    schedule: Schedule
+    query: str | None = None
+    rss: str | None = None
+    # (address, display name) for recipients written as name-addr: how to greet them only
+    display_names: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """The key of its source in watcher/sources/registry.py."""
+        return "query" if self.query is not None else "rss"
+
+    @property
+    def source(self) -> str:
+        return self.query if self.query is not None else str(self.rss)
+
+    def sends_to(self, address: str) -> bool:
+        """Whether `address` is one of the recipients (whatever its case or display name)."""
+        return normalise_address(address) in self.recipients
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when what the subscription searches changes, so its window restarts."""
+        return hashlib.sha256(f"{self.kind}\0{self.source}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PollState:
+    name: str
+    fingerprint: str
+    created_at: datetime
+    window_end: date | None
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_found: int | None
+    last_new: int | None
+    last_requests: int | None
+    last_error: str | None
+    last_error_at: datetime | None
+    etag: str | None
+    last_modified: str | None
+    backfill_done: date | None

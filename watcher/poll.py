@@ -11,19 +11,23 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
 
-from watcher.config import Config, Subscription
+from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
+from watcher.identity import ItemKey, identifiers, pmid_of
+from watcher.models import PollState, Subscription
 from watcher.schedule import next_poll_time
-from watcher.sources.eutils import EUtils, ncbi_today
-from watcher.sources.rss import read_feed
-from watcher.store import AwaitedRecord, PollState, Store
+from watcher.sources.base import History, Records, Source
+from watcher.sources.eutils import NCBI_ZONE, ncbi_today
+from watcher.sources.registry import Sources
+from watcher.store import Store
 
 log = logging.getLogger(__name__)
+
+__all__ = ["NCBI_ZONE", "ncbi_today"]  # where the daemon, tests and demos look for them
 
 BACKFILL_SLICE = timedelta(days=365)
 # A matched record missing from efetch's answer (or unreadable) is asked for again with backoff.
@@ -37,9 +41,10 @@ class Found:
     """What one subscription's source returned, not yet committed."""
 
     sub: Subscription
-    pmids: list[int]
+    items: list[ItemKey]
     deliver: bool
     source: str
+    records: Records
     window_end: date | None = None
     etag: str | None = None
     last_modified: str | None = None
@@ -86,90 +91,23 @@ def due_subscriptions(
 def poll(
     config: Config,
     store: Store,
-    client: EUtils,
+    sources: Sources,
     now: datetime,
     subscriptions: Sequence[Subscription] | None = None,
 ) -> PollReport:
     """Poll `subscriptions` (default: all) together. A failing one is recorded on its own row
     and does not stop the others; state advances only with committed results."""
     started = time.monotonic()
-    requests_before = client.counters.requests
+    requests_before = sources.requests
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
-    states = store.poll_states()
     report = PollReport()
-    found: list[Found] = []
-    # A host that never answered through all retries is not asked again in this poll: the
-    # subscriptions behind it are recorded as failed at once instead of each waiting it out.
-    down: dict[str, str] = {}
-    for sub in subs:
-        host = urlsplit(sub.rss or config.ncbi.base_url).netloc
-        if host in down:
-            _fail(store, report, sub.name, down[host], now)
-            continue
-        try:
-            found.append(
-                _search(
-                    sub,
-                    states.get(sub.name),
-                    client,
-                    config.ncbi.datetype,
-                    config.ncbi.overlap_days,
-                    now,
-                )
-            )
-        except Unreachable as exc:
-            down[host] = str(exc)
-            _fail(store, report, sub.name, str(exc), now)
-        except SourceError as exc:
-            _fail(store, report, sub.name, str(exc), now)
-
-    # Records owed by earlier polls are asked for too, unless NCBI did not answer at all.
-    ncbi_down = urlsplit(config.ncbi.base_url).netloc in down
-    owed = {} if ncbi_down else store.awaited_records([s.name for s in subs])
-    failed_pmids = _fetch_missing(found, owed, store, client, now, report)
-
+    found, down = _find_all(subs, store, sources, now, report)
+    # Records owed by earlier polls are asked for too, unless their source did not answer at all.
+    owed = _owed(store, subs, sources, down)
+    failed_items = _fetch_missing(found, owed, store, now, report)
     for f in found:
-        blocked = failed_pmids.intersection(f.pmids) if f.deliver else set()
-        if blocked:
-            _fail(
-                store,
-                report,
-                f.sub.name,
-                f"{len(blocked)} records could not be fetched; retried next poll",
-                now,
-            )
-            continue
-        new = store.commit_poll(
-            f.sub.name,
-            f.pmids,
-            source=f.source,
-            deliver=f.deliver,
-            now=now,
-            window_end=f.window_end,
-            found=len(f.pmids),
-            requests=f.requests,
-            etag=f.etag,
-            last_modified=f.last_modified,
-        )
-        report.outcomes.append(Outcome(f.sub.name, len(f.pmids), new, f.requests))
-        log.info(
-            "poll %s: %d found, %d new matches, %d requests (%s)",
-            f.sub.name,
-            len(f.pmids),
-            new,
-            f.requests,
-            f.source,
-            extra={
-                "fields": {
-                    "event": "poll",
-                    "subscription": f.sub.name,
-                    "found": len(f.pmids),
-                    "new": new,
-                    "requests": f.requests,
-                }
-            },
-        )
-    report.requests = client.counters.requests - requests_before
+        _commit(f, failed_items, store, now, report)
+    report.requests = sources.requests - requests_before
     report.seconds = time.monotonic() - started
     log.info(
         "poll done: %d subscriptions, %d new matches, %d records fetched, %d requests "
@@ -192,72 +130,168 @@ def poll(
     return report
 
 
+def _find_all(
+    subs: Sequence[Subscription],
+    store: Store,
+    sources: Sources,
+    now: datetime,
+    report: PollReport,
+) -> tuple[list[Found], dict[str, str]]:
+    """Each subscription's source asked what is new; failures recorded on their own rows.
+    Also returns the hosts that never answered (host → error)."""
+    states = store.poll_states()
+    found: list[Found] = []
+    # A host that never answered through all retries is not asked again in this poll: the
+    # subscriptions behind it are recorded as failed at once instead of each waiting it out.
+    down: dict[str, str] = {}
+    for sub in subs:
+        source = sources[sub]
+        host = source.host(sub)
+        if host in down:
+            _fail(store, report, sub.name, down[host], now)
+            continue
+        try:
+            found.append(_search(sub, states.get(sub.name), source, sources, now))
+        except Unreachable as exc:
+            down[host] = str(exc)
+            _fail(store, report, sub.name, str(exc), now)
+        except SourceError as exc:
+            _fail(store, report, sub.name, str(exc), now)
+    return found, down
+
+
+def _owed(
+    store: Store, subs: Sequence[Subscription], sources: Sources, down: Mapping[str, str]
+) -> dict[ItemKey, Records]:
+    """Items earlier polls matched but could not get, each with the fetcher of a subscription
+    that matched it, unless that subscription's source did not answer in this poll."""
+    by_name = {s.name: s for s in subs}
+    out: dict[ItemKey, Records] = {}
+    for item, awaited in store.awaited_records(list(by_name)).items():
+        for name in awaited.subscriptions:
+            source = sources[by_name[name]]
+            if source.host(by_name[name]) not in down:
+                out[item] = source.records
+                break
+    return out
+
+
+def _commit(
+    f: Found, failed_items: set[ItemKey], store: Store, now: datetime, report: PollReport
+) -> None:
+    """One subscription's matches and state, in one transaction; not while a record it would
+    deliver could not be fetched."""
+    blocked = failed_items.intersection(f.items) if f.deliver else set()
+    if blocked:
+        _fail(
+            store,
+            report,
+            f.sub.name,
+            f"{len(blocked)} records could not be fetched; retried next poll",
+            now,
+        )
+        return
+    new = store.commit_poll(
+        f.sub.name,
+        f.items,
+        source=f.source,
+        deliver=f.deliver,
+        now=now,
+        window_end=f.window_end,
+        found=len(f.items),
+        requests=f.requests,
+        etag=f.etag,
+        last_modified=f.last_modified,
+    )
+    report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
+    log.info(
+        "poll %s: %d found, %d new matches, %d requests (%s)",
+        f.sub.name,
+        len(f.items),
+        new,
+        f.requests,
+        f.source,
+        extra={
+            "fields": {
+                "event": "poll",
+                "subscription": f.sub.name,
+                "found": len(f.items),
+                "new": new,
+                "requests": f.requests,
+            }
+        },
+    )
+
+
 def _search(
     sub: Subscription,
     state: PollState | None,
-    client: EUtils,
-    datetype: str,
-    overlap_days: int,
+    source: Source,
+    sources: Sources,
     now: datetime,
 ) -> Found:
     fresh = state is None or (state.window_end is None and state.last_success_at is None)
     # lookback_days = 0: the first poll only records what exists as a baseline, to be mailed never.
     baseline = fresh and sub.schedule.lookback_days == 0
-    before = client.counters.requests
-    if sub.query is not None:
-        today = ncbi_today(now)
-        if state is not None and state.window_end is not None:
-            # Reach back behind the last window: PubMed adds records dated in the past
-            # (late indexing, batch loads). The store's dedupe makes this cost one esearch.
-            start = state.window_end - timedelta(days=overlap_days)
-        else:
-            start = today - timedelta(days=max(sub.schedule.lookback_days, overlap_days))
-        # The same window of MeSH dates too: a record that matches only through MeSH headings
-        # or publication types indexed days or weeks after its creation enters the results
-        # when it is indexed, not when it was created. Still one esearch (the term carries both
-        # windows); the store's dedupe keeps an already matched record from coming back.
-        result = client.search(sub.query, start, today, datetype, indexed_since=start)
-        for message in result.errors:
-            log.warning(
-                "%s: PubMed says %s (the query may match less than intended)", sub.name, message
-            )
-        return Found(
-            sub,
-            result.pmids,
-            not baseline,
-            "baseline" if baseline else "esearch",
-            window_end=today,
-            requests=client.counters.requests - before,
-        )
-    assert sub.rss is not None
-    feed = read_feed(
-        client, sub.rss, state.etag if state else None, state.last_modified if state else None
-    )
+    before = sources.requests
+    got = source.find(sub, state, now)
     return Found(
         sub,
-        feed.pmids,
+        got.items,
         not baseline,
-        "baseline" if baseline else "rss",
-        etag=feed.etag,
-        last_modified=feed.last_modified,
-        requests=client.counters.requests - before,
+        "baseline" if baseline else got.label,
+        source.records,
+        window_end=got.window_end,
+        etag=got.etag,
+        last_modified=got.last_modified,
+        requests=sources.requests - before,
     )
 
 
 def _fetch_missing(
     found: list[Found],
-    owed: dict[int, AwaitedRecord],
+    owed: Mapping[ItemKey, Records],
     store: Store,
-    client: EUtils,
     now: datetime,
     report: PollReport,
-) -> set[int]:
-    """Fetch, once each and in shared batches, the PMIDs some subscription will deliver that the
+) -> set[ItemKey]:
+    """Fetch, once each and in shared batches, the items some subscription will deliver that the
     store lacks: this poll's matches and the records earlier polls matched but could not get
-    (`owed`), these as their backoff allows. Returns the PMIDs whose batch failed."""
-    wanted = _unknown(
-        store, list(dict.fromkeys([*(p for f in found if f.deliver for p in f.pmids), *owed]))
-    )
+    (`owed`), these as their backoff allows. Returns the items whose batch failed."""
+    # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
+    by_fetcher: dict[int, tuple[Records, dict[ItemKey, None]]] = {}
+    for f in found:
+        if f.deliver:
+            by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(f.items))
+    for item, records in owed.items():
+        by_fetcher.setdefault(id(records), (records, {}))[1][item] = None
+    failed: set[ItemKey] = set()
+    missing: dict[ItemKey, str] = {}
+    due: list[ItemKey] = []
+    for client, wanted in by_fetcher.values():
+        due += _fetch_due(
+            client, _unknown(store, list(wanted)), store, now, report, failed, missing
+        )
+    # A match whose record did not come stays owed: later polls ask again (record_retry_at).
+    store.record_missing(missing, now)
+    store.forget_missing(p for p in due if p not in missing and p not in failed)
+    back = [p for p in owed if p in due and p not in missing and p not in failed]
+    if back:
+        log.info("%d records awaited from earlier polls arrived", len(back))
+    return failed
+
+
+def _fetch_due(
+    client: Records,
+    wanted: list[ItemKey],
+    store: Store,
+    now: datetime,
+    report: PollReport,
+    failed: set[ItemKey],
+    missing: dict[ItemKey, str],
+) -> list[ItemKey]:
+    """Fetch those of `wanted` whose backoff allows, noting the failed batches and the records
+    that did not come; returns the items asked for."""
     tried = store.record_attempts(wanted)
     due = [p for p in wanted if p not in tried or _retry_due(record_retry_at(*tried[p]), now)]
     if len(due) < len(wanted):
@@ -266,8 +300,6 @@ def _fetch_missing(
             "(see `watcher status`)",
             len(wanted) - len(due),
         )
-    failed: set[int] = set()
-    missing: dict[int, str] = {}
     for batch in _batches(due, client.batch_size):
         errors_before = len(report.record_errors)
         try:
@@ -279,18 +311,12 @@ def _fetch_missing(
             failed.update(batch)
             continue
         errors = report.record_errors[errors_before:]
-        for pmid in set(batch) - store.known_pmids(batch):
-            said = re.compile(rf"\bPMID {pmid}\b")
-            missing[pmid] = next(
+        for item in set(batch) - store.known_items(batch):
+            said = re.compile(rf"\bPMID {pmid_of(item)}\b")
+            missing[item] = next(
                 (e for e in errors if said.search(e)), "not in NCBI's efetch answer"
             )
-    # A match whose record did not come stays owed: later polls ask again (record_retry_at).
-    store.record_missing(missing, now)
-    store.forget_missing(p for p in due if p not in missing and p not in failed)
-    back = [p for p in owed if p in due and p not in missing and p not in failed]
-    if back:
-        log.info("%d records awaited from earlier polls arrived", len(back))
-    return failed
+    return due
 
 
 def record_retry_at(attempts: int, first_miss: datetime, last_attempt: datetime) -> datetime | None:
@@ -300,36 +326,37 @@ def record_retry_at(attempts: int, first_miss: datetime, last_attempt: datetime)
     does). `watcher status` lists it either way."""
     if last_attempt - first_miss >= RECORD_GIVE_UP:
         return None
-    return last_attempt + min(RECORD_RETRY_FIRST * 2 ** min(attempts - 1, 16), RECORD_RETRY_MAX)
+    wait: timedelta = RECORD_RETRY_FIRST * 2 ** min(attempts - 1, 16)
+    return last_attempt + min(wait, RECORD_RETRY_MAX)
 
 
 def _retry_due(when: datetime | None, now: datetime) -> bool:
     return when is not None and when <= now
 
 
-def _unknown(store: Store, pmids: Sequence[int]) -> list[int]:
-    """`pmids` the store has no record of, in their order."""
-    known = store.known_pmids(pmids)
-    return [p for p in pmids if p not in known]
+def _unknown(store: Store, items: Sequence[ItemKey]) -> list[ItemKey]:
+    """`items` the store has no record of, in their order."""
+    known = store.known_items(items)
+    return [p for p in items if p not in known]
 
 
 def _fetch_and_store(
-    batch: Sequence[int],
+    batch: Sequence[ItemKey],
     store: Store,
-    client: EUtils,
+    client: Records,
     now: datetime,
     on_error: Callable[[str], None] | None = None,
 ) -> int:
     """One efetch of `batch`, stored; returns how many records came back."""
-    articles = list(client.fetch(batch, on_error))
+    articles = list(client.fetch_items(batch, on_error))
     store.upsert_articles(articles, now)
-    absent = set(batch) - {a.pmid for a in articles}
+    absent = set(batch).difference(*(identifiers(a) for a in articles))
     if absent:
         # Withdrawn or not yet released records: esearch lists them, efetch returns nothing.
         log.warning(
-            "efetch returned no record for %d PMIDs: %s",
+            "efetch returned no record for %d items: %s",
             len(absent),
-            ", ".join(map(str, sorted(absent)[:10])),
+            ", ".join(sorted(absent)[:10]),
         )
     return len(articles)
 
@@ -345,7 +372,7 @@ def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime
     report.outcomes.append(Outcome(name, error=error))
 
 
-def _batches(items: Sequence[int], size: int) -> list[Sequence[int]]:
+def _batches(items: Sequence[ItemKey], size: int) -> list[Sequence[ItemKey]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -365,7 +392,7 @@ Progress = Callable[[str, int, int, int], None]  # name, slices done, slices tot
 def backfill(
     config: Config,
     store: Store,
-    client: EUtils,
+    sources: Sources,
     now: datetime,
     since: date,
     *,
@@ -382,7 +409,8 @@ def backfill(
     reports = []
     today = ncbi_today(now)
     for sub in subscriptions:
-        if sub.query is None:
+        source = sources[sub]
+        if not isinstance(source, History):
             log.warning("%s: an RSS feed has no history to backfill; skipped", sub.name)
             continue
         state = store.poll_state(sub.name)
@@ -398,13 +426,14 @@ def backfill(
             slices.append((lo, hi))
             lo = hi + timedelta(days=1)
         for n, (lo, hi) in enumerate(slices, 1):
-            result = client.search(sub.query, lo, hi, config.ncbi.datetype)
-            for batch in _batches(_unknown(store, result.pmids), client.batch_size):
-                report.fetched += _fetch_and_store(batch, store, client, now)
+            items = source.find_window(sub, lo, hi)
+            records = source.records
+            for batch in _batches(_unknown(store, items), records.batch_size):
+                report.fetched += _fetch_and_store(batch, store, records, now)
             report.new_matches += store.record_backfill(
-                sub.name, result.pmids, deliver=deliver, now=now, done_through=hi
+                sub.name, items, deliver=deliver, now=now, done_through=hi
             )
-            report.found += len(result.pmids)
+            report.found += len(items)
             report.slices = n
             if progress is not None:
                 progress(sub.name, n, len(slices), report.found)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime, timedelta
 
-from watcher.config import Schedule
+from watcher.models import Schedule
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
@@ -70,7 +70,7 @@ def _weekday(text: str) -> int:
 
 
 def next_digest_time(cron: str, timezone: str, now: datetime) -> datetime:
-    fire = digest_trigger(cron, timezone).get_next_fire_time(None, now)
+    fire: datetime | None = digest_trigger(cron, timezone).get_next_fire_time(None, now)
     assert fire is not None  # a valid 5-field crontab always fires again
     return fire
 

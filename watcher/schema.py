@@ -40,7 +40,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        when: datetime = value
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 class JSONString(TypeDecorator[Any]):
@@ -50,7 +51,7 @@ class JSONString(TypeDecorator[Any]):
     impl = JSON
     cache_ok = True
 
-    def bind_processor(self, dialect: Dialect) -> None:  # type: ignore[override]
+    def bind_processor(self, dialect: Dialect) -> None:
         return None
 
 
@@ -61,7 +62,9 @@ class Base(DeclarativeBase):
 class ArticleRow(Base):
     __tablename__ = "articles"
 
-    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The item's stable key (pmid:123, doi:10.…); see watcher/identity.py.
+    item: Mapped[str] = mapped_column(String(300), primary_key=True)
+    pmid: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     doi: Mapped[str | None] = mapped_column(String(255))
     pmcid: Mapped[str | None] = mapped_column(String(32))
@@ -82,19 +85,29 @@ class ArticleRow(Base):
     last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class IdentifierRow(Base):
+    """(scheme, value) → the item it names: a record's PMID, DOI and PMC id all lead to one item."""
+
+    __tablename__ = "identifiers"
+
+    scheme: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), primary_key=True)
+    item: Mapped[str] = mapped_column(String(300), index=True)
+
+
 class MatchRow(Base):
-    """Subscription × PMID: found when, by which source, and whether it is news to announce."""
+    """Subscription × item: found when, by which source, and whether it is news to announce."""
 
     __tablename__ = "matches"
 
     subscription: Mapped[str] = mapped_column(String(80), primary_key=True)
-    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    item: Mapped[str] = mapped_column(String(300), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))  # esearch | rss | backfill | baseline
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # False for baselines and backfills: known to the store but never mailed.
     deliver: Mapped[bool] = mapped_column(Boolean)
 
-    __table_args__ = (Index("ix_matches_pmid", "pmid"),)
+    __table_args__ = (Index("ix_matches_item", "item"),)
 
 
 class SubscriptionState(Base):
@@ -149,16 +162,16 @@ class DigestItemRow(Base):
     digest_id: Mapped[int] = mapped_column(
         ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True
     )
-    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    item: Mapped[str] = mapped_column(String(300), primary_key=True)
 
 
 class DeliveryRow(Base):
-    """A paper that reached a recipient. Written in the transaction that marks its digest sent."""
+    """An item that reached a recipient. Written in the transaction that marks its digest sent."""
 
     __tablename__ = "deliveries"
 
     recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
-    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    item: Mapped[str] = mapped_column(String(300), primary_key=True)
     digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
     delivered_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -180,12 +193,12 @@ class MetaRow(Base):
 
 
 class AwaitedRecordRow(Base):
-    """A matched PMID whose record NCBI did not give (or gave unreadable): retried by later
+    """A matched item whose record its source did not give (or gave unreadable): retried by later
     polls with backoff; deleted once the record is stored. The match itself stays in matches."""
 
     __tablename__ = "awaited_records"
 
-    pmid: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    item: Mapped[str] = mapped_column(String(300), primary_key=True)
     first_missing_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import wraps
 from importlib import resources
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
+    Connection,
     Engine,
     Text,
     cast,
@@ -31,8 +33,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
+from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of, split
 from watcher.locks import KeyLocks
-from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
+from watcher.models import (
+    AbstractSection,
+    Article,
+    Author,
+    Correction,
+    MeshHeading,
+    PollState,
+    Subscription,
+)
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
 from watcher.schema import (
@@ -42,6 +53,7 @@ from watcher.schema import (
     DigestItemRow,
     DigestRow,
     DigestRunRow,
+    IdentifierRow,
     MatchRow,
     MetaRow,
     SubscriberRow,
@@ -50,41 +62,50 @@ from watcher.schema import (
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
 
-@dataclass(frozen=True)
-class PollState:
-    name: str
-    fingerprint: str
-    created_at: datetime
-    window_end: date | None
-    last_poll_at: datetime | None
-    last_success_at: datetime | None
-    last_found: int | None
-    last_new: int | None
-    last_requests: int | None
-    last_error: str | None
-    last_error_at: datetime | None
-    etag: str | None
-    last_modified: str | None
-    backfill_done: date | None
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """The one boundary where SQLAlchemy's exceptions become StoreError: nobody above the store
+    needs to know which library raised (a PostgreSQL restart, a full disk, a locked file)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        reason = safe_message(str(getattr(exc, "orig", None) or exc), 1000)
+        raise StoreError(f"store error: {reason}") from exc
+
+
+def mapped(method: Callable[P, R]) -> Callable[P, R]:
+    @wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        with store_errors():
+            return method(*args, **kwargs)
+
+    return call
 
 
 @dataclass(frozen=True)
 class AwaitedRecord:
-    """A PMID matched for delivery whose record the store lacks. attempts is 0 (and the times
-    None) for one no poll has asked NCBI for yet."""
+    """An item matched for delivery whose record the store lacks. attempts is 0 (and the times
+    None) for one no poll has asked its source for yet."""
 
-    pmid: int
+    item: ItemKey
     subscriptions: tuple[str, ...]
     attempts: int = 0
     first_missing_at: datetime | None = None
     last_attempt_at: datetime | None = None
     reason: str | None = None
+
+    @property
+    def pmid(self) -> int | None:
+        return pmid_of(self.item)
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,7 @@ class PendingDigest:
     message_id: str
     message: bytes
     attempts: int
-    pmids: tuple[int, ...]
+    items: tuple[ItemKey, ...]
 
 
 class Store:
@@ -123,7 +144,7 @@ class Store:
         if store.sqlite_path is not None:
             _private_sqlite_files(store.sqlite_path)
         try:
-            store.migrate()
+            migrate(engine)
         except SQLAlchemyError as exc:
             engine.dispose()
             reason = getattr(exc, "orig", None) or exc
@@ -142,13 +163,14 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @mapped
     def migrate(self) -> None:
         """Bring the schema to the newest revision. Cheap when it already is there."""
         migrate(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with store_errors(), self._sessions.begin() as session:
             yield session
 
     def _insert(self, table: Any) -> Any:
@@ -163,24 +185,47 @@ class Store:
 
     # Articles
 
-    def known_pmids(self, pmids: Iterable[int]) -> set[int]:
-        found: set[int] = set()
-        ids = list(dict.fromkeys(pmids))
+    @mapped
+    def known_items(self, keys: Iterable[ItemKey]) -> set[ItemKey]:
+        """Those of `keys` whose item (under whichever of its identifiers) has a stored record."""
+        wanted = list(dict.fromkeys(keys))
         with self.engine.connect() as conn:
-            for chunk in _chunks(ids, _CHUNK):
-                found.update(
+            items = _resolve(conn, wanted)
+            stored: set[str] = set()
+            for chunk in _chunks(list(set(items.values())), _CHUNK):
+                stored.update(
                     conn.execute(
-                        select(ArticleRow.pmid).where(ArticleRow.pmid.in_(chunk))
+                        select(ArticleRow.item).where(ArticleRow.item.in_(chunk))
                     ).scalars()
                 )
-        return found
+        return {k for k in wanted if items[k] in stored}
 
+    def known_pmids(self, pmids: Iterable[int]) -> set[int]:
+        """known_items for PubMed records named by PMID."""
+        keys = {pmid_key(p): p for p in pmids}
+        return {keys[k] for k in self.known_items(keys)}
+
+    def resolve(self, keys: Iterable[ItemKey]) -> dict[ItemKey, ItemKey]:
+        """Each key → the stable key of the item it names (itself when nothing else is known)."""
+        with store_errors(), self.engine.connect() as conn:
+            return _resolve(conn, list(dict.fromkeys(keys)))
+
+    @mapped
     def upsert_articles(self, articles: Sequence[Article], now: datetime) -> None:
-        """Insert new articles; a known PMID is updated in place (PubMed revises records)."""
+        """Insert new articles; a known one is updated in place (PubMed revises records).
+
+        Each record joins the item that any of its identifiers already names (a paper first
+        found by DOI keeps that key when its PubMed record arrives); its identifiers are
+        recorded for the next source that finds it."""
         if not articles:
             return
-        self.upsert_rows(article_rows(articles, now))
+        # Bounded first: a DOI past its column's width must not reach the identifiers either.
+        unique = [bounded(a) for a in {a.pmid: a for a in articles}.values()]
+        with self.engine.begin() as conn:
+            items = _attach(conn, self._insert, unique)
+            self._write_rows(conn, article_rows(unique, now, items))
 
+    @mapped
     def upsert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         """The write half of upsert_articles: one executemany for rows from article_rows.
 
@@ -189,13 +234,16 @@ class Store:
         """
         if not rows:
             return
+        with self.engine.begin() as conn:
+            self._write_rows(conn, rows)
+
+    def _write_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         sql, order = self._article_upsert()
         # SQLAlchemy's per-row parameter processing cost more than SQLite's own write; the
         # statement is compiled by SQLAlchemy once and the rows go to the driver ready-made.
         params: Sequence[Any] = rows if order is None else _sqlite_rows(rows, order)
-        with self.engine.begin() as conn:
-            for chunk in _chunks(params, 5000):
-                conn.exec_driver_sql(sql, chunk)
+        for chunk in _chunks(params, 5000):
+            conn.exec_driver_sql(sql, chunk)
 
     def _article_upsert(self) -> tuple[str, Sequence[str] | None]:
         """The articles upsert in this dialect's SQL, and its positional parameter order
@@ -206,10 +254,10 @@ class Store:
             changing = {
                 c.name: stmt.excluded[c.name]
                 for c in table.c
-                if c.name not in ("pmid", "first_seen")
+                if c.name not in ("item", "first_seen")
             }
             stmt = stmt.on_conflict_do_update(
-                index_elements=["pmid"],
+                index_elements=["item"],
                 set_=changing,
                 where=cast(table.c.record, Text) != cast(stmt.excluded.record, Text),
             )
@@ -217,78 +265,85 @@ class Store:
             self._upsert_sql = (str(compiled), compiled.positiontup)
         return self._upsert_sql
 
-    def articles(self, pmids: Iterable[int]) -> dict[int, Article]:
-        out: dict[int, Article] = {}
+    @mapped
+    def articles(self, items: Iterable[ItemKey]) -> dict[ItemKey, Article]:
+        """The stored record of each item, by its stable key."""
+        out: dict[ItemKey, Article] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(list(pmids), _CHUNK):
-                query = select(ArticleRow.pmid, ArticleRow.record).where(ArticleRow.pmid.in_(chunk))
-                for pmid, record in conn.execute(query):
-                    out[pmid] = Article.from_json(record)
+            for chunk in _chunks(list(items), _CHUNK):
+                query = select(ArticleRow.item, ArticleRow.record).where(ArticleRow.item.in_(chunk))
+                for item, record in conn.execute(query):
+                    out[item] = Article.from_json(record)
         return out
 
     # Records owed: matched for delivery, not (yet) stored
 
-    def awaited_records(self, subscriptions: Sequence[str]) -> dict[int, AwaitedRecord]:
-        """PMIDs some of `subscriptions` matched for delivery whose record the store lacks,
-        with what the polls that asked NCBI for them recorded."""
+    @mapped
+    def awaited_records(self, subscriptions: Sequence[str]) -> dict[ItemKey, AwaitedRecord]:
+        """Items some of `subscriptions` matched for delivery whose record the store lacks,
+        with what the polls that asked for them recorded."""
         owed = (
-            select(MatchRow.pmid, MatchRow.subscription)
-            .outerjoin(ArticleRow, ArticleRow.pmid == MatchRow.pmid)
+            select(MatchRow.item, MatchRow.subscription)
+            .outerjoin(ArticleRow, ArticleRow.item == MatchRow.item)
             .where(
                 MatchRow.deliver.is_(True),
                 MatchRow.subscription.in_(list(subscriptions)),
-                ArticleRow.pmid.is_(None),
+                ArticleRow.item.is_(None),
             )
-            .order_by(MatchRow.pmid, MatchRow.subscription)
+            .order_by(MatchRow.item, MatchRow.subscription)
         )
-        subs: dict[int, list[str]] = {}
+        subs: dict[ItemKey, list[str]] = {}
         with self.engine.connect() as conn:
-            for pmid, sub in conn.execute(owed):
-                subs.setdefault(pmid, []).append(sub)
+            for item, sub in conn.execute(owed):
+                subs.setdefault(item, []).append(sub)
             rows = {
-                r.pmid: r
+                r.item: r
                 for chunk in _chunks(list(subs), _CHUNK)
                 for r in conn.execute(
-                    select(AwaitedRecordRow).where(AwaitedRecordRow.pmid.in_(chunk))
+                    select(AwaitedRecordRow).where(AwaitedRecordRow.item.in_(chunk))
                 )
             }
         out = {}
-        for pmid, names in subs.items():
-            r = rows.get(pmid)
-            out[pmid] = (
+        for item, names in subs.items():
+            r = rows.get(item)
+            out[item] = (
                 AwaitedRecord(
-                    pmid, tuple(names), r.attempts, r.first_missing_at, r.last_attempt_at, r.reason
+                    item, tuple(names), r.attempts, r.first_missing_at, r.last_attempt_at, r.reason
                 )
                 if r is not None
-                else AwaitedRecord(pmid, tuple(names))
+                else AwaitedRecord(item, tuple(names))
             )
         return out
 
-    def record_attempts(self, pmids: Iterable[int]) -> dict[int, tuple[int, datetime, datetime]]:
-        """PMID → (attempts, first miss, last attempt) for those of `pmids` NCBI did not give
-        before."""
-        ids = list(dict.fromkeys(pmids))
-        out: dict[int, tuple[int, datetime, datetime]] = {}
+    @mapped
+    def record_attempts(
+        self, items: Iterable[ItemKey]
+    ) -> dict[ItemKey, tuple[int, datetime, datetime]]:
+        """item → (attempts, first miss, last attempt) for those of `items` whose record did
+        not come before."""
+        ids = list(dict.fromkeys(items))
+        out: dict[ItemKey, tuple[int, datetime, datetime]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(ids, _CHUNK):
                 query = select(
-                    AwaitedRecordRow.pmid,
+                    AwaitedRecordRow.item,
                     AwaitedRecordRow.attempts,
                     AwaitedRecordRow.first_missing_at,
                     AwaitedRecordRow.last_attempt_at,
-                ).where(AwaitedRecordRow.pmid.in_(chunk))
-                for pmid, attempts, first, last in conn.execute(query):
-                    out[pmid] = (attempts, first, last)
+                ).where(AwaitedRecordRow.item.in_(chunk))
+                for item, attempts, first, last in conn.execute(query):
+                    out[item] = (attempts, first, last)
         return out
 
-    def record_missing(self, reasons: dict[int, str], now: datetime) -> None:
-        """One more unsuccessful attempt at each PMID's record, with why."""
+    @mapped
+    def record_missing(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
+        """One more unsuccessful attempt at each item's record, with why."""
         if not reasons:
             return
         table = AwaitedRecordRow.__table__
         stmt = self._insert(table)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["pmid"],
+            index_elements=["item"],
             set_={
                 "attempts": table.c.attempts + 1,
                 "last_attempt_at": stmt.excluded.last_attempt_at,
@@ -296,30 +351,31 @@ class Store:
             },
         )
         rows = [
-            dict(pmid=p, first_missing_at=now, last_attempt_at=now, attempts=1, reason=r[:500])
+            dict(item=p, first_missing_at=now, last_attempt_at=now, attempts=1, reason=r[:500])
             for p, r in reasons.items()
         ]
         with self.engine.begin() as conn:
             for chunk in _chunks(rows, _CHUNK):
                 conn.execute(stmt, list(chunk))
 
-    def forget_missing(self, pmids: Iterable[int]) -> None:
+    @mapped
+    def forget_missing(self, items: Iterable[ItemKey]) -> None:
         """These records arrived: nothing is awaited for them any more."""
-        ids = list(dict.fromkeys(pmids))
+        ids = list(dict.fromkeys(items))
         with self.engine.begin() as conn:
             for chunk in _chunks(ids, _CHUNK):
-                conn.execute(delete(AwaitedRecordRow).where(AwaitedRecordRow.pmid.in_(chunk)))
+                conn.execute(delete(AwaitedRecordRow).where(AwaitedRecordRow.item.in_(chunk)))
 
+    @mapped
     def count_articles(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(ArticleRow)).scalar_one())
 
     # Subscriptions and their poll state
 
-    def sync_subscriptions(
-        self, subs: Sequence[tuple[str, str, Sequence[str]]], now: datetime
-    ) -> list[str]:
-        """Make the store agree with the config: (name, fingerprint, recipients) per subscription.
+    @mapped
+    def sync_subscriptions(self, subs: Sequence[Subscription], now: datetime) -> list[str]:
+        """Make the store agree with the config's subscriptions.
 
         A new name starts clean; a changed fingerprint (the query or feed changed) restarts its
         window; a new recipient receives papers matched from now on. Returns what changed.
@@ -330,7 +386,8 @@ class Store:
             subscribers = {
                 (r.subscription, r.recipient.lower()) for r in s.scalars(select(SubscriberRow))
             }
-            for name, fingerprint, recipients in subs:
+            for sub in subs:
+                name, fingerprint, recipients = sub.name, sub.fingerprint, sub.recipients
                 state = states.get(name)
                 if state is None:
                     # ON CONFLICT: another instance on the same store may add it at the same time
@@ -354,19 +411,22 @@ class Store:
                     s.execute(self._insert(SubscriberRow.__table__).on_conflict_do_nothing(), new)
         return changes
 
+    @mapped
     def poll_state(self, name: str) -> PollState | None:
         with self.session() as s:
             row = s.get(SubscriptionState, name)
             return _poll_state(row) if row else None
 
+    @mapped
     def poll_states(self) -> dict[str, PollState]:
         with self.session() as s:
             return {r.name: _poll_state(r) for r in s.scalars(select(SubscriptionState))}
 
+    @mapped
     def commit_poll(
         self,
         name: str,
-        pmids: Sequence[int],
+        items: Sequence[ItemKey],
         *,
         source: str,
         deliver: bool,
@@ -383,7 +443,7 @@ class Store:
         poll's overlap window costs no duplicates.
         """
         with self.session() as s:
-            new = self._add_matches(s, name, pmids, source, deliver, now)
+            new = self._add_matches(s, name, items, source, deliver, now)
             values: dict[str, Any] = dict(
                 last_poll_at=now,
                 last_success_at=now,
@@ -403,20 +463,33 @@ class Store:
         return new
 
     def _add_matches(
-        self, s: Session, name: str, pmids: Sequence[int], source: str, deliver: bool, now: datetime
+        self,
+        s: Session,
+        name: str,
+        keys: Sequence[ItemKey],
+        source: str,
+        deliver: bool,
+        now: datetime,
     ) -> int:
+        """Match `keys` as the items they name: a paper found by PMID and by DOI is one match."""
         new = 0
-        ids = list(dict.fromkeys(pmids))
+        conn = s.connection()
+        wanted = list(dict.fromkeys(keys))
+        found = _lookup(conn, wanted)
+        # Every key seen gets its identifier row, so a record that arrives later under another
+        # of its identifiers (a DOI, then a PMID) finds this item.
+        _record_identifiers(conn, self._insert, {k: k for k in wanted if k not in found})
+        ids = list(dict.fromkeys(found.get(k, k) for k in wanted))
         for chunk in _chunks(ids, _CHUNK):
             have = set(
                 s.scalars(
-                    select(MatchRow.pmid).where(
-                        MatchRow.subscription == name, MatchRow.pmid.in_(chunk)
+                    select(MatchRow.item).where(
+                        MatchRow.subscription == name, MatchRow.item.in_(chunk)
                     )
                 )
             )
             rows = [
-                dict(subscription=name, pmid=p, source=source, matched_at=now, deliver=deliver)
+                dict(subscription=name, item=p, source=source, matched_at=now, deliver=deliver)
                 for p in chunk
                 if p not in have
             ]
@@ -426,6 +499,7 @@ class Store:
                 new += len(rows)
         return new
 
+    @mapped
     def record_poll_error(self, name: str, error: str, now: datetime) -> None:
         with self.session() as s:
             s.execute(
@@ -434,11 +508,18 @@ class Store:
                 .values(last_poll_at=now, last_error=safe_message(error), last_error_at=now)
             )
 
+    @mapped
     def record_backfill(
-        self, name: str, pmids: Sequence[int], *, deliver: bool, now: datetime, done_through: date
+        self,
+        name: str,
+        items: Sequence[ItemKey],
+        *,
+        deliver: bool,
+        now: datetime,
+        done_through: date,
     ) -> int:
         with self.session() as s:
-            new = self._add_matches(s, name, pmids, "backfill", deliver, now)
+            new = self._add_matches(s, name, items, "backfill", deliver, now)
             s.execute(
                 update(SubscriptionState)
                 .where(SubscriptionState.name == name)
@@ -446,6 +527,7 @@ class Store:
             )
         return new
 
+    @mapped
     def match_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -455,10 +537,11 @@ class Store:
 
     # Digests
 
+    @mapped
     def pending_papers(
         self, recipient: str, subscriptions: Sequence[str], *, stored: bool = True
-    ) -> dict[int, list[str]]:
-        """Papers due to `recipient` from `subscriptions`: PMID → the matching subscriptions.
+    ) -> dict[ItemKey, list[str]]:
+        """Papers due to `recipient` from `subscriptions`: item → the matching subscriptions.
 
         Due means: matched for delivery after the recipient joined that subscription, stored,
         not yet delivered to them, and not waiting in one of their pending digests. With
@@ -466,37 +549,38 @@ class Store:
         """
         rcpt = recipient.lower()
         in_pending = (
-            select(DigestItemRow.pmid)
+            select(DigestItemRow.item)
             .join(DigestRow, DigestRow.id == DigestItemRow.digest_id)
             .where(DigestRow.recipient == rcpt, DigestRow.state == "pending")
         )
         query = (
-            select(MatchRow.pmid, MatchRow.subscription)
+            select(MatchRow.item, MatchRow.subscription)
             .join(
                 SubscriberRow,
                 (SubscriberRow.subscription == MatchRow.subscription)
                 & (SubscriberRow.recipient == rcpt),
             )
-            .outerjoin(ArticleRow, ArticleRow.pmid == MatchRow.pmid)
+            .outerjoin(ArticleRow, ArticleRow.item == MatchRow.item)
             .outerjoin(
-                DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.pmid == MatchRow.pmid)
+                DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.item == MatchRow.item)
             )
             .where(
-                ArticleRow.pmid.is_not(None) if stored else ArticleRow.pmid.is_(None),
+                ArticleRow.item.is_not(None) if stored else ArticleRow.item.is_(None),
                 MatchRow.deliver.is_(True),
                 MatchRow.matched_at >= SubscriberRow.since,
                 MatchRow.subscription.in_(list(subscriptions)),
-                DeliveryRow.pmid.is_(None),
-                MatchRow.pmid.not_in(in_pending),
+                DeliveryRow.item.is_(None),
+                MatchRow.item.not_in(in_pending),
             )
-            .order_by(MatchRow.pmid)
+            .order_by(ArticleRow.pmid, MatchRow.item)
         )
-        papers: dict[int, list[str]] = {}
+        papers: dict[ItemKey, list[str]] = {}
         with self.engine.connect() as conn:
-            for pmid, sub in conn.execute(query):
-                papers.setdefault(pmid, []).append(sub)
+            for item, sub in conn.execute(query):
+                papers.setdefault(item, []).append(sub)
         return papers
 
+    @mapped
     def undelivered_counts(self, *, stored: bool = True) -> dict[str, int]:
         """Per recipient, how many papers await delivery (in any subscription they follow); with
         stored=False, how many more await their record from NCBI first."""
@@ -510,6 +594,7 @@ class Store:
             out[rcpt] = len(self.pending_papers(rcpt, subs, stored=stored))
         return out
 
+    @mapped
     def create_digest(
         self,
         *,
@@ -517,7 +602,7 @@ class Store:
         schedule: str,
         message_id: str,
         message: bytes,
-        pmids: Sequence[int],
+        items: Sequence[ItemKey],
         now: datetime,
     ) -> int:
         """Record a digest as pending, with its papers, before any attempt to send it."""
@@ -530,31 +615,32 @@ class Store:
                 created_at=now,
                 attempts=0,
                 message=message,
-                paper_count=len(pmids),
+                paper_count=len(items),
             )
             s.add(row)
             s.flush()
-            if pmids:
+            if items:
                 s.execute(
                     self._insert(DigestItemRow.__table__),
-                    [dict(digest_id=row.id, pmid=p) for p in pmids],
+                    [dict(digest_id=row.id, item=p) for p in items],
                 )
             return row.id
 
+    @mapped
     def pending_digests(self, recipients: Iterable[str] | None = None) -> list[PendingDigest]:
         with self.session() as s:
             query = select(DigestRow).where(DigestRow.state == "pending").order_by(DigestRow.id)
             if recipients is not None:
                 query = query.where(DigestRow.recipient.in_([r.lower() for r in recipients]))
             rows = list(s.scalars(query))
-            items: dict[int, list[int]] = {}
+            items: dict[int, list[ItemKey]] = {}
             if rows:
-                for digest_id, pmid in s.execute(
-                    select(DigestItemRow.digest_id, DigestItemRow.pmid).where(
+                for digest_id, item in s.execute(
+                    select(DigestItemRow.digest_id, DigestItemRow.item).where(
                         DigestItemRow.digest_id.in_([r.id for r in rows])
                     )
                 ):
-                    items.setdefault(digest_id, []).append(pmid)
+                    items.setdefault(digest_id, []).append(item)
             return [
                 PendingDigest(
                     r.id,
@@ -567,6 +653,7 @@ class Store:
                 for r in rows
             ]
 
+    @mapped
     def mark_digest_sent(self, digest_id: int, now: datetime) -> bool:
         """pending → sent and its papers → delivered, in one transaction.
 
@@ -582,17 +669,18 @@ class Store:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             row = s.get_one(DigestRow, digest_id)
-            pmids = s.scalars(
-                select(DigestItemRow.pmid).where(DigestItemRow.digest_id == digest_id)
+            items = s.scalars(
+                select(DigestItemRow.item).where(DigestItemRow.digest_id == digest_id)
             )
             rows = [
-                dict(recipient=row.recipient, pmid=p, digest_id=digest_id, delivered_at=now)
-                for p in pmids
+                dict(recipient=row.recipient, item=p, digest_id=digest_id, delivered_at=now)
+                for p in items
             ]
             if rows:
                 s.execute(self._insert(DeliveryRow.__table__).on_conflict_do_nothing(), rows)
             return True
 
+    @mapped
     def mark_digest_attempt(self, digest_id: int, error: str, *, permanent: bool) -> None:
         """Record a failed send. Transient: stays pending for the next run. Permanent: failed,
         and its papers become due again, so nothing is lost if the address is fixed."""
@@ -608,6 +696,7 @@ class Store:
                 .values(**values)
             )
 
+    @mapped
     def digest_states(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -625,18 +714,19 @@ class Store:
             )
             return [dict(r._mapping) for r in rows]
 
+    @mapped
     def undelivered_digests(self) -> list[dict[str, Any]]:
         """Digests that explain papers awaiting delivery, oldest first: each pending one (it is
         retried on the next run), and each failed one while any of its papers is still
         undelivered to its recipient (a later digest carries them once the address works)."""
         still_owed = (
-            select(DigestItemRow.pmid)
+            select(DigestItemRow.item)
             .outerjoin(
                 DeliveryRow,
                 (DeliveryRow.recipient == DigestRow.recipient)
-                & (DeliveryRow.pmid == DigestItemRow.pmid),
+                & (DeliveryRow.item == DigestItemRow.item),
             )
-            .where(DigestItemRow.digest_id == DigestRow.id, DeliveryRow.pmid.is_(None))
+            .where(DigestItemRow.digest_id == DigestRow.id, DeliveryRow.item.is_(None))
             .exists()
         )
         query = (
@@ -655,19 +745,22 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def delivered_pmids(self, recipient: str) -> set[int]:
+    @mapped
+    def delivered_items(self, recipient: str) -> set[ItemKey]:
         with self.engine.connect() as conn:
             return set(
                 conn.execute(
-                    select(DeliveryRow.pmid).where(DeliveryRow.recipient == recipient.lower())
+                    select(DeliveryRow.item).where(DeliveryRow.recipient == recipient.lower())
                 ).scalars()
             )
 
+    @mapped
     def last_digest_run(self, schedule: str) -> datetime | None:
         with self.session() as s:
             row = s.get(DigestRunRow, schedule)
             return row.last_run_at if row else None
 
+    @mapped
     def set_digest_run(self, schedule: str, when: datetime) -> None:
         stmt = self._insert(DigestRunRow.__table__).values(schedule=schedule, last_run_at=when)
         stmt = stmt.on_conflict_do_update(index_elements=["schedule"], set_={"last_run_at": when})
@@ -676,12 +769,14 @@ class Store:
 
     # Small key/value facts (the daemon's heartbeat)
 
+    @mapped
     def set_meta(self, key: str, value: str) -> None:
         stmt = self._insert(MetaRow.__table__).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
         with self.engine.begin() as conn:
             conn.execute(stmt)
 
+    @mapped
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
@@ -720,7 +815,7 @@ class Store:
 
     @contextmanager
     def _pg_advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
-        with self.engine.connect() as conn:
+        with store_errors(), self.engine.connect() as conn:
             held = {
                 k
                 for k in keys
@@ -810,9 +905,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def article_rows(articles: Iterable[Article], now: datetime) -> list[dict[str, Any]]:
-    """Rows for the articles table, JSON already serialised; a PMID given twice counts once."""
-    return [_article_row(a, now) for a in {a.pmid: a for a in articles}.values()]
+def article_rows(
+    articles: Iterable[Article], now: datetime, items: Mapping[int, ItemKey] | None = None
+) -> list[dict[str, Any]]:
+    """Rows for the articles table, JSON already serialised; a PMID given twice counts once.
+    `items` gives the item each PMID's record belongs to (default: its own pmid: key)."""
+    items = items or {}
+    return [
+        _article_row(a, now, items.get(a.pmid) or pmid_key(a.pmid))
+        for a in {a.pmid: a for a in articles}.values()
+    ]
 
 
 # Field bounds for stored articles, far above any real record (the longest real titles run to
@@ -911,11 +1013,12 @@ def _opt(text: str | None, limit: int) -> str | None:
     return None if text is None else cap(text, limit)
 
 
-def _article_row(a: Article, now: datetime) -> dict[str, Any]:
+def _article_row(a: Article, now: datetime, item: ItemKey) -> dict[str, Any]:
     a = bounded(a)
     record = a.to_json()
     dumps = json.dumps
     return dict(
+        item=item,
         pmid=a.pmid,
         version=a.version,
         doi=a.doi,
@@ -960,6 +1063,102 @@ def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[t
             values[i] = as_text(values[i])
         out.append(tuple(values))
     return out
+
+
+def _lookup(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]:
+    """The item each of `keys` names, for the keys the store has an identifier row for."""
+    by_scheme: dict[str, dict[str, ItemKey]] = {}
+    for k in keys:
+        scheme, value = split(k)
+        by_scheme.setdefault(scheme, {})[value] = k
+    out: dict[ItemKey, ItemKey] = {}
+    for scheme, values in by_scheme.items():
+        for chunk in _chunks(list(values), _CHUNK):
+            query = select(IdentifierRow.value, IdentifierRow.item).where(
+                IdentifierRow.scheme == scheme, IdentifierRow.value.in_(chunk)
+            )
+            for value, item in conn.execute(query):
+                out[values[value]] = item
+    return out
+
+
+def _resolve(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]:
+    found = _lookup(conn, keys)
+    return {k: found.get(k, k) for k in keys}
+
+
+def _record_identifiers(
+    conn: Connection, insert: Callable[[Any], Any], items: Mapping[ItemKey, ItemKey]
+) -> None:
+    """identifier → item rows; an identifier already recorded keeps its item."""
+    rows = []
+    for k, item in items.items():
+        scheme, value = split(k)
+        rows.append(dict(scheme=scheme, value=value, item=item))
+    for chunk in _chunks(rows, _CHUNK):
+        conn.execute(insert(IdentifierRow.__table__).on_conflict_do_nothing(), list(chunk))
+
+
+def _attach(
+    conn: Connection, insert: Callable[[Any], Any], articles: Sequence[Article]
+) -> dict[int, ItemKey]:
+    """The item each record belongs to (PMID → key), its identifiers recorded.
+
+    A record joins the item any of its identifiers names, unless that item is another PubMed
+    record's (two PMIDs are never one item: a DOI they share stays with the first). When its
+    PMID and another identifier name two items, they are proven one and merged."""
+    ids = {a.pmid: list(identifiers(a)) for a in articles}
+    found = _lookup(conn, [k for keys in ids.values() for k in keys])
+    pubmed = _items_with_pmid(
+        conn, {found[k] for keys in ids.values() for k in keys[1:] if k in found}
+    )
+    out: dict[int, ItemKey] = {}
+    new: dict[ItemKey, ItemKey] = {}
+    for pmid, (own, *others) in ids.items():
+        item = found.get(own)
+        for k in others:
+            other = found.get(k)
+            if other is None or other == item or other in pubmed:
+                continue
+            if item is None:
+                item = other  # first found under another identifier: it keeps that key
+            else:
+                _merge(conn, loser=other, survivor=item)
+        out[pmid] = item or own
+        new.update({k: out[pmid] for k in (own, *others) if k not in found})
+    _record_identifiers(conn, insert, new)
+    return out
+
+
+def _items_with_pmid(conn: Connection, items: Iterable[ItemKey]) -> set[ItemKey]:
+    out: set[ItemKey] = set()
+    for chunk in _chunks(list(items), _CHUNK):
+        out.update(
+            conn.execute(
+                select(IdentifierRow.item).where(
+                    IdentifierRow.scheme == "pmid", IdentifierRow.item.in_(chunk)
+                )
+            ).scalars()
+        )
+    return out
+
+
+def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
+    """Two items proven one: the loser's identifiers, matches, digest items and deliveries move
+    to the survivor (where the survivor has its own, the loser's go), in the caller's
+    transaction. Deliveries move too, so a merge never announces a paper again."""
+    log.info("%s and %s are one item: merged into %s", loser, survivor, survivor)
+    _move(conn, MatchRow, MatchRow.subscription, loser, survivor)
+    _move(conn, DeliveryRow, DeliveryRow.recipient, loser, survivor)
+    _move(conn, DigestItemRow, DigestItemRow.digest_id, loser, survivor)
+    conn.execute(update(IdentifierRow).where(IdentifierRow.item == loser).values(item=survivor))
+    conn.execute(delete(ArticleRow).where(ArticleRow.item == loser))
+
+
+def _move(conn: Connection, entity: Any, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:
+    taken = select(owner).where(entity.item == survivor).scalar_subquery()
+    conn.execute(delete(entity).where(entity.item == loser, owner.in_(taken)))
+    conn.execute(update(entity).where(entity.item == loser).values(item=survivor))
 
 
 def _poll_state(row: SubscriptionState) -> PollState:

@@ -1,5 +1,6 @@
 """A PubMed RSS feed → the PMIDs it lists. The full records then come through efetch, so a feed's
-paper is as complete as a search's.
+paper is as complete as a search's. The HTTP part is the shared layer's (sources/http.py), so a
+feed on an NCBI host counts against NCBI's rate limit like any E-utilities request.
 
 PubMed's item links carry tracking parameters (utm_*, fc=…) that change on every fetch, so an item
 is identified by its PMID, never by its URL.
@@ -9,13 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import feedparser
 from lxml import etree
 
 from watcher.errors import FeedError
-from watcher.sources.eutils import EUtils
+from watcher.identity import pmid_key
+from watcher.models import PollState, Subscription
+from watcher.sources.base import Discovery, Records
+from watcher.sources.eutils_answers import check_body
+from watcher.sources.http import Http
 
 _GUID = re.compile(r"^\s*pubmed:(\d+)\s*$", re.I)
 _DC_PMID = re.compile(r"\bpmid:\s*(\d+)", re.I)
@@ -33,10 +39,11 @@ class FeedResult:
 
 
 def read_feed(
-    client: EUtils, url: str, etag: str | None = None, last_modified: str | None = None
+    http: Http, url: str, etag: str | None = None, last_modified: str | None = None
 ) -> FeedResult:
     """Fetch `url` (conditionally: an unchanged feed costs one 304) and extract its PMIDs."""
-    resp = client.get_feed(url, etag, last_modified)
+    # An HTML error page or a JSON error under 200 is a hiccup, as for E-utilities.
+    resp = http.get_conditional(url, etag, last_modified, check=check_body)
     if resp.status == 304:
         return FeedResult([], True, etag, last_modified)
     pmids, title = parse_feed(resp.body, url)
@@ -91,3 +98,26 @@ def _all_dc_identifiers(body: bytes, n_entries: int) -> list[list[str]]:
         return empty
     items = [[(x.text or "") for x in item.iter(_DC_IDENTIFIER)] for item in root.iter("item")]
     return items if len(items) == n_entries else empty
+
+
+class PubmedFeed:
+    """A PubMed RSS subscription: the feed lists PMIDs (an unchanged feed costs one 304); the
+    records then come through `records` (efetch)."""
+
+    def __init__(self, http: Http, records: Records) -> None:
+        self.http = http
+        self.records = records
+
+    def host(self, sub: Subscription) -> str:
+        return urlsplit(sub.rss or "").netloc
+
+    def find(self, sub: Subscription, state: PollState | None, now: datetime) -> Discovery:
+        assert sub.rss is not None
+        feed = read_feed(
+            self.http,
+            sub.rss,
+            state.etag if state else None,
+            state.last_modified if state else None,
+        )
+        items = [pmid_key(p) for p in feed.pmids]
+        return Discovery(items, "rss", etag=feed.etag, last_modified=feed.last_modified)

@@ -1,0 +1,220 @@
+"""Delivery: the outbox. For each schedule and recipient, retry their pending digests, then
+compose, record and send one digest of what is new, with the store's bookkeeping around each
+attempt. Collaborators (store, transport, renderer, clock) come in as arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from watcher.config import Config
+from watcher.digest import DigestContext, Rendered, Renderer, build_digest, recipients_of
+from watcher.drugs import vocabulary
+from watcher.errors import MailError
+from watcher.mail import build_message, new_message_id
+from watcher.paths import private_dir, write_private
+from watcher.schedule import schedule_key
+from watcher.store import Store
+from watcher.transports.base import OutgoingDigest, Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DigestReport:
+    sent: list[str] = field(default_factory=list)  # Message-IDs
+    retried: int = 0
+    pending: int = 0
+    failed: list[str] = field(default_factory=list)  # "recipient: error"
+    skipped_empty: int = 0
+    skipped_busy: list[str] = field(default_factory=list)  # recipients another process had
+
+
+def send_digests(
+    config: Config,
+    store: Store,
+    transport: Transport,
+    now: datetime,
+    *,
+    schedules: Sequence[tuple[str, str]] | None = None,
+    renderer: Renderer | None = None,
+) -> DigestReport:
+    """For each schedule (default: all of the config's) and each of its recipients: retry their
+    pending digests, then build, record and send one digest of what is new."""
+    renderer = renderer or Renderer(config.mail.templates)
+    report = DigestReport()
+    groups = config.schedules
+    keys = list(groups) if schedules is None else list(schedules)
+    everyone = recipients_of(s for k in keys for s in groups.get(k, []))
+
+    for key in keys:
+        subs = groups.get(key, [])
+        for rcpt in recipients_of(subs):
+            # One process per recipient at a time, from choosing the papers to the server's
+            # answer: a second process (another daemon, `watcher digest` beside `watcher run`)
+            # skips this recipient instead of composing or resending their digest.
+            lock = f"digest:{rcpt}"
+            with store.advisory_locks([lock]) as held:
+                if held:
+                    _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
+                else:
+                    _skip_busy(store, lock, rcpt, report)
+        store.set_digest_run(schedule_key(*key), now)
+    report.pending = len(store.pending_digests(everyone))
+    return report
+
+
+def _skip_busy(store: Store, lock: str, rcpt: str, report: DigestReport) -> None:
+    holder = store.lock_holder(lock)
+    log.warning(
+        "digest to %s skipped: another watcher process%s is mailing them right now; "
+        "it sends what is due",
+        rcpt,
+        f" ({holder})" if holder else "",
+        extra={"fields": {"event": "digest_skipped", "recipient": rcpt, "reason": "locked"}},
+    )
+    report.skipped_busy.append(rcpt)
+
+
+@dataclass(frozen=True)
+class Composed:
+    ctx: DigestContext
+    rendered: Rendered
+    message_id: str
+    message: bytes
+
+    def outgoing(self, recipient: str) -> OutgoingDigest:
+        r = self.rendered
+        return OutgoingDigest(recipient, self.message_id, r.subject, r.text, r.html, self.message)
+
+
+def compose(
+    config: Config, store: Store, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
+) -> Composed | None:
+    """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
+    (and `send_empty` is off)."""
+    mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
+    papers = store.pending_papers(rcpt, mine)
+    ctx = build_digest(
+        rcpt,
+        papers,
+        store.articles(papers),
+        config.subscriptions,
+        config.mail,
+        config.path,
+        now,
+        drugs=vocabulary(config.drugs),
+    )
+    if ctx.total == 0 and not config.mail.send_empty:
+        return None
+    rendered = renderer.render(ctx)
+    message_id = new_message_id(config.mail.from_addr)
+    message = build_message(
+        rendered,
+        config.mail.from_addr,
+        rcpt,
+        message_id,
+        now,
+        from_name=config.mail.from_name,
+        to_name=config.display_name(rcpt),
+    )
+    return Composed(ctx, rendered, message_id, message)
+
+
+def _recipient_digest(
+    config: Config,
+    store: Store,
+    transport: Transport,
+    renderer: Renderer,
+    key: tuple[str, str],
+    rcpt: str,
+    now: datetime,
+    report: DigestReport,
+) -> None:
+    for pending in store.pending_digests([rcpt]):
+        report.retried += 1
+        outgoing = OutgoingDigest.from_mime(pending.recipient, pending.message, pending.message_id)
+        _deliver(store, transport, pending.id, outgoing, now, report)
+    digest = compose(config, store, renderer, key, rcpt, now)
+    if digest is None:
+        report.skipped_empty += 1
+        return
+    digest_id = store.create_digest(
+        recipient=rcpt,
+        schedule=schedule_key(*key),
+        message_id=digest.message_id,
+        message=digest.message,
+        items=list(digest.ctx.items),
+        now=now,
+    )
+    _deliver(store, transport, digest_id, digest.outgoing(rcpt), now, report)
+
+
+def _deliver(
+    store: Store,
+    transport: Transport,
+    digest_id: int,
+    digest: OutgoingDigest,
+    now: datetime,
+    report: DigestReport,
+) -> None:
+    rcpt, message_id = digest.recipient, digest.message_id
+    try:
+        transport.send(digest)
+    except MailError as exc:
+        store.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
+        report.failed.append(f"{rcpt}: {exc}")
+        log.error(
+            "digest %s to %s %s: %s",
+            message_id,
+            rcpt,
+            "refused" if exc.permanent else "not sent, retried next run",
+            exc,
+            extra={
+                "fields": {
+                    "event": "digest_error",
+                    "recipient": rcpt,
+                    "message_id": message_id,
+                    "permanent": exc.permanent,
+                }
+            },
+        )
+        return
+    if store.mark_digest_sent(digest_id, now):
+        report.sent.append(message_id)
+        log.info(
+            "digest %s sent to %s",
+            message_id,
+            rcpt,
+            extra={"fields": {"event": "digest_sent", "recipient": rcpt, "message_id": message_id}},
+        )
+
+
+def write_dry_run(
+    config: Config, store: Store, out: Path, now: datetime, renderer: Renderer | None = None
+) -> list[Path]:
+    """Every digest that would go out now, as .eml (and .html beside it); nothing is marked."""
+    renderer = renderer or Renderer(config.mail.templates)
+    try:
+        private_dir(out)
+    except OSError as exc:
+        raise MailError.unusable_folder("the --out folder", out, exc) from None
+    written = []
+    for key, subs in config.schedules.items():
+        for rcpt in recipients_of(subs):
+            digest = compose(config, store, renderer, key, rcpt, now)
+            if digest is None:
+                continue
+            stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")
+            try:
+                write_private(out / f"{stem}.eml", digest.message)
+                write_private(out / f"{stem}.html", digest.rendered.html.encode("utf-8"))
+            except OSError as exc:
+                raise MailError.unusable_folder("the --out folder", out, exc) from None
+            written.append(out / f"{stem}.eml")
+    return written

@@ -1,0 +1,47 @@
+"""What an item is known by: a stable key `scheme:value` (pmid:123, doi:10.…, ppr:PPR123,
+nct:NCT01234567, pmcid:PMC123), and the other identifiers recorded beside it, so that a paper
+found by DOI and later by PMID, or a preprint and its journal version, are one item. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from watcher.models import Article
+
+ItemKey = str  # "scheme:value"; see key() for the normal form
+SCHEMES = ("pmid", "doi", "pmcid", "ppr", "nct")
+
+
+def key(scheme: str, value: str | int) -> ItemKey:
+    """The normal form: DOIs are case-insensitive (lower-cased); PMC, preprint and trial ids
+    are written in capitals."""
+    text = str(value).strip()
+    if scheme == "doi":
+        text = text.lower()
+    elif scheme in ("pmcid", "ppr", "nct"):
+        text = text.upper()
+    return f"{scheme}:{text}"
+
+
+def pmid_key(pmid: int) -> ItemKey:
+    return f"pmid:{pmid}"
+
+
+def split(item: ItemKey) -> tuple[str, str]:
+    scheme, _, value = item.partition(":")
+    return scheme, value
+
+
+def pmid_of(item: ItemKey) -> int | None:
+    scheme, value = split(item)
+    return int(value) if scheme == "pmid" and value.isdigit() else None
+
+
+def identifiers(article: Article) -> Iterator[ItemKey]:
+    """Every identifier a record carries, its own key first."""
+    yield pmid_key(article.pmid)
+    if article.doi:
+        yield key("doi", article.doi)
+    if article.pmcid:
+        yield key("pmcid", article.pmcid)

@@ -1,0 +1,53 @@
+"""What a source is, for poll: find what is new for a subscription since its saved state, and
+fetch full records by id. Each kind of subscription has one, listed in sources/registry.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol, runtime_checkable
+
+from watcher.identity import ItemKey
+from watcher.models import Article, PollState, Subscription
+from watcher.sources.pubmed_xml import ErrorSink
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """What a source found for one subscription, not yet committed."""
+
+    items: list[ItemKey]  # stable keys: pmid:123, doi:10.…
+    label: str  # how it was found, kept on each match: esearch | rss
+    window_end: date | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class Records(Protocol):
+    """Full records by id; one fetcher may serve several sources (PubMed's search and RSS both
+    fetch through efetch), so poll fetches an id once however many sources found it."""
+
+    batch_size: int
+
+    def fetch_items(
+        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
+    ) -> Iterator[Article]: ...
+
+
+class Source(Protocol):
+    records: Records
+
+    def host(self, sub: Subscription) -> str:
+        """The host a subscription's finding asks: one that never answers is not asked again
+        in the same poll."""
+        ...
+
+    def find(self, sub: Subscription, state: PollState | None, now: datetime) -> Discovery: ...
+
+
+@runtime_checkable
+class History(Protocol):
+    """A source that can also list everything in a past date window (for `watcher backfill`)."""
+
+    def find_window(self, sub: Subscription, start: date, end: date) -> list[ItemKey]: ...

@@ -1,0 +1,56 @@
+"""Which source serves which kind of subscription. A new kind is one module in watcher/sources/
+and one line here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from watcher.models import Subscription
+from watcher.sources.base import Source
+from watcher.sources.eutils import EUtils
+from watcher.sources.http import Http
+from watcher.sources.pubmed_search import PubmedSearch
+from watcher.sources.rss import PubmedFeed
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The shared parts sources are built from (made once per process by watcher/wiring.py)."""
+
+    http: Http
+    pubmed: EUtils
+    datetype: str = "crdt"
+    overlap_days: int = 3
+
+
+SOURCES: dict[str, Callable[[Kit], Source]] = {
+    "query": lambda kit: PubmedSearch(
+        kit.pubmed, datetype=kit.datetype, overlap_days=kit.overlap_days
+    ),
+    "rss": lambda kit: PubmedFeed(kit.http, kit.pubmed),
+}
+
+
+class Sources:
+    """The sources of one process, by subscription kind, and what they spent together."""
+
+    def __init__(self, kit: Kit, registry: Mapping[str, Callable[[Kit], Source]] = SOURCES):
+        self.kit = kit
+        self.by_kind = {kind: build(kit) for kind, build in registry.items()}
+
+    def __getitem__(self, sub: Subscription) -> Source:
+        return self.by_kind[sub.kind]
+
+    @property
+    def requests(self) -> int:
+        return self.kit.http.counters.requests
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        return self.kit.http.sleep
+
+
+def pubmed_sources(client: EUtils, *, datetype: str = "crdt", overlap_days: int = 3) -> Sources:
+    """Every registered source, built around one E-utilities client and its HTTP layer."""
+    return Sources(Kit(client.http, client, datetype, overlap_days))
