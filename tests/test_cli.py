@@ -279,7 +279,8 @@ def test_readme_layout_and_recipes_name_modules_and_registries_that_exist() -> N
     from watcher.sources.registry import SOURCES
     from watcher.transports.registry import TRANSPORTS
 
-    assert set(SOURCES) == {"query", "rss"} and set(TRANSPORTS) == {"smtp", "maildir"}
+    assert set(SOURCES) == {"query", "rss", "europepmc", "trials"}
+    assert set(TRANSPORTS) == {"smtp", "maildir"}
 
 
 def test_readme_set_up_commands_match_ci() -> None:

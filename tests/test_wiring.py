@@ -10,6 +10,8 @@ import pytest
 
 from watcher.config import load_config
 from watcher.errors import ConfigError
+from watcher.sources.clinicaltrials import ClinicalTrials
+from watcher.sources.europepmc import EuropePmc
 from watcher.transports.maildir import MaildirTransport
 from watcher.transports.smtp import SmtpTransport
 from watcher.wiring import config_path, make_sources, make_transport, ncbi_client
@@ -29,7 +31,20 @@ def test_ncbi_settings_and_the_api_key_reach_the_client(tmp_path: Path) -> None:
     assert client.limiter.slots == 100  # the config's rate_limit
     assert client.today() == NOW.date()
     sources = make_sources(config, {"NCBI_KEY": "k-123456"}, clock=lambda: NOW)
-    assert set(sources.by_kind) == {"query", "rss"}
+    assert set(sources.by_kind) == {"query", "rss", "europepmc", "trials"}
+
+
+def test_registry_base_urls_reach_their_sources(tmp_path: Path) -> None:
+    extra = (
+        '[europepmc]\nbase_url = "http://127.0.0.1:9/epmc"\n'
+        '[clinicaltrials]\nbase_url = "http://127.0.0.1:9/ctgov/"\n'
+    )
+    config = load_config(write_config(tmp_path, "http://127.0.0.1:9/", SUB, extra=extra))
+    sources = make_sources(config, {}, clock=lambda: NOW)
+    assert sources.by_kind["europepmc"].host(config.subscriptions[0]) == "127.0.0.1:9"
+    epmc, trials = sources.by_kind["europepmc"], sources.by_kind["trials"]
+    assert isinstance(epmc, EuropePmc) and epmc.base_url == "http://127.0.0.1:9/epmc/"
+    assert isinstance(trials, ClinicalTrials) and trials.base_url == "http://127.0.0.1:9/ctgov/"
 
 
 def test_the_transport_follows_the_mail_settings_and_its_secret(tmp_path: Path) -> None:

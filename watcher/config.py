@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
-from watcher.models import Schedule, Subscription, normalise_address
+from watcher.models import KINDS, Schedule, Subscription, normalise_address
+from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL
+from watcher.sources.europepmc import EUROPEPMC_BASE_URL
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
@@ -94,6 +96,10 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
     # The user's additions to the shipped drug table ([drugs] file, then [[drug]] entries).
     drugs: tuple[Drug, ...] = field(default=())
+    # [europepmc] base_url and [clinicaltrials] base_url: the APIs' roots (tests point them at
+    # fakes on 127.0.0.1).
+    europepmc_url: str = EUROPEPMC_BASE_URL
+    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL
 
     def display_name(self, address: str) -> str | None:
         """The name to put beside `address` in a To header: the first one the config gives it,
@@ -240,7 +246,8 @@ class _Reader:
         if isinstance(value, str):
             if not value.strip():
                 raise self.fail(where, "must not be empty")
-            self.short(where, value, MAX_QUERY if name == "query" else MAX_STRING)
+            long = name in ("query", "europepmc", "trials")
+            self.short(where, value, MAX_QUERY if long else MAX_STRING)
         return value
 
     def short(self, where: str, value: str, limit: int = MAX_STRING) -> None:
@@ -257,7 +264,19 @@ class _Reader:
 
     def config(self, data: dict[str, Any]) -> Config:
         top = self.table(
-            data, "", {"store", "ncbi", "mail", "defaults", "subscription", "drug", "drugs"}
+            data,
+            "",
+            {
+                "store",
+                "ncbi",
+                "mail",
+                "defaults",
+                "subscription",
+                "drug",
+                "drugs",
+                "europepmc",
+                "clinicaltrials",
+            },
         )
         store_url = self.store(self.table(top.get("store"), "store", {"url"}))
         ncbi = self.ncbi(top.get("ncbi"))
@@ -288,7 +307,25 @@ class _Reader:
                 )
             seen[sub.name] = i
         drugs = self.drugs(top.get("drugs"), top.get("drug", []))
-        return Config(self.path, store_url, ncbi, mail, defaults, subs, tuple(self.warnings), drugs)
+        return Config(
+            self.path,
+            store_url,
+            ncbi,
+            mail,
+            defaults,
+            subs,
+            tuple(self.warnings),
+            drugs,
+            self.api_root(top.get("europepmc"), "europepmc", EUROPEPMC_BASE_URL),
+            self.api_root(top.get("clinicaltrials"), "clinicaltrials", CLINICALTRIALS_BASE_URL),
+        )
+
+    def api_root(self, raw: Any, key: str, default: str) -> str:
+        """[europepmc] / [clinicaltrials] base_url: where that API lives."""
+        data = self.table(raw, key, {"base_url"})
+        url: str = self.get(data, key, "base_url", str, default)
+        self.http_url(f"{key}.base_url", url)
+        return url if url.endswith("/") else url + "/"
 
     def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
         """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to
@@ -486,6 +523,8 @@ class _Reader:
                 "name",
                 "query",
                 "rss",
+                "europepmc",
+                "trials",
                 "recipients",
                 "poll_every",
                 "digest_cron",
@@ -502,13 +541,17 @@ class _Reader:
             )
         query = self.get(data, key, "query", str)
         rss = self.get(data, key, "rss", str)
-        if (query is None) == (rss is None):
+        europepmc = self.get(data, key, "europepmc", str)
+        trials = self.get(data, key, "trials", str)
+        if sum(data.get(k) is not None for k in KINDS) != 1:
             raise self.fail(
                 key,
-                "needs exactly one of `query` (a PubMed search) or `rss` (a PubMed RSS feed URL)",
+                "needs exactly one of `query` (a PubMed search), `rss` (a PubMed RSS feed URL), "
+                "`europepmc` (a Europe PMC search) or `trials` (a ClinicalTrials.gov search)",
             )
-        if query is not None:
-            self.checked(f"{key}.query", query, _check_query)
+        for kind, text in (("query", query), ("europepmc", europepmc), ("trials", trials)):
+            if text is not None:
+                self.checked(f"{key}.{kind}", text, _check_query)
         if rss is not None:
             self.http_url(f"{key}.rss", rss)
         recipients = self.get(data, key, "recipients", list, required=True)
@@ -534,7 +577,9 @@ class _Reader:
             if display and address not in names:
                 names[address] = display
         schedule = self.schedule(data, key, defaults)
-        return Subscription(name, tuple(clean), schedule, query, rss, tuple(names.items()))
+        return Subscription(
+            name, tuple(clean), schedule, query, rss, tuple(names.items()), europepmc, trials
+        )
 
     def choice(
         self, data: Mapping[str, Any], key: str, name: str, options: tuple[str, ...], default: str

@@ -13,7 +13,14 @@ from datetime import datetime
 from pathlib import Path
 
 from watcher.config import Config
-from watcher.digest import DigestContext, Rendered, Renderer, build_digest, recipients_of
+from watcher.digest import (
+    DigestContext,
+    Rendered,
+    Renderer,
+    build_digest,
+    is_trial_change,
+    recipients_of,
+)
 from watcher.drugs import vocabulary
 from watcher.errors import MailError
 from watcher.mail import build_message, new_message_id
@@ -100,17 +107,20 @@ def compose(
     (and `send_empty` is off)."""
     mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
     papers = store.pending_papers(rcpt, mine)
+    articles = store.articles(papers)
+    studies = [a.nct for k, a in articles.items() if is_trial_change(k) and a.nct]
     ctx = build_digest(
         rcpt,
         papers,
-        store.articles(papers),
+        articles,
         config.subscriptions,
         config.mail,
         config.path,
         now,
         drugs=vocabulary(config.drugs),
+        citing=store.papers_citing(studies) if studies else None,
     )
-    if ctx.total == 0 and not config.mail.send_empty:
+    if ctx.empty and not config.mail.send_empty:
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)

@@ -162,7 +162,7 @@ class Link:
 class Paper:
     """One paper as the templates show it."""
 
-    pmid: int
+    pmid: int | None  # None for a preprint PubMed does not hold
     url: str
     title: str
     authors: str
@@ -177,6 +177,7 @@ class Paper:
     abstract: tuple[tuple[str | None, str], ...]  # (label, text) per section shown
     compact: bool = False
     is_trial: bool = False
+    link_label: str = "PubMed"  # where `url` leads: PubMed, Europe PMC, ClinicalTrials.gov
 
     @property
     def drug_line(self) -> str:
@@ -210,6 +211,17 @@ class Group:
 
 
 @dataclass(frozen=True)
+class TrialUpdate:
+    """A study's meaningful changes, with the papers in the store that cite it."""
+
+    nct: str
+    url: str
+    title: str
+    changes: tuple[str, ...]  # "Recruiting → Completed", …
+    papers: tuple[Link, ...]
+
+
+@dataclass(frozen=True)
 class DigestContext:
     recipient: str
     subject: str
@@ -223,6 +235,11 @@ class DigestContext:
     abstract_mode: str
     items: tuple[ItemKey, ...] = field(default=())  # the stable keys of every paper in it
     overview: tuple[DrugCount, ...] = field(default=())
+    trial_updates: tuple[TrialUpdate, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return self.total == 0 and not self.trial_updates
 
 
 def build_digest(
@@ -234,6 +251,7 @@ def build_digest(
     config_path: Path | str,
     now: datetime,
     drugs: Vocabulary | None = None,
+    citing: Mapping[str, Sequence[Article]] | None = None,
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
 
@@ -243,6 +261,10 @@ def build_digest(
     the shipped one).
     """
     drugs = drugs or vocabulary()
+    updates = trial_updates(
+        [(k, articles[k]) for k in papers if is_trial_change(k) and k in articles], citing or {}
+    )
+    papers = {k: v for k, v in papers.items() if not is_trial_change(k)}
     order = [s.name for s in subscriptions if s.sends_to(recipient)]
     rank = {name: i for i, name in enumerate(order)}
     present = [p for p in papers if p in articles]
@@ -290,9 +312,28 @@ def build_digest(
         config_path=str(config_path),
         generated=now,
         abstract_mode=mail.abstract,
-        items=tuple(sorted(present)),
+        items=tuple(sorted(present)) + tuple(sorted(k for k, _ in updates)),
         overview=overview(everything),
+        trial_updates=tuple(u for _, u in updates),
     )
+
+
+def is_trial_change(item: ItemKey) -> bool:
+    return str(item).startswith("trial-change:")
+
+
+def trial_updates(
+    changes: Sequence[tuple[ItemKey, Article]], citing: Mapping[str, Sequence[Article]]
+) -> list[tuple[ItemKey, TrialUpdate]]:
+    """Each study's change (stored as an item whose record says what changed; see
+    store.record_trials) as the digest's "Trial registry updates" show it."""
+    out = []
+    for item, art in sorted(changes, key=lambda c: c[0]):
+        nct = art.nct or ""
+        papers = tuple(Link(_one_line(p.title) or p.label, p.url) for p in citing.get(nct, ()))
+        what = tuple((art.pub_date or "").split("; "))
+        out.append((item, TrialUpdate(nct, art.url, _one_line(art.title), what, papers)))
+    return out
 
 
 def overview(papers: Iterable[Paper]) -> tuple[DrugCount, ...]:
@@ -334,9 +375,11 @@ def present_paper(
     return Paper(
         pmid=art.pmid,
         url=art.url,
-        title=_one_line(art.title) or f"PMID {art.pmid}",
+        title=_one_line(art.title) or art.label,
         authors=author_line(art),
-        source=" · ".join(x for x in (art.journal_iso or art.journal, art.pub_date) if x),
+        source=" · ".join(
+            x for x in (art.journal_iso or art.journal or _server(art), art.pub_date) if x
+        ),
         subscriptions=subs,
         badges=shown,
         drugs=(drugs or vocabulary()).article_drugs(art),
@@ -346,6 +389,9 @@ def present_paper(
         pmc_url=f"https://pmc.ncbi.nlm.nih.gov/articles/{art.pmcid}/" if art.pmcid else None,
         abstract=() if compact else abstract_sections(art, abstract_mode),
         compact=compact,
+        link_label="PubMed"
+        if art.pmid is not None
+        else ("ClinicalTrials.gov" if art.nct else "Europe PMC"),
         is_trial=bool(TRIAL_TYPES.intersection(art.publication_types))
         or any(label == "RCT (from title)" for label, _ in shown),
     )
@@ -416,10 +462,15 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return sentences.leading(sentences.split(text), limit, longest=limit)
 
 
+def _server(art: Article) -> str | None:
+    """A preprint's line says where it was posted, and that it is not peer reviewed yet."""
+    return f"Preprint ({art.preprint_server or 'server unknown'})" if art.ppr else None
+
+
 def _published(art: Article) -> tuple[date, int]:
     """Sort key for newest first: the electronic date, else the print year; PMID breaks ties."""
     when = art.epub_date or (date(art.pub_year, 1, 1) if art.pub_year else date.min)
-    return (when, art.pmid)
+    return (when, art.pmid or 0)
 
 
 def _one_line(text: str) -> str:

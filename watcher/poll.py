@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
 from watcher.identity import ItemKey, identifiers, pmid_of
-from watcher.models import PollState, Subscription
+from watcher.models import Article, PollState, Subscription, TrialState
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import NCBI_ZONE, ncbi_today
@@ -49,6 +49,8 @@ class Found:
     etag: str | None = None
     last_modified: str | None = None
     requests: int = 0
+    held: tuple[Article, ...] = ()  # whole records the search gave (no fetch needed)
+    trials: tuple[TrialState, ...] = ()
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Outcome:
     new_matches: int = 0
     requests: int = 0
     error: str | None = None
+    changes: int = 0  # trial registry changes found
 
 
 @dataclass
@@ -102,11 +105,14 @@ def poll(
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
     report = PollReport()
     found, down = _find_all(subs, store, sources, now, report)
+    changes = _store_held(found, store, now)
     # Records owed by earlier polls are asked for too, unless their source did not answer at all.
     owed = _owed(store, subs, sources, down)
     failed_items = _fetch_missing(found, owed, store, now, report)
     for f in found:
         _commit(f, failed_items, store, now, report)
+    for outcome in report.outcomes:
+        outcome.changes = changes.get(outcome.name, 0)
     report.requests = sources.requests - requests_before
     report.seconds = time.monotonic() - started
     log.info(
@@ -158,6 +164,18 @@ def _find_all(
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
     return found, down
+
+
+def _store_held(found: Sequence[Found], store: Store, now: datetime) -> dict[str, int]:
+    """Records that came whole with a search are stored as they come (new or revised: a
+    preprint's link to its journal version arrives this way), and studies diffed against their
+    kept state; returns each subscription's count of trial changes."""
+    store.upsert_articles([a for f in found for a in f.held], now)
+    changes: dict[str, int] = {}
+    for f in found:
+        if f.trials:
+            changes[f.sub.name] = len(store.record_trials(f.trials, now))
+    return changes
 
 
 def _owed(
@@ -245,6 +263,8 @@ def _search(
         etag=got.etag,
         last_modified=got.last_modified,
         requests=sources.requests - before,
+        held=got.records,
+        trials=got.trials,
     )
 
 

@@ -203,3 +203,15 @@ class AwaitedRecordRow(Base):
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class TrialStateRow(Base):
+    """A ClinicalTrials.gov study as last seen (watcher.models.TrialState), to diff the next
+    answer against: only meaningful differences become changes."""
+
+    __tablename__ = "trial_states"
+
+    nct: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_update: Mapped[str | None] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -20,6 +20,8 @@ from watcher.config import (
 )
 from watcher.config import require_secrets as config_require_secrets
 from watcher.errors import ConfigError
+from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL
+from watcher.sources.europepmc import EUROPEPMC_BASE_URL
 from watcher.sources.eutils import EUtils
 from watcher.sources.registry import Sources, pubmed_sources
 from watcher.store import Store
@@ -96,11 +98,28 @@ def make_sources(
 ) -> Sources:
     """Every registered source, sharing one HTTP layer and one NCBI client; `clock` is the
     caller's (the poll's `now`), so the client's dates agree with it."""
-    return sources_for(ncbi_client(config.ncbi, env, sleep, clock=clock), config.ncbi)
+    return sources_for(
+        ncbi_client(config.ncbi, env, sleep, clock=clock),
+        config.ncbi,
+        europepmc_url=config.europepmc_url,
+        clinicaltrials_url=config.clinicaltrials_url,
+    )
 
 
-def sources_for(client: EUtils, ncbi: NcbiConfig) -> Sources:
-    return pubmed_sources(client, datetype=ncbi.datetype, overlap_days=ncbi.overlap_days)
+def sources_for(
+    client: EUtils,
+    ncbi: NcbiConfig,
+    *,
+    europepmc_url: str = EUROPEPMC_BASE_URL,
+    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL,
+) -> Sources:
+    return pubmed_sources(
+        client,
+        datetype=ncbi.datetype,
+        overlap_days=ncbi.overlap_days,
+        europepmc_url=europepmc_url,
+        clinicaltrials_url=clinicaltrials_url,
+    )
 
 
 def make_transport(mail: MailConfig, env: Mapping[str, str] = os.environ) -> Transport:

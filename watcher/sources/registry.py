@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from watcher.models import Subscription
 from watcher.sources.base import Source
+from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL, ClinicalTrials
+from watcher.sources.europepmc import EUROPEPMC_BASE_URL, EuropePmc
 from watcher.sources.eutils import EUtils
 from watcher.sources.http import Http
 from watcher.sources.pubmed_search import PubmedSearch
@@ -22,6 +24,8 @@ class Kit:
     pubmed: EUtils
     datetype: str = "crdt"
     overlap_days: int = 3
+    europepmc_url: str = EUROPEPMC_BASE_URL
+    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL
 
 
 SOURCES: dict[str, Callable[[Kit], Source]] = {
@@ -29,6 +33,10 @@ SOURCES: dict[str, Callable[[Kit], Source]] = {
         kit.pubmed, datetype=kit.datetype, overlap_days=kit.overlap_days
     ),
     "rss": lambda kit: PubmedFeed(kit.http, kit.pubmed),
+    "europepmc": lambda kit: EuropePmc(kit.http, kit.europepmc_url, overlap_days=kit.overlap_days),
+    "trials": lambda kit: ClinicalTrials(
+        kit.http, kit.clinicaltrials_url, overlap_days=kit.overlap_days
+    ),
 }
 
 
@@ -51,6 +59,15 @@ class Sources:
         return self.kit.http.sleep
 
 
-def pubmed_sources(client: EUtils, *, datetype: str = "crdt", overlap_days: int = 3) -> Sources:
+def pubmed_sources(
+    client: EUtils,
+    *,
+    datetype: str = "crdt",
+    overlap_days: int = 3,
+    europepmc_url: str = EUROPEPMC_BASE_URL,
+    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL,
+) -> Sources:
     """Every registered source, built around one E-utilities client and its HTTP layer."""
-    return Sources(Kit(client.http, client, datetype, overlap_days))
+    return Sources(
+        Kit(client.http, client, datetype, overlap_days, europepmc_url, clinicaltrials_url)
+    )
