@@ -43,7 +43,7 @@ def preprint(n: int, words: str = "teplizumab", **more: Any) -> dict[str, Any]:
 
 
 def configure(tmp_path: Path, fake: FakeNCBI, epmc: FakeEuropePmc, subs: str) -> Config:
-    extra = f'[europepmc]\nbase_url = "{epmc.base_url}"\n'
+    extra = f'[europepmc]\nbase_url = "{epmc.base_url}"\nrate_limit = 100\n'
     return load_config(write_config(tmp_path, fake.base_url, subs, extra=extra))
 
 
@@ -56,7 +56,7 @@ PUBMED_SUB = f'[[subscription]]\nname = "PubMed"\nquery = "teplizumab"\nrecipien
 def run(config: Config, store: Store, fake: FakeNCBI, now: datetime = NOW) -> Any:
     store.sync_subscriptions(config.subscriptions, NOW - timedelta(hours=1))
     client = make_client(fake.base_url)
-    sources = sources_for(client, config.ncbi, europepmc_url=config.europepmc_url)
+    sources = sources_for(client, config.ncbi, config)
     return poll(config, store, sources, now)
 
 
@@ -108,7 +108,7 @@ def test_repeat_poll_finds_nothing_new_for_one_request(tmp_path, fake, epmc, sto
 def test_paging_follows_next_cursor_mark_past_one_page(epmc) -> None:
     for n in range(5):
         epmc.add(preprint(n), TODAY)
-    source = EuropePmc(Http(user_agent="t", backoff=0.001), epmc.base_url, page_size=2)
+    source = EuropePmc(Http(user_agent="t", backoff=0.001), epmc.base_url, rate=100, page_size=2)
     found = list(source.search(windowed("teplizumab", TODAY, TODAY)))
     assert len({a.ppr for a in found}) == 5
     # Three pages; the third gives back the cursor it was asked with, so no fourth request.
@@ -122,7 +122,7 @@ def test_faults_are_retried(epmc) -> None:
     epmc.fault("status:503")
     epmc.fault("status:429", retry_after="0")
     epmc.fault("notjson")
-    source = EuropePmc(Http(user_agent="t", backoff=0.001), epmc.base_url)
+    source = EuropePmc(Http(user_agent="t", backoff=0.001), epmc.base_url, rate=100)
     assert len(list(source.search(windowed("teplizumab", TODAY, TODAY)))) == 1
     assert epmc.count() == 4
 
@@ -139,7 +139,7 @@ def test_a_failing_subscription_is_recorded_on_its_own_row(tmp_path, fake, epmc,
 def test_count_is_one_request_of_one_record(epmc) -> None:
     for n in range(3):
         epmc.add(preprint(n), TODAY)
-    source = EuropePmc(Http(user_agent="t"), epmc.base_url)
+    source = EuropePmc(Http(user_agent="t"), epmc.base_url, rate=100)
     assert source.count("teplizumab") == 3
     assert epmc.count() == 1 and epmc.served[0].params["pageSize"] == "1"
 

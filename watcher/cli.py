@@ -8,7 +8,7 @@ import os
 import sys
 
 from watcher import __version__
-from watcher.errors import ConfigError, WatcherError
+from watcher.errors import ConfigError, SourceError, WatcherError
 
 # Only what parsing the arguments needs is imported up front; each command imports the rest
 # when it runs, so `watcher --help` starts about as fast as Python itself.
@@ -221,6 +221,9 @@ def check_online(config: Config) -> int:
     problems = 0
     print()
     for sub in config.subscriptions:
+        if sub.kind in ("europepmc", "trials"):
+            problems += _count_online(config, sub)
+            continue
         if sub.query is None:
             continue
         # A count, a translation and the warnings are all this shows: esearch with retmax=0
@@ -235,6 +238,22 @@ def check_online(config: Config) -> int:
             print(f"    warning: {warning}")
         problems += bool(result.errors or result.warnings)
     return 1 if problems else 0
+
+
+def _count_online(config: Config, sub: Subscription) -> int:
+    """One request (pageSize=1 / countTotal=true): how many records the registry holds for the
+    subscription's query; 1 if it could not say."""
+    from watcher.sources.base import Counting
+
+    source = make_sources(config)[sub]
+    assert isinstance(source, Counting)
+    what = "preprints" if sub.kind == "europepmc" else "studies"
+    try:
+        print(f"  {sub.name}: {source.count(sub.source):,} {what} in all")
+    except SourceError as exc:
+        print(f"  {sub.name}: ERROR: {exc}")
+        return 1
+    return 0
 
 
 def make_client(config: Config) -> EUtils:

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 from watcher.models import KINDS, Schedule, Subscription, normalise_address
-from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL
-from watcher.sources.europepmc import EUROPEPMC_BASE_URL
+from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
+from watcher.sources.europepmc import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
@@ -86,6 +86,14 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """Where a registry's API lives and how fast it may be asked (requests per second)."""
+
+    base_url: str
+    rate_limit: float
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     store_url: str
@@ -96,10 +104,10 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
     # The user's additions to the shipped drug table ([drugs] file, then [[drug]] entries).
     drugs: tuple[Drug, ...] = field(default=())
-    # [europepmc] base_url and [clinicaltrials] base_url: the APIs' roots (tests point them at
-    # fakes on 127.0.0.1).
-    europepmc_url: str = EUROPEPMC_BASE_URL
-    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL
+    # [europepmc] and [clinicaltrials]: the APIs' roots (tests point them at fakes on
+    # 127.0.0.1) and paces.
+    europepmc: ApiConfig = ApiConfig(EUROPEPMC_BASE_URL, EUROPEPMC_RATE)
+    clinicaltrials: ApiConfig = ApiConfig(CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE)
 
     def display_name(self, address: str) -> str | None:
         """The name to put beside `address` in a To header: the first one the config gives it,
@@ -316,16 +324,24 @@ class _Reader:
             subs,
             tuple(self.warnings),
             drugs,
-            self.api_root(top.get("europepmc"), "europepmc", EUROPEPMC_BASE_URL),
-            self.api_root(top.get("clinicaltrials"), "clinicaltrials", CLINICALTRIALS_BASE_URL),
+            self.api(top.get("europepmc"), "europepmc", EUROPEPMC_BASE_URL, EUROPEPMC_RATE),
+            self.api(
+                top.get("clinicaltrials"),
+                "clinicaltrials",
+                CLINICALTRIALS_BASE_URL,
+                CLINICALTRIALS_RATE,
+            ),
         )
 
-    def api_root(self, raw: Any, key: str, default: str) -> str:
-        """[europepmc] / [clinicaltrials] base_url: where that API lives."""
-        data = self.table(raw, key, {"base_url"})
-        url: str = self.get(data, key, "base_url", str, default)
+    def api(self, raw: Any, key: str, url: str, rate: float) -> ApiConfig:
+        """[europepmc] / [clinicaltrials]: where that API lives and its pace."""
+        data = self.table(raw, key, {"base_url", "rate_limit"})
+        url = self.get(data, key, "base_url", str, url)
         self.http_url(f"{key}.base_url", url)
-        return url if url.endswith("/") else url + "/"
+        rate = self.get(data, key, "rate_limit", (int, float), rate)
+        if not 0 < rate <= 100:
+            raise self.fail(f"{key}.rate_limit", "must be a number of requests per second, 0–100")
+        return ApiConfig(url if url.endswith("/") else url + "/", float(rate))
 
     def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
         """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to

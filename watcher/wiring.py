@@ -20,8 +20,6 @@ from watcher.config import (
 )
 from watcher.config import require_secrets as config_require_secrets
 from watcher.errors import ConfigError
-from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL
-from watcher.sources.europepmc import EUROPEPMC_BASE_URL
 from watcher.sources.eutils import EUtils
 from watcher.sources.registry import Sources, pubmed_sources
 from watcher.store import Store
@@ -98,27 +96,21 @@ def make_sources(
 ) -> Sources:
     """Every registered source, sharing one HTTP layer and one NCBI client; `clock` is the
     caller's (the poll's `now`), so the client's dates agree with it."""
-    return sources_for(
-        ncbi_client(config.ncbi, env, sleep, clock=clock),
-        config.ncbi,
-        europepmc_url=config.europepmc_url,
-        clinicaltrials_url=config.clinicaltrials_url,
-    )
+    return sources_for(ncbi_client(config.ncbi, env, sleep, clock=clock), config.ncbi, config)
 
 
-def sources_for(
-    client: EUtils,
-    ncbi: NcbiConfig,
-    *,
-    europepmc_url: str = EUROPEPMC_BASE_URL,
-    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL,
-) -> Sources:
+def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) -> Sources:
+    """The sources around `client`; `config` gives the registries' roots and paces."""
+    if config is None:
+        return pubmed_sources(client, datetype=ncbi.datetype, overlap_days=ncbi.overlap_days)
     return pubmed_sources(
         client,
         datetype=ncbi.datetype,
         overlap_days=ncbi.overlap_days,
-        europepmc_url=europepmc_url,
-        clinicaltrials_url=clinicaltrials_url,
+        europepmc_url=config.europepmc.base_url,
+        clinicaltrials_url=config.clinicaltrials.base_url,
+        europepmc_rate=config.europepmc.rate_limit,
+        clinicaltrials_rate=config.clinicaltrials.rate_limit,
     )
 
 

@@ -56,3 +56,10 @@ class History(Protocol):
     """A source that can also list everything in a past date window (for `watcher backfill`)."""
 
     def find_window(self, sub: Subscription, start: date, end: date) -> list[ItemKey]: ...
+
+
+@runtime_checkable
+class Counting(Protocol):
+    """A source that can say how many records a query matches in one request (`check --online`)."""
+
+    def count(self, query: str) -> int: ...

@@ -60,13 +60,15 @@ class ClinicalTrials:
         *,
         overlap_days: int = 3,
         page_size: int = PAGE_SIZE,
+        rate: float = CLINICALTRIALS_RATE,
     ) -> None:
         self.http = http
+        self.rate = rate
+        self._limited = False
         self.page_size = page_size
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.overlap_days = overlap_days
         self.records: Records = self
-        http.set_rate(urlsplit(self.base_url).hostname or "", CLINICALTRIALS_RATE)
 
     def host(self, sub: Subscription) -> str:
         return urlsplit(self.base_url).netloc
@@ -123,7 +125,15 @@ class ClinicalTrials:
             params = {**params, "pageToken": str(token)}
 
     def page(self, params: dict[str, str]) -> dict[str, Any]:
+        self._limit()
         return self.http.call(self.base_url + "studies", _json, params={"format": "json", **params})
+
+    def _limit(self) -> None:
+        # Set at the first request, not when built: every source is built in every process,
+        # and only one that is used should set its host's pace.
+        if not self._limited:
+            self.http.set_rate(urlsplit(self.base_url).hostname or "", self.rate)
+            self._limited = True
 
 
 def _json(answer: Answer) -> dict[str, Any]:

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 
 from watcher.models import Subscription
 from watcher.sources.base import Source
-from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL, ClinicalTrials
-from watcher.sources.europepmc import EUROPEPMC_BASE_URL, EuropePmc
+from watcher.sources.clinicaltrials import (
+    CLINICALTRIALS_BASE_URL,
+    CLINICALTRIALS_RATE,
+    ClinicalTrials,
+)
+from watcher.sources.europepmc import EUROPEPMC_BASE_URL, EUROPEPMC_RATE, EuropePmc
 from watcher.sources.eutils import EUtils
 from watcher.sources.http import Http
 from watcher.sources.pubmed_search import PubmedSearch
@@ -26,6 +30,8 @@ class Kit:
     overlap_days: int = 3
     europepmc_url: str = EUROPEPMC_BASE_URL
     clinicaltrials_url: str = CLINICALTRIALS_BASE_URL
+    europepmc_rate: float = EUROPEPMC_RATE
+    clinicaltrials_rate: float = CLINICALTRIALS_RATE
 
 
 SOURCES: dict[str, Callable[[Kit], Source]] = {
@@ -33,9 +39,14 @@ SOURCES: dict[str, Callable[[Kit], Source]] = {
         kit.pubmed, datetype=kit.datetype, overlap_days=kit.overlap_days
     ),
     "rss": lambda kit: PubmedFeed(kit.http, kit.pubmed),
-    "europepmc": lambda kit: EuropePmc(kit.http, kit.europepmc_url, overlap_days=kit.overlap_days),
+    "europepmc": lambda kit: EuropePmc(
+        kit.http, kit.europepmc_url, overlap_days=kit.overlap_days, rate=kit.europepmc_rate
+    ),
     "trials": lambda kit: ClinicalTrials(
-        kit.http, kit.clinicaltrials_url, overlap_days=kit.overlap_days
+        kit.http,
+        kit.clinicaltrials_url,
+        overlap_days=kit.overlap_days,
+        rate=kit.clinicaltrials_rate,
     ),
 }
 
@@ -66,8 +77,19 @@ def pubmed_sources(
     overlap_days: int = 3,
     europepmc_url: str = EUROPEPMC_BASE_URL,
     clinicaltrials_url: str = CLINICALTRIALS_BASE_URL,
+    europepmc_rate: float = EUROPEPMC_RATE,
+    clinicaltrials_rate: float = CLINICALTRIALS_RATE,
 ) -> Sources:
     """Every registered source, built around one E-utilities client and its HTTP layer."""
     return Sources(
-        Kit(client.http, client, datetype, overlap_days, europepmc_url, clinicaltrials_url)
+        Kit(
+            client.http,
+            client,
+            datetype,
+            overlap_days,
+            europepmc_url,
+            clinicaltrials_url,
+            europepmc_rate,
+            clinicaltrials_rate,
+        )
     )
