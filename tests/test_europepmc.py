@@ -12,6 +12,7 @@ import pytest
 from watcher.config import Config, load_config
 from watcher.errors import SourceError
 from watcher.identity import key
+from watcher.models import JournalVersion
 from watcher.poll import poll
 from watcher.sources.europepmc import EuropePmc, parse_record, scoped, windowed
 from watcher.sources.http import Http
@@ -171,6 +172,10 @@ def test_preprint_then_its_pubmed_record_is_one_work_told_once(tmp_path, fake, e
     report = run(config, store, fake, later)
     assert not report.failed
     assert store.pending_papers(RCPT, ["Preprints", "PubMed"]) == {}
+    # What issue 14's follow-ups tell as "published in JOURNAL", found once.
+    ppr = key("ppr", "PPR900001")
+    assert report.journal_versions == [JournalVersion(ppr, "PPR900001", 9001, "Diabetes Care")]
+    assert run(config, store, fake, later + timedelta(hours=6)).journal_versions == []
     work = store.resolve([key("ppr", "PPR900001"), "pmid:9001"])
     assert work[key("ppr", "PPR900001")] == work["pmid:9001"]
     # The work's record is now the journal version's.
@@ -184,7 +189,8 @@ def test_pubmed_record_then_its_preprint_is_one_work_told_once(tmp_path, fake, e
     deliver_all(store)
     link = {"id": "9001", "source": "MED", "type": "Preprint of", "reference": "Diabetes Care"}
     epmc.add(preprint(1, commentCorrectionList={"commentCorrection": [link]}), TODAY)
-    run(config, store, fake, NOW + timedelta(hours=6))
+    report = run(config, store, fake, NOW + timedelta(hours=6))
+    assert report.journal_versions == []  # told as the journal paper already: no follow-up
     assert store.pending_papers(RCPT, ["Preprints", "PubMed"]) == {}
     assert store.resolve([key("ppr", "PPR900001")])[key("ppr", "PPR900001")] == "pmid:9001"
     assert store.articles(["pmid:9001"])["pmid:9001"].pmid == 9001

@@ -319,3 +319,14 @@ class TrialChange:
     nct: str
     title: str
     what: str  # "Recruiting → Completed", "results first posted 2026-11-20", …
+
+
+@dataclass(frozen=True)
+class JournalVersion:
+    """A preprint already known is now linked to its journal version's PubMed record: the
+    follow-up "published in JOURNAL" to whoever was told of the preprint."""
+
+    item: str  # the work's stable key
+    ppr: str
+    pmid: int
+    journal: str | None  # Europe PMC's citation of the journal version

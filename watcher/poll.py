@@ -17,8 +17,8 @@ from datetime import date, datetime, timedelta
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
-from watcher.identity import ItemKey, identifiers, pmid_of
-from watcher.models import Article, PollState, Subscription, TrialState
+from watcher.identity import ItemKey, identifiers, own_key, pmid_of
+from watcher.models import Article, JournalVersion, PollState, Subscription, TrialState
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import NCBI_ZONE, ncbi_today
@@ -70,6 +70,7 @@ class PollReport:
     requests: int = 0
     seconds: float = 0.0
     record_errors: list[str] = field(default_factory=list)
+    journal_versions: list[JournalVersion] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -105,7 +106,7 @@ def poll(
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
     report = PollReport()
     found, down = _find_all(subs, store, sources, now, report)
-    changes = _store_held(found, store, now)
+    changes = _store_held(found, store, now, report)
     # Records owed by earlier polls are asked for too, unless their source did not answer at all.
     owed = _owed(store, subs, sources, down)
     failed_items = _fetch_missing(found, owed, store, now, report)
@@ -166,16 +167,39 @@ def _find_all(
     return found, down
 
 
-def _store_held(found: Sequence[Found], store: Store, now: datetime) -> dict[str, int]:
+def _store_held(
+    found: Sequence[Found], store: Store, now: datetime, report: PollReport
+) -> dict[str, int]:
     """Records that came whole with a search are stored as they come (new or revised: a
     preprint's link to its journal version arrives this way), and studies diffed against their
     kept state; returns each subscription's count of trial changes."""
-    store.upsert_articles([a for f in found for a in f.held], now)
+    held = [a for f in found for a in f.held]
+    report.journal_versions += journal_versions(store, held)
+    store.upsert_articles(held, now)
+    for v in report.journal_versions:
+        log.info("preprint %s is published: PMID %d (%s)", v.ppr, v.pmid, v.journal or "?")
     changes: dict[str, int] = {}
     for f in found:
         if f.trials:
             changes[f.sub.name] = len(store.record_trials(f.trials, now))
     return changes
+
+
+def journal_versions(store: Store, held: Sequence[Article]) -> list[JournalVersion]:
+    """Preprints the store knew without a journal version that now name one (read before the
+    new records are stored)."""
+    linked = [a for a in held if a.pmid is None and a.ppr and a.published_pmid is not None]
+    if not linked:
+        return []
+    items = store.resolve(own_key(a) for a in linked)
+    before = store.articles(set(items.values()))
+    out = []
+    for a in linked:
+        was = before.get(items[own_key(a)])
+        if was is not None and was.pmid is None and was.published_pmid is None:
+            assert a.ppr is not None and a.published_pmid is not None
+            out.append(JournalVersion(items[own_key(a)], a.ppr, a.published_pmid, a.published_in))
+    return out
 
 
 def _owed(
