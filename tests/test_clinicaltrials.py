@@ -67,7 +67,7 @@ def send(config: Config, store: Store, now: datetime) -> str | None:
         now=now,
     )
     assert store.mark_digest_sent(digest_id, now)
-    return digest.rendered.text + "\n" + digest.rendered.html
+    return digest.ctx.subject + "\n" + digest.rendered.text + "\n" + digest.rendered.html
 
 
 def recruiting(updated: str = "2026-11-10", **kw: Any) -> dict[str, Any]:
@@ -122,6 +122,7 @@ def test_a_status_change_is_announced_once_with_the_papers_citing_the_study(
     text = send(config, store, later)
     assert text is not None
     assert "Trial registry updates" in text and "Recruiting → Completed" in text
+    assert text.startswith("PubMed Watcher: 1 trial registry update\n")
     assert "Design of the T1D prevention trial" in text and "pubmed.ncbi.nlm.nih.gov/4242" in text
     # The same answer again (the overlap window) tells nobody anything new.
     run(config, store, fake, later + timedelta(hours=6))

@@ -303,7 +303,9 @@ def build_digest(
     everything = [p for g in groups for p in g.papers] + compact
     return DigestContext(
         recipient=recipient,
-        subject=digest_subject(total, [n for n, _ in counts]),
+        subject=digest_subject(total, [n for n, _ in counts])
+        if total or not updates
+        else f"PubMed Watcher: {len(updates)} trial registry update{'s' * (len(updates) != 1)}",
         groups=tuple(groups),
         compact=tuple(compact),
         counts=tuple(counts),
