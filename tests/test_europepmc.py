@@ -215,3 +215,29 @@ def test_an_answer_that_is_not_an_object_is_an_error(epmc) -> None:
             EuropePmc(Http(user_agent="t"), server.base_url).count("x")
     finally:
         server.stop()
+
+
+def test_status_gives_one_line_per_failing_registry_subscription(
+    tmp_path, fake, epmc, capsys
+) -> None:
+    from watcher.cli import main
+
+    from .fakes.clinicaltrials import FakeClinicalTrials
+
+    ctgov = FakeClinicalTrials().start()
+    try:
+        extra = (
+            f'[europepmc]\nbase_url = "{epmc.base_url}"\nrate_limit = 100\n'
+            f'[clinicaltrials]\nbase_url = "{ctgov.base_url}"\nrate_limit = 100\n'
+        )
+        trials = f'[[subscription]]\nname = "Trials"\ntrials = "x"\nrecipients = ["{RCPT}"]\n'
+        cfg = write_config(tmp_path, fake.base_url, EPMC_SUB + trials, extra=extra)
+        epmc.fault("status:503", times=10)  # Europe PMC down, ClinicalTrials.gov fine
+        assert main(["-c", str(cfg), "poll"]) == 1
+        capsys.readouterr()
+        assert main(["-c", str(cfg), "status"]) == 0
+        out = capsys.readouterr().out
+        errors = [line for line in out.splitlines() if "LAST ERROR" in line]
+        assert len(errors) == 1 and "HTTP 503" in errors[0]
+    finally:
+        ctgov.stop()

@@ -289,11 +289,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
         line = f"{o.name}: " + (
             f"FAILED: {o.error}" if o.error else f"{o.found} found, {o.new_matches} new"
         )
-        print(line)
-    print(
-        f"{report.fetched} records fetched, {report.requests} requests to NCBI "
-        f"in {report.seconds:.1f}s"
-    )
+        print(line + (f", {o.changes} trial changes" if o.changes else ""))
+    # The requests of every source (NCBI, Europe PMC, ClinicalTrials.gov), one HTTP layer.
+    print(f"{report.fetched} records fetched, {report.requests} requests in {report.seconds:.1f}s")
     return 1 if report.failed else 0
 
 
