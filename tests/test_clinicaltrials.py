@@ -195,3 +195,12 @@ def test_count_is_one_request_with_count_total(ctgov) -> None:
     source = ClinicalTrials(Http(user_agent="t"), ctgov.base_url, rate=100)
     assert source.count("teplizumab") == 3
     assert ctgov.count() == 1 and ctgov.served[0].params["countTotal"] == "true"
+
+
+def test_a_slow_answer_is_a_timeout_retried(ctgov) -> None:
+    ctgov.put(recruiting())
+    ctgov.fault("slow", delay=1.5)
+    http = Http(user_agent="t", backoff=0.001, timeout=0.5)
+    source = ClinicalTrials(http, ctgov.base_url, rate=100)
+    assert [s.nct for s in source.search("teplizumab", date(2026, 11, 1))] == [NCT]
+    assert http.counters.retries == 1
