@@ -184,6 +184,5 @@ def announcement(s: TrialState) -> Article:
         title=s.title,
         journal="ClinicalTrials.gov",
         pub_date=" · ".join(facts),
-        nct=s.nct,
-        trial_ids=(s.nct,),
+        nct=s.nct,  # its link is the item's own: not listed again as a registry number
     )
