@@ -127,7 +127,7 @@ def demo_registries(epmc: FakeEuropePmc, ctgov: FakeClinicalTrials, today) -> No
     epmc.add(load_record("europepmc-preprint.json"), today - timedelta(days=2))
     ctgov.put(
         study(
-            "NCT09000001",
+            "NCT01030861",  # the trial the first demo paper cites
             "Teplizumab to delay stage 3 type 1 diabetes in autoantibody-positive relatives",
             "RECRUITING",
             (today - timedelta(days=3)).isoformat(),
@@ -171,7 +171,7 @@ def run(out: Path) -> list[Path]:
         # The trial stops recruiting: the next poll finds the change.
         ctgov.put(
             study(
-                "NCT09000001",
+                "NCT01030861",  # the trial the first demo paper cites
                 "Teplizumab to delay stage 3 type 1 diabetes in autoantibody-positive relatives",
                 "ACTIVE_NOT_RECRUITING",
                 today.isoformat(),

@@ -28,3 +28,5 @@ def test_the_offline_demo_polls_the_example_config_and_writes_digests(tmp_path: 
     assert "pubmed.ncbi.nlm.nih.gov" in weekly
     assert "Preprint (medRxiv)" in weekly and "europepmc.org/article/PPR/PPR900001" in weekly
     assert "Trial registry updates" in weekly and "Recruiting → Active, not recruiting" in weekly
+    updates = weekly[weekly.index("Trial registry updates") :]
+    assert "Cited by" in updates and "Teplizumab (anti-CD3) delays type 1 diabetes" in updates
