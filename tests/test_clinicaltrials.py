@@ -204,3 +204,12 @@ def test_a_slow_answer_is_a_timeout_retried(ctgov) -> None:
     source = ClinicalTrials(http, ctgov.base_url, rate=100)
     assert [s.nct for s in source.search("teplizumab", date(2026, 11, 1))] == [NCT]
     assert http.counters.retries == 1
+
+
+def test_studies_owed_are_fetched_by_their_nct_ids(ctgov) -> None:
+    ctgov.put(recruiting())
+    ctgov.put(study("NCT09000002", "Other", "COMPLETED", "2026-11-10"))
+    source = ClinicalTrials(Http(user_agent="t"), ctgov.base_url, rate=100)
+    got = list(source.fetch_items([key("nct", NCT), "pmid:1"]))
+    assert [a.nct for a in got] == [NCT] and got[0].pmid is None
+    assert ctgov.count() == 1 and ctgov.served[0].params["filter.ids"] == NCT

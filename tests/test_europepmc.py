@@ -241,3 +241,13 @@ def test_status_gives_one_line_per_failing_registry_subscription(
         assert len(errors) == 1 and "HTTP 503" in errors[0]
     finally:
         ctgov.stop()
+
+
+def test_records_owed_are_fetched_by_their_ids(epmc) -> None:
+    epmc.add(preprint(1), TODAY)
+    epmc.add(preprint(2), TODAY)
+    source = EuropePmc(Http(user_agent="t"), epmc.base_url, rate=100)
+    got = list(source.fetch_items([key("ppr", "PPR900002"), "nct:NCT01234567"]))
+    assert [a.ppr for a in got] == ["PPR900002"] and epmc.count() == 1
+    assert epmc.served[0].params["query"] == "(EXT_ID:PPR900002 AND SRC:PPR)"
+    assert list(source.fetch_items(["nct:NCT01234567"])) == [] and epmc.count() == 1
