@@ -220,12 +220,15 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--best-of", type=int, default=1)
+    ap.add_argument("--smoke", action="store_true", help="5,000 articles, SQLite; exit 1 past 2x")
     args = ap.parse_args()
+    if args.smoke:
+        args.n = 5_000
     arts = articles(args.n)
     results = {
         "SQLite": best([sqlite_run(arts, Path(tempfile.mkdtemp())) for _ in range(args.best_of)])
     }
-    url = os.environ.get("WATCHER_TEST_POSTGRES_URL")
+    url = None if args.smoke else os.environ.get("WATCHER_TEST_POSTGRES_URL")
     if url:
         results["PostgreSQL"] = best([postgres_run(arts, url) for _ in range(args.best_of)])
     print(
@@ -253,6 +256,10 @@ def main() -> int:
         print(f"{name} store after the ingest: {r['size'] / 1e6:.0f} MB (articles and identifiers)")
     if not url:
         print("\n(PostgreSQL left out: set WATCHER_TEST_POSTGRES_URL to include it)")
+    sqlite = results["SQLite"]
+    if args.smoke and sqlite["w_new"][0] > 2 * sqlite["b_new"][0]:
+        print("SMOKE FAIL: a new-article ingest past 2x the bare driver")
+        return 1
     return 0
 
 
