@@ -121,6 +121,9 @@ def parse_articles(
         raise XmlError(f"malformed PubMed XML after {n} records: {exc}") from None
 
 
+_REFERENCES_END = re.compile(rb"</PubmedData>|<Pubmed")
+
+
 def without_references(body: bytes) -> bytes:
     """`body` without the <ReferenceList> elements of each PubmedData: the papers an article
     cites, about two thirds of a modern efetch body, which the watcher never reads.
@@ -137,8 +140,11 @@ def without_references(body: bytes) -> bytes:
     parts = []
     pos = 0
     while start >= 0:
-        end = find(b"</PubmedData>", start)
-        if end > 0 and find(b"<Pubmed", start, end) < 0:
+        # One pass to whichever comes first: the record's </PubmedData>, or a <Pubmed…> opening
+        # that says the references never closed inside it.
+        stop = _REFERENCES_END.search(body, start)
+        if stop is not None and stop.group() == b"</PubmedData>":
+            end = stop.start()
             last = body.rfind(b"</ReferenceList>", start, end)
             if last > 0 and body[start + 14 : start + 15] in (b">", b" "):
                 parts.append(body[pos:start])
