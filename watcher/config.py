@@ -19,13 +19,20 @@ from urllib.parse import urlsplit
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 from watcher.models import KINDS, Schedule, Subscription, normalise_address
-from watcher.sources.clinicaltrials import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
-from watcher.sources.europepmc import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
 NCBI_RATE_WITHOUT_KEY = 3.0
 NCBI_RATE_WITH_KEY = 10.0
+# The registries' roots and paces (requests/s). Europe PMC publishes no hard request limit; its
+# terms ask for reasonable use. ClinicalTrials.gov publishes none in its API documentation but
+# answers bursts with 429. One request every two seconds is far below either, and a poll of a
+# subscription costs one or two. Here, not in the source modules, so that reading a config
+# loads no HTTP client.
+EUROPEPMC_BASE_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
+EUROPEPMC_RATE = 0.5
+CLINICALTRIALS_BASE_URL = "https://clinicaltrials.gov/api/v2/"
+CLINICALTRIALS_RATE = 0.5
 
 AbstractMode = Literal["none", "snippet", "full"]
 Security = Literal["starttls", "ssl", "none"]
@@ -643,13 +650,13 @@ def _check_timezone(name: str) -> None:
 
 
 def _check_cron(value: tuple[str, str]) -> None:
-    from watcher.schedule import digest_trigger
+    from watcher.schedule import check_cron
 
-    cron, tz = value
+    cron, _tz = value  # the time zone is checked on its own key
     if len(cron.split()) not in (5, 6):
         raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
     try:
-        digest_trigger(cron, tz)
+        check_cron(cron)
     except ValueError as exc:
         raise ValueError(f"{cron!r} is not a valid crontab line: {exc}") from None
 

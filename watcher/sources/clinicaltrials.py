@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from watcher.config import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
 from watcher.errors import SourceError
 from watcher.identity import ItemKey, key, split
 from watcher.models import Article, PollState, Subscription, TrialState
@@ -27,10 +28,6 @@ from watcher.trials import status_words
 
 log = logging.getLogger(__name__)
 
-CLINICALTRIALS_BASE_URL = "https://clinicaltrials.gov/api/v2/"
-# ClinicalTrials.gov publishes no request limit in its API documentation but answers bursts with
-# 429; one request every two seconds is conservative (a poll costs one or two).
-CLINICALTRIALS_RATE = 0.5
 PAGE_SIZE = 1000  # the API's largest pageSize
 FIELDS = ",".join(
     (

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from watcher.config import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
 from watcher.errors import SourceError
 from watcher.identity import ItemKey, key, split
 from watcher.models import AbstractSection, Article, Author, PollState, Subscription
@@ -25,10 +26,6 @@ from watcher.sources.pubmed_xml import ErrorSink
 
 log = logging.getLogger(__name__)
 
-EUROPEPMC_BASE_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
-# Europe PMC publishes no hard request limit; its terms ask for reasonable use. One request
-# every two seconds is far below what its own clients do, and a poll costs one or two.
-EUROPEPMC_RATE = 0.5
 PAGE_SIZE = 1000  # the search's largest pageSize
 _SRC = re.compile(r"\bSRC\s*:", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")

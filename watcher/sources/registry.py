@@ -6,14 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from watcher.models import Subscription
-from watcher.sources.base import Source
-from watcher.sources.clinicaltrials import (
+from watcher.config import (
     CLINICALTRIALS_BASE_URL,
     CLINICALTRIALS_RATE,
-    ClinicalTrials,
+    EUROPEPMC_BASE_URL,
+    EUROPEPMC_RATE,
 )
-from watcher.sources.europepmc import EUROPEPMC_BASE_URL, EUROPEPMC_RATE, EuropePmc
+from watcher.models import Subscription
+from watcher.sources.base import Source
+from watcher.sources.clinicaltrials import ClinicalTrials
+from watcher.sources.europepmc import EuropePmc
 from watcher.sources.eutils import EUtils
 from watcher.sources.http import Http
 from watcher.sources.pubmed_search import PubmedSearch
