@@ -18,6 +18,7 @@ SCRIPTS = [
     ("3. Store", "store.py"),
     ("4. Digest", "digest.py"),
     ("5. Start-up", "startup.py"),
+    ("6. Follow-ups", "followups.py"),
 ]
 START, END = "<!-- results -->", "<!-- /results -->"
 

@@ -48,6 +48,9 @@ name = "Anti-CD20"
 query = "rituximab"
 recipients = ["carol@followups.example.org"]
 """
+# The recipients of the paper in "Anti-CD3" (their own domain: PostgreSQL's advisory locks are
+# server-wide, so other test runs on the same server must not share their lock keys).
+READERS = ["alice@followups.example.org", "bob@followups.example.org"]
 RETRACTION_SOURCE = "N Engl J Med. 2026 Nov 12;395(19):1800. doi: 10.1056/FAKE301."
 
 
@@ -152,7 +155,7 @@ def test_a_paper_retracted_in_week_3_is_told_once_to_its_recipients_only(world: 
 
     world.digest(WEEK3)
     mails = world.mail()
-    assert sorted(to(m) for m in mails) == ["alice@followups.example.org", "bob@followups.example.org"]
+    assert sorted(to(m) for m in mails) == READERS
     for m in mails:
         assert m["Subject"] == "PubMed Watcher: 1 retraction"
         body = text_of(m)
@@ -186,7 +189,7 @@ def test_an_erratum_on_a_real_record(tmp_path: Path, fake: FakeNCBI, store: Stor
     assert w.refresh(WEEK3).changes == 1
     w.digest(WEEK3)
     mails = w.mail()
-    assert sorted(to(m) for m in mails) == ["alice@followups.example.org", "bob@followups.example.org"]
+    assert sorted(to(m) for m in mails) == READERS
     assert mails[0]["Subject"] == "PubMed Watcher: 1 correction"
     body = text_of(mails[0])
     assert "CORRECTED: Fatty acid oxidation protects cancer cells" in body
@@ -233,7 +236,7 @@ def test_a_preprint_published_in_a_journal(world: World) -> None:
     assert world.refresh(WEEK3).changes == 1
     world.digest(WEEK3)
     mails = world.mail()
-    assert sorted(to(m) for m in mails) == ["alice@followups.example.org", "bob@followups.example.org"]
+    assert sorted(to(m) for m in mails) == READERS
     assert mails[0]["Subject"] == "PubMed Watcher: 1 journal version"
     body = text_of(mails[0])
     assert "PUBLISHED IN DIABETES CARE: Teplizumab in relatives" in body
@@ -254,7 +257,7 @@ def test_a_retraction_notice_that_matches_a_search_is_a_notice_not_a_paper(world
     assert world.store.pending_papers("alice@followups.example.org", ["Anti-CD3"]) == {}
     world.digest(WEEK3)
     mails = world.mail()
-    assert sorted(to(m) for m in mails) == ["alice@followups.example.org", "bob@followups.example.org"]
+    assert sorted(to(m) for m in mails) == READERS
     body = text_of(mails[0])
     assert mails[0]["Subject"] == "PubMed Watcher: 1 retraction"
     assert "RETRACTED: Teplizumab in relatives" in body
@@ -340,7 +343,7 @@ def test_badges_stay_true_for_a_paper_shown_again(world: World) -> None:
     world.poll(WEEK3 + timedelta(minutes=1))
     world.digest(WEEK3 + timedelta(minutes=2))
     by = {to(m): m for m in world.mail()}
-    assert set(by) == {"alice@followups.example.org", "bob@followups.example.org", "dave@followups.example.org"}
+    assert set(by) == {*READERS, "dave@followups.example.org"}
     dave = text_of(by["dave@followups.example.org"])
     assert "Changes to papers you received" not in dave
     assert "[Retracted]" in dave
@@ -448,3 +451,105 @@ def test_disabled_followups_never_refresh(tmp_path: Path, fake: FakeNCBI, store:
     fake.reset_counts()
     report = w.refresh(WEEK3)
     assert not report.ran and report.reason == "disabled" and fake.count() == 0
+
+
+def test_poll_followups_and_status_json_on_the_command_line(
+    tmp_path: Path, fake: FakeNCBI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from watcher.cli import main
+    from watcher.poll import ncbi_today
+
+    today = ncbi_today(datetime.now(UTC))
+    fake.add([synthetic(91, "Teplizumab in relatives", edat=today)])
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        '[[subscription]]\nname = "t"\nquery = "teplizumab"\n'
+        'recipients = ["cli@followups.example.org"]\n',
+    )
+    assert main(["-c", str(cfg), "poll", "--followups"]) == 0
+    assert "follow-ups: not run (nothing delivered yet)" in capsys.readouterr().out
+    assert main(["-c", str(cfg), "digest"]) == 0
+    fake.revise(
+        synthetic(
+            91,
+            "Teplizumab in relatives",
+            edat=today,
+            pub_types=("Journal Article", "Retracted Publication"),
+            corrections=[("RetractionIn", RETRACTION_SOURCE, 301)],
+        )
+    )
+    fake.reset_counts()
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "poll", "--followups"]) == 0
+    out = capsys.readouterr().out
+    assert "follow-ups: 1 delivered papers fetched again (1 came back) in 1 requests" in out
+    assert "1 changes found" in out
+    assert main(["-c", str(cfg), "status", "--json"]) == 0
+    f = json.loads(capsys.readouterr().out)["followups"]
+    assert f["enabled"] is True and f["every"] == "1w" and f["months"] == 24
+    assert f["last_run"]["papers"] == 1 and f["last_run"]["changes"] == 1
+    assert f["changes"] == {"retraction": 1, "told": 0}
+    # --due: the refresh that just ran is not due again for a week.
+    assert main(["-c", str(cfg), "poll", "--due", "--followups"]) == 0
+    assert "follow-ups: not run (not due)" in capsys.readouterr().out
+    assert main(["-c", str(cfg), "digest"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["followups"]["changes"]["told"] == 1
+
+
+def test_the_daemon_refreshes_on_its_own_and_mails_the_followup(
+    tmp_path: Path, fake: FakeNCBI
+) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from watcher.cli import main
+    from watcher.poll import ncbi_today
+
+    from .test_daemon import Daemon, config, until
+
+    today = ncbi_today(datetime.now(UTC))
+    server = SmtpServer().start()
+    daemon: Daemon | None = None
+    try:
+        fake.add([synthetic(92, "Teplizumab in relatives", edat=today)])
+        cfg = config(
+            tmp_path, fake, server, "*/2 * * * * *", recipients='"d@followups.example.org"'
+        )
+        assert main(["-c", str(cfg), "poll"]) == 0
+        assert main(["-c", str(cfg), "digest"]) == 0
+        assert len(server.received) == 1
+        fake.revise(
+            synthetic(
+                92,
+                "Teplizumab in relatives",
+                edat=today,
+                pub_types=("Journal Article", "Retracted Publication"),
+                corrections=[("RetractionIn", RETRACTION_SOURCE, 301)],
+            )
+        )
+        daemon = Daemon(cfg)
+        daemon.wait_for("watcher running")
+        until(lambda: len(server.received) >= 2, 30, daemon.log)
+        assert server.received[1].message["Subject"] == "PubMed Watcher: 1 retraction"
+        daemon.wait_for("follow-ups: 1 delivered papers fetched again in 1 requests, 1 changes")
+        status = subprocess.run(
+            [sys.executable, "-m", "watcher", "-c", str(cfg), "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        out = json.loads(status.stdout)
+        assert out["followups"]["last_run"]["changes"] == 1
+        assert "followups" in out["daemon"]["next_runs"]
+        assert daemon.stop() == 0
+        assert len(server.received) == 2  # told once
+    finally:
+        if daemon is not None:
+            daemon.kill()
+        server.stop()

@@ -71,6 +71,14 @@ _ON_PAPER = {
     "UpdateIn": UPDATE,
     "RepublishedIn": UPDATE,
 }
+# How PubMed's abstract page words each link ("Erratum in: Cell Rep. 2022 Jun 28;…").
+_WORDING = {
+    "RetractionIn": "Retraction in:",
+    "ErratumIn": "Erratum in:",
+    "ExpressionOfConcernIn": "Expression of concern in:",
+    "UpdateIn": "Update in:",
+    "RepublishedIn": "Republished in:",
+}
 # CommentsCorrections on a notice → the kind of change to the paper it names.
 _ON_NOTICE = {
     "RetractionOf": RETRACTION,
@@ -136,10 +144,14 @@ def _from_correction(item: ItemKey, paper: Article, c: Correction, kind: str) ->
         detail = f"published in {journal}" if journal else "published in a journal"
     elif kind == RETRACTION:
         own = notice if notice.startswith("pmid:") else None
-        return Change(item, kind, RETRACTED_STATUS, url, c.source or "retracted", own)
+        return Change(item, kind, RETRACTED_STATUS, url, _worded(c) or "Retracted", own)
     else:
-        detail = c.source or KINDS[kind].label
+        detail = _worded(c) or KINDS[kind].label
     return Change(item, kind, notice, url, detail, notice if kind in NOTICE_KINDS else None)
+
+
+def _worded(c: Correction) -> str:
+    return f"{_WORDING[c.ref_type]} {c.source}" if c.source else ""
 
 
 def changes_in(item: ItemKey, paper: Article) -> list[Change]:

@@ -1300,8 +1300,25 @@ def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
     _move(conn, MatchRow, MatchRow.subscription, loser, survivor)
     _move(conn, DeliveryRow, DeliveryRow.recipient, loser, survivor)
     _move(conn, DigestItemRow, DigestItemRow.digest_id, loser, survivor)
+    _move_changes(conn, loser, survivor)
     conn.execute(update(IdentifierRow).where(IdentifierRow.item == loser).values(item=survivor))
     conn.execute(delete(ArticleRow).where(ArticleRow.item == loser))
+
+
+def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
+    """The loser's changes become the survivor's; one the survivor already has (same kind and
+    notice) stays behind, told to nobody: the loser has no deliveries left."""
+    have = {
+        (kind, notice)
+        for kind, notice in conn.execute(
+            select(ChangeRow.kind, ChangeRow.notice).where(ChangeRow.item == survivor)
+        )
+    }
+    for change_id, kind, notice in conn.execute(
+        select(ChangeRow.id, ChangeRow.kind, ChangeRow.notice).where(ChangeRow.item == loser)
+    ).all():
+        if (kind, notice) not in have:
+            conn.execute(update(ChangeRow).where(ChangeRow.id == change_id).values(item=survivor))
 
 
 def _move(conn: Connection, entity: Any, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:
