@@ -553,3 +553,50 @@ def test_the_daemon_refreshes_on_its_own_and_mails_the_followup(
         if daemon is not None:
             daemon.kill()
         server.stop()
+
+
+def test_a_failed_refresh_is_tried_again_an_hour_later_not_a_week(world: World) -> None:
+    world.week1()
+    world.fake.fault("efetch", "status:503", times=5)  # all five tries of the client
+    failed = world.refresh(WEEK3)
+    assert failed.ran and failed.error and failed.changes == 0
+    world.fake.revise(
+        tep(corrections=[("ErratumIn", "N Engl J Med. 2026 Nov 20;395(20):1902.", 304)])
+    )
+    assert not world.refresh(WEEK3 + timedelta(minutes=30)).ran
+    again = world.refresh(WEEK3 + timedelta(hours=1))
+    assert again.ran and again.error is None and again.changes == 1
+
+
+def test_a_merge_carries_changes_to_the_surviving_item(store: Store) -> None:
+    from dataclasses import replace
+
+    from watcher.identity import key
+
+    from .test_store import article, sub
+
+    store.sync_subscriptions([sub("t", "q", ["m@followups.example.org"])], WEEK1)
+    doi = "10.1000/merge.1"
+    store.commit_poll(
+        "t", [key("doi", doi)], source="rss", deliver=True, now=WEEK1, window_end=None, found=1
+    )
+    store.upsert_articles([replace(article(8), doi=None)], WEEK1)
+    store.commit_poll(
+        "t", [k(8)], source="esearch", deliver=True, now=WEEK1, window_end=None, found=1
+    )
+    digest = store.create_digest(
+        recipient="m@followups.example.org",
+        schedule="k",
+        message_id="<m@followups>",
+        message=b"",
+        items=[key("doi", doi), k(8)],
+        now=WEEK1,
+    )
+    assert store.mark_digest_sent(digest, WEEK1)
+    store.record_changes(
+        [Change(key("doi", doi), "erratum", "pmid:9", None, "Erratum in: X")], WEEK3
+    )
+    # The PubMed record now carries the DOI: one item, and its change with it, told once.
+    store.upsert_articles([replace(article(8), doi=doi)], WEEK3 + timedelta(hours=1))
+    (pending,) = store.pending_changes("m@followups.example.org")
+    assert pending.change.item == k(8) and pending.change.kind == "erratum"
