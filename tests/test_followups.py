@@ -459,7 +459,7 @@ def test_poll_followups_and_status_json_on_the_command_line(
     import json
 
     from watcher.cli import main
-    from watcher.poll import ncbi_today
+    from watcher.sources.eutils import ncbi_today
 
     today = ncbi_today(datetime.now(UTC))
     fake.add([synthetic(91, "Teplizumab in relatives", edat=today)])
@@ -509,7 +509,7 @@ def test_the_daemon_refreshes_on_its_own_and_mails_the_followup(
     import sys
 
     from watcher.cli import main
-    from watcher.poll import ncbi_today
+    from watcher.sources.eutils import ncbi_today
 
     from .test_daemon import Daemon, config, until
 
