@@ -600,3 +600,49 @@ def test_a_merge_carries_changes_to_the_surviving_item(store: Store) -> None:
     store.upsert_articles([replace(article(8), doi=doi)], WEEK3 + timedelta(hours=1))
     (pending,) = store.pending_changes("m@followups.example.org")
     assert pending.change.item == k(8) and pending.change.kind == "erratum"
+
+
+def test_golden_followups_section(tmp_path: Path) -> None:
+    """The section as it renders (text, and HTML before CSS inlining) must not drift."""
+    from watcher.digest import Renderer, build_digest, present_followups, with_followups
+    from watcher.followups import StoredChange
+    from watcher.sources.pubmed_xml import parse_articles
+
+    from .test_digest import check_golden, config
+
+    erratum = (FIXTURES / "followups" / "metapub-35649368.xml").read_bytes()
+    preprint = tep(402, pub_types=("Preprint",), journal="medRxiv", iso="medRxiv").xml
+    xml = b"<PubmedArticleSet>" + tep().xml + preprint + b"</PubmedArticleSet>"
+    articles = {k(a.pmid): a for a in [*parse_articles(erratum), *parse_articles(xml)]}
+    changes = [
+        Change(
+            k(35649368),
+            "erratum",
+            "pmid:35767954",
+            "https://pubmed.ncbi.nlm.nih.gov/35767954/",
+            "Erratum in: Cell Rep. 2022 Jun 28;39(13):111044.",
+        ),
+        Change(
+            k(101),
+            "retraction",
+            "status:retracted",
+            "https://pubmed.ncbi.nlm.nih.gov/301/",
+            f"Retraction in: {RETRACTION_SOURCE}",
+            "pmid:301",
+        ),
+        Change(
+            k(402),
+            "published",
+            "pmid:403",
+            "https://pubmed.ncbi.nlm.nih.gov/403/",
+            "published in Diabetes Care",
+        ),
+    ]
+    stored = [StoredChange(i, c, WEEK3) for i, c in enumerate(changes, 1)]
+    cfg = config(tmp_path)
+    ctx = build_digest("a@example.org", {}, {}, cfg.subscriptions, cfg.mail, "/w.toml", WEEK3)
+    ctx = with_followups(ctx, present_followups(stored, articles))
+    assert ctx.subject == "PubMed Watcher: 1 retraction, 1 correction, 1 journal version"
+    renderer = Renderer()
+    check_golden("followups.txt", renderer.render(ctx).text)
+    check_golden("followups.html", renderer.html_env.get_template("digest.html").render(d=ctx))
