@@ -449,8 +449,9 @@ def test_disabled_followups_never_refresh(tmp_path: Path, fake: FakeNCBI, store:
     w = World(tmp_path, fake, store, extra="[followups]\nenabled = false\n")
     w.week1()
     fake.reset_counts()
-    report = w.refresh(WEEK3)
-    assert not report.ran and report.reason == "disabled" and fake.count() == 0
+    for force in (False, True):  # `watcher poll --followups` does not override it either
+        report = w.refresh(WEEK3, force=force)
+        assert not report.ran and report.reason == "disabled" and fake.count() == 0
 
 
 def test_poll_followups_and_status_json_on_the_command_line(

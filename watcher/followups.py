@@ -311,10 +311,11 @@ def refresh(
 ) -> RefreshReport:
     """Fetch again the PubMed records of items delivered in the last `cfg.months`, in efetch
     batches, store them, and record what changed. Costs ⌈papers / batch⌉ efetch and, when
-    nothing changed, nothing else. Not due (or nothing delivered yet): nothing is asked."""
+    nothing changed, nothing else. Disabled, not due (unless `force`d) or nothing delivered
+    yet: nothing is asked."""
     report = RefreshReport()
     last = last_refresh(store.get_meta(META_KEY))
-    if not force and not refresh_due(cfg, last, now):
+    if not cfg.enabled or (not force and not refresh_due(cfg, last, now)):
         report.reason = "disabled" if not cfg.enabled else "not due"
         return report
     since = now - timedelta(days=round(cfg.months * 30.44))
