@@ -1,8 +1,8 @@
 """Changes after delivery (retractions, errata, expressions of concern, new versions) and who
 has been told of each: follow-ups, watcher/followups.py.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from alembic import op
 
 from watcher.schema import UTCDateTime
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
