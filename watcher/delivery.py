@@ -13,7 +13,15 @@ from datetime import datetime
 from pathlib import Path
 
 from watcher.config import Config
-from watcher.digest import DigestContext, Rendered, Renderer, build_digest, recipients_of
+from watcher.digest import (
+    DigestContext,
+    Rendered,
+    Renderer,
+    build_digest,
+    present_followups,
+    recipients_of,
+    with_followups,
+)
 from watcher.drugs import vocabulary
 from watcher.errors import MailError
 from watcher.mail import build_message, new_message_id
@@ -97,9 +105,11 @@ def compose(
     config: Config, store: Store, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
 ) -> Composed | None:
     """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
-    (and `send_empty` is off)."""
+    (and `send_empty` is off). Changes to papers they received go in whichever of their
+    digests comes first: a digest with only those is news, and is sent."""
     mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
     papers = store.pending_papers(rcpt, mine)
+    changes = store.pending_changes(rcpt)
     ctx = build_digest(
         rcpt,
         papers,
@@ -110,7 +120,10 @@ def compose(
         now,
         drugs=vocabulary(config.drugs),
     )
-    if ctx.total == 0 and not config.mail.send_empty:
+    ctx = with_followups(
+        ctx, present_followups(changes, store.articles(c.change.item for c in changes))
+    )
+    if ctx.total == 0 and not ctx.followups and not config.mail.send_empty:
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)
@@ -151,6 +164,7 @@ def _recipient_digest(
         message=digest.message,
         items=list(digest.ctx.items),
         now=now,
+        changes=digest.ctx.changes,
     )
     _deliver(store, transport, digest_id, digest.outgoing(rcpt), now, report)
 
