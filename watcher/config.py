@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
+from watcher.followups import FollowupsConfig
 from watcher.models import KINDS, Schedule, Subscription, normalise_address
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -115,6 +116,7 @@ class Config:
     # 127.0.0.1) and paces.
     europepmc: ApiConfig = ApiConfig(EUROPEPMC_BASE_URL, EUROPEPMC_RATE)
     clinicaltrials: ApiConfig = ApiConfig(CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE)
+    followups: FollowupsConfig = field(default=FollowupsConfig())
 
     def display_name(self, address: str) -> str | None:
         """The name to put beside `address` in a To header: the first one the config gives it,
@@ -291,6 +293,7 @@ class _Reader:
                 "drugs",
                 "europepmc",
                 "clinicaltrials",
+                "followups",
             },
         )
         store_url = self.store(self.table(top.get("store"), "store", {"url"}))
@@ -338,6 +341,7 @@ class _Reader:
                 CLINICALTRIALS_BASE_URL,
                 CLINICALTRIALS_RATE,
             ),
+            self.followups(top.get("followups")),
         )
 
     def api(self, raw: Any, key: str, url: str, rate: float) -> ApiConfig:
@@ -349,6 +353,22 @@ class _Reader:
         if not 0 < rate <= 100:
             raise self.fail(f"{key}.rate_limit", "must be a number of requests per second, 0–100")
         return ApiConfig(url if url.endswith("/") else url + "/", float(rate))
+
+    def followups(self, raw: Any) -> FollowupsConfig:
+        """[followups]: how often delivered papers are fetched again, and how far back."""
+        key = "followups"
+        data = self.table(raw, key, {"enabled", "every", "months"})
+        enabled = self.get(data, key, "enabled", bool, True)
+        text = self.get(data, key, "every", str, "7d")
+        every = self.checked("followups.every", text, parse_duration)
+        if every < timedelta(hours=1):
+            # Each refresh costs an efetch per batch of delivered papers; PubMed's notices
+            # come out over days, not minutes.
+            raise self.fail("followups.every", f"{text} is under an hour; '1d' or '7d' is usual")
+        months = self.get(data, key, "months", int, 24)
+        if not 1 <= months <= 240:
+            raise self.fail("followups.months", "must be between 1 and 240 (months)")
+        return FollowupsConfig(enabled, every, months)
 
     def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
         """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to

@@ -19,7 +19,9 @@ from watcher.digest import (
     Renderer,
     build_digest,
     is_trial_change,
+    present_followups,
     recipients_of,
+    with_followups,
 )
 from watcher.drugs import vocabulary
 from watcher.errors import MailError
@@ -104,11 +106,13 @@ def compose(
     config: Config, store: Store, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
 ) -> Composed | None:
     """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
-    (and `send_empty` is off)."""
+    (and `send_empty` is off). Changes to papers they received go in whichever of their
+    digests comes first: a digest with only those is news, and is sent."""
     mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
     papers = store.pending_papers(rcpt, mine)
     articles = store.articles(papers)
     studies = [a.nct for k, a in articles.items() if is_trial_change(k) and a.nct]
+    changes = store.pending_changes(rcpt)
     ctx = build_digest(
         rcpt,
         papers,
@@ -120,7 +124,10 @@ def compose(
         drugs=vocabulary(config.drugs),
         citing=store.papers_citing(studies) if studies else None,
     )
-    if ctx.empty and not config.mail.send_empty:
+    ctx = with_followups(
+        ctx, present_followups(changes, store.articles(c.change.item for c in changes))
+    )
+    if ctx.empty and not ctx.followups and not config.mail.send_empty:
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)
@@ -161,6 +168,7 @@ def _recipient_digest(
         message=digest.message,
         items=list(digest.ctx.items),
         now=now,
+        changes=digest.ctx.changes,
     )
     _deliver(store, transport, digest_id, digest.outgoing(rcpt), now, report)
 
