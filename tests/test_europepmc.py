@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from watcher.config import Config, load_config
+from watcher.digest import present_followups
 from watcher.errors import SourceError
+from watcher.followups import PUBLISHED, published_as
 from watcher.identity import key
 from watcher.models import JournalVersion
 from watcher.poll import poll
@@ -52,6 +54,8 @@ EPMC_SUB = (
     f'[[subscription]]\nname = "Preprints"\neuropepmc = "teplizumab"\nrecipients = ["{RCPT}"]\n'
 )
 PUBMED_SUB = f'[[subscription]]\nname = "PubMed"\nquery = "teplizumab"\nrecipients = ["{RCPT}"]\n'
+OTHER = "b@example.org"
+OTHER_SUB = f'[[subscription]]\nname = "Other"\nquery = "otelixizumab"\nrecipients = ["{OTHER}"]\n'
 
 
 def run(config: Config, store: Store, fake: FakeNCBI, now: datetime = NOW) -> Any:
@@ -61,12 +65,15 @@ def run(config: Config, store: Store, fake: FakeNCBI, now: datetime = NOW) -> An
     return poll(config, store, sources, now)
 
 
-def deliver_all(store: Store) -> None:
-    items = list(store.pending_papers(RCPT, ["Preprints", "PubMed"]))
+def deliver_all(
+    store: Store, rcpt: str = RCPT, subs: Sequence[str] = ("Preprints", "PubMed")
+) -> None:
+    items = list(store.pending_papers(rcpt, list(subs)))
+    assert items
     digest = store.create_digest(
-        recipient=RCPT,
+        recipient=rcpt,
         schedule="k",
-        message_id=f"<{len(items)}@x>",
+        message_id=f"<{rcpt}-{len(items)}@x>",
         message=b"",
         items=items,
         now=NOW,
@@ -161,9 +168,12 @@ def test_preprint_of_a_pubmed_record_names_its_journal_version() -> None:
 
 def test_preprint_then_its_pubmed_record_is_one_work_told_once(tmp_path, fake, epmc, store) -> None:
     epmc.add(preprint(1), TODAY - timedelta(days=1))
-    config = configure(tmp_path, fake, epmc, EPMC_SUB + PUBMED_SUB)
+    # Someone else, who received another paper but not the preprint.
+    fake.add([synthetic(9100, "Otelixizumab in new-onset type 1 diabetes", edat=TODAY)])
+    config = configure(tmp_path, fake, epmc, EPMC_SUB + PUBMED_SUB + OTHER_SUB)
     run(config, store, fake)
     deliver_all(store)
+    deliver_all(store, OTHER, ["Other"])
     # Weeks later Europe PMC links the preprint to its journal version, which PubMed now holds.
     later = NOW + timedelta(days=20)
     link = {"id": "9001", "source": "MED", "type": "Preprint of", "reference": "Diabetes Care"}
@@ -175,11 +185,41 @@ def test_preprint_then_its_pubmed_record_is_one_work_told_once(tmp_path, fake, e
     # What issue 14's follow-ups tell as "published in JOURNAL", found once.
     ppr = key("ppr", "PPR900001")
     assert report.journal_versions == [JournalVersion(ppr, "PPR900001", 9001, "Diabetes Care")]
-    assert run(config, store, fake, later + timedelta(hours=6)).journal_versions == []
+    assert report.changes == 1
+    again = run(config, store, fake, later + timedelta(hours=6))
+    assert again.journal_versions == [] and again.changes == 0
     work = store.resolve([key("ppr", "PPR900001"), "pmid:9001"])
     assert work[key("ppr", "PPR900001")] == work["pmid:9001"]
     # The work's record is now the journal version's.
     assert store.articles([work["pmid:9001"]])[work["pmid:9001"]].pmid == 9001
+    # Issue 14's follow-up: the preprint's reader is told once that it is published, under
+    # the key PubMed's UpdateIn on the preprint would give (so the two are one change).
+    told = store.pending_changes(RCPT)
+    assert [(c.change.item, c.change.kind, c.change.notice) for c in told] == [
+        (work["pmid:9001"], PUBLISHED, "pmid:9001")
+    ]
+    assert told[0].change.url == "https://pubmed.ncbi.nlm.nih.gov/9001/"
+    shown = present_followups(told, store.articles([work["pmid:9001"]]))
+    assert [f.what for f in shown] == ["Published in Diabetes Care"]
+    assert store.record_changes([told[0].change], later) == 0
+    assert store.pending_changes(OTHER) == []
+    digest = store.create_digest(
+        recipient=RCPT,
+        schedule="k",
+        message_id="<followup@x>",
+        message=b"",
+        items=[],
+        now=later,
+        changes=[told[0].id],
+    )
+    assert store.mark_digest_sent(digest, later)
+    assert store.pending_changes(RCPT) == []
+
+
+def test_a_journal_version_is_the_change_pubmeds_update_in_gives() -> None:
+    c = published_as("ppr:PPR900001", 9001, "Nat Med. 2021 Mar;27(3):456-460.")
+    assert (c.kind, c.notice, c.detail) == (PUBLISHED, "pmid:9001", "published in Nat Med")
+    assert published_as("ppr:PPR900001", 9001, None).detail == "published in a journal"
 
 
 def test_pubmed_record_then_its_preprint_is_one_work_told_once(tmp_path, fake, epmc, store) -> None:

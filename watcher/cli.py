@@ -306,7 +306,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     # The requests of every source (NCBI, Europe PMC, ClinicalTrials.gov), one HTTP layer.
     print(f"{report.fetched} records fetched, {report.requests} requests in {report.seconds:.1f}s")
     if report.changes:
-        print(f"{report.changes} changes to delivered papers announced by notices found")
+        print(f"{report.changes} changes to delivered papers found")
     if refreshed is not None:
         print(_refresh_line(refreshed))
     return 1 if report.failed or (refreshed is not None and refreshed.error) else 0

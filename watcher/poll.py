@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
-from watcher.followups import RefreshReport, notices_found, refresh
+from watcher.followups import RefreshReport, notices_found, published_as, refresh
 from watcher.identity import ItemKey, identifiers, own_key, pmid_of
 from watcher.models import Article, JournalVersion, PollState, Subscription, TrialState
 from watcher.schedule import next_poll_time
@@ -70,7 +70,7 @@ class PollReport:
     seconds: float = 0.0
     record_errors: list[str] = field(default_factory=list)
     journal_versions: list[JournalVersion] = field(default_factory=list)
-    changes: int = 0  # changes to delivered papers announced by notices this poll found
+    changes: int = 0  # changes to delivered papers found: notices, journal versions of preprints
 
     @property
     def failed(self) -> list[Outcome]:
@@ -116,7 +116,7 @@ def poll(
         outcome.changes = changes.get(outcome.name, 0)
     # A retraction notice, erratum or expression of concern about a delivered paper is told to
     # that paper's readers as a follow-up, and never mailed as a paper itself.
-    report.changes = notices_found(
+    report.changes += notices_found(
         store, [i for f in found if f.deliver for i in f.items if i not in failed_items], now
     )
     report.requests = sources.requests - requests_before
@@ -183,6 +183,15 @@ def _store_held(
     store.upsert_articles(held, now)
     for v in report.journal_versions:
         log.info("preprint %s is published: PMID %d (%s)", v.ppr, v.pmid, v.journal or "?")
+    if report.journal_versions:
+        # Told as a follow-up to whoever received the preprint. Recorded on the item the
+        # preprint is now part of (storing its record may have joined it to the journal
+        # version's); a later join carries the change to the survivor.
+        items = store.resolve(v.item for v in report.journal_versions)
+        report.changes += store.record_changes(
+            [published_as(items[v.item], v.pmid, v.journal) for v in report.journal_versions],
+            now,
+        )
     changes: dict[str, int] = {}
     for f in found:
         if f.trials:
