@@ -4,6 +4,7 @@ out, end to end on the installed package against a real SMTP server (aiosmtpd)."
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -393,3 +394,43 @@ def test_without_an_admin_no_list_unsubscribe_and_the_footer_names_the_sender(
     assert message["List-Unsubscribe"] is None
     text = message.get_body(("plain",)).get_content()
     assert "run by PubMed Watcher <watcher@lab.example.org>" in text
+
+
+def test_check_lists_each_reader_with_their_schedule_and_settings(tmp_path, capsys) -> None:
+    from watcher.cli import main
+
+    table = (
+        '[[recipient]]\naddress = "ana@example.org"\ndigest_cron = "0 8 1 * *"\n'
+        'timezone = "Asia/Tokyo"\norder = "evidence"\npaused_until = 2099-01-01\n'
+    )
+    config = make_config(tmp_path, 25, table)
+    assert main(["-c", str(config.path), "check"]) == 0
+    out = capsys.readouterr().out
+    assert "reader Ana Lopez <ana@example.org>" in out
+    assert "('0 8 1 * *' Asia/Tokyo), carrying Anti-CD3 in T1D" in out
+    assert "order evidence, abstract snippet, max_items 50" in out
+    assert "paused until 2099-01-01" in out
+
+
+def test_the_daemon_mails_a_reader_on_their_own_schedule(tmp_path, fake, smtp) -> None:
+    """`watcher run`: Alice's table gives her a digest every two seconds; Bob keeps the
+    subscription's yearly one and gets nothing meanwhile."""
+    from .test_daemon import Daemon, config, papers, until
+
+    papers(fake, 100, 2)
+    path = config(tmp_path, fake, smtp, "0 7 1 1 *")
+    path.write_text(
+        path.read_text()
+        + '\n[[recipient]]\naddress = "alice@example.org"\ndigest_cron = "*/2 * * * * *"\n'
+    )
+    d = Daemon(path)
+    try:
+        d.wait_for("watcher running")
+        until(lambda: len(smtp.received) >= 1, 30, d.log)
+        time.sleep(3)  # another of Alice's digest times passes: nothing new, nothing sent
+        assert {r for m in smtp.received for r in m.rcpt_tos} == {"alice@example.org"}
+        assert len(smtp.received) == 1
+        assert smtp.received[0].message["Subject"] == "PubMed Watcher: 2 new papers — Anti-CD3"
+        assert d.stop() == 0
+    finally:
+        d.kill()
