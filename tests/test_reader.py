@@ -434,3 +434,14 @@ def test_the_daemon_mails_a_reader_on_their_own_schedule(tmp_path, fake, smtp) -
         assert d.stop() == 0
     finally:
         d.kill()
+
+
+def test_a_pause_ends_at_midnight_in_the_readers_time_zone(tmp_path) -> None:
+    table = (
+        '[[recipient]]\naddress = "ana@example.org"\ntimezone = "Asia/Tokyo"\n'
+        "paused_until = 2026-12-01\n"
+    )
+    ana = make_config(tmp_path, 25, table).recipient("ana@example.org")
+    # 15:00 UTC on 30 November is midnight on 1 December in Tokyo (UTC+9): the pause is over.
+    assert ana.paused(datetime(2026, 11, 30, 14, 59, tzinfo=UTC))
+    assert not ana.paused(datetime(2026, 11, 30, 15, 0, tzinfo=UTC))

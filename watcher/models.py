@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, NamedTuple
@@ -244,7 +245,12 @@ class Recipient:
     paused_until: date | None = None  # nothing is mailed before this day; then all that is owed
 
     def paused(self, now: datetime) -> bool:
-        return self.paused_until is not None and now.date() < self.paused_until
+        """Whether `now` is before `paused_until` began in the reader's own time zone."""
+        if self.paused_until is None:
+            return False
+        if self.schedule is not None and now.tzinfo is not None:
+            now = now.astimezone(zoneinfo.ZoneInfo(self.schedule[1]))
+        return now.date() < self.paused_until
 
 
 @dataclass(frozen=True)
