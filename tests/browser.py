@@ -23,8 +23,8 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 
 def find_chromium() -> str | None:
     explicit = os.environ.get("WATCHER_TEST_CHROMIUM")
-    if explicit:
-        return explicit
+    if explicit is not None:  # a path; a missing one (or "") skips the rendering tests
+        return explicit if explicit and Path(explicit).is_file() else None
     return next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
 
 
