@@ -296,7 +296,7 @@ def test_relevance_order_puts_papers_like_the_liked_ones_first_and_marks_them(
     assert set(order[:2]) == {103, 108}  # C-peptide and beta cells, like the liked papers
     text = message.get_body(("plain",)).get_content()
     assert "Closest first to the papers you like (PMID 900001, 900002)" in text
-    marked = [m.strip() for m in re.findall(r"\* Closest to your papers\r?\n(.+)", text)]
+    marked = [m.strip() for m in re.findall(r"★ Closest to your papers\r?\n(.+)", text)]
     assert len(marked) == 3 and set(marked[:2]) == {PAPERS[2][1], PAPERS[7][1]}
     assert "★ Closest to your papers" in message.get_body(("html",)).get_content()
 
