@@ -445,3 +445,17 @@ def test_a_pause_ends_at_midnight_in_the_readers_time_zone(tmp_path) -> None:
     # 15:00 UTC on 30 November is midnight on 1 December in Tokyo (UTC+9): the pause is over.
     assert ana.paused(datetime(2026, 11, 30, 14, 59, tzinfo=UTC))
     assert not ana.paused(datetime(2026, 11, 30, 15, 0, tzinfo=UTC))
+
+
+def test_relevance_without_stored_liked_papers_says_it_falls_back_to_newest(tmp_path, smtp) -> None:
+    table = '[[recipient]]\naddress = "ana@example.org"\norder = "relevance"\n'
+    config = make_config(tmp_path, smtp.port, table)
+    store = Store.open(config.store_url)
+    store.sync_subscriptions(config.subscriptions, MONDAY - timedelta(days=30))
+    add(store, [101, 103, 108], MONDAY, liked=False)  # the first digest before a poll fetched them
+    deliver(config, store, MONDAY)
+    [message] = mail_to(smtp, "ana@example.org")
+    assert shown_order(message) == [108, 103, 101]
+    text = " ".join(message.get_body(("plain",)).get_content().split())
+    assert "Order: Newest first: none of the papers your subscriptions like is stored yet." in text
+    assert "Closest to your papers" not in text

@@ -351,7 +351,7 @@ def _ordering(
         )
     note = "Newest first."
     if order == "relevance":
-        note = "Newest first: relevance needs `like` PMIDs on a subscription, and none are stored."
+        note = "Newest first: none of the papers your subscriptions like is stored yet."
     return newest, set(), "date", note
 
 
