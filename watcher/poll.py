@@ -21,13 +21,11 @@ from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of
 from watcher.models import PollState, Subscription
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
-from watcher.sources.eutils import NCBI_ZONE, ncbi_today
+from watcher.sources.eutils import ncbi_today
 from watcher.sources.registry import Sources
 from watcher.store import Store
 
 log = logging.getLogger(__name__)
-
-__all__ = ["NCBI_ZONE", "ncbi_today"]  # where the daemon, tests and demos look for them
 
 BACKFILL_SLICE = timedelta(days=365)
 # A matched record missing from efetch's answer (or unreadable) is asked for again with backoff.
