@@ -1,10 +1,16 @@
 """Run every benchmark once, in one go, and write their tables into bench/README.md.
 
-python bench/all.py     # about three minutes; PostgreSQL rows need WATCHER_TEST_POSTGRES_URL
+python bench/all.py [--baseline SRC]   # about five minutes; PostgreSQL rows need
+                                        # WATCHER_TEST_POSTGRES_URL
+
+With --baseline (another checkout's root, e.g. `git worktree add /tmp/base main`), the parser and
+the start-up are also measured from that checkout, side by side, and the start-up goal (half of
+the baseline's time) is judged.
 """
 
 from __future__ import annotations
 
+import argparse
 import platform
 import subprocess
 import sys
@@ -19,17 +25,24 @@ SCRIPTS = [
     ("4. Digest", "digest.py"),
     ("5. Start-up", "startup.py"),
 ]
+WITH_BASELINE = ("parse.py", "startup.py")
 START, END = "<!-- results -->", "<!-- /results -->"
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--baseline", help="another checkout's root, measured beside this one")
+    args = ap.parse_args()
     parts = [
         f"Run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}"
         f", {platform.machine()}, by `python bench/all.py`.\n"
     ]
     for title, script in SCRIPTS:
         print(f"== {script}", flush=True)
-        proc = subprocess.run([sys.executable, str(HERE / script)], capture_output=True, text=True)
+        extra = ["--baseline", args.baseline] if args.baseline and script in WITH_BASELINE else []
+        proc = subprocess.run(
+            [sys.executable, str(HERE / script), *extra], capture_output=True, text=True
+        )
         if proc.returncode != 0:
             print(proc.stdout, proc.stderr)
             return 1

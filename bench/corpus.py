@@ -62,3 +62,24 @@ def efetch_file(n: int, start_pmid: int = 90_000_001) -> Path:
             f.write(rec + b"\n")
         f.write(b"</PubmedArticleSet>\n")
     return path
+
+
+def efetch_batches(n: int, size: int = 500, gz: bool = False) -> list[Path]:
+    """The records of efetch_file(n) as efetch answers them: bodies of `size` records each,
+    one file per body (gzipped too with `gz`, for parsers that only read .gz files)."""
+    folder = OUT / f"efetch-{n}-by-{size}"
+    if not folder.is_dir():
+        data = efetch_file(n).read_bytes()
+        records = [m.group() for m in _RECORD.finditer(data)]
+        folder.mkdir()
+        for i in range(0, len(records), size):
+            body = HEAD + b"\n".join(records[i : i + size]) + b"\n</PubmedArticleSet>\n"
+            (folder / f"{i // size:04d}.xml").write_bytes(body)
+    paths = sorted(folder.glob("*.xml"))
+    if gz:
+        for p in paths:
+            packed = p.with_name(p.name + ".gz")
+            if not packed.exists():
+                packed.write_bytes(gzip.compress(p.read_bytes(), compresslevel=1))
+        return [p.with_name(p.name + ".gz") for p in paths]
+    return paths

@@ -1,5 +1,6 @@
 """The quick benchmarks CI runs: a build breaks only on gross regressions (more requests than the
-minimum or a 429, a parser below a quarter of bare lxml, a 50-paper digest Gmail would clip).
+minimum or a 429, a parser below half the bare lxml floor or 0.7x a hand-written lxml parser or
+past 200 MB, a 50-paper digest Gmail would clip, an ingest past 2x the bare driver).
 
     python bench/smoke.py
 """
@@ -17,7 +18,7 @@ CORPUS = HERE.parent.parent / "shared" / "corpus"
 def main() -> int:
     scripts = ["week.py"]
     if CORPUS.is_dir():
-        scripts += ["parse.py", "digest.py"]
+        scripts += ["parse.py", "digest.py", "store.py"]
     else:
         print(f"parse and digest smoke left out: no corpus at {CORPUS}")
     failed = []

@@ -456,3 +456,37 @@ def test_an_unusable_out_folder_is_named_and_exits_1(tmp_path: Path, out: str) -
         f"watcher: cannot use {out} as the --out folder: {reason} "
         "(a file stands where a folder is needed)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "unused"),
+    [
+        ("status", {"apscheduler", "requests", "alembic", "feedparser", "jinja2"}),
+        ("check", {"requests", "alembic", "feedparser", "jinja2"}),
+    ],
+)
+def test_check_and_status_import_only_what_they_use(
+    tmp_path: Path, command: str, unused: set[str]
+) -> None:
+    """Start-up time is mostly imports: status validates crontab lines without APScheduler, and
+    neither command loads the HTTP client, Alembic (for a store already migrated), the feed
+    parser or the templates."""
+    cfg = tmp_path / "w.toml"
+    assert main(["init", str(cfg)]) == 0
+    assert main(["-c", str(cfg), "check"]) == 0  # the store exists and is migrated
+    probe = (
+        "import sys; from watcher.cli import main; code = main(sys.argv[1:]); "
+        "print(sorted({m.split('.')[0] for m in sys.modules}), file=sys.stderr); "
+        "raise SystemExit(code)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "-c", str(cfg), command],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(json.loads(proc.stderr.strip().splitlines()[-1].replace("'", '"')))
+    assert not loaded & unused, loaded & unused
+    assert "sqlalchemy" in loaded  # the probe saw the store opened

@@ -4,12 +4,13 @@ import gzip
 import re
 import tracemalloc
 from datetime import date
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from watcher.sources.pubmed_xml import XmlError, _clean, parse_articles
+from watcher.sources.pubmed_xml import XmlError, _clean, parse_articles, without_references
 
 from .fakes.records import synthetic
 
@@ -254,3 +255,46 @@ def test_new_fields_survive_the_store_and_old_records_still_load() -> None:
         del s["category"]
     restored = Article.from_json(old)
     assert restored.substances == () and restored.abstract[3].category is None
+
+
+def test_every_corpus_record_reads_the_same_without_its_references(corpus: Path) -> None:
+    """The efetch path (bytes, references cut out) gives exactly what a full-tree read of the
+    same body gives (a stream is read whole), record for record, on every corpus file."""
+    cut_somewhere = 0
+    for path in sorted(corpus.glob("*.xml*")):
+        data = read(path)
+        if b"<PubmedArticleSet" not in data[:3000] and b"<MedlineCitationSet" not in data[:3000]:
+            continue
+        fast_errors: list[str] = []
+        full_errors: list[str] = []
+        fast = [a.to_json() for a in parse_articles(data, fast_errors.append)]
+        full = [a.to_json() for a in parse_articles(BytesIO(data), full_errors.append)]
+        assert fast == full, path.name
+        assert fast_errors == full_errors, path.name
+        cut_somewhere += len(without_references(data)) < len(data)
+    assert cut_somewhere >= 10
+
+
+def test_references_are_cut_only_within_one_record() -> None:
+    """A ReferenceList left open must not swallow the records after it: the body stays as
+    malformed as it was, and the parser says so."""
+    good = synthetic(7, "kept", edat=date(2026, 1, 1)).xml
+    refs = b"<ReferenceList><Reference><Citation>x</Citation></Reference></ReferenceList>"
+    with_refs = good.replace(b"</PubmedData>", refs + b"</PubmedData>")
+    assert without_references(with_refs) == good
+    unclosed = good.replace(b"</PubmedData>", b"<ReferenceList><Reference></PubmedData>")
+    body = b"<PubmedArticleSet>" + unclosed + good + with_refs + b"</PubmedArticleSet>"
+    assert without_references(body).count(b"<PubmedArticle>") == 3
+    with pytest.raises(XmlError):
+        list(parse_articles(body))
+
+
+def test_a_books_references_are_left_for_the_parser(corpus: Path) -> None:
+    refs = b"<ReferenceList><Reference><Citation>x</Citation></Reference></ReferenceList>"
+    data = read(corpus / "klortho-efetch.pubmedbook.xml").replace(
+        b"</BookDocument>", refs + b"</BookDocument>"
+    )
+    assert without_references(data) == data
+    (book,) = parse_articles(data)
+    (full,) = parse_articles(BytesIO(data))
+    assert book == full and book.is_book

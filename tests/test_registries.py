@@ -102,3 +102,50 @@ def test_eudract_and_ctis_are_labelled_with_their_registry() -> None:
     assert link("2007-007146-34").label == "EudraCT 2007-007146-34"
     assert link("2023-503456-12-00").label == "CTIS 2023-503456-12-00"
     assert link("NCT01030861").label == "NCT01030861"
+
+
+def _every_pattern(text: str) -> list[str]:
+    """find_ids without its literal guards: every registry's pattern on the whole text."""
+    import re as _re
+
+    from watcher.registries import REGISTRIES
+
+    taken: list[tuple[int, int]] = []
+    out = []
+    for reg in REGISTRIES:
+        for m in reg.pattern.finditer(text):
+            if any(s < m.end() and m.start() < e for s, e in taken):
+                continue
+            taken.append(m.span())
+            out.append(reg.prefix + _re.sub(r"\s+", "", m.group(1)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Registered as NCT 01234567, ISRCTN12345678 and EudraCT 2004-000123-45.",
+        "CTIS 2023-501234-12-00; ChiCTR-IOR-17012345; UMIN-CTR 000012345; jRCTs031180001",
+        "JapicCTI-101234, JPRN-UMIN000012345, CTRI/2019/01/017001, KCT0001234",
+        "IRCT20100101003456N2, PACTR201901123456789, NTR1234, NL 12345, RBR-2abc3d",
+        "TCTR20190101001, SLCTR/2019/001, RPCEC00000123, DRKS00004567, ACTRN12610000123456",
+        "No registry here: NLR rose, 2019-123456 patients, the NTRK gene.",
+    ],
+)
+def test_literal_guards_change_no_finding(text: str) -> None:
+    assert list(find_ids(text)) == _every_pattern(text)
+
+
+def test_literal_guards_change_no_finding_on_the_corpus(corpus) -> None:
+    from watcher.sources.pubmed_xml import parse_articles
+
+    checked = 0
+    for path in sorted(corpus.glob("*.xml")):
+        data = path.read_bytes()
+        if b"<PubmedArticleSet" not in data[:3000]:
+            continue
+        for a in parse_articles(data):
+            text = "\n".join(s.text for s in a.abstract)
+            assert list(find_ids(text)) == _every_pattern(text), a.pmid
+            checked += 1
+    assert checked >= 30

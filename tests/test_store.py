@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -55,7 +56,8 @@ def test_upsert_is_idempotent_and_updates_in_place(store: Store) -> None:
         assert row is not None
         assert row.first_seen == T0
         assert row.last_updated == T0 + timedelta(days=1)
-        assert row.abstract == "BACKGROUND: Why.\nRESULTS: What."
+        assert row.record["title"] == "A trial (revised)"  # the one copy of every field
+        assert [x["text"] for x in row.record["abstract"]] == ["Why.", "What."]
 
 
 def test_articles_round_trip_every_field(store: Store) -> None:
@@ -368,3 +370,70 @@ def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -
     store.forget_missing(keys(2))
     assert store.awaited_records(["s"]) == {} and store.record_attempts(keys(2)) == {}
     assert set(store.pending_papers("a@example.org", ["s"])) == set(keys(1, 2))
+
+
+def _pre_0005_article(conn, a: Article) -> None:
+    """An article as revision 0004 stored it: its JSON parts twice, the abstract flattened."""
+    record = a.to_json()
+    conn.execute(
+        text(
+            "INSERT INTO articles (item, pmid, version, doi, pmcid, title, abstract, authors, "
+            "journal, pub_date, pub_year, epub_date, language, publication_types, mesh, keywords, "
+            "record, first_seen, last_updated) VALUES (:item, :pmid, 1, :doi, NULL, :title, "
+            ":abstract, :authors, :journal, NULL, 2019, NULL, 'eng', :types, :mesh, :keywords, "
+            ":record, :t, :t)"
+        ),
+        {
+            "item": k(a.pmid),
+            "pmid": a.pmid,
+            "doi": a.doi,
+            "title": a.title,
+            "abstract": a.abstract_text,
+            "authors": json.dumps(record["authors"]),
+            "journal": a.journal,
+            "types": json.dumps(record["publication_types"]),
+            "mesh": json.dumps(record["mesh"]),
+            "keywords": json.dumps(record["keywords"]),
+            "record": json.dumps(record),
+            "t": T0.replace(tzinfo=None),
+        },
+    )
+
+
+def test_migration_0005_keeps_one_json_copy_of_each_stored_article(store_url: str) -> None:
+    """A populated 0004 store loses the duplicated columns, never a field of a record; going
+    back to 0004 rebuilds the JSON copies from the record."""
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+
+    stored = [article(31, keywords=("teplizumab",)), article(32, "Another trial")]
+    engine = create_engine(store_url)
+    migrate(engine, "0004")
+    with engine.begin() as conn:
+        for a in stored:
+            _pre_0005_article(conn, a)
+    engine.dispose()
+
+    store = Store.open(store_url)
+    cols = {c["name"] for c in inspect(store.engine).get_columns("articles")}
+    assert not cols & {"abstract", "authors", "publication_types", "mesh", "keywords"}
+    assert {"item", "pmid", "doi", "title", "record"} <= cols
+    assert store.articles([k(31), k(32)]) == {k(31): stored[0], k(32): stored[1]}
+    assert store.known_pmids([31, 32, 33]) == {31, 32}
+    store.upsert_articles([article(33)], T0)  # and the migrated table takes new rows
+    assert store.count_articles() == 3
+
+    with (
+        store.engine.begin() as conn,
+        resources.as_file(resources.files("watcher") / "migrations") as folder,
+    ):
+        cfg = Config()
+        cfg.set_main_option("script_location", str(folder))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+    with store.engine.connect() as conn:
+        keywords = conn.execute(text("SELECT keywords FROM articles WHERE pmid = 31")).scalar_one()
+    assert (json.loads(keywords) if isinstance(keywords, str) else keywords) == ["teplizumab"]
+    store.close()

@@ -519,10 +519,12 @@ def print_status(out: dict[str, Any]) -> None:
 def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
     """Matched items whose record their source has not given (missing or unreadable), with the retry
     plan of watcher.poll.record_retry_at."""
-    from watcher.poll import record_retry_at
-
     out = []
     for a in store.awaited_records([s.name for s in config.subscriptions]).values():
+        # Imported only for a store that awaits records: watcher.poll brings the HTTP layer,
+        # a third of what `status` would import otherwise.
+        from watcher.poll import record_retry_at
+
         retry = (
             record_retry_at(a.attempts, a.first_missing_at, a.last_attempt_at)
             if a.attempts and a.first_missing_at and a.last_attempt_at

@@ -708,13 +708,13 @@ def _check_timezone(name: str) -> None:
 
 
 def _check_cron(value: tuple[str, str]) -> None:
-    from watcher.schedule import digest_trigger
+    from watcher.schedule import check_cron
 
-    cron, tz = value
+    cron, _tz = value  # the time zone is checked on its own key
     if len(cron.split()) not in (5, 6):
         raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
     try:
-        digest_trigger(cron, tz)
+        check_cron(cron)
     except ValueError as exc:
         raise ValueError(f"{cron!r} is not a valid crontab line: {exc}") from None
 

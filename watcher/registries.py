@@ -81,7 +81,34 @@ _PREFIXES = (
     "SLCTR",
     "RPCEC",
 )
-_EU_HINT = re.compile(r"-\d{6}-")  # EudraCT and CTIS; a literal first character is searched fast
+# One search for any of them, or EudraCT's and CTIS's "-123456-": three times cheaper than a
+# substring test per prefix, measured on the parse bench's abstracts.
+_HINT = re.compile("|".join(map(re.escape, _PREFIXES)) + r"|-\d{6}-")
+
+
+_EU_HINT = re.compile(r"-\d{6}-")
+# The literal each registry's numbers cannot be written without: a pattern runs only where its
+# literal is in the text (each pattern costs ~35 µs on an abstract, a substring test ~1 µs). A
+# registry missing here is always tried.
+_LITERALS: dict[str, tuple[str, ...]] = {
+    "ClinicalTrials.gov": ("NCT",),
+    "ISRCTN": ("ISRCTN",),
+    "ANZCTR": ("ACTRN",),
+    "ChiCTR": ("ChiCTR",),
+    "DRKS": ("DRKS",),
+    "UMIN": ("UMIN",),
+    "JPRN": ("JPRN-", "jRCT", "JapicCTI-"),
+    "CTRI": ("CTRI",),
+    "CRiS": ("KCT",),
+    "IRCT": ("IRCT",),
+    "PACTR": ("PACTR",),
+    "NTR": ("NTR", "NL"),
+    "ReBec": ("RBR-",),
+    "TCTR": ("TCTR",),
+    "SLCTR": ("SLCTR",),
+    "RPCEC": ("RPCEC",),
+}
+_EU_REGISTRIES = frozenset({"CTIS", "EudraCT"})  # YYYY-NNNNNN-NN(-NN): no literal, a shape
 
 
 class TrialLink(NamedTuple):
@@ -92,10 +119,16 @@ class TrialLink(NamedTuple):
 
 def find_ids(text: str) -> Iterator[str]:
     """Registry numbers written in `text`, normalised ("NCT 01030861" → "NCT01030861")."""
-    if not any(p in text for p in _PREFIXES) and not _EU_HINT.search(text):
+    if _HINT.search(text) is None:
         return
     taken: list[tuple[int, int]] = []
+    eu = _EU_HINT.search(text) is not None
     for reg in REGISTRIES:
+        if reg.name in _EU_REGISTRIES:
+            if not eu:
+                continue
+        elif reg.name in _LITERALS and not any(lit in text for lit in _LITERALS[reg.name]):
+            continue
         for m in reg.pattern.finditer(text):
             if any(s < m.end() and m.start() < e for s, e in taken):
                 continue  # a CTIS number also looks like EudraCT's plus a suffix

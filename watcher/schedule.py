@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import datetime, timedelta
 
@@ -33,6 +34,71 @@ def digest_trigger(cron: str, timezone: str):  # type: ignore[no-untyped-def]
         day_of_week=crontab_weekdays(dow),
         timezone=zoneinfo.ZoneInfo(timezone),
     )
+
+
+# What APScheduler 3's CronTrigger accepts in each field of a crontab line (one field has no
+# spaces), checked without importing it: `watcher status` only validates the line, and the
+# import cost a tenth of a second. tests/test_schedule.py holds the two to the same answers.
+_FIELD_RANGES = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day": (1, 31)}
+_STAR = re.compile(r"\*(?:/(\d+))?$")
+_RANGE = re.compile(r"(\d+)(?:-(\d+))?(?:/(\d+))?$")
+# Like APScheduler's, these match a prefix only: "jan5" reads as "jan", "lastly" as "last".
+_NAMES = re.compile(r"([a-z]+)(?:-([a-z]+))?", re.IGNORECASE)
+_LAST = re.compile(r"last", re.IGNORECASE)
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def check_cron(cron: str) -> None:
+    """Raise ValueError unless `cron` (5 fields, or 6 with seconds first) is a line
+    digest_trigger turns into a trigger."""
+    fields = cron.split()
+    if len(fields) == 5:
+        fields.insert(0, "0")
+    if len(fields) != 6:
+        raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
+    second, minute, hour, day, month, dow = fields
+    for name, value in (("second", second), ("minute", minute), ("hour", hour), ("day", day)):
+        lo, hi = _FIELD_RANGES[name]
+        for expr in re.split(" *, *", value):
+            if not (name == "day" and _LAST.match(expr)):
+                _check_numbers(name, expr, lo, hi)
+    for expr in re.split(" *, *", month):
+        names = _NAMES.match(expr)
+        if names is None:
+            _check_numbers("month", expr, 1, 12)
+            continue
+        first, last = names.groups()
+        try:
+            lo = _MONTHS.index(first.lower()) + 1
+            hi = _MONTHS.index(last.lower()) + 1 if last else lo
+        except ValueError:
+            raise ValueError(f"invalid month name in {expr!r}") from None
+        if lo > hi:
+            raise ValueError(f"month range {expr!r} runs backwards")
+    crontab_weekdays(dow)
+
+
+def _check_numbers(name: str, expr: str, lo: int, hi: int) -> None:
+    star = _STAR.match(expr)
+    if star is not None:
+        step = int(star.group(1)) if star.group(1) else None
+        if step == 0 or (step and step > hi - lo):
+            raise ValueError(f"bad step in {name} {expr!r}")
+        return
+    m = _RANGE.match(expr)
+    if m is None:
+        raise ValueError(f"unrecognized expression {expr!r} for field {name!r}")
+    first = int(m.group(1))
+    step = int(m.group(3)) if m.group(3) else None
+    last = int(m.group(2)) if m.group(2) else (None if step is not None else first)
+    if step == 0:
+        raise ValueError(f"bad step in {name} {expr!r}")
+    if last is not None and first > last:
+        raise ValueError(f"{name} range {expr!r} runs backwards")
+    if first < lo or (last is not None and last > hi):
+        raise ValueError(f"{name} {expr!r} is outside {lo}-{hi}")
+    if step and step > (last or hi) - first:
+        raise ValueError(f"bad step in {name} {expr!r}")
 
 
 def crontab_weekdays(field: str) -> str:

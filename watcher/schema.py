@@ -69,17 +69,13 @@ class ArticleRow(Base):
     doi: Mapped[str | None] = mapped_column(String(255))
     pmcid: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(Text)
-    abstract: Mapped[str | None] = mapped_column(Text)
-    authors: Mapped[list[Any]] = mapped_column(JSONString)
     journal: Mapped[str | None] = mapped_column(Text)
     pub_date: Mapped[str | None] = mapped_column(String(64))
     pub_year: Mapped[int | None] = mapped_column(Integer)
     epub_date: Mapped[date | None] = mapped_column(Date)
     language: Mapped[str | None] = mapped_column(String(16))
-    publication_types: Mapped[list[str]] = mapped_column(JSONString)
-    mesh: Mapped[list[Any]] = mapped_column(JSONString)
-    keywords: Mapped[list[str]] = mapped_column(JSONString)
-    # The whole parsed record, so the digest can show every field without another fetch.
+    # The whole parsed record, so the digest can show every field without another fetch: its
+    # one JSON serialisation (authors, MeSH, keywords… live only here).
     record: Mapped[dict[str, Any]] = mapped_column(JSONString)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_updated: Mapped[datetime] = mapped_column(UTCDateTime)

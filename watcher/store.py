@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import wraps
 from importlib import resources
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -66,7 +67,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -223,7 +224,8 @@ class Store:
         unique = [bounded(a) for a in {a.pmid: a for a in articles}.values()]
         with self.engine.begin() as conn:
             items = _attach(conn, self._insert, unique)
-            self._write_rows(conn, article_rows(unique, now, items))
+            rows = [_article_row(a, now, items.get(a.pmid) or pmid_key(a.pmid)) for a in unique]
+            self._write_rows(conn, rows)
 
     @mapped
     def upsert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -912,7 +914,7 @@ def article_rows(
     `items` gives the item each PMID's record belongs to (default: its own pmid: key)."""
     items = items or {}
     return [
-        _article_row(a, now, items.get(a.pmid) or pmid_key(a.pmid))
+        _article_row(bounded(a), now, items.get(a.pmid) or pmid_key(a.pmid))
         for a in {a.pmid: a for a in articles}.values()
     ]
 
@@ -981,7 +983,10 @@ def bounded(a: Article) -> Article:
 
 
 def _within(a: Article) -> bool:
-    short = (a.journal, a.journal_iso, *a.publication_types, *a.keywords)
+    # max(map(len, …)) walks the many short strings in C: a per-string generator cost twice
+    # the record's JSON serialisation.
+    short = (a.journal or "", a.journal_iso or "", *a.publication_types, *a.keywords)
+    names = filter(None, chain.from_iterable(a.authors))
     return (
         len(a.title) <= MAX_TITLE
         and len(a.vernacular_title or "") <= MAX_TITLE
@@ -989,21 +994,18 @@ def _within(a: Article) -> bool:
         and all(len(s.label or "") <= MAX_TEXT for s in a.abstract)
         and max(len(a.authors), len(a.mesh), len(a.keywords), len(a.corrections)) <= MAX_ITEMS
         and max(len(a.publication_types), len(a.trial_ids), len(a.abstract)) <= MAX_ITEMS
-        and all(len(t or "") <= MAX_TEXT for t in short)
-        and all(len(p or "") <= MAX_TEXT for author in a.authors for p in author)
-        and all(
-            len(m.descriptor) <= MAX_TEXT
-            and len(m.qualifiers) <= MAX_ITEMS
-            and all(len(q) <= MAX_TEXT for q in m.qualifiers)
-            for m in a.mesh
-        )
+        and max(map(len, short), default=0) <= MAX_TEXT
+        and max(map(len, names), default=0) <= MAX_TEXT
+        and max(map(len, (m.descriptor for m in a.mesh)), default=0) <= MAX_TEXT
+        and max(map(len, (m.qualifiers for m in a.mesh)), default=0) <= MAX_ITEMS
+        and max(map(len, chain.from_iterable(m.qualifiers for m in a.mesh)), default=0) <= MAX_TEXT
         and all(
             len(c.ref_type) <= MAX_TEXT
             and len(c.pmid or "") <= 32
             and len(c.source or "") <= MAX_TEXT
             for c in a.corrections
         )
-        and all(len(t) <= 64 for t in a.trial_ids)
+        and max(map(len, a.trial_ids), default=0) <= 64
         and len(a.doi or "") <= 255
         and len(a.pmcid or "") <= 32
         and len(a.pub_date or "") <= 64
@@ -1018,9 +1020,7 @@ def _opt(text: str | None, limit: int) -> str | None:
 
 
 def _article_row(a: Article, now: datetime, item: ItemKey) -> dict[str, Any]:
-    a = bounded(a)
-    record = a.to_json()
-    dumps = json.dumps
+    """The row of an article already within the store's bounds (see bounded)."""
     return dict(
         item=item,
         pmid=a.pmid,
@@ -1028,17 +1028,12 @@ def _article_row(a: Article, now: datetime, item: ItemKey) -> dict[str, Any]:
         doi=a.doi,
         pmcid=a.pmcid,
         title=a.title,
-        abstract=a.abstract_text or None,
-        authors=dumps(record["authors"]),
         journal=a.journal,
         pub_date=a.pub_date,
         pub_year=a.pub_year,
         epub_date=a.epub_date,
         language=a.language,
-        publication_types=dumps(record["publication_types"]),
-        mesh=dumps(record["mesh"]),
-        keywords=dumps(record["keywords"]),
-        record=dumps(record),
+        record=json.dumps(a.to_json()),
         first_seen=now,
         last_updated=now,
     )
@@ -1134,9 +1129,11 @@ def _attach(
     return out
 
 
-def _items_with_pmid(conn: Connection, items: Iterable[ItemKey]) -> set[ItemKey]:
-    out: set[ItemKey] = set()
-    for chunk in _chunks(list(items), _CHUNK):
+def _items_with_pmid(conn: Connection, items: Collection[ItemKey]) -> set[ItemKey]:
+    # An item keyed pmid:N is PMID N's by construction; only the others need asking (a paper
+    # first found by DOI whose PubMed record came later). A re-ingest asks nothing.
+    out = {i for i in items if i.startswith("pmid:")}
+    for chunk in _chunks([i for i in items if i not in out], _CHUNK):
         out.update(
             conn.execute(
                 select(IdentifierRow.item).where(

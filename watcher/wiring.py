@@ -20,12 +20,16 @@ from watcher.config import (
 )
 from watcher.config import require_secrets as config_require_secrets
 from watcher.errors import ConfigError
-from watcher.sources.eutils import EUtils
-from watcher.sources.registry import Sources, pubmed_sources
-from watcher.store import Store
-from watcher.transports.base import Transport
-from watcher.transports.registry import TRANSPORTS, TransportSettings
-from watcher.transports.smtp import SmtpSettings
+
+# What a command builds is imported when it builds it: `check` and `status` open the store and
+# never pay for requests or the mail transports.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from watcher.sources.eutils import EUtils
+    from watcher.sources.registry import Sources
+    from watcher.store import Store
+    from watcher.transports.base import Transport
+    from watcher.transports.registry import TransportSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ def config_path(explicit: str | None, env: Mapping[str, str] = os.environ) -> Pa
 
 def connect_store(config: Config) -> Store:
     """The store, migrated (the daemon syncs its subscriptions itself, logging the changes)."""
+    from watcher.store import Store
+
     return Store.open(config.store_url)
 
 
@@ -72,6 +78,8 @@ def ncbi_client(
             ncbi.api_key_env,
         )
     limit = NCBI_RATE_WITH_KEY if api_key else NCBI_RATE_WITHOUT_KEY
+    from watcher.sources.eutils import EUtils
+
     return EUtils(
         base_url=ncbi.base_url,
         email=ncbi.email,
@@ -100,14 +108,21 @@ def make_sources(
 
 
 def sources_for(client: EUtils, ncbi: NcbiConfig) -> Sources:
+    from watcher.sources.registry import pubmed_sources
+
     return pubmed_sources(client, datetype=ncbi.datetype, overlap_days=ncbi.overlap_days)
 
 
 def make_transport(mail: MailConfig, env: Mapping[str, str] = os.environ) -> Transport:
+    from watcher.transports.registry import TRANSPORTS
+
     return TRANSPORTS["smtp" if mail.smtp else "maildir"](transport_settings(mail, env))
 
 
 def transport_settings(mail: MailConfig, env: Mapping[str, str]) -> TransportSettings:
+    from watcher.transports.registry import TransportSettings
+    from watcher.transports.smtp import SmtpSettings
+
     if mail.smtp is None:
         return TransportSettings(mail.from_addr, mail.maildir)
     c = mail.smtp

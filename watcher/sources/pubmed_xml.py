@@ -1,7 +1,7 @@
-"""PubMed XML (efetch, MEDLINE files) → Article records. Pure and streaming.
+"""PubMed XML (efetch, MEDLINE files) → Article records. Pure.
 
-lxml's iterparse hands over one record at a time; each is cleared once read, so memory stays
-bounded whatever the file size. Element reference: https://www.nlm.nih.gov/bsd/licensee/elements_descriptions.html
+An efetch body is parsed at once without the parts never read; a file streams one record at a
+time, so memory stays bounded whatever its size. Element reference: https://www.nlm.nih.gov/bsd/licensee/elements_descriptions.html
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ class XmlError(SourceError):
     """The bytes are not well-formed XML (e.g. a body cut off in transit)."""
 
 
+# Safe parsing of what a server sends: no entity expansion (libxml2 also refuses an entity
+# bomb outright), no DTD, no network or file access, and libxml2's default limits (nesting
+# depth 256, text nodes of 10 MB), far above any real record.
+_SAFE = {"huge_tree": False, "resolve_entities": False, "load_dtd": False, "no_network": True}
+
+
 def parse_articles(
     source: bytes | IO[bytes], on_error: ErrorSink | None = None
 ) -> Iterator[Article]:
@@ -85,20 +91,15 @@ def parse_articles(
 
     A record that cannot be read is reported to `on_error` and skipped; malformed XML raises
     XmlError (the caller decides whether to fetch again).
+
+    An efetch body (bytes) is read without its reference lists, which no field comes from;
+    a stream (a MEDLINE file) is read with everything in it. Either way lxml's iterparse hands
+    over one record at a time, cleared once read, so memory stays bounded whatever the size.
+    (Parsing a 500-record body at once instead measured no faster once the references are cut,
+    for 10 MB more.)
     """
-    stream = BytesIO(source) if isinstance(source, bytes) else source
-    context = etree.iterparse(
-        stream,
-        events=("end",),
-        tag=_RECORD_TAGS,
-        # Safe parsing of what a server sends: no entity expansion (libxml2 also refuses an
-        # entity bomb outright), no DTD, no network or file access, and libxml2's default limits
-        # (nesting depth 256, text nodes of 10 MB), far above any real record.
-        huge_tree=False,
-        resolve_entities=False,
-        load_dtd=False,
-        no_network=True,
-    )
+    stream = BytesIO(without_references(source)) if isinstance(source, bytes) else source
+    context = etree.iterparse(stream, events=("end",), tag=_RECORD_TAGS, **_SAFE)
     n = 0
     try:
         for _event, el in context:
@@ -108,14 +109,9 @@ def parse_articles(
                 continue
             n += 1
             if el.tag != "DeleteCitation":
-                try:
-                    yield _article(el)
-                except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-                    pmid = _text(el.find(".//PMID")) or "?"
-                    message = f"record {n} (PMID {pmid}) skipped: {exc}"
-                    log.warning("%s", message)
-                    if on_error is not None:
-                        on_error(message)
+                article = _read_record(el, n, on_error)
+                if article is not None:
+                    yield article
             # Free what was read: the record and the siblings before it.
             el.clear(keep_tail=False)
             if parent is not None:
@@ -123,6 +119,55 @@ def parse_articles(
                     del parent[0]
     except etree.XMLSyntaxError as exc:
         raise XmlError(f"malformed PubMed XML after {n} records: {exc}") from None
+
+
+_REFERENCES_END = re.compile(rb"</PubmedData>|<Pubmed")
+
+
+def without_references(body: bytes) -> bytes:
+    """`body` without the <ReferenceList> elements of each PubmedData: the papers an article
+    cites, about two thirds of a modern efetch body, which the watcher never reads.
+
+    ReferenceList is PubmedData's last child (DTD 2019 on), so what is cut runs from its first
+    <ReferenceList> to its last </ReferenceList>. A cut is made only where both lie before the
+    record's </PubmedData> with no other record or PubmedData opening in between; anything else
+    (a book's references, a garbled record) is left for the parser to judge as it is.
+    """
+    find = body.find
+    start = find(b"<ReferenceList")
+    if start < 0:
+        return body
+    parts = []
+    pos = 0
+    while start >= 0:
+        # One pass to whichever comes first: the record's </PubmedData>, or a <Pubmed…> opening
+        # that says the references never closed inside it.
+        stop = _REFERENCES_END.search(body, start)
+        if stop is not None and stop.group() == b"</PubmedData>":
+            end = stop.start()
+            last = body.rfind(b"</ReferenceList>", start, end)
+            if last > 0 and body[start + 14 : start + 15] in (b">", b" "):
+                parts.append(body[pos:start])
+                pos = last + 16
+                start = find(b"<ReferenceList", end)
+                continue
+        start = find(b"<ReferenceList", start + 1)
+    parts.append(body[pos:])
+    return b"".join(parts)
+
+
+def _read_record(el: Any, n: int, on_error: ErrorSink | None) -> Article | None:
+    """The record's article, or None once its fault is reported: one bad record never costs
+    the others of its batch."""
+    try:
+        return _article(el)
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        pmid = _text(el.find(".//PMID")) or "?"
+        message = f"record {n} (PMID {pmid}) skipped: {exc}"
+        log.warning("%s", message)
+        if on_error is not None:
+            on_error(message)
+        return None
 
 
 def _article(rec: Any) -> Article:
