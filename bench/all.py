@@ -24,6 +24,7 @@ SCRIPTS = [
     ("3. Store", "store.py"),
     ("4. Digest", "digest.py"),
     ("5. Start-up", "startup.py"),
+    ("6. Follow-ups", "followups.py"),
 ]
 WITH_BASELINE = ("parse.py", "startup.py")
 START, END = "<!-- results -->", "<!-- /results -->"

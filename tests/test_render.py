@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from watcher.config import load_config
-from watcher.digest import Renderer, build_digest
+from watcher.digest import Renderer, build_digest, present_followups, with_followups
+from watcher.followups import ERRATUM, RETRACTION, Change, StoredChange, pubmed_url
+from watcher.identity import pmid_key
 from watcher.models import Recipient
 from watcher.sources.pubmed_xml import parse_articles
 
@@ -66,7 +68,7 @@ MEASURE = r"""
     scrollWidth: document.documentElement.scrollWidth,
     innerWidth: window.innerWidth,
     texts, links,
-    sections: [...document.querySelectorAll('.grp, .ovh, .ord, .pm, .ft, .more, .b-close')]
+    sections: [...document.querySelectorAll('.grp, .ovh, .ord, .pm, .ft, .more, .b-close, .fubox')]
       .map(label),
   };
 })()
@@ -84,8 +86,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A digest with every section: overview, order line, two subscriptions with badges, drug
-    and trial links and a closest mark, the overflow list, the PMIDs line and the footer."""
+    """A digest with every section: follow-ups, overview, order line, two subscriptions with
+    badges, drug and trial links and a closest mark, the overflow list, PMIDs and the footer."""
     folder = tmp_path_factory.mktemp("render")
     subs = (
         '[[subscription]]\nname = "Anti-CD3 in T1D"\nquery = "teplizumab"\n'
@@ -118,7 +120,16 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         reader=reader,
         liked=liked,
     )
-    assert ctx.compact and ctx.overview and len(ctx.groups) == 2
+    # Follow-ups (issue 14): a retraction and an erratum to papers received earlier.
+    first, second = list(articles)[:2]
+    changes = [
+        StoredChange(1, Change(pmid_key(first), RETRACTION, "n1", pubmed_url(1), "Retracted"), NOW),
+        StoredChange(2, Change(pmid_key(second), ERRATUM, "n2", pubmed_url(2), "Erratum in"), NOW),
+    ]
+    ctx = with_followups(
+        ctx, present_followups(changes, {pmid_key(p): articles[p] for p in articles})
+    )
+    assert ctx.compact and ctx.overview and len(ctx.groups) == 2 and ctx.followups
     html = folder / "digest.html"
     html.write_text(Renderer().render(ctx).html, encoding="utf-8")
     return html
@@ -136,7 +147,7 @@ def test_the_digest_reads_well_at_phone_and_laptop_width(
     browser.screenshot(shots / f"digest-{width}-{'dark' if dark else 'light'}.png")
 
     sections = " ".join(got["sections"])
-    for what in ("grp", "ovh", "ord", "pm", "ft", "more", "b-close"):
+    for what in ("fubox", "grp", "ovh", "ord", "pm", "ft", "more", "b-close"):
         assert f".{what}" in sections or f" {what}" in sections, f"no {what} section drawn"
     assert got["scrollWidth"] <= got["innerWidth"], "the page scrolls sideways"
     small = [t for t in got["texts"] if t["size"] < 14]

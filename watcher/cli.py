@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from watcher.config import Config
+    from watcher.followups import RefreshReport
     from watcher.models import Subscription
     from watcher.sources.eutils import EUtils
     from watcher.sources.registry import Sources
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="NAME",
         help="only this subscription (repeatable)",
+    )
+    c.add_argument(
+        "--followups",
+        action="store_true",
+        help="also fetch the delivered papers again for retractions, errata and new versions "
+        "(now; with --due, only when [followups] every has passed)",
     )
     c.set_defaults(func=cmd_poll)
 
@@ -273,7 +280,7 @@ def selected(config: Config, names: list[str] | None) -> list[Subscription]:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from watcher.poll import due_subscriptions, poll
+    from watcher.poll import due_subscriptions, poll, refresh_followups
 
     config = load(args)
     store = open_store(config)
@@ -282,7 +289,13 @@ def cmd_poll(args: argparse.Namespace) -> int:
     if args.due:
         due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
         subs = [s for s in subs if s.name in due]
-    report = poll(config, store, make_sources(config), now, subs)
+    sources = make_sources(config)
+    report = poll(config, store, sources, now, subs)
+    refreshed = (
+        refresh_followups(config, store, sources, now, force=not args.due)
+        if args.followups
+        else None
+    )
     store.close()
     for o in report.outcomes:
         line = f"{o.name}: " + (
@@ -293,7 +306,21 @@ def cmd_poll(args: argparse.Namespace) -> int:
         f"{report.fetched} records fetched, {report.requests} requests to NCBI "
         f"in {report.seconds:.1f}s"
     )
-    return 1 if report.failed else 0
+    if report.changes:
+        print(f"{report.changes} changes to delivered papers announced by notices found")
+    if refreshed is not None:
+        print(_refresh_line(refreshed))
+    return 1 if report.failed or (refreshed is not None and refreshed.error) else 0
+
+
+def _refresh_line(r: RefreshReport) -> str:
+    if not r.ran:
+        return f"follow-ups: not run ({r.reason})"
+    return (
+        f"follow-ups: {r.papers} delivered papers fetched again ({r.fetched} came back) in "
+        f"{r.requests} requests, {r.changes} changes found"
+        + (f"; FAILED: {r.error}" if r.error else "")
+    )
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -432,6 +459,30 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
         ],
         "awaiting_records": awaited_records(store, config),
         "pending_digests": len(store.pending_digests()),
+        "followups": followups_status(store, config, now),
+    }
+
+
+def followups_status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
+    """When delivered papers were last fetched again, what it cost and found, when next."""
+    from watcher.followups import META_KEY, RETRY_AFTER_FAILURE, last_refresh
+
+    cfg = config.followups
+    last = last_refresh(store.get_meta(META_KEY))
+    wait = cfg.every if last is None or last.succeeded else RETRY_AFTER_FAILURE
+    return {
+        "enabled": cfg.enabled,
+        "every": _duration(cfg.every),
+        "months": cfg.months,
+        "last_run": last.data if last else None,
+        "next_run": (
+            None
+            if not cfg.enabled
+            else _iso(last.at + wait)
+            if last
+            else "once a paper is delivered"
+        ),
+        "changes": store.change_counts(),
     }
 
 
@@ -514,6 +565,30 @@ def print_status(out: dict[str, Any]) -> None:
             print(f"    {name} ({', '.join(a['subscriptions'])}): {_awaited_line(a)}")
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
+    _print_followups(out["followups"])
+
+
+def _print_followups(f: dict[str, Any]) -> None:
+    if not f["enabled"]:
+        print("\n  follow-ups: off ([followups] enabled = false)")
+        return
+    last = f["last_run"]
+    print(
+        f"\n  follow-ups (every {f['every']}, papers delivered in the last {f['months']} months):"
+    )
+    if last is None:
+        print("    never run yet")
+    else:
+        print(
+            f"    last run {last['at']}: {last['papers']} papers, {last['requests']} requests, "
+            f"{last['changes']} changes found"
+            + (f"; ERROR: {last['error']}" if last["error"] else "")
+        )
+    print(f"    next run: {f['next_run']}")
+    counts = {k: v for k, v in f["changes"].items() if k != "told"}
+    if counts:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        print(f"    changes known: {kinds}; {f['changes']['told']} told to recipients")
 
 
 def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
+from watcher.followups import FollowupsConfig
 from watcher.models import Order, Recipient, Schedule, Subscription, normalise_address
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -100,6 +101,7 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
     # The user's additions to the shipped drug table ([drugs] file, then [[drug]] entries).
     drugs: tuple[Drug, ...] = field(default=())
+    followups: FollowupsConfig = field(default=FollowupsConfig())
     recipients: tuple[Recipient, ...] = field(default=())  # the [[recipient]] tables
 
     def recipient(self, address: str) -> Recipient:
@@ -293,7 +295,17 @@ class _Reader:
         top = self.table(
             data,
             "",
-            {"store", "ncbi", "mail", "defaults", "subscription", "recipient", "drug", "drugs"},
+            {
+                "store",
+                "ncbi",
+                "mail",
+                "defaults",
+                "subscription",
+                "recipient",
+                "drug",
+                "drugs",
+                "followups",
+            },
         )
         store_url = self.store(self.table(top.get("store"), "store", {"url"}))
         ncbi = self.ncbi(top.get("ncbi"))
@@ -325,6 +337,7 @@ class _Reader:
             seen[sub.name] = i
         drugs = self.drugs(top.get("drugs"), top.get("drug", []))
         recipients = self.recipients(top.get("recipient", []), subs, mail, defaults)
+        followups = self.followups(top.get("followups"))
         return Config(
             self.path,
             store_url,
@@ -334,6 +347,7 @@ class _Reader:
             subs,
             tuple(self.warnings),
             drugs,
+            followups,
             recipients,
         )
 
@@ -381,6 +395,22 @@ class _Reader:
         return Recipient(
             normalise_address(address), abstract, max_items, order, name, (cron, tz), paused
         )
+
+    def followups(self, raw: Any) -> FollowupsConfig:
+        """[followups]: how often delivered papers are fetched again, and how far back."""
+        key = "followups"
+        data = self.table(raw, key, {"enabled", "every", "months"})
+        enabled = self.get(data, key, "enabled", bool, True)
+        text = self.get(data, key, "every", str, "7d")
+        every = self.checked("followups.every", text, parse_duration)
+        if every < timedelta(hours=1):
+            # Each refresh costs an efetch per batch of delivered papers; PubMed's notices
+            # come out over days, not minutes.
+            raise self.fail("followups.every", f"{text} is under an hour; '1d' or '7d' is usual")
+        months = self.get(data, key, "months", int, 24)
+        if not 1 <= months <= 240:
+            raise self.fail("followups.months", "must be between 1 and 240 (months)")
+        return FollowupsConfig(enabled, every, months)
 
     def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
         """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to

@@ -24,7 +24,7 @@ from watcher.delivery import send_digests
 from watcher.digest import Renderer
 from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
 from watcher.paths import open_private, private_dir
-from watcher.poll import due_subscriptions, poll
+from watcher.poll import due_subscriptions, poll, refresh_followups
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
 from watcher.sources.registry import Sources
 from watcher.store import Store
@@ -76,6 +76,9 @@ class InstanceLock:
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+FOLLOWUP_CHECK = timedelta(hours=1)
 
 
 class Daemon:
@@ -145,6 +148,17 @@ class Daemon:
             name="heartbeat",
             next_run_time=now,
         )
+        if self.config.followups.enabled:
+            # Checked hourly; a refresh runs only when `[followups] every` has passed since the
+            # last one (the store remembers it across restarts and processes).
+            check = min(FOLLOWUP_CHECK, self.config.followups.every).total_seconds()
+            self.scheduler.add_job(
+                self.followups_job,
+                IntervalTrigger(seconds=check, jitter=max(1, int(check / 10))),
+                id="followups",
+                name="followups",
+                next_run_time=now,
+            )
         for cron, tz in self.config.digests:
             key = schedule_key(cron, tz)
             last = self.store.last_digest_run(key)
@@ -188,6 +202,19 @@ class Daemon:
                 mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
                 if mine:
                     _guarded(lambda: poll(config, self.store, self.sources, now, mine), "poll")
+
+    def followups_job(self) -> None:
+        """Fetch the delivered papers again when due; one process at a time on a store."""
+        with self.busy:
+            if self.stop_requested.is_set():
+                return
+            now, config = self.clock(), self.config
+            with self.store.advisory_locks(["followups"]) as held:
+                if held:
+                    _guarded(
+                        lambda: refresh_followups(config, self.store, self.sources, now),
+                        "follow-ups",
+                    )
 
     def catch_up_job(self, schedule: tuple[str, str]) -> None:
         """The digest missed while stopped, after the polls that fell due meanwhile: it then

@@ -13,7 +13,14 @@ from datetime import datetime
 from pathlib import Path
 
 from watcher.config import Config
-from watcher.digest import DigestContext, Rendered, Renderer, build_digest
+from watcher.digest import (
+    DigestContext,
+    Rendered,
+    Renderer,
+    build_digest,
+    present_followups,
+    with_followups,
+)
 from watcher.drugs import vocabulary
 from watcher.errors import MailError
 from watcher.identity import pmid_key
@@ -98,13 +105,16 @@ def compose(
     config: Config, store: Store, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
 ) -> Composed | None:
     """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
-    (and `send_empty` is off) or they are paused (what is owed waits for the end of the pause)."""
+    (and `send_empty` is off) or they are paused (what is owed waits for the end of the pause).
+    Changes to papers they received go in whichever of their digests comes first: a digest
+    with only those is news, and is sent."""
     reader = config.recipient(rcpt)
     if reader.paused(now):
         log.info("digest to %s held: paused until %s", rcpt, reader.paused_until)
         return None
     mine = list(config.digests.get(key, {}).get(rcpt, ()))
     papers = store.pending_papers(rcpt, mine)
+    changes = store.pending_changes(rcpt)
     ctx = build_digest(
         rcpt,
         papers,
@@ -117,7 +127,10 @@ def compose(
         reader=reader,
         liked=_liked(config, store, mine) if reader.order == "relevance" else (),
     )
-    if ctx.total == 0 and not config.mail.send_empty:
+    ctx = with_followups(
+        ctx, present_followups(changes, store.articles(c.change.item for c in changes))
+    )
+    if ctx.total == 0 and not ctx.followups and not config.mail.send_empty:
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)
@@ -169,6 +182,7 @@ def _recipient_digest(
         message=digest.message,
         items=list(digest.ctx.items),
         now=now,
+        changes=digest.ctx.changes,
     )
     _deliver(store, transport, digest_id, digest.outgoing(rcpt), now, report)
 

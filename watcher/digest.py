@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from watcher import ranking, registries, sentences
+from watcher import followups, ranking, registries, sentences
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
@@ -213,6 +213,24 @@ class Group:
 
 
 @dataclass(frozen=True)
+class FollowUp:
+    """One change to a paper the recipient received, as the templates show it."""
+
+    change_id: int
+    kind: str
+    what: str  # "Retracted", "Corrected", "Published in JAMA"
+    alert: bool
+    title: str  # the paper's
+    url: str | None  # the paper's
+    detail: str  # what the notice says ("Cell Rep. 2022 Jun 28;39(13):111044.")
+    notice_url: str | None  # the notice or the new version
+
+    @property
+    def link_label(self) -> str:
+        return "Notice" if self.kind in followups.NOTICE_KINDS else "New version"
+
+
+@dataclass(frozen=True)
 class DigestContext:
     recipient: str
     subject: str
@@ -233,6 +251,53 @@ class DigestContext:
     run_by: str = "PubMed Watcher"  # who runs this watcher: [mail] admin, else [mail] from
     leave_url: str | None = None  # mailto: the admin, asking to leave (List-Unsubscribe too)
     pause_url: str | None = None  # mailto: the admin, asking for a pause
+    # "Changes to papers you received", shown first (watcher/followups.py).
+    followups: tuple[FollowUp, ...] = field(default=())
+
+    @property
+    def changes(self) -> tuple[int, ...]:
+        """The ids of the changes it tells (recorded as told when it is sent)."""
+        return tuple(f.change_id for f in self.followups)
+
+
+def present_followups(
+    changes: Sequence[followups.StoredChange], articles: Mapping[ItemKey, Article]
+) -> tuple[FollowUp, ...]:
+    """The changes, gravest first, each with the title and link of the paper it concerns."""
+    out = []
+    for sc in changes:
+        c = sc.change
+        kind = followups.KINDS[c.kind]
+        art = articles.get(c.item)
+        what = kind.label
+        if c.kind == followups.PUBLISHED and c.detail.startswith("published in "):
+            what = "Published in " + c.detail.removeprefix("published in ")
+        out.append(
+            FollowUp(
+                change_id=sc.id,
+                kind=c.kind,
+                what=what,
+                alert=kind.alert,
+                title=(_one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
+                url=art.url if art else None,
+                detail="" if c.kind == followups.PUBLISHED else c.detail,
+                notice_url=c.url,
+            )
+        )
+    rank = {k: i for i, k in enumerate(followups.ORDER)}
+    return tuple(sorted(out, key=lambda f: (rank.get(f.kind, len(rank)), f.change_id)))
+
+
+def with_followups(ctx: DigestContext, shown: tuple[FollowUp, ...]) -> DigestContext:
+    """`ctx` with its follow-ups section, and a subject that says what changed."""
+    if not shown:
+        return ctx
+    from dataclasses import replace
+
+    said = followups.summary(f.kind for f in shown)
+    papers = digest_subject(ctx.total, [n for n, _ in ctx.counts]).removeprefix("PubMed Watcher: ")
+    subject = f"PubMed Watcher: {said}" + (f"; {papers}" if ctx.total else "")
+    return replace(ctx, followups=shown, subject=subject)
 
 
 def build_digest(

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
+from watcher.followups import RefreshReport, notices_found, refresh
 from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of
 from watcher.models import PollState, Subscription
 from watcher.schedule import next_poll_time
@@ -65,6 +66,7 @@ class PollReport:
     requests: int = 0
     seconds: float = 0.0
     record_errors: list[str] = field(default_factory=list)
+    changes: int = 0  # changes to delivered papers announced by notices this poll found
 
     @property
     def failed(self) -> list[Outcome]:
@@ -105,6 +107,11 @@ def poll(
     failed_items = _fetch_missing(found, owed, store, now, report)
     for f in found:
         _commit(f, failed_items, store, now, report)
+    # A retraction notice, erratum or expression of concern about a delivered paper is told to
+    # that paper's readers as a follow-up, and never mailed as a paper itself.
+    report.changes = notices_found(
+        store, [i for f in found if f.deliver for i in f.items if i not in failed_items], now
+    )
     report.requests = sources.requests - requests_before
     report.seconds = time.monotonic() - started
     log.info(
@@ -446,3 +453,12 @@ def backfill(
                 progress(sub.name, n, len(slices), report.found)
         reports.append(report)
     return reports
+
+
+def refresh_followups(
+    config: Config, store: Store, sources: Sources, now: datetime, *, force: bool = False
+) -> RefreshReport:
+    """Fetch the delivered papers' PubMed records again when `[followups] every` has passed
+    (or now, with `force`), through the same E-utilities client and rate limit as the polls."""
+    client = sources.kit.pubmed
+    return refresh(config.followups, store, client, lambda: sources.requests, now, force=force)

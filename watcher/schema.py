@@ -199,3 +199,50 @@ class AwaitedRecordRow(Base):
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class ChangeRow(Base):
+    """Something that happened to an item after it was delivered (see watcher/followups.py):
+    one row per (item, kind, notice), so the same retraction found by a refresh and by a poll
+    is one change, told once."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item: Mapped[str] = mapped_column(String(300), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    # The notice's key (pmid:…) or the new status ("status:retracted").
+    notice: Mapped[str] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+    # The notice's own record, when it has one: never mailed as a paper (a retraction notice
+    # that matches a search is told as the retraction it is).
+    notice_item: Mapped[str | None] = mapped_column(String(300))
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ux_changes_identity", "item", "kind", "notice", unique=True),
+        Index("ix_changes_notice_item", "notice_item"),
+    )
+
+
+class DigestChangeRow(Base):
+    """A change carried by a digest: delivered to its recipient when the digest is sent."""
+
+    __tablename__ = "digest_changes"
+
+    digest_id: Mapped[int] = mapped_column(
+        ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True
+    )
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), primary_key=True)
+
+
+class ChangeDeliveryRow(Base):
+    """A change told to a recipient. Written in the transaction that marks its digest sent."""
+
+    __tablename__ = "change_deliveries"
+
+    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
+    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime)

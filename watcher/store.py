@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
+from watcher.followups import Change, StoredChange
 from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of, split
 from watcher.locks import KeyLocks
 from watcher.models import (
@@ -50,7 +51,10 @@ from watcher.redact import cap, safe_message
 from watcher.schema import (
     ArticleRow,
     AwaitedRecordRow,
+    ChangeDeliveryRow,
+    ChangeRow,
     DeliveryRow,
+    DigestChangeRow,
     DigestItemRow,
     DigestRow,
     DigestRunRow,
@@ -67,7 +71,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0006"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -573,6 +577,10 @@ class Store:
                 MatchRow.subscription.in_(list(subscriptions)),
                 DeliveryRow.item.is_(None),
                 MatchRow.item.not_in(in_pending),
+                # A notice about a delivered paper is told as that paper's change instead.
+                MatchRow.item.not_in(
+                    select(ChangeRow.notice_item).where(ChangeRow.notice_item.is_not(None))
+                ),
             )
             .order_by(ArticleRow.pmid, MatchRow.item)
         )
@@ -606,8 +614,10 @@ class Store:
         message: bytes,
         items: Sequence[ItemKey],
         now: datetime,
+        changes: Sequence[int] = (),
     ) -> int:
-        """Record a digest as pending, with its papers, before any attempt to send it."""
+        """Record a digest as pending, with its papers and the changes (follow-ups) it tells,
+        before any attempt to send it."""
         with self.session() as s:
             row = DigestRow(
                 recipient=recipient.lower(),
@@ -625,6 +635,11 @@ class Store:
                 s.execute(
                     self._insert(DigestItemRow.__table__),
                     [dict(digest_id=row.id, item=p) for p in items],
+                )
+            if changes:
+                s.execute(
+                    self._insert(DigestChangeRow.__table__),
+                    [dict(digest_id=row.id, change_id=c) for c in changes],
                 )
             return row.id
 
@@ -680,6 +695,14 @@ class Store:
             ]
             if rows:
                 s.execute(self._insert(DeliveryRow.__table__).on_conflict_do_nothing(), rows)
+            told = [
+                dict(recipient=row.recipient, change_id=c, digest_id=digest_id, delivered_at=now)
+                for c in s.scalars(
+                    select(DigestChangeRow.change_id).where(DigestChangeRow.digest_id == digest_id)
+                )
+            ]
+            if told:
+                s.execute(self._insert(ChangeDeliveryRow.__table__).on_conflict_do_nothing(), told)
             return True
 
     @mapped
@@ -768,6 +791,132 @@ class Store:
         stmt = stmt.on_conflict_do_update(index_elements=["schedule"], set_={"last_run_at": when})
         with self.engine.begin() as conn:
             conn.execute(stmt)
+
+    # Changes after delivery (watcher/followups.py)
+
+    @mapped
+    def delivered_pubmed_items(self, since: datetime) -> dict[ItemKey, int]:
+        """Items delivered to anyone since `since` that have a PubMed record: item → PMID."""
+        query = (
+            select(ArticleRow.item, ArticleRow.pmid)
+            .where(
+                ArticleRow.pmid.is_not(None),
+                ArticleRow.item.in_(
+                    select(DeliveryRow.item).where(DeliveryRow.delivered_at >= since)
+                ),
+            )
+            .order_by(ArticleRow.pmid)
+        )
+        with self.engine.connect() as conn:
+            return {item: pmid for item, pmid in conn.execute(query) if pmid is not None}
+
+    @mapped
+    def delivered_among(self, items: Iterable[ItemKey]) -> set[ItemKey]:
+        """Those of `items` delivered to anyone."""
+        out: set[ItemKey] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(set(items)), _CHUNK):
+                out.update(
+                    conn.execute(
+                        select(DeliveryRow.item).distinct().where(DeliveryRow.item.in_(chunk))
+                    ).scalars()
+                )
+        return out
+
+    @mapped
+    def record_changes(self, changes: Sequence[Change], now: datetime) -> int:
+        """Record changes; one already known (same item, kind and notice) is not recorded again
+        (it only learns its notice's record if it lacked it). Returns how many were new."""
+        unique = list({(c.item, c.kind, c.notice): c for c in changes}.values())
+        if not unique:
+            return 0
+        table = ChangeRow.__table__
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["item", "kind", "notice"],
+            set_={"notice_item": func.coalesce(table.c.notice_item, stmt.excluded.notice_item)},
+        )
+        with self.engine.begin() as conn:
+            known = {
+                (r.item, r.kind, r.notice)
+                for r in conn.execute(
+                    select(ChangeRow.item, ChangeRow.kind, ChangeRow.notice).where(
+                        ChangeRow.item.in_({c.item for c in unique})
+                    )
+                )
+            }
+            rows = [
+                dict(
+                    item=c.item,
+                    kind=c.kind,
+                    notice=c.notice,
+                    url=c.url,
+                    detail=cap(c.detail, MAX_TEXT),
+                    notice_item=c.notice_item,
+                    found_at=now,
+                )
+                for c in unique
+            ]
+            for row in rows:
+                conn.execute(stmt, row)
+        new = [c for c in unique if (c.item, c.kind, c.notice) not in known]
+        for c in new:
+            log.info(
+                "change to %s: %s (%s)",
+                c.item,
+                c.kind,
+                c.notice,
+                extra={"fields": {"event": "change", "item": c.item, "kind": c.kind}},
+            )
+        return len(new)
+
+    @mapped
+    def pending_changes(self, recipient: str) -> list[StoredChange]:
+        """Changes to tell `recipient`: to items delivered to them before the change was found,
+        not yet told to them, and not waiting in one of their pending digests."""
+        rcpt = recipient.lower()
+        in_pending = (
+            select(DigestChangeRow.change_id)
+            .join(DigestRow, DigestRow.id == DigestChangeRow.digest_id)
+            .where(DigestRow.recipient == rcpt, DigestRow.state == "pending")
+        )
+        told = select(ChangeDeliveryRow.change_id).where(ChangeDeliveryRow.recipient == rcpt)
+        query = (
+            select(ChangeRow)
+            .join(
+                DeliveryRow,
+                (DeliveryRow.item == ChangeRow.item) & (DeliveryRow.recipient == rcpt),
+            )
+            .where(
+                DeliveryRow.delivered_at <= ChangeRow.found_at,
+                ChangeRow.id.not_in(told),
+                ChangeRow.id.not_in(in_pending),
+            )
+            .order_by(ChangeRow.id)
+        )
+        with self.session() as s:
+            return [
+                StoredChange(
+                    r.id,
+                    Change(r.item, r.kind, r.notice, r.url, r.detail, r.notice_item),
+                    r.found_at,
+                )
+                for r in s.scalars(query)
+            ]
+
+    @mapped
+    def change_counts(self) -> dict[str, int]:
+        """How many changes of each kind the store holds, and how many tellings were sent."""
+        with self.engine.connect() as conn:
+            out = {
+                kind: int(n)
+                for kind, n in conn.execute(
+                    select(ChangeRow.kind, func.count()).group_by(ChangeRow.kind)
+                )
+            }
+            told = conn.execute(select(func.count()).select_from(ChangeDeliveryRow)).scalar_one()
+        out["told"] = int(told)
+        return out
 
     # Small key/value facts (the daemon's heartbeat)
 
@@ -1152,8 +1301,25 @@ def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
     _move(conn, MatchRow, MatchRow.subscription, loser, survivor)
     _move(conn, DeliveryRow, DeliveryRow.recipient, loser, survivor)
     _move(conn, DigestItemRow, DigestItemRow.digest_id, loser, survivor)
+    _move_changes(conn, loser, survivor)
     conn.execute(update(IdentifierRow).where(IdentifierRow.item == loser).values(item=survivor))
     conn.execute(delete(ArticleRow).where(ArticleRow.item == loser))
+
+
+def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
+    """The loser's changes become the survivor's; one the survivor already has (same kind and
+    notice) stays behind, told to nobody: the loser has no deliveries left."""
+    have = {
+        (kind, notice)
+        for kind, notice in conn.execute(
+            select(ChangeRow.kind, ChangeRow.notice).where(ChangeRow.item == survivor)
+        )
+    }
+    for change_id, kind, notice in conn.execute(
+        select(ChangeRow.id, ChangeRow.kind, ChangeRow.notice).where(ChangeRow.item == loser)
+    ).all():
+        if (kind, notice) not in have:
+            conn.execute(update(ChangeRow).where(ChangeRow.id == change_id).values(item=survivor))
 
 
 def _move(conn: Connection, entity: Any, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:

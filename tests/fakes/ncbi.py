@@ -13,6 +13,8 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
 - Faults on demand: 5xx, HTML error pages, truncated bodies, slow answers, JSON errors under 200,
   <ERROR> bodies, dropped connections, bodies shorter than their Content-Length, and chunked
   bodies (no Content-Length at all).
+- Revised records on demand (`revise`): a record served differently from a moment on, as a
+  paper is when PubMed links its retraction, erratum or journal version to it.
 - Poisoned records on demand, per PMID (`poison`): an entity bomb, invalid UTF-8, nesting past
   libxml2's depth limit, or a title of any size (generated here, never stored in the repo).
 It counts every request it serves so tests can assert request budgets.
@@ -141,6 +143,13 @@ class FakeNCBI:
     def add(self, records: Iterable[FakeRecord]) -> None:
         for r in records:
             self.records[r.pmid] = r
+
+    def revise(self, record: FakeRecord) -> None:
+        """Serve a revised version of a record it already serves, from the next request on, as
+        PubMed does when a retraction, erratum or new version is linked to a paper."""
+        assert record.pmid in self.records, f"PMID {record.pmid} was never added"
+        with self._lock:
+            self.records[record.pmid] = record
 
     def fault(self, endpoint: str, kind: str, times: int = 1, **opts: Any) -> None:
         """Make the next `times` requests to `endpoint` ('esearch', 'efetch', 'rss', '*') fail."""

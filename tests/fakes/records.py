@@ -37,10 +37,12 @@ def synthetic(
     doi: str | None = None,
     pmc: str | None = None,
     trials: Sequence[str] = (),
-    corrections: Sequence[tuple[str, str]] = (),
+    corrections: Sequence[tuple[str, str] | tuple[str, str, int]] = (),
     raw_title: bool = False,
 ) -> FakeRecord:
     """One PubmedArticle. `raw_title` puts the title in as XML (for inline markup tests).
+    `corrections` are (RefType, RefSource) or (RefType, RefSource, PMID), as in
+    CommentsCorrectionsList (the shape of real record PMID 35649368's ErratumIn).
 
     `mhda` is the MeSH date, when indexers added the headings (a "medline" PubMedPubDate);
     without it the record is as PubMed holds it before indexing (MeSH date = Entrez date).
@@ -89,9 +91,10 @@ def synthetic(
         cc = (
             "<CommentsCorrectionsList>"
             + "".join(
-                f'<CommentsCorrections RefType="{k}"><RefSource>{escape(src)}</RefSource>'
-                f"</CommentsCorrections>"
-                for k, src in corrections
+                f'<CommentsCorrections RefType="{c[0]}"><RefSource>{escape(c[1])}</RefSource>'
+                + (f'<PMID Version="1">{c[2]}</PMID>' if len(c) > 2 else "")
+                + "</CommentsCorrections>"
+                for c in corrections
             )
             + "</CommentsCorrectionsList>"
         )

@@ -43,7 +43,9 @@ _CORRECTION_TYPES = frozenset(
         "UpdateIn",
         "UpdateOf",
         "ExpressionOfConcernIn",
+        "ExpressionOfConcernFor",
         "RepublishedIn",
+        "RepublishedFrom",
     }
 )
 # DataBankName values of clinical-trial registries (NLM's list of secondary source IDs).
