@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 # The small parts of an article are NamedTuples: immutable like the rest, and three times
 # cheaper to create than frozen dataclasses, which counts at thousands of authors per efetch.
@@ -74,6 +75,10 @@ class Article:
     substances: tuple[str, ...] = ()
     is_book: bool = False
     status: str | None = None
+    # Where it was printed, for citation managers (the RIS attachment): as PubMed gives them.
+    volume: str | None = None
+    issue: str | None = None
+    pages: str | None = None  # MedlinePgn: "1023-1031", "e0123"
 
     @property
     def abstract_text(self) -> str:
@@ -125,6 +130,9 @@ class Article:
             "substances": list(self.substances),
             "is_book": self.is_book,
             "status": self.status,
+            "volume": self.volume,
+            "issue": self.issue,
+            "pages": self.pages,
         }
 
     @classmethod
@@ -155,6 +163,9 @@ class Article:
             substances=tuple(data.get("substances", ())),
             is_book=data.get("is_book", False),
             status=data.get("status"),
+            volume=data.get("volume"),
+            issue=data.get("issue"),
+            pages=data.get("pages"),
         )
 
 
@@ -193,6 +204,9 @@ class Subscription:
     rss: str | None = None
     # (address, display name) for recipients written as name-addr: how to greet them only
     display_names: tuple[tuple[str, str], ...] = ()
+    # PMIDs of papers that define what its readers care about: `order = "relevance"` ranks new
+    # papers by their likeness to these.
+    like: tuple[int, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -211,6 +225,32 @@ class Subscription:
     def fingerprint(self) -> str:
         """Changes when what the subscription searches changes, so its window restarts."""
         return hashlib.sha256(f"{self.kind}\0{self.source}".encode()).hexdigest()[:16]
+
+
+Order = Literal["date", "evidence", "relevance"]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """How one reader gets their digest: a [[recipient]] table, or the [mail] defaults."""
+
+    address: str  # normalised (normalise_address)
+    abstract: str = "snippet"
+    max_items: int = 50
+    order: Order = "date"
+    name: str | None = None
+    # Their own digest schedule (cron, timezone) across all their subscriptions; None: each
+    # subscription's, as for a recipient without a table.
+    schedule: tuple[str, str] | None = None
+    paused_until: date | None = None  # nothing is mailed before this day; then all that is owed
+
+    def paused(self, now: datetime) -> bool:
+        """Whether `now` is before `paused_until` began in the reader's own time zone."""
+        if self.paused_until is None:
+            return False
+        if self.schedule is not None and now.tzinfo is not None:
+            now = now.astimezone(zoneinfo.ZoneInfo(self.schedule[1]))
+        return now.date() < self.paused_until
 
 
 @dataclass(frozen=True)

@@ -1123,6 +1123,9 @@ def bounded(a: Article) -> Article:
         trial_ids=tuple(cap(t, 64) for t in a.trial_ids[:MAX_ITEMS]),
         is_book=a.is_book,
         status=_opt(a.status, 64),
+        volume=_opt(a.volume, 64),
+        issue=_opt(a.issue, 64),
+        pages=_opt(a.pages, 64),
     )
     log.warning("PMID %d: fields over the store's bounds were cut", a.pmid)
     return out
@@ -1157,6 +1160,7 @@ def _within(a: Article) -> bool:
         and len(a.pub_date or "") <= 64
         and len(a.language or "") <= 16
         and len(a.status or "") <= 64
+        and all(len(t or "") <= 64 for t in (a.volume, a.issue, a.pages))
     )
 
 
