@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from watcher.config import load_config
-from watcher.digest import Rendered, Renderer, build_digest, snippet
+from watcher.digest import DigestContext, Rendered, Renderer, build_digest, snippet
 from watcher.mail import build_message
 from watcher.models import AbstractSection, Article, Author, Correction
 from watcher.sources.pubmed_xml import parse_articles
@@ -231,24 +231,24 @@ def test_user_template_overrides_one_file(tmp_path: Path) -> None:
     assert "Teplizumab delays" in r.html  # the other templates are still the shipped ones
 
 
-def test_footer_names_subscriptions_and_config(tmp_path: Path) -> None:
-    cfg = config(tmp_path)
+def test_footer_names_subscriptions_and_who_runs_the_watcher(tmp_path: Path) -> None:
+    """Who runs it and how to leave, instead of a path on a server the reader cannot see."""
+    cfg = config(tmp_path, '[mail]\nadmin = "Lab Admin <admin@example.org>"\n')
     ctx = digest_for(cfg, "b@example.org", {1: ["Prevention"]}, {1: art(1)})
     r = Renderer().render(ctx)
     assert "Sent to b@example.org for: Prevention." in r.text
-    assert str(cfg.path) in r.text and str(cfg.path) in r.html
-    assert re.search(r"configured in .*watcher\.toml", r.html)
+    assert str(cfg.path) not in r.text and str(cfg.path) not in r.html
+    assert "run by Lab Admin <admin@example.org>" in r.text
+    assert "run by Lab Admin &lt;admin@example.org&gt;" in r.html
+    assert "mailto:admin@example.org?subject=Unsubscribe%20b%40example.org" in r.html
+    assert "mailto:admin@example.org?subject=Pause%20b%40example.org" in r.text
 
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 
 
-def golden_digest(tmp_path: Path) -> Rendered:
-    """A digest of real records (tests/fixtures/efetch) whose rendering must not drift.
-
-    The HTML is the template's output before CSS inlining: that step belongs to css-inline,
-    whose exact output may change between its releases (tested elsewhere, not frozen here).
-    """
+def golden_context(tmp_path: Path) -> DigestContext:
+    """A digest of real records (tests/fixtures/efetch)."""
     cfg = config(tmp_path)
     articles = {}
     for path in sorted((Path(__file__).parent / "fixtures" / "efetch").glob("*.xml")):
@@ -266,6 +266,16 @@ def golden_digest(tmp_path: Path) -> Rendered:
         "/etc/pubmed-watcher/watcher.toml",
         NOW,
     )
+    return ctx
+
+
+def golden_digest(tmp_path: Path) -> Rendered:
+    """The golden digest's rendering, which must not drift.
+
+    The HTML is the template's output before CSS inlining: that step belongs to css-inline,
+    whose exact output may change between its releases (tested elsewhere, not frozen here).
+    """
+    ctx = golden_context(tmp_path)
     renderer = Renderer()
     rendered = renderer.render(ctx)
     source = renderer.html_env.get_template("digest.html").render(d=ctx)
@@ -304,6 +314,11 @@ def test_golden_message(tmp_path: Path) -> None:
         golden_digest(tmp_path), "watcher@example.org", "a@example.org", "<golden@example.org>", NOW
     )
     check_golden("digest.eml", scrub(message))
+
+
+def test_golden_ris(tmp_path: Path) -> None:
+    """Real records as RIS: volume, issue, pages, DOI, PMID, MeSH as keywords (issue 17)."""
+    check_golden("digest.ris", golden_context(tmp_path).ris)
 
 
 FIELD = Path(__file__).parent / "fixtures" / "field" / "t1d-presentation.xml"

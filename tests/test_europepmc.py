@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from watcher.config import Config, load_config
-from watcher.digest import present_followups
+from watcher.digest import build_digest, present_followups
 from watcher.errors import SourceError
 from watcher.followups import PUBLISHED, published_as
 from watcher.identity import key
@@ -234,6 +235,27 @@ def test_pubmed_record_then_its_preprint_is_one_work_told_once(tmp_path, fake, e
     assert store.pending_papers(RCPT, ["Preprints", "PubMed"]) == {}
     assert store.resolve([key("ppr", "PPR900001")])[key("ppr", "PPR900001")] == "pmid:9001"
     assert store.articles(["pmid:9001"])["pmid:9001"].pmid == 9001
+
+
+def test_a_preprint_in_a_digest_has_no_pmid_in_its_ris_nor_in_the_pmid_list(
+    tmp_path, fake, epmc
+) -> None:
+    config = configure(tmp_path, fake, epmc, EPMC_SUB)
+    pre = parse_record(preprint(1))
+    assert pre is not None
+    pub = replace(pre, pmid=9001, ppr=None, preprint_server=None, doi="10.1/x", title="Paper")
+    arts = {key("ppr", "PPR900001"): pre, "pmid:9001": pub}
+    ctx = build_digest(
+        RCPT,
+        {k: ["Preprints"] for k in arts},
+        arts,
+        config.subscriptions,
+        config.mail,
+        config.path,
+        NOW,
+    )
+    assert ctx.total == 2 and ctx.pmids == (9001,)
+    assert ctx.ris.count("ER  - ") == 2 and "AN  - 9001" in ctx.ris and "AN  - None" not in ctx.ris
 
 
 def test_windowed_query_covers_first_index_and_update_dates() -> None:

@@ -124,10 +124,13 @@ def test_one_digest_per_recipient_over_real_smtp(tmp_path: Path, smtp: SmtpServe
     assert alice["Message-ID"] in report.sent and alice["Message-ID"].endswith("@lab.example.org>")
     assert alice["List-Id"] == "PubMed Watcher digest <digest.lab.example.org>"
     assert alice["Date"] is not None
-    assert alice.get_content_type() == "multipart/alternative"
+    # The text and HTML as alternatives, beside the papers as an RIS file (issue 17).
+    assert alice.get_content_type() == "multipart/mixed"
+    alternative, ris = alice.iter_parts()
+    assert ris.get_content_type() == "application/x-research-info-systems"
     text, html = alice.get_body(("plain",)), alice.get_body(("html",))
     assert text.get_content_charset() == html.get_content_charset() == "utf-8"
-    assert [p.get_content_type() for p in alice.iter_parts()] == ["text/plain", "text/html"]
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
     body = text.get_content()
     assert body.count("Teplizumab plus rituximab") == 1  # matched twice, shown once
     assert "https://clinicaltrials.gov/study/NCT01030861" in html.get_content()

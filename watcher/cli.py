@@ -217,10 +217,28 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"    next digest: {digest.isoformat(timespec='minutes')} "
             f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
         )
+    _print_readers(config, now)
     store.close()
     if args.online:
         return check_online(config)
     return 0
+
+
+def _print_readers(config: Config, now: datetime) -> None:
+    """Each [[recipient]] table: their own digest schedule and how they read."""
+    from watcher.schedule import next_digest_time
+
+    for r in config.recipients:
+        cron, tz = r.schedule or ("", "")
+        digest = next_digest_time(cron, tz, now)
+        mine = config.digests.get((cron, tz), {}).get(r.address, ())
+        paused = f"\n    paused until {r.paused_until}" if r.paused(now) else ""
+        print(
+            f"\n  reader {_mailbox(config, r.address)}\n"
+            f"    next digest: {digest.isoformat(timespec='minutes')} ({cron!r} {tz}), "
+            f"carrying {', '.join(mine)}\n"
+            f"    order {r.order}, abstract {r.abstract}, max_items {r.max_items}{paused}"
+        )
 
 
 def check_online(config: Config) -> int:

@@ -11,7 +11,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 from watcher.followups import FollowupsConfig
-from watcher.models import KINDS, Schedule, Subscription, normalise_address
+from watcher.models import KINDS, Order, Recipient, Schedule, Subscription, normalise_address
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
@@ -36,6 +36,8 @@ CLINICALTRIALS_BASE_URL = "https://clinicaltrials.gov/api/v2/"
 CLINICALTRIALS_RATE = 0.5
 
 AbstractMode = Literal["none", "snippet", "full"]
+ORDERS = ("date", "evidence", "relevance")
+MAX_LIKE = 200  # `like` PMIDs per subscription: a reader's own papers, not a library
 Security = Literal["starttls", "ssl", "none"]
 DateType = Literal["crdt", "edat"]
 
@@ -91,6 +93,10 @@ class MailConfig:
     max_items: int = 50
     send_empty: bool = False
     from_name: str | None = None  # the display name of `from`, when written as name-addr
+    order: Order = "date"
+    # Who runs this watcher: where List-Unsubscribe mails go and whom the footer names.
+    admin: str | None = None
+    admin_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,11 +123,39 @@ class Config:
     europepmc: ApiConfig = ApiConfig(EUROPEPMC_BASE_URL, EUROPEPMC_RATE)
     clinicaltrials: ApiConfig = ApiConfig(CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE)
     followups: FollowupsConfig = field(default=FollowupsConfig())
+    recipients: tuple[Recipient, ...] = field(default=())  # the [[recipient]] tables
+
+    def recipient(self, address: str) -> Recipient:
+        """How `address` gets their digest: their [[recipient]] table, else [mail]'s defaults."""
+        address = normalise_address(address)
+        for r in self.recipients:
+            if r.address == address:
+                return r
+        m = self.mail
+        return Recipient(address, m.abstract, m.max_items, m.order)
+
+    @property
+    def digests(self) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
+        """Digest schedule (cron, timezone) → recipient → the subscriptions that digest carries.
+
+        A recipient with a schedule of their own gets one digest on it across all their
+        subscriptions; the others one per subscription schedule, as `schedules` groups them.
+        """
+        own = {r.address: r.schedule for r in self.recipients if r.schedule is not None}
+        out: dict[tuple[str, str], dict[str, list[str]]] = {}
+        for sub in self.subscriptions:
+            for rcpt in sub.recipients:
+                key = own.get(rcpt) or (sub.schedule.digest_cron, sub.schedule.timezone)
+                out.setdefault(key, {}).setdefault(rcpt, []).append(sub.name)
+        return {k: {r: tuple(v[r]) for r in sorted(v)} for k, v in out.items()}
 
     def display_name(self, address: str) -> str | None:
-        """The name to put beside `address` in a To header: the first one the config gives it,
-        in config order (the same person may be written differently in two subscriptions)."""
+        """The name to put beside `address` in a To header: their [[recipient]] table's, else
+        the first one a subscription gives it, in config order (the same person may be written
+        differently in two subscriptions)."""
         address = normalise_address(address)
+        if self.recipient(address).name:
+            return self.recipient(address).name
         for sub in self.subscriptions:
             for addr, name in sub.display_names:
                 if addr == address:
@@ -289,6 +323,7 @@ class _Reader:
                 "mail",
                 "defaults",
                 "subscription",
+                "recipient",
                 "drug",
                 "drugs",
                 "europepmc",
@@ -325,6 +360,7 @@ class _Reader:
                 )
             seen[sub.name] = i
         drugs = self.drugs(top.get("drugs"), top.get("drug", []))
+        recipients = self.recipients(top.get("recipient", []), subs, mail, defaults)
         return Config(
             self.path,
             store_url,
@@ -342,6 +378,52 @@ class _Reader:
                 CLINICALTRIALS_RATE,
             ),
             self.followups(top.get("followups")),
+            recipients,
+        )
+
+    def recipients(
+        self, raw: Any, subs: tuple[Subscription, ...], mail: MailConfig, defaults: Schedule
+    ) -> tuple[Recipient, ...]:
+        if not isinstance(raw, list):
+            raise self.fail("recipient", "must be an array of tables: write [[recipient]]")
+        if len(raw) > MAX_RECIPIENTS:
+            raise self.fail("recipient", f"has {len(raw):,} tables; at most {MAX_RECIPIENTS:,}")
+        listed = sorted({r for s in subs for r in s.recipients})
+        out: dict[str, Recipient] = {}
+        for i, entry in enumerate(raw):
+            r = self.recipient(entry, f"recipient[{i}]", mail, defaults)
+            if r.address not in listed:
+                raise self.fail(
+                    f"recipient[{i}].address",
+                    f"{r.address!r} is in no subscription's recipients: add it to the "
+                    f"subscriptions they should get{_suggest(r.address, listed)}",
+                )
+            if r.address in out:
+                raise self.fail(f"recipient[{i}].address", f"{r.address!r} has a table already")
+            out[r.address] = r
+        return tuple(out.values())
+
+    def recipient(self, raw: Any, key: str, mail: MailConfig, defaults: Schedule) -> Recipient:
+        fields = {"address", "digest_cron", "timezone", "abstract", "max_items", "order"}
+        data = self.table(raw, key, fields | {"paused_until"})
+        text = self.get(data, key, "address", str, required=True)
+        name, address = self.checked(f"{key}.address", text, parse_mailbox)
+        # Their own schedule: their cron in their zone, else [defaults]' (a reader in Tokyo
+        # writing only `timezone` gets [defaults]' cron at that hour of their day).
+        tz = self.get(data, key, "timezone", str, defaults.timezone)
+        self.checked(f"{key}.timezone", tz, _check_timezone)
+        cron = self.get(data, key, "digest_cron", str, defaults.digest_cron)
+        self.checked(f"{key}.digest_cron", (cron, tz), _check_cron)
+        abstract = self.choice(data, key, "abstract", ("none", "snippet", "full"), mail.abstract)
+        max_items = self.get(data, key, "max_items", int, mail.max_items)
+        if not 1 <= max_items <= 1000:
+            raise self.fail(f"{key}.max_items", "must be between 1 and 1000")
+        order = self.choice(data, key, "order", ORDERS, mail.order)
+        paused = data.get("paused_until")
+        if paused is not None and (not isinstance(paused, date) or hasattr(paused, "hour")):
+            raise self.fail(f"{key}.paused_until", "must be a date, written 2026-09-01 (no quotes)")
+        return Recipient(
+            normalise_address(address), abstract, max_items, order, name, (cron, tz), paused
         )
 
     def api(self, raw: Any, key: str, url: str, rate: float) -> ApiConfig:
@@ -493,7 +575,17 @@ class _Reader:
         data = self.table(
             raw,
             key,
-            {"from", "maildir", "smtp", "templates", "abstract", "max_items", "send_empty"},
+            {
+                "from",
+                "maildir",
+                "smtp",
+                "templates",
+                "abstract",
+                "max_items",
+                "send_empty",
+                "order",
+                "admin",
+            },
         )
         from_text = self.get(data, key, "from", str, "pubmed-watcher@localhost")
         from_name, from_addr = self.checked("mail.from", from_text, parse_mailbox)
@@ -512,8 +604,23 @@ class _Reader:
         smtp = None
         if "smtp" in data:
             smtp = self.smtp(data["smtp"])
+        order = self.choice(data, key, "order", ORDERS, "date")
+        admin_name, admin = None, None
+        admin_text = self.get(data, key, "admin", str)
+        if admin_text is not None:
+            admin_name, admin = self.checked("mail.admin", admin_text, parse_mailbox)
         return MailConfig(
-            from_addr, maildir, smtp, templates_path, abstract, max_items, send_empty, from_name
+            from_addr,
+            maildir,
+            smtp,
+            templates_path,
+            abstract,
+            max_items,
+            send_empty,
+            from_name,
+            order,
+            admin,
+            admin_name,
         )
 
     def smtp(self, raw: Any) -> SmtpConfig:
@@ -573,6 +680,7 @@ class _Reader:
                 "digest_cron",
                 "timezone",
                 "lookback_days",
+                "like",
             },
         )
         name = self.get(data, key, "name", str, required=True).strip()
@@ -620,8 +728,22 @@ class _Reader:
             if display and address not in names:
                 names[address] = display
         schedule = self.schedule(data, key, defaults)
+        like = self.get(data, key, "like", list, [])
+        if len(like) > MAX_LIKE:
+            raise self.fail(f"{key}.like", f"lists {len(like):,} PMIDs; at most {MAX_LIKE}")
+        for i, pmid in enumerate(like):
+            if isinstance(pmid, bool) or not isinstance(pmid, int) or pmid <= 0:
+                raise self.fail(f"{key}.like[{i}]", f"{pmid!r} is not a PMID (a number)")
         return Subscription(
-            name, tuple(clean), schedule, query, rss, tuple(names.items()), europepmc, trials
+            name,
+            tuple(clean),
+            schedule,
+            query,
+            rss,
+            tuple(names.items()),
+            europepmc,
+            trials,
+            tuple(like),
         )
 
     def choice(

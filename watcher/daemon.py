@@ -123,7 +123,7 @@ class Daemon:
         log.info(
             "watcher running: %d subscriptions, %d digest schedules, polls checked every %ss",
             len(self.config.subscriptions),
-            len(self.config.schedules),
+            len(self.config.digests),
             int(self.tick.total_seconds()),
             extra={"fields": {"event": "start", "pid": os.getpid()}},
         )
@@ -159,7 +159,7 @@ class Daemon:
                 name="followups",
                 next_run_time=now,
             )
-        for cron, tz in self.config.schedules:
+        for cron, tz in self.config.digests:
             key = schedule_key(cron, tz)
             last = self.store.last_digest_run(key)
             catch_up = missed_digest(cron, tz, last, now)

@@ -20,12 +20,13 @@ from watcher.digest import (
     build_digest,
     is_trial_change,
     present_followups,
-    recipients_of,
     with_followups,
 )
 from watcher.drugs import vocabulary
 from watcher.errors import MailError
+from watcher.identity import pmid_key
 from watcher.mail import build_message, new_message_id
+from watcher.models import Article
 from watcher.paths import private_dir, write_private
 from watcher.schedule import schedule_key
 from watcher.store import Store
@@ -57,13 +58,12 @@ def send_digests(
     pending digests, then build, record and send one digest of what is new."""
     renderer = renderer or Renderer(config.mail.templates)
     report = DigestReport()
-    groups = config.schedules
+    groups = config.digests
     keys = list(groups) if schedules is None else list(schedules)
-    everyone = recipients_of(s for k in keys for s in groups.get(k, []))
+    everyone = sorted({r for k in keys for r in groups.get(k, {})})
 
     for key in keys:
-        subs = groups.get(key, [])
-        for rcpt in recipients_of(subs):
+        for rcpt in groups.get(key, {}):
             # One process per recipient at a time, from choosing the papers to the server's
             # answer: a second process (another daemon, `watcher digest` beside `watcher run`)
             # skips this recipient instead of composing or resending their digest.
@@ -106,9 +106,14 @@ def compose(
     config: Config, store: Store, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
 ) -> Composed | None:
     """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
-    (and `send_empty` is off). Changes to papers they received go in whichever of their
-    digests comes first: a digest with only those is news, and is sent."""
-    mine = [s.name for s in config.schedules.get(key, []) if s.sends_to(rcpt)]
+    (and `send_empty` is off) or they are paused (what is owed waits for the end of the pause).
+    Changes to papers they received go in whichever of their digests comes first: a digest
+    with only those is news, and is sent."""
+    reader = config.recipient(rcpt)
+    if reader.paused(now):
+        log.info("digest to %s held: paused until %s", rcpt, reader.paused_until)
+        return None
+    mine = list(config.digests.get(key, {}).get(rcpt, ()))
     papers = store.pending_papers(rcpt, mine)
     articles = store.articles(papers)
     studies = [a.nct for k, a in articles.items() if is_trial_change(k) and a.nct]
@@ -123,6 +128,8 @@ def compose(
         now,
         drugs=vocabulary(config.drugs),
         citing=store.papers_citing(studies) if studies else None,
+        reader=reader,
+        liked=_liked(config, store, mine) if reader.order == "relevance" else (),
     )
     ctx = with_followups(
         ctx, present_followups(changes, store.articles(c.change.item for c in changes))
@@ -139,8 +146,19 @@ def compose(
         now,
         from_name=config.mail.from_name,
         to_name=config.display_name(rcpt),
+        ris=ctx.ris,
+        leave_url=ctx.leave_url,
     )
     return Composed(ctx, rendered, message_id, message)
+
+
+def _liked(config: Config, store: Store, subscriptions: Sequence[str]) -> list[Article]:
+    """The stored records of the papers `subscriptions` like (polls fetch them)."""
+    pmids = dict.fromkeys(
+        p for s in config.subscriptions if s.name in subscriptions for p in s.like
+    )
+    found = store.articles(pmid_key(p) for p in pmids)
+    return [found[k] for k in (pmid_key(p) for p in pmids) if k in found]
 
 
 def _recipient_digest(
@@ -223,8 +241,8 @@ def write_dry_run(
     except OSError as exc:
         raise MailError.unusable_folder("the --out folder", out, exc) from None
     written = []
-    for key, subs in config.schedules.items():
-        for rcpt in recipients_of(subs):
+    for key, readers in config.digests.items():
+        for rcpt in readers:
             digest = compose(config, store, renderer, key, rcpt, now)
             if digest is None:
                 continue

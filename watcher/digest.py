@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from watcher import followups, registries, sentences
+from watcher import followups, ranking, registries, sentences
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
-from watcher.models import Article, Subscription
+from watcher.models import Article, Recipient, Subscription
 from watcher.paths import shipped
+from watcher.ris import ris
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,7 @@ class Paper:
     compact: bool = False
     is_trial: bool = False
     link_label: str = "PubMed"  # where `url` leads: PubMed, Europe PMC, ClinicalTrials.gov
+    closest: bool = False  # among the closest to the papers the reader likes (order=relevance)
 
     @property
     def drug_line(self) -> str:
@@ -254,6 +257,13 @@ class DigestContext:
     items: tuple[ItemKey, ...] = field(default=())  # the stable keys of every paper in it
     overview: tuple[DrugCount, ...] = field(default=())
     trial_updates: tuple[TrialUpdate, ...] = field(default=())
+    order: str = "date"  # how papers are ordered within each subscription (ranking.py)
+    order_note: str = "Newest first."
+    pmids: tuple[int, ...] = ()  # in the order shown: PubMed's search box takes them as a list
+    ris: str = ""  # the papers as RIS, attached to the message
+    run_by: str = "PubMed Watcher"  # who runs this watcher: [mail] admin, else [mail] from
+    leave_url: str | None = None  # mailto: the admin, asking to leave (List-Unsubscribe too)
+    pause_url: str | None = None  # mailto: the admin, asking for a pause
     # "Changes to papers you received", shown first (watcher/followups.py).
     followups: tuple[FollowUp, ...] = field(default=())
 
@@ -320,19 +330,24 @@ def build_digest(
     now: datetime,
     drugs: Vocabulary | None = None,
     citing: Mapping[str, Sequence[Article]] | None = None,
+    reader: Recipient | None = None,
+    liked: Sequence[Article] = (),
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
 
     Each paper appears once, under the first of its subscriptions in config order, and names
-    the others. Newest first within a group. After `max_items` papers the rest are compact
-    title links: nothing is ever dropped silently. `drugs` is the compiled drug table (default:
-    the shipped one).
+    the others. Within a group, papers follow the reader's order (newest first by default).
+    After `max_items` papers the rest are compact title links: nothing is ever dropped
+    silently. `drugs` is the compiled drug table (default: the shipped one); `reader` is how
+    this recipient reads (default: [mail]'s settings); `liked` the records of the papers their
+    subscriptions `like`, for order = "relevance".
     """
     drugs = drugs or vocabulary()
     updates = trial_updates(
         [(k, articles[k]) for k in papers if is_trial_change(k) and k in articles], citing or {}
     )
     papers = {k: v for k, v in papers.items() if not is_trial_change(k)}
+    reader = reader or Recipient(recipient, mail.abstract, mail.max_items, mail.order)
     order = [s.name for s in subscriptions if s.sends_to(recipient)]
     rank = {name: i for i, name in enumerate(order)}
     present = [p for p in papers if p in articles]
@@ -349,26 +364,32 @@ def build_digest(
 
     for item in present:
         by_group.setdefault(in_order(papers[item])[0], []).append((item, articles[item]))
+    sort_key, closest, how, note = _ordering(reader.order, {p: articles[p] for p in present}, liked)
     shown = 0
     groups: list[Group] = []
     compact: list[Paper] = []
     counts = []
+    shown_articles: list[Article] = []
     for name, group_articles in by_group.items():
         total = sum(1 for p in present if name in papers[p])
         if total:
             counts.append((name, total))
         full: list[Paper] = []
-        for item, art in sorted(group_articles, key=lambda p: _published(p[1]), reverse=True):
-            is_compact = shown >= mail.max_items
+        for item, art in sorted(group_articles, key=lambda p: sort_key(p[0])):
+            is_compact = shown >= reader.max_items
             paper = present_paper(
-                art, in_order(papers[item]), mail.abstract, compact=is_compact, drugs=drugs
+                art, in_order(papers[item]), reader.abstract, compact=is_compact, drugs=drugs
             )
+            if item in closest:
+                paper = replace(paper, closest=True)
             (compact if is_compact else full).append(paper)
+            shown_articles.append(art)
             shown += 1
         if full:
             groups.append(Group(name, tuple(full), total))
     total = len(present)
     everything = [p for g in groups for p in g.papers] + compact
+    run_by, leave, pause = _way_out(mail, recipient, order)
     return DigestContext(
         recipient=recipient,
         subject=digest_subject(total, [n for n, _ in counts])
@@ -381,9 +402,16 @@ def build_digest(
         subscriptions=tuple(order),
         config_path=str(config_path),
         generated=now,
-        abstract_mode=mail.abstract,
+        abstract_mode=reader.abstract,
         items=tuple(sorted(present)) + tuple(sorted(k for k, _ in updates)),
         overview=overview(everything),
+        order=how,
+        order_note=note,
+        pmids=tuple(p.pmid for p in everything if p.pmid is not None),
+        ris=ris(shown_articles),
+        run_by=run_by,
+        leave_url=leave,
+        pause_url=pause,
         trial_updates=tuple(u for _, u in updates),
     )
 
@@ -404,6 +432,54 @@ def trial_updates(
         what = tuple((art.pub_date or "").split("; "))
         out.append((item, TrialUpdate(nct, art.url, _one_line(art.title), what, papers)))
     return out
+
+
+def _ordering(
+    order: str, arts: Mapping[ItemKey, Article], liked: Sequence[Article]
+) -> tuple[Callable[[ItemKey], Any], set[ItemKey], str, str]:
+    """(sort key, the items marked closest, the order used, the sentence saying so)."""
+
+    def newest(item: ItemKey) -> Any:
+        when, pmid = ranking.published(arts[item])
+        return (-when.toordinal(), -pmid)
+
+    if order == "evidence":
+        tiers = ", ".join(ranking.EVIDENCE_TIERS)
+        return (
+            lambda item: (ranking.evidence_tier(arts[item]), newest(item)),
+            set(),
+            "evidence",
+            f"Strongest evidence first ({tiers}); newest first within each.",
+        )
+    if order == "relevance" and liked:
+        scores = ranking.likeness(arts, liked)
+        pmids = ", ".join(str(a.pmid) for a in liked[:10]) + (", …" if len(liked) > 10 else "")
+        return (
+            lambda item: (-round(scores[item], 6), newest(item)),
+            ranking.closest(scores),
+            "relevance",
+            f"Closest first to the papers you like (PMID {pmids}); ★ marks the closest.",
+        )
+    note = "Newest first."
+    if order == "relevance":
+        note = "Newest first: none of the papers your subscriptions like is stored yet."
+    return newest, set(), "date", note
+
+
+def _way_out(
+    mail: MailConfig, recipient: str, subscriptions: Sequence[str]
+) -> tuple[str, str | None, str | None]:
+    """Who runs this watcher, and mailto: links asking them to remove or pause `recipient`."""
+    if mail.admin is None:
+        return (mail.from_name or "PubMed Watcher") + f" <{mail.from_addr}>", None, None
+    admin = mail.admin
+    who = f"{mail.admin_name} <{admin}>" if mail.admin_name else admin
+    about = f"{recipient} from the PubMed Watcher digest ({', '.join(subscriptions)})"
+
+    def mailto(subject: str) -> str:
+        return f"mailto:{quote(admin, safe='@')}?subject={quote(subject, safe='')}"
+
+    return who, mailto(f"Unsubscribe {about}"), mailto(f"Pause {about}")
 
 
 def overview(papers: Iterable[Paper]) -> tuple[DrugCount, ...]:
@@ -535,12 +611,6 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 def _server(art: Article) -> str | None:
     """A preprint's line says where it was posted, and that it is not peer reviewed yet."""
     return f"Preprint ({art.preprint_server or 'server unknown'})" if art.ppr else None
-
-
-def _published(art: Article) -> tuple[date, int]:
-    """Sort key for newest first: the electronic date, else the print year; PMID breaks ties."""
-    when = art.epub_date or (date(art.pub_year, 1, 1) if art.pub_year else date.min)
-    return (when, art.pmid or 0)
 
 
 def _one_line(text: str) -> str:

@@ -9,6 +9,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from watcher.digest import Rendered, header_safe
+from watcher.ris import MEDIA_TYPE as RIS_MEDIA_TYPE
 
 
 def new_message_id(from_addr: str) -> str:
@@ -25,8 +26,11 @@ def build_message(
     *,
     from_name: str | None = None,
     to_name: str | None = None,
+    ris: str = "",
+    leave_url: str | None = None,
 ) -> bytes:
-    """multipart/alternative (text, then HTML), UTF-8, CRLF line ends, ready for SMTP.
+    """multipart/alternative (text, then HTML), UTF-8, CRLF line ends, ready for SMTP; with
+    `ris`, multipart/mixed holding that and the papers as an RIS attachment.
 
     Display names go in as Address objects: the email package quotes them as needed and
     encodes non-ASCII ones as RFC 2047 encoded words.
@@ -41,8 +45,23 @@ def build_message(
     msg["List-Id"] = f"PubMed Watcher digest <digest.{domain}>"
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies, please
     msg["X-Auto-Response-Suppress"] = "All"
+    if leave_url:
+        # RFC 2369. No List-Unsubscribe-Post: RFC 8058's one-click unsubscribe needs an HTTPS
+        # URI that acts on a POST, and this watcher serves none; with mailto alone it does not
+        # apply (RFC 8058 section 3), and mail clients offer the mailto instead.
+        msg["List-Unsubscribe"] = f"<{leave_url}>"
     msg.set_content(rendered.text, charset="utf-8", cte="quoted-printable")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    if ris:
+        # add_attachment turns the multipart/alternative into the first part of a
+        # multipart/mixed, as mail clients expect of a message with a file.
+        maintype, subtype = RIS_MEDIA_TYPE.split("/")
+        msg.add_attachment(
+            ris.encode("utf-8"),
+            maintype=maintype,
+            subtype=subtype,
+            filename=f"pubmed-watcher-{when:%Y-%m-%d}.ris",
+        )
     return msg.as_bytes()
 
 

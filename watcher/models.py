@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 # The small parts of an article are NamedTuples: immutable like the rest, and three times
 # cheaper to create than frozen dataclasses, which counts at thousands of authors per efetch.
@@ -83,6 +84,10 @@ class Article:
     published_pmid: int | None = None
     published_in: str | None = None
     nct: str | None = None  # a ClinicalTrials.gov study, announced like a paper when first seen
+    # Where it was printed, for citation managers (the RIS attachment): as PubMed gives them.
+    volume: str | None = None
+    issue: str | None = None
+    pages: str | None = None  # MedlinePgn: "1023-1031", "e0123"
 
     @property
     def abstract_text(self) -> str:
@@ -150,6 +155,9 @@ class Article:
             "is_book": self.is_book,
             "status": self.status,
             **self._preprint_json(),
+            "volume": self.volume,
+            "issue": self.issue,
+            "pages": self.pages,
         }
 
     def _preprint_json(self) -> dict[str, Any]:
@@ -197,6 +205,9 @@ class Article:
             published_pmid=data.get("published_pmid"),
             published_in=data.get("published_in"),
             nct=data.get("nct"),
+            volume=data.get("volume"),
+            issue=data.get("issue"),
+            pages=data.get("pages"),
         )
 
 
@@ -241,6 +252,9 @@ class Subscription:
     display_names: tuple[tuple[str, str], ...] = ()
     europepmc: str | None = None  # a Europe PMC search (preprints unless it names a SRC)
     trials: str | None = None  # a ClinicalTrials.gov search (query.term)
+    # PMIDs of papers that define what its readers care about: `order = "relevance"` ranks new
+    # papers by their likeness to these.
+    like: tuple[int, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -262,6 +276,32 @@ class Subscription:
     def fingerprint(self) -> str:
         """Changes when what the subscription searches changes, so its window restarts."""
         return hashlib.sha256(f"{self.kind}\0{self.source}".encode()).hexdigest()[:16]
+
+
+Order = Literal["date", "evidence", "relevance"]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """How one reader gets their digest: a [[recipient]] table, or the [mail] defaults."""
+
+    address: str  # normalised (normalise_address)
+    abstract: str = "snippet"
+    max_items: int = 50
+    order: Order = "date"
+    name: str | None = None
+    # Their own digest schedule (cron, timezone) across all their subscriptions; None: each
+    # subscription's, as for a recipient without a table.
+    schedule: tuple[str, str] | None = None
+    paused_until: date | None = None  # nothing is mailed before this day; then all that is owed
+
+    def paused(self, now: datetime) -> bool:
+        """Whether `now` is before `paused_until` began in the reader's own time zone."""
+        if self.paused_until is None:
+            return False
+        if self.schedule is not None and now.tzinfo is not None:
+            now = now.astimezone(zoneinfo.ZoneInfo(self.schedule[1]))
+        return now.date() < self.paused_until
 
 
 @dataclass(frozen=True)

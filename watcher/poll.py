@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
 from watcher.followups import RefreshReport, notices_found, published_as, refresh
-from watcher.identity import ItemKey, identifiers, own_key, pmid_of
+from watcher.identity import ItemKey, identifiers, own_key, pmid_key, pmid_of
 from watcher.models import Article, JournalVersion, PollState, Subscription, TrialState
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
@@ -323,6 +323,13 @@ def _fetch_missing(
             by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(f.items))
     for item, records in owed.items():
         by_fetcher.setdefault(id(records), (records, {}))[1][item] = None
+    # The papers a subscription's readers `like` ride in the same batches, once: relevance
+    # ranking reads their stored records. They are not owed: a missing one is not chased.
+    liked: set[ItemKey] = set()
+    for f in found:
+        keys = [pmid_key(p) for p in f.sub.like]
+        liked.update(keys)
+        by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(keys))
     failed: set[ItemKey] = set()
     missing: dict[ItemKey, str] = {}
     due: list[ItemKey] = []
@@ -331,6 +338,8 @@ def _fetch_missing(
             client, _unknown(store, list(wanted)), store, now, report, failed, missing
         )
     # A match whose record did not come stays owed: later polls ask again (record_retry_at).
+    for item in liked.difference(owed).difference(i for f in found for i in f.items):
+        missing.pop(item, None)
     store.record_missing(missing, now)
     store.forget_missing(p for p in due if p not in missing and p not in failed)
     back = [p for p in owed if p in due and p not in missing and p not in failed]

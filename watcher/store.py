@@ -1205,6 +1205,9 @@ def bounded(a: Article) -> Article:
         preprint_server=_opt(a.preprint_server, MAX_TEXT),
         published_pmid=a.published_pmid,
         published_in=_opt(a.published_in, MAX_TEXT),
+        volume=_opt(a.volume, 64),
+        issue=_opt(a.issue, 64),
+        pages=_opt(a.pages, 64),
     )
     log.warning("%s: fields over the store's bounds were cut", a.label)
     return out
@@ -1242,6 +1245,7 @@ def _within(a: Article) -> bool:
         and len(a.ppr or "") <= 64
         and len(a.preprint_server or "") <= MAX_TEXT
         and len(a.published_in or "") <= MAX_TEXT
+        and all(len(t or "") <= 64 for t in (a.volume, a.issue, a.pages))
     )
 
 

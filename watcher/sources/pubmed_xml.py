@@ -217,7 +217,21 @@ def _article(rec: Any) -> Article:
         trial_ids=_trial_ids(a.get("DataBankList"), abstract),
         substances=_substances(c.get("ChemicalList"), c.get("SupplMeshList")),
         status=cit.get("Status"),
+        volume=_text(issue.find("Volume")) if issue is not None else None,
+        issue=_text(issue.find("Issue")) if issue is not None else None,
+        pages=_pages(a.get("Pagination")),
     )
+
+
+def _pages(pagination: Any) -> str | None:
+    """MedlinePgn as printed ("1-10", "e123"); StartPage-EndPage where only those are given."""
+    if pagination is None:
+        return None
+    printed = _text(pagination.find("MedlinePgn"))
+    if printed:
+        return printed
+    start, end = _text(pagination.find("StartPage")), _text(pagination.find("EndPage"))
+    return f"{start}-{end}" if start and end else start
 
 
 def _children(el: Any) -> dict[str, Any]:

@@ -1,0 +1,145 @@
+"""How a digest orders papers for its reader: by strength of evidence, or by likeness to the
+papers they said they care about (`like`). Pure: articles in, keys out.
+
+Likeness is TF-IDF with cosine similarity, written here rather than taken from scikit-learn:
+a digest compares tens of papers with a handful of liked ones, which forty lines do in ~16 ms
+(30 papers, 3 liked; 200 and 10: ~160 ms, on this project's 2-core test machine), while
+scikit-learn would bring numpy and scipy (~100 MB, minutes to install on the small machines this
+runs on) for the same arithmetic, once a week per reader.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+from datetime import date
+from typing import TypeVar
+
+from watcher.models import Article
+
+# Evidence tiers, strongest first, as a reader of clinical literature weighs them.
+EVIDENCE_TIERS = (
+    "meta-analyses and systematic reviews",
+    "randomised trials",
+    "other trials",
+    "cohort and observational studies",
+    "reviews",
+    "case reports",
+    "others",
+)
+_SYNTHESIS = {"Meta-Analysis", "Systematic Review"}
+_RCT = {"Randomized Controlled Trial", "Pragmatic Clinical Trial", "Equivalence Trial"}
+_TRIALS = {
+    "Controlled Clinical Trial",
+    "Clinical Trial",
+    "Clinical Trial, Phase I",
+    "Clinical Trial, Phase II",
+    "Clinical Trial, Phase III",
+    "Clinical Trial, Phase IV",
+    "Adaptive Clinical Trial",
+}
+# NLM indexes a cohort's design as MeSH headings more often than as a publication type.
+_OBSERVATIONAL_TYPES = {"Observational Study", "Multicenter Study", "Twin Study"}
+_OBSERVATIONAL_MESH = {
+    "Cohort Studies",
+    "Prospective Studies",
+    "Retrospective Studies",
+    "Longitudinal Studies",
+    "Follow-Up Studies",
+    "Case-Control Studies",
+    "Cross-Sectional Studies",
+    "Registries",
+}
+_TITLE_RCT = re.compile(r"\brandomi[sz]ed\b.*\btrials?\b", re.I)
+_TITLE_NOT_RCT = re.compile(r"\b(?:protocol|post[- ]hoc|secondary|design of|rationale)\b", re.I)
+
+
+def evidence_tier(art: Article) -> int:
+    """0 for a meta-analysis or systematic review … 6 for anything else (EVIDENCE_TIERS)."""
+    types = set(art.publication_types)
+    mesh = {m.descriptor for m in art.mesh}
+    if types & _SYNTHESIS:
+        return 0
+    if types & _RCT or (
+        not types & _TRIALS
+        and _TITLE_RCT.search(art.title)
+        and not _TITLE_NOT_RCT.search(art.title)
+    ):
+        return 1
+    if types & _TRIALS:
+        return 2
+    if types & _OBSERVATIONAL_TYPES or mesh & _OBSERVATIONAL_MESH:
+        return 3
+    if "Review" in types:
+        return 4
+    if "Case Reports" in types:
+        return 5
+    return 6
+
+
+def published(art: Article) -> tuple[date, int]:
+    """Newest first key: the electronic date, else the print year; PMID breaks ties."""
+    when = art.epub_date or (date(art.pub_year, 1, 1) if art.pub_year else date.min)
+    return (when, art.pmid or 0)  # a preprint has no PMID
+
+
+# Words that say nothing about a topic in an abstract.
+_STOP = frozenset(
+    """
+    a about after all also an and any are as at be been between both but by can did do does
+    during each for from had has have however in into is it its may more most no not of on or
+    other our over patients results study such than that the their there these they this those
+    through to using was we were which while with within without
+    """.split()  # noqa: SIM905
+)
+K = TypeVar("K", bound=Hashable)
+_WORD = re.compile(r"[a-z0-9][a-z0-9-]*[a-z0-9]|[a-z]")
+
+
+def terms(art: Article) -> Counter[str]:
+    """Title, abstract, MeSH and keywords as weighted terms; a heading or keyword also counts
+    whole, so "Diabetes Mellitus, Type 1" is one term beside its words."""
+    words = Counter(
+        w
+        for text in (art.title, art.title, art.abstract_text)
+        for w in _WORD.findall(text.lower())
+        if w not in _STOP
+    )
+    for phrase in [m.descriptor for m in art.mesh] + list(art.keywords):
+        words[f"«{phrase.lower()}»"] += 2
+        words.update(w for w in _WORD.findall(phrase.lower()) if w not in _STOP)
+    return words
+
+
+def likeness(candidates: Mapping[K, Article], liked: Sequence[Article]) -> dict[K, float]:
+    """Each candidate's cosine similarity (0–1) to the liked paper it is closest to, with
+    TF-IDF weights (sublinear term frequency, smoothed idf) over candidates and liked papers."""
+    if not liked or not candidates:
+        return {key: 0.0 for key in candidates}
+    docs = {key: terms(a) for key, a in candidates.items()}
+    like_docs = [terms(a) for a in liked]
+    everything: list[Counter[str]] = [*docs.values(), *like_docs]
+    df: Counter[str] = Counter(t for d in everything for t in d)
+    n = len(everything)
+    idf = {t: math.log((1 + n) / (1 + c)) + 1 for t, c in df.items()}
+    like_vectors = [_vector(d, idf) for d in like_docs]
+    return {key: max(_cosine(_vector(d, idf), v) for v in like_vectors) for key, d in docs.items()}
+
+
+def _vector(counts: Counter[str], idf: Mapping[str, float]) -> dict[str, float]:
+    v = {t: (1 + math.log(c)) * idf[t] for t, c in counts.items()}
+    norm = math.sqrt(sum(x * x for x in v.values())) or 1.0
+    return {t: x / norm for t, x in v.items()}
+
+
+def _cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    small, large = (a, b) if len(a) < len(b) else (b, a)
+    return sum(x * large.get(t, 0.0) for t, x in small.items())
+
+
+def closest(scores: Mapping[K, float], limit: int = 3) -> set[K]:
+    """The keys marked as closest: the top `limit` that share anything with a liked paper."""
+    ranked = sorted((k for k, s in scores.items() if s > 0), key=lambda k: scores[k])
+    return set(ranked[-limit:])
