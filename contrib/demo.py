@@ -1,5 +1,6 @@
-"""An offline demo: the example config's subscriptions polled against the fake NCBI from the
-test suite, then their digests written as .eml and .html files to look at.
+"""An offline demo: the example config's subscriptions polled against the fake NCBI, Europe PMC
+and ClinicalTrials.gov servers from the test suite, then their digests written as .eml and .html
+files to look at: papers, preprints and a trial's status change in one digest.
 
     python contrib/demo.py [OUT_DIR]
 
@@ -19,6 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.fakes.clinicaltrials import FakeClinicalTrials, study  # noqa: E402
+from tests.fakes.europepmc import FakeEuropePmc, load_record  # noqa: E402
 from tests.fakes.ncbi import FakeNCBI  # noqa: E402
 from tests.fakes.records import from_file, synthetic  # noqa: E402
 from watcher.cli import main  # noqa: E402
@@ -120,12 +123,39 @@ def demo_records(today) -> list:
     return records
 
 
+def demo_registries(epmc: FakeEuropePmc, ctgov: FakeClinicalTrials, today) -> None:
+    epmc.add(load_record("europepmc-preprint.json"), today - timedelta(days=2))
+    ctgov.put(
+        study(
+            "NCT01030861",  # the trial the first demo paper cites
+            "Teplizumab to delay stage 3 type 1 diabetes in autoantibody-positive relatives",
+            "RECRUITING",
+            (today - timedelta(days=3)).isoformat(),
+            enrollment=120,
+        )
+    )
+
+
+def registries(config: str, epmc: FakeEuropePmc, ctgov: FakeClinicalTrials) -> str:
+    """The example's [europepmc] and [clinicaltrials] tables, pointed at the fakes."""
+    for name, fake_api in (("europepmc", epmc), ("clinicaltrials", ctgov)):
+        config = re.sub(
+            rf"# \[{name}\]\n# base_url = \"[^\"]+\"[^\n]*\n# rate_limit = [^\n]*\n",
+            f'[{name}]\nbase_url = "{fake_api.base_url}"\nrate_limit = 50\n',
+            config,
+        )
+    return config
+
+
 def run(out: Path) -> list[Path]:
     fake = FakeNCBI().start()
+    epmc = FakeEuropePmc().start()
+    ctgov = FakeClinicalTrials().start()
     try:
         today = ncbi_today(datetime.now(UTC))
         fake.add(demo_records(today))
         fake.feeds["teplizumab"] = [90_000_001, 90_000_005]
+        demo_registries(epmc, ctgov, today)
         folder = Path(tempfile.mkdtemp(prefix="watcher-demo-"))
         config = (REPO / "config.example.toml").read_text()
         config = config.replace(
@@ -133,15 +163,30 @@ def run(out: Path) -> list[Path]:
             f'base_url = "{fake.base_url}"',
         )
         config = re.sub(r'rss = "[^"]+"', f'rss = "{fake.feed_url("teplizumab")}"', config)
+        config = registries(config, epmc, ctgov)
         (folder / "watcher.toml").write_text(config)
         cfg = str(folder / "watcher.toml")
         if main(["-c", cfg, "poll"]) != 0:
             raise SystemExit("the demo poll failed")
+        # The trial stops recruiting: the next poll finds the change.
+        ctgov.put(
+            study(
+                "NCT01030861",  # the trial the first demo paper cites
+                "Teplizumab to delay stage 3 type 1 diabetes in autoantibody-positive relatives",
+                "ACTIVE_NOT_RECRUITING",
+                today.isoformat(),
+                enrollment=120,
+            )
+        )
+        if main(["-c", cfg, "poll"]) != 0:
+            raise SystemExit("the second demo poll failed")
         if main(["-c", cfg, "digest", "--dry-run", "--out", str(out)]) != 0:
             raise SystemExit("the demo digest failed")
         return sorted(out.glob("*.html"))
     finally:
         fake.stop()
+        epmc.stop()
+        ctgov.stop()
 
 
 if __name__ == "__main__":

@@ -33,16 +33,18 @@ def test_init_then_check_lists_the_example_subscriptions(tmp_path: Path) -> None
     assert code == 0, err
     code, out, err = run("-c", "x.toml", "check", cwd=tmp_path)
     assert code == 0, err
-    assert "OK, 5 subscriptions" in out
+    assert "OK, 7 subscriptions" in out
     for name in (
         "Anti-CD3 in T1D",
         "Anti-CD20 in T1D",
         "IL-2R mAbs in islet transplantation",
         "Prevention in at-risk relatives",
         "Teplizumab feed",
+        "Preprints: antibodies in type 1 diabetes",
+        "Trials: antibodies in type 1 diabetes",
     ):
         assert name in out
-    assert out.count("next poll:   now (due)") == 5
+    assert out.count("next poll:   now (due)") == 7
     assert "next digest: 20" in out
     assert (tmp_path / "watcher.db").exists()  # the store is created beside the config
 
@@ -279,7 +281,8 @@ def test_readme_layout_and_recipes_name_modules_and_registries_that_exist() -> N
     from watcher.sources.registry import SOURCES
     from watcher.transports.registry import TRANSPORTS
 
-    assert set(SOURCES) == {"query", "rss"} and set(TRANSPORTS) == {"smtp", "maildir"}
+    assert set(SOURCES) == {"query", "rss", "europepmc", "trials"}
+    assert set(TRANSPORTS) == {"smtp", "maildir"}
 
 
 def test_readme_set_up_commands_match_ci() -> None:
@@ -456,6 +459,43 @@ def test_an_unusable_out_folder_is_named_and_exits_1(tmp_path: Path, out: str) -
         f"watcher: cannot use {out} as the --out folder: {reason} "
         "(a file stands where a folder is needed)"
     ]
+
+
+def test_check_online_counts_registry_queries_in_one_request_each(
+    tmp_path: Path, fake, capsys
+) -> None:
+    from datetime import date
+
+    from .conftest import write_config
+    from .fakes.clinicaltrials import FakeClinicalTrials, study
+    from .fakes.europepmc import FakeEuropePmc, load_record
+
+    epmc, ctgov = FakeEuropePmc().start(), FakeClinicalTrials().start()
+    try:
+        for n in range(3):
+            epmc.add({**load_record("europepmc-preprint.json"), "id": f"PPR{n}"}, date(2026, 11, 1))
+        ctgov.put(study("NCT09000001", "Teplizumab", "RECRUITING", "2026-11-10"))
+        extra = (
+            f'[europepmc]\nbase_url = "{epmc.base_url}"\nrate_limit = 100\n'
+            f'[clinicaltrials]\nbase_url = "{ctgov.base_url}"\nrate_limit = 100\n'
+        )
+        subs = (
+            '[[subscription]]\nname = "pre"\neuropepmc = "teplizumab"\n'
+            'recipients = ["a@example.org"]\n'
+            '[[subscription]]\nname = "reg"\ntrials = "teplizumab"\n'
+            'recipients = ["a@example.org"]\n'
+        )
+        cfg = write_config(tmp_path, fake.base_url, subs, extra=extra)
+        assert main(["-c", str(cfg), "check", "--online"]) == 0
+        out = capsys.readouterr().out
+        assert "pre: 3 preprints in all" in out and "reg: 1 studies in all" in out
+        assert epmc.count() == 1 and ctgov.count() == 1 and fake.count() == 0
+        epmc.fault("status:404")
+        assert main(["-c", str(cfg), "check", "--online"]) == 1
+        assert "pre: ERROR: HTTP 404" in capsys.readouterr().out
+    finally:
+        epmc.stop()
+        ctgov.stop()
 
 
 @pytest.mark.parametrize(

@@ -23,3 +23,10 @@ def test_the_offline_demo_polls_the_example_config_and_writes_digests(tmp_path: 
     assert "Basiliximab versus daclizumab induction" in transplant
     assert "Meta-analysis" in transplant and "Teplizumab (anti-CD3)" not in transplant
     assert len(list((tmp_path / "out").glob("*.eml"))) == 4
+    weekly = (tmp_path / "out" / names[1]).read_text()
+    # All three kinds in one digest: PubMed papers, a preprint, a trial and its change.
+    assert "pubmed.ncbi.nlm.nih.gov" in weekly
+    assert "Preprint (medRxiv)" in weekly and "europepmc.org/article/PPR/PPR900001" in weekly
+    assert "Trial registry updates" in weekly and "Recruiting → Active, not recruiting" in weekly
+    updates = weekly[weekly.index("Trial registry updates") :]
+    assert "Cited by" in updates and "Teplizumab (anti-CD3) delays type 1 diabetes" in updates

@@ -246,6 +246,7 @@ def test_migration_upgrades_an_old_store_without_loss(store_url: str, populated:
         version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert version == SCHEMA_REVISION
     assert inspect(store.engine).has_table("awaited_records")
+    assert inspect(store.engine).has_table("trial_states")
     if populated:
         state = store.poll_state("old")
         assert state is not None and state.window_end == date(2026, 1, 1)

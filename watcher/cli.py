@@ -8,7 +8,7 @@ import os
 import sys
 
 from watcher import __version__
-from watcher.errors import ConfigError, WatcherError
+from watcher.errors import ConfigError, SourceError, WatcherError
 
 # Only what parsing the arguments needs is imported up front; each command imports the rest
 # when it runs, so `watcher --help` starts about as fast as Python itself.
@@ -246,6 +246,9 @@ def check_online(config: Config) -> int:
     problems = 0
     print()
     for sub in config.subscriptions:
+        if sub.kind in ("europepmc", "trials"):
+            problems += _count_online(config, sub)
+            continue
         if sub.query is None:
             continue
         # A count, a translation and the warnings are all this shows: esearch with retmax=0
@@ -260,6 +263,22 @@ def check_online(config: Config) -> int:
             print(f"    warning: {warning}")
         problems += bool(result.errors or result.warnings)
     return 1 if problems else 0
+
+
+def _count_online(config: Config, sub: Subscription) -> int:
+    """One request (pageSize=1 / countTotal=true): how many records the registry holds for the
+    subscription's query; 1 if it could not say."""
+    from watcher.sources.base import Counting
+
+    source = make_sources(config)[sub]
+    assert isinstance(source, Counting)
+    what = "preprints" if sub.kind == "europepmc" else "studies"
+    try:
+        print(f"  {sub.name}: {source.count(sub.source):,} {what} in all")
+    except SourceError as exc:
+        print(f"  {sub.name}: ERROR: {exc}")
+        return 1
+    return 0
 
 
 def make_client(config: Config) -> EUtils:
@@ -301,13 +320,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
         line = f"{o.name}: " + (
             f"FAILED: {o.error}" if o.error else f"{o.found} found, {o.new_matches} new"
         )
-        print(line)
-    print(
-        f"{report.fetched} records fetched, {report.requests} requests to NCBI "
-        f"in {report.seconds:.1f}s"
-    )
+        print(line + (f", {o.changes} trial changes" if o.changes else ""))
+    # The requests of every source (NCBI, Europe PMC, ClinicalTrials.gov), one HTTP layer.
+    print(f"{report.fetched} records fetched, {report.requests} requests in {report.seconds:.1f}s")
     if report.changes:
-        print(f"{report.changes} changes to delivered papers announced by notices found")
+        print(f"{report.changes} changes to delivered papers found")
     if refreshed is not None:
         print(_refresh_line(refreshed))
     return 1 if report.failed or (refreshed is not None and refreshed.error) else 0

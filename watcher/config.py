@@ -19,12 +19,21 @@ from urllib.parse import urlsplit
 from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 from watcher.followups import FollowupsConfig
-from watcher.models import Order, Recipient, Schedule, Subscription, normalise_address
+from watcher.models import KINDS, Order, Recipient, Schedule, Subscription, normalise_address
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
 NCBI_RATE_WITHOUT_KEY = 3.0
 NCBI_RATE_WITH_KEY = 10.0
+# The registries' roots and paces (requests/s). Europe PMC publishes no hard request limit; its
+# terms ask for reasonable use. ClinicalTrials.gov publishes none in its API documentation but
+# answers bursts with 429. One request every two seconds is far below either, and a poll of a
+# subscription costs one or two. Here, not in the source modules, so that reading a config
+# loads no HTTP client.
+EUROPEPMC_BASE_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
+EUROPEPMC_RATE = 0.5
+CLINICALTRIALS_BASE_URL = "https://clinicaltrials.gov/api/v2/"
+CLINICALTRIALS_RATE = 0.5
 
 AbstractMode = Literal["none", "snippet", "full"]
 ORDERS = ("date", "evidence", "relevance")
@@ -91,6 +100,14 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class ApiConfig:
+    """Where a registry's API lives and how fast it may be asked (requests per second)."""
+
+    base_url: str
+    rate_limit: float
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     store_url: str
@@ -101,6 +118,10 @@ class Config:
     warnings: tuple[str, ...] = field(default=())
     # The user's additions to the shipped drug table ([drugs] file, then [[drug]] entries).
     drugs: tuple[Drug, ...] = field(default=())
+    # [europepmc] and [clinicaltrials]: the APIs' roots (tests point them at fakes on
+    # 127.0.0.1) and paces.
+    europepmc: ApiConfig = ApiConfig(EUROPEPMC_BASE_URL, EUROPEPMC_RATE)
+    clinicaltrials: ApiConfig = ApiConfig(CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE)
     followups: FollowupsConfig = field(default=FollowupsConfig())
     recipients: tuple[Recipient, ...] = field(default=())  # the [[recipient]] tables
 
@@ -276,7 +297,8 @@ class _Reader:
         if isinstance(value, str):
             if not value.strip():
                 raise self.fail(where, "must not be empty")
-            self.short(where, value, MAX_QUERY if name == "query" else MAX_STRING)
+            long = name in ("query", "europepmc", "trials")
+            self.short(where, value, MAX_QUERY if long else MAX_STRING)
         return value
 
     def short(self, where: str, value: str, limit: int = MAX_STRING) -> None:
@@ -304,6 +326,8 @@ class _Reader:
                 "recipient",
                 "drug",
                 "drugs",
+                "europepmc",
+                "clinicaltrials",
                 "followups",
             },
         )
@@ -337,7 +361,6 @@ class _Reader:
             seen[sub.name] = i
         drugs = self.drugs(top.get("drugs"), top.get("drug", []))
         recipients = self.recipients(top.get("recipient", []), subs, mail, defaults)
-        followups = self.followups(top.get("followups"))
         return Config(
             self.path,
             store_url,
@@ -347,7 +370,14 @@ class _Reader:
             subs,
             tuple(self.warnings),
             drugs,
-            followups,
+            self.api(top.get("europepmc"), "europepmc", EUROPEPMC_BASE_URL, EUROPEPMC_RATE),
+            self.api(
+                top.get("clinicaltrials"),
+                "clinicaltrials",
+                CLINICALTRIALS_BASE_URL,
+                CLINICALTRIALS_RATE,
+            ),
+            self.followups(top.get("followups")),
             recipients,
         )
 
@@ -395,6 +425,16 @@ class _Reader:
         return Recipient(
             normalise_address(address), abstract, max_items, order, name, (cron, tz), paused
         )
+
+    def api(self, raw: Any, key: str, url: str, rate: float) -> ApiConfig:
+        """[europepmc] / [clinicaltrials]: where that API lives and its pace."""
+        data = self.table(raw, key, {"base_url", "rate_limit"})
+        url = self.get(data, key, "base_url", str, url)
+        self.http_url(f"{key}.base_url", url)
+        rate = self.get(data, key, "rate_limit", (int, float), rate)
+        if not 0 < rate <= 100:
+            raise self.fail(f"{key}.rate_limit", "must be a number of requests per second, 0–100")
+        return ApiConfig(url if url.endswith("/") else url + "/", float(rate))
 
     def followups(self, raw: Any) -> FollowupsConfig:
         """[followups]: how often delivered papers are fetched again, and how far back."""
@@ -633,6 +673,8 @@ class _Reader:
                 "name",
                 "query",
                 "rss",
+                "europepmc",
+                "trials",
                 "recipients",
                 "poll_every",
                 "digest_cron",
@@ -650,13 +692,17 @@ class _Reader:
             )
         query = self.get(data, key, "query", str)
         rss = self.get(data, key, "rss", str)
-        if (query is None) == (rss is None):
+        europepmc = self.get(data, key, "europepmc", str)
+        trials = self.get(data, key, "trials", str)
+        if sum(data.get(k) is not None for k in KINDS) != 1:
             raise self.fail(
                 key,
-                "needs exactly one of `query` (a PubMed search) or `rss` (a PubMed RSS feed URL)",
+                "needs exactly one of `query` (a PubMed search), `rss` (a PubMed RSS feed URL), "
+                "`europepmc` (a Europe PMC search) or `trials` (a ClinicalTrials.gov search)",
             )
-        if query is not None:
-            self.checked(f"{key}.query", query, _check_query)
+        for kind, text in (("query", query), ("europepmc", europepmc), ("trials", trials)):
+            if text is not None:
+                self.checked(f"{key}.{kind}", text, _check_query)
         if rss is not None:
             self.http_url(f"{key}.rss", rss)
         recipients = self.get(data, key, "recipients", list, required=True)
@@ -689,7 +735,15 @@ class _Reader:
             if isinstance(pmid, bool) or not isinstance(pmid, int) or pmid <= 0:
                 raise self.fail(f"{key}.like[{i}]", f"{pmid!r} is not a PMID (a number)")
         return Subscription(
-            name, tuple(clean), schedule, query, rss, tuple(names.items()), tuple(like)
+            name,
+            tuple(clean),
+            schedule,
+            query,
+            rss,
+            tuple(names.items()),
+            europepmc,
+            trials,
+            tuple(like),
         )
 
     def choice(

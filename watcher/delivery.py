@@ -18,6 +18,7 @@ from watcher.digest import (
     Rendered,
     Renderer,
     build_digest,
+    is_trial_change,
     present_followups,
     with_followups,
 )
@@ -114,23 +115,26 @@ def compose(
         return None
     mine = list(config.digests.get(key, {}).get(rcpt, ()))
     papers = store.pending_papers(rcpt, mine)
+    articles = store.articles(papers)
+    studies = [a.nct for k, a in articles.items() if is_trial_change(k) and a.nct]
     changes = store.pending_changes(rcpt)
     ctx = build_digest(
         rcpt,
         papers,
-        store.articles(papers),
+        articles,
         config.subscriptions,
         config.mail,
         config.path,
         now,
         drugs=vocabulary(config.drugs),
+        citing=store.papers_citing(studies) if studies else None,
         reader=reader,
         liked=_liked(config, store, mine) if reader.order == "relevance" else (),
     )
     ctx = with_followups(
         ctx, present_followups(changes, store.articles(c.change.item for c in changes))
     )
-    if ctx.total == 0 and not ctx.followups and not config.mail.send_empty:
+    if ctx.empty and not ctx.followups and not config.mail.send_empty:
         return None
     rendered = renderer.render(ctx)
     message_id = new_message_id(config.mail.from_addr)

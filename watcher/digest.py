@@ -164,7 +164,7 @@ class Link:
 class Paper:
     """One paper as the templates show it."""
 
-    pmid: int
+    pmid: int | None  # None for a preprint PubMed does not hold
     url: str
     title: str
     authors: str
@@ -179,6 +179,7 @@ class Paper:
     abstract: tuple[tuple[str | None, str], ...]  # (label, text) per section shown
     compact: bool = False
     is_trial: bool = False
+    link_label: str = "PubMed"  # where `url` leads: PubMed, Europe PMC, ClinicalTrials.gov
     closest: bool = False  # among the closest to the papers the reader likes (order=relevance)
 
     @property
@@ -213,6 +214,17 @@ class Group:
 
 
 @dataclass(frozen=True)
+class TrialUpdate:
+    """A study's meaningful changes, with the papers in the store that cite it."""
+
+    nct: str
+    url: str
+    title: str
+    changes: tuple[str, ...]  # "Recruiting → Completed", …
+    papers: tuple[Link, ...]
+
+
+@dataclass(frozen=True)
 class FollowUp:
     """One change to a paper the recipient received, as the templates show it."""
 
@@ -244,6 +256,7 @@ class DigestContext:
     abstract_mode: str
     items: tuple[ItemKey, ...] = field(default=())  # the stable keys of every paper in it
     overview: tuple[DrugCount, ...] = field(default=())
+    trial_updates: tuple[TrialUpdate, ...] = field(default=())
     order: str = "date"  # how papers are ordered within each subscription (ranking.py)
     order_note: str = "Newest first."
     pmids: tuple[int, ...] = ()  # in the order shown: PubMed's search box takes them as a list
@@ -253,6 +266,11 @@ class DigestContext:
     pause_url: str | None = None  # mailto: the admin, asking for a pause
     # "Changes to papers you received", shown first (watcher/followups.py).
     followups: tuple[FollowUp, ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        """No papers and no trial registry updates (follow-ups aside)."""
+        return self.total == 0 and not self.trial_updates
 
     @property
     def changes(self) -> tuple[int, ...]:
@@ -295,8 +313,10 @@ def with_followups(ctx: DigestContext, shown: tuple[FollowUp, ...]) -> DigestCon
     from dataclasses import replace
 
     said = followups.summary(f.kind for f in shown)
-    papers = digest_subject(ctx.total, [n for n, _ in ctx.counts]).removeprefix("PubMed Watcher: ")
-    subject = f"PubMed Watcher: {said}" + (f"; {papers}" if ctx.total else "")
+    # What the digest says besides (its papers, its trial registry updates), as its subject
+    # said it without them.
+    rest = ctx.subject.removeprefix("PubMed Watcher: ")
+    subject = f"PubMed Watcher: {said}" + (f"; {rest}" if not ctx.empty else "")
     return replace(ctx, followups=shown, subject=subject)
 
 
@@ -309,6 +329,7 @@ def build_digest(
     config_path: Path | str,
     now: datetime,
     drugs: Vocabulary | None = None,
+    citing: Mapping[str, Sequence[Article]] | None = None,
     reader: Recipient | None = None,
     liked: Sequence[Article] = (),
 ) -> DigestContext:
@@ -322,6 +343,10 @@ def build_digest(
     subscriptions `like`, for order = "relevance".
     """
     drugs = drugs or vocabulary()
+    updates = trial_updates(
+        [(k, articles[k]) for k in papers if is_trial_change(k) and k in articles], citing or {}
+    )
+    papers = {k: v for k, v in papers.items() if not is_trial_change(k)}
     reader = reader or Recipient(recipient, mail.abstract, mail.max_items, mail.order)
     order = [s.name for s in subscriptions if s.sends_to(recipient)]
     rank = {name: i for i, name in enumerate(order)}
@@ -367,7 +392,9 @@ def build_digest(
     run_by, leave, pause = _way_out(mail, recipient, order)
     return DigestContext(
         recipient=recipient,
-        subject=digest_subject(total, [n for n, _ in counts]),
+        subject=digest_subject(total, [n for n, _ in counts])
+        if total or not updates
+        else f"PubMed Watcher: {len(updates)} trial registry update{'s' * (len(updates) != 1)}",
         groups=tuple(groups),
         compact=tuple(compact),
         counts=tuple(counts),
@@ -376,16 +403,35 @@ def build_digest(
         config_path=str(config_path),
         generated=now,
         abstract_mode=reader.abstract,
-        items=tuple(sorted(present)),
+        items=tuple(sorted(present)) + tuple(sorted(k for k, _ in updates)),
         overview=overview(everything),
         order=how,
         order_note=note,
-        pmids=tuple(p.pmid for p in everything),
+        pmids=tuple(p.pmid for p in everything if p.pmid is not None),
         ris=ris(shown_articles),
         run_by=run_by,
         leave_url=leave,
         pause_url=pause,
+        trial_updates=tuple(u for _, u in updates),
     )
+
+
+def is_trial_change(item: ItemKey) -> bool:
+    return str(item).startswith("trial-change:")
+
+
+def trial_updates(
+    changes: Sequence[tuple[ItemKey, Article]], citing: Mapping[str, Sequence[Article]]
+) -> list[tuple[ItemKey, TrialUpdate]]:
+    """Each study's change (stored as an item whose record says what changed; see
+    store.record_trials) as the digest's "Trial registry updates" show it."""
+    out = []
+    for item, art in sorted(changes, key=lambda c: c[0]):
+        nct = art.nct or ""
+        papers = tuple(Link(_one_line(p.title) or p.label, p.url) for p in citing.get(nct, ()))
+        what = tuple((art.pub_date or "").split("; "))
+        out.append((item, TrialUpdate(nct, art.url, _one_line(art.title), what, papers)))
+    return out
 
 
 def _ordering(
@@ -475,9 +521,11 @@ def present_paper(
     return Paper(
         pmid=art.pmid,
         url=art.url,
-        title=_one_line(art.title) or f"PMID {art.pmid}",
+        title=_one_line(art.title) or art.label,
         authors=author_line(art),
-        source=" · ".join(x for x in (art.journal_iso or art.journal, art.pub_date) if x),
+        source=" · ".join(
+            x for x in (art.journal_iso or art.journal or _server(art), art.pub_date) if x
+        ),
         subscriptions=subs,
         badges=shown,
         drugs=(drugs or vocabulary()).article_drugs(art),
@@ -487,6 +535,9 @@ def present_paper(
         pmc_url=f"https://pmc.ncbi.nlm.nih.gov/articles/{art.pmcid}/" if art.pmcid else None,
         abstract=() if compact else abstract_sections(art, abstract_mode),
         compact=compact,
+        link_label="PubMed"
+        if art.pmid is not None
+        else ("ClinicalTrials.gov" if art.nct else "Europe PMC"),
         is_trial=bool(TRIAL_TYPES.intersection(art.publication_types))
         or any(label == "RCT (from title)" for label, _ in shown),
     )
@@ -555,6 +606,11 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     """The opening sentences of `text` that fit in `limit` characters; a first sentence longer
     than that is cut at a word, marked " …"."""
     return sentences.leading(sentences.split(text), limit, longest=limit)
+
+
+def _server(art: Article) -> str | None:
+    """A preprint's line says where it was posted, and that it is not peer reviewed yet."""
+    return f"Preprint ({art.preprint_server or 'server unknown'})" if art.ppr else None
 
 
 def _one_line(text: str) -> str:

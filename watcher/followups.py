@@ -150,6 +150,14 @@ def _from_correction(item: ItemKey, paper: Article, c: Correction, kind: str) ->
     return Change(item, kind, notice, url, detail, notice if kind in NOTICE_KINDS else None)
 
 
+def published_as(item: ItemKey, pmid: int, citation: str | None) -> Change:
+    """A preprint's journal version as Europe PMC links it ("Preprint of"): the same change
+    (item, kind, notice) PubMed's UpdateIn on the preprint gives, so the two are told once."""
+    journal = journal_of(citation) or (citation or "").strip()
+    detail = f"published in {journal}" if journal else "published in a journal"
+    return Change(item, PUBLISHED, pmid_key(pmid), pubmed_url(pmid), detail)
+
+
 def _worded(c: Correction) -> str:
     return f"{_WORDING[c.ref_type]} {c.source}" if c.source else ""
 

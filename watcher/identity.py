@@ -39,9 +39,22 @@ def pmid_of(item: ItemKey) -> int | None:
 
 
 def identifiers(article: Article) -> Iterator[ItemKey]:
-    """Every identifier a record carries, its own key first."""
-    yield pmid_key(article.pmid)
+    """Every identifier a record carries, its own key first (a PubMed record's PMID; for a
+    preprint its PPR id, or its DOI), then the PubMed record of its journal version."""
+    if article.pmid is not None:
+        yield pmid_key(article.pmid)
+    if article.nct:
+        yield key("nct", article.nct)
+    if article.ppr:
+        yield key("ppr", article.ppr)
     if article.doi:
         yield key("doi", article.doi)
     if article.pmcid:
         yield key("pmcid", article.pmcid)
+    if article.published_pmid is not None and article.pmid is None:
+        yield pmid_key(article.published_pmid)
+
+
+def own_key(article: Article) -> ItemKey:
+    """The key a record is stored under when no other item claims it."""
+    return next(identifiers(article))

@@ -50,7 +50,9 @@ class Correction(NamedTuple):
 
 @dataclass(frozen=True)
 class Article:
-    pmid: int
+    # None for a record PubMed does not hold (a preprint from Europe PMC): its own key is then
+    # its ppr: (or doi:) identifier; see identity.identifiers.
+    pmid: int | None
     title: str
     version: int = 1
     doi: str | None = None
@@ -75,6 +77,13 @@ class Article:
     substances: tuple[str, ...] = ()
     is_book: bool = False
     status: str | None = None
+    # Preprints (Europe PMC): the PPR id, the server that posted it, and the PubMed record of
+    # the journal version Europe PMC links it to ("Preprint of"), with that version's citation.
+    ppr: str | None = None
+    preprint_server: str | None = None
+    published_pmid: int | None = None
+    published_in: str | None = None
+    nct: str | None = None  # a ClinicalTrials.gov study, announced like a paper when first seen
     # Where it was printed, for citation managers (the RIS attachment): as PubMed gives them.
     volume: str | None = None
     issue: str | None = None
@@ -86,7 +95,22 @@ class Article:
 
     @property
     def url(self) -> str:
-        return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
+        if self.pmid is not None:
+            return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
+        if self.ppr:
+            return f"https://europepmc.org/article/PPR/{self.ppr}"
+        if self.nct:
+            return f"https://clinicaltrials.gov/study/{self.nct}"
+        return f"https://doi.org/{self.doi}"
+
+    @property
+    def label(self) -> str:
+        """How the record is named in a line of text: PMID 123, or its preprint id."""
+        if self.pmid is not None:
+            return f"PMID {self.pmid}"
+        if self.nct:
+            return self.nct
+        return f"preprint {self.ppr}" if self.ppr else f"doi {self.doi}"
 
     def to_json(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict, which deep-copies every value and made
@@ -130,15 +154,28 @@ class Article:
             "substances": list(self.substances),
             "is_book": self.is_book,
             "status": self.status,
+            **self._preprint_json(),
             "volume": self.volume,
             "issue": self.issue,
             "pages": self.pages,
         }
 
+    def _preprint_json(self) -> dict[str, Any]:
+        # Only when set, so a PubMed record's stored JSON (and the upsert's "changed?" test
+        # on it) stays as it was before preprints existed.
+        extra = {
+            "ppr": self.ppr,
+            "preprint_server": self.preprint_server,
+            "published_pmid": self.published_pmid,
+            "published_in": self.published_in,
+            "nct": self.nct,
+        }
+        return {k: v for k, v in extra.items() if v is not None}
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Article:
         return cls(
-            pmid=int(data["pmid"]),
+            pmid=None if data.get("pmid") is None else int(data["pmid"]),
             title=data["title"],
             version=data.get("version", 1),
             doi=data.get("doi"),
@@ -163,6 +200,11 @@ class Article:
             substances=tuple(data.get("substances", ())),
             is_book=data.get("is_book", False),
             status=data.get("status"),
+            ppr=data.get("ppr"),
+            preprint_server=data.get("preprint_server"),
+            published_pmid=data.get("published_pmid"),
+            published_in=data.get("published_in"),
+            nct=data.get("nct"),
             volume=data.get("volume"),
             issue=data.get("issue"),
             pages=data.get("pages"),
@@ -195,6 +237,10 @@ def normalise_address(address: str) -> str:
     return address.strip().lower()
 
 
+# The subscription keys that each select a kind of source (exactly one per subscription).
+KINDS = ("query", "rss", "europepmc", "trials")
+
+
 @dataclass(frozen=True)
 class Subscription:
     name: str
@@ -204,6 +250,8 @@ class Subscription:
     rss: str | None = None
     # (address, display name) for recipients written as name-addr: how to greet them only
     display_names: tuple[tuple[str, str], ...] = ()
+    europepmc: str | None = None  # a Europe PMC search (preprints unless it names a SRC)
+    trials: str | None = None  # a ClinicalTrials.gov search (query.term)
     # PMIDs of papers that define what its readers care about: `order = "relevance"` ranks new
     # papers by their likeness to these.
     like: tuple[int, ...] = ()
@@ -211,11 +259,14 @@ class Subscription:
     @property
     def kind(self) -> str:
         """The key of its source in watcher/sources/registry.py."""
-        return "query" if self.query is not None else "rss"
+        for kind in KINDS:
+            if getattr(self, kind) is not None:
+                return kind
+        return "rss"
 
     @property
     def source(self) -> str:
-        return self.query if self.query is not None else str(self.rss)
+        return str(getattr(self, self.kind))
 
     def sends_to(self, address: str) -> bool:
         """Whether `address` is one of the recipients (whatever its case or display name)."""
@@ -269,3 +320,53 @@ class PollState:
     etag: str | None
     last_modified: str | None
     backfill_done: date | None
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """What a ClinicalTrials.gov study said at its last update, for diffing the next one."""
+
+    nct: str
+    title: str
+    status: str | None  # RECRUITING, COMPLETED, … (statusModule.overallStatus)
+    last_update: str | None  # lastUpdatePostDateStruct.date
+    results_posted: str | None = None  # resultsFirstPostDateStruct.date
+    primary_completion: str | None = None  # primaryCompletionDateStruct.date: 2027-06 or -06-30
+    enrollment: int | None = None
+    arms: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nct": self.nct,
+            "title": self.title,
+            "status": self.status,
+            "last_update": self.last_update,
+            "results_posted": self.results_posted,
+            "primary_completion": self.primary_completion,
+            "enrollment": self.enrollment,
+            "arms": list(self.arms),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialState:
+        return cls(**{**data, "arms": tuple(data.get("arms", ()))})
+
+
+@dataclass(frozen=True)
+class TrialChange:
+    """A meaningful difference between two states of a study, as a reader is told it."""
+
+    nct: str
+    title: str
+    what: str  # "Recruiting → Completed", "results first posted 2026-11-20", …
+
+
+@dataclass(frozen=True)
+class JournalVersion:
+    """A preprint already known is now linked to its journal version's PubMed record: the
+    follow-up "published in JOURNAL" to whoever was told of the preprint."""
+
+    item: str  # the work's stable key
+    ppr: str
+    pmid: int
+    journal: str | None  # Europe PMC's citation of the journal version

@@ -17,9 +17,9 @@ from datetime import date, datetime, timedelta
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
-from watcher.followups import RefreshReport, notices_found, refresh
-from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of
-from watcher.models import PollState, Subscription
+from watcher.followups import RefreshReport, notices_found, published_as, refresh
+from watcher.identity import ItemKey, identifiers, own_key, pmid_key, pmid_of
+from watcher.models import Article, JournalVersion, PollState, Subscription, TrialState
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import ncbi_today
@@ -48,6 +48,8 @@ class Found:
     etag: str | None = None
     last_modified: str | None = None
     requests: int = 0
+    held: tuple[Article, ...] = ()  # whole records the search gave (no fetch needed)
+    trials: tuple[TrialState, ...] = ()
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Outcome:
     new_matches: int = 0
     requests: int = 0
     error: str | None = None
+    changes: int = 0  # trial registry changes found
 
 
 @dataclass
@@ -66,7 +69,8 @@ class PollReport:
     requests: int = 0
     seconds: float = 0.0
     record_errors: list[str] = field(default_factory=list)
-    changes: int = 0  # changes to delivered papers announced by notices this poll found
+    journal_versions: list[JournalVersion] = field(default_factory=list)
+    changes: int = 0  # changes to delivered papers found: notices, journal versions of preprints
 
     @property
     def failed(self) -> list[Outcome]:
@@ -102,14 +106,17 @@ def poll(
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
     report = PollReport()
     found, down = _find_all(subs, store, sources, now, report)
+    changes = _store_held(found, store, now, report)
     # Records owed by earlier polls are asked for too, unless their source did not answer at all.
     owed = _owed(store, subs, sources, down)
     failed_items = _fetch_missing(found, owed, store, now, report)
     for f in found:
         _commit(f, failed_items, store, now, report)
+    for outcome in report.outcomes:
+        outcome.changes = changes.get(outcome.name, 0)
     # A retraction notice, erratum or expression of concern about a delivered paper is told to
     # that paper's readers as a follow-up, and never mailed as a paper itself.
-    report.changes = notices_found(
+    report.changes += notices_found(
         store, [i for f in found if f.deliver for i in f.items if i not in failed_items], now
     )
     report.requests = sources.requests - requests_before
@@ -163,6 +170,50 @@ def _find_all(
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
     return found, down
+
+
+def _store_held(
+    found: Sequence[Found], store: Store, now: datetime, report: PollReport
+) -> dict[str, int]:
+    """Records that came whole with a search are stored as they come (new or revised: a
+    preprint's link to its journal version arrives this way), and studies diffed against their
+    kept state; returns each subscription's count of trial changes."""
+    held = [a for f in found for a in f.held]
+    report.journal_versions += journal_versions(store, held)
+    store.upsert_articles(held, now)
+    for v in report.journal_versions:
+        log.info("preprint %s is published: PMID %d (%s)", v.ppr, v.pmid, v.journal or "?")
+    if report.journal_versions:
+        # Told as a follow-up to whoever received the preprint. Recorded on the item the
+        # preprint is now part of (storing its record may have joined it to the journal
+        # version's); a later join carries the change to the survivor.
+        items = store.resolve(v.item for v in report.journal_versions)
+        report.changes += store.record_changes(
+            [published_as(items[v.item], v.pmid, v.journal) for v in report.journal_versions],
+            now,
+        )
+    changes: dict[str, int] = {}
+    for f in found:
+        if f.trials:
+            changes[f.sub.name] = len(store.record_trials(f.trials, now))
+    return changes
+
+
+def journal_versions(store: Store, held: Sequence[Article]) -> list[JournalVersion]:
+    """Preprints the store knew without a journal version that now name one (read before the
+    new records are stored)."""
+    linked = [a for a in held if a.pmid is None and a.ppr and a.published_pmid is not None]
+    if not linked:
+        return []
+    items = store.resolve(own_key(a) for a in linked)
+    before = store.articles(set(items.values()))
+    out = []
+    for a in linked:
+        was = before.get(items[own_key(a)])
+        if was is not None and was.pmid is None and was.published_pmid is None:
+            assert a.ppr is not None and a.published_pmid is not None
+            out.append(JournalVersion(items[own_key(a)], a.ppr, a.published_pmid, a.published_in))
+    return out
 
 
 def _owed(
@@ -250,6 +301,8 @@ def _search(
         etag=got.etag,
         last_modified=got.last_modified,
         requests=sources.requests - before,
+        held=got.records,
+        trials=got.trials,
     )
 
 

@@ -82,7 +82,7 @@ def evidence_tier(art: Article) -> int:
 def published(art: Article) -> tuple[date, int]:
     """Newest first key: the electronic date, else the print year; PMID breaks ties."""
     when = art.epub_date or (date(art.pub_year, 1, 1) if art.pub_year else date.min)
-    return (when, art.pmid)
+    return (when, art.pmid or 0)  # a preprint has no PMID
 
 
 # Words that say nothing about a topic in an abstract.

@@ -45,7 +45,7 @@ def _record(a: Article) -> str:
     if a.pub_year:
         lines.append(("PY", str(a.pub_year)))
     lines.append(("DA", a.epub_date.strftime("%Y/%m/%d") if a.epub_date else print_date(a)))
-    lines += [("DO", a.doi), ("AN", str(a.pmid))]
+    lines += [("DO", a.doi), ("AN", str(a.pmid) if a.pmid is not None else None)]
     if a.abstract:
         lines.append(("AB", " ".join(a.abstract_text.split("\n"))))
     lines += [("KW", k) for k in a.keywords]

@@ -201,6 +201,18 @@ class AwaitedRecordRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class TrialStateRow(Base):
+    """A ClinicalTrials.gov study as last seen (watcher.models.TrialState), to diff the next
+    answer against: only meaningful differences become changes."""
+
+    __tablename__ = "trial_states"
+
+    nct: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_update: Mapped[str | None] = mapped_column(String(16))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ChangeRow(Base):
     """Something that happened to an item after it was delivered (see watcher/followups.py):
     one row per (item, kind, notice), so the same retraction found by a refresh and by a poll

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from watcher.errors import StoreError
 from watcher.followups import Change, StoredChange
-from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of, split
+from watcher.identity import ItemKey, identifiers, key, own_key, pmid_key, pmid_of, split
 from watcher.locks import KeyLocks
 from watcher.models import (
     AbstractSection,
@@ -45,6 +45,8 @@ from watcher.models import (
     MeshHeading,
     PollState,
     Subscription,
+    TrialChange,
+    TrialState,
 )
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
@@ -63,7 +65,9 @@ from watcher.schema import (
     MetaRow,
     SubscriberRow,
     SubscriptionState,
+    TrialStateRow,
 )
+from watcher.trials import trial_changes
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -196,14 +200,17 @@ class Store:
         wanted = list(dict.fromkeys(keys))
         with self.engine.connect() as conn:
             items = _resolve(conn, wanted)
-            stored: set[str] = set()
+            stored: dict[str, int | None] = {}
             for chunk in _chunks(list(set(items.values())), _CHUNK):
-                stored.update(
-                    conn.execute(
-                        select(ArticleRow.item).where(ArticleRow.item.in_(chunk))
-                    ).scalars()
-                )
-        return {k for k in wanted if items[k] in stored}
+                query = select(ArticleRow.item, ArticleRow.pmid).where(ArticleRow.item.in_(chunk))
+                stored.update((item, pmid) for item, pmid in conn.execute(query))
+        # A PMID whose item holds only its preprint's record is not known yet: the journal
+        # version's PubMed record is fetched, and becomes the item's record.
+        return {
+            k
+            for k in wanted
+            if items[k] in stored and (stored[items[k]] is not None or split(k)[0] != "pmid")
+        }
 
     def known_pmids(self, pmids: Iterable[int]) -> set[int]:
         """known_items for PubMed records named by PMID."""
@@ -225,11 +232,16 @@ class Store:
         if not articles:
             return
         # Bounded first: a DOI past its column's width must not reach the identifiers either.
-        unique = [bounded(a) for a in {a.pmid: a for a in articles}.values()]
+        unique = [bounded(a) for a in {own_key(a): a for a in articles}.values()]
         with self.engine.begin() as conn:
             items = _attach(conn, self._insert, unique)
-            rows = [_article_row(a, now, items.get(a.pmid) or pmid_key(a.pmid)) for a in unique]
-            self._write_rows(conn, rows)
+            # A preprint joined to its PubMed record leaves that record as the item's own:
+            # the journal version is the better record, and the two must not take turns.
+            pubmed = _items_with_pubmed_record(
+                conn, [items[own_key(a)] for a in unique if a.pmid is None]
+            )
+            keep = [a for a in unique if a.pmid is not None or items[own_key(a)] not in pubmed]
+            self._write_rows(conn, [_article_row(a, now, items[own_key(a)]) for a in keep])
 
     @mapped
     def upsert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -504,6 +516,74 @@ class Store:
                 s.execute(stmt, rows)
                 new += len(rows)
         return new
+
+    # Trial registries
+
+    @mapped
+    def record_trials(self, states: Sequence[TrialState], now: datetime) -> list[TrialChange]:
+        """Keep each study's new state and return what changed meaningfully since the kept one
+        (nothing for a study seen for the first time). Each study with changes becomes one
+        change item, `trial-change:NCT…@<last update>`, matched for delivery to every
+        subscription that matched the study: it is stored, digested and delivered through the
+        same rows as a paper, so each recipient is told of it once."""
+        changes: list[TrialChange] = []
+        with self.session() as s:
+            conn = s.connection()
+            for new in {t.nct: t for t in states}.values():
+                row = s.get(TrialStateRow, new.nct)
+                found = [] if row is None else trial_changes(TrialState.from_json(row.state), new)
+                if row is None:
+                    s.add(TrialStateRow(nct=new.nct, state=new.to_json(), seen_at=now))
+                    s.flush()
+                else:
+                    row.state, row.seen_at = new.to_json(), now
+                s.execute(
+                    update(TrialStateRow)
+                    .where(TrialStateRow.nct == new.nct)
+                    .values(last_update=new.last_update)
+                )
+                if found:
+                    self._add_trial_change(conn, new, found, now)
+                    changes += found
+        return changes
+
+    def _add_trial_change(
+        self, conn: Connection, new: TrialState, found: Sequence[TrialChange], now: datetime
+    ) -> None:
+        item = trial_change_key(new)
+        record = Article(
+            pmid=None,
+            title=new.title,
+            journal="ClinicalTrials.gov",
+            pub_date="; ".join(c.what for c in found),
+            nct=new.nct,
+        )
+        self._write_rows(conn, article_rows([record], now, {own_key(record): item}))
+        study = key("nct", new.nct)
+        subs = conn.execute(
+            select(MatchRow.subscription).where(MatchRow.item == _resolve(conn, [study])[study])
+        ).scalars()
+        rows = [
+            dict(subscription=sub, item=item, source="trials", matched_at=now, deliver=True)
+            for sub in subs
+        ]
+        if rows:
+            conn.execute(self._insert(MatchRow.__table__).on_conflict_do_nothing(), rows)
+
+    @mapped
+    def papers_citing(self, ncts: Iterable[str]) -> dict[str, list[Article]]:
+        """PubMed records in the store that name each NCT id (in their DataBankList or
+        abstract: Article.trial_ids)."""
+        out: dict[str, list[Article]] = {}
+        with self.engine.connect() as conn:
+            for nct in dict.fromkeys(ncts):
+                query = select(ArticleRow.record).where(
+                    ArticleRow.pmid.is_not(None),
+                    cast(ArticleRow.record, Text).like(f'%"{nct}"%'),
+                )
+                arts = [Article.from_json(r) for r in conn.execute(query).scalars()]
+                out[nct] = [a for a in arts if nct in a.trial_ids]
+        return out
 
     @mapped
     def record_poll_error(self, name: str, error: str, now: datetime) -> None:
@@ -1057,15 +1137,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def article_rows(
-    articles: Iterable[Article], now: datetime, items: Mapping[int, ItemKey] | None = None
+    articles: Iterable[Article], now: datetime, items: Mapping[ItemKey, ItemKey] | None = None
 ) -> list[dict[str, Any]]:
-    """Rows for the articles table, JSON already serialised; a PMID given twice counts once.
-    `items` gives the item each PMID's record belongs to (default: its own pmid: key)."""
+    """Rows for the articles table, JSON already serialised; a record given twice counts once.
+    `items` gives the item each record's own key belongs to (default: that key itself)."""
     items = items or {}
-    return [
-        _article_row(bounded(a), now, items.get(a.pmid) or pmid_key(a.pmid))
-        for a in {a.pmid: a for a in articles}.values()
-    ]
+    unique = {own_key(a): a for a in articles}
+    return [_article_row(bounded(a), now, items.get(k) or k) for k, a in unique.items()]
 
 
 # Field bounds for stored articles, far above any real record (the longest real titles run to
@@ -1123,11 +1201,15 @@ def bounded(a: Article) -> Article:
         trial_ids=tuple(cap(t, 64) for t in a.trial_ids[:MAX_ITEMS]),
         is_book=a.is_book,
         status=_opt(a.status, 64),
+        ppr=_opt(a.ppr, 64),
+        preprint_server=_opt(a.preprint_server, MAX_TEXT),
+        published_pmid=a.published_pmid,
+        published_in=_opt(a.published_in, MAX_TEXT),
         volume=_opt(a.volume, 64),
         issue=_opt(a.issue, 64),
         pages=_opt(a.pages, 64),
     )
-    log.warning("PMID %d: fields over the store's bounds were cut", a.pmid)
+    log.warning("%s: fields over the store's bounds were cut", a.label)
     return out
 
 
@@ -1160,6 +1242,9 @@ def _within(a: Article) -> bool:
         and len(a.pub_date or "") <= 64
         and len(a.language or "") <= 16
         and len(a.status or "") <= 64
+        and len(a.ppr or "") <= 64
+        and len(a.preprint_server or "") <= MAX_TEXT
+        and len(a.published_in or "") <= MAX_TEXT
         and all(len(t or "") <= 64 for t in (a.volume, a.issue, a.pages))
     )
 
@@ -1249,31 +1334,33 @@ def _record_identifiers(
 
 def _attach(
     conn: Connection, insert: Callable[[Any], Any], articles: Sequence[Article]
-) -> dict[int, ItemKey]:
-    """The item each record belongs to (PMID → key), its identifiers recorded.
+) -> dict[ItemKey, ItemKey]:
+    """The item each record belongs to (own key → item), its identifiers recorded.
 
-    A record joins the item any of its identifiers names, unless that item is another PubMed
-    record's (two PMIDs are never one item: a DOI they share stays with the first). When its
-    PMID and another identifier name two items, they are proven one and merged."""
-    ids = {a.pmid: list(identifiers(a)) for a in articles}
-    found = _lookup(conn, [k for keys in ids.values() for k in keys])
-    pubmed = _items_with_pmid(
-        conn, {found[k] for keys in ids.values() for k in keys[1:] if k in found}
-    )
-    out: dict[int, ItemKey] = {}
+    A record joins the item any of its identifiers names, unless it is a PubMed record and that
+    item another PubMed record's (two PMIDs are never one item: a DOI they share stays with the
+    first). A preprint joins the PubMed record of its journal version. When two of a record's
+    identifiers name two items, they are proven one and merged (into the PubMed one, if any)."""
+    ids = {own_key(a): (a.pmid is not None, list(identifiers(a))) for a in articles}
+    found = _lookup(conn, [k for _, keys in ids.values() for k in keys])
+    pubmed = _items_with_pmid(conn, set(found.values()))
+    out: dict[ItemKey, ItemKey] = {}
     new: dict[ItemKey, ItemKey] = {}
-    for pmid, (own, *others) in ids.items():
+    for own, (has_pmid, (_, *others)) in ids.items():
         item = found.get(own)
         for k in others:
             other = found.get(k)
-            if other is None or other == item or other in pubmed:
+            if other is None or other == item or (has_pmid and other in pubmed):
                 continue
             if item is None:
                 item = other  # first found under another identifier: it keeps that key
+            elif other in pubmed and item not in pubmed:
+                _merge(conn, loser=item, survivor=other)
+                item = other
             else:
                 _merge(conn, loser=other, survivor=item)
-        out[pmid] = item or own
-        new.update({k: out[pmid] for k in (own, *others) if k not in found})
+        out[own] = item or own
+        new.update({k: out[own] for k in (own, *others) if k not in found})
     _record_identifiers(conn, insert, new)
     return out
 
@@ -1287,6 +1374,24 @@ def _items_with_pmid(conn: Connection, items: Collection[ItemKey]) -> set[ItemKe
             conn.execute(
                 select(IdentifierRow.item).where(
                     IdentifierRow.scheme == "pmid", IdentifierRow.item.in_(chunk)
+                )
+            ).scalars()
+        )
+    return out
+
+
+def trial_change_key(state: TrialState) -> ItemKey:
+    """The identity of a study's change: the study and the update that brought it."""
+    return f"trial-change:{state.nct}@{state.last_update or ''}"
+
+
+def _items_with_pubmed_record(conn: Connection, items: Iterable[ItemKey]) -> set[ItemKey]:
+    out: set[ItemKey] = set()
+    for chunk in _chunks(list(items), _CHUNK):
+        out.update(
+            conn.execute(
+                select(ArticleRow.item).where(
+                    ArticleRow.item.in_(chunk), ArticleRow.pmid.is_not(None)
                 )
             ).scalars()
         )

@@ -104,13 +104,24 @@ def make_sources(
 ) -> Sources:
     """Every registered source, sharing one HTTP layer and one NCBI client; `clock` is the
     caller's (the poll's `now`), so the client's dates agree with it."""
-    return sources_for(ncbi_client(config.ncbi, env, sleep, clock=clock), config.ncbi)
+    return sources_for(ncbi_client(config.ncbi, env, sleep, clock=clock), config.ncbi, config)
 
 
-def sources_for(client: EUtils, ncbi: NcbiConfig) -> Sources:
+def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) -> Sources:
+    """The sources around `client`; `config` gives the registries' roots and paces."""
     from watcher.sources.registry import pubmed_sources
 
-    return pubmed_sources(client, datetype=ncbi.datetype, overlap_days=ncbi.overlap_days)
+    if config is None:
+        return pubmed_sources(client, datetype=ncbi.datetype, overlap_days=ncbi.overlap_days)
+    return pubmed_sources(
+        client,
+        datetype=ncbi.datetype,
+        overlap_days=ncbi.overlap_days,
+        europepmc_url=config.europepmc.base_url,
+        clinicaltrials_url=config.clinicaltrials.base_url,
+        europepmc_rate=config.europepmc.rate_limit,
+        clinicaltrials_rate=config.clinicaltrials.rate_limit,
+    )
 
 
 def make_transport(mail: MailConfig, env: Mapping[str, str] = os.environ) -> Transport:

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 from watcher.identity import ItemKey
-from watcher.models import Article, PollState, Subscription
+from watcher.models import Article, PollState, Subscription, TrialState
 from watcher.sources.pubmed_xml import ErrorSink
 
 
@@ -22,6 +22,11 @@ class Discovery:
     window_end: date | None = None
     etag: str | None = None
     last_modified: str | None = None
+    # Whole records, when the search's answer carries them (Europe PMC, ClinicalTrials.gov):
+    # poll stores them (new or revised) instead of fetching them again.
+    records: tuple[Article, ...] = ()
+    # Studies as the registry gave them (ClinicalTrials.gov), diffed by poll against the store.
+    trials: tuple[TrialState, ...] = ()
 
 
 class Records(Protocol):
@@ -51,3 +56,10 @@ class History(Protocol):
     """A source that can also list everything in a past date window (for `watcher backfill`)."""
 
     def find_window(self, sub: Subscription, start: date, end: date) -> list[ItemKey]: ...
+
+
+@runtime_checkable
+class Counting(Protocol):
+    """A source that can say how many records a query matches in one request (`check --online`)."""
+
+    def count(self, query: str) -> int: ...

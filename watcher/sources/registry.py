@@ -6,8 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from watcher.config import (
+    CLINICALTRIALS_BASE_URL,
+    CLINICALTRIALS_RATE,
+    EUROPEPMC_BASE_URL,
+    EUROPEPMC_RATE,
+)
 from watcher.models import Subscription
 from watcher.sources.base import Source
+from watcher.sources.clinicaltrials import ClinicalTrials
+from watcher.sources.europepmc import EuropePmc
 from watcher.sources.eutils import EUtils
 from watcher.sources.http import Http
 from watcher.sources.pubmed_search import PubmedSearch
@@ -22,6 +30,10 @@ class Kit:
     pubmed: EUtils
     datetype: str = "crdt"
     overlap_days: int = 3
+    europepmc_url: str = EUROPEPMC_BASE_URL
+    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL
+    europepmc_rate: float = EUROPEPMC_RATE
+    clinicaltrials_rate: float = CLINICALTRIALS_RATE
 
 
 SOURCES: dict[str, Callable[[Kit], Source]] = {
@@ -29,6 +41,15 @@ SOURCES: dict[str, Callable[[Kit], Source]] = {
         kit.pubmed, datetype=kit.datetype, overlap_days=kit.overlap_days
     ),
     "rss": lambda kit: PubmedFeed(kit.http, kit.pubmed),
+    "europepmc": lambda kit: EuropePmc(
+        kit.http, kit.europepmc_url, overlap_days=kit.overlap_days, rate=kit.europepmc_rate
+    ),
+    "trials": lambda kit: ClinicalTrials(
+        kit.http,
+        kit.clinicaltrials_url,
+        overlap_days=kit.overlap_days,
+        rate=kit.clinicaltrials_rate,
+    ),
 }
 
 
@@ -51,6 +72,26 @@ class Sources:
         return self.kit.http.sleep
 
 
-def pubmed_sources(client: EUtils, *, datetype: str = "crdt", overlap_days: int = 3) -> Sources:
+def pubmed_sources(
+    client: EUtils,
+    *,
+    datetype: str = "crdt",
+    overlap_days: int = 3,
+    europepmc_url: str = EUROPEPMC_BASE_URL,
+    clinicaltrials_url: str = CLINICALTRIALS_BASE_URL,
+    europepmc_rate: float = EUROPEPMC_RATE,
+    clinicaltrials_rate: float = CLINICALTRIALS_RATE,
+) -> Sources:
     """Every registered source, built around one E-utilities client and its HTTP layer."""
-    return Sources(Kit(client.http, client, datetype, overlap_days))
+    return Sources(
+        Kit(
+            client.http,
+            client,
+            datetype,
+            overlap_days,
+            europepmc_url,
+            clinicaltrials_url,
+            europepmc_rate,
+            clinicaltrials_rate,
+        )
+    )
