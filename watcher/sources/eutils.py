@@ -188,14 +188,7 @@ class EUtils:
                 pmids = self._split(
                     term, mindate or _EPOCH, maxdate or self.today(), datetype, warnings, known
                 )
-        return SearchResult(
-            count=first.count,
-            pmids=list(dict.fromkeys(pmids)),
-            query_translation=first.query_translation,
-            errors=first.errors,
-            warnings=warnings,
-            requests=self.counters.requests - before,
-        )
+        return self._result(first, pmids, warnings, before)
 
     def _search_ranges(self, term: str, ranges: list[DateRange], ids: bool) -> SearchResult:
         before = self.counters.requests
@@ -208,6 +201,13 @@ class EUtils:
                 pmids += self._pages(combined, None, None, "", first.count, len(pmids))
             else:
                 pmids = self._split_ranges(term, ranges, warnings, first)
+        return self._result(first, pmids, warnings, before)
+
+    def _result(
+        self, first: SearchPage, pmids: list[int], warnings: list[str], before: int
+    ) -> SearchResult:
+        """The whole search as one answer: the first page's translation and errors, every PMID
+        once in the order found, and what it cost."""
         return SearchResult(
             count=first.count,
             pmids=list(dict.fromkeys(pmids)),
