@@ -51,7 +51,12 @@ def test_imports_have_no_cycles() -> None:
 
 def test_sources_do_not_import_each_other_nor_the_config() -> None:
     graph = _imports()
-    sources = {"watcher.sources.pubmed_search", "watcher.sources.rss"}
+    sources = {
+        "watcher.sources.pubmed_search",
+        "watcher.sources.rss",
+        "watcher.sources.europepmc",
+        "watcher.sources.clinicaltrials",
+    }
     for source in sources:
         assert not graph[source] & (sources | {"watcher.config", "watcher.poll"}), source
     transports = {"watcher.transports.smtp", "watcher.transports.maildir"}

@@ -20,20 +20,17 @@ from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 from watcher.followups import FollowupsConfig
 from watcher.models import KINDS, Order, Recipient, Schedule, Subscription, normalise_address
+from watcher.sources.endpoints import (
+    CLINICALTRIALS_BASE_URL,
+    CLINICALTRIALS_RATE,
+    EUROPEPMC_BASE_URL,
+    EUROPEPMC_RATE,
+)
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
 # NCBI's published limits: https://www.ncbi.nlm.nih.gov/books/NBK25497/ ("Usage Guidelines").
 NCBI_RATE_WITHOUT_KEY = 3.0
 NCBI_RATE_WITH_KEY = 10.0
-# The registries' roots and paces (requests/s). Europe PMC publishes no hard request limit; its
-# terms ask for reasonable use. ClinicalTrials.gov publishes none in its API documentation but
-# answers bursts with 429. One request every two seconds is far below either, and a poll of a
-# subscription costs one or two. Here, not in the source modules, so that reading a config
-# loads no HTTP client.
-EUROPEPMC_BASE_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
-EUROPEPMC_RATE = 0.5
-CLINICALTRIALS_BASE_URL = "https://clinicaltrials.gov/api/v2/"
-CLINICALTRIALS_RATE = 0.5
 
 AbstractMode = Literal["none", "snippet", "full"]
 ORDERS = ("date", "evidence", "relevance")

@@ -10,19 +10,18 @@ afterwards what changed is found by diffing against its kept state (see trial_ch
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from watcher.config import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
 from watcher.errors import SourceError
 from watcher.identity import ItemKey, key, split
 from watcher.models import Article, PollState, Subscription, TrialState
-from watcher.sources.base import Discovery, Records
-from watcher.sources.http import Answer, Http, RetryableError
+from watcher.sources.base import Discovery
+from watcher.sources.endpoints import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
+from watcher.sources.http import Answer, Http
+from watcher.sources.json_api import JsonApi, json_object
 from watcher.sources.pubmed_xml import ErrorSink
 from watcher.trials import status_words
 
@@ -45,10 +44,8 @@ FIELDS = ",".join(
 )
 
 
-class ClinicalTrials:
+class ClinicalTrials(JsonApi):
     """The ClinicalTrials.gov source; it is also its own record fetcher (by NCT id)."""
-
-    batch_size = 100
 
     def __init__(
         self,
@@ -59,24 +56,12 @@ class ClinicalTrials:
         page_size: int = PAGE_SIZE,
         rate: float = CLINICALTRIALS_RATE,
     ) -> None:
-        self.http = http
-        self.rate = rate
-        self._limited = False
-        self.page_size = page_size
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
-        self.overlap_days = overlap_days
-        self.records: Records = self
-
-    def host(self, sub: Subscription) -> str:
-        return urlsplit(self.base_url).netloc
+        super().__init__(http, base_url, overlap_days=overlap_days, page_size=page_size, rate=rate)
 
     def find(self, sub: Subscription, state: PollState | None, now: datetime) -> Discovery:
         assert sub.trials is not None
         today = now.astimezone(UTC).date()
-        if state is not None and state.window_end is not None:
-            start = state.window_end - timedelta(days=self.overlap_days)
-        else:
-            start = today - timedelta(days=max(sub.schedule.lookback_days, self.overlap_days))
+        start = self.window_start(sub, state, today)
         states = list(self.search(sub.trials, start))
         return Discovery(
             [key("nct", s.nct) for s in states],
@@ -125,22 +110,9 @@ class ClinicalTrials:
         self._limit()
         return self.http.call(self.base_url + "studies", _json, params={"format": "json", **params})
 
-    def _limit(self) -> None:
-        # Set at the first request, not when built: every source is built in every process,
-        # and only one that is used should set its host's pace.
-        if not self._limited:
-            self.http.set_rate(urlsplit(self.base_url).hostname or "", self.rate)
-            self._limited = True
-
 
 def _json(answer: Answer) -> dict[str, Any]:
-    try:
-        data = json.loads(answer.body)
-    except ValueError:
-        raise RetryableError("ClinicalTrials.gov's answer is not JSON") from None
-    if not isinstance(data, dict):
-        raise SourceError("ClinicalTrials.gov's answer is not a JSON object")
-    return data
+    return json_object(answer, "ClinicalTrials.gov")
 
 
 def parse_study(study: dict[str, Any]) -> TrialState:

@@ -8,20 +8,18 @@ last one (as PubMed's); pages follow cursorMark/nextCursorMark, up to 1,000 reco
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from watcher.config import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
-from watcher.errors import SourceError
 from watcher.identity import ItemKey, key, split
 from watcher.models import AbstractSection, Article, Author, PollState, Subscription
-from watcher.sources.base import Discovery, Records
-from watcher.sources.http import Answer, Http, RetryableError
+from watcher.sources.base import Discovery
+from watcher.sources.endpoints import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
+from watcher.sources.http import Answer, Http
+from watcher.sources.json_api import JsonApi, json_object
 from watcher.sources.pubmed_xml import ErrorSink
 
 log = logging.getLogger(__name__)
@@ -31,10 +29,8 @@ _SRC = re.compile(r"\bSRC\s*:", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
 
 
-class EuropePmc:
+class EuropePmc(JsonApi):
     """The Europe PMC source; it is also its own record fetcher (by PPR id or DOI)."""
-
-    batch_size = 100
 
     def __init__(
         self,
@@ -45,24 +41,12 @@ class EuropePmc:
         page_size: int = PAGE_SIZE,
         rate: float = EUROPEPMC_RATE,
     ) -> None:
-        self.http = http
-        self.rate = rate
-        self._limited = False
-        self.page_size = page_size
-        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
-        self.overlap_days = overlap_days
-        self.records: Records = self
-
-    def host(self, sub: Subscription) -> str:
-        return urlsplit(self.base_url).netloc
+        super().__init__(http, base_url, overlap_days=overlap_days, page_size=page_size, rate=rate)
 
     def find(self, sub: Subscription, state: PollState | None, now: datetime) -> Discovery:
         assert sub.europepmc is not None
         today = now.astimezone(UTC).date()
-        if state is not None and state.window_end is not None:
-            start = state.window_end - timedelta(days=self.overlap_days)
-        else:
-            start = today - timedelta(days=max(sub.schedule.lookback_days, self.overlap_days))
+        start = self.window_start(sub, state, today)
         found = list(self.search(windowed(sub.europepmc, start, today)))
         return Discovery(
             [own(a) for a in found], "europepmc", window_end=today, records=tuple(found)
@@ -118,13 +102,6 @@ class EuropePmc:
         self._limit()
         return self.http.call(self.base_url + "search", _json, params=params)
 
-    def _limit(self) -> None:
-        # Set at the first request, not when built: every source is built in every process,
-        # and only one that is used should set its host's pace.
-        if not self._limited:
-            self.http.set_rate(urlsplit(self.base_url).hostname or "", self.rate)
-            self._limited = True
-
 
 def scoped(query: str) -> str:
     """Preprints only, unless the query says which sources it wants."""
@@ -145,13 +122,7 @@ def own(article: Article) -> ItemKey:
 
 
 def _json(answer: Answer) -> dict[str, Any]:
-    try:
-        data = json.loads(answer.body)
-    except ValueError:
-        raise RetryableError("Europe PMC's answer is not JSON") from None
-    if not isinstance(data, dict):
-        raise SourceError("Europe PMC's answer is not a JSON object")
-    return data
+    return json_object(answer, "Europe PMC")
 
 
 def parse_record(r: dict[str, Any]) -> Article | None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from watcher.config import (
+from watcher.models import Subscription
+from watcher.sources.base import Source
+from watcher.sources.clinicaltrials import ClinicalTrials
+from watcher.sources.endpoints import (
     CLINICALTRIALS_BASE_URL,
     CLINICALTRIALS_RATE,
     EUROPEPMC_BASE_URL,
     EUROPEPMC_RATE,
 )
-from watcher.models import Subscription
-from watcher.sources.base import Source
-from watcher.sources.clinicaltrials import ClinicalTrials
 from watcher.sources.europepmc import EuropePmc
 from watcher.sources.eutils import EUtils
 from watcher.sources.http import Http
