@@ -67,20 +67,6 @@ _REDUNDANT = {
     "Comment": {"Letter", "Editorial"},
     "Letter": {"Editorial"},
 }
-TRIAL_TYPES = frozenset(
-    {
-        "Randomized Controlled Trial",
-        "Controlled Clinical Trial",
-        "Clinical Trial",
-        "Clinical Trial, Phase I",
-        "Clinical Trial, Phase II",
-        "Clinical Trial, Phase III",
-        "Clinical Trial, Phase IV",
-        "Pragmatic Clinical Trial",
-        "Equivalence Trial",
-        "Adaptive Clinical Trial",
-    }
-)
 _CORRECTION_BADGES = {
     "RetractionIn": ("Retracted", "alert"),
     "ErratumIn": ("Erratum published", "alert"),
@@ -95,12 +81,6 @@ _CONCERNS = {
     "CommentOn": "Comment on",
     "UpdateOf": "Update of",
 }
-# A design stated in the title of a record NLM has not indexed yet ("A randomised, double-blind,
-# placebo-controlled trial of …"); not when the paper is a secondary analysis or a protocol.
-_TITLE_RCT = re.compile(r"\brandomi[sz]ed\b.*\btrials?\b", re.I)
-_TITLE_NOT_RCT = re.compile(
-    r"\b(?:protocol|post[- ]hoc|secondary|follow[- ]up|analysis of|design of|rationale)\b", re.I
-)
 # "Study protocol", "protocol for a randomised trial", "…: protocol of a phase 2 trial"; not a
 # treatment regimen ("the Edmonton protocol").
 _TITLE_PROTOCOL = re.compile(
@@ -538,7 +518,7 @@ def present_paper(
         link_label="PubMed"
         if art.pmid is not None
         else ("ClinicalTrials.gov" if art.nct else "Europe PMC"),
-        is_trial=bool(TRIAL_TYPES.intersection(art.publication_types))
+        is_trial=bool(ranking.TRIAL_TYPES.intersection(art.publication_types))
         or any(label == "RCT (from title)" for label, _ in shown),
     )
 
@@ -560,7 +540,7 @@ def badges(art: Article) -> tuple[tuple[str, str], ...]:
     for ptype, label, kind in _BADGES:
         if ptype in types:
             out.setdefault(label, kind)
-    if art.status not in _INDEXED and "RCT" not in out and _title_rct(art.title):
+    if art.status not in _INDEXED and "RCT" not in out and ranking.rct_in_title(art.title):
         out["RCT (from title)"] = "evidence"
     if "Trial protocol" not in out and _TITLE_PROTOCOL.search(art.title):
         out["Trial protocol"] = "plain"
@@ -568,10 +548,6 @@ def badges(art: Article) -> tuple[tuple[str, str], ...]:
     if language in _LANGUAGES:
         out[f"in {_LANGUAGES[language]}"] = "plain"
     return tuple((k, v) for k, v in out.items() if not _REDUNDANT.get(k, set()) & out.keys())
-
-
-def _title_rct(title: str) -> bool:
-    return bool(_TITLE_RCT.search(title)) and not _TITLE_NOT_RCT.search(title)
 
 
 def concerns(art: Article) -> tuple[Link, ...]:

@@ -30,8 +30,9 @@ EVIDENCE_TIERS = (
     "others",
 )
 _SYNTHESIS = {"Meta-Analysis", "Systematic Review"}
-_RCT = {"Randomized Controlled Trial", "Pragmatic Clinical Trial", "Equivalence Trial"}
-_TRIALS = {
+_RCT = frozenset({"Randomized Controlled Trial", "Pragmatic Clinical Trial", "Equivalence Trial"})
+# Every trial publication type; the digest counts these as trials in its overview.
+TRIAL_TYPES = _RCT | {
     "Controlled Clinical Trial",
     "Clinical Trial",
     "Clinical Trial, Phase I",
@@ -52,8 +53,17 @@ _OBSERVATIONAL_MESH = {
     "Cross-Sectional Studies",
     "Registries",
 }
+# A design stated in the title of a record NLM has not indexed yet ("A randomised, double-blind,
+# placebo-controlled trial of …"); not when the paper is a secondary analysis or a protocol.
 _TITLE_RCT = re.compile(r"\brandomi[sz]ed\b.*\btrials?\b", re.I)
-_TITLE_NOT_RCT = re.compile(r"\b(?:protocol|post[- ]hoc|secondary|design of|rationale)\b", re.I)
+_TITLE_NOT_RCT = re.compile(
+    r"\b(?:protocol|post[- ]hoc|secondary|follow[- ]up|analysis of|design of|rationale)\b", re.I
+)
+
+
+def rct_in_title(title: str) -> bool:
+    """Whether a title says the paper is a randomised trial (and not an analysis of one)."""
+    return bool(_TITLE_RCT.search(title)) and not _TITLE_NOT_RCT.search(title)
 
 
 def evidence_tier(art: Article) -> int:
@@ -62,13 +72,9 @@ def evidence_tier(art: Article) -> int:
     mesh = {m.descriptor for m in art.mesh}
     if types & _SYNTHESIS:
         return 0
-    if types & _RCT or (
-        not types & _TRIALS
-        and _TITLE_RCT.search(art.title)
-        and not _TITLE_NOT_RCT.search(art.title)
-    ):
+    if types & _RCT or (not types & TRIAL_TYPES and rct_in_title(art.title)):
         return 1
-    if types & _TRIALS:
+    if types & TRIAL_TYPES:
         return 2
     if types & _OBSERVATIONAL_TYPES or mesh & _OBSERVATIONAL_MESH:
         return 3
