@@ -19,12 +19,7 @@ def digest_trigger(cron: str, timezone: str):  # type: ignore[no-untyped-def]
     """
     from apscheduler.triggers.cron import CronTrigger
 
-    fields = cron.split()
-    if len(fields) == 5:
-        fields.insert(0, "0")
-    if len(fields) != 6:
-        raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
-    second, minute, hour, day, month, dow = fields
+    second, minute, hour, day, month, dow = _fields(cron)
     return CronTrigger(
         second=second,
         minute=minute,
@@ -48,15 +43,20 @@ _LAST = re.compile(r"last", re.IGNORECASE)
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
-def check_cron(cron: str) -> None:
-    """Raise ValueError unless `cron` (5 fields, or 6 with seconds first) is a line
-    digest_trigger turns into a trigger."""
+def _fields(cron: str) -> list[str]:
+    """A crontab line's six fields, seconds first ("0" when the line has the usual five)."""
     fields = cron.split()
     if len(fields) == 5:
         fields.insert(0, "0")
     if len(fields) != 6:
         raise ValueError(f"{cron!r} is not a crontab line of 5 fields, e.g. '0 7 * * mon'")
-    second, minute, hour, day, month, dow = fields
+    return fields
+
+
+def check_cron(cron: str) -> None:
+    """Raise ValueError unless `cron` (5 fields, or 6 with seconds first) is a line
+    digest_trigger turns into a trigger."""
+    second, minute, hour, day, month, dow = _fields(cron)
     for name, value in (("second", second), ("minute", minute), ("hour", hour), ("day", day)):
         lo, hi = _FIELD_RANGES[name]
         for expr in re.split(" *, *", value):
