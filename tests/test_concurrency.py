@@ -19,7 +19,7 @@ from watcher.poll import ncbi_today, poll
 from watcher.store import Store
 from watcher.wiring import sources_for
 
-from .conftest import make_client
+from .conftest import PG_ENV, _pg_schema_url, make_client, postgres_url
 from .fakes.ncbi import FakeNCBI
 from .fakes.records import synthetic
 from .fakes.smtp import SmtpServer
@@ -143,3 +143,22 @@ def test_a_held_recipient_lock_is_refused_to_a_second_store(store_url: str) -> N
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.postgres
+def test_stores_in_two_schemas_of_one_server_never_share_a_lock() -> None:
+    base = postgres_url()
+    if base is None:
+        pytest.skip(f"needs {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    one_url, other_url = _pg_schema_url(base), _pg_schema_url(base)
+    one, other = Store.open(next(one_url)), Store.open(next(other_url))
+    try:
+        with one.advisory_locks(["digest:a@example.org"]) as held:
+            assert held == {"digest:a@example.org"}
+            with other.advisory_locks(["digest:a@example.org"]) as theirs:
+                assert theirs == {"digest:a@example.org"}  # another store's reader
+    finally:
+        one.close()
+        other.close()
+        for gen in (one_url, other_url):
+            gen.close()  # drops the schema

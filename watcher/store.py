@@ -1046,12 +1046,15 @@ class Store:
 
     @contextmanager
     def _pg_advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
+        # Advisory locks are server-wide: the first key names the store (database and schema),
+        # so two stores on one server never hold each other's recipients or subscriptions.
+        store_key = "hashtext(current_database() || '.' || current_schema())"
         with store_errors(), self.engine.connect() as conn:
             held = {
                 k
                 for k in keys
                 if conn.execute(
-                    text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": k}
+                    text(f"SELECT pg_try_advisory_lock({store_key}, hashtext(:k))"), {"k": k}
                 ).scalar()
             }
             conn.commit()
@@ -1059,7 +1062,9 @@ class Store:
                 yield held
             finally:
                 for k in held:
-                    conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": k})
+                    conn.execute(
+                        text(f"SELECT pg_advisory_unlock({store_key}, hashtext(:k))"), {"k": k}
+                    )
                 conn.commit()
 
 
