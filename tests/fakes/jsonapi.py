@@ -76,7 +76,8 @@ class FakeJsonApi:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # A slow answer's thread may outlive the test; stopping the server does not wait for it.
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A short poll interval, as the fake NCBI's: stop() returns within 50 ms, not 500.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
