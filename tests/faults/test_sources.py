@@ -22,6 +22,7 @@ from ..fakes.europepmc import FakeEuropePmc
 from ..fakes.ncbi import FakeNCBI
 from ..fakes.smtp import SmtpServer
 from ._sources import (
+    FEED,
     RECIPIENTS,
     RETRIES,
     TIMEOUT,
@@ -36,6 +37,16 @@ from ._sources import (
 SLOW = TIMEOUT * 4
 PERSISTENT = 1000  # requests: the fault lasts until cleared
 _5XX = ("status:500", "status:502")
+
+
+# Each error line names what failed: the E-utility, the feed, the registry's search.
+NAMED = {
+    "esearch": "esearch.fcgi: gave up after",
+    "efetch": "3 records could not be fetched (efetch.fcgi: gave up after",
+    "rss": FEED,
+    "europepmc": "Europe PMC search: gave up after",
+    "trials": "ClinicalTrials.gov search: gave up after",
+}
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,7 @@ def test_every_paper_is_delivered_once_after_the_fault_clears(
         error = report.failed[0].error
         assert error is not None
         one_line(error, says=cell.says)
+        assert NAMED[cell.where] in error
         if cell.retried:
             assert len(sleeps) == cell.retries  # each try but the last waited
         else:

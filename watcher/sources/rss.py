@@ -50,7 +50,9 @@ def read_feed(
     """Fetch `url` (conditionally: an unchanged feed costs one 304) and extract its PMIDs."""
     # An HTML error page, a JSON error under 200 or a cut-off feed is a hiccup, as for
     # E-utilities.
-    resp = http.get_conditional(url, etag, last_modified, check=check_feed)
+    resp = http.get_conditional(
+        url, etag, last_modified, check=check_feed, what=f"feed {endpoint(url)}"
+    )
     if resp.status == 304:
         return FeedResult([], True, etag, last_modified)
     pmids, title = parse_feed(resp.body, url)
@@ -60,8 +62,8 @@ def read_feed(
     # Read leniently, a malformed feed may have lost items; its validators would make the next
     # poll a 304 that never brings them. Without them, the next poll reads it whole.
     log.warning(
-        "%s is not well-formed XML (%s): read leniently, %d PMIDs; fetched whole again at the "
-        "next poll",
+        "feed %s is not well-formed XML (%s): read leniently, %d PMIDs; fetched whole again "
+        "at the next poll",
         endpoint(url),
         error,
         len(pmids),
