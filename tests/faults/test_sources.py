@@ -259,6 +259,10 @@ def test_every_paper_is_delivered_once_after_the_fault_clears(
             assert len(sleeps) == cell.retries  # each try but the last waited
         else:
             assert sleeps == []
+            # Not retried, so free to ask through the command itself: exit 1, one line.
+            code, out, err = cli(world, "poll", capsys=capsys)
+            assert code == 1 and f"Cell: FAILED: {error}\n" in out
+            assert "Traceback" not in err
         code, out, _ = cli(world, "status", capsys=capsys)
         assert code == 0
         assert [line.strip() for line in out.splitlines() if "LAST ERROR" in line] == [
