@@ -30,11 +30,12 @@ PMIDS = (4101, 4102, 4103)
 
 
 def add_papers(fake: FakeNCBI) -> None:
-    """Three records created today that the subscription's query matches."""
+    """Three records created today that the subscription's query matches, each with an abstract
+    longer than a SQLite page (storing them grows the database)."""
     today = ncbi_today(datetime.now(UTC))
+    abstract = "Teplizumab delayed the onset of stage 3 type 1 diabetes. " * 80
     fake.add(
-        synthetic(p, f"Teplizumab trial report {p}", edat=today, abstract="Teplizumab helped.")
-        for p in PMIDS
+        synthetic(p, f"Teplizumab trial report {p}", edat=today, abstract=abstract) for p in PMIDS
     )
 
 

@@ -1,0 +1,284 @@
+"""Fault matrix, the store: a SQLite file another process keeps locked, a full disk, a PostgreSQL
+server that drops the watcher's connections mid-poll or mid-digest. Each cell polls three papers
+for two readers and mails them under the fault, then after it; every paper must reach every
+reader exactly once, and the user must have seen an exit code and one clear line, no traceback.
+
+The faults strike at chosen moments through hooks: the fake NCBI's before an efetch is answered
+(the poll is then between its search and its writes), the SMTP server's when DATA arrives (the
+digest is recorded, its sending not yet)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Pool, create_engine, event, text
+
+from watcher.errors import ConfigError
+from watcher.store import Store
+
+from ..conftest import PG_ENV, _pg_schema_url, postgres_url
+from ..fakes.ncbi import FakeNCBI
+from ..fakes.smtp import SmtpServer
+from ._mail_store import (
+    READERS,
+    Run,
+    Watcher,
+    assert_each_paper_once,
+    assert_no_traceback,
+    in_maildir,
+    over_smtp,
+)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def smtp_section(server: SmtpServer) -> str:
+    return (
+        f'[mail.smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\ntimeout = 10\n'
+    )
+
+
+def once(action: Callable[[], None]) -> Callable[..., None]:
+    """A hook that acts on its first call only."""
+    done = threading.Event()
+
+    def hook(*_: Any) -> None:
+        if not done.is_set():
+            done.set()
+            action()
+
+    return hook
+
+
+def at_efetch(action: Callable[[], None]) -> Callable[[str], None]:
+    """A fake-NCBI hook acting once, before the first efetch is answered."""
+    act = once(action)
+
+    def hook(endpoint: str) -> None:
+        if endpoint == "efetch":
+            act()
+
+    return hook
+
+
+class Locker:
+    """Another process's connection to the SQLite store holding its write lock (BEGIN
+    EXCLUSIVE; in WAL mode readers go on, writers wait), for as long as a test says."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.held = threading.Event()
+
+    def hold(self) -> None:
+        self.conn.execute("BEGIN EXCLUSIVE")
+        self.held.set()
+
+    def hold_for(self, seconds: float) -> None:
+        self.hold()
+        threading.Timer(seconds, self.release).start()
+
+    def release(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.rollback()
+
+    def close(self) -> None:
+        self.release()
+        self.conn.close()
+
+
+@pytest.fixture
+def locker(tmp_path: Path) -> Iterator[Callable[[], Locker]]:
+    made: list[Locker] = []
+
+    def make() -> Locker:
+        made.append(Locker(tmp_path / "store.db"))
+        return made[-1]
+
+    yield make
+    for lk in made:
+        lk.close()
+
+
+def delivered(w: Watcher, smtp: SmtpServer | None) -> None:
+    """The fault is over: a digest run mails what is owed, and each paper arrived once."""
+    run = w.cli("digest")
+    assert run.code == 0 and "0 still pending" in run.out, run
+    assert w.cli("digest").out.startswith("0 digests sent")
+    assert_each_paper_once(over_smtp(smtp.received) if smtp else in_maildir(w.maildir))
+
+
+def one_error_line(run: Run, *expected: str) -> str:
+    """The command failed with exit 1 and said why in one `watcher:` line holding `expected`."""
+    assert run.code == 1, run
+    assert_no_traceback(run)
+    (line,) = [x for x in run.err.splitlines() if x.startswith("watcher: ")]
+    for part in expected:
+        assert part in line, run
+    return line
+
+
+# SQLite: the database locked by another process
+
+
+def test_sqlite_locked_mid_poll_and_mid_send_for_less_than_the_busy_timeout_is_waited_out(
+    tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer, locker: Callable[[], Locker]
+) -> None:
+    w = Watcher.make(tmp_path, fake, smtp=smtp_section(smtp))
+    assert w.cli("check").code == 0  # the store exists before another process opens it
+    other = locker()
+    fake.on_request = at_efetch(lambda: other.hold_for(0.5))
+    run = w.cli("poll")
+    assert other.held.is_set()
+    assert run.code == 0 and "Anti-CD3: 3 found, 3 new" in run.out, run
+    # Locked again while the server takes the first digest: recording it as sent waits.
+    again = locker()
+    smtp.handler.on_data = once(lambda: again.hold_for(0.5))
+    run = w.cli("digest")
+    assert again.held.is_set()
+    assert run.code == 0 and run.out.startswith("2 digests sent"), run
+    delivered(w, smtp)
+
+
+def test_sqlite_locked_past_the_busy_timeout_fails_the_poll_clearly_and_it_is_redone(
+    tmp_path: Path, fake: FakeNCBI, locker: Callable[[], Locker]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}?timeout=0.2"  # the wait, shortened for the test
+    w = Watcher.make(tmp_path, fake, store_url=store)
+    assert w.cli("check").code == 0
+    other = locker()
+    fake.on_request = at_efetch(other.hold)
+    one_error_line(w.cli("poll"), "database is locked: another process", "nothing is lost")
+    other.release()
+    assert w.awaiting() == {r: 0 for r in READERS}  # nothing half-recorded
+    run = w.cli("poll")
+    assert run.code == 0 and "Anti-CD3: 3 found, 3 new" in run.out, run
+    delivered(w, None)
+
+
+def test_sqlite_locked_past_the_busy_timeout_fails_the_digest_clearly_and_sends_nothing(
+    tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer, locker: Callable[[], Locker]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}?timeout=0.2"
+    w = Watcher.make(tmp_path, fake, store_url=store, smtp=smtp_section(smtp))
+    assert w.cli("poll").code == 0
+    other = locker()
+    other.hold()
+    one_error_line(w.cli("digest"), "database is locked: another process", "nothing is lost")
+    assert smtp.received == [] and smtp.handler.mails_started == 0
+    other.release()
+    assert w.awaiting() == {r: 3 for r in READERS}
+    delivered(w, smtp)
+
+
+def test_a_sqlite_busy_timeout_that_is_not_seconds_is_a_config_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}?timeout=soon"
+    with pytest.raises(ConfigError, match=r"store\.url: timeout='soon' is not a number of seconds"):
+        Store.open(url)
+
+
+# SQLite: the disk full
+
+
+@pytest.fixture
+def full_disk() -> Iterator[threading.Event]:
+    """While the event is set, every SQLite connection the pool hands out may not grow its
+    database by a page: SQLite's own SQLITE_FULL, "database or disk is full", as on a full
+    disk (max_page_count is a per-connection setting, so it is set at each checkout)."""
+    full = threading.Event()
+
+    def checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+            limit = pages if full.is_set() else 1073741823
+            dbapi_conn.execute(f"PRAGMA max_page_count = {limit}")
+
+    event.listen(Pool, "checkout", checkout)
+    yield full
+    event.remove(Pool, "checkout", checkout)
+
+
+def test_sqlite_disk_full_mid_poll_fails_clearly_and_the_poll_is_redone(
+    tmp_path: Path, fake: FakeNCBI, full_disk: threading.Event
+) -> None:
+    w = Watcher.make(tmp_path, fake)
+    fake.on_request = at_efetch(full_disk.set)
+    one_error_line(w.cli("poll"), "database or disk is full: free some", "nothing is lost")
+    full_disk.clear()
+    assert w.awaiting() == {r: 0 for r in READERS}
+    run = w.cli("poll")
+    assert run.code == 0 and "Anti-CD3: 3 found, 3 new" in run.out, run
+    delivered(w, None)
+
+
+def test_sqlite_disk_full_at_digest_time_sends_nothing_then_delivers_once(
+    tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer, full_disk: threading.Event
+) -> None:
+    w = Watcher.make(tmp_path, fake, smtp=smtp_section(smtp))
+    assert w.cli("poll").code == 0
+    full_disk.set()
+    one_error_line(w.cli("digest"), "database or disk is full", "nothing is lost")
+    assert smtp.received == []
+    full_disk.clear()
+    assert w.awaiting() == {r: 3 for r in READERS}
+    delivered(w, smtp)
+
+
+# PostgreSQL: the server restarted (its backends terminated) mid-poll and mid-digest
+
+
+@pytest.fixture
+def pg() -> Iterator[tuple[str, Callable[[], int]]]:
+    """A PostgreSQL store URL (a schema of its own) whose connections carry a name of their
+    own, and a function that terminates them all, as a server restart would; the shared server
+    itself is never restarted."""
+    base = postgres_url()
+    if base is None:
+        pytest.skip(f"needs {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    schema = _pg_schema_url(base)
+    store_url = next(schema)
+    name = "faults-" + store_url.rsplit("search_path%3D", 1)[1]
+    admin = create_engine(store_url, isolation_level="AUTOCOMMIT")
+
+    def restart() -> int:
+        with admin.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name"
+                ),
+                {"name": name},
+            ).scalar()
+        return int(killed or 0)
+
+    yield f"{store_url}&application_name={name}", restart
+    admin.dispose()
+    schema.close()  # drops the schema
+
+
+@pytest.mark.postgres
+def test_postgresql_restarted_mid_poll_loses_and_repeats_nothing(
+    tmp_path: Path, fake: FakeNCBI, pg: tuple[str, Callable[[], int]]
+) -> None:
+    url, restart = pg
+    w = Watcher.make(tmp_path, fake, store_url=url, ncbi="batch_size = 1")
+    killed: list[int] = []
+    # Between efetch batches: the first batch is stored, two are to come.
+    fake.on_request = at_efetch(lambda: killed.append(restart()))
+    run = w.cli("poll")
+    assert killed and killed[0] >= 1
+    assert_no_traceback(run)
+    if run.code != 0:  # told in one line, and the next poll redoes it
+        one_error_line(run, "connection to the database was lost", "nothing is lost")
+        run = w.cli("poll")
+    assert run.code == 0 and "Anti-CD3: 3 found, 3 new" in run.out, run
+    delivered(w, None)
