@@ -1086,11 +1086,24 @@ class Store:
             try:
                 yield held
             finally:
-                for k in held:
-                    conn.execute(
-                        text(f"SELECT pg_advisory_unlock({store_key}, hashtext(:k))"), {"k": k}
+                try:
+                    for k in held:
+                        conn.execute(
+                            text(f"SELECT pg_advisory_unlock({store_key}, hashtext(:k))"),
+                            {"k": k},
+                        )
+                    conn.commit()
+                except DBAPIError as exc:
+                    # The session died (a server restart, a terminated backend) and its locks
+                    # with it: the work done under them committed on other connections, so
+                    # the job stands; nothing is left to release.
+                    if not exc.connection_invalidated:
+                        raise
+                    log.warning(
+                        "the database connection holding %s was lost; the server released "
+                        "the locks with it",
+                        ", ".join(sorted(held)),
                     )
-                conn.commit()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
