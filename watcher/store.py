@@ -77,9 +77,11 @@ R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
 SCHEMA_REVISION = "0007"
-# Seconds a SQLite write waits for another process's write lock before it fails
-# ("database is locked"); `?timeout=SECONDS` on the store URL sets another.
-SQLITE_BUSY_TIMEOUT = 10.0
+# Seconds a statement waits for a lock another process holds before it fails, so that a job
+# fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
+# is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
+# ("canceling statement due to lock timeout"; `?options=-c lock_timeout=MS`).
+BUSY_TIMEOUT = 10.0
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -91,8 +93,11 @@ def store_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        reason = safe_message(str(getattr(exc, "orig", None) or exc), 1000)
-        raise StoreError(f"store error: {reason}{_fault_hint(exc, reason)}") from exc
+        said = str(getattr(exc, "orig", None) or exc)
+        hint = _fault_hint(exc, said)
+        # With a hint, the driver's first line is enough (PostgreSQL adds the query's text).
+        reason = safe_message(said.splitlines()[0] if hint and said else said, 1000)
+        raise StoreError(f"store error: {reason}{hint}") from exc
 
 
 def _fault_hint(exc: SQLAlchemyError, reason: str) -> str:
@@ -102,7 +107,12 @@ def _fault_hint(exc: SQLAlchemyError, reason: str) -> str:
     if reason.startswith("database is locked"):
         cause = (
             ": another process held the SQLite store's write lock past the busy timeout "
-            f"(?timeout=SECONDS on [store] url; default {SQLITE_BUSY_TIMEOUT:g})"
+            f"(?timeout=SECONDS on [store] url; default {BUSY_TIMEOUT:g})"
+        )
+    elif reason.startswith("canceling statement due to lock timeout"):
+        cause = (
+            ": another session held a lock on the store's tables past lock_timeout "
+            f"(?options=-c%20lock_timeout%3DMS on [store] url; default {BUSY_TIMEOUT:g} s)"
         )
     elif reason.startswith("database or disk is full"):
         cause = ": free some space for the store"
@@ -174,6 +184,10 @@ class Store:
             raise StoreError(f"cannot use store {url!r}: {exc}") from None
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", lambda conn, _: _sqlite_pragmas(conn, wait))
+        elif "lock_timeout" not in str(parsed.query.get("options", "")):
+            # PostgreSQL waits for a lock forever by default: a table another session locked
+            # would hang the daemon (and every job behind it) without a word.
+            event.listen(engine, "connect", _pg_lock_timeout)
         store = cls(engine)
         if store.sqlite_path is not None:
             _private_sqlite_files(store.sqlite_path)
@@ -1171,10 +1185,10 @@ def _private_sqlite_files(path: Path) -> None:
 
 def _busy_timeout(url: URL) -> float:
     """The SQLite busy timeout in seconds: the URL's `timeout` (which SQLAlchemy also hands to
-    sqlite3.connect), else SQLITE_BUSY_TIMEOUT."""
+    sqlite3.connect), else BUSY_TIMEOUT."""
     given = url.query.get("timeout")
     if given is None:
-        return SQLITE_BUSY_TIMEOUT
+        return BUSY_TIMEOUT
     try:
         wait = float(given if isinstance(given, str) else given[-1])
     except ValueError:
@@ -1182,6 +1196,12 @@ def _busy_timeout(url: URL) -> float:
     if not 0 <= wait <= 3600:
         raise ConfigError(f"timeout={given!r} is not a number of seconds (0-3600)", key="store.url")
     return wait
+
+
+def _pg_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET lock_timeout = '{int(BUSY_TIMEOUT * 1000)}ms'")
+    dbapi_conn.commit()  # a SET in a transaction rolled back (the pool's reset) would be undone
 
 
 def _sqlite_pragmas(dbapi_conn: Any, busy_timeout: float) -> None:

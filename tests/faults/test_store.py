@@ -362,3 +362,68 @@ def test_postgresql_restarted_mid_poll_of_the_daemon_loses_and_repeats_nothing(
     assert "connection holding poll:Anti-CD3 was lost" in d.log()
     assert "Traceback" not in d.log() and " ERROR " not in d.log(), d.log()
     delivered(w, smtp)
+
+
+class PgLocker:
+    """Another session holding ACCESS EXCLUSIVE locks on some of the store's tables (a DBA's
+    LOCK TABLE, a long migration): even reads of them wait."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.conn = self.engine.connect()
+        self.held = threading.Event()
+
+    def hold(self, *tables: str) -> None:
+        self.conn.execute(text(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"))
+        self.held.set()
+
+    def release(self) -> None:
+        self.conn.rollback()
+
+    def close(self) -> None:
+        self.conn.close()
+        self.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_tables_locked_are_waited_out_briefly_and_past_lock_timeout_fail_clearly(
+    tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer, pg: tuple[str, Callable[[], int]]
+) -> None:
+    url, _ = pg
+    w = Watcher.make(tmp_path, fake, store_url=url, smtp=smtp_section(smtp))
+    assert w.cli("check").code == 0
+    other = PgLocker(url)
+    try:
+        # Locked for half a second mid-poll: the writes wait (default lock_timeout 10 s).
+        timer = threading.Timer(0.5, other.release)
+        fake.on_request = at_efetch(lambda: (other.hold("articles", "matches"), timer.start()))
+        run = w.cli("poll")
+        timer.join()
+        assert other.held.is_set()
+        assert run.code == 0 and "Anti-CD3: 3 found, 3 new" in run.out, run
+        # Locked for good at digest time, with the wait shortened in the URL for the test.
+        short = w.config.read_text().replace(
+            "options=-csearch_path", "options=-clock_timeout%3D300%20-csearch_path"
+        )
+        w.config.write_text(short)
+        other.hold("digests")
+        line = one_error_line(w.cli("digest"), "lock timeout: another session", "nothing is lost")
+        assert "LINE" not in line  # the hint, not the statement's text
+        assert smtp.received == [] and smtp.handler.mails_started == 0
+        other.release()
+    finally:
+        other.close()
+    delivered(w, smtp)
+
+
+@pytest.mark.postgres
+def test_postgresql_connections_wait_for_a_lock_ten_seconds_not_forever(
+    pg: tuple[str, Callable[[], int]],
+) -> None:
+    store = Store.open(pg[0])
+    try:
+        for _ in range(2):  # on a new connection, and after the pool's reset of a used one
+            with store.engine.connect() as conn:
+                assert conn.execute(text("SHOW lock_timeout")).scalar() == "10s"
+    finally:
+        store.close()
