@@ -118,6 +118,8 @@ def _fault_hint(exc: SQLAlchemyError, reason: str) -> str:
         cause = ": free some space for the store"
     elif isinstance(exc, DBAPIError) and exc.connection_invalidated:
         cause = " (the connection to the database was lost: a server restart?)"
+    elif reason.startswith(("connection failed", "could not connect")):
+        cause = " (the database server cannot be reached: down, or restarting?)"
     else:
         return ""
     return f"{cause}; nothing is lost, the next run redoes what this one left unfinished"

@@ -9,6 +9,8 @@ digest is recorded, its sending not yet)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -16,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Pool, create_engine, event, text
+from sqlalchemy import Pool, create_engine, event, make_url, text
 
 from watcher.errors import ConfigError
 from watcher.store import Store
 
 from ..conftest import PG_ENV, _pg_schema_url, postgres_url
 from ..fakes.ncbi import FakeNCBI
-from ..fakes.smtp import SmtpServer
+from ..fakes.smtp import SmtpServer, free_port
 from ..test_daemon import Daemon, until
 from ._mail_store import (
     READERS,
@@ -427,3 +429,96 @@ def test_postgresql_connections_wait_for_a_lock_ten_seconds_not_forever(
                 assert conn.execute(text("SHOW lock_timeout")).scalar() == "10s"
     finally:
         store.close()
+
+
+class Relay:
+    """A TCP relay to the PostgreSQL server that a test can take down (every connection through
+    it cut, new ones refused) and bring back on the same port: a server restart as the watcher
+    sees it, without touching the server others share."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.up()
+
+    def up(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        self._listener.close()
+        with self._lock:
+            cut, self._open = self._open, []
+        for s in cut:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.postgres
+def test_postgresql_down_for_two_seconds_mid_poll_of_the_daemon_loses_and_repeats_nothing(
+    tmp_path: Path,
+    fake: FakeNCBI,
+    smtp: SmtpServer,
+    pg: tuple[str, Callable[[], int]],
+    daemons: list[Daemon],
+) -> None:
+    url, _ = pg
+    real = make_url(url)
+    relay = Relay((real.host or "127.0.0.1", real.port or 5432))
+    through = real.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    w = Watcher.make(tmp_path, fake, store_url=through, smtp=smtp_section(smtp))
+    w.config.write_text(
+        w.config.read_text().replace(
+            "[defaults]\n", '[defaults]\npoll_every = "1s"\ndigest_cron = "*/2 * * * * *"\n'
+        )
+    )
+    back = threading.Timer(2.0, relay.up)
+
+    def restart() -> None:
+        relay.down()
+        back.start()
+
+    # The server goes away between the search and the fetch, and refuses connections for two
+    # seconds, through the next poll's start; then it is back.
+    fake.on_request = at_efetch(restart)
+    d = Daemon(w.config)
+    daemons.append(d)
+    until(lambda: len(smtp.received) >= 2, 30, d.log)
+    assert d.stop() == 0, d.log()
+    back.join()
+    assert "Traceback" not in d.log(), d.log()
+    assert "poll failed: store error:" in d.log(), d.log()
+    delivered(w, smtp)
+    relay.down()
