@@ -522,3 +522,21 @@ def test_postgresql_down_for_two_seconds_mid_poll_of_the_daemon_loses_and_repeat
     assert "poll failed: store error:" in d.log(), d.log()
     delivered(w, smtp)
     relay.down()
+
+
+@pytest.mark.postgres
+def test_postgresql_down_mid_poll_command_fails_clearly_and_the_poll_is_redone(
+    tmp_path: Path, fake: FakeNCBI, pg: tuple[str, Callable[[], int]]
+) -> None:
+    real = make_url(pg[0])
+    relay = Relay((real.host or "127.0.0.1", real.port or 5432))
+    through = real.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+    w = Watcher.make(tmp_path, fake, store_url=through)
+    fake.on_request = at_efetch(relay.down)  # and it stays down until the command has ended
+    one_error_line(w.cli("poll"), "cannot be reached: down, or restarting?", "nothing is lost")
+    relay.up()
+    assert w.awaiting() == {r: 0 for r in READERS}
+    run = w.cli("poll")
+    assert run.code == 0 and "Anti-CD3: 3 found, 3 new" in run.out, run
+    delivered(w, None)
+    relay.down()
