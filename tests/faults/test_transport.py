@@ -145,11 +145,14 @@ def test_smtp_transient_fault_keeps_the_digest_pending_then_delivers_once(
 ) -> None:
     c = CELLS[cell]
     server = SmtpServer()
-    servers.append(server.start() if c.started else server)
+    if c.started:
+        servers.append(server.start())
     w = polled(tmp_path, fake, smtp_section(server.port))
     c.cause(server)
     failed_digest(w, c.answer, readers=c.readers)
     c.clear(server)
+    if not c.started:
+        servers.append(server)  # started by the clearing
     cleared_digest(w)
     assert_each_paper_once(over_smtp(server.received))
     # A retried digest is the recorded message: its Message-ID is the one first tried.
