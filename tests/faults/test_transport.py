@@ -227,6 +227,8 @@ def test_a_certificate_that_does_not_verify_fails_closed(
     w = polled(tmp_path, fake, smtp_section(server.port, security, extra))
     run = failed_digest(w, "TLS handshake with 127.0.0.1")
     assert "nothing was sent: CERTIFICATE_VERIFY_FAILED" in run.out, run
+    # The CA hint only where a CA is what is missing.
+    assert ("mail.smtp.ca_file" in run.out) == (cert == "untrusted-ca"), run
     # Fail closed: no sender was ever named, so nothing went out in clear.
     assert server.handler.mails_started == 0 and server.received == []
     # The operator installs a certificate that verifies (same port, same config).

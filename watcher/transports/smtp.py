@@ -141,7 +141,9 @@ def _tls_failure(c: SmtpSettings, exc: ssl.SSLError) -> MailError:
     """A TLS handshake that failed: the connection is dropped before any command is sent in
     clear (no downgrade). Says why, and what to change where the cause is on our side."""
     if isinstance(exc, ssl.SSLCertVerificationError):
-        why = f"{exc.reason}: {exc.verify_message} (a private CA goes in mail.smtp.ca_file)"
+        why = f"{exc.reason}: {exc.verify_message}"
+        if "issuer" in exc.verify_message or "self-signed" in exc.verify_message:
+            why += " (a private CA goes in mail.smtp.ca_file)"
     else:
         why = str(exc.reason or exc)
         if c.security == "ssl" and exc.reason == "WRONG_VERSION_NUMBER":
