@@ -6,6 +6,7 @@ Each error names the file, the key path (``subscription[2].recipients[0]``) and 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 import zoneinfo
@@ -291,6 +292,9 @@ class _Reader:
             raise self.fail(where, f"must be {_type_name(typ)}, not a boolean")
         if not isinstance(value, typ):
             raise self.fail(where, f"must be {_type_name(typ)}, not {_kind(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # TOML has nan and inf; every bound check below is False for nan, so refuse here.
+            raise self.fail(where, f"must be a finite number, not {value}")
         if isinstance(value, str):
             if not value.strip():
                 raise self.fail(where, "must not be empty")
@@ -784,7 +788,9 @@ class _Reader:
 def _check_timezone(name: str) -> None:
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a folder of the zone database ("Europe") or too long for a
+        # file name; zoneinfo lets those through as IsADirectoryError and ENAMETOOLONG.
         raise ValueError(f"{name!r} is not an IANA time zone such as 'Europe/Paris'") from None
 
 
