@@ -146,10 +146,10 @@ def test_a_request_error_names_no_api_key() -> None:
 PASSWORD_IN_FILE = "Pl41n-text-in-config"
 
 
-def feed_config(tmp_path: Path, rss: str) -> Path:
+def feed_config(tmp_path: Path, rss: str, base_url: str = "http://127.0.0.1:9/") -> Path:
     return write_config(
         tmp_path,
-        "http://127.0.0.1:9/",
+        base_url,
         f'[[subscription]]\nname = "feed"\nrss = "{rss}"\nrecipients = ["a@example.org"]\n',
     )
 
@@ -268,3 +268,26 @@ def test_an_internationalised_domain_is_carried_in_punycode(tmp_path: Path) -> N
     assert config.subscriptions[0].recipients == ("ana@xn--bcher-kva.example",)
     assert config.mail.from_addr == "w@xn--bcher-kva.example"
     assert config.display_name("ana@xn--bcher-kva.example") == "Ana"
+
+
+def test_the_daemon_warns_once_and_never_logs_the_feed_password(
+    tmp_path: Path, fake: FakeNCBI, daemons: list[Daemon]
+) -> None:
+    """`watcher run` on a 0644 config whose feed URL carries user:password@: the start-up
+    warning, then polls of that feed (one answered 404), all at debug level, without it."""
+    papers(fake, 100, 2)
+    fake.feeds["t1d"] = [100, 101]
+    url = fake.feed_url("t1d").replace("http://", f"http://reader:{PASSWORD_IN_FILE}@")
+    cfg = feed_config(tmp_path, url, fake.base_url)
+    cfg.write_text(cfg.read_text().replace("[defaults]\n", '[defaults]\npoll_every = "1s"\n'))
+    cfg.chmod(0o644)
+    fake.fault("rss", "status:404")
+    d = Daemon(cfg, "--log-level", "debug")
+    daemons.append(d)
+    d.wait_for("poll feed: 2 found")
+    assert d.stop() == 0
+    log = d.log()
+    assert log.count("chmod 600") == 1 and "subscription[0].rss holds a password" in log
+    assert "poll feed failed: HTTP 404" in log
+    assert PASSWORD_IN_FILE not in log
+    assert PASSWORD_IN_FILE.encode() not in everything(tmp_path).replace(cfg.read_bytes(), b"")
