@@ -24,6 +24,7 @@ from watcher.wiring import sources_for
 from .conftest import make_client, write_config
 from .fakes.clinicaltrials import FakeClinicalTrials, study
 from .fakes.ncbi import FakeNCBI
+from .test_cli import run as cli_run
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -213,3 +214,36 @@ def test_studies_owed_are_fetched_by_their_nct_ids(ctgov) -> None:
     got = list(source.fetch_items([key("nct", NCT), "pmid:1"]))
     assert [a.nct for a in got] == [NCT] and got[0].pmid is None
     assert ctgov.count() == 1 and ctgov.served[0].params["filter.ids"] == NCT
+
+
+def test_a_malformed_study_is_skipped_in_one_line_and_the_others_delivered(
+    tmp_path, fake, ctgov
+) -> None:
+    """A changed or hostile ClinicalTrials.gov: a study whose fields have the wrong shape (an
+    enrollment of NaN, which json.loads reads, arms given as a string) is read leniently; one
+    whose NCT id cannot be read is skipped with one warning, where before it failed the whole
+    subscription. The real `watcher poll` and `watcher digest` deliver the rest."""
+    today = datetime.now(UTC).date().isoformat()
+    ctgov.put(study("NCT09000001", "Teplizumab first study", "RECRUITING", today))
+    odd = study("NCT09000002", "Teplizumab second study", "RECRUITING", today)
+    odd["protocolSection"]["designModule"]["enrollmentInfo"]["count"] = float("nan")
+    odd["protocolSection"]["armsInterventionsModule"]["armGroups"] = "Drug"
+    ctgov.put(odd)
+    bad = study("NCT09000003", "Teplizumab unknown study", "RECRUITING", today)
+    bad["protocolSection"]["identificationModule"]["nctId"] = ["NCT09000003"]
+    ctgov.studies["bad"] = bad
+    extra = f'[clinicaltrials]\nbase_url = "{ctgov.base_url}"\nrate_limit = 100\n'
+    cfg = write_config(tmp_path, fake.base_url, SUB, extra=extra)
+    code, out, err = cli_run("-c", str(cfg), "poll", cwd=tmp_path)
+    assert (code, out.splitlines()[0]) == (0, "Trials: 2 found, 2 new"), err
+    assert "Traceback" not in err and "internal error" not in err
+    said = [line for line in err.splitlines() if "skipped" in line]
+    assert len(said) == 1 and said[0].endswith(
+        "WARNING watcher.sources.json_api: ClinicalTrials.gov study 3 (NCT id ?) skipped: no NCT id"
+    )
+    code, _, err = cli_run("-c", str(cfg), "digest", cwd=tmp_path)
+    assert code == 0 and "Traceback" not in err, err
+    (mail,) = (tmp_path / "mail" / "new").iterdir()
+    text = mail.read_text()
+    assert "Teplizumab first study" in text and "Teplizumab second study" in text
+    assert "Teplizumab unknown study" not in text

@@ -12,7 +12,7 @@ import pytest
 
 from watcher.config import Config, load_config
 from watcher.digest import build_digest, present_followups
-from watcher.errors import SourceError
+from watcher.errors import RecordError, SourceError
 from watcher.followups import PUBLISHED, published_as
 from watcher.identity import key
 from watcher.models import JournalVersion
@@ -26,6 +26,7 @@ from .conftest import make_client, write_config
 from .fakes.europepmc import FakeEuropePmc, load_record
 from .fakes.ncbi import FakeNCBI
 from .fakes.records import synthetic
+from .test_cli import run as cli_run
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -164,7 +165,8 @@ def test_preprint_of_a_pubmed_record_names_its_journal_version() -> None:
     assert (
         art is not None and art.published_pmid == 9001 and art.published_in == "Diabetes Care 2027"
     )
-    assert parse_record({"source": "PPR", "title": "no id"}) is None
+    with pytest.raises(RecordError, match="no PPR id, PMID or DOI"):
+        parse_record({"source": "PPR", "title": "no id"})
 
 
 def test_preprint_then_its_pubmed_record_is_one_work_told_once(tmp_path, fake, epmc, store) -> None:
@@ -313,3 +315,37 @@ def test_records_owed_are_fetched_by_their_ids(epmc) -> None:
     assert [a.ppr for a in got] == ["PPR900002"] and epmc.count() == 1
     assert epmc.served[0].params["query"] == "(EXT_ID:PPR900002 AND SRC:PPR)"
     assert list(source.fetch_items(["nct:NCT01234567"])) == [] and epmc.count() == 1
+
+
+def test_a_malformed_record_is_skipped_in_one_line_and_the_others_delivered(
+    tmp_path, fake, epmc
+) -> None:
+    """A changed or hostile Europe PMC: a record whose fields have the wrong shape is read
+    leniently, one that names nothing to know it by is skipped with one warning; the real
+    `watcher poll` and `watcher digest` deliver the rest, with no traceback."""
+    today = datetime.now(UTC).date()
+    epmc.add(preprint(1), today)
+    odd = preprint(2, authorList="Lopez A", pubTypeList={"pubType": 7}, journalInfo=[1])
+    epmc.add(odd, today)
+    epmc.add({"source": "PPR", "title": "Unknown teplizumab preprint", "authorList": "x"}, today)
+    epmc.add(preprint(3), today)
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        EPMC_SUB,
+        extra=f'[europepmc]\nbase_url = "{epmc.base_url}"\nrate_limit = 100\n',
+    )
+    code, out, err = cli_run("-c", str(cfg), "poll", cwd=tmp_path)
+    assert (code, out.splitlines()[0]) == (0, "Preprints: 3 found, 3 new"), err
+    assert "Traceback" not in err and "internal error" not in err
+    said = [line for line in err.splitlines() if "skipped" in line]
+    assert len(said) == 1 and said[0].endswith(
+        "WARNING watcher.sources.json_api: Europe PMC record 3 (id ?) skipped: "
+        "no PPR id, PMID or DOI to know it by"
+    )
+    code, _, err = cli_run("-c", str(cfg), "digest", cwd=tmp_path)
+    assert code == 0 and "Traceback" not in err, err
+    (mail,) = (tmp_path / "mail" / "new").iterdir()
+    text = mail.read_text()
+    assert all(f"Preprint {n} on teplizumab" in text for n in (1, 2, 3))
+    assert "Unknown teplizumab preprint" not in text

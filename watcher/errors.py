@@ -34,6 +34,11 @@ class Unreachable(SourceError):
     """The host never answered (connection refused, DNS, timeouts) through all the retries."""
 
 
+class RecordError(SourceError):
+    """One record of an answer cannot be read (it is not an object, or names nothing to know it
+    by): it is skipped and reported, and the rest of the answer kept."""
+
+
 class Interrupted(WatcherError):
     """A shutdown was asked for while waiting (backoff, rate limit); the job stops unfinished,
     with nothing of it committed."""

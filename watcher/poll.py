@@ -50,6 +50,7 @@ class Found:
     requests: int = 0
     held: tuple[Article, ...] = ()  # whole records the search gave (no fetch needed)
     trials: tuple[TrialState, ...] = ()
+    skipped: tuple[str, ...] = ()  # records of the search's answer that could not be read
 
 
 @dataclass
@@ -164,6 +165,7 @@ def _find_all(
             continue
         try:
             found.append(_search(sub, states.get(sub.name), source, sources, now))
+            report.record_errors += found[-1].skipped
         except Unreachable as exc:
             down[host] = str(exc)
             _fail(store, report, sub.name, str(exc), now)
@@ -305,6 +307,7 @@ def _search(
         requests=sources.requests - before,
         held=got.records,
         trials=got.trials,
+        skipped=got.skipped,
     )
 
 

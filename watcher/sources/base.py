@@ -27,6 +27,8 @@ class Discovery:
     records: tuple[Article, ...] = ()
     # Studies as the registry gave them (ClinicalTrials.gov), diffed by poll against the store.
     trials: tuple[TrialState, ...] = ()
+    # Records of the answer that could not be read, each told in one line (already logged).
+    skipped: tuple[str, ...] = ()
 
 
 class Records(Protocol):

@@ -11,23 +11,35 @@ afterwards what changed is found by diffing against its kept state (see trial_ch
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from watcher.errors import SourceError
+from watcher.errors import RecordError
 from watcher.identity import ItemKey, key, split
 from watcher.models import Article, PollState, Subscription, TrialState
+from watcher.redact import cap
 from watcher.sources.base import Discovery
 from watcher.sources.endpoints import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
 from watcher.sources.http import Answer, Http
-from watcher.sources.json_api import JsonApi, json_object
+from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
+from watcher.sources.json_fields import JsonObject, number, obj, objects, text, token
 from watcher.sources.pubmed_xml import ErrorSink
 from watcher.trials import status_words
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # the API's largest pageSize
+_NCT = re.compile(r"NCT\d{8}", re.IGNORECASE)
+_DAY = re.compile(r"\d{4}-\d{2}(-\d{2})?")
+# What a study may hold, within the store's bounds (store.MAX_TITLE, MAX_TEXT): a study's state
+# is kept whole as JSON and its title and arms are written into digests.
+MAX_TITLE = 2_000
+MAX_TEXT = 1_000
+MAX_STATUS = 64
+MAX_ARMS = 1_000
+MAX_ENROLLMENT = 10**9
 FIELDS = ",".join(
     (
         "NCTId",
@@ -62,13 +74,15 @@ class ClinicalTrials(JsonApi):
         assert sub.trials is not None
         today = now.astimezone(UTC).date()
         start = self.window_start(sub, state, today)
-        states = list(self.search(sub.trials, start))
+        errors: list[str] = []
+        states = list(self.search(sub.trials, start, on_error=errors.append))
         return Discovery(
             [key("nct", s.nct) for s in states],
             "trials",
             window_end=today,
             records=tuple(announcement(s) for s in states),
             trials=tuple(states),
+            skipped=tuple(errors),
         )
 
     def find_window(self, sub: Subscription, start: date, end: date) -> list[ItemKey]:
@@ -78,7 +92,7 @@ class ClinicalTrials(JsonApi):
     def count(self, query: str) -> int:
         """How many studies `query` matches now (one request: pageSize=1, countTotal=true)."""
         answer = self.page({"query.term": query, "pageSize": "1", "countTotal": "true"})
-        return int(answer.get("totalCount") or 0)
+        return total(answer, "totalCount", "ClinicalTrials.gov")
 
     def fetch_items(
         self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
@@ -86,10 +100,17 @@ class ClinicalTrials(JsonApi):
         ids = [v for s, v in map(split, keys) if s == "nct"]
         if ids:
             params = {"filter.ids": ",".join(ids), "fields": FIELDS, "pageSize": str(PAGE_SIZE)}
-            for study in self.page(params).get("studies") or []:
-                yield announcement(parse_study(study))
+            answer = self.page(params)
+            for n, study in enumerate(listed(answer, "studies", "ClinicalTrials.gov"), 1):
+                state = _read(study, n, on_error)
+                if state is not None:
+                    yield announcement(state)
 
-    def search(self, query: str, start: date, end: date | None = None) -> Iterator[TrialState]:
+    def search(
+        self, query: str, start: date, end: date | None = None, on_error: ErrorSink | None = None
+    ) -> Iterator[TrialState]:
+        """The studies updated in the window, page by page; one that cannot be read is reported
+        to `on_error` and skipped."""
         upto = end.isoformat() if end else "MAX"
         params = {
             "query.term": query,
@@ -97,14 +118,18 @@ class ClinicalTrials(JsonApi):
             "fields": FIELDS,
             "pageSize": str(self.page_size),
         }
+        n = 0
         while True:
             answer = self.page(params)
-            for study in answer.get("studies") or []:
-                yield parse_study(study)
-            token = answer.get("nextPageToken")
-            if not token:
+            for study in listed(answer, "studies", "ClinicalTrials.gov"):
+                n += 1
+                state = _read(study, n, on_error)
+                if state is not None:
+                    yield state
+            page_token = following(answer, "nextPageToken", "ClinicalTrials.gov")
+            if page_token is None:
                 return
-            params = {**params, "pageToken": str(token)}
+            params = {**params, "pageToken": page_token}
 
     def page(self, params: dict[str, str]) -> dict[str, Any]:
         self._limit()
@@ -120,30 +145,49 @@ def _json(answer: Answer) -> dict[str, Any]:
     return json_object(answer, "ClinicalTrials.gov")
 
 
-def parse_study(study: dict[str, Any]) -> TrialState:
-    p = study.get("protocolSection") or {}
-    ident = p.get("identificationModule") or {}
-    status = p.get("statusModule") or {}
-    design = p.get("designModule") or {}
-    arms = (p.get("armsInterventionsModule") or {}).get("armGroups") or []
-    nct = str(ident.get("nctId") or "")
-    if not nct:
-        raise SourceError("ClinicalTrials.gov gave a study without an NCT id")
-    count = (design.get("enrollmentInfo") or {}).get("count")
+def _read(study: object, n: int, on_error: ErrorSink | None) -> TrialState | None:
+    try:
+        return parse_study(study)
+    except RecordError as exc:
+        nct = token(study, "protocolSection", "identificationModule", "nctId", limit=40) or "?"
+        skipped(f"ClinicalTrials.gov study {n} (NCT id {nct}) skipped: {exc}", on_error)
+        return None
+
+
+def parse_study(study: object) -> TrialState:
+    """A study → its state. A field of the wrong type reads as absent, and every field is kept
+    within the store's bounds; a study that is not an object, or has no NCT id, raises
+    RecordError."""
+    if not isinstance(study, dict):
+        raise RecordError("not a JSON object")
+    p = obj(study, "protocolSection")
+    nct = (text(p, "identificationModule", "nctId") or "").strip()
+    if not _NCT.fullmatch(nct):
+        raise RecordError(f"{cap(nct, 40)!r} is not an NCT id" if nct else "no NCT id")
+    status = obj(p, "statusModule")
+    arms = objects(p, "armsInterventionsModule", "armGroups")[:MAX_ARMS]
     return TrialState(
         nct=nct.upper(),
-        title=str(ident.get("briefTitle") or nct),
-        status=status.get("overallStatus"),
-        last_update=_day(status.get("lastUpdatePostDateStruct")),
-        results_posted=_day(status.get("resultsFirstPostDateStruct")),
-        primary_completion=_day(status.get("primaryCompletionDateStruct")),
-        enrollment=int(count) if isinstance(count, int | float) else None,
-        arms=tuple(str(a.get("label")) for a in arms if a.get("label")),
+        title=cap(_line(text(p, "identificationModule", "briefTitle")) or nct, MAX_TITLE),
+        status=_line(text(status, "overallStatus"))[:MAX_STATUS] or None,
+        last_update=_day(status, "lastUpdatePostDateStruct"),
+        results_posted=_day(status, "resultsFirstPostDateStruct"),
+        primary_completion=_day(status, "primaryCompletionDateStruct"),
+        enrollment=number(p, "designModule", "enrollmentInfo", "count", limit=MAX_ENROLLMENT),
+        arms=tuple(
+            cap(label, MAX_TEXT) for label in (_line(text(a, "label")) for a in arms) if label
+        ),
     )
 
 
-def _day(struct: Any) -> str | None:
-    return (struct or {}).get("date") if isinstance(struct, dict) else None
+def _line(value: str | None) -> str:
+    return " ".join((value or "").split())
+
+
+def _day(status: JsonObject, struct: str) -> str | None:
+    """A date as the API writes it (2027-06 or 2027-06-30); anything else is no date."""
+    day = (text(status, struct, "date") or "").strip()
+    return day if _DAY.fullmatch(day) else None
 
 
 def announcement(s: TrialState) -> Article:

@@ -14,12 +14,14 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+from watcher.errors import RecordError
 from watcher.identity import ItemKey, key, split
 from watcher.models import AbstractSection, Article, Author, PollState, Subscription
 from watcher.sources.base import Discovery
 from watcher.sources.endpoints import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
 from watcher.sources.http import Answer, Http
-from watcher.sources.json_api import JsonApi, json_object
+from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
+from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
 from watcher.sources.pubmed_xml import ErrorSink
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 1000  # the search's largest pageSize
 _SRC = re.compile(r"\bSRC\s*:", re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
+MAX_PMID = 2**63 - 1  # the store's BigInteger
+MAX_VERSION = 2**31 - 1  # its Integer
 
 
 class EuropePmc(JsonApi):
@@ -47,9 +51,14 @@ class EuropePmc(JsonApi):
         assert sub.europepmc is not None
         today = now.astimezone(UTC).date()
         start = self.window_start(sub, state, today)
-        found = list(self.search(windowed(sub.europepmc, start, today)))
+        errors: list[str] = []
+        found = list(self.search(windowed(sub.europepmc, start, today), errors.append))
         return Discovery(
-            [own(a) for a in found], "europepmc", window_end=today, records=tuple(found)
+            [own(a) for a in found],
+            "europepmc",
+            window_end=today,
+            records=tuple(found),
+            skipped=tuple(errors),
         )
 
     def find_window(self, sub: Subscription, start: date, end: date) -> list[ItemKey]:
@@ -58,8 +67,7 @@ class EuropePmc(JsonApi):
 
     def count(self, query: str) -> int:
         """How many records `query` matches now (one request, pageSize=1)."""
-        answer = self.page(scoped(query), "*", 1)
-        return int(answer.get("hitCount") or 0)
+        return total(self.page(scoped(query), "*", 1), "hitCount", "Europe PMC")
 
     def fetch_items(
         self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
@@ -74,22 +82,27 @@ class EuropePmc(JsonApi):
             elif scheme == "pmid":
                 terms.append(f"(EXT_ID:{value} AND SRC:MED)")
         if terms:
-            yield from self.search(" OR ".join(terms))
+            yield from self.search(" OR ".join(terms), on_error)
 
-    def search(self, query: str) -> Iterator[Article]:
+    def search(self, query: str, on_error: ErrorSink | None = None) -> Iterator[Article]:
+        """The records `query` finds, page by page; one that cannot be read is reported to
+        `on_error` and skipped."""
         cursor = "*"
+        n = 0
         while True:
             answer = self.page(query, cursor, self.page_size)
-            results = (answer.get("resultList") or {}).get("result") or []
+            results = listed(answer, "result", "Europe PMC", inside="resultList")
             for record in results:
-                article = parse_record(record)
-                if article is not None:
-                    yield article
-            following = answer.get("nextCursorMark")
+                n += 1
+                try:
+                    yield parse_record(record)
+                except RecordError as exc:
+                    skipped(f"Europe PMC record {n} ({_label(record)}) skipped: {exc}", on_error)
+            after = following(answer, "nextCursorMark", "Europe PMC")
             # The last page gives back the cursor it was asked with (or none at all).
-            if not results or not following or following == cursor:
+            if not results or after is None or after == cursor:
                 return
-            cursor = str(following)
+            cursor = after
 
     def page(self, query: str, cursor: str, size: int) -> dict[str, Any]:
         params = {
@@ -127,72 +140,75 @@ def _json(answer: Answer) -> dict[str, Any]:
     return json_object(answer, "Europe PMC")
 
 
-def parse_record(r: dict[str, Any]) -> Article | None:
-    """A `core` result → Article; None for a record with neither a PPR id, a PMID nor a DOI."""
-    source = str(r.get("source") or "")
-    pmid = _int(r.get("pmid"))
-    ppr = str(r["id"]) if source == "PPR" and r.get("id") else None
-    doi = r.get("doi") or None
+def parse_record(r: object) -> Article:
+    """A `core` result → Article. A field of the wrong type reads as absent; a record that is
+    not an object, or has neither a PPR id, a PMID nor a DOI, raises RecordError."""
+    if not isinstance(r, dict):
+        raise RecordError("not a JSON object")
+    source = text(r, "source") or ""
+    pmid = number(r, "pmid", limit=MAX_PMID) or None
+    ppr = token(r, "id") if source == "PPR" else None
+    doi = token(r, "doi", limit=255)
     if pmid is None and ppr is None and doi is None:
-        return None
-    book = r.get("bookOrReportDetails") or {}
-    journal = ((r.get("journalInfo") or {}).get("journal")) or {}
-    first = r.get("firstPublicationDate") or ""
+        raise RecordError("no PPR id, PMID or DOI to know it by")
+    journal = obj(r, "journalInfo", "journal")
+    first = text(r, "firstPublicationDate")
     published = _published_as(r) if ppr else None
+    abstract = _text(text(r, "abstractText"))
     return Article(
         pmid=pmid,
-        title=_text(r.get("title")),
-        version=_int(r.get("versionNumber")) or 1,
+        title=_text(text(r, "title")),
+        version=number(r, "versionNumber", limit=MAX_VERSION) or 1,
         doi=doi,
-        pmcid=r.get("pmcid") or None,
-        abstract=(AbstractSection(None, _text(r.get("abstractText"))),)
-        if r.get("abstractText")
-        else (),
-        authors=tuple(_author(a) for a in ((r.get("authorList") or {}).get("author") or [])),
-        journal=None if ppr else journal.get("title"),
-        journal_iso=None if ppr else journal.get("isoabbreviation"),
+        pmcid=token(r, "pmcid", limit=32),
+        abstract=(AbstractSection(None, abstract),) if abstract else (),
+        authors=tuple(_author(a) for a in objects(r, "authorList", "author")),
+        journal=None if ppr else text(journal, "title"),
+        journal_iso=None if ppr else text(journal, "isoabbreviation"),
         pub_date=first or None,
-        pub_year=_int(r.get("pubYear")),
+        pub_year=number(r, "pubYear", limit=9999),
         epub_date=_date(first),
-        language=r.get("language"),
-        publication_types=tuple(((r.get("pubTypeList") or {}).get("pubType")) or ()),
-        keywords=tuple(((r.get("keywordList") or {}).get("keyword")) or ()),
+        language=text(r, "language"),
+        publication_types=tuple(texts(r, "pubTypeList", "pubType")),
+        keywords=tuple(texts(r, "keywordList", "keyword")),
         ppr=ppr,
-        preprint_server=book.get("publisher") if ppr else None,
+        preprint_server=text(r, "bookOrReportDetails", "publisher") if ppr else None,
         published_pmid=published[0] if published else None,
         published_in=published[1] if published else None,
     )
 
 
-def _published_as(r: dict[str, Any]) -> tuple[int, str | None] | None:
+def _published_as(r: JsonObject) -> tuple[int, str | None] | None:
     """The journal version Europe PMC links a preprint to: a commentCorrection of type
     "Preprint of" naming a MED (PubMed) record by PMID, with its citation as `reference`."""
-    entries = (r.get("commentCorrectionList") or {}).get("commentCorrection") or []
-    for c in entries:
-        if str(c.get("type", "")).lower() == "preprint of" and c.get("source") == "MED":
-            pmid = _int(c.get("id"))
-            if pmid is not None:
-                return pmid, c.get("reference")
+    for c in objects(r, "commentCorrectionList", "commentCorrection"):
+        if (text(c, "type") or "").lower() == "preprint of" and text(c, "source") == "MED":
+            pmid = number(c, "id", limit=MAX_PMID)
+            if pmid:
+                return pmid, text(c, "reference")
     return None
 
 
-def _author(a: dict[str, Any]) -> Author:
-    if a.get("collectiveName"):
-        return Author(collective_name=a["collectiveName"])
-    return Author(a.get("lastName") or a.get("fullName"), a.get("firstName"), a.get("initials"))
+def _author(a: JsonObject) -> Author:
+    collective = text(a, "collectiveName")
+    if collective:
+        return Author(collective_name=collective)
+    last = text(a, "lastName") or text(a, "fullName")
+    return Author(last, text(a, "firstName"), text(a, "initials"))
 
 
-def _text(value: Any) -> str:
-    return " ".join(_TAGS.sub("", str(value or "")).split())
+def _label(record: object) -> str:
+    """How a record is named in a line about it, whatever it holds."""
+    return f"id {token(record, 'id', limit=80) or token(record, 'doi', limit=80) or '?'}"
 
 
-def _int(value: Any) -> int | None:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() else None
+def _text(value: str | None) -> str:
+    """Markup gone, one line."""
+    return " ".join(_TAGS.sub("", value or "").split())
 
 
-def _date(text: str) -> date | None:
+def _date(value: str | None) -> date | None:
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(value or "")
     except ValueError:
         return None
