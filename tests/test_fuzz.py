@@ -11,6 +11,7 @@ HYPOTHESIS_PROFILE=long runs twenty times as many with fresh randomness.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import math
@@ -26,22 +27,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
 from watcher.cli import main
 from watcher.config import MAX_STRING, Config, load_config
-from watcher.errors import ConfigError, SourceError
-from watcher.models import Article
+from watcher.errors import ConfigError, RecordError, SourceError
+from watcher.identity import own_key
+from watcher.models import Article, TrialState
+from watcher.sources.clinicaltrials import ClinicalTrials, announcement, parse_study
+from watcher.sources.europepmc import EuropePmc, parse_record
 from watcher.sources.eutils_answers import parse_esearch
 from watcher.sources.http import Answer
 from watcher.sources.json_api import json_object
 from watcher.sources.pubmed_xml import XmlError, parse_articles
 from watcher.sources.rss import parse_feed
-from watcher.store import MAX_ABSTRACT, MAX_TITLE, _within, article_rows, bounded
+from watcher.store import MAX_ABSTRACT, MAX_TEXT, MAX_TITLE, _within, article_rows, bounded
+from watcher.trials import trial_changes
 
 from .conftest import CORPUS, FIXTURES
+from .fakes.clinicaltrials import study
+from .fakes.europepmc import load_record
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
@@ -894,6 +901,406 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, key: str, value: str) ->
     assert err.value.key == key and "finite" in err.value.detail
 
 
+# --- the registries' JSON records -----------------------------------------------------------
+
+
+def _epmc_seeds() -> list[dict[str, Any]]:
+    """Real shapes: the fixture preprint, one linked to its journal version, a PubMed record."""
+    preprint = load_record("europepmc-preprint.json")
+    link = {"id": "9001", "source": "MED", "type": "Preprint of", "reference": "Diabetes Care"}
+    linked = {**preprint, "commentCorrectionList": {"commentCorrection": [link]}}
+    med = {
+        **{k: v for k, v in preprint.items() if k not in ("bookOrReportDetails", "id")},
+        "id": "39077977",
+        "source": "MED",
+        "pmid": "39077977",
+        "pmcid": "PMC11290000",
+        "journalInfo": {"journal": {"title": "Diabetes Care", "isoabbreviation": "Diabetes Care"}},
+    }
+    return [preprint, linked, med]
+
+
+def _ctgov_seeds() -> list[dict[str, Any]]:
+    return [
+        study("NCT09000001", "Teplizumab in stage 2 type 1 diabetes", "RECRUITING", "2026-11-10"),
+        study(
+            "NCT09000002", "Otelixizumab", "COMPLETED", "2026-11-12", results="2026-11-12", arms=()
+        ),
+    ]
+
+
+EPMC_SEEDS = _epmc_seeds()
+CTGOV_SEEDS = _ctgov_seeds()
+
+
+def _keys(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        return set(value).union(*map(_keys, value.values()))
+    if isinstance(value, list):
+        return set().union(*map(_keys, value))
+    return set()
+
+
+# Object keys: mostly the names real records use, so generated objects reach the parsers' paths.
+JSON_KEYS = st.sampled_from(sorted(_keys(EPMC_SEEDS) | _keys(CTGOV_SEEDS))) | TEXT
+# Every JSON value json.loads can give (NaN and the infinities included: it accepts them).
+JSON_KINDS: dict[str, st.SearchStrategy[Any]] = {
+    "null": st.none(),
+    "bool": st.booleans(),
+    "int": st.integers(-(2**70), 2**70) | st.sampled_from([0, 1, 10**9, 2**63]),
+    "float": st.floats() | st.sampled_from([math.nan, math.inf, 1e308, 2.5]),
+    "str": TEXT | st.sampled_from(["", " ", "PPR1", "NCT01234567", "2026-11-10", "²", "١٢"]),
+}
+JSON_SCALAR = st.one_of(*JSON_KINDS.values())
+JSON_VALUE = st.recursive(
+    JSON_SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(JSON_KEYS, inner, max_size=3),
+    max_leaves=6,
+)
+JSON_KINDS |= {
+    "list": st.lists(JSON_VALUE, max_size=3),
+    "object": st.dictionaries(JSON_KEYS, JSON_VALUE, max_size=4),
+}
+
+
+def _kind(value: Any) -> str:
+    names = {type(None): "null", bool: "bool", int: "int", float: "float", str: "str"}
+    return names.get(type(value)) or ("list" if isinstance(value, list) else "object")
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every place in a JSON document, as keys and indexes from its root."""
+    children = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for k, v in children:
+        yield (*prefix, k)
+        yield from _paths(v, (*prefix, k))
+
+
+def _get(doc: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        doc = doc[step]
+    return doc
+
+
+@st.composite
+def mutated_json(draw: st.DrawFn, seeds: list[dict[str, Any]]) -> Any:
+    """A real record, then one to four edits at random places: a value of another type, a key
+    gone, a value wrapped in (or taken out of) a list, nested deeply, or grown huge."""
+    doc: Any = copy.deepcopy(draw(st.sampled_from(seeds)))
+    for _ in range(draw(st.integers(1, 4))):
+        paths = list(_paths(doc))
+        if not paths:
+            break
+        path = draw(st.sampled_from(paths))
+        parent, last = _get(doc, path[:-1]), path[-1]
+        old = parent[last]
+        op = draw(st.sampled_from(("retype", "retype", "delete", "wrap", "nest", "huge")))
+        event(f"json edit: {op}")
+        if op == "retype":
+            kind = draw(st.sampled_from(sorted(set(JSON_KINDS) - {_kind(old)})))
+            parent[last] = draw(JSON_KINDS[kind])
+        elif op == "delete":
+            del parent[last]
+        elif op == "wrap":
+            parent[last] = old[0] if isinstance(old, list) and old else [old]
+        elif op == "nest":
+            depth = draw(st.integers(1, 300))
+            wrap = draw(st.sampled_from((list, dict)))
+            for _ in range(depth):
+                old = [old] if wrap is list else {"x": old}
+            parent[last] = old
+        else:
+            chunk = draw(st.sampled_from(("T", "é ", "<i>x</i> ", "\n", "\u2028", "word ")))
+            parent[last] = chunk * draw(st.integers(1, 50_000))
+    return doc
+
+
+def _leaves_replaced(draw: st.DrawFn, value: Any) -> Any:
+    """`value`'s skeleton (its objects and lists), each leaf a random JSON scalar."""
+    if isinstance(value, dict):
+        return {k: _leaves_replaced(draw, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_leaves_replaced(draw, v) for v in value]
+    return draw(JSON_SCALAR)
+
+
+@st.composite
+def random_json(
+    draw: st.DrawFn, seeds: list[dict[str, Any]], identity: dict[tuple[str, ...], str]
+) -> Any:
+    """Any JSON value (mostly an object over the records' own key names), or a real record's
+    skeleton with random leaves; half of the objects then get a readable identity, so that the
+    rest of them is read, not refused at once."""
+    how = draw(st.sampled_from(("any", "object", "skeleton")))
+    if how == "skeleton":
+        doc = _leaves_replaced(draw, draw(st.sampled_from(seeds)))
+    else:
+        doc = draw(JSON_VALUE if how == "any" else JSON_KINDS["object"])
+    event(f"random JSON: {how}")
+    if isinstance(doc, dict) and draw(st.booleans()):
+        for path, value in identity.items():
+            node = doc
+            for step in path[:-1]:
+                if not isinstance(node.get(step), dict):
+                    node[step] = {}
+                node = node[step]
+            node[path[-1]] = value
+    return doc
+
+
+def check_registry_article(a: Article) -> None:
+    """What a parsed Europe PMC record must satisfy, however hostile its JSON."""
+    assert a.pmid is None or (isinstance(a.pmid, int) and 0 < a.pmid < 2**63)
+    assert a.pmid is not None or a.ppr or a.doi
+    assert isinstance(a.version, int) and 1 <= a.version < 2**31
+    assert a.pub_year is None or 0 <= a.pub_year <= 9999
+    assert a.epub_date is None or isinstance(a.epub_date, date)
+    for name in ("doi", "pmcid", "ppr", "journal", "journal_iso", "pub_date", "language"):
+        assert getattr(a, name) is None or isinstance(getattr(a, name), str), name
+    for name in ("preprint_server", "published_in"):
+        assert getattr(a, name) is None or isinstance(getattr(a, name), str), name
+    assert a.published_pmid is None or 0 < a.published_pmid < 2**63
+    for ident in (a.ppr, a.doi, a.pmcid):  # an identity is read whole or not at all
+        assert ident is None or (ident.strip() == ident and len(ident) <= 255 and ident)
+    assert all(isinstance(t, str) for t in (*a.publication_types, *a.keywords))
+    assert all(isinstance(p, str) for au in a.authors for p in au if p is not None)
+    assert isinstance(a.title, str)
+    for text in (a.title, *(s.text for s in a.abstract)):
+        assert not any(c in text for c in "\r\n\t\u2028"), repr(text[:80])
+    stored = bounded(a)
+    assert _within(stored) and own_key(stored) == own_key(a) and len(own_key(a)) <= 300
+    assert Article.from_json(stored.to_json()) == stored
+    (row,) = article_rows([stored], NOW)
+    json.dumps(row, default=str)
+
+
+def check_trial(s: TrialState) -> None:
+    """What a parsed study must satisfy: within the store's bounds, and usable downstream (its
+    announcement, its diff against a real earlier state)."""
+    assert re.fullmatch(r"NCT\d{8}", s.nct)
+    assert isinstance(s.title, str) and 0 < len(s.title) <= MAX_TITLE and "\n" not in s.title
+    assert s.status is None or (isinstance(s.status, str) and len(s.status) <= 64)
+    for day in (s.last_update, s.results_posted, s.primary_completion):
+        assert day is None or re.fullmatch(r"\d{4}-\d{2}(-\d{2})?", day)
+    assert s.enrollment is None or (type(s.enrollment) is int and 0 <= s.enrollment <= 10**9)
+    assert len(s.arms) <= 1000 and all(isinstance(a, str) and len(a) <= MAX_TEXT for a in s.arms)
+    assert TrialState.from_json(json.loads(json.dumps(s.to_json()))) == s
+    assert _within(bounded(announcement(s)))
+    trial_changes(parse_study(CTGOV_SEEDS[0]), s)
+
+
+def note(what: str) -> None:
+    """An event for hypothesis' statistics, when under hypothesis (the found cases are not)."""
+    if currently_in_test_context():
+        event(what)
+
+
+def read_or_refused(parse: Any, doc: Any) -> Any:
+    """The parser's answer, or None when it refused the record with a RecordError (the only
+    error it may raise: anything else reaches poll as an internal error)."""
+    try:
+        out = parse(doc)
+    except RecordError as exc:
+        assert str(exc) and "\n" not in str(exc)
+        note("refused: RecordError")
+        return None
+    note("read")
+    return out
+
+
+@budget(1000)
+@given(mutated_json(EPMC_SEEDS))
+def test_mutated_europe_pmc_records_are_read_leniently_or_refused(doc: Any) -> None:
+    article = read_or_refused(parse_record, doc)
+    if article is not None:
+        check_registry_article(article)
+
+
+@budget(1000)
+@given(random_json(EPMC_SEEDS, {("source",): "PPR", ("id",): "PPR77"}))
+def test_random_json_as_a_europe_pmc_record_is_read_or_refused(doc: Any) -> None:
+    article = read_or_refused(parse_record, doc)
+    if article is not None:
+        check_registry_article(article)
+
+
+@budget(1000)
+@given(mutated_json(CTGOV_SEEDS))
+def test_mutated_clinicaltrials_studies_are_read_leniently_or_refused(doc: Any) -> None:
+    state = read_or_refused(parse_study, doc)
+    if state is not None:
+        check_trial(state)
+
+
+@budget(1000)
+@given(
+    random_json(CTGOV_SEEDS, {("protocolSection", "identificationModule", "nctId"): "NCT01234567"})
+)
+def test_random_json_as_a_clinicaltrials_study_is_read_or_refused(doc: Any) -> None:
+    state = read_or_refused(parse_study, doc)
+    if state is not None:
+        check_trial(state)
+
+
+class OneAnswer:
+    """Stands in for Http: answers every request with `first`, then with `rest` (a last page),
+    through the sources' own reading of a body as JSON."""
+
+    def __init__(self, first: Any, rest: dict[str, Any]) -> None:
+        self.bodies = [json.dumps(first).encode()]
+        self.rest = json.dumps(rest).encode()
+
+    def set_rate(self, host: str, rate: float) -> None:
+        pass
+
+    def call(self, url: str, check: Any, **_: Any) -> Any:
+        body = self.bodies.pop(0) if self.bodies else self.rest
+        return check(Answer(200, {}, body))
+
+
+EPMC_PAGE = {
+    "version": "6.9",
+    "hitCount": 3,
+    "nextCursorMark": "AoE=",
+    "request": {"queryString": "x", "cursorMark": "*", "pageSize": 1000},
+    "resultList": {"result": EPMC_SEEDS},
+}
+CTGOV_PAGE = {"studies": CTGOV_SEEDS, "nextPageToken": "NF0g5A", "totalCount": 2}
+
+
+def searched_or_failed(search: Any) -> tuple[list[Any], list[str]] | None:
+    """What a search gave and the lines it reported, or None when it failed with a SourceError
+    (the subscription's poll is then recorded as failed and retried, its window kept)."""
+    errors: list[str] = []
+    try:
+        found = list(search(errors.append))
+    except SourceError as exc:
+        assert not isinstance(exc, RecordError) and "\n" not in str(exc)
+        event("answer refused: SourceError")
+        return None
+    assert all("skipped" in e and "\n" not in e and len(e) <= 500 for e in errors)
+    event(f"{len(found)} read, {len(errors)} skipped")
+    return found, errors
+
+
+@budget(500)
+@given(mutated_json([EPMC_PAGE]))
+def test_mutated_europe_pmc_answers_give_records_or_a_source_error(page: Any) -> None:
+    if not isinstance(page, dict):
+        return  # not an object: json_object's own SourceError, tested above
+    source = EuropePmc(OneAnswer(page, {"resultList": {"result": []}}), "http://epmc.test/")
+    got = searched_or_failed(lambda sink: source.search("x", sink))
+    for article in got[0] if got else []:
+        check_registry_article(article)
+    try:
+        assert EuropePmc(OneAnswer(page, {}), "http://epmc.test/").count("x") >= 0
+    except SourceError:
+        event("count refused: SourceError")
+
+
+@budget(500)
+@given(mutated_json([CTGOV_PAGE]))
+def test_mutated_clinicaltrials_answers_give_studies_or_a_source_error(page: Any) -> None:
+    if not isinstance(page, dict):
+        return
+    source = ClinicalTrials(OneAnswer(page, {"studies": []}), "http://ctgov.test/")
+    got = searched_or_failed(lambda sink: source.search("x", date(2026, 1, 1), on_error=sink))
+    for state in got[0] if got else []:
+        check_trial(state)
+    try:
+        assert ClinicalTrials(OneAnswer(page, {}), "http://ctgov.test/").count("x") >= 0
+    except SourceError:
+        event("count refused: SourceError")
+
+
+# Found by the tests above, each an internal error (or a wrong-typed field let through to crash
+# later: in a digest, or in a column of the store) before the parsers read fields by type.
+EPMC_FOUND = {
+    "author list a string": {"source": "PPR", "id": "PPR1", "authorList": "x"},
+    "authors a number": {"source": "PPR", "id": "PPR1", "authorList": {"author": 1.5}},
+    "journal info a list": {"source": "MED", "pmid": "1", "journalInfo": [1]},
+    "corrections a string": {
+        "source": "PPR",
+        "id": "PPR1",
+        "commentCorrectionList": {"commentCorrection": "x"},
+    },
+    "first publication date an object": {
+        "source": "PPR",
+        "id": "PPR1",
+        "firstPublicationDate": {"a": 1},
+    },
+    "a superscript PMID": {"source": "MED", "pmid": "²", "doi": "10.1/x"},
+    "a PMID past 64 bits": {"source": "MED", "pmid": "9" * 23, "doi": "10.1/x"},
+    "a version past 32 bits": {"source": "PPR", "id": "PPR1", "versionNumber": "9" * 14},
+    "a title that is an object": {"source": "PPR", "id": "PPR1", "title": {"x": 1}},
+    "one publication type, not a list": {
+        "source": "PPR",
+        "id": "PPR1",
+        "pubTypeList": {"pubType": "Preprint"},
+    },
+    "a result that is not an object": [],
+}
+CTGOV_FOUND = {
+    "an enrollment of NaN": {"designModule": {"enrollmentInfo": {"count": math.nan}}},
+    "an enrollment of Infinity": {"designModule": {"enrollmentInfo": {"count": math.inf}}},
+    "arm groups a string": {"armsInterventionsModule": {"armGroups": "x"}},
+    "a status that is a list": {"statusModule": {"overallStatus": ["x"]}},
+    "an update date that is an object": {
+        "statusModule": {"lastUpdatePostDateStruct": {"date": {"a": 1}}}
+    },
+}
+
+
+@pytest.mark.parametrize("doc", EPMC_FOUND.values(), ids=EPMC_FOUND)
+def test_europe_pmc_records_found_by_fuzzing_are_read_or_refused(doc: Any) -> None:
+    article = read_or_refused(parse_record, doc)
+    assert (article is None) == (not isinstance(doc, dict))
+    if article is not None:
+        check_registry_article(article)
+
+
+def test_a_field_of_another_shape_reads_as_absent_or_as_a_list_of_one() -> None:
+    """Before: an object title was printed as its Python repr, and one publication type given
+    as a string became a type per letter."""
+    assert parse_record(EPMC_FOUND["a title that is an object"]).title == ""
+    one_type = parse_record(EPMC_FOUND["one publication type, not a list"])
+    assert one_type.publication_types == ("Preprint",)
+
+
+@pytest.mark.parametrize("section", CTGOV_FOUND.values(), ids=CTGOV_FOUND)
+def test_clinicaltrials_studies_found_by_fuzzing_are_read(section: dict[str, Any]) -> None:
+    ident = {"identificationModule": {"nctId": "NCT01234567", "briefTitle": "t"}}
+    check_trial(parse_study({"protocolSection": {**ident, **section}}))
+
+
+@pytest.mark.parametrize(
+    ("study_id", "says"),
+    [(None, "no NCT id"), ("x" * 100, "is not an NCT id"), (["NCT01234567"], "no NCT id")],
+)
+def test_a_study_without_a_readable_nct_id_is_refused(study_id: Any, says: str) -> None:
+    """Before: a missing id failed the whole subscription's poll, and a 100-character one went
+    on towards trial_states.nct, a String(16)."""
+    with pytest.raises(RecordError, match=says):
+        parse_study({"protocolSection": {"identificationModule": {"nctId": study_id}}})
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"resultList": "x"}, {"resultList": [1]}, {"resultList": {"result": {"id": "PPR1"}}}],
+)
+def test_a_europe_pmc_answer_whose_list_has_another_shape_is_a_source_error(answer: Any) -> None:
+    """Read as "nothing found", it would move the subscription's window past what it holds."""
+    source = EuropePmc(OneAnswer(answer, {}), "http://epmc.test/")
+    with pytest.raises(SourceError, match=r"no list of records at resultList\.result"):
+        list(source.search("x"))
+
+
 # --- explicit attacks -----------------------------------------------------------------------
 
 LAUGHS = '<!ENTITY lol0 "lol">' + "".join(
@@ -1036,8 +1443,6 @@ def test_a_json_answer_nested_past_pythons_stack_is_a_source_error(body: bytes) 
 
 
 def test_huge_json_fields_are_bounded_in_the_store() -> None:
-    from watcher.sources.europepmc import parse_record
-
     a = parse_record(
         {
             "source": "PPR",
