@@ -1,11 +1,14 @@
-"""Hostile input, generated: the PubMed XML parser and the config loader under thousands of
-mutated and generated inputs (hypothesis), and the classic XML attacks, explicitly.
+"""Hostile input, generated: the PubMed XML parser, the Europe PMC and ClinicalTrials.gov JSON
+parsers and the config loader under thousands of mutated and generated inputs (hypothesis), and
+the classic XML attacks, explicitly.
 
 The invariants: the parser yields articles or raises XmlError, nothing else, and what it yields
-fits the store's bounds once `bounded`; the loader returns a Config or raises a ConfigError that
-names the file (and, for a TOML document, the key path), and the CLI says so with exit 2.
+fits the store's bounds once `bounded`; a JSON record is read (a field of the wrong type as
+absent) or refused with a RecordError, and a whole answer gives records or a SourceError; the
+loader returns a Config or raises a ConfigError that names the file (and, for a TOML document,
+the key path), and the CLI says so with exit 2.
 
-CI runs a fixed, derandomized sample (about 6,000 examples, well under a minute);
+CI runs a fixed, derandomized sample (about 11,000 examples, under a minute);
 HYPOTHESIS_PROFILE=long runs twenty times as many with fresh randomness.
 """
 
