@@ -1,6 +1,6 @@
 """PubMed XML (efetch, MEDLINE files) → Article records. Pure.
 
-An efetch body is parsed at once without the parts never read; a file streams one record at a
+An efetch body is parsed without the parts never read; a file streams one record at a
 time, so memory stays bounded whatever its size. Element reference: https://www.nlm.nih.gov/bsd/licensee/elements_descriptions.html
 """
 
@@ -163,8 +163,8 @@ def kept_spans(body: bytes) -> list[tuple[int, int]]:
     runs from <History> to </History>, and from the first <ReferenceList> to the last
     </ReferenceList>. A cut is made only where it lies inside one record's PubmedData, before
     its </PubmedData>, with no other record or PubmedData opening in between; anything else (a
-    book's data, a garbled record) is left for the parser to judge as it is. One scan of the
-    body, by bytes.find (a regular expression over the references was three times slower).
+    book's data, a garbled record) is left for the parser to judge as it is. One pass over the
+    body, by bytes.find.
     """
     find = body.find
     spans = []
