@@ -1,6 +1,8 @@
 """A real SMTP server on loopback (aiosmtpd) that records what it receives and fails on demand:
 connection refused (not started), 4xx at DATA, a connection dropped mid-DATA, 5xx for chosen
-recipients, a slow or held answer to DATA; optionally STARTTLS or implicit TLS with a test CA, and AUTH."""
+recipients, a slow or held answer to DATA; optionally STARTTLS or implicit TLS with a test CA, and AUTH.
+With `queue_before_answer`, a slow server keeps a message whose client vanished before the answer,
+as an MTA does that queues the message when DATA ends and then runs its filters."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -29,6 +32,8 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    started: float = 0.0  # time.monotonic() when DATA ended and the server began on it
+    answered: float | None = None  # when it answered 250; None: the client was gone by then
 
     @property
     def message(self) -> EmailMessage:
@@ -44,6 +49,10 @@ class Handler:
     # Seconds to wait before answering DATA (a busy server): (low, high), drawn per message.
     data_delay: tuple[float, float] = (0.0, 0.0)
     data_started: int = 0  # DATA commands begun, answered or not
+    in_flight: int = 0  # DATA commands begun and not answered yet
+    # Keep a message from the end of DATA on, answered or not (see the module's docstring).
+    queue_before_answer: bool = False
+    rng: random.Random = field(default_factory=random.Random)  # draws data_delay
     # DATA commands (numbered from 1 in arrival order) left unanswered until `release` is set.
     hold: set[int] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
@@ -58,24 +67,36 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_started += 1
+        self.in_flight += 1
+        try:
+            return await self._answer_data(server, envelope)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_data(self, server: Any, envelope: Any) -> str:
+        got = Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.original_content or envelope.content,
+            started=time.monotonic(),
+        )
+        if self.queue_before_answer:
+            self.received.append(got)
         if self.data_started in self.hold:
             while not self.release.is_set():
                 await asyncio.sleep(0.02)
         if self.data_delay[1] > 0:
-            await asyncio.sleep(random.uniform(*self.data_delay))
+            # aiosmtpd cancels this coroutine when the client goes away mid-wait.
+            await asyncio.sleep(self.rng.uniform(*self.data_delay))
         if self.drop_next_data:
             self.drop_next_data -= 1
             server.transport.close()  # the client is left waiting for its final answer
             return "250 dropped"
         if self.data_failures:
             return self.data_failures.pop(0)
-        self.received.append(
-            Received(
-                envelope.mail_from,
-                list(envelope.rcpt_tos),
-                envelope.original_content or envelope.content,
-            )
-        )
+        got.answered = time.monotonic()
+        if not self.queue_before_answer:
+            self.received.append(got)
         return "250 Message accepted for delivery"
 
 
