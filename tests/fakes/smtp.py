@@ -33,6 +33,9 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     started: float = 0.0  # time.monotonic() when DATA ended and the server began on it
+    # When the server took the recipient: before the client could have gone, even when the end
+    # of DATA is only read after the client died.
+    began: float = 0.0
     answered: float | None = None  # when it answered 250; None: the client was gone by then
 
     @property
@@ -60,6 +63,8 @@ class Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
+        if not hasattr(envelope, "began"):
+            envelope.began = time.monotonic()
         if address.lower() in self.reject:
             return self.reject[address.lower()]
         envelope.rcpt_tos.append(address)
@@ -79,6 +84,7 @@ class Handler:
             list(envelope.rcpt_tos),
             envelope.original_content or envelope.content,
             started=time.monotonic(),
+            began=getattr(envelope, "began", 0.0),
         )
         if self.queue_before_answer:
             self.received.append(got)
