@@ -307,6 +307,19 @@ def test_efetch_of_an_expired_history_is_a_clear_error(fake: FakeNCBI, client: E
     assert fake.count() == 1  # not retried: asking again cannot help
 
 
+@pytest.mark.parametrize("endpoint", ["esearch", "efetch"])
+def test_a_lost_history_under_a_request_without_webenv_is_retried(
+    fake: FakeNCBI, client: EUtils, endpoint: str
+) -> None:
+    """'Unable to obtain query #1' to a request that names no WebEnv (every esearch writes to the
+    history server, usehistory=y) is the server's hiccup: asked again, it answers."""
+    fake.add(topic_records(1, 2, "teplizumab", first_day=DAY))
+    fake.fault(endpoint, "expired_webenv")
+    pmids = client.search("teplizumab", None, None).pmids
+    assert sorted(a.pmid for a in client.fetch(pmids)) == [1, 2]
+    assert fake.count(endpoint) == 2 and client.counters.retries == 1
+
+
 def test_a_thousand_new_pmids_cost_two_requests_at_the_default_batch(
     fake: FakeNCBI, client: EUtils
 ) -> None:
