@@ -59,7 +59,8 @@ def test_paging_collects_every_page(fake: FakeNCBI) -> None:
 
 def test_window_over_9999_results_is_split_by_date(fake: FakeNCBI) -> None:
     fake.add(topic_records(100_000, 12_000, "insulin", first_day=DAY, per_day=1000))
-    client = make_client(fake.base_url)
+    # The fake searches 12,000 records per request: slow on a loaded machine, not a fault.
+    client = make_client(fake.base_url, timeout=60)
     result = client.search("insulin", DAY, DAY + timedelta(days=11))
     assert result.count == 12_000
     assert len(result.pmids) == 12_000 and len(set(result.pmids)) == 12_000
@@ -512,7 +513,7 @@ def test_combined_window_pages_and_splits_past_9999(fake: FakeNCBI) -> None:
         )
         for i in range(300)
     )
-    client = make_client(fake.base_url)
+    client = make_client(fake.base_url, timeout=60)  # a large fake search, as above
     result = client.search("insulin", DAY, DAY + timedelta(days=11), indexed_since=DAY)
     assert result.count == 12_300
     assert len(result.pmids) == 12_300 and len(set(result.pmids)) == 12_300

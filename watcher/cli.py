@@ -195,6 +195,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from watcher.redact import redact
     from watcher.schedule import next_digest_time, next_poll_time
     from watcher.wiring import require_secrets
 
@@ -211,7 +212,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         poll = next_poll_time(sub.schedule, state.last_poll_at if state else None, now)
         digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
         print(
-            f"\n  {sub.name} [{sub.kind}]\n    {sub.source}\n"
+            # A feed URL may carry user:password@ (see config.secret_keys): never print it.
+            f"\n  {sub.name} [{sub.kind}]\n    {redact(sub.source)}\n"
             f"    recipients: {', '.join(_mailbox(config, r) for r in sub.recipients)}\n"
             f"    next poll:   {_when(poll, now)} (every {_duration(sub.schedule.poll_every)})\n"
             f"    next digest: {digest.isoformat(timespec='minutes')} "

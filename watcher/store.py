@@ -30,10 +30,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from watcher.errors import StoreError
+from watcher.errors import ConfigError, StoreError
 from watcher.followups import Change, StoredChange
 from watcher.identity import ItemKey, identifiers, key, own_key, pmid_key, pmid_of, split
 from watcher.locks import KeyLocks
@@ -76,6 +77,11 @@ R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
 SCHEMA_REVISION = "0007"
+# Seconds a statement waits for a lock another process holds before it fails, so that a job
+# fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
+# is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
+# ("canceling statement due to lock timeout"; `?options=-c lock_timeout=MS`).
+BUSY_TIMEOUT = 10.0
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -87,8 +93,36 @@ def store_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        reason = safe_message(str(getattr(exc, "orig", None) or exc), 1000)
-        raise StoreError(f"store error: {reason}") from exc
+        said = str(getattr(exc, "orig", None) or exc)
+        hint = _fault_hint(exc, said)
+        # With a hint, the driver's first line is enough (PostgreSQL adds the query's text).
+        reason = safe_message(said.splitlines()[0] if hint and said else said, 1000)
+        raise StoreError(f"store error: {reason}{hint}") from exc
+
+
+def _fault_hint(exc: SQLAlchemyError, reason: str) -> str:
+    """What the user should know of a store fault that goes away: its likely cause, and that
+    nothing is lost, since every state change commits whole (a poll's matches with its window,
+    a digest with its papers) and what did not commit is done again by the next run."""
+    if reason.startswith("database is locked"):
+        cause = (
+            ": another process held the SQLite store's write lock past the busy timeout "
+            f"(?timeout=SECONDS on [store] url; default {BUSY_TIMEOUT:g})"
+        )
+    elif reason.startswith("canceling statement due to lock timeout"):
+        cause = (
+            ": another session held a lock on the store's tables past lock_timeout "
+            f"(?options=-c%20lock_timeout%3DMS on [store] url; default {BUSY_TIMEOUT:g} s)"
+        )
+    elif reason.startswith("database or disk is full"):
+        cause = ": free some space for the store"
+    elif isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        cause = " (the connection to the database was lost: a server restart?)"
+    elif reason.startswith(("connection failed", "could not connect")):
+        cause = " (the database server cannot be reached: down, or restarting?)"
+    else:
+        return ""
+    return f"{cause}; nothing is lost, the next run redoes what this one left unfinished"
 
 
 def mapped(method: Callable[P, R]) -> Callable[P, R]:
@@ -144,11 +178,18 @@ class Store:
     def open(cls, url: str) -> Store:
         """Open (creating if need be) and migrate the store at `url`."""
         try:
-            engine = create_engine(url, pool_pre_ping=True)
+            parsed = make_url(url)
+            # Read before create_engine, which would fail on a bad value with a bare ValueError.
+            wait = _busy_timeout(parsed) if parsed.get_backend_name() == "sqlite" else 0.0
+            engine = create_engine(parsed, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot use store {url!r}: {exc}") from None
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", lambda conn, _: _sqlite_pragmas(conn, wait))
+        elif "lock_timeout" not in str(parsed.query.get("options", "")):
+            # PostgreSQL waits for a lock forever by default: a table another session locked
+            # would hang the daemon (and every job behind it) without a word.
+            event.listen(engine, "connect", _pg_lock_timeout)
         store = cls(engine)
         if store.sqlite_path is not None:
             _private_sqlite_files(store.sqlite_path)
@@ -1061,11 +1102,24 @@ class Store:
             try:
                 yield held
             finally:
-                for k in held:
-                    conn.execute(
-                        text(f"SELECT pg_advisory_unlock({store_key}, hashtext(:k))"), {"k": k}
+                try:
+                    for k in held:
+                        conn.execute(
+                            text(f"SELECT pg_advisory_unlock({store_key}, hashtext(:k))"),
+                            {"k": k},
+                        )
+                    conn.commit()
+                except DBAPIError as exc:
+                    # The session died (a server restart, a terminated backend) and its locks
+                    # with it: the work done under them committed on other connections, so
+                    # the job stands; nothing is left to release.
+                    if not exc.connection_invalidated:
+                        raise
+                    log.warning(
+                        "the database connection holding %s was lost; the server released "
+                        "the locks with it",
+                        ", ".join(sorted(held)),
                     )
-                conn.commit()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
@@ -1131,13 +1185,34 @@ def _private_sqlite_files(path: Path) -> None:
         tighten(path.with_name(path.name + suffix))
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _busy_timeout(url: URL) -> float:
+    """The SQLite busy timeout in seconds: the URL's `timeout` (which SQLAlchemy also hands to
+    sqlite3.connect), else BUSY_TIMEOUT."""
+    given = url.query.get("timeout")
+    if given is None:
+        return BUSY_TIMEOUT
+    try:
+        wait = float(given if isinstance(given, str) else given[-1])
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= 3600:
+        raise ConfigError(f"timeout={given!r} is not a number of seconds (0-3600)", key="store.url")
+    return wait
+
+
+def _pg_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET lock_timeout = '{int(BUSY_TIMEOUT * 1000)}ms'")
+    dbapi_conn.commit()  # a SET in a transaction rolled back (the pool's reset) would be undone
+
+
+def _sqlite_pragmas(dbapi_conn: Any, busy_timeout: float) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets `watcher status` read while the daemon writes; busy_timeout waits out short locks.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cur.close()
 
 
@@ -1171,7 +1246,7 @@ def bounded(a: Article) -> Article:
             break
         text = cap(s.text, budget)
         budget -= len(text)
-        sections.append(AbstractSection(_opt(s.label, MAX_TEXT), text))
+        sections.append(AbstractSection(_opt(s.label, MAX_TEXT), text, _opt(s.category, 64)))
     out = Article(
         pmid=a.pmid,
         title=cap(a.title, MAX_TITLE),
@@ -1204,12 +1279,14 @@ def bounded(a: Article) -> Article:
             for c in a.corrections[:MAX_ITEMS]
         ),
         trial_ids=tuple(cap(t, 64) for t in a.trial_ids[:MAX_ITEMS]),
+        substances=tuple(cap(t, MAX_TEXT) for t in a.substances[:MAX_ITEMS]),
         is_book=a.is_book,
         status=_opt(a.status, 64),
         ppr=_opt(a.ppr, 64),
         preprint_server=_opt(a.preprint_server, MAX_TEXT),
         published_pmid=a.published_pmid,
         published_in=_opt(a.published_in, MAX_TEXT),
+        nct=_opt(a.nct, 64),
         volume=_opt(a.volume, 64),
         issue=_opt(a.issue, 64),
         pages=_opt(a.pages, 64),
@@ -1221,15 +1298,22 @@ def bounded(a: Article) -> Article:
 def _within(a: Article) -> bool:
     # max(map(len, …)) walks the many short strings in C: a per-string generator cost twice
     # the record's JSON serialisation.
-    short = (a.journal or "", a.journal_iso or "", *a.publication_types, *a.keywords)
+    short = (
+        a.journal or "",
+        a.journal_iso or "",
+        *a.publication_types,
+        *a.keywords,
+        *a.substances,
+    )
     names = filter(None, chain.from_iterable(a.authors))
     return (
         len(a.title) <= MAX_TITLE
         and len(a.vernacular_title or "") <= MAX_TITLE
         and sum(len(s.text) for s in a.abstract) <= MAX_ABSTRACT
-        and all(len(s.label or "") <= MAX_TEXT for s in a.abstract)
+        and all(len(s.label or "") <= MAX_TEXT and len(s.category or "") <= 64 for s in a.abstract)
         and max(len(a.authors), len(a.mesh), len(a.keywords), len(a.corrections)) <= MAX_ITEMS
         and max(len(a.publication_types), len(a.trial_ids), len(a.abstract)) <= MAX_ITEMS
+        and len(a.substances) <= MAX_ITEMS
         and max(map(len, short), default=0) <= MAX_TEXT
         and max(map(len, names), default=0) <= MAX_TEXT
         and max(map(len, (m.descriptor for m in a.mesh)), default=0) <= MAX_TEXT
@@ -1248,6 +1332,7 @@ def _within(a: Article) -> bool:
         and len(a.language or "") <= 16
         and len(a.status or "") <= 64
         and len(a.ppr or "") <= 64
+        and len(a.nct or "") <= 64
         and len(a.preprint_server or "") <= MAX_TEXT
         and len(a.published_in or "") <= MAX_TEXT
         and all(len(t or "") <= 64 for t in (a.volume, a.issue, a.pages))

@@ -14,6 +14,8 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
   errors under 200, <ERROR> bodies, an expired WebEnv (the history server's "Unable to obtain
   query #1"), dropped connections, bodies shorter than their Content-Length, chunked bodies (no
   Content-Length at all), and for feeds malformed XML and items that carry no PMID.
+- A hook on demand (`on_request`): called with each request's endpoint before it is answered,
+  for a test to act on the world at a chosen moment (between efetch batches, say).
 - Revised records on demand (`revise`): a record served differently from a moment on, as a
   paper is when PubMed links its retraction, erratum or journal version to it.
 - Poisoned records on demand, per PMID (`poison`): an entity bomb, invalid UTF-8, nesting past
@@ -30,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from .jsonapi import LoopbackServer
 from .query import Indexed, compile_term, index
 
 ESEARCH_CAP = 9999
@@ -137,6 +140,8 @@ class FakeNCBI:
     api_keys: set[str] | None = None  # when set, any other api_key gets NCBI's 400
     # Found by esearch, left out of efetch answers (deleted or not yet released records).
     withheld: set[int] = field(default_factory=set)
+    # Called with the endpoint ('esearch', 'efetch', …) of each request before it is answered.
+    on_request: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = {}
@@ -193,7 +198,7 @@ class FakeNCBI:
         class Handler(_Handler):
             ncbi = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
@@ -300,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = "rss"
         else:
             endpoint = path.rsplit("/", 1)[-1].removesuffix(".fcgi")
+        if ncbi.on_request is not None:
+            ncbi.on_request(endpoint)
         key = params.get("api_key")
         if key is not None and ncbi.api_keys is not None and key not in ncbi.api_keys:
             body = INVALID_KEY_BODY.format(key=key).encode()
