@@ -875,12 +875,19 @@ class Store:
             .where(DigestItemRow.digest_id == DigestRow.id, DeliveryRow.item.is_(None))
             .exists()
         )
+        changes = (
+            select(func.count())
+            .select_from(DigestChangeRow)
+            .where(DigestChangeRow.digest_id == DigestRow.id)
+            .scalar_subquery()
+        )
         query = (
             select(
                 DigestRow.recipient,
                 DigestRow.state,
                 DigestRow.message_id,
                 DigestRow.paper_count,
+                changes.label("change_count"),
                 DigestRow.created_at,
                 DigestRow.attempts,
                 DigestRow.last_error,
