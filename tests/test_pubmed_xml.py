@@ -133,6 +133,24 @@ def test_one_bad_record_is_reported_and_skipped() -> None:
     assert len(errors) == 1 and "record 1" in errors[0] and "'abc'" in errors[0]
 
 
+@pytest.mark.parametrize("pmid", ["²", "9" * 23, "１２"], ids=["superscript", "huge", "fullwidth"])
+def test_a_pmid_no_store_column_can_hold_is_a_bad_record(pmid: str) -> None:
+    good = synthetic(2, "Fine", edat=date(2026, 1, 1)).xml
+    bad = good.replace(b'<PMID Version="1">2</PMID>', f'<PMID Version="1">{pmid}</PMID>'.encode())
+    errors: list[str] = []
+    xml = b"<PubmedArticleSet>" + bad + good + b"</PubmedArticleSet>"
+    assert [a.pmid for a in parse_articles(xml, errors.append)] == [2]
+    assert len(errors) == 1 and "is not a PubMed identifier" in errors[0]
+
+
+def test_a_version_past_its_column_reads_as_the_first() -> None:
+    xml = synthetic(2, "Fine", edat=date(2026, 1, 1)).xml.replace(
+        b'<PMID Version="1">', b'<PMID Version="99999999999999">'
+    )
+    (a,) = parse_articles(b"<PubmedArticleSet>" + xml + b"</PubmedArticleSet>")
+    assert (a.pmid, a.version) == (2, 1)
+
+
 def test_unknown_elements_are_ignored() -> None:
     xml = synthetic(3, "With extras", edat=date(2026, 1, 1)).xml.replace(
         b"<Language>", b"<FutureElement a='1'><Deep>x</Deep></FutureElement><Language>"

@@ -333,10 +333,13 @@ def _book(rec: Any) -> Article:
 def _pmid(el: Any) -> tuple[int, int]:
     """PMID and its version (PubMed keeps versions of a few records, e.g. in PMC-born ones)."""
     text = _text(el)
-    if not text or not text.isdigit():
-        raise ValueError(f"PMID {text!r} is not a number")
+    # ASCII digits only ("²".isdigit() is true), and few enough for the store's 64-bit column
+    # (real PMIDs have 8 digits): anything else is a bad record, reported on its own.
+    if not text or not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise ValueError(f"PMID {text[:40]!r} is not a PubMed identifier")
     version = el.get("Version")
-    return int(text), int(version) if version and version.isdigit() else 1
+    ok = version and version.isascii() and version.isdigit() and len(version) <= 9
+    return int(text), int(version) if ok else 1
 
 
 def _text(el: Any) -> str | None:
