@@ -59,7 +59,8 @@ def test_paging_collects_every_page(fake: FakeNCBI) -> None:
 
 def test_window_over_9999_results_is_split_by_date(fake: FakeNCBI) -> None:
     fake.add(topic_records(100_000, 12_000, "insulin", first_day=DAY, per_day=1000))
-    client = make_client(fake.base_url)
+    # The fake searches 12,000 records per request: slow on a loaded machine, not a fault.
+    client = make_client(fake.base_url, timeout=60)
     result = client.search("insulin", DAY, DAY + timedelta(days=11))
     assert result.count == 12_000
     assert len(result.pmids) == 12_000 and len(set(result.pmids)) == 12_000
@@ -307,6 +308,19 @@ def test_efetch_of_an_expired_history_is_a_clear_error(fake: FakeNCBI, client: E
     assert fake.count() == 1  # not retried: asking again cannot help
 
 
+@pytest.mark.parametrize("endpoint", ["esearch", "efetch"])
+def test_a_lost_history_under_a_request_without_webenv_is_retried(
+    fake: FakeNCBI, client: EUtils, endpoint: str
+) -> None:
+    """'Unable to obtain query #1' to a request that names no WebEnv (every esearch writes to the
+    history server, usehistory=y) is the server's hiccup: asked again, it answers."""
+    fake.add(topic_records(1, 2, "teplizumab", first_day=DAY))
+    fake.fault(endpoint, "expired_webenv")
+    pmids = client.search("teplizumab", None, None).pmids
+    assert sorted(a.pmid for a in client.fetch(pmids)) == [1, 2]
+    assert fake.count(endpoint) == 2 and client.counters.retries == 1
+
+
 def test_a_thousand_new_pmids_cost_two_requests_at_the_default_batch(
     fake: FakeNCBI, client: EUtils
 ) -> None:
@@ -499,7 +513,7 @@ def test_combined_window_pages_and_splits_past_9999(fake: FakeNCBI) -> None:
         )
         for i in range(300)
     )
-    client = make_client(fake.base_url)
+    client = make_client(fake.base_url, timeout=60)  # a large fake search, as above
     result = client.search("insulin", DAY, DAY + timedelta(days=11), indexed_since=DAY)
     assert result.count == 12_300
     assert len(result.pmids) == 12_300 and len(set(result.pmids)) == 12_300

@@ -195,6 +195,10 @@ def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake
     failed = report.failed[0].name
     state = store.poll_state(failed)
     assert state is not None and state.window_end is None
+    # `watcher status` shows this line alone: it says why, not only how many.
+    assert state.last_error is not None
+    assert state.last_error.startswith("1 records could not be fetched (efetch.fcgi: gave up")
+    assert "HTTP 503" in state.last_error and state.last_error.endswith("; retried next poll")
     report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=1))
     assert not report.failed
     assert store.count_articles() == 2

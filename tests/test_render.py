@@ -123,8 +123,28 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Follow-ups (issue 14): a retraction and an erratum to papers received earlier.
     first, second = list(articles)[:2]
     changes = [
-        StoredChange(1, Change(pmid_key(first), RETRACTION, "n1", pubmed_url(1), "Retracted"), NOW),
-        StoredChange(2, Change(pmid_key(second), ERRATUM, "n2", pubmed_url(2), "Erratum in"), NOW),
+        StoredChange(
+            1,
+            Change(
+                pmid_key(first),
+                RETRACTION,
+                "n1",
+                pubmed_url(1),
+                "Retraction in Am J Respir Crit Care Med. 2026 Nov 1;212(9):1301.",
+            ),
+            NOW,
+        ),
+        StoredChange(
+            2,
+            Change(
+                pmid_key(second),
+                ERRATUM,
+                "n2",
+                pubmed_url(2),
+                "Erratum in Cell Rep. 2022 Jun 28;39(13):111044.",
+            ),
+            NOW,
+        ),
     ]
     ctx = with_followups(
         ctx, present_followups(changes, {pmid_key(p): articles[p] for p in articles})

@@ -94,3 +94,35 @@ def test_credentials_in_a_feed_url_are_never_shown(client: EUtils) -> None:
     with pytest.raises(SourceError) as info:
         read_feed(quick.http, url)
     assert "feed-pass-123" not in str(info.value) and "127.0.0.1:9" in str(info.value)
+
+
+def test_a_feed_cut_off_is_retried_until_it_comes_whole(fake: FakeNCBI, client: EUtils) -> None:
+    """Whole as HTTP goes (its Content-Length) but its XML stops mid-item: feedparser would read
+    the first items and its ETag would turn the next poll into a 304 that never brings the rest."""
+    fake.add([synthetic(p, f"Paper {p}", edat=DAY) for p in (11, 12, 13)])
+    fake.feeds["cut"] = [13, 12, 11]
+    fake.fault("rss", "truncated", times=10)
+    with pytest.raises(SourceError, match="gave up after 5 tries: the feed was cut off"):
+        read_feed(client.http, fake.feed_url("cut"))
+    fake.clear_faults()
+    fake.fault("rss", "truncated")
+    assert read_feed(client.http, fake.feed_url("cut")).pmids == [13, 12, 11]
+
+
+def test_a_malformed_but_whole_feed_is_read_and_its_validators_dropped(
+    fake: FakeNCBI, client: EUtils, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.add([synthetic(p, f"Paper {p}", edat=DAY) for p in (11, 12, 13)])
+    fake.feeds["bad"] = [13, 12, 11]
+    fake.fault("rss", "malformed")
+    got = read_feed(client.http, fake.feed_url("bad"))
+    assert got.etag is None and got.last_modified is None  # the next poll reads it whole
+    assert ["not well-formed XML" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_a_feed_whose_items_carry_no_pmid_is_refused(fake: FakeNCBI, client: EUtils) -> None:
+    fake.add([synthetic(p, f"Paper {p}", edat=DAY) for p in (11, 12)])
+    fake.feeds["noid"] = [12, 11]
+    fake.fault("rss", "noid")
+    with pytest.raises(FeedError, match="none of its 2 items carries a PMID"):
+        read_feed(client.http, fake.feed_url("noid"))

@@ -192,29 +192,34 @@ class Daemon:
             if self.stop_requested.is_set():
                 return
             now = self.clock()
-            config = self.config
-            due = due_subscriptions(config, self.store.poll_states(), now)
-            if not due:
-                return
-            with self.store.advisory_locks([f"poll:{s.name}" for s in due]) as held:
-                # Another instance may have polled while we asked: look again under the locks.
-                still = {s.name for s in due_subscriptions(config, self.store.poll_states(), now)}
-                mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
-                if mine:
-                    _guarded(lambda: poll(config, self.store, self.sources, now, mine), "poll")
+            # Guarded whole, the store's reads and locks too: a database that is down (a
+            # PostgreSQL restart) fails the job in one line, and it runs again at its next time.
+            _guarded(lambda: self._poll_due(now), "poll")
+
+    def _poll_due(self, now: datetime) -> None:
+        config = self.config
+        due = due_subscriptions(config, self.store.poll_states(), now)
+        if not due:
+            return
+        with self.store.advisory_locks([f"poll:{s.name}" for s in due]) as held:
+            # Another instance may have polled while we asked: look again under the locks.
+            still = {s.name for s in due_subscriptions(config, self.store.poll_states(), now)}
+            mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
+            if mine:
+                poll(config, self.store, self.sources, now, mine)
 
     def followups_job(self) -> None:
         """Fetch the delivered papers again when due; one process at a time on a store."""
         with self.busy:
             if self.stop_requested.is_set():
                 return
-            now, config = self.clock(), self.config
-            with self.store.advisory_locks(["followups"]) as held:
-                if held:
-                    _guarded(
-                        lambda: refresh_followups(config, self.store, self.sources, now),
-                        "follow-ups",
-                    )
+            now = self.clock()
+            _guarded(lambda: self._refresh(now), "follow-ups")
+
+    def _refresh(self, now: datetime) -> None:
+        with self.store.advisory_locks(["followups"]) as held:
+            if held:
+                refresh_followups(self.config, self.store, self.sources, now)
 
     def catch_up_job(self, schedule: tuple[str, str]) -> None:
         """The digest missed while stopped, after the polls that fell due meanwhile: it then

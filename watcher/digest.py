@@ -278,7 +278,9 @@ def present_followups(
                 alert=kind.alert,
                 title=(_one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
                 url=art.url if art else None,
-                detail="" if c.kind == followups.PUBLISHED else c.detail,
+                # A detail that only repeats the label ("Retracted", when the notice names no
+                # source) would say it twice beside the label's badge.
+                detail="" if c.kind == followups.PUBLISHED or c.detail == kind.label else c.detail,
                 notice_url=c.url,
             )
         )

@@ -233,17 +233,19 @@ def _owed(
 
 
 def _commit(
-    f: Found, failed_items: set[ItemKey], store: Store, now: datetime, report: PollReport
+    f: Found, failed_items: Mapping[ItemKey, str], store: Store, now: datetime, report: PollReport
 ) -> None:
     """One subscription's matches and state, in one transaction; not while a record it would
     deliver could not be fetched."""
-    blocked = failed_items.intersection(f.items) if f.deliver else set()
+    blocked = [i for i in f.items if i in failed_items] if f.deliver else []
     if blocked:
+        # Why, too: `watcher status` shows this line alone, without the log's efetch error.
         _fail(
             store,
             report,
             f.sub.name,
-            f"{len(blocked)} records could not be fetched; retried next poll",
+            f"{len(blocked)} records could not be fetched ({failed_items[blocked[0]]}); "
+            "retried next poll",
             now,
         )
         return
@@ -312,10 +314,11 @@ def _fetch_missing(
     store: Store,
     now: datetime,
     report: PollReport,
-) -> set[ItemKey]:
+) -> dict[ItemKey, str]:
     """Fetch, once each and in shared batches, the items some subscription will deliver that the
     store lacks: this poll's matches and the records earlier polls matched but could not get
-    (`owed`), these as their backoff allows. Returns the items whose batch failed."""
+    (`owed`), these as their backoff allows. Returns the items whose batch failed, with the
+    error."""
     # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
     by_fetcher: dict[int, tuple[Records, dict[ItemKey, None]]] = {}
     for f in found:
@@ -330,7 +333,7 @@ def _fetch_missing(
         keys = [pmid_key(p) for p in f.sub.like]
         liked.update(keys)
         by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(keys))
-    failed: set[ItemKey] = set()
+    failed: dict[ItemKey, str] = {}
     missing: dict[ItemKey, str] = {}
     due: list[ItemKey] = []
     for client, wanted in by_fetcher.values():
@@ -354,7 +357,7 @@ def _fetch_due(
     store: Store,
     now: datetime,
     report: PollReport,
-    failed: set[ItemKey],
+    failed: dict[ItemKey, str],
     missing: dict[ItemKey, str],
 ) -> list[ItemKey]:
     """Fetch those of `wanted` whose backoff allows, noting the failed batches and the records
@@ -375,7 +378,7 @@ def _fetch_due(
             )
         except SourceError as exc:
             log.error("efetch of %d records failed: %s", len(batch), exc)
-            failed.update(batch)
+            failed.update(dict.fromkeys(batch, str(exc)))
             continue
         errors = report.record_errors[errors_before:]
         for item in set(batch) - store.known_items(batch):

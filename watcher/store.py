@@ -30,10 +30,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from watcher.errors import StoreError
+from watcher.errors import ConfigError, StoreError
 from watcher.followups import Change, StoredChange
 from watcher.identity import ItemKey, identifiers, key, own_key, pmid_key, pmid_of, split
 from watcher.locks import KeyLocks
@@ -76,6 +77,11 @@ R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
 SCHEMA_REVISION = "0007"
+# Seconds a statement waits for a lock another process holds before it fails, so that a job
+# fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
+# is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
+# ("canceling statement due to lock timeout"; `?options=-c lock_timeout=MS`).
+BUSY_TIMEOUT = 10.0
 # Keeps each statement's parameter list well under SQLite's and PostgreSQL's limits.
 _CHUNK = 900
 
@@ -87,8 +93,36 @@ def store_errors() -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        reason = safe_message(str(getattr(exc, "orig", None) or exc), 1000)
-        raise StoreError(f"store error: {reason}") from exc
+        said = str(getattr(exc, "orig", None) or exc)
+        hint = _fault_hint(exc, said)
+        # With a hint, the driver's first line is enough (PostgreSQL adds the query's text).
+        reason = safe_message(said.splitlines()[0] if hint and said else said, 1000)
+        raise StoreError(f"store error: {reason}{hint}") from exc
+
+
+def _fault_hint(exc: SQLAlchemyError, reason: str) -> str:
+    """What the user should know of a store fault that goes away: its likely cause, and that
+    nothing is lost, since every state change commits whole (a poll's matches with its window,
+    a digest with its papers) and what did not commit is done again by the next run."""
+    if reason.startswith("database is locked"):
+        cause = (
+            ": another process held the SQLite store's write lock past the busy timeout "
+            f"(?timeout=SECONDS on [store] url; default {BUSY_TIMEOUT:g})"
+        )
+    elif reason.startswith("canceling statement due to lock timeout"):
+        cause = (
+            ": another session held a lock on the store's tables past lock_timeout "
+            f"(?options=-c%20lock_timeout%3DMS on [store] url; default {BUSY_TIMEOUT:g} s)"
+        )
+    elif reason.startswith("database or disk is full"):
+        cause = ": free some space for the store"
+    elif isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        cause = " (the connection to the database was lost: a server restart?)"
+    elif reason.startswith(("connection failed", "could not connect")):
+        cause = " (the database server cannot be reached: down, or restarting?)"
+    else:
+        return ""
+    return f"{cause}; nothing is lost, the next run redoes what this one left unfinished"
 
 
 def mapped(method: Callable[P, R]) -> Callable[P, R]:
@@ -144,11 +178,18 @@ class Store:
     def open(cls, url: str) -> Store:
         """Open (creating if need be) and migrate the store at `url`."""
         try:
-            engine = create_engine(url, pool_pre_ping=True)
+            parsed = make_url(url)
+            # Read before create_engine, which would fail on a bad value with a bare ValueError.
+            wait = _busy_timeout(parsed) if parsed.get_backend_name() == "sqlite" else 0.0
+            engine = create_engine(parsed, pool_pre_ping=True)
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(f"cannot use store {url!r}: {exc}") from None
         if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "connect", lambda conn, _: _sqlite_pragmas(conn, wait))
+        elif "lock_timeout" not in str(parsed.query.get("options", "")):
+            # PostgreSQL waits for a lock forever by default: a table another session locked
+            # would hang the daemon (and every job behind it) without a word.
+            event.listen(engine, "connect", _pg_lock_timeout)
         store = cls(engine)
         if store.sqlite_path is not None:
             _private_sqlite_files(store.sqlite_path)
@@ -1070,11 +1111,24 @@ class Store:
             try:
                 yield held
             finally:
-                for k in held:
-                    conn.execute(
-                        text(f"SELECT pg_advisory_unlock({store_key}, hashtext(:k))"), {"k": k}
+                try:
+                    for k in held:
+                        conn.execute(
+                            text(f"SELECT pg_advisory_unlock({store_key}, hashtext(:k))"),
+                            {"k": k},
+                        )
+                    conn.commit()
+                except DBAPIError as exc:
+                    # The session died (a server restart, a terminated backend) and its locks
+                    # with it: the work done under them committed on other connections, so
+                    # the job stands; nothing is left to release.
+                    if not exc.connection_invalidated:
+                        raise
+                    log.warning(
+                        "the database connection holding %s was lost; the server released "
+                        "the locks with it",
+                        ", ".join(sorted(held)),
                     )
-                conn.commit()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
@@ -1140,13 +1194,34 @@ def _private_sqlite_files(path: Path) -> None:
         tighten(path.with_name(path.name + suffix))
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _busy_timeout(url: URL) -> float:
+    """The SQLite busy timeout in seconds: the URL's `timeout` (which SQLAlchemy also hands to
+    sqlite3.connect), else BUSY_TIMEOUT."""
+    given = url.query.get("timeout")
+    if given is None:
+        return BUSY_TIMEOUT
+    try:
+        wait = float(given if isinstance(given, str) else given[-1])
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= 3600:
+        raise ConfigError(f"timeout={given!r} is not a number of seconds (0-3600)", key="store.url")
+    return wait
+
+
+def _pg_lock_timeout(dbapi_conn: Any, _record: Any) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET lock_timeout = '{int(BUSY_TIMEOUT * 1000)}ms'")
+    dbapi_conn.commit()  # a SET in a transaction rolled back (the pool's reset) would be undone
+
+
+def _sqlite_pragmas(dbapi_conn: Any, busy_timeout: float) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets `watcher status` read while the daemon writes; busy_timeout waits out short locks.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cur.close()
 
 

@@ -1,6 +1,7 @@
 """What the fake Europe PMC and ClinicalTrials.gov servers share: a real HTTP server on
 127.0.0.1 answering JSON, counting what it serves, with faults on demand (the ideas of
-tests/fakes/ncbi.py: status codes, Retry-After, dropped connections, slow and non-JSON answers).
+tests/fakes/ncbi.py: status codes, Retry-After, dropped connections, slow, empty, cut-off and
+non-JSON answers).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class Fault:
-    kind: str  # status:NNN | reset | slow | notjson
+    kind: str  # status:NNN | reset | slow | notjson | empty | truncated
     delay: float = 0.0
     retry_after: str | None = None
 
@@ -48,6 +49,11 @@ class FakeJsonApi:
         with self._lock:
             self._faults.extend(Fault(kind, **opts) for _ in range(times))
 
+    def clear_faults(self) -> None:
+        """The fault is over: every request from now on is answered normally."""
+        with self._lock:
+            self._faults.clear()
+
     def take_fault(self) -> Fault | None:
         with self._lock:
             return self._faults.popleft() if self._faults else None
@@ -68,7 +74,10 @@ class FakeJsonApi:
             fake = api
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # A slow answer's thread may outlive the test; stopping the server does not wait for it.
+        self._server.daemon_threads = True
+        # A short poll interval, as the fake NCBI's: stop() returns within 50 ms, not 500.
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -102,8 +111,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self.reply(parts.path, params, int(fault.kind[7:]), body, headers)
             elif fault.kind == "notjson":
                 return self.reply(parts.path, params, 200, b"<html>maintenance</html>")
+            elif fault.kind == "empty":
+                return self.reply(parts.path, params, 200, b"")
         status, obj = self.fake.answer(parts.path, params)
-        self.reply(parts.path, params, status, json.dumps(obj).encode())
+        body = json.dumps(obj).encode()
+        if fault is not None and fault.kind == "truncated":
+            body = body[: len(body) // 2]  # whole as HTTP goes (its Content-Length), cut as JSON
+        self.reply(parts.path, params, status, body)
 
     def reply(
         self,

@@ -10,9 +10,12 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
 - PubMed RSS: /rss/search/<id>/ with pubmed:N guids, dc:identifier pmid:/doi:, links whose
   tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
 - Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body.
-- Faults on demand: 5xx, HTML error pages, truncated bodies, slow answers, JSON errors under 200,
-  <ERROR> bodies, dropped connections, bodies shorter than their Content-Length, and chunked
-  bodies (no Content-Length at all).
+- Faults on demand: 5xx, HTML error pages, truncated bodies, empty bodies, slow answers, JSON
+  errors under 200, <ERROR> bodies, an expired WebEnv (the history server's "Unable to obtain
+  query #1"), dropped connections, bodies shorter than their Content-Length, chunked bodies (no
+  Content-Length at all), and for feeds malformed XML and items that carry no PMID.
+- A hook on demand (`on_request`): called with each request's endpoint before it is answered,
+  for a test to act on the world at a chosen moment (between efetch batches, say).
 - Revised records on demand (`revise`): a record served differently from a moment on, as a
   paper is when PubMed links its retraction, erratum or journal version to it.
 - Poisoned records on demand, per PMID (`poison`): an entity bomb, invalid UTF-8, nesting past
@@ -29,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +56,14 @@ RETSTART_ERROR = (
 # NCBI's answer (HTTP 400) to an api_key it does not know; it quotes the key back.
 INVALID_KEY_BODY = (
     '{{"error":"API key invalid","api-key":"{key}","type":"invalid","status":"unknown"}}'
+)
+# What E-utilities answers, under HTTP 200, when its history server no longer holds a search
+# (WebEnv expired, or the server lost it under load): shape and DOCTYPE (with NCBI's own
+# "eEfetchResult" typo) as NCBI sends them for efetch; esearch answers its own root.
+EXPIRED_WEBENV = (
+    '<?xml version="1.0" encoding="UTF-8" ?>\n<!DOCTYPE eEfetchResult PUBLIC "-//NLM//DTD efetch '
+    '20131226//EN" "https://eutils.ncbi.nlm.nih.gov/eutils/dtd/20131226/efetch.dtd">\n'
+    "<{root}>\n\t<ERROR>Unable to obtain query #1</ERROR>\n</{root}>\n"
 )
 HTML_ERROR = (
     b"<!DOCTYPE html><html><head><title>Service unavailable</title></head><body>"
@@ -128,6 +139,8 @@ class FakeNCBI:
     api_keys: set[str] | None = None  # when set, any other api_key gets NCBI's 400
     # Found by esearch, left out of efetch answers (deleted or not yet released records).
     withheld: set[int] = field(default_factory=set)
+    # Called with the endpoint ('esearch', 'efetch', …) of each request before it is answered.
+    on_request: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = {}
@@ -154,6 +167,11 @@ class FakeNCBI:
     def fault(self, endpoint: str, kind: str, times: int = 1, **opts: Any) -> None:
         """Make the next `times` requests to `endpoint` ('esearch', 'efetch', 'rss', '*') fail."""
         self._faults.setdefault(endpoint, deque()).append(Fault(kind, times, **opts))
+
+    def clear_faults(self) -> None:
+        """The fault is over: every request from now on is answered normally."""
+        with self._lock:
+            self._faults.clear()
 
     def poison(self, pmid: int, kind: str, size: int = 0) -> None:
         """Serve `pmid`'s record spoiled in a way no safe XML parser accepts (or, for
@@ -286,6 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = "rss"
         else:
             endpoint = path.rsplit("/", 1)[-1].removesuffix(".fcgi")
+        if ncbi.on_request is not None:
+            ncbi.on_request(endpoint)
         key = params.get("api_key")
         if key is not None and ncbi.api_keys is not None and key not in ncbi.api_keys:
             body = INVALID_KEY_BODY.format(key=key).encode()
@@ -318,7 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "slow":
                 time.sleep(fault.delay)
             elif fault.kind.startswith("status:"):
-                return self.reply(endpoint, params, int(fault.kind[7:]), HTML_ERROR, "text/html")
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                status = int(fault.kind[7:])
+                return self.reply(endpoint, params, status, HTML_ERROR, "text/html", headers)
             elif fault.kind == "html":
                 return self.reply(endpoint, params, 200, HTML_ERROR, "text/html")
             elif fault.kind == "ratelimit":
@@ -331,6 +353,18 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault.kind == "error":
                 body = _error_xml("eSearchResult", fault.message or "Invalid query")
                 return self.reply(endpoint, params, 200, body, "text/xml")
+            elif fault.kind == "empty":
+                return self.reply(endpoint, params, 200, b"", "text/xml")
+            elif fault.kind == "errorlist":
+                # Nothing found, the term "not found" (biopython's esearch8.xml shape): what a
+                # backend that lost its index for a moment answers.
+                words = re.findall(r"[A-Za-z]\w+", params.get("term", ""))
+                body = _empty_search(fault.message or (words[0] if words else "term"))
+                return self.reply(endpoint, params, 200, body, "text/xml")
+            elif fault.kind == "expired_webenv":
+                root = "eFetchResult" if endpoint == "efetch" else "eSearchResult"
+                body = EXPIRED_WEBENV.format(root=root).encode()
+                return self.reply(endpoint, params, 200, body, "text/xml")
         handler = {
             "esearch": self.esearch,
             "efetch": self.efetch,
@@ -342,6 +376,15 @@ class _Handler(BaseHTTPRequestHandler):
         status, body, ctype, headers = handler(path, params)
         if fault is not None and fault.kind == "truncated":
             body = body[: max(1, len(body) // 2)]
+        elif fault is not None and fault.kind == "malformed":
+            # Well-formed no more, yet whole: the first closing tag after the middle is dropped.
+            mid = body.find(b"</", len(body) // 2)
+            body = body[:mid] + body[body.find(b">", mid) + 1 :] if mid > 0 else body + b"<"
+        elif fault is not None and fault.kind == "noid" and endpoint == "rss":
+            # The feed as a site that is not PubMed would write it: no pubmed: guid, no pmid:
+            # identifier, links elsewhere; a different body, so a different ETag.
+            body = _without_pmids(body)
+            headers = {**headers, "ETag": headers.get("ETag", "").rstrip('"') + '-noid"'}
         chunked = fault is not None and fault.kind == "chunked"
         self.reply(endpoint, params, status, body, ctype, headers, chunked=chunked)
 
@@ -549,6 +592,22 @@ def render_feed(feed_id: str, records: list[FakeRecord], fetch_no: int) -> bytes
   </channel>
 </rss>
 """.encode()
+
+
+def _empty_search(phrase: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" ?>\n<eSearchResult><Count>0</Count><RetMax>0</RetMax>'
+        f"<RetStart>0</RetStart><IdList/><TranslationSet/><QueryTranslation>{escape(phrase)}"
+        f"</QueryTranslation><ErrorList><PhraseNotFound>{escape(phrase)}</PhraseNotFound>"
+        "</ErrorList><WarningList><OutputMessage>No items found.</OutputMessage></WarningList>"
+        "</eSearchResult>\n"
+    ).encode()
+
+
+def _without_pmids(feed: bytes) -> bytes:
+    feed = re.sub(rb"\s*<dc:identifier>pmid:\d+</dc:identifier>", b"", feed)
+    feed = re.sub(rb"<guid[^>]*>pubmed:(\d+)</guid>", rb"<guid>urn:item:\1</guid>", feed)
+    return feed.replace(b"https://pubmed.ncbi.nlm.nih.gov/", b"https://journal.example.org/a/")
 
 
 def _spoil(xml: bytes, poison: Poison) -> bytes:

@@ -1,6 +1,8 @@
 """A real SMTP server on loopback (aiosmtpd) that records what it receives and fails on demand:
-connection refused (not started), 4xx at DATA, a connection dropped mid-DATA, 5xx for chosen
-recipients, a slow or held answer to DATA; optionally STARTTLS or implicit TLS with a test CA, and AUTH."""
+connection refused (not started), a 421 greeting, 4xx at DATA, a connection dropped mid-DATA, 4xx or
+5xx for chosen recipients, a slow or held answer to DATA, a hook run when DATA arrives; optionally
+STARTTLS or implicit TLS with a test CA, and AUTH. It counts MAIL commands, so a test can tell
+that a client refused to talk in clear before it named a sender."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import random
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 def free_port() -> int:
@@ -47,6 +50,27 @@ class Handler:
     # DATA commands (numbered from 1 in arrival order) left unanswered until `release` is set.
     hold: set[int] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
+    # The next connections are greeted with these (e.g. "421 4.3.2 …") and closed, one each.
+    greetings: list[str] = field(default_factory=list)
+    mails_started: int = 0  # MAIL FROM commands received, over any connection
+    # Called (in the server's thread) when a DATA command arrives, before it is answered.
+    on_data: Callable[[], None] | None = None
+
+    # What went wrong on the server's side of a session (a failed TLS handshake, say), kept
+    # here instead of logged: the client's view is what a test asserts on.
+    errors: list[Exception] = field(default_factory=list)
+
+    async def handle_exception(self, error: Exception) -> str:
+        self.errors.append(error)
+        return f"500 Error: ({type(error).__name__}) {error}"
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        self.mails_started += 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -58,6 +82,8 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_started += 1
+        if self.on_data is not None:
+            self.on_data()
         if self.data_started in self.hold:
             while not self.release.is_set():
                 await asyncio.sleep(0.02)
@@ -79,6 +105,24 @@ class Handler:
         return "250 Message accepted for delivery"
 
 
+class _Smtp(SMTP):
+    """aiosmtpd's server, greeting with the handler's next queued refusal when there is one."""
+
+    async def _handle_client(self) -> None:
+        greetings = getattr(self.event_handler, "greetings", None)
+        if greetings:
+            await self.push(greetings.pop(0))
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
+class _Controller(Controller):
+    def factory(self) -> SMTP:
+        return _Smtp(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     def __init__(
         self,
@@ -86,9 +130,10 @@ class SmtpServer:
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
         credentials: tuple[str, str] | None = None,
+        port: int | None = None,  # another server's, to replace it where clients look
     ) -> None:
         self.handler = Handler()
-        self.port = free_port()
+        self.port = port or free_port()
         self.credentials = credentials
         kwargs: dict[str, Any] = {}
         if starttls is not None:
@@ -97,7 +142,7 @@ class SmtpServer:
             kwargs.update(ssl_context=implicit_tls)
         if credentials is not None:
             kwargs.update(authenticator=self._authenticate, auth_require_tls=True)
-        self.controller = Controller(
+        self.controller = _Controller(
             self.handler,
             hostname="127.0.0.1",
             port=self.port,

@@ -108,7 +108,12 @@ class ClinicalTrials(JsonApi):
 
     def page(self, params: dict[str, str]) -> dict[str, Any]:
         self._limit()
-        return self.http.call(self.base_url + "studies", _json, params={"format": "json", **params})
+        return self.http.call(
+            self.base_url + "studies",
+            _json,
+            params={"format": "json", **params},
+            what="ClinicalTrials.gov search",
+        )
 
 
 def _json(answer: Answer) -> dict[str, Any]:

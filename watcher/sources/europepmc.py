@@ -100,7 +100,9 @@ class EuropePmc(JsonApi):
             "cursorMark": cursor,
         }
         self._limit()
-        return self.http.call(self.base_url + "search", _json, params=params)
+        return self.http.call(
+            self.base_url + "search", _json, params=params, what="Europe PMC search"
+        )
 
 
 def scoped(query: str) -> str:

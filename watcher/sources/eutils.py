@@ -27,6 +27,7 @@ from watcher.redact import register_secret
 from watcher.sources.eutils_answers import (
     SearchPage,
     check_body,
+    history_lost,
     ncbi_error,
     parse_esearch,
     raise_query_error,
@@ -440,6 +441,10 @@ class EUtils:
             check_body(body)
             error = ncbi_error(body)
             if error is not None:
+                if history_lost(error) and "WebEnv" not in params:
+                    # A request that names no WebEnv lost nothing of ours: asked again, it
+                    # makes a new history. (One that names an expired WebEnv cannot be mended.)
+                    raise RetryableError(f"NCBI's history server failed: {error}")
                 raise_query_error(error)
             try:
                 return parse(body)

@@ -115,6 +115,15 @@ def _parse_esearch_json(body: bytes) -> SearchPage:
     )
 
 
+# NCBI's history server answers these (under HTTP 200) when it no longer holds a search: an
+# expired WebEnv, or one it lost under load (usehistory=y makes every esearch write to it).
+_HISTORY_LOST = ("unable to obtain query", "cannot retrieve history")
+
+
+def history_lost(message: str) -> bool:
+    return any(s in message.lower() for s in _HISTORY_LOST)
+
+
 def raise_query_error(message: str) -> None:
     text = " ".join(message.split())
     # Backend hiccups come as <ERROR> too; they pass when asked again.

@@ -167,15 +167,17 @@ class Http:
         params: Mapping[str, Any] | None = None,
         post: bool = False,
         headers: Mapping[str, str] | None = None,
+        what: str | None = None,
     ) -> T:
-        """GET (or POST) `url` until `check` accepts the answer or the retries run out."""
+        """GET (or POST) `url` until `check` accepts the answer or the retries run out. `what`
+        names the request in errors and logs (default: the URL's last path segment)."""
 
         def attempt() -> T:
             resp = self.send("POST" if post else "GET", url, params, headers or {})
-            raise_for_status(resp, url)
+            raise_for_status(resp, url, what)
             return check(resp)
 
-        return self.retrying(url, attempt)
+        return self.retrying(url, attempt, what)
 
     def get_conditional(
         self,
@@ -183,6 +185,7 @@ class Http:
         etag: str | None,
         last_modified: str | None,
         check: Callable[[bytes], None] | None = None,
+        what: str | None = None,
     ) -> ConditionalResponse:
         """GET `url` with If-None-Match / If-Modified-Since: an unchanged resource costs a 304."""
         headers = {}
@@ -195,14 +198,14 @@ class Http:
             resp = self.send("GET", url, None, headers)
             if resp.status == 304:
                 return ConditionalResponse(304, b"", etag, last_modified)
-            raise_for_status(resp, url)
+            raise_for_status(resp, url, what)
             if check is not None:
                 check(resp.body)
             return ConditionalResponse(
                 200, resp.body, resp.headers.get("ETag"), resp.headers.get("Last-Modified")
             )
 
-        return self.retrying(url, attempt)
+        return self.retrying(url, attempt, what)
 
     def send(
         self,
@@ -259,34 +262,33 @@ class Http:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def retrying(self, url: str, attempt: Callable[[], T]) -> T:
+    def retrying(self, url: str, attempt: Callable[[], T], what: str | None = None) -> T:
+        name = what or endpoint(url)
         for n in range(self.retries + 1):
             try:
                 return attempt()
             except RetryableError as exc:
                 if n == self.retries:
                     kind = Unreachable if exc.connection else SourceError
-                    raise kind(f"{endpoint(url)}: gave up after {n + 1} tries: {exc}") from None
+                    raise kind(f"{name}: gave up after {n + 1} tries: {exc}") from None
                 delay = exc.retry_after
                 if delay is None:
                     # Exponential backoff with full jitter, so parallel clients spread out.
                     delay = min(60.0, self.backoff * 2**n) * (0.5 + random.random() / 2)
                 self.counters.retries += 1
-                log.warning(
-                    "%s: %s; retry %d/%d in %.1fs", endpoint(url), exc, n + 1, self.retries, delay
-                )
+                log.warning("%s: %s; retry %d/%d in %.1fs", name, exc, n + 1, self.retries, delay)
                 self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def raise_for_status(resp: Answer, url: str) -> None:
+def raise_for_status(resp: Answer, url: str, what: str | None = None) -> None:
     if resp.status in RETRY_STATUS:
         raise RetryableError(
             f"HTTP {resp.status} {snippet(resp.body)}",
             _retry_after(resp.headers.get("Retry-After")),
         )
     if resp.status >= 400:
-        raise SourceError(f"HTTP {resp.status} from {endpoint(url)}: {snippet(resp.body)}")
+        raise SourceError(f"HTTP {resp.status} from {what or endpoint(url)}: {snippet(resp.body)}")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -8,6 +8,7 @@ is identified by its PMID, never by its URL.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,12 +22,17 @@ from watcher.identity import pmid_key
 from watcher.models import PollState, Subscription
 from watcher.sources.base import Discovery, Records
 from watcher.sources.eutils_answers import check_body
-from watcher.sources.http import Http
+from watcher.sources.http import Http, RetryableError, endpoint
+
+log = logging.getLogger(__name__)
 
 _GUID = re.compile(r"^\s*pubmed:(\d+)\s*$", re.I)
 _DC_PMID = re.compile(r"\bpmid:\s*(\d+)", re.I)
 _LINK_PATH = re.compile(r"^/(\d+)/?$")
 _DC_IDENTIFIER = "{http://purl.org/dc/elements/1.1/}identifier"
+# A feed's root element opening and closing (RSS, Atom, RSS 1.0's rdf:RDF).
+_FEED_START = re.compile(rb"<(?:rss|feed|rdf:RDF)[\s>]")
+_FEED_END = re.compile(rb"</(?:rss|feed|rdf:RDF)>\s*$")
 
 
 @dataclass(frozen=True)
@@ -42,12 +48,46 @@ def read_feed(
     http: Http, url: str, etag: str | None = None, last_modified: str | None = None
 ) -> FeedResult:
     """Fetch `url` (conditionally: an unchanged feed costs one 304) and extract its PMIDs."""
-    # An HTML error page or a JSON error under 200 is a hiccup, as for E-utilities.
-    resp = http.get_conditional(url, etag, last_modified, check=check_body)
+    # An HTML error page, a JSON error under 200 or a cut-off feed is a hiccup, as for
+    # E-utilities.
+    resp = http.get_conditional(
+        url, etag, last_modified, check=check_feed, what=f"feed {endpoint(url)}"
+    )
     if resp.status == 304:
         return FeedResult([], True, etag, last_modified)
     pmids, title = parse_feed(resp.body, url)
-    return FeedResult(pmids, False, resp.etag, resp.last_modified, title)
+    error = syntax_error(resp.body)
+    if error is None:
+        return FeedResult(pmids, False, resp.etag, resp.last_modified, title)
+    # Read leniently, a malformed feed may have lost items; its validators would make the next
+    # poll a 304 that never brings them. Without them, the next poll reads it whole.
+    log.warning(
+        "feed %s is not well-formed XML (%s): read leniently, %d PMIDs; fetched whole again "
+        "at the next poll",
+        endpoint(url),
+        error,
+        len(pmids),
+    )
+    return FeedResult(pmids, False, None, None, title)
+
+
+def check_feed(body: bytes) -> None:
+    """What is worth asking for again: an error page (check_body), or a feed whose XML stops
+    before the feed does (cut off in transit or by the server)."""
+    check_body(body)
+    if _FEED_START.search(body[:2048]) and not _FEED_END.search(body[-256:]):
+        error = syntax_error(body)
+        if error is not None:
+            raise RetryableError(f"the feed was cut off ({error})")
+
+
+def syntax_error(body: bytes) -> str | None:
+    """Why `body` is not well-formed XML, or None when it is."""
+    try:
+        etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        return str(exc)
+    return None
 
 
 def parse_feed(body: bytes, url: str = "feed") -> tuple[list[int], str | None]:
@@ -60,10 +100,22 @@ def parse_feed(body: bytes, url: str = "feed") -> tuple[list[int], str | None]:
         raise FeedError(f"{url} is not a feed: {reason}")
     identifiers = _all_dc_identifiers(body, len(feed.entries))
     pmids: dict[int, None] = {}
+    without = 0
     for entry, ids in zip(feed.entries, identifiers, strict=True):
         pmid = entry_pmid(entry, ids)
         if pmid is not None:
             pmids[pmid] = None
+        else:
+            without += 1
+    if without and not pmids:
+        # Nothing here can be fetched from PubMed; taken as an empty feed, its validators would
+        # hide the papers once the feed names them again (a 304).
+        raise FeedError(
+            f"{url}: none of its {without} items carries a PMID (a pubmed:N guid, a pmid:N "
+            "dc:identifier or a PubMed link); is it a PubMed feed?"
+        )
+    if without:
+        log.warning("%s: %d of %d items carry no PMID; skipped", url, without, len(feed.entries))
     return list(pmids), feed.feed.get("title")
 
 

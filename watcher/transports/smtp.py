@@ -54,6 +54,16 @@ class SmtpTransport:
                 )
             else:
                 conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout)
+        except ssl.SSLError as exc:
+            raise _tls_failure(c, exc) from None
+        except smtplib.SMTPResponseException as exc:
+            # A greeting other than 220 (RFC 5321 3.1), typically "421 … try again later":
+            # the server's own words, not the exception's repr with its bytes.
+            raise MailError(
+                f"SMTP server {c.host}:{c.port} turned the connection away: "
+                f"{exc.smtp_code} {_text(exc.smtp_error)}",
+                permanent=False,
+            ) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise MailError(f"cannot reach SMTP server {c.host}:{c.port}: {exc}") from None
         try:
@@ -66,6 +76,9 @@ class SmtpTransport:
             raise MailError(
                 f"SMTP login refused: {exc.smtp_code} {_text(exc.smtp_error)}"
             ) from None
+        except ssl.SSLError as exc:
+            conn.close()
+            raise _tls_failure(c, exc) from None
         except smtplib.SMTPNotSupportedError:
             conn.close()
             raise MailError(
@@ -122,6 +135,23 @@ class SmtpTransport:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 self._conn.quit()
             self._conn = None
+
+
+def _tls_failure(c: SmtpSettings, exc: ssl.SSLError) -> MailError:
+    """A TLS handshake that failed: the connection is dropped before any command is sent in
+    clear (no downgrade). Says why, and what to change where the cause is on our side."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = f"{exc.reason}: {exc.verify_message}"
+        if "issuer" in exc.verify_message or "self-signed" in exc.verify_message:
+            why += " (a private CA goes in mail.smtp.ca_file)"
+    else:
+        why = str(exc.reason or exc)
+        if c.security == "ssl" and exc.reason == "WRONG_VERSION_NUMBER":
+            why += (
+                ' (the server answered in clear: security = "ssl" is implicit TLS, usually '
+                'port 465; a submission port wants "starttls")'
+            )
+    return MailError(f"TLS handshake with {c.host}:{c.port} failed, nothing was sent: {why}")
 
 
 def _text(value: bytes | str) -> str:
