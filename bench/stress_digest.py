@@ -30,11 +30,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -73,24 +74,40 @@ def store_url(kind: str, folder: Path) -> Iterator[str]:
         schema.close()
 
 
-def write_config(folder: Path, url: str, fake: FakeNCBI, smtp: SmtpServer) -> Path:
+def write_config(
+    folder: Path,
+    url: str,
+    fake: FakeNCBI,
+    smtp: SmtpServer,
+    *,
+    recipients: Sequence[str] = RECIPIENTS,
+    defaults: str = "",
+) -> Path:
+    """`defaults`: more [defaults] lines, e.g. a schedule for `watcher run`."""
     path = folder / "watcher.toml"
-    recipients = ", ".join(f'"{r}"' for r in RECIPIENTS)
+    names = ", ".join(f'"{r}"' for r in recipients)
     path.write_text(
         f'[store]\nurl = "{url}"\n[ncbi]\nemail = "bench@example.org"\n'
         f'base_url = "{fake.base_url}"\nrate_limit = 100\n'
         f'[mail]\nfrom = "watcher@example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
         f'port = {smtp.port}\nsecurity = "none"\ntimeout = 30\n'
-        f'[defaults]\ntimezone = "UTC"\n'
-        f'[[subscription]]\nname = "Anti-CD3"\nquery = "teplizumab"\nrecipients = [{recipients}]\n'
+        f'[defaults]\ntimezone = "UTC"\n{defaults}'
+        f'[[subscription]]\nname = "Anti-CD3"\nquery = "teplizumab"\nrecipients = [{names}]\n'
     )
     return path
 
 
 def digest(cfg: Path) -> subprocess.Popen[str]:
+    return start_watcher(cfg, "digest")
+
+
+def start_watcher(
+    cfg: Path, command: str, stdout: IO[str] | int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """`python -m watcher -c cfg command`, its output (stdout and stderr) to `stdout`."""
     return subprocess.Popen(
-        [sys.executable, "-m", "watcher", "-c", str(cfg), "digest"],
-        stdout=subprocess.PIPE,
+        [sys.executable, "-m", "watcher", "-c", str(cfg), command],
+        stdout=stdout,
         stderr=subprocess.STDOUT,
         text=True,
     )

@@ -25,14 +25,15 @@ from .fakes.smtp import SmtpServer
 
 
 class Daemon:
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *options: str, env: dict[str, str] | None = None) -> None:
+        """`watcher [options] -c config run`, with `env` added to this process's environment."""
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "-c", str(config), "run"],
+            [sys.executable, "-m", "watcher", *options, "-c", str(config), "run"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -21,7 +21,7 @@ from lxml import etree
 
 from watcher.config import load_config
 from watcher.delivery import DigestReport, send_digests
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, MailError
 from watcher.followups import KINDS, Change, summary
 from watcher.identity import pmid_key as k
 from watcher.poll import poll, refresh_followups
@@ -420,6 +420,37 @@ def test_status_shows_the_last_refresh(world: World, capsys: pytest.CaptureFixtu
     shown = capsys.readouterr().out
     assert "follow-ups (every 1w, papers delivered in the last 24 months):" in shown
     assert "2 papers, 1 requests, 0 changes found" in shown
+
+
+class Greylisting:
+    def send(self, digest: OutgoingDigest) -> None:
+        raise MailError("451 4.7.1 Greylisted, try again later")
+
+    def close(self) -> None:
+        pass
+
+
+def test_status_says_what_a_pending_followups_only_digest_carries(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from watcher.cli import print_status, status_report
+
+    world.week1()
+    world.fake.revise(
+        tep(
+            pub_types=("Journal Article", "Retracted Publication"),
+            corrections=[("RetractionIn", RETRACTION_SOURCE, 301)],
+        )
+    )
+    world.refresh(WEEK3)
+    world.digest(WEEK3, Greylisting())
+    out = status_report(world.store, world.config, WEEK3 + timedelta(hours=1))
+    pending = [d for r in out["recipients"] for d in r["digests"]]
+    assert [(d["papers"], d["changes"]) for d in pending] == [(0, 1), (0, 1)]
+    print_status(out)
+    shown = capsys.readouterr().out
+    assert shown.count(", 1 change to papers received: pending (retried") == 2, shown
+    assert ", 0 papers" not in shown
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from watcher.sources.pubmed_xml import XmlError, _clean, parse_articles, without_references
+from watcher.sources.pubmed_xml import XmlError, _clean, as_parsed, parse_articles
 
 from .fakes.records import synthetic
 
@@ -271,7 +271,7 @@ def test_every_corpus_record_reads_the_same_without_its_references(corpus: Path)
         full = [a.to_json() for a in parse_articles(BytesIO(data), full_errors.append)]
         assert fast == full, path.name
         assert fast_errors == full_errors, path.name
-        cut_somewhere += len(without_references(data)) < len(data)
+        cut_somewhere += len(as_parsed(data)) < len(data)
     assert cut_somewhere >= 10
 
 
@@ -281,10 +281,27 @@ def test_references_are_cut_only_within_one_record() -> None:
     good = synthetic(7, "kept", edat=date(2026, 1, 1)).xml
     refs = b"<ReferenceList><Reference><Citation>x</Citation></Reference></ReferenceList>"
     with_refs = good.replace(b"</PubmedData>", refs + b"</PubmedData>")
-    assert without_references(with_refs) == good
+    assert as_parsed(with_refs) == as_parsed(good)
+    assert b"<ReferenceList" not in as_parsed(with_refs)
     unclosed = good.replace(b"</PubmedData>", b"<ReferenceList><Reference></PubmedData>")
     body = b"<PubmedArticleSet>" + unclosed + good + with_refs + b"</PubmedArticleSet>"
-    assert without_references(body).count(b"<PubmedArticle>") == 3
+    assert as_parsed(body).count(b"<PubmedArticle>") == 3
+    with pytest.raises(XmlError):
+        list(parse_articles(body))
+
+
+def test_history_is_cut_only_within_one_record() -> None:
+    """PubmedData's <History> (never read) is cut where it closes inside its own PubmedData;
+    one left open keeps the body as malformed as it was."""
+    good = synthetic(7, "kept", edat=date(2026, 1, 1)).xml
+    assert b"<History>" in good
+    assert b"<History>" not in as_parsed(good)
+    (article,) = parse_articles(good)
+    assert article == next(parse_articles(BytesIO(good)))
+    unclosed = good.replace(b"</History>", b"")
+    body = b"<PubmedArticleSet>" + unclosed + good + b"</PubmedArticleSet>"
+    assert as_parsed(body).count(b"<History>") == 1  # the second record's is cut
+    assert as_parsed(body).count(b"<PubmedArticle>") == 2
     with pytest.raises(XmlError):
         list(parse_articles(body))
 
@@ -294,7 +311,7 @@ def test_a_books_references_are_left_for_the_parser(corpus: Path) -> None:
     data = read(corpus / "klortho-efetch.pubmedbook.xml").replace(
         b"</BookDocument>", refs + b"</BookDocument>"
     )
-    assert without_references(data) == data
+    assert as_parsed(data) == data
     (book,) = parse_articles(data)
     (full,) = parse_articles(BytesIO(data))
     assert book == full and book.is_book

@@ -195,6 +195,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from watcher.redact import redact
     from watcher.schedule import next_digest_time, next_poll_time
     from watcher.wiring import require_secrets
 
@@ -211,7 +212,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         poll = next_poll_time(sub.schedule, state.last_poll_at if state else None, now)
         digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
         print(
-            f"\n  {sub.name} [{sub.kind}]\n    {sub.source}\n"
+            # A feed URL may carry user:password@ (see config.secret_keys): never print it.
+            f"\n  {sub.name} [{sub.kind}]\n    {redact(sub.source)}\n"
             f"    recipients: {', '.join(_mailbox(config, r) for r in sub.recipients)}\n"
             f"    next poll:   {_when(poll, now)} (every {_duration(sub.schedule.poll_every)})\n"
             f"    next digest: {digest.isoformat(timespec='minutes')} "
@@ -537,6 +539,7 @@ def _undelivered_digests(store: Store) -> dict[str, list[dict[str, Any]]]:
                 "message_id": d["message_id"],
                 "state": d["state"],
                 "papers": d["paper_count"],
+                "changes": d["change_count"],
                 "created": _iso(d["created_at"]),
                 "attempts": d["attempts"],
                 "last_error": d["last_error"],
@@ -572,7 +575,7 @@ def print_status(out: dict[str, Any]) -> None:
                 else "pending (retried on the next digest run)"
             )
             print(
-                f"      digest {d['message_id']} of {d['created']}, {d['papers']} papers: "
+                f"      digest {d['message_id']} of {d['created']}, {_contents(d)}: "
                 f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
             )
     if out["awaiting_records"]:
@@ -583,6 +586,15 @@ def print_status(out: dict[str, Any]) -> None:
     if out["pending_digests"]:
         print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
     _print_followups(out["followups"])
+
+
+def _contents(digest: dict[str, Any]) -> str:
+    """'3 papers', '2 changes to papers received' or both: a digest may tell only follow-ups."""
+    papers, changes = digest["papers"], digest["changes"]
+    said = [f"{papers} paper{'' if papers == 1 else 's'}"] if papers or not changes else []
+    if changes:
+        said.append(f"{changes} change{'' if changes == 1 else 's'} to papers received")
+    return ", ".join(said)
 
 
 def _print_followups(f: dict[str, Any]) -> None:

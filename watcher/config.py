@@ -6,11 +6,12 @@ Each error names the file, the key path (``subscription[2].recipients[0]``) and 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -45,6 +46,11 @@ _NAME = re.compile(r"^[\w][\w .,:;+()'/&-]{0,79}$")
 # name-addr as people write it: `Dr Ana Lopez <ana@example.org>` or `"Lopez, Ana" <ana@…>`.
 _NAME_ADDR = re.compile(r'^(?:"((?:[^"\\]|\\.)*)"|([^"<>]*?))\s*<([^<>]*)>$')
 _DISPLAY_NAME_MAX = 100
+# RFC 5321 §4.5.3.1: local part 64 octets, a path 256 (so 254 for the address itself).
+MAX_LOCAL_PART = 64
+MAX_ADDRESS = 254
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _MAILBOX_HINT = " (write ana@example.org or Ana Lopez <ana@example.org>)"
 # Bounds on what a config may hold, far above any sensible value: a runaway value (a pasted file,
 # a generated query) is refused at load instead of travelling into URLs, logs and the store.
@@ -198,7 +204,13 @@ def require_secrets(config: Config, env: Mapping[str, str]) -> None:
 
 def parse_mailbox(text: str) -> tuple[str | None, str]:
     """'ana@example.org' or 'Dr Ana Lopez <ana@example.org>' (RFC 5322 name-addr; the name may
-    be quoted and hold any Unicode) → (display name or None, address). ValueError otherwise."""
+    be quoted and hold any Unicode) → (display name or None, address). ValueError otherwise.
+
+    The address is returned as SMTP carries it: an internationalised domain in its ASCII
+    (punycode) form."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text.strip()):
+        # A line break in a To or From header would start a header of its own (Bcc: …).
+        raise ValueError(f"{text!r} holds a line break or control character")
     text = text.strip()
     name: str | None = None
     address = text
@@ -210,14 +222,47 @@ def parse_mailbox(text: str) -> tuple[str | None, str]:
         name = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
         name = " ".join(name.split()) or None
         address = address.strip()
-    if not _EMAIL.match(address) and not re.fullmatch(r"[^@\s<>\"',;]+@localhost", address):
-        raise ValueError(f"{text!r} is not an email address{_MAILBOX_HINT}")
-    if name is not None:
-        if any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise ValueError(f"{text!r}: the name holds a control character")
-        if len(name) > _DISPLAY_NAME_MAX:
-            raise ValueError(f"{text!r}: the name is longer than {_DISPLAY_NAME_MAX} characters")
+    address = check_address(address, text)
+    if name is not None and len(name) > _DISPLAY_NAME_MAX:
+        raise ValueError(f"{text!r}: the name is longer than {_DISPLAY_NAME_MAX} characters")
     return name, address
+
+
+def check_address(address: str, text: str | None = None) -> str:
+    """A bare address (local@domain) as SMTP will carry it, or ValueError saying what is wrong.
+
+    The local part is an RFC 5321 dot-atom of at most 64 ASCII characters (a non-ASCII one
+    needs SMTPUTF8, which not every server offers); the domain has a dot (localhost aside)
+    and labels of letters, digits and hyphens, an internationalised one being encoded to
+    punycode (bücher.example → xn--bcher-kva.example); the whole is at most 254 characters.
+    """
+    shown = repr(text if text is not None else address)
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in address):
+        raise ValueError(f"{shown} is not an email address{_MAILBOX_HINT}")
+    if len(local) > MAX_LOCAL_PART:
+        raise ValueError(
+            f"{shown}: the part before @ is {len(local)} characters long; at most "
+            f"{MAX_LOCAL_PART} are allowed"
+        )
+    if not local.isascii():
+        raise ValueError(f"{shown}: the part before @ must be ASCII (SMTPUTF8 is not used)")
+    if not _LOCAL_PART.match(local):
+        raise ValueError(f"{shown} is not an email address{_MAILBOX_HINT}")
+    if domain.lower() != "localhost":
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError(f"{shown}: {domain!r} is not a domain name") from None
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(map(_DOMAIN_LABEL.match, labels)) or labels[-1].isdigit():
+            raise ValueError(f"{shown}: {domain!r} is not a domain name (write ana@example.org)")
+    address = f"{local}@{domain}"
+    if len(address) > MAX_ADDRESS:
+        raise ValueError(
+            f"{shown} is {len(address)} characters long; an address has at most {MAX_ADDRESS}"
+        )
+    return address
 
 
 def parse_duration(text: str) -> timedelta:
@@ -246,7 +291,56 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"TOML syntax error: {exc}", path=str(path)) from None
-    return _Reader(path).config(data)
+    config = _Reader(path).config(data)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return config
+    warning = exposure_warning(config, mode)
+    return replace(config, warnings=(*config.warnings, warning)) if warning else config
+
+
+# A URL's query may carry a credential by name (a feed link with ?api_key=…, a token).
+_SECRET_PARAM = re.compile(
+    r"(?i)[?&;](?:api[_-]?key|(?:access[_-]?)?token|password|passwd|secret)=[^&;#]"
+)
+
+
+def secret_keys(config: Config) -> list[str]:
+    """The keys whose value holds a secret in the file itself: a URL with a password
+    (postgresql://u:pw@host/db, https://user:pw@host/…) or a credential in its query."""
+    urls = [
+        ("store.url", config.store_url),
+        ("ncbi.base_url", config.ncbi.base_url),
+        ("europepmc.base_url", config.europepmc.base_url),
+        ("clinicaltrials.base_url", config.clinicaltrials.base_url),
+        *((f"subscription[{i}].rss", s.rss) for i, s in enumerate(config.subscriptions)),
+    ]
+    found = []
+    for key, url in urls:
+        if not url:
+            continue
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password or _SECRET_PARAM.search(url):
+            found.append(key)
+    return found
+
+
+def exposure_warning(config: Config, mode: int) -> str | None:
+    """One warning when the file holds a secret and its group or others may read it (never the
+    secret itself: only the key that holds it, and the fix)."""
+    keys = secret_keys(config)
+    if not keys or not mode & 0o044:
+        return None
+    who = "anyone on this machine" if mode & 0o004 else "its group"
+    return (
+        f"{config.path}: {', '.join(keys)} holds a password or key, and the file is readable "
+        f"by {who} (mode {mode & 0o777:04o}): run `chmod 600 {config.path}`, or take the "
+        "secret out of the file (for a PostgreSQL store: PGPASSWORD or ~/.pgpass)"
+    )
 
 
 class _Reader:
@@ -291,6 +385,9 @@ class _Reader:
             raise self.fail(where, f"must be {_type_name(typ)}, not a boolean")
         if not isinstance(value, typ):
             raise self.fail(where, f"must be {_type_name(typ)}, not {_kind(value)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            # TOML has nan and inf; every bound check below is False for nan, so refuse here.
+            raise self.fail(where, f"must be a finite number, not {value}")
         if isinstance(value, str):
             if not value.strip():
                 raise self.fail(where, "must not be empty")
@@ -512,8 +609,9 @@ class _Reader:
                 '([ncbi] email = "you@example.org")',
             )
         email = self.get(data, key, "email", str, required=True)
-        if not _EMAIL.match(email):
+        if "<" in email or "@localhost" in email.lower():  # NCBI wants a reachable address
             raise self.fail("ncbi.email", f"{email!r} is not an email address")
+        email = self.checked("ncbi.email", email, check_address)
         tool = self.get(data, key, "tool", str, "pubmed-watcher")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", tool):
             raise self.fail("ncbi.tool", "may hold only letters, digits, '_', '.' and '-'")
@@ -784,7 +882,9 @@ class _Reader:
 def _check_timezone(name: str) -> None:
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a folder of the zone database ("Europe") or too long for a
+        # file name; zoneinfo lets those through as IsADirectoryError and ENAMETOOLONG.
         raise ValueError(f"{name!r} is not an IANA time zone such as 'Europe/Paris'") from None
 
 

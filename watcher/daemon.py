@@ -294,6 +294,8 @@ class Daemon:
                 extra={"fields": {"event": "reload_refused"}},
             )
             return
+        for warning in new.warnings:
+            log.warning("%s", warning)
         if new.store_url != self.config.store_url:
             log.warning("store.url changed; the daemon keeps its open store until restarted")
         if new.ncbi != self.config.ncbi:

@@ -884,12 +884,19 @@ class Store:
             .where(DigestItemRow.digest_id == DigestRow.id, DeliveryRow.item.is_(None))
             .exists()
         )
+        changes = (
+            select(func.count())
+            .select_from(DigestChangeRow)
+            .where(DigestChangeRow.digest_id == DigestRow.id)
+            .scalar_subquery()
+        )
         query = (
             select(
                 DigestRow.recipient,
                 DigestRow.state,
                 DigestRow.message_id,
                 DigestRow.paper_count,
+                changes.label("change_count"),
                 DigestRow.created_at,
                 DigestRow.attempts,
                 DigestRow.last_error,
@@ -1255,7 +1262,7 @@ def bounded(a: Article) -> Article:
             break
         text = cap(s.text, budget)
         budget -= len(text)
-        sections.append(AbstractSection(_opt(s.label, MAX_TEXT), text))
+        sections.append(AbstractSection(_opt(s.label, MAX_TEXT), text, _opt(s.category, 64)))
     out = Article(
         pmid=a.pmid,
         title=cap(a.title, MAX_TITLE),
@@ -1288,12 +1295,14 @@ def bounded(a: Article) -> Article:
             for c in a.corrections[:MAX_ITEMS]
         ),
         trial_ids=tuple(cap(t, 64) for t in a.trial_ids[:MAX_ITEMS]),
+        substances=tuple(cap(t, MAX_TEXT) for t in a.substances[:MAX_ITEMS]),
         is_book=a.is_book,
         status=_opt(a.status, 64),
         ppr=_opt(a.ppr, 64),
         preprint_server=_opt(a.preprint_server, MAX_TEXT),
         published_pmid=a.published_pmid,
         published_in=_opt(a.published_in, MAX_TEXT),
+        nct=_opt(a.nct, 64),
         volume=_opt(a.volume, 64),
         issue=_opt(a.issue, 64),
         pages=_opt(a.pages, 64),
@@ -1305,15 +1314,22 @@ def bounded(a: Article) -> Article:
 def _within(a: Article) -> bool:
     # max(map(len, …)) walks the many short strings in C: a per-string generator cost twice
     # the record's JSON serialisation.
-    short = (a.journal or "", a.journal_iso or "", *a.publication_types, *a.keywords)
+    short = (
+        a.journal or "",
+        a.journal_iso or "",
+        *a.publication_types,
+        *a.keywords,
+        *a.substances,
+    )
     names = filter(None, chain.from_iterable(a.authors))
     return (
         len(a.title) <= MAX_TITLE
         and len(a.vernacular_title or "") <= MAX_TITLE
         and sum(len(s.text) for s in a.abstract) <= MAX_ABSTRACT
-        and all(len(s.label or "") <= MAX_TEXT for s in a.abstract)
+        and all(len(s.label or "") <= MAX_TEXT and len(s.category or "") <= 64 for s in a.abstract)
         and max(len(a.authors), len(a.mesh), len(a.keywords), len(a.corrections)) <= MAX_ITEMS
         and max(len(a.publication_types), len(a.trial_ids), len(a.abstract)) <= MAX_ITEMS
+        and len(a.substances) <= MAX_ITEMS
         and max(map(len, short), default=0) <= MAX_TEXT
         and max(map(len, names), default=0) <= MAX_TEXT
         and max(map(len, (m.descriptor for m in a.mesh)), default=0) <= MAX_TEXT
@@ -1332,6 +1348,7 @@ def _within(a: Article) -> bool:
         and len(a.language or "") <= 16
         and len(a.status or "") <= 64
         and len(a.ppr or "") <= 64
+        and len(a.nct or "") <= 64
         and len(a.preprint_server or "") <= MAX_TEXT
         and len(a.published_in or "") <= MAX_TEXT
         and all(len(t or "") <= 64 for t in (a.volume, a.issue, a.pages))

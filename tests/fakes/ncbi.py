@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from .jsonapi import LoopbackServer
 from .query import Indexed, compile_term, index
 
 ESEARCH_CAP = 9999
@@ -197,7 +198,7 @@ class FakeNCBI:
         class Handler(_Handler):
             ncbi = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self

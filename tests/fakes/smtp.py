@@ -2,7 +2,9 @@
 connection refused (not started), a 421 greeting, 4xx at DATA, a connection dropped mid-DATA, 4xx or
 5xx for chosen recipients, a slow or held answer to DATA, a hook run when DATA arrives; optionally
 STARTTLS or implicit TLS with a test CA, and AUTH. It counts MAIL commands, so a test can tell
-that a client refused to talk in clear before it named a sender."""
+that a client refused to talk in clear before it named a sender.
+With `queue_before_answer`, a slow server keeps a message whose client vanished before the answer,
+as an MTA does that queues the message when DATA ends and then runs its filters."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -32,6 +35,11 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    started: float = 0.0  # time.monotonic() when DATA ended and the server began on it
+    # When the server took the recipient: before the client could have gone, even when the end
+    # of DATA is only read after the client died.
+    began: float = 0.0
+    answered: float | None = None  # when it answered 250; None: the client was gone by then
 
     @property
     def message(self) -> EmailMessage:
@@ -47,6 +55,10 @@ class Handler:
     # Seconds to wait before answering DATA (a busy server): (low, high), drawn per message.
     data_delay: tuple[float, float] = (0.0, 0.0)
     data_started: int = 0  # DATA commands begun, answered or not
+    in_flight: int = 0  # DATA commands begun and not answered yet
+    # Keep a message from the end of DATA on, answered or not (see the module's docstring).
+    queue_before_answer: bool = False
+    rng: random.Random = field(default_factory=random.Random)  # draws data_delay
     # DATA commands (numbered from 1 in arrival order) left unanswered until `release` is set.
     hold: set[int] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
@@ -75,6 +87,8 @@ class Handler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
+        if not hasattr(envelope, "began"):
+            envelope.began = time.monotonic()
         if address.lower() in self.reject:
             return self.reject[address.lower()]
         envelope.rcpt_tos.append(address)
@@ -82,26 +96,39 @@ class Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_started += 1
+        self.in_flight += 1
+        try:
+            return await self._answer_data(server, envelope)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_data(self, server: Any, envelope: Any) -> str:
+        got = Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.original_content or envelope.content,
+            started=time.monotonic(),
+            began=getattr(envelope, "began", 0.0),
+        )
+        if self.queue_before_answer:
+            self.received.append(got)
         if self.on_data is not None:
             self.on_data()
         if self.data_started in self.hold:
             while not self.release.is_set():
                 await asyncio.sleep(0.02)
         if self.data_delay[1] > 0:
-            await asyncio.sleep(random.uniform(*self.data_delay))
+            # aiosmtpd cancels this coroutine when the client goes away mid-wait.
+            await asyncio.sleep(self.rng.uniform(*self.data_delay))
         if self.drop_next_data:
             self.drop_next_data -= 1
             server.transport.close()  # the client is left waiting for its final answer
             return "250 dropped"
         if self.data_failures:
             return self.data_failures.pop(0)
-        self.received.append(
-            Received(
-                envelope.mail_from,
-                list(envelope.rcpt_tos),
-                envelope.original_content or envelope.content,
-            )
-        )
+        got.answered = time.monotonic()
+        if not self.queue_before_answer:
+            self.received.append(got)
         return "250 Message accepted for delivery"
 
 

@@ -56,6 +56,9 @@ def json_object(answer: Answer, service: str) -> dict[str, Any]:
         data = json.loads(answer.body)
     except ValueError:
         raise RetryableError(f"{service}'s answer is not JSON") from None
+    except RecursionError:
+        # Nesting deeper than Python's stack: no API answers so; asking again will not help.
+        raise SourceError(f"{service}'s answer is JSON nested too deeply to read") from None
     if not isinstance(data, dict):
         raise SourceError(f"{service}'s answer is not a JSON object")
     return data

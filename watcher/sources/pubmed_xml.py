@@ -1,6 +1,6 @@
 """PubMed XML (efetch, MEDLINE files) → Article records. Pure.
 
-An efetch body is parsed at once without the parts never read; a file streams one record at a
+An efetch body is parsed without the parts never read; a file streams one record at a
 time, so memory stays bounded whatever its size. Element reference: https://www.nlm.nih.gov/bsd/licensee/elements_descriptions.html
 """
 
@@ -10,7 +10,6 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from datetime import date
-from io import BytesIO
 from typing import IO, Any
 
 from lxml import etree
@@ -94,68 +93,120 @@ def parse_articles(
     A record that cannot be read is reported to `on_error` and skipped; malformed XML raises
     XmlError (the caller decides whether to fetch again).
 
-    An efetch body (bytes) is read without its reference lists, which no field comes from;
-    a stream (a MEDLINE file) is read with everything in it. Either way lxml's iterparse hands
-    over one record at a time, cleared once read, so memory stays bounded whatever the size.
-    (Parsing a 500-record body at once instead measured no faster once the references are cut,
-    for 10 MB more.)
+    An efetch body (bytes) is read without the parts of each PubmedData no field comes from
+    (see kept_spans), fed to the parser piece by piece from the body itself, never joined into
+    a new copy; a stream (a MEDLINE file) is read with everything in it. Either way the parser
+    hands over one record at a time, cleared once read, so memory stays bounded whatever the
+    size. (Parsing a 500-record body at once instead measured no faster once the references
+    are cut, for 10 MB more.)
     """
-    stream = BytesIO(without_references(source)) if isinstance(source, bytes) else source
-    context = etree.iterparse(stream, events=("end",), tag=_RECORD_TAGS, **_SAFE)
     n = 0
     try:
-        for _event, el in context:
-            parent = el.getparent()
-            # A MedlineCitation inside a PubmedArticle is read with its PubmedArticle.
-            if el.tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
-                continue
+        if isinstance(source, bytes):
+            parser = etree.XMLPullParser(events=("end",), tag=_RECORD_TAGS, **_SAFE)
+            feed, events = parser.feed, parser.read_events
+            for start, stop in kept_spans(source):
+                # At most _FEED bytes at a time: records are read and freed as they complete.
+                for at in range(start, stop, _FEED):
+                    feed(source[at : min(at + _FEED, stop)])
+                    for article in _records(events(), on_error, n):
+                        n += 1
+                        if article is not None:
+                            yield article
+            parser.close()
+            pending = events()
+        else:
+            pending = etree.iterparse(source, events=("end",), tag=_RECORD_TAGS, **_SAFE)
+        for article in _records(pending, on_error, n):
             n += 1
-            if el.tag != "DeleteCitation":
-                article = _read_record(el, n, on_error)
-                if article is not None:
-                    yield article
-            # Free what was read: the record and the siblings before it.
-            el.clear(keep_tail=False)
-            if parent is not None:
-                while el.getprevious() is not None:
-                    del parent[0]
+            if article is not None:
+                yield article
     except etree.XMLSyntaxError as exc:
         raise XmlError(f"malformed PubMed XML after {n} records: {exc}") from None
 
 
-_REFERENCES_END = re.compile(rb"</PubmedData>|<Pubmed")
+# Bytes handed to the parser at a time; iterparse reads a stream 32 KB at a time.
+_FEED = 1 << 15
 
 
-def without_references(body: bytes) -> bytes:
-    """`body` without the <ReferenceList> elements of each PubmedData: the papers an article
-    cites, about two thirds of a modern efetch body, which the watcher never reads.
+def _records(
+    events: Iterator[tuple[str, Any]], on_error: ErrorSink | None, n: int
+) -> Iterator[Article | None]:
+    """One item per record among `events` (None where it is a deletion or could not be read),
+    each freed once read with the siblings before it; `n` counts the records before these."""
+    for _event, el in events:
+        parent = el.getparent()
+        # A MedlineCitation inside a PubmedArticle is read with its PubmedArticle.
+        if el.tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
+            continue
+        n += 1
+        yield _read_record(el, n, on_error) if el.tag != "DeleteCitation" else None
+        # Free what was read: the record and the siblings before it.
+        el.clear(keep_tail=False)
+        if parent is not None:
+            while el.getprevious() is not None:
+                del parent[0]
 
-    ReferenceList is PubmedData's last child (DTD 2019 on), so what is cut runs from its first
-    <ReferenceList> to its last </ReferenceList>. A cut is made only where both lie before the
-    record's </PubmedData> with no other record or PubmedData opening in between; anything else
-    (a book's references, a garbled record) is left for the parser to judge as it is.
+
+def as_parsed(body: bytes) -> bytes:
+    """`body` as the efetch path parses it: without what kept_spans leaves out."""
+    return b"".join(body[start:stop] for start, stop in kept_spans(body))
+
+
+def kept_spans(body: bytes) -> list[tuple[int, int]]:
+    """(start, stop) of the parts of an efetch body the parser reads: all of it but, in each
+    record's <PubmedData>, its <History> (the dates the record went through PubMed's stages)
+    and its <ReferenceList> elements (the papers the article cites, about two thirds of a
+    modern efetch body). No field comes from either.
+
+    History is PubmedData's first child, ReferenceList its last (DTD 2019 on), so what is cut
+    runs from <History> to </History>, and from the first <ReferenceList> to the last
+    </ReferenceList>. A cut is made only where it lies inside one record's PubmedData, before
+    its </PubmedData>, with no other record or PubmedData opening in between; anything else (a
+    book's data, a garbled record) is left for the parser to judge as it is. One pass over the
+    body, by bytes.find.
     """
     find = body.find
-    start = find(b"<ReferenceList")
-    if start < 0:
-        return body
-    parts = []
-    pos = 0
-    while start >= 0:
-        # One pass to whichever comes first: the record's </PubmedData>, or a <Pubmed…> opening
-        # that says the references never closed inside it.
-        stop = _REFERENCES_END.search(body, start)
-        if stop is not None and stop.group() == b"</PubmedData>":
-            end = stop.start()
-            last = body.rfind(b"</ReferenceList>", start, end)
-            if last > 0 and body[start + 14 : start + 15] in (b">", b" "):
-                parts.append(body[pos:start])
+    spans = []
+    pos = 0  # start of the part being kept
+    data = find(b"<PubmedData>")
+    while data >= 0:
+        inside = data + 12
+        first = find(b"<", inside)
+        if first > 0 and body.startswith(b"<History>", first) and not body[inside:first].strip():
+            end = find(b"</History>", first)
+            if end > 0 and find(b"Pubmed", first, end) < 0:  # within this PubmedData
+                spans.append((pos, first))
+                pos = inside = end + 10
+        close = _data_end(body, inside)
+        if close < 0:  # this PubmedData never closes before another record opens
+            data = find(b"<PubmedData>", inside)
+            continue
+        refs = find(b"<ReferenceList", inside, close)
+        if refs > 0 and body[refs + 14 : refs + 15] in (b">", b" "):
+            last = body.rfind(b"</ReferenceList>", refs, close)
+            if last > 0:
+                spans.append((pos, refs))
                 pos = last + 16
-                start = find(b"<ReferenceList", end)
-                continue
-        start = find(b"<ReferenceList", start + 1)
-    parts.append(body[pos:])
-    return b"".join(parts)
+        data = find(b"<PubmedData>", close)
+    spans.append((pos, len(body)))
+    return spans
+
+
+def _data_end(body: bytes, at: int) -> int:
+    """Where the </PubmedData> after `at` begins, or -1 if a <Pubmed… opening (another record,
+    another PubmedData) or the end of the body comes first. One find for "Pubmed" serves both:
+    it stops at every occurrence, which outside these tags is rare."""
+    find = body.find
+    hit = find(b"Pubmed", at)
+    while hit >= 0:
+        before = body[hit - 2 : hit]
+        if before == b"</" and body.startswith(b"PubmedData>", hit):
+            return hit - 2
+        if before[1:] == b"<":
+            return -1
+        hit = find(b"Pubmed", hit + 6)
+    return -1
 
 
 def _read_record(el: Any, n: int, on_error: ErrorSink | None) -> Article | None:
