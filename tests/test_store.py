@@ -157,6 +157,34 @@ def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
     assert store.pending_digests() == []
 
 
+def test_a_digest_keeps_its_bytes_only_while_it_may_be_sent_again(store: Store) -> None:
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    store.upsert_articles([article(1), article(2)], T0)
+    store.commit_poll(
+        "s", keys(1, 2), source="esearch", deliver=True, now=T0, window_end=None, found=2
+    )
+    message = b"Message-ID: <m@x>\r\n\r\n" + b"x" * 10_000
+    sent, refused = (
+        store.create_digest(
+            recipient="a@example.org",
+            schedule="k",
+            message_id=f"<m{n}@x>",
+            message=message,
+            items=keys(n),
+            now=T0,
+        )
+        for n in (1, 2)
+    )
+    store.mark_digest_attempt(sent, "451 try later", permanent=False)
+    assert [d.message for d in store.pending_digests()] == [message, message]  # resent as is
+    store.mark_digest_sent(sent, T0)
+    store.mark_digest_attempt(refused, "550 no such user", permanent=True)
+    with store.engine.connect() as conn:
+        kept = dict(conn.execute(text("SELECT message_id, length(message) FROM digests")).all())
+    assert kept == {"<m1@x>": 0, "<m2@x>": 0}
+    assert store.delivered_items("a@example.org") == {k(1)}
+
+
 def test_baseline_matches_and_late_recipients_get_nothing_old(store: Store) -> None:
     store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
     store.upsert_articles([article(1), article(2)], T0)

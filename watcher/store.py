@@ -802,7 +802,15 @@ class Store:
             result = s.execute(
                 update(DigestRow)
                 .where(DigestRow.id == digest_id, DigestRow.state == "pending")
-                .values(state="sent", sent_at=now, attempts=DigestRow.attempts + 1, last_error=None)
+                # The bytes were kept for a retry to resend them unchanged; once sent they are
+                # never read again, and they were most of the store's growth (~11 KB a digest).
+                .values(
+                    state="sent",
+                    sent_at=now,
+                    attempts=DigestRow.attempts + 1,
+                    last_error=None,
+                    message=b"",
+                )
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return False
@@ -835,7 +843,8 @@ class Store:
                 attempts=DigestRow.attempts + 1, last_error=safe_message(error)
             )
             if permanent:
-                values["state"] = "failed"
+                # Never sent again (its papers go in the recipient's next digest): no bytes kept.
+                values.update(state="failed", message=b"")
             s.execute(
                 update(DigestRow)
                 .where(DigestRow.id == digest_id, DigestRow.state == "pending")
