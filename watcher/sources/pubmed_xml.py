@@ -336,7 +336,7 @@ def _pmid(el: Any) -> tuple[int, int]:
     # ASCII digits only ("²".isdigit() is true), and few enough for the store's 64-bit column
     # (real PMIDs have 8 digits): anything else is a bad record, reported on its own.
     if not text or not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise ValueError(f"PMID {text[:40]!r} is not a PubMed identifier")
+        raise ValueError(f"PMID {(text or '')[:40]!r} is not a PubMed identifier")
     version = el.get("Version")
     ok = version and version.isascii() and version.isdigit() and len(version) <= 9
     return int(text), int(version) if ok else 1
