@@ -254,7 +254,9 @@ def main() -> int:
     print()
     for name, r in results.items():
         print(f"{name} store after the ingest: {r['size'] / 1e6:.0f} MB (articles and identifiers)")
-    if not url:
+    if args.smoke:
+        print("\n(the smoke run measures SQLite only)")
+    elif not url:
         print("\n(PostgreSQL left out: set WATCHER_TEST_POSTGRES_URL to include it)")
     sqlite = results["SQLite"]
     if args.smoke and sqlite["w_new"][0] > 2 * sqlite["b_new"][0]:
