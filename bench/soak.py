@@ -43,8 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -55,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text
 
+from bench.stress_digest import store_url
 from watcher.config import Config, load_config
 from watcher.daemon import Daemon, sync_store
 from watcher.poll import ncbi_today
@@ -339,23 +339,6 @@ def write_config(folder: Path, url: str, ends: dict[str, Any]) -> Path:
         '[[recipient]]\naddress = "carol@example.org"\ndigest_cron = "30 */2 * * *"\n'
     )
     return path
-
-
-@contextmanager
-def store_url(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'soak.db'}"
-        return
-    from tests.conftest import PG_ENV, _pg_schema_url, postgres_url
-
-    base = postgres_url()
-    if base is None:
-        raise SystemExit(f"--store postgresql needs {PG_ENV}")
-    schema = _pg_schema_url(base)
-    try:
-        yield next(schema)
-    finally:
-        schema.close()
 
 
 def rss_bytes() -> int:
