@@ -454,8 +454,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     """What `watcher status` shows, as data (its --json output)."""
-    from watcher.digest import recipients_of
-
     undelivered = store.undelivered_counts()
     awaiting = store.undelivered_counts(stored=False)
     daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), now)
@@ -474,7 +472,7 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
                 "awaiting_record": awaiting.get(r, 0),
                 "digests": digests.get(r, []),
             }
-            for r in recipients_of(config.subscriptions)
+            for r in sorted({r for s in config.subscriptions for r in s.recipients})
         ],
         "awaiting_records": awaited_records(store, config),
         "pending_digests": len(store.pending_digests()),

@@ -645,8 +645,3 @@ def _wrap(text: str, width: int = 76, indent: str = "") -> str:
         break_long_words=False,
         break_on_hyphens=False,
     )
-
-
-def recipients_of(subs: Iterable[Subscription]) -> list[str]:
-    """Each recipient once, by normalised address, however many subscriptions name them."""
-    return sorted({r for s in subs for r in s.recipients})
