@@ -16,6 +16,11 @@ from watcher.sources.eutils import EUtils
 from watcher.store import Store
 
 from .fakes.ncbi import FakeNCBI
+from .fakes.smtp import SmtpServer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the helper lives with the daemon's tests, which import this module
+    from .test_daemon import Daemon
 
 PG_ENV = "WATCHER_TEST_POSTGRES_URL"
 REPO = Path(__file__).resolve().parent.parent
@@ -95,6 +100,23 @@ def make_client(base_url: str, **kw: Any) -> EUtils:
     )
     options.update(kw)
     return EUtils(**options)
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) on loopback, recording what it receives."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    """`watcher run` processes a test starts (tests/test_daemon.py's Daemon): killed after it."""
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.kill()
 
 
 @pytest.fixture

@@ -29,14 +29,6 @@ RECIPIENTS = ("alice@example.org", "bob@example.org")
 
 
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
-
-
-@pytest.fixture
 def slow_smtp() -> Iterator[SmtpServer]:
     """Slow to answer DATA, and the first DATA waits until the test releases it: the second
     process then runs entirely while the first is mid-send, however loaded the machine."""

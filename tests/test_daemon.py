@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,21 +78,6 @@ def until(check: Callable[[], bool], timeout: float, message: Callable[[], str])
             return
         time.sleep(0.05)
     raise AssertionError(message())
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 def papers(fake: FakeNCBI, first: int, n: int, topic: str = "teplizumab") -> None:

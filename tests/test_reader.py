@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -35,13 +34,6 @@ query = "teplizumab"
 recipients = ["Ana Lopez <ana@example.org>", "bob@example.org"]
 like = [900001, 900002]
 """
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 def make_config(tmp_path: Path, port: int, recipient: str = "", mail: str = "") -> Config:

@@ -47,14 +47,6 @@ def tls_smtp(ca: trustme.CA) -> Iterator[SmtpServer]:
     server.stop()
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
-
-
 def everything(folder: Path) -> bytes:
     """Every byte left under the test folder: config, store, WAL, lock files, maildir."""
     return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())

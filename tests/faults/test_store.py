@@ -38,13 +38,6 @@ from ._mail_store import (
 )
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    yield server
-    server.stop()
-
-
 def smtp_section(server: SmtpServer) -> str:
     return (
         f'[mail.smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\ntimeout = 10\n'
@@ -327,14 +320,6 @@ def test_postgresql_restarted_while_the_server_takes_a_digest_repeats_nothing(
     first = smtp.received[0].rcpt_tos[0]  # whichever reader was mailed first
     assert f"connection holding digest:{first} was lost" in run.err, run
     delivered(w, smtp)
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.kill()
 
 
 @pytest.mark.postgres
