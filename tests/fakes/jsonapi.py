@@ -21,6 +21,7 @@ class LoopbackServer(ThreadingHTTPServer):
     read timeout on a loaded machine): socketserver would print that traceback to stderr, where
     tests look for the watcher's own tracebacks."""
 
+    # A slow answer's thread may outlive the test; stopping the server does not wait for it.
     daemon_threads = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -29,6 +30,18 @@ class LoopbackServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             return
         super().handle_error(request, client_address)
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> LoopbackServer:
+    """A LoopbackServer on a free port of 127.0.0.1, serving from a daemon thread."""
+    server = LoopbackServer(("127.0.0.1", 0), handler)
+    # A short poll interval: stop() returns within 50 ms, not 500.
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server
 
 
 @dataclass
@@ -54,7 +67,7 @@ class FakeJsonApi:
     def __post_init__(self) -> None:
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
 
     def answer(self, path: str, params: dict[str, str]) -> tuple[int, Any]:
         raise NotImplementedError
@@ -88,17 +101,12 @@ class FakeJsonApi:
         class Handler(_Handler):
             fake = api
 
-        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
-        # A slow answer's thread may outlive the test; stopping the server does not wait for it.
-        self._server.daemon_threads = True
-        # A short poll interval, as the fake NCBI's: stop() returns within 50 ms, not 500.
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -35,12 +35,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from .jsonapi import LoopbackServer
+from .jsonapi import LoopbackServer, serve
 from .query import Indexed, compile_term, index
 
 ESEARCH_CAP = 9999
@@ -149,7 +149,7 @@ class FakeNCBI:
         self._history: dict[str, list[list[int]]] = {}
         self._arrivals: deque[float] = deque()
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackServer | None = None
         self.feed_fetches = 0
 
     # Setting up
@@ -198,15 +198,12 @@ class FakeNCBI:
         class Handler(_Handler):
             ncbi = fake
 
-        self._server = LoopbackServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     # Counting
 
