@@ -55,8 +55,7 @@ def read_feed(
     )
     if resp.status == 304:
         return FeedResult([], True, etag, last_modified)
-    pmids, title = parse_feed(resp.body, url)
-    error = syntax_error(resp.body)
+    pmids, title, error = _read(resp.body, url)
     if error is None:
         return FeedResult(pmids, False, resp.etag, resp.last_modified, title)
     # Read leniently, a malformed feed may have lost items; its validators would make the next
@@ -91,6 +90,13 @@ def syntax_error(body: bytes) -> str | None:
 
 
 def parse_feed(body: bytes, url: str = "feed") -> tuple[list[int], str | None]:
+    """The feed's PMIDs, in order and once each, and its title."""
+    pmids, title, _ = _read(body, url)
+    return pmids, title
+
+
+def _read(body: bytes, url: str) -> tuple[list[int], str | None, str | None]:
+    """parse_feed's PMIDs and title, and why the feed is not well-formed XML (None when it is)."""
     feed = feedparser.parse(body)
     version = feed.get("version") or ""
     if not version and not feed.entries:
@@ -98,7 +104,7 @@ def parse_feed(body: bytes, url: str = "feed") -> tuple[list[int], str | None]:
             feed.get("bozo_exception") or "no RSS or Atom elements"
         )
         raise FeedError(f"{url} is not a feed: {reason}")
-    identifiers = _all_dc_identifiers(body, len(feed.entries))
+    identifiers, error = _all_dc_identifiers(body, len(feed.entries))
     pmids: dict[int, None] = {}
     without = 0
     for entry, ids in zip(feed.entries, identifiers, strict=True):
@@ -116,7 +122,7 @@ def parse_feed(body: bytes, url: str = "feed") -> tuple[list[int], str | None]:
         )
     if without:
         log.warning("%s: %d of %d items carry no PMID; skipped", url, without, len(feed.entries))
-    return list(pmids), feed.feed.get("title")
+    return list(pmids), feed.feed.get("title"), error
 
 
 def entry_pmid(entry: dict, identifiers: list[str]) -> int | None:  # type: ignore[type-arg]
@@ -136,20 +142,23 @@ def entry_pmid(entry: dict, identifiers: list[str]) -> int | None:  # type: igno
     return None
 
 
-def _all_dc_identifiers(body: bytes, n_entries: int) -> list[list[str]]:
-    """Every dc:identifier of every item. feedparser keeps only an item's last one, and PubMed
-    writes two (pmid:… then doi:…)."""
+def _all_dc_identifiers(body: bytes, n_entries: int) -> tuple[list[list[str]], str | None]:
+    """Every dc:identifier of every item (feedparser keeps only an item's last one, and PubMed
+    writes two: pmid:… then doi:…), and the first XML syntax error the same parse met."""
     empty: list[list[str]] = [[] for _ in range(n_entries)]
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
     try:
-        root = etree.fromstring(
-            body, etree.XMLParser(resolve_entities=False, no_network=True, recover=True)
-        )
-    except etree.XMLSyntaxError:
-        return empty
+        root = etree.fromstring(body, parser)
+    except etree.XMLSyntaxError as exc:
+        return empty, str(exc)
+    errors = parser.error_log.filter_from_errors()
+    error = (
+        f"{errors[0].message}, line {errors[0].line}, column {errors[0].column}" if errors else None
+    )
     if root is None:
-        return empty
+        return empty, error or "no XML element"
     items = [[(x.text or "") for x in item.iter(_DC_IDENTIFIER)] for item in root.iter("item")]
-    return items if len(items) == n_entries else empty
+    return (items if len(items) == n_entries else empty), error
 
 
 class PubmedFeed:
