@@ -25,6 +25,10 @@ GOOD_KEY = "9b8a7c6d5e4f30211203f4e5d6c7b8a9f0e1"
         f'{{"error":"API key invalid","api-key":"{MISTYPED_KEY}","type":"invalid"}}',
         f"db=pubmed&id=1%2C2&api_key={MISTYPED_KEY}",
         f"postgresql+psycopg://watcher:{MISTYPED_KEY}@db/watcher",
+        f"https://:{MISTYPED_KEY}@feeds.example.org/rss/1",  # a password with no user
+        f"feed https://feeds.example.org/rss/1?limit=50&token={MISTYPED_KEY}: HTTP 404",
+        f"https://feeds.example.org/rss/1?access_token={MISTYPED_KEY}",
+        f"https://feeds.example.org/rss/1?secret={MISTYPED_KEY}",
         json.dumps(
             {"message": f'HTTP 400: {{"error":"API key invalid","api-key":"{MISTYPED_KEY}"}}'}
         ),
@@ -40,6 +44,7 @@ def test_prose_about_secrets_is_left_alone() -> None:
         "mail.smtp.password: secrets never go in the file",
         "ncbi.api_key_env names NCBI_API_KEY, which is not set",
         "NCBI error: API key invalid",
+        "studies?query.term=x&pageToken=NF0g5JGBlPA: HTTP 503",  # a page cursor, no secret
     ):
         assert redact(text) == text
 

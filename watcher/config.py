@@ -21,6 +21,7 @@ from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
 from watcher.followups import FollowupsConfig
 from watcher.models import KINDS, Order, Recipient, Schedule, Subscription, normalise_address
+from watcher.redact import holds_secret
 from watcher.sources.endpoints import (
     CLINICALTRIALS_BASE_URL,
     CLINICALTRIALS_RATE,
@@ -300,12 +301,6 @@ def load_config(path: Path | str) -> Config:
     return replace(config, warnings=(*config.warnings, warning)) if warning else config
 
 
-# A URL's query may carry a credential by name (a feed link with ?api_key=…, a token).
-_SECRET_PARAM = re.compile(
-    r"(?i)[?&;](?:api[_-]?key|(?:access[_-]?)?token|password|passwd|secret)=[^&;#]"
-)
-
-
 def secret_keys(config: Config) -> list[str]:
     """The keys whose value holds a secret in the file itself: a URL with a password
     (postgresql://u:pw@host/db, https://user:pw@host/…) or a credential in its query."""
@@ -316,17 +311,7 @@ def secret_keys(config: Config) -> list[str]:
         ("clinicaltrials.base_url", config.clinicaltrials.base_url),
         *((f"subscription[{i}].rss", s.rss) for i, s in enumerate(config.subscriptions)),
     ]
-    found = []
-    for key, url in urls:
-        if not url:
-            continue
-        try:
-            password = urlsplit(url).password
-        except ValueError:
-            password = None
-        if password or _SECRET_PARAM.search(url):
-            found.append(key)
-    return found
+    return [key for key, url in urls if url and holds_secret(url)]
 
 
 def exposure_warning(config: Config, mode: int) -> str | None:

@@ -19,16 +19,16 @@ MAX_ERROR_CHARS = 500
 
 # api_key=VALUE (query strings, form bodies) and "api-key":"VALUE" (NCBI's JSON error bodies,
 # also when quoted again inside a JSON log line);
-# the same for a password. A separator followed by a space and no quote is prose, not a value
-# ("mail.smtp.password: secrets never go in the file").
+# the same for a password, a token or a secret (a feed link's ?token=…). A separator followed by
+# a space and no quote is prose, not a value ("mail.smtp.password: secrets never go in the file").
 _BY_NAME = re.compile(
     r"""(?ix)
-    (\b(?:api[_-]?key|password|passwd)\b\\?["']?(?:=|:\s*\\?["']|:))
+    (\b(?:api[_-]?key|(?:access[_-]?)?token|password|passwd|secret)\b\\?["']?(?:=|:\s*\\?["']|:))
     ([^&\s"'<>,;}\[\]\\]+)
     """
 )
-# scheme://user:password@host
-_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
+# scheme://user:password@host (the user may be empty)
+_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]*:)([^@\s/]+)(@)")
 # Values shorter than this are not registered: replacing "1" everywhere would garble the text.
 _MIN_SECRET = 4
 
@@ -42,6 +42,12 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= _MIN_SECRET:
         with _lock:
             _secrets.add(value)
+
+
+def holds_secret(text: str) -> bool:
+    """Whether `text` carries a secret by its shape: a credential by name or a URL's password
+    (what redact() replaces, the values registered from the environment aside)."""
+    return bool(_BY_NAME.search(text) or _USERINFO.search(text))
 
 
 def redact(text: str) -> str:
