@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select, text
 from watcher.identity import identifiers, key, pmid_key, pmid_of
 from watcher.models import Article, PollState, Subscription
 from watcher.poll import poll
-from watcher.schema import IdentifierRow
+from watcher.schema import identifiers as identifier_rows
 from watcher.sources.base import Discovery, Records
 from watcher.sources.eutils import EUtils
 from watcher.sources.registry import Kit, Sources
@@ -259,7 +259,11 @@ def test_migration_carries_a_pmid_keyed_store_forward_without_loss(store_url: st
         assert state.last_requests == 3
         with store.engine.connect() as conn:
             rows = set(
-                conn.execute(select(IdentifierRow.scheme, IdentifierRow.value, IdentifierRow.item))
+                conn.execute(
+                    select(
+                        identifier_rows.c.scheme, identifier_rows.c.value, identifier_rows.c.item
+                    )
+                )
             )
         assert rows == {
             ("pmid", "1", "pmid:1"),

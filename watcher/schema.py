@@ -1,26 +1,29 @@
-"""The store's tables (SQLAlchemy 2.x typed ORM). Migrations in watcher/migrations create them."""
+"""The store's tables, as SQLAlchemy Core tables on one MetaData (the store needs no ORM).
+Migrations in watcher/migrations create them."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -55,206 +58,187 @@ class JSONString(TypeDecorator[Any]):
         return None
 
 
-class Base(DeclarativeBase):
-    pass
+metadata = MetaData()
 
-
-class ArticleRow(Base):
-    __tablename__ = "articles"
-
+articles = Table(
+    "articles",
+    metadata,
     # The item's stable key (pmid:123, doi:10.…); see watcher/identity.py.
-    item: Mapped[str] = mapped_column(String(300), primary_key=True)
-    pmid: Mapped[int | None] = mapped_column(BigInteger, unique=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    doi: Mapped[str | None] = mapped_column(String(255))
-    pmcid: Mapped[str | None] = mapped_column(String(32))
-    title: Mapped[str] = mapped_column(Text)
-    journal: Mapped[str | None] = mapped_column(Text)
-    pub_date: Mapped[str | None] = mapped_column(String(64))
-    pub_year: Mapped[int | None] = mapped_column(Integer)
-    epub_date: Mapped[date | None] = mapped_column(Date)
-    language: Mapped[str | None] = mapped_column(String(16))
+    Column("item", String(300), primary_key=True),
+    Column("pmid", BigInteger, unique=True),
+    Column("version", Integer, nullable=False, default=1),
+    Column("doi", String(255)),
+    Column("pmcid", String(32)),
+    Column("title", Text, nullable=False),
+    Column("journal", Text),
+    Column("pub_date", String(64)),
+    Column("pub_year", Integer),
+    Column("epub_date", Date),
+    Column("language", String(16)),
     # The whole parsed record, so the digest can show every field without another fetch: its
     # one JSON serialisation (authors, MeSH, keywords… live only here).
-    record: Mapped[dict[str, Any]] = mapped_column(JSONString)
-    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_updated: Mapped[datetime] = mapped_column(UTCDateTime)
+    Column("record", JSONString, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_updated", UTCDateTime, nullable=False),
+)
 
+# (scheme, value) → the item it names: a record's PMID, DOI and PMC id all lead to one item.
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("scheme", String(16), primary_key=True),
+    Column("value", String(255), primary_key=True),
+    Column("item", String(300), nullable=False, index=True),
+)
 
-class IdentifierRow(Base):
-    """(scheme, value) → the item it names: a record's PMID, DOI and PMC id all lead to one item."""
-
-    __tablename__ = "identifiers"
-
-    scheme: Mapped[str] = mapped_column(String(16), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255), primary_key=True)
-    item: Mapped[str] = mapped_column(String(300), index=True)
-
-
-class MatchRow(Base):
-    """Subscription × item: found when, by which source, and whether it is news to announce."""
-
-    __tablename__ = "matches"
-
-    subscription: Mapped[str] = mapped_column(String(80), primary_key=True)
-    item: Mapped[str] = mapped_column(String(300), primary_key=True)
-    source: Mapped[str] = mapped_column(String(16))  # esearch | rss | backfill | baseline
-    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+# Subscription × item: found when, by which source, and whether it is news to announce.
+matches = Table(
+    "matches",
+    metadata,
+    Column("subscription", String(80), primary_key=True),
+    Column("item", String(300), primary_key=True),
+    Column("source", String(16), nullable=False),  # esearch | rss | backfill | baseline
+    Column("matched_at", UTCDateTime, nullable=False),
     # False for baselines and backfills: known to the store but never mailed.
-    deliver: Mapped[bool] = mapped_column(Boolean)
+    Column("deliver", Boolean, nullable=False),
+    Index("ix_matches_item", "item"),
+)
 
-    __table_args__ = (Index("ix_matches_item", "item"),)
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("fingerprint", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("window_end", Date),  # last maxdate that was committed
+    Column("last_poll_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("last_found", Integer),
+    Column("last_new", Integer),
+    Column("last_requests", Integer),
+    Column("last_error", Text),
+    Column("last_error_at", UTCDateTime),
+    Column("etag", String(255)),
+    Column("last_modified", String(64)),
+    Column("backfill_done", Date),  # backfill resumes after this day
+)
 
+# A recipient of a subscription since a moment: papers matched before it are not theirs.
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("subscription", String(80), primary_key=True),
+    Column("recipient", String(254), primary_key=True),
+    Column("since", UTCDateTime, nullable=False),
+)
 
-class SubscriptionState(Base):
-    __tablename__ = "subscriptions"
-
-    name: Mapped[str] = mapped_column(String(80), primary_key=True)
-    fingerprint: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    window_end: Mapped[date | None] = mapped_column(Date)  # last maxdate that was committed
-    last_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_found: Mapped[int | None] = mapped_column(Integer)
-    last_new: Mapped[int | None] = mapped_column(Integer)
-    last_requests: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    etag: Mapped[str | None] = mapped_column(String(255))
-    last_modified: Mapped[str | None] = mapped_column(String(64))
-    backfill_done: Mapped[date | None] = mapped_column(Date)  # backfill resumes after this day
-
-
-class SubscriberRow(Base):
-    """A recipient of a subscription since a moment: papers matched before it are not theirs."""
-
-    __tablename__ = "subscribers"
-
-    subscription: Mapped[str] = mapped_column(String(80), primary_key=True)
-    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
-    since: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class DigestRow(Base):
-    __tablename__ = "digests"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    recipient: Mapped[str] = mapped_column(String(254), index=True)
-    schedule: Mapped[str] = mapped_column(String(128))
-    message_id: Mapped[str] = mapped_column(String(255), unique=True)
-    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | sent | failed
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    paper_count: Mapped[int] = mapped_column(Integer)
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipient", String(254), nullable=False, index=True),
+    Column("schedule", String(128), nullable=False),
+    Column("message_id", String(255), nullable=False, unique=True),
+    Column("state", String(16), nullable=False, index=True),  # pending | sent | failed
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("paper_count", Integer, nullable=False),
     # The exact bytes sent: a retry resends the same message with the same Message-ID.
-    message: Mapped[bytes] = mapped_column(LargeBinary)
+    Column("message", LargeBinary, nullable=False),
+)
 
+digest_items = Table(
+    "digest_items",
+    metadata,
+    Column("digest_id", Integer, ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True),
+    Column("item", String(300), primary_key=True),
+)
 
-class DigestItemRow(Base):
-    __tablename__ = "digest_items"
+# An item that reached a recipient. Written in the transaction that marks its digest sent.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("recipient", String(254), primary_key=True),
+    Column("item", String(300), primary_key=True),
+    Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=False),
+)
 
-    digest_id: Mapped[int] = mapped_column(
-        ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True
-    )
-    item: Mapped[str] = mapped_column(String(300), primary_key=True)
+# When each digest schedule last ran: the daemon's catch-up is derived from it.
+digest_runs = Table(
+    "digest_runs",
+    metadata,
+    Column("schedule", String(128), primary_key=True),
+    Column("last_run_at", UTCDateTime, nullable=False),
+)
 
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
 
-class DeliveryRow(Base):
-    """An item that reached a recipient. Written in the transaction that marks its digest sent."""
+# A matched item whose record its source did not give (or gave unreadable): retried by later
+# polls with backoff; deleted once the record is stored. The match itself stays in matches.
+awaited_records = Table(
+    "awaited_records",
+    metadata,
+    Column("item", String(300), primary_key=True),
+    Column("first_missing_at", UTCDateTime, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+)
 
-    __tablename__ = "deliveries"
+# A ClinicalTrials.gov study as last seen (watcher.models.TrialState), to diff the next answer
+# against: only meaningful differences become changes.
+trial_states = Table(
+    "trial_states",
+    metadata,
+    Column("nct", String(16), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("last_update", String(16)),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
 
-    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
-    item: Mapped[str] = mapped_column(String(300), primary_key=True)
-    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
-    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class DigestRunRow(Base):
-    """When each digest schedule last ran: the daemon's catch-up is derived from it."""
-
-    __tablename__ = "digest_runs"
-
-    schedule: Mapped[str] = mapped_column(String(128), primary_key=True)
-    last_run_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class MetaRow(Base):
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-class AwaitedRecordRow(Base):
-    """A matched item whose record its source did not give (or gave unreadable): retried by later
-    polls with backoff; deleted once the record is stored. The match itself stays in matches."""
-
-    __tablename__ = "awaited_records"
-
-    item: Mapped[str] = mapped_column(String(300), primary_key=True)
-    first_missing_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-
-
-class TrialStateRow(Base):
-    """A ClinicalTrials.gov study as last seen (watcher.models.TrialState), to diff the next
-    answer against: only meaningful differences become changes."""
-
-    __tablename__ = "trial_states"
-
-    nct: Mapped[str] = mapped_column(String(16), primary_key=True)
-    state: Mapped[dict[str, Any]] = mapped_column(JSON)
-    last_update: Mapped[str | None] = mapped_column(String(16))
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class ChangeRow(Base):
-    """Something that happened to an item after it was delivered (see watcher/followups.py):
-    one row per (item, kind, notice), so the same retraction found by a refresh and by a poll
-    is one change, told once."""
-
-    __tablename__ = "changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item: Mapped[str] = mapped_column(String(300), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
+# Something that happened to an item after it was delivered (see watcher/followups.py): one
+# row per (item, kind, notice), so the same retraction found by a refresh and by a poll is one
+# change, told once.
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item", String(300), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),
     # The notice's key (pmid:…) or the new status ("status:retracted").
-    notice: Mapped[str] = mapped_column(String(300))
-    url: Mapped[str | None] = mapped_column(Text)
-    detail: Mapped[str] = mapped_column(Text)
+    Column("notice", String(300), nullable=False),
+    Column("url", Text),
+    Column("detail", Text, nullable=False),
     # The notice's own record, when it has one: never mailed as a paper (a retraction notice
     # that matches a search is told as the retraction it is).
-    notice_item: Mapped[str | None] = mapped_column(String(300))
-    found_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    Column("notice_item", String(300)),
+    Column("found_at", UTCDateTime, nullable=False),
+    Index("ux_changes_identity", "item", "kind", "notice", unique=True),
+    Index("ix_changes_notice_item", "notice_item"),
+)
 
-    __table_args__ = (
-        Index("ux_changes_identity", "item", "kind", "notice", unique=True),
-        Index("ix_changes_notice_item", "notice_item"),
-    )
+# A change carried by a digest: delivered to its recipient when the digest is sent.
+digest_changes = Table(
+    "digest_changes",
+    metadata,
+    Column("digest_id", Integer, ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True),
+    Column("change_id", Integer, ForeignKey("changes.id"), primary_key=True),
+)
 
-
-class DigestChangeRow(Base):
-    """A change carried by a digest: delivered to its recipient when the digest is sent."""
-
-    __tablename__ = "digest_changes"
-
-    digest_id: Mapped[int] = mapped_column(
-        ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True
-    )
-    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), primary_key=True)
-
-
-class ChangeDeliveryRow(Base):
-    """A change told to a recipient. Written in the transaction that marks its digest sent."""
-
-    __tablename__ = "change_deliveries"
-
-    recipient: Mapped[str] = mapped_column(String(254), primary_key=True)
-    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), primary_key=True)
-    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id"))
-    delivered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+# A change told to a recipient. Written in the transaction that marks its digest sent.
+change_deliveries = Table(
+    "change_deliveries",
+    metadata,
+    Column("recipient", String(254), primary_key=True),
+    Column("change_id", Integer, ForeignKey("changes.id"), primary_key=True),
+    Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=False),
+)

@@ -19,21 +19,23 @@ from typing import Any, ParamSpec, TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     Text,
     cast,
     create_engine,
     delete,
     event,
     func,
+    insert,
     inspect,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Row, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
+from watcher import schema as db
 from watcher.errors import ConfigError, StoreError
 from watcher.followups import Change, StoredChange
 from watcher.identity import ItemKey, identifiers, key, own_key, pmid_key, pmid_of, split
@@ -51,23 +53,6 @@ from watcher.models import (
 )
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
-from watcher.schema import (
-    ArticleRow,
-    AwaitedRecordRow,
-    ChangeDeliveryRow,
-    ChangeRow,
-    DeliveryRow,
-    DigestChangeRow,
-    DigestItemRow,
-    DigestRow,
-    DigestRunRow,
-    IdentifierRow,
-    MatchRow,
-    MetaRow,
-    SubscriberRow,
-    SubscriptionState,
-    TrialStateRow,
-)
 from watcher.trials import trial_changes
 
 log = logging.getLogger(__name__)
@@ -164,7 +149,6 @@ class PendingDigest:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._upsert_sql: tuple[str, Sequence[str] | None] | None = None
         self.sqlite_path = sqlite_path(engine)
         # A SQLite store's per-recipient and per-subscription locks (see advisory_locks).
@@ -218,11 +202,6 @@ class Store:
         """Bring the schema to the newest revision. Cheap when it already is there."""
         migrate(self.engine)
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with store_errors(), self._sessions.begin() as session:
-            yield session
-
     def _insert(self, table: Any) -> Any:
         """INSERT with ON CONFLICT support, in this store's dialect (imported on first use)."""
         if self.dialect == "postgresql":
@@ -243,7 +222,9 @@ class Store:
             items = _resolve(conn, wanted)
             stored: dict[str, int | None] = {}
             for chunk in _chunks(list(set(items.values())), _CHUNK):
-                query = select(ArticleRow.item, ArticleRow.pmid).where(ArticleRow.item.in_(chunk))
+                query = select(db.articles.c.item, db.articles.c.pmid).where(
+                    db.articles.c.item.in_(chunk)
+                )
                 stored.update((item, pmid) for item, pmid in conn.execute(query))
         # A PMID whose item holds only its preprint's record is not known yet: the journal
         # version's PubMed record is fetched, and becomes the item's record.
@@ -308,7 +289,7 @@ class Store:
         """The articles upsert in this dialect's SQL, and its positional parameter order
         (None where parameters are named, as psycopg's are)."""
         if self._upsert_sql is None:
-            table = ArticleRow.__table__
+            table = db.articles
             stmt = self._insert(table)
             changing = {
                 c.name: stmt.excluded[c.name]
@@ -330,7 +311,9 @@ class Store:
         out: dict[ItemKey, Article] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(list(items), _CHUNK):
-                query = select(ArticleRow.item, ArticleRow.record).where(ArticleRow.item.in_(chunk))
+                query = select(db.articles.c.item, db.articles.c.record).where(
+                    db.articles.c.item.in_(chunk)
+                )
                 for item, record in conn.execute(query):
                     out[item] = Article.from_json(record)
         return out
@@ -342,14 +325,14 @@ class Store:
         """Items some of `subscriptions` matched for delivery whose record the store lacks,
         with what the polls that asked for them recorded."""
         owed = (
-            select(MatchRow.item, MatchRow.subscription)
-            .outerjoin(ArticleRow, ArticleRow.item == MatchRow.item)
+            select(db.matches.c.item, db.matches.c.subscription)
+            .outerjoin(db.articles, db.articles.c.item == db.matches.c.item)
             .where(
-                MatchRow.deliver.is_(True),
-                MatchRow.subscription.in_(list(subscriptions)),
-                ArticleRow.item.is_(None),
+                db.matches.c.deliver.is_(True),
+                db.matches.c.subscription.in_(list(subscriptions)),
+                db.articles.c.item.is_(None),
             )
-            .order_by(MatchRow.item, MatchRow.subscription)
+            .order_by(db.matches.c.item, db.matches.c.subscription)
         )
         subs: dict[ItemKey, list[str]] = {}
         with self.engine.connect() as conn:
@@ -359,7 +342,7 @@ class Store:
                 r.item: r
                 for chunk in _chunks(list(subs), _CHUNK)
                 for r in conn.execute(
-                    select(AwaitedRecordRow).where(AwaitedRecordRow.item.in_(chunk))
+                    select(db.awaited_records).where(db.awaited_records.c.item.in_(chunk))
                 )
             }
         out = {}
@@ -385,11 +368,11 @@ class Store:
         with self.engine.connect() as conn:
             for chunk in _chunks(ids, _CHUNK):
                 query = select(
-                    AwaitedRecordRow.item,
-                    AwaitedRecordRow.attempts,
-                    AwaitedRecordRow.first_missing_at,
-                    AwaitedRecordRow.last_attempt_at,
-                ).where(AwaitedRecordRow.item.in_(chunk))
+                    db.awaited_records.c.item,
+                    db.awaited_records.c.attempts,
+                    db.awaited_records.c.first_missing_at,
+                    db.awaited_records.c.last_attempt_at,
+                ).where(db.awaited_records.c.item.in_(chunk))
                 for item, attempts, first, last in conn.execute(query):
                     out[item] = (attempts, first, last)
         return out
@@ -399,7 +382,7 @@ class Store:
         """One more unsuccessful attempt at each item's record, with why."""
         if not reasons:
             return
-        table = AwaitedRecordRow.__table__
+        table = db.awaited_records
         stmt = self._insert(table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["item"],
@@ -423,12 +406,12 @@ class Store:
         ids = list(dict.fromkeys(items))
         with self.engine.begin() as conn:
             for chunk in _chunks(ids, _CHUNK):
-                conn.execute(delete(AwaitedRecordRow).where(AwaitedRecordRow.item.in_(chunk)))
+                conn.execute(delete(db.awaited_records).where(db.awaited_records.c.item.in_(chunk)))
 
     @mapped
     def count_articles(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(ArticleRow)).scalar_one())
+            return int(conn.execute(select(func.count()).select_from(db.articles)).scalar_one())
 
     # Subscriptions and their poll state
 
@@ -440,26 +423,40 @@ class Store:
         window; a new recipient receives papers matched from now on. Returns what changed.
         """
         changes: list[str] = []
-        with self.session() as s:
-            states = {st.name: st for st in s.scalars(select(SubscriptionState))}
+        subs_c = db.subscriptions.c
+        with self.engine.begin() as conn:
+            states: dict[str, str] = {
+                name: fingerprint
+                for name, fingerprint in conn.execute(select(subs_c.name, subs_c.fingerprint))
+            }
             subscribers = {
-                (r.subscription, r.recipient.lower()) for r in s.scalars(select(SubscriberRow))
+                (name, rcpt.lower())
+                for name, rcpt in conn.execute(
+                    select(db.subscribers.c.subscription, db.subscribers.c.recipient)
+                )
             }
             for sub in subs:
                 name, fingerprint, recipients = sub.name, sub.fingerprint, sub.recipients
-                state = states.get(name)
-                if state is None:
+                known = states.get(name)
+                if known is None:
                     # ON CONFLICT: another instance on the same store may add it at the same time
-                    s.execute(
-                        self._insert(SubscriptionState.__table__).on_conflict_do_nothing(),
+                    conn.execute(
+                        self._insert(db.subscriptions).on_conflict_do_nothing(),
                         [dict(name=name, fingerprint=fingerprint, created_at=now)],
                     )
                     changes.append(f"new subscription {name!r}")
-                elif state.fingerprint != fingerprint:
-                    state.fingerprint = fingerprint
-                    state.window_end = None
-                    state.etag = state.last_modified = None
-                    state.backfill_done = None
+                elif known != fingerprint:
+                    conn.execute(
+                        update(db.subscriptions)
+                        .where(subs_c.name == name)
+                        .values(
+                            fingerprint=fingerprint,
+                            window_end=None,
+                            etag=None,
+                            last_modified=None,
+                            backfill_done=None,
+                        )
+                    )
                     changes.append(f"subscription {name!r} changed its search: window restarts")
                 new = [
                     dict(subscription=name, recipient=r.lower(), since=now)
@@ -467,19 +464,20 @@ class Store:
                     if (name, r.lower()) not in subscribers
                 ]
                 if new:
-                    s.execute(self._insert(SubscriberRow.__table__).on_conflict_do_nothing(), new)
+                    conn.execute(self._insert(db.subscribers).on_conflict_do_nothing(), new)
         return changes
 
     @mapped
     def poll_state(self, name: str) -> PollState | None:
-        with self.session() as s:
-            row = s.get(SubscriptionState, name)
-            return _poll_state(row) if row else None
+        query = select(db.subscriptions).where(db.subscriptions.c.name == name)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).one_or_none()
+        return _poll_state(row) if row else None
 
     @mapped
     def poll_states(self) -> dict[str, PollState]:
-        with self.session() as s:
-            return {r.name: _poll_state(r) for r in s.scalars(select(SubscriptionState))}
+        with self.engine.connect() as conn:
+            return {r.name: _poll_state(r) for r in conn.execute(select(db.subscriptions))}
 
     @mapped
     def commit_poll(
@@ -501,8 +499,8 @@ class Store:
         Returns how many matches were new. Re-recording a known match changes nothing, so the
         poll's overlap window costs no duplicates.
         """
-        with self.session() as s:
-            new = self._add_matches(s, name, items, source, deliver, now)
+        with self.engine.begin() as conn:
+            new = self._add_matches(conn, name, items, source, deliver, now)
             values: dict[str, Any] = dict(
                 last_poll_at=now,
                 last_success_at=now,
@@ -516,14 +514,14 @@ class Store:
                 values["window_end"] = window_end
             if etag is not None or last_modified is not None:
                 values.update(etag=etag, last_modified=last_modified)
-            s.execute(
-                update(SubscriptionState).where(SubscriptionState.name == name).values(**values)
+            conn.execute(
+                update(db.subscriptions).where(db.subscriptions.c.name == name).values(**values)
             )
         return new
 
     def _add_matches(
         self,
-        s: Session,
+        conn: Connection,
         name: str,
         keys: Sequence[ItemKey],
         source: str,
@@ -532,7 +530,6 @@ class Store:
     ) -> int:
         """Match `keys` as the items they name: a paper found by PMID and by DOI is one match."""
         new = 0
-        conn = s.connection()
         wanted = list(dict.fromkeys(keys))
         found = _lookup(conn, wanted)
         # Every key seen gets its identifier row, so a record that arrives later under another
@@ -541,11 +538,11 @@ class Store:
         ids = list(dict.fromkeys(found.get(k, k) for k in wanted))
         for chunk in _chunks(ids, _CHUNK):
             have = set(
-                s.scalars(
-                    select(MatchRow.item).where(
-                        MatchRow.subscription == name, MatchRow.item.in_(chunk)
+                conn.execute(
+                    select(db.matches.c.item).where(
+                        db.matches.c.subscription == name, db.matches.c.item.in_(chunk)
                     )
-                )
+                ).scalars()
             )
             rows = [
                 dict(subscription=name, item=p, source=source, matched_at=now, deliver=deliver)
@@ -553,8 +550,8 @@ class Store:
                 if p not in have
             ]
             if rows:
-                stmt = self._insert(MatchRow.__table__).on_conflict_do_nothing()
-                s.execute(stmt, rows)
+                stmt = self._insert(db.matches).on_conflict_do_nothing()
+                conn.execute(stmt, rows)
                 new += len(rows)
         return new
 
@@ -568,21 +565,19 @@ class Store:
         subscription that matched the study: it is stored, digested and delivered through the
         same rows as a paper, so each recipient is told of it once."""
         changes: list[TrialChange] = []
-        with self.session() as s:
-            conn = s.connection()
+        trials = db.trial_states
+        with self.engine.begin() as conn:
             for new in {t.nct: t for t in states}.values():
-                row = s.get(TrialStateRow, new.nct)
-                found = [] if row is None else trial_changes(TrialState.from_json(row.state), new)
-                if row is None:
-                    s.add(TrialStateRow(nct=new.nct, state=new.to_json(), seen_at=now))
-                    s.flush()
+                kept = conn.execute(
+                    select(trials.c.state).where(trials.c.nct == new.nct)
+                ).scalar_one_or_none()
+                values = dict(state=new.to_json(), last_update=new.last_update, seen_at=now)
+                if kept is None:
+                    found = []
+                    conn.execute(insert(trials).values(nct=new.nct, **values))
                 else:
-                    row.state, row.seen_at = new.to_json(), now
-                s.execute(
-                    update(TrialStateRow)
-                    .where(TrialStateRow.nct == new.nct)
-                    .values(last_update=new.last_update)
-                )
+                    found = trial_changes(TrialState.from_json(kept), new)
+                    conn.execute(update(trials).where(trials.c.nct == new.nct).values(**values))
                 if found:
                     self._add_trial_change(conn, new, found, now)
                     changes += found
@@ -602,14 +597,16 @@ class Store:
         self._write_rows(conn, article_rows([record], now, {own_key(record): item}))
         study = key("nct", new.nct)
         subs = conn.execute(
-            select(MatchRow.subscription).where(MatchRow.item == _resolve(conn, [study])[study])
+            select(db.matches.c.subscription).where(
+                db.matches.c.item == _resolve(conn, [study])[study]
+            )
         ).scalars()
         rows = [
             dict(subscription=sub, item=item, source="trials", matched_at=now, deliver=True)
             for sub in subs
         ]
         if rows:
-            conn.execute(self._insert(MatchRow.__table__).on_conflict_do_nothing(), rows)
+            conn.execute(self._insert(db.matches).on_conflict_do_nothing(), rows)
 
     @mapped
     def papers_citing(self, ncts: Iterable[str]) -> dict[str, list[Article]]:
@@ -618,9 +615,9 @@ class Store:
         out: dict[str, list[Article]] = {}
         with self.engine.connect() as conn:
             for nct in dict.fromkeys(ncts):
-                query = select(ArticleRow.record).where(
-                    ArticleRow.pmid.is_not(None),
-                    cast(ArticleRow.record, Text).like(f'%"{nct}"%'),
+                query = select(db.articles.c.record).where(
+                    db.articles.c.pmid.is_not(None),
+                    cast(db.articles.c.record, Text).like(f'%"{nct}"%'),
                 )
                 arts = [Article.from_json(r) for r in conn.execute(query).scalars()]
                 out[nct] = [a for a in arts if nct in a.trial_ids]
@@ -628,10 +625,10 @@ class Store:
 
     @mapped
     def record_poll_error(self, name: str, error: str, now: datetime) -> None:
-        with self.session() as s:
-            s.execute(
-                update(SubscriptionState)
-                .where(SubscriptionState.name == name)
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(db.subscriptions)
+                .where(db.subscriptions.c.name == name)
                 .values(last_poll_at=now, last_error=safe_message(error), last_error_at=now)
             )
 
@@ -645,11 +642,11 @@ class Store:
         now: datetime,
         done_through: date,
     ) -> int:
-        with self.session() as s:
-            new = self._add_matches(s, name, items, "backfill", deliver, now)
-            s.execute(
-                update(SubscriptionState)
-                .where(SubscriptionState.name == name)
+        with self.engine.begin() as conn:
+            new = self._add_matches(conn, name, items, "backfill", deliver, now)
+            conn.execute(
+                update(db.subscriptions)
+                .where(db.subscriptions.c.name == name)
                 .values(backfill_done=done_through)
             )
         return new
@@ -658,7 +655,7 @@ class Store:
     def match_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(MatchRow.subscription, func.count()).group_by(MatchRow.subscription)
+                select(db.matches.c.subscription, func.count()).group_by(db.matches.c.subscription)
             )
             return {name: int(n) for name, n in rows}
 
@@ -676,34 +673,35 @@ class Store:
         """
         rcpt = recipient.lower()
         in_pending = (
-            select(DigestItemRow.item)
-            .join(DigestRow, DigestRow.id == DigestItemRow.digest_id)
-            .where(DigestRow.recipient == rcpt, DigestRow.state == "pending")
+            select(db.digest_items.c.item)
+            .join(db.digests, db.digests.c.id == db.digest_items.c.digest_id)
+            .where(db.digests.c.recipient == rcpt, db.digests.c.state == "pending")
         )
         query = (
-            select(MatchRow.item, MatchRow.subscription)
+            select(db.matches.c.item, db.matches.c.subscription)
             .join(
-                SubscriberRow,
-                (SubscriberRow.subscription == MatchRow.subscription)
-                & (SubscriberRow.recipient == rcpt),
+                db.subscribers,
+                (db.subscribers.c.subscription == db.matches.c.subscription)
+                & (db.subscribers.c.recipient == rcpt),
             )
-            .outerjoin(ArticleRow, ArticleRow.item == MatchRow.item)
+            .outerjoin(db.articles, db.articles.c.item == db.matches.c.item)
             .outerjoin(
-                DeliveryRow, (DeliveryRow.recipient == rcpt) & (DeliveryRow.item == MatchRow.item)
+                db.deliveries,
+                (db.deliveries.c.recipient == rcpt) & (db.deliveries.c.item == db.matches.c.item),
             )
             .where(
-                ArticleRow.item.is_not(None) if stored else ArticleRow.item.is_(None),
-                MatchRow.deliver.is_(True),
-                MatchRow.matched_at >= SubscriberRow.since,
-                MatchRow.subscription.in_(list(subscriptions)),
-                DeliveryRow.item.is_(None),
-                MatchRow.item.not_in(in_pending),
+                db.articles.c.item.is_not(None) if stored else db.articles.c.item.is_(None),
+                db.matches.c.deliver.is_(True),
+                db.matches.c.matched_at >= db.subscribers.c.since,
+                db.matches.c.subscription.in_(list(subscriptions)),
+                db.deliveries.c.item.is_(None),
+                db.matches.c.item.not_in(in_pending),
                 # A notice about a delivered paper is told as that paper's change instead.
-                MatchRow.item.not_in(
-                    select(ChangeRow.notice_item).where(ChangeRow.notice_item.is_not(None))
+                db.matches.c.item.not_in(
+                    select(db.changes.c.notice_item).where(db.changes.c.notice_item.is_not(None))
                 ),
             )
-            .order_by(ArticleRow.pmid, MatchRow.item)
+            .order_by(db.articles.c.pmid, db.matches.c.item)
         )
         papers: dict[ItemKey, list[str]] = {}
         with self.engine.connect() as conn:
@@ -717,7 +715,9 @@ class Store:
         stored=False, how many more await their record from NCBI first."""
         out: dict[str, int] = {}
         with self.engine.connect() as conn:
-            recipients = conn.execute(select(SubscriberRow.recipient, SubscriberRow.subscription))
+            recipients = conn.execute(
+                select(db.subscribers.c.recipient, db.subscribers.c.subscription)
+            )
             by_rcpt: dict[str, list[str]] = {}
             for rcpt, sub in recipients:
                 by_rcpt.setdefault(rcpt, []).append(sub)
@@ -739,43 +739,45 @@ class Store:
     ) -> int:
         """Record a digest as pending, with its papers and the changes (follow-ups) it tells,
         before any attempt to send it."""
-        with self.session() as s:
-            row = DigestRow(
-                recipient=recipient.lower(),
-                schedule=schedule,
-                message_id=message_id,
-                state="pending",
-                created_at=now,
-                attempts=0,
-                message=message,
-                paper_count=len(items),
+        with self.engine.begin() as conn:
+            added = conn.execute(
+                insert(db.digests).values(
+                    recipient=recipient.lower(),
+                    schedule=schedule,
+                    message_id=message_id,
+                    state="pending",
+                    created_at=now,
+                    attempts=0,
+                    message=message,
+                    paper_count=len(items),
+                )
             )
-            s.add(row)
-            s.flush()
+            assert added.inserted_primary_key is not None  # a single-row INSERT always has it
+            digest_id: int = added.inserted_primary_key.id
             if items:
-                s.execute(
-                    self._insert(DigestItemRow.__table__),
-                    [dict(digest_id=row.id, item=p) for p in items],
+                conn.execute(
+                    self._insert(db.digest_items),
+                    [dict(digest_id=digest_id, item=p) for p in items],
                 )
             if changes:
-                s.execute(
-                    self._insert(DigestChangeRow.__table__),
-                    [dict(digest_id=row.id, change_id=c) for c in changes],
+                conn.execute(
+                    self._insert(db.digest_changes),
+                    [dict(digest_id=digest_id, change_id=c) for c in changes],
                 )
-            return row.id
+            return digest_id
 
     @mapped
     def pending_digests(self, recipients: Iterable[str] | None = None) -> list[PendingDigest]:
-        with self.session() as s:
-            query = select(DigestRow).where(DigestRow.state == "pending").order_by(DigestRow.id)
-            if recipients is not None:
-                query = query.where(DigestRow.recipient.in_([r.lower() for r in recipients]))
-            rows = list(s.scalars(query))
+        query = select(db.digests).where(db.digests.c.state == "pending").order_by(db.digests.c.id)
+        if recipients is not None:
+            query = query.where(db.digests.c.recipient.in_([r.lower() for r in recipients]))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
             items: dict[int, list[ItemKey]] = {}
             if rows:
-                for digest_id, item in s.execute(
-                    select(DigestItemRow.digest_id, DigestItemRow.item).where(
-                        DigestItemRow.digest_id.in_([r.id for r in rows])
+                for digest_id, item in conn.execute(
+                    select(db.digest_items.c.digest_id, db.digest_items.c.item).where(
+                        db.digest_items.c.digest_id.in_([r.id for r in rows])
                     )
                 ):
                     items.setdefault(digest_id, []).append(item)
@@ -798,56 +800,60 @@ class Store:
         The conditional update must change exactly one row: if another process already
         claimed this digest, nothing is written and False comes back.
         """
-        with self.session() as s:
-            result = s.execute(
-                update(DigestRow)
-                .where(DigestRow.id == digest_id, DigestRow.state == "pending")
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(db.digests)
+                .where(db.digests.c.id == digest_id, db.digests.c.state == "pending")
                 # The bytes were kept for a retry to resend them unchanged; once sent they are
                 # never read again, and they were most of the store's growth (~11 KB a digest).
                 .values(
                     state="sent",
                     sent_at=now,
-                    attempts=DigestRow.attempts + 1,
+                    attempts=db.digests.c.attempts + 1,
                     last_error=None,
                     message=b"",
                 )
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount != 1:
                 return False
-            row = s.get_one(DigestRow, digest_id)
-            items = s.scalars(
-                select(DigestItemRow.item).where(DigestItemRow.digest_id == digest_id)
-            )
+            recipient = conn.execute(
+                select(db.digests.c.recipient).where(db.digests.c.id == digest_id)
+            ).scalar_one()
+            items = conn.execute(
+                select(db.digest_items.c.item).where(db.digest_items.c.digest_id == digest_id)
+            ).scalars()
             rows = [
-                dict(recipient=row.recipient, item=p, digest_id=digest_id, delivered_at=now)
+                dict(recipient=recipient, item=p, digest_id=digest_id, delivered_at=now)
                 for p in items
             ]
             if rows:
-                s.execute(self._insert(DeliveryRow.__table__).on_conflict_do_nothing(), rows)
+                conn.execute(self._insert(db.deliveries).on_conflict_do_nothing(), rows)
             told = [
-                dict(recipient=row.recipient, change_id=c, digest_id=digest_id, delivered_at=now)
-                for c in s.scalars(
-                    select(DigestChangeRow.change_id).where(DigestChangeRow.digest_id == digest_id)
-                )
+                dict(recipient=recipient, change_id=c, digest_id=digest_id, delivered_at=now)
+                for c in conn.execute(
+                    select(db.digest_changes.c.change_id).where(
+                        db.digest_changes.c.digest_id == digest_id
+                    )
+                ).scalars()
             ]
             if told:
-                s.execute(self._insert(ChangeDeliveryRow.__table__).on_conflict_do_nothing(), told)
+                conn.execute(self._insert(db.change_deliveries).on_conflict_do_nothing(), told)
             return True
 
     @mapped
     def mark_digest_attempt(self, digest_id: int, error: str, *, permanent: bool) -> None:
         """Record a failed send. Transient: stays pending for the next run. Permanent: failed,
         and its papers become due again, so nothing is lost if the address is fixed."""
-        with self.session() as s:
+        with self.engine.begin() as conn:
             values: dict[str, Any] = dict(
-                attempts=DigestRow.attempts + 1, last_error=safe_message(error)
+                attempts=db.digests.c.attempts + 1, last_error=safe_message(error)
             )
             if permanent:
                 # Never sent again (its papers go in the recipient's next digest): no bytes kept.
                 values.update(state="failed", message=b"")
-            s.execute(
-                update(DigestRow)
-                .where(DigestRow.id == digest_id, DigestRow.state == "pending")
+            conn.execute(
+                update(db.digests)
+                .where(db.digests.c.id == digest_id, db.digests.c.state == "pending")
                 .values(**values)
             )
 
@@ -856,16 +862,16 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    DigestRow.id,
-                    DigestRow.recipient,
-                    DigestRow.state,
-                    DigestRow.message_id,
-                    DigestRow.paper_count,
-                    DigestRow.created_at,
-                    DigestRow.sent_at,
-                    DigestRow.attempts,
-                    DigestRow.last_error,
-                ).order_by(DigestRow.id)
+                    db.digests.c.id,
+                    db.digests.c.recipient,
+                    db.digests.c.state,
+                    db.digests.c.message_id,
+                    db.digests.c.paper_count,
+                    db.digests.c.created_at,
+                    db.digests.c.sent_at,
+                    db.digests.c.attempts,
+                    db.digests.c.last_error,
+                ).order_by(db.digests.c.id)
             )
             return [dict(r._mapping) for r in rows]
 
@@ -875,34 +881,38 @@ class Store:
         retried on the next run), and each failed one while any of its papers is still
         undelivered to its recipient (a later digest carries them once the address works)."""
         still_owed = (
-            select(DigestItemRow.item)
-            .outerjoin(
-                DeliveryRow,
-                (DeliveryRow.recipient == DigestRow.recipient)
-                & (DeliveryRow.item == DigestItemRow.item),
+            select(db.digest_items.c.item)
+            .select_from(
+                db.digest_items.outerjoin(
+                    db.deliveries,
+                    (db.deliveries.c.recipient == db.digests.c.recipient)
+                    & (db.deliveries.c.item == db.digest_items.c.item),
+                )
             )
-            .where(DigestItemRow.digest_id == DigestRow.id, DeliveryRow.item.is_(None))
+            .where(db.digest_items.c.digest_id == db.digests.c.id, db.deliveries.c.item.is_(None))
             .exists()
         )
         changes = (
             select(func.count())
-            .select_from(DigestChangeRow)
-            .where(DigestChangeRow.digest_id == DigestRow.id)
+            .select_from(db.digest_changes)
+            .where(db.digest_changes.c.digest_id == db.digests.c.id)
             .scalar_subquery()
         )
         query = (
             select(
-                DigestRow.recipient,
-                DigestRow.state,
-                DigestRow.message_id,
-                DigestRow.paper_count,
+                db.digests.c.recipient,
+                db.digests.c.state,
+                db.digests.c.message_id,
+                db.digests.c.paper_count,
                 changes.label("change_count"),
-                DigestRow.created_at,
-                DigestRow.attempts,
-                DigestRow.last_error,
+                db.digests.c.created_at,
+                db.digests.c.attempts,
+                db.digests.c.last_error,
             )
-            .where((DigestRow.state == "pending") | ((DigestRow.state == "failed") & still_owed))
-            .order_by(DigestRow.id)
+            .where(
+                (db.digests.c.state == "pending") | ((db.digests.c.state == "failed") & still_owed)
+            )
+            .order_by(db.digests.c.id)
         )
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
@@ -912,19 +922,24 @@ class Store:
         with self.engine.connect() as conn:
             return set(
                 conn.execute(
-                    select(DeliveryRow.item).where(DeliveryRow.recipient == recipient.lower())
+                    select(db.deliveries.c.item).where(
+                        db.deliveries.c.recipient == recipient.lower()
+                    )
                 ).scalars()
             )
 
     @mapped
     def last_digest_run(self, schedule: str) -> datetime | None:
-        with self.session() as s:
-            row = s.get(DigestRunRow, schedule)
-            return row.last_run_at if row else None
+        runs = db.digest_runs
+        with self.engine.connect() as conn:
+            last: datetime | None = conn.execute(
+                select(runs.c.last_run_at).where(runs.c.schedule == schedule)
+            ).scalar()
+        return last
 
     @mapped
     def set_digest_run(self, schedule: str, when: datetime) -> None:
-        stmt = self._insert(DigestRunRow.__table__).values(schedule=schedule, last_run_at=when)
+        stmt = self._insert(db.digest_runs).values(schedule=schedule, last_run_at=when)
         stmt = stmt.on_conflict_do_update(index_elements=["schedule"], set_={"last_run_at": when})
         with self.engine.begin() as conn:
             conn.execute(stmt)
@@ -935,14 +950,14 @@ class Store:
     def delivered_pubmed_items(self, since: datetime) -> dict[ItemKey, int]:
         """Items delivered to anyone since `since` that have a PubMed record: item → PMID."""
         query = (
-            select(ArticleRow.item, ArticleRow.pmid)
+            select(db.articles.c.item, db.articles.c.pmid)
             .where(
-                ArticleRow.pmid.is_not(None),
-                ArticleRow.item.in_(
-                    select(DeliveryRow.item).where(DeliveryRow.delivered_at >= since)
+                db.articles.c.pmid.is_not(None),
+                db.articles.c.item.in_(
+                    select(db.deliveries.c.item).where(db.deliveries.c.delivered_at >= since)
                 ),
             )
-            .order_by(ArticleRow.pmid)
+            .order_by(db.articles.c.pmid)
         )
         with self.engine.connect() as conn:
             return {item: pmid for item, pmid in conn.execute(query) if pmid is not None}
@@ -955,7 +970,9 @@ class Store:
             for chunk in _chunks(list(set(items)), _CHUNK):
                 out.update(
                     conn.execute(
-                        select(DeliveryRow.item).distinct().where(DeliveryRow.item.in_(chunk))
+                        select(db.deliveries.c.item)
+                        .distinct()
+                        .where(db.deliveries.c.item.in_(chunk))
                     ).scalars()
                 )
         return out
@@ -967,7 +984,7 @@ class Store:
         unique = list({(c.item, c.kind, c.notice): c for c in changes}.values())
         if not unique:
             return 0
-        table = ChangeRow.__table__
+        table = db.changes
         stmt = self._insert(table)
         stmt = stmt.on_conflict_do_update(
             index_elements=["item", "kind", "notice"],
@@ -977,8 +994,8 @@ class Store:
             known = {
                 (r.item, r.kind, r.notice)
                 for r in conn.execute(
-                    select(ChangeRow.item, ChangeRow.kind, ChangeRow.notice).where(
-                        ChangeRow.item.in_({c.item for c in unique})
+                    select(db.changes.c.item, db.changes.c.kind, db.changes.c.notice).where(
+                        db.changes.c.item.in_({c.item for c in unique})
                     )
                 )
             }
@@ -1013,32 +1030,34 @@ class Store:
         not yet told to them, and not waiting in one of their pending digests."""
         rcpt = recipient.lower()
         in_pending = (
-            select(DigestChangeRow.change_id)
-            .join(DigestRow, DigestRow.id == DigestChangeRow.digest_id)
-            .where(DigestRow.recipient == rcpt, DigestRow.state == "pending")
+            select(db.digest_changes.c.change_id)
+            .join(db.digests, db.digests.c.id == db.digest_changes.c.digest_id)
+            .where(db.digests.c.recipient == rcpt, db.digests.c.state == "pending")
         )
-        told = select(ChangeDeliveryRow.change_id).where(ChangeDeliveryRow.recipient == rcpt)
+        told = select(db.change_deliveries.c.change_id).where(
+            db.change_deliveries.c.recipient == rcpt
+        )
         query = (
-            select(ChangeRow)
+            select(db.changes)
             .join(
-                DeliveryRow,
-                (DeliveryRow.item == ChangeRow.item) & (DeliveryRow.recipient == rcpt),
+                db.deliveries,
+                (db.deliveries.c.item == db.changes.c.item) & (db.deliveries.c.recipient == rcpt),
             )
             .where(
-                DeliveryRow.delivered_at <= ChangeRow.found_at,
-                ChangeRow.id.not_in(told),
-                ChangeRow.id.not_in(in_pending),
+                db.deliveries.c.delivered_at <= db.changes.c.found_at,
+                db.changes.c.id.not_in(told),
+                db.changes.c.id.not_in(in_pending),
             )
-            .order_by(ChangeRow.id)
+            .order_by(db.changes.c.id)
         )
-        with self.session() as s:
+        with self.engine.connect() as conn:
             return [
                 StoredChange(
                     r.id,
                     Change(r.item, r.kind, r.notice, r.url, r.detail, r.notice_item),
                     r.found_at,
                 )
-                for r in s.scalars(query)
+                for r in conn.execute(query)
             ]
 
     @mapped
@@ -1048,10 +1067,10 @@ class Store:
             out = {
                 kind: int(n)
                 for kind, n in conn.execute(
-                    select(ChangeRow.kind, func.count()).group_by(ChangeRow.kind)
+                    select(db.changes.c.kind, func.count()).group_by(db.changes.c.kind)
                 )
             }
-            told = conn.execute(select(func.count()).select_from(ChangeDeliveryRow)).scalar_one()
+            told = conn.execute(select(func.count()).select_from(db.change_deliveries)).scalar_one()
         out["told"] = int(told)
         return out
 
@@ -1059,7 +1078,7 @@ class Store:
 
     @mapped
     def set_meta(self, key: str, value: str) -> None:
-        stmt = self._insert(MetaRow.__table__).values(key=key, value=value)
+        stmt = self._insert(db.meta).values(key=key, value=value)
         stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
         with self.engine.begin() as conn:
             conn.execute(stmt)
@@ -1067,7 +1086,7 @@ class Store:
     @mapped
     def get_meta(self, key: str) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+            return conn.execute(select(db.meta.c.value).where(db.meta.c.key == key)).scalar()
 
     @contextmanager
     def advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
@@ -1413,8 +1432,8 @@ def _lookup(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]
     out: dict[ItemKey, ItemKey] = {}
     for scheme, values in by_scheme.items():
         for chunk in _chunks(list(values), _CHUNK):
-            query = select(IdentifierRow.value, IdentifierRow.item).where(
-                IdentifierRow.scheme == scheme, IdentifierRow.value.in_(chunk)
+            query = select(db.identifiers.c.value, db.identifiers.c.item).where(
+                db.identifiers.c.scheme == scheme, db.identifiers.c.value.in_(chunk)
             )
             for value, item in conn.execute(query):
                 out[values[value]] = item
@@ -1435,7 +1454,7 @@ def _record_identifiers(
         scheme, value = split(k)
         rows.append(dict(scheme=scheme, value=value, item=item))
     for chunk in _chunks(rows, _CHUNK):
-        conn.execute(insert(IdentifierRow.__table__).on_conflict_do_nothing(), list(chunk))
+        conn.execute(insert(db.identifiers).on_conflict_do_nothing(), list(chunk))
 
 
 def _attach(
@@ -1478,8 +1497,8 @@ def _items_with_pmid(conn: Connection, items: Collection[ItemKey]) -> set[ItemKe
     for chunk in _chunks([i for i in items if i not in out], _CHUNK):
         out.update(
             conn.execute(
-                select(IdentifierRow.item).where(
-                    IdentifierRow.scheme == "pmid", IdentifierRow.item.in_(chunk)
+                select(db.identifiers.c.item).where(
+                    db.identifiers.c.scheme == "pmid", db.identifiers.c.item.in_(chunk)
                 )
             ).scalars()
         )
@@ -1496,8 +1515,8 @@ def _items_with_pubmed_record(conn: Connection, items: Iterable[ItemKey]) -> set
     for chunk in _chunks(list(items), _CHUNK):
         out.update(
             conn.execute(
-                select(ArticleRow.item).where(
-                    ArticleRow.item.in_(chunk), ArticleRow.pmid.is_not(None)
+                select(db.articles.c.item).where(
+                    db.articles.c.item.in_(chunk), db.articles.c.pmid.is_not(None)
                 )
             ).scalars()
         )
@@ -1509,12 +1528,12 @@ def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
     to the survivor (where the survivor has its own, the loser's go), in the caller's
     transaction. Deliveries move too, so a merge never announces a paper again."""
     log.info("%s and %s are one item: merged into %s", loser, survivor, survivor)
-    _move(conn, MatchRow, MatchRow.subscription, loser, survivor)
-    _move(conn, DeliveryRow, DeliveryRow.recipient, loser, survivor)
-    _move(conn, DigestItemRow, DigestItemRow.digest_id, loser, survivor)
+    _move(conn, db.matches, db.matches.c.subscription, loser, survivor)
+    _move(conn, db.deliveries, db.deliveries.c.recipient, loser, survivor)
+    _move(conn, db.digest_items, db.digest_items.c.digest_id, loser, survivor)
     _move_changes(conn, loser, survivor)
-    conn.execute(update(IdentifierRow).where(IdentifierRow.item == loser).values(item=survivor))
-    conn.execute(delete(ArticleRow).where(ArticleRow.item == loser))
+    conn.execute(update(db.identifiers).where(db.identifiers.c.item == loser).values(item=survivor))
+    conn.execute(delete(db.articles).where(db.articles.c.item == loser))
 
 
 def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
@@ -1523,23 +1542,27 @@ def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
     have = {
         (kind, notice)
         for kind, notice in conn.execute(
-            select(ChangeRow.kind, ChangeRow.notice).where(ChangeRow.item == survivor)
+            select(db.changes.c.kind, db.changes.c.notice).where(db.changes.c.item == survivor)
         )
     }
     for change_id, kind, notice in conn.execute(
-        select(ChangeRow.id, ChangeRow.kind, ChangeRow.notice).where(ChangeRow.item == loser)
+        select(db.changes.c.id, db.changes.c.kind, db.changes.c.notice).where(
+            db.changes.c.item == loser
+        )
     ).all():
         if (kind, notice) not in have:
-            conn.execute(update(ChangeRow).where(ChangeRow.id == change_id).values(item=survivor))
+            conn.execute(
+                update(db.changes).where(db.changes.c.id == change_id).values(item=survivor)
+            )
 
 
-def _move(conn: Connection, entity: Any, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:
-    taken = select(owner).where(entity.item == survivor).scalar_subquery()
-    conn.execute(delete(entity).where(entity.item == loser, owner.in_(taken)))
-    conn.execute(update(entity).where(entity.item == loser).values(item=survivor))
+def _move(conn: Connection, table: Table, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:
+    taken = select(owner).where(table.c.item == survivor).scalar_subquery()
+    conn.execute(delete(table).where(table.c.item == loser, owner.in_(taken)))
+    conn.execute(update(table).where(table.c.item == loser).values(item=survivor))
 
 
-def _poll_state(row: SubscriptionState) -> PollState:
+def _poll_state(row: Row[Any]) -> PollState:
     return PollState(
         row.name,
         row.fingerprint,

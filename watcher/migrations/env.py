@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from alembic import context
 
-from watcher.schema import Base
+from watcher.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=metadata,
     # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
     render_as_batch=connection.dialect.name == "sqlite",
 )
