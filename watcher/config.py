@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from watcher.drugs import Drug, drug_entry, load_drug_file
 from watcher.errors import ConfigError
-from watcher.followups import FollowupsConfig
 from watcher.models import KINDS, Order, Recipient, Schedule, Subscription, normalise_address
 from watcher.redact import holds_secret
 from watcher.sources.endpoints import (
@@ -59,6 +57,21 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_STRING = 2_000  # URLs, addresses, paths, names, crontab lines
 MAX_QUERY = 20_000  # systematic-review search strategies run to a few thousand characters
 MAX_RECIPIENTS = 1_000
+
+# Imported where a config names them: `watcher check` and `status` load every config and most
+# configs add no drugs.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from watcher.drugs import Drug
+
+
+@dataclass(frozen=True)
+class FollowupsConfig:
+    """[followups]: watcher/followups.py's refresh of delivered papers."""
+
+    enabled: bool = True
+    every: timedelta = timedelta(days=7)
+    months: int = 24
 
 
 @dataclass(frozen=True)
@@ -537,6 +550,11 @@ class _Reader:
         found: list[Drug] = []
         data = self.table(table, "drugs", {"file"})
         name = self.get(data, "drugs", "file", str)
+        if name is None and entries == []:
+            return ()
+        # Only now: the drug table's module is needed by configs that extend it.
+        from watcher.drugs import drug_entry, load_drug_file
+
         if name is not None:
             path = self.local_path(name)
             found += self.checked("drugs.file", path, load_drug_file)

@@ -34,6 +34,10 @@ from watcher.errors import SourceError
 from watcher.identity import ItemKey, pmid_key
 from watcher.models import Article, Correction
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from watcher.config import FollowupsConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -276,13 +280,6 @@ class RefreshReport:
 META_KEY = "followups"
 # A refresh that failed is tried again after this, not a whole `every` later.
 RETRY_AFTER_FAILURE = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class FollowupsConfig:
-    enabled: bool = True
-    every: timedelta = timedelta(days=7)
-    months: int = 24
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import wraps
-from importlib import resources
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
@@ -37,7 +36,6 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from watcher import schema as db
 from watcher.errors import ConfigError, StoreError
-from watcher.followups import Change, StoredChange
 from watcher.identity import ItemKey, identifiers, key, own_key, pmid_key, pmid_of, split
 from watcher.locks import KeyLocks
 from watcher.models import (
@@ -54,6 +52,10 @@ from watcher.models import (
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
 from watcher.trials import trial_changes
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from watcher.followups import Change, StoredChange
 
 log = logging.getLogger(__name__)
 
@@ -1050,6 +1052,9 @@ class Store:
             )
             .order_by(db.changes.c.id)
         )
+        # Imported here: `watcher check` opens the store and never reads a change.
+        from watcher.followups import Change, StoredChange
+
         with self.engine.connect() as conn:
             return [
                 StoredChange(
@@ -1161,6 +1166,8 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """Run Alembic's migrations up to `revision` on `engine` (no alembic.ini involved)."""
     if revision == "head" and _stamped_revision(engine) == SCHEMA_REVISION:
         return  # the usual case, answered without importing Alembic (a tenth of a second)
+    from importlib import resources
+
     from alembic import command
     from alembic.config import Config as AlembicConfig
     from alembic.runtime.migration import MigrationContext
