@@ -5,7 +5,6 @@ Each error names the file, the key path (``subscription[2].recipients[0]``) and 
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import tomllib
@@ -916,6 +915,8 @@ def _check_query(query: str) -> None:
 
 
 def _suggest(name: str, options: Any) -> str:
+    import difflib  # only for a config with a mistyped key: not on every start
+
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
