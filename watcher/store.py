@@ -1463,12 +1463,20 @@ def _record_identifiers(
     conn: Connection, insert: Callable[[Any], Any], items: Mapping[ItemKey, ItemKey]
 ) -> None:
     """identifier → item rows; an identifier already recorded keeps its item."""
+    if not items:
+        return
+    # Compiled once and handed to the driver ready-made, as the articles are (see _write_rows):
+    # SQLAlchemy's per-row parameter processing cost more than the insert itself.
+    compiled = (
+        insert(IdentifierRow.__table__).on_conflict_do_nothing().compile(dialect=conn.dialect)
+    )
     rows = []
     for k, item in items.items():
         scheme, value = split(k)
-        rows.append(dict(scheme=scheme, value=value, item=item))
-    for chunk in _chunks(rows, _CHUNK):
-        conn.execute(insert(IdentifierRow.__table__).on_conflict_do_nothing(), list(chunk))
+        rows.append({"scheme": scheme, "value": value, "item": item})
+    order = compiled.positiontup  # None where parameters are named, as psycopg's are
+    params = rows if order is None else list(map(itemgetter(*order), rows))
+    conn.exec_driver_sql(str(compiled), params)
 
 
 def _attach(
