@@ -226,22 +226,25 @@ def _read_record(el: Any, n: int, on_error: ErrorSink | None) -> Article | None:
 def _article(rec: Any) -> Article:
     if rec.tag == "PubmedBookArticle":
         return _book(rec)
-    cit = rec.find("MedlineCitation") if rec.tag == "PubmedArticle" else rec
+    # One pass over the children, then dict look-ups: much cheaper than a find() per field
+    # (find() goes through lxml's ElementPath, ~1 µs a call).
+    top = _children(rec) if rec.tag == "PubmedArticle" else None
+    cit = top.get("MedlineCitation") if top is not None else rec
     if cit is None:
         raise ValueError("no MedlineCitation")
-    # One pass over the children, then dict look-ups: much cheaper than a find() per field.
     c = _children(cit)
     pmid, version = _pmid(c.get("PMID"))
     art = c.get("Article")
     if art is None:
         raise ValueError("no Article element")
     a = _children(art)
-    data = rec.find("PubmedData") if rec.tag == "PubmedArticle" else None
-    ids = _article_ids(data.find("ArticleIdList") if data is not None else None)
+    data = top.get("PubmedData") if top is not None else None
+    ids = _article_ids(_first(data, "ArticleIdList") if data is not None else None)
     doi = ids.get("doi") or _elocation_doi(art)
     journal = _children(a["Journal"]) if "Journal" in a else {}
     issue = journal.get("JournalIssue")
-    pub_date, pub_year = _pub_date(issue.find("PubDate") if issue is not None else None)
+    i = _children(issue) if issue is not None else {}
+    pub_date, pub_year = _pub_date(i.get("PubDate"))
     abstract = _abstract(a.get("Abstract"))
     vernacular = _clean(a.get("VernacularTitle")) or None
     types = a.get("PublicationTypeList")
@@ -268,8 +271,8 @@ def _article(rec: Any) -> Article:
         trial_ids=_trial_ids(a.get("DataBankList"), abstract),
         substances=_substances(c.get("ChemicalList"), c.get("SupplMeshList")),
         status=cit.get("Status"),
-        volume=_text(issue.find("Volume")) if issue is not None else None,
-        issue=_text(issue.find("Issue")) if issue is not None else None,
+        volume=_text(i.get("Volume")),
+        issue=_text(i.get("Issue")),
         pages=_pages(a.get("Pagination")),
     )
 
@@ -278,11 +281,17 @@ def _pages(pagination: Any) -> str | None:
     """MedlinePgn as printed ("1-10", "e123"); StartPage-EndPage where only those are given."""
     if pagination is None:
         return None
-    printed = _text(pagination.find("MedlinePgn"))
+    p = _children(pagination)
+    printed = _text(p.get("MedlinePgn"))
     if printed:
         return printed
-    start, end = _text(pagination.find("StartPage")), _text(pagination.find("EndPage"))
+    start, end = _text(p.get("StartPage")), _text(p.get("EndPage"))
     return f"{start}-{end}" if start and end else start
+
+
+def _first(el: Any, tag: str) -> Any:
+    """The first child named `tag`, or None: find(tag) without ElementPath's overhead."""
+    return next(el.iterchildren(tag), None)
 
 
 def _children(el: Any) -> dict[str, Any]:
@@ -353,10 +362,22 @@ def _clean(el: Any) -> str:
     """An element's text with inline markup (<i>, <sup>, MathML…) turned into plain text."""
     if el is None:
         return ""
-    text = (el.text or "") if len(el) == 0 else "".join(_flatten(el))
+    if len(el) == 0:
+        text = el.text or ""
+    elif next(el.iter(*_MARKED), None) is None:
+        # No script, formula or entity below: the text as libxml2 walks it, in C. (iter()
+        # includes `el` itself, whose own tag is never one of these in a record.)
+        text = "".join(el.itertext())
+    else:
+        text = "".join(_flatten(el))
     if not text.isascii() or "\n" in text or "  " in text or "\t" in text:
         return " ".join(text.split())  # str.split knows Unicode spaces (NBSP, thin space)
     return text.strip()
+
+
+# What _flatten reads other than as plain text: an element whose text is written another way
+# (a superscript, a formula), and an unexpanded entity (itertext would give its "&name;").
+_MARKED = ("sup", "sub", f"{_MATHML}*", etree.Entity)
 
 
 def _flatten(el: Any) -> Iterator[str]:
@@ -468,6 +489,9 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
     return tuple(sections)
 
 
+_NAME_PARTS = ("LastName", "ForeName", "Initials", "CollectiveName")
+
+
 def _authors(el: Any) -> tuple[Author, ...]:
     if el is None:
         return ()
@@ -476,7 +500,8 @@ def _authors(el: Any) -> tuple[Author, ...]:
         if a.get("ValidYN", "Y") != "Y":
             continue  # an author name NLM itself marked as wrong
         last = fore = initials = collective = None
-        for part in a:
+        # Only the name's parts: an author's affiliations and identifiers are never read.
+        for part in a.iterchildren(*_NAME_PARTS):
             tag = part.tag
             if tag == "LastName":
                 last = part.text
@@ -552,10 +577,11 @@ def _mesh(el: Any) -> tuple[MeshHeading, ...]:
         major = False
         quals = []
         for part in h:
-            if part.tag == "DescriptorName":
+            tag = part.tag
+            if tag == "DescriptorName":
                 name = part.text
                 major = major or part.get("MajorTopicYN") == "Y"
-            elif part.tag == "QualifierName":
+            elif tag == "QualifierName":
                 q = _text(part)
                 if q:
                     quals.append(q)
@@ -569,10 +595,13 @@ def _corrections(el: Any) -> tuple[Correction, ...]:
     if el is None:
         return ()
     out = []
-    for c in el.iterfind("CommentsCorrections"):
+    for c in el.iterchildren("CommentsCorrections"):
         kind = c.get("RefType")
         if kind in _CORRECTION_TYPES:
-            out.append(Correction(kind, _text(c.find("PMID")), _clean(c.find("RefSource")) or None))
+            parts = _children(c)
+            out.append(
+                Correction(kind, _text(parts.get("PMID")), _clean(parts.get("RefSource")) or None)
+            )
     return tuple(out)
 
 
@@ -597,10 +626,11 @@ def _trial_ids(banks: Any, abstract: tuple[AbstractSection, ...]) -> tuple[str, 
 def _substances(chemicals: Any, suppl: Any) -> tuple[str, ...]:
     names: dict[str, None] = {}
     if chemicals is not None:
-        for name in chemicals.iterfind("Chemical/NameOfSubstance"):
-            text = _text(name)
-            if text:
-                names[text] = None
+        for chemical in chemicals.iterchildren("Chemical"):
+            for name in chemical.iterchildren("NameOfSubstance"):
+                text = _text(name)
+                if text:
+                    names[text] = None
     if suppl is not None:
         for name in suppl.iterchildren("SupplMeshName"):
             text = _text(name)
