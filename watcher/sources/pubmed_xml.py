@@ -362,22 +362,10 @@ def _clean(el: Any) -> str:
     """An element's text with inline markup (<i>, <sup>, MathML…) turned into plain text."""
     if el is None:
         return ""
-    if len(el) == 0:
-        text = el.text or ""
-    elif next(el.iter(*_MARKED), None) is None:
-        # No script, formula or entity below: the text as libxml2 walks it, in C. (iter()
-        # includes `el` itself, whose own tag is never one of these in a record.)
-        text = "".join(el.itertext())
-    else:
-        text = "".join(_flatten(el))
+    text = (el.text or "") if len(el) == 0 else "".join(_flatten(el))
     if not text.isascii() or "\n" in text or "  " in text or "\t" in text:
         return " ".join(text.split())  # str.split knows Unicode spaces (NBSP, thin space)
     return text.strip()
-
-
-# What _flatten reads other than as plain text: an element whose text is written another way
-# (a superscript, a formula), and an unexpanded entity (itertext would give its "&name;").
-_MARKED = ("sup", "sub", f"{_MATHML}*", etree.Entity)
 
 
 def _flatten(el: Any) -> Iterator[str]:
@@ -489,39 +477,59 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
     return tuple(sections)
 
 
-_NAME_PARTS = ("LastName", "ForeName", "Initials", "CollectiveName")
+# An author list's authors and their name parts, found in one walk in C: much cheaper than a
+# loop over each author's children, most of them affiliations never read.
+_AUTHOR_TAGS = ("Author", "LastName", "ForeName", "Initials", "CollectiveName")
 
 
 def _authors(el: Any) -> tuple[Author, ...]:
     if el is None:
         return ()
-    out = []
-    for a in el.iterchildren("Author"):
-        if a.get("ValidYN", "Y") != "Y":
-            continue  # an author name NLM itself marked as wrong
-        last = fore = initials = collective = None
-        # Only the name's parts: an author's affiliations and identifiers are never read.
-        for part in a.iterchildren(*_NAME_PARTS):
-            tag = part.tag
+    out: list[Author] = []
+    author = None  # the Author whose name parts are being read
+    valid = False  # False where NLM itself marked the author's name as wrong (ValidYN="N")
+    last = fore = initials = collective = None
+    for part in el.iter(*_AUTHOR_TAGS):
+        tag = part.tag
+        if tag == "Author":
+            if part.getparent() is not el:
+                continue  # only the list's own authors, as iterchildren("Author") gave them
+            if valid:
+                _add_author(out, last, fore, initials, collective)
+            author = part
+            valid = part.get("ValidYN", "Y") == "Y"
+            last = fore = initials = collective = None
+        elif valid and part.getparent() is author:  # the author's own name parts only
             if tag == "LastName":
                 last = part.text
             elif tag == "ForeName":
                 fore = part.text
             elif tag == "Initials":
                 initials = part.text
-            elif tag == "CollectiveName":
+            else:
                 collective = _clean(part)
-        if collective:
-            out.append(Author(collective_name=collective))
-        elif last:
-            out.append(
-                Author(
-                    last.strip(),
-                    (fore and fore.strip()) or None,
-                    (initials and initials.strip()) or None,
-                )
-            )
+    if valid:
+        _add_author(out, last, fore, initials, collective)
     return tuple(out)
+
+
+def _add_author(
+    out: list[Author],
+    last: str | None,
+    fore: str | None,
+    initials: str | None,
+    collective: str | None,
+) -> None:
+    if collective:
+        out.append(Author(collective_name=collective))
+    elif last:
+        out.append(
+            Author(
+                last.strip(),
+                (fore and fore.strip()) or None,
+                (initials and initials.strip()) or None,
+            )
+        )
 
 
 def _pub_date(el: Any) -> tuple[str | None, int | None]:
@@ -568,26 +576,39 @@ def _electronic_date(art: Any) -> date | None:
     return None
 
 
+_MESH_TAGS = ("MeshHeading", "DescriptorName", "QualifierName")
+
+
 def _mesh(el: Any) -> tuple[MeshHeading, ...]:
+    """The headings, found with their parts in one walk in C (as _authors)."""
     if el is None:
         return ()
     out = []
-    for h in el.iterchildren("MeshHeading"):
-        name = None
-        major = False
-        quals = []
-        for part in h:
-            tag = part.tag
+    heading = None
+    name = None
+    major = False
+    quals: list[str] = []
+    for part in el.iter(*_MESH_TAGS):
+        tag = part.tag
+        if tag == "MeshHeading":
+            if part.getparent() is not el:
+                continue
+            if name:
+                out.append(MeshHeading(name.strip(), major, tuple(quals)))
+            heading = part
+            name = None
+            major = False
+            quals = []
+        elif part.getparent() is heading:
             if tag == "DescriptorName":
                 name = part.text
-                major = major or part.get("MajorTopicYN") == "Y"
-            elif tag == "QualifierName":
+            else:
                 q = _text(part)
                 if q:
                     quals.append(q)
-                major = major or part.get("MajorTopicYN") == "Y"
-        if name:
-            out.append(MeshHeading(name.strip(), major, tuple(quals)))
+            major = major or part.get("MajorTopicYN") == "Y"
+    if name:
+        out.append(MeshHeading(name.strip(), major, tuple(quals)))
     return tuple(out)
 
 
