@@ -93,9 +93,9 @@ def parse_articles(
     A record that cannot be read is reported to `on_error` and skipped; malformed XML raises
     XmlError (the caller decides whether to fetch again).
 
-    An efetch body (bytes) is read without the parts of each PubmedData no field comes from
-    (see kept_spans), fed to the parser piece by piece from the body itself, never joined into
-    a new copy; a stream (a MEDLINE file) is read with everything in it. Either way the parser
+    An efetch body (bytes) is read without the parts of each record no field comes from (see
+    kept_spans), fed to the parser _FEED bytes at a time, never copied whole; a stream (a
+    MEDLINE file) is read with everything in it. Either way the parser
     hands over one record at a time, cleared once read, so memory stays bounded whatever the
     size. (Parsing a 500-record body at once instead measured no faster once the references
     are cut, for 10 MB more.)
@@ -105,14 +105,29 @@ def parse_articles(
         if isinstance(source, bytes):
             parser = etree.XMLPullParser(events=("end",), tag=_RECORD_TAGS, **_SAFE)
             feed, events = parser.feed, parser.read_events
+            # The kept parts, fed _FEED bytes at a time (records are read and freed as they
+            # complete): each feed joins the pieces it holds, as five cuts a record would
+            # otherwise cost five feeds a record, each dearer than copying the bytes again.
+            view = memoryview(source)
+            pieces: list[memoryview] = []
+            size = 0
             for start, stop in kept_spans(source):
-                # At most _FEED bytes at a time: records are read and freed as they complete.
                 for at in range(start, stop, _FEED):
-                    feed(source[at : min(at + _FEED, stop)])
+                    piece = view[at : min(at + _FEED, stop)]
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size < _FEED:
+                        continue
+                    feed(b"".join(pieces))
+                    pieces.clear()
+                    size = 0
                     for article in _records(events(), on_error, n):
                         n += 1
                         if article is not None:
                             yield article
+            feed(b"".join(pieces))
+            pieces.clear()
+            view.release()
             parser.close()
             pending = events()
         else:
@@ -135,12 +150,13 @@ def _records(
     """One item per record among `events` (None where it is a deletion or could not be read),
     each freed once read with the siblings before it; `n` counts the records before these."""
     for _event, el in events:
+        tag = el.tag
         parent = el.getparent()
         # A MedlineCitation inside a PubmedArticle is read with its PubmedArticle.
-        if el.tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
+        if tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
             continue
         n += 1
-        yield _read_record(el, n, on_error) if el.tag != "DeleteCitation" else None
+        yield _read_record(el, n, on_error) if tag != "DeleteCitation" else None
         # Free what was read: the record and the siblings before it.
         el.clear(keep_tail=False)
         if parent is not None:
@@ -154,58 +170,116 @@ def as_parsed(body: bytes) -> bytes:
 
 
 def kept_spans(body: bytes) -> list[tuple[int, int]]:
-    """(start, stop) of the parts of an efetch body the parser reads: all of it but, in each
-    record's <PubmedData>, its <History> (the dates the record went through PubMed's stages)
-    and its <ReferenceList> elements (the papers the article cites, about two thirds of a
-    modern efetch body). No field comes from either.
+    """(start, stop) of the parts of an efetch body the parser reads: all of it but the parts of
+    each record no field comes from. In its <PubmedData>: <History> (the dates the record went
+    through PubMed's stages) and the <ReferenceList> elements (the papers the article cites,
+    about two thirds of a modern efetch body). In its <MedlineCitation>: NLM's processing dates
+    (<DateCompleted>, <DateRevised>), the <GrantList> and the <MedlineJournalInfo>, a fifth of
+    the elements left (see _citation_cuts).
 
     History is PubmedData's first child, ReferenceList its last (DTD 2019 on), so what is cut
     runs from <History> to </History>, and from the first <ReferenceList> to the last
     </ReferenceList>. A cut is made only where it lies inside one record's PubmedData, before
-    its </PubmedData>, with no other record or PubmedData opening in between; anything else (a
-    book's data, a garbled record) is left for the parser to judge as it is. One pass over the
-    body, by bytes.find.
+    its </PubmedData>, with no other PubmedData opening in between; anything else (a book's
+    data, a garbled record) is left for the parser to judge as it is. One pass over the body,
+    by bytes.find, with a few short searches around what it finds.
     """
     find = body.find
-    spans = []
-    pos = 0  # start of the part being kept
+    cuts: list[tuple[int, int]] = []
+    pos = 0  # where the search for the next record's PubmedData starts
     data = find(b"<PubmedData>")
     while data >= 0:
+        _citation_cuts(body, pos, data, cuts)
         inside = data + 12
         first = find(b"<", inside)
         if first > 0 and body.startswith(b"<History>", first) and not body[inside:first].strip():
             end = find(b"</History>", first)
             if end > 0 and find(b"Pubmed", first, end) < 0:  # within this PubmedData
-                spans.append((pos, first))
-                pos = inside = end + 10
+                cuts.append((first, end + 10))
+                inside = end + 10
         close = _data_end(body, inside)
-        if close < 0:  # this PubmedData never closes before another record opens
+        if close < 0:  # this PubmedData never closes before another one opens
+            pos = inside
             data = find(b"<PubmedData>", inside)
             continue
         refs = find(b"<ReferenceList", inside, close)
         if refs > 0 and body[refs + 14 : refs + 15] in (b">", b" "):
             last = body.rfind(b"</ReferenceList>", refs, close)
             if last > 0:
-                spans.append((pos, refs))
-                pos = last + 16
+                cuts.append((refs, last + 16))
+        pos = close
         data = find(b"<PubmedData>", close)
+    spans = []
+    pos = 0  # start of the part being kept
+    for start, stop in cuts:
+        spans.append((pos, start))
+        pos = stop
     spans.append((pos, len(body)))
     return spans
 
 
+def _citation_cuts(body: bytes, at: int, data: int, cuts: list[tuple[int, int]]) -> None:
+    """Cut DateCompleted, DateRevised, GrantList and MedlineJournalInfo from the MedlineCitation
+    between `at` and the PubmedData at `data`, each only where it is a whole element: its
+    opening closes before the next element searched for, with no other opening or closing of it
+    in between. No field comes from any of them.
+
+    The dates follow the PMID; the GrantList ends the Article but for its PublicationTypeList,
+    VernacularTitle and ArticleDate; the MedlineJournalInfo follows </Article> (DTD 2019 on).
+    Each is found by a search of a few hundred bytes from the Article's opening or, backwards,
+    from the PubmedData's."""
+    find, rfind = body.find, body.rfind
+    art = find(b"<Article ", at, data)
+    if art < 0:
+        return
+    first = find(b"<Date", at, art)
+    dates = _DATES.match(body, first, art) if first > 0 else None
+    if dates:
+        cuts.append((first, dates.end()))
+    journal = rfind(b"<MedlineJournalInfo>", art, data)
+    end = rfind(b"</Article>", art, journal) if journal > 0 else -1
+    if end < 0 or body[end + 10 : journal].strip():
+        return  # the journal's information is not the Article's next sibling
+    # The grants, if they come just before the PublicationTypeList.
+    types = rfind(b"<PublicationTypeList>", art, end)
+    grants = rfind(b"</GrantList>", max(art, types - 64), types) if types > 0 else -1
+    if grants > 0 and not body[grants + 12 : types].strip():
+        start = rfind(b"<GrantList", art, grants)
+        if start > 0 and _GRANTS.match(body, start, grants + 12):
+            cuts.append((start, grants + 12))
+    whole = _JOURNAL.match(body, journal, data)
+    if whole:
+        cuts.append((journal, whole.end()))
+
+
+# What is cut from a MedlineCitation, as NLM writes it: elements of text-only elements, each
+# closed as it opened, whitespace between. Anything else (a comment, other markup, a tag garbled
+# or left open) fails to match and is left for the parser to judge.
+_DATES = re.compile(
+    rb"(?:\s*+<(Date(?:Completed|Revised|Created))>\s*+(?:<(\w++)>[^<]*+</\2>\s*+)*+</\1>)++"
+)
+_GRANTS = re.compile(
+    rb"<GrantList(?: [^<>]*+)?>\s*+(?:<Grant>\s*+(?:<(\w++)>[^<]*+</\1>\s*+)*+</Grant>\s*+)*+"
+    rb"</GrantList>"
+)
+_JOURNAL = re.compile(
+    rb"<MedlineJournalInfo>\s*+(?:<(\w++)>[^<]*+</\1>\s*+)*+</MedlineJournalInfo>"
+)
+
+
 def _data_end(body: bytes, at: int) -> int:
-    """Where the </PubmedData> after `at` begins, or -1 if a <Pubmed… opening (another record,
-    another PubmedData) or the end of the body comes first. One find for "Pubmed" serves both:
-    it stops at every occurrence, which outside these tags is rare."""
+    """Where the </PubmedData> after `at` begins, or -1 if another <PubmedData> opens first (the
+    next article's, when this one never closes) or the end of the body comes first. One find
+    serves both, with a needle long enough to skip through the references fast."""
     find = body.find
-    hit = find(b"Pubmed", at)
+    hit = find(b"PubmedData>", at)
     while hit >= 0:
         before = body[hit - 2 : hit]
-        if before == b"</" and body.startswith(b"PubmedData>", hit):
+        if before == b"</":
             return hit - 2
         if before[1:] == b"<":
             return -1
-        hit = find(b"Pubmed", hit + 6)
+        hit = find(b"PubmedData>", hit + 11)
     return -1
 
 
@@ -239,7 +313,7 @@ def _article(rec: Any) -> Article:
         raise ValueError("no Article element")
     a = _children(art)
     data = top.get("PubmedData") if top is not None else None
-    ids = _article_ids(_first(data, "ArticleIdList") if data is not None else None)
+    ids = _article_ids(_children(data).get("ArticleIdList") if data is not None else None)
     doi = ids.get("doi") or _elocation_doi(art)
     journal = _children(a["Journal"]) if "Journal" in a else {}
     issue = journal.get("JournalIssue")
@@ -287,11 +361,6 @@ def _pages(pagination: Any) -> str | None:
         return printed
     start, end = _text(p.get("StartPage")), _text(p.get("EndPage"))
     return f"{start}-{end}" if start and end else start
-
-
-def _first(el: Any, tag: str) -> Any:
-    """The first child named `tag`, or None: find(tag) without ElementPath's overhead."""
-    return next(el.iterchildren(tag), None)
 
 
 def _children(el: Any) -> dict[str, Any]:
@@ -448,7 +517,11 @@ def _script(text: str, table: dict[int, int], mark: str) -> str:
 def _article_ids(el: Any) -> dict[str, str]:
     ids: dict[str, str] = {}
     if el is not None:
-        for aid in el.iterchildren("ArticleId"):
+        # A loop over the children, not iterchildren("ArticleId"): its tag matcher costs more
+        # than the tag test on the odd other child (as in _abstract and _corrections).
+        for aid in el:
+            if aid.tag != "ArticleId":
+                continue
             kind, value = aid.get("IdType"), _text(aid)
             if kind and value and kind not in ids:
                 ids[kind] = value
@@ -466,7 +539,9 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
     if el is None:
         return ()
     sections = []
-    for part in el.iterchildren("AbstractText"):
+    for part in el:
+        if part.tag != "AbstractText":
+            continue
         text = _clean(part)
         if text:
             label = part.get("Label")
@@ -616,7 +691,9 @@ def _corrections(el: Any) -> tuple[Correction, ...]:
     if el is None:
         return ()
     out = []
-    for c in el.iterchildren("CommentsCorrections"):
+    for c in el:
+        if c.tag != "CommentsCorrections":
+            continue
         kind = c.get("RefType")
         if kind in _CORRECTION_TYPES:
             parts = _children(c)
