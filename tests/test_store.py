@@ -11,7 +11,9 @@ from sqlalchemy import create_engine, inspect, select, text
 from watcher.identity import pmid_key as k
 from watcher.models import AbstractSection, Article, Author, MeshHeading, Schedule, Subscription
 from watcher.schema import ArticleRow
-from watcher.store import SCHEMA_REVISION, Store, migrate
+from watcher.store import SCHEMA_REVISION, Store, _members, _probe, migrate
+
+from .conftest import PG_ENV, _pg_schema_url, postgres_url
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 T1 = timedelta(minutes=20)
@@ -466,3 +468,30 @@ def test_migration_0005_keeps_one_json_copy_of_each_stored_article(store_url: st
         keywords = conn.execute(text("SELECT keywords FROM articles WHERE pmid = 31")).scalar_one()
     assert (json.loads(keywords) if isinstance(keywords, str) else keywords) == ["teplizumab"]
     store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("lookup", [_probe, _members], ids=["probe", "in-list"])
+def test_postgres_identifier_lookups_probe_the_key_in_a_plan_made_while_small(lookup) -> None:
+    """PostgreSQL may make one plan for a prepared lookup while the store is nearly empty and
+    keep it as the store grows: that plan must probe the primary key for each value, never
+    scan the identifiers (which, at 40,000 rows, cost 340 ms a lookup instead of 1.5 ms)."""
+    base = postgres_url()
+    if base is None:
+        pytest.skip(f"needs {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    schema_url = _pg_schema_url(base)
+    store = Store.open(next(schema_url))
+    try:
+        store.upsert_articles([article(1)], T0)
+        compiled = lookup("pmid", ["1", "2"]).compile(
+            dialect=store.engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params).scalars())
+        probes = "Index Scan using identifiers_pkey" in plan and "Filter" not in plan
+        assert probes == (lookup is _probe), plan
+        assert store.known_items(keys(1, 2)) == {k(1)}
+    finally:
+        store.close()
+        schema_url.close()  # drops the schema
