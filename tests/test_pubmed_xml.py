@@ -333,3 +333,56 @@ def test_a_books_references_are_left_for_the_parser(corpus: Path) -> None:
     (book,) = parse_articles(data)
     (full,) = parse_articles(BytesIO(data))
     assert book == full and book.is_book
+
+
+CITATION_CUTS = (b"<DateCompleted>", b"<DateRevised>", b"<GrantList", b"<MedlineJournalInfo>")
+
+
+def test_citation_parts_never_read_are_cut(corpus: Path) -> None:
+    """NLM's processing dates, the grants and the journal's catalogue data are left out of an
+    efetch body's parse, and the record reads the same as from its whole tree."""
+    data = read(corpus / "metapub-36156117.xml")
+    assert all(part in data for part in CITATION_CUTS)
+    assert not any(part in as_parsed(data) for part in CITATION_CUTS)
+    assert list(parse_articles(data)) == list(parse_articles(BytesIO(data)))
+
+
+def test_a_grant_whose_text_reads_like_tags_is_cut_whole(corpus: Path) -> None:
+    data = read(corpus / "metapub-36156117.xml").replace(
+        b"<Agency>", b"<Agency>&lt;/GrantList&gt;&lt;/Article&gt;&lt;PubmedData&gt; ", 1
+    )
+    assert b"<GrantList" not in as_parsed(data)
+    assert list(parse_articles(data)) == list(parse_articles(BytesIO(data)))
+
+
+@pytest.mark.parametrize(
+    ("damage", "kept"),
+    [
+        ((b"</GrantList>", b""), b"<GrantList"),  # left open
+        ((b"</MedlineJournalInfo>", b""), b"<MedlineJournalInfo>"),
+        ((b"</DateRevised>", b"</DateRevise>"), b"<DateRevised>"),  # a closing garbled
+        ((b"<Agency>", b"<Agency><Agency>"), b"<GrantList"),  # an element left open inside
+    ],
+)
+def test_a_garbled_citation_part_is_left_for_the_parser(
+    corpus: Path, damage: tuple[bytes, bytes], kept: bytes
+) -> None:
+    """A part that is not whole is not cut: the body stays as malformed as it was, and the
+    record after it is not swallowed."""
+    one = read(corpus / "metapub-36156117.xml")
+    start, end = one.index(b"<PubmedArticle>"), one.rindex(b"</PubmedArticleSet>")
+    record = one[start:end]
+    body = b"<PubmedArticleSet>" + record.replace(*damage, 1) + record + b"</PubmedArticleSet>"
+    parsed = as_parsed(body)
+    assert parsed.count(kept) == 1  # the damaged record's; the good one's is cut
+    assert parsed.count(b"<PubmedArticle>") == 2
+    with pytest.raises(XmlError):
+        list(parse_articles(body))
+
+
+def test_a_comment_in_a_citation_part_keeps_it_whole(corpus: Path) -> None:
+    data = read(corpus / "metapub-36156117.xml").replace(
+        b"<MedlineJournalInfo>", b"<MedlineJournalInfo><!-- <Country> -->", 1
+    )
+    assert b"<MedlineJournalInfo>" in as_parsed(data)
+    assert list(parse_articles(data)) == list(parse_articles(BytesIO(data)))

@@ -93,9 +93,9 @@ def parse_articles(
     A record that cannot be read is reported to `on_error` and skipped; malformed XML raises
     XmlError (the caller decides whether to fetch again).
 
-    An efetch body (bytes) is read without the parts of each PubmedData no field comes from
-    (see kept_spans), fed to the parser piece by piece from the body itself, never joined into
-    a new copy; a stream (a MEDLINE file) is read with everything in it. Either way the parser
+    An efetch body (bytes) is read without the parts of each record no field comes from (see
+    kept_spans), fed to the parser _FEED bytes at a time, never copied whole; a stream (a
+    MEDLINE file) is read with everything in it. Either way the parser
     hands over one record at a time, cleared once read, so memory stays bounded whatever the
     size. (Parsing a 500-record body at once instead measured no faster once the references
     are cut, for 10 MB more.)
@@ -105,14 +105,29 @@ def parse_articles(
         if isinstance(source, bytes):
             parser = etree.XMLPullParser(events=("end",), tag=_RECORD_TAGS, **_SAFE)
             feed, events = parser.feed, parser.read_events
+            # The kept parts, fed _FEED bytes at a time (records are read and freed as they
+            # complete): each feed joins the pieces it holds, as five cuts a record would
+            # otherwise cost five feeds a record, each dearer than copying the bytes again.
+            view = memoryview(source)
+            pieces: list[memoryview] = []
+            size = 0
             for start, stop in kept_spans(source):
-                # At most _FEED bytes at a time: records are read and freed as they complete.
                 for at in range(start, stop, _FEED):
-                    feed(source[at : min(at + _FEED, stop)])
+                    piece = view[at : min(at + _FEED, stop)]
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size < _FEED:
+                        continue
+                    feed(b"".join(pieces))
+                    pieces.clear()
+                    size = 0
                     for article in _records(events(), on_error, n):
                         n += 1
                         if article is not None:
                             yield article
+            feed(b"".join(pieces))
+            pieces.clear()
+            view.release()
             parser.close()
             pending = events()
         else:
@@ -135,12 +150,13 @@ def _records(
     """One item per record among `events` (None where it is a deletion or could not be read),
     each freed once read with the siblings before it; `n` counts the records before these."""
     for _event, el in events:
+        tag = el.tag
         parent = el.getparent()
         # A MedlineCitation inside a PubmedArticle is read with its PubmedArticle.
-        if el.tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
+        if tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
             continue
         n += 1
-        yield _read_record(el, n, on_error) if el.tag != "DeleteCitation" else None
+        yield _read_record(el, n, on_error) if tag != "DeleteCitation" else None
         # Free what was read: the record and the siblings before it.
         el.clear(keep_tail=False)
         if parent is not None:
@@ -154,58 +170,116 @@ def as_parsed(body: bytes) -> bytes:
 
 
 def kept_spans(body: bytes) -> list[tuple[int, int]]:
-    """(start, stop) of the parts of an efetch body the parser reads: all of it but, in each
-    record's <PubmedData>, its <History> (the dates the record went through PubMed's stages)
-    and its <ReferenceList> elements (the papers the article cites, about two thirds of a
-    modern efetch body). No field comes from either.
+    """(start, stop) of the parts of an efetch body the parser reads: all of it but the parts of
+    each record no field comes from. In its <PubmedData>: <History> (the dates the record went
+    through PubMed's stages) and the <ReferenceList> elements (the papers the article cites,
+    about two thirds of a modern efetch body). In its <MedlineCitation>: NLM's processing dates
+    (<DateCompleted>, <DateRevised>), the <GrantList> and the <MedlineJournalInfo>, a fifth of
+    the elements left (see _citation_cuts).
 
     History is PubmedData's first child, ReferenceList its last (DTD 2019 on), so what is cut
     runs from <History> to </History>, and from the first <ReferenceList> to the last
     </ReferenceList>. A cut is made only where it lies inside one record's PubmedData, before
-    its </PubmedData>, with no other record or PubmedData opening in between; anything else (a
-    book's data, a garbled record) is left for the parser to judge as it is. One pass over the
-    body, by bytes.find.
+    its </PubmedData>, with no other PubmedData opening in between; anything else (a book's
+    data, a garbled record) is left for the parser to judge as it is. One pass over the body,
+    by bytes.find, with a few short searches around what it finds.
     """
     find = body.find
-    spans = []
-    pos = 0  # start of the part being kept
+    cuts: list[tuple[int, int]] = []
+    pos = 0  # where the search for the next record's PubmedData starts
     data = find(b"<PubmedData>")
     while data >= 0:
+        _citation_cuts(body, pos, data, cuts)
         inside = data + 12
         first = find(b"<", inside)
         if first > 0 and body.startswith(b"<History>", first) and not body[inside:first].strip():
             end = find(b"</History>", first)
             if end > 0 and find(b"Pubmed", first, end) < 0:  # within this PubmedData
-                spans.append((pos, first))
-                pos = inside = end + 10
+                cuts.append((first, end + 10))
+                inside = end + 10
         close = _data_end(body, inside)
-        if close < 0:  # this PubmedData never closes before another record opens
+        if close < 0:  # this PubmedData never closes before another one opens
+            pos = inside
             data = find(b"<PubmedData>", inside)
             continue
         refs = find(b"<ReferenceList", inside, close)
         if refs > 0 and body[refs + 14 : refs + 15] in (b">", b" "):
             last = body.rfind(b"</ReferenceList>", refs, close)
             if last > 0:
-                spans.append((pos, refs))
-                pos = last + 16
+                cuts.append((refs, last + 16))
+        pos = close
         data = find(b"<PubmedData>", close)
+    spans = []
+    pos = 0  # start of the part being kept
+    for start, stop in cuts:
+        spans.append((pos, start))
+        pos = stop
     spans.append((pos, len(body)))
     return spans
 
 
+def _citation_cuts(body: bytes, at: int, data: int, cuts: list[tuple[int, int]]) -> None:
+    """Cut DateCompleted, DateRevised, GrantList and MedlineJournalInfo from the MedlineCitation
+    between `at` and the PubmedData at `data`, each only where it is a whole element: its
+    opening closes before the next element searched for, with no other opening or closing of it
+    in between. No field comes from any of them.
+
+    The dates follow the PMID; the GrantList ends the Article but for its PublicationTypeList,
+    VernacularTitle and ArticleDate; the MedlineJournalInfo follows </Article> (DTD 2019 on).
+    Each is found by a search of a few hundred bytes from the Article's opening or, backwards,
+    from the PubmedData's."""
+    find, rfind = body.find, body.rfind
+    art = find(b"<Article ", at, data)
+    if art < 0:
+        return
+    first = find(b"<Date", at, art)
+    dates = _DATES.match(body, first, art) if first > 0 else None
+    if dates:
+        cuts.append((first, dates.end()))
+    journal = rfind(b"<MedlineJournalInfo>", art, data)
+    end = rfind(b"</Article>", art, journal) if journal > 0 else -1
+    if end < 0 or body[end + 10 : journal].strip():
+        return  # the journal's information is not the Article's next sibling
+    # The grants, if they come just before the PublicationTypeList.
+    types = rfind(b"<PublicationTypeList>", art, end)
+    grants = rfind(b"</GrantList>", max(art, types - 64), types) if types > 0 else -1
+    if grants > 0 and not body[grants + 12 : types].strip():
+        start = rfind(b"<GrantList", art, grants)
+        if start > 0 and _GRANTS.match(body, start, grants + 12):
+            cuts.append((start, grants + 12))
+    whole = _JOURNAL.match(body, journal, data)
+    if whole:
+        cuts.append((journal, whole.end()))
+
+
+# What is cut from a MedlineCitation, as NLM writes it: elements of text-only elements, each
+# closed as it opened, whitespace between. Anything else (a comment, other markup, a tag garbled
+# or left open) fails to match and is left for the parser to judge.
+_DATES = re.compile(
+    rb"(?:\s*+<(Date(?:Completed|Revised|Created))>\s*+(?:<(\w++)>[^<]*+</\2>\s*+)*+</\1>)++"
+)
+_GRANTS = re.compile(
+    rb"<GrantList(?: [^<>]*+)?>\s*+(?:<Grant>\s*+(?:<(\w++)>[^<]*+</\1>\s*+)*+</Grant>\s*+)*+"
+    rb"</GrantList>"
+)
+_JOURNAL = re.compile(
+    rb"<MedlineJournalInfo>\s*+(?:<(\w++)>[^<]*+</\1>\s*+)*+</MedlineJournalInfo>"
+)
+
+
 def _data_end(body: bytes, at: int) -> int:
-    """Where the </PubmedData> after `at` begins, or -1 if a <Pubmed… opening (another record,
-    another PubmedData) or the end of the body comes first. One find for "Pubmed" serves both:
-    it stops at every occurrence, which outside these tags is rare."""
+    """Where the </PubmedData> after `at` begins, or -1 if another <PubmedData> opens first (the
+    next article's, when this one never closes) or the end of the body comes first. One find
+    serves both, with a needle long enough to skip through the references fast."""
     find = body.find
-    hit = find(b"Pubmed", at)
+    hit = find(b"PubmedData>", at)
     while hit >= 0:
         before = body[hit - 2 : hit]
-        if before == b"</" and body.startswith(b"PubmedData>", hit):
+        if before == b"</":
             return hit - 2
         if before[1:] == b"<":
             return -1
-        hit = find(b"Pubmed", hit + 6)
+        hit = find(b"PubmedData>", hit + 11)
     return -1
 
 
@@ -226,22 +300,25 @@ def _read_record(el: Any, n: int, on_error: ErrorSink | None) -> Article | None:
 def _article(rec: Any) -> Article:
     if rec.tag == "PubmedBookArticle":
         return _book(rec)
-    cit = rec.find("MedlineCitation") if rec.tag == "PubmedArticle" else rec
+    # One pass over the children, then dict look-ups: much cheaper than a find() per field
+    # (find() goes through lxml's ElementPath, ~1 µs a call).
+    top = _children(rec) if rec.tag == "PubmedArticle" else None
+    cit = top.get("MedlineCitation") if top is not None else rec
     if cit is None:
         raise ValueError("no MedlineCitation")
-    # One pass over the children, then dict look-ups: much cheaper than a find() per field.
     c = _children(cit)
     pmid, version = _pmid(c.get("PMID"))
     art = c.get("Article")
     if art is None:
         raise ValueError("no Article element")
     a = _children(art)
-    data = rec.find("PubmedData") if rec.tag == "PubmedArticle" else None
-    ids = _article_ids(data.find("ArticleIdList") if data is not None else None)
+    data = top.get("PubmedData") if top is not None else None
+    ids = _article_ids(_children(data).get("ArticleIdList") if data is not None else None)
     doi = ids.get("doi") or _elocation_doi(art)
     journal = _children(a["Journal"]) if "Journal" in a else {}
     issue = journal.get("JournalIssue")
-    pub_date, pub_year = _pub_date(issue.find("PubDate") if issue is not None else None)
+    i = _children(issue) if issue is not None else {}
+    pub_date, pub_year = _pub_date(i.get("PubDate"))
     abstract = _abstract(a.get("Abstract"))
     vernacular = _clean(a.get("VernacularTitle")) or None
     types = a.get("PublicationTypeList")
@@ -268,8 +345,8 @@ def _article(rec: Any) -> Article:
         trial_ids=_trial_ids(a.get("DataBankList"), abstract),
         substances=_substances(c.get("ChemicalList"), c.get("SupplMeshList")),
         status=cit.get("Status"),
-        volume=_text(issue.find("Volume")) if issue is not None else None,
-        issue=_text(issue.find("Issue")) if issue is not None else None,
+        volume=_text(i.get("Volume")),
+        issue=_text(i.get("Issue")),
         pages=_pages(a.get("Pagination")),
     )
 
@@ -278,10 +355,11 @@ def _pages(pagination: Any) -> str | None:
     """MedlinePgn as printed ("1-10", "e123"); StartPage-EndPage where only those are given."""
     if pagination is None:
         return None
-    printed = _text(pagination.find("MedlinePgn"))
+    p = _children(pagination)
+    printed = _text(p.get("MedlinePgn"))
     if printed:
         return printed
-    start, end = _text(pagination.find("StartPage")), _text(pagination.find("EndPage"))
+    start, end = _text(p.get("StartPage")), _text(p.get("EndPage"))
     return f"{start}-{end}" if start and end else start
 
 
@@ -439,7 +517,11 @@ def _script(text: str, table: dict[int, int], mark: str) -> str:
 def _article_ids(el: Any) -> dict[str, str]:
     ids: dict[str, str] = {}
     if el is not None:
-        for aid in el.iterchildren("ArticleId"):
+        # A loop over the children, not iterchildren("ArticleId"): its tag matcher costs more
+        # than the tag test on the odd other child (as in _abstract and _corrections).
+        for aid in el:
+            if aid.tag != "ArticleId":
+                continue
             kind, value = aid.get("IdType"), _text(aid)
             if kind and value and kind not in ids:
                 ids[kind] = value
@@ -457,7 +539,9 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
     if el is None:
         return ()
     sections = []
-    for part in el.iterchildren("AbstractText"):
+    for part in el:
+        if part.tag != "AbstractText":
+            continue
         text = _clean(part)
         if text:
             label = part.get("Label")
@@ -468,35 +552,59 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
     return tuple(sections)
 
 
+# An author list's authors and their name parts, found in one walk in C: much cheaper than a
+# loop over each author's children, most of them affiliations never read.
+_AUTHOR_TAGS = ("Author", "LastName", "ForeName", "Initials", "CollectiveName")
+
+
 def _authors(el: Any) -> tuple[Author, ...]:
     if el is None:
         return ()
-    out = []
-    for a in el.iterchildren("Author"):
-        if a.get("ValidYN", "Y") != "Y":
-            continue  # an author name NLM itself marked as wrong
-        last = fore = initials = collective = None
-        for part in a:
-            tag = part.tag
+    out: list[Author] = []
+    author = None  # the Author whose name parts are being read
+    valid = False  # False where NLM itself marked the author's name as wrong (ValidYN="N")
+    last = fore = initials = collective = None
+    for part in el.iter(*_AUTHOR_TAGS):
+        tag = part.tag
+        if tag == "Author":
+            if part.getparent() is not el:
+                continue  # only the list's own authors, as iterchildren("Author") gave them
+            if valid:
+                _add_author(out, last, fore, initials, collective)
+            author = part
+            valid = part.get("ValidYN", "Y") == "Y"
+            last = fore = initials = collective = None
+        elif valid and part.getparent() is author:  # the author's own name parts only
             if tag == "LastName":
                 last = part.text
             elif tag == "ForeName":
                 fore = part.text
             elif tag == "Initials":
                 initials = part.text
-            elif tag == "CollectiveName":
+            else:
                 collective = _clean(part)
-        if collective:
-            out.append(Author(collective_name=collective))
-        elif last:
-            out.append(
-                Author(
-                    last.strip(),
-                    (fore and fore.strip()) or None,
-                    (initials and initials.strip()) or None,
-                )
-            )
+    if valid:
+        _add_author(out, last, fore, initials, collective)
     return tuple(out)
+
+
+def _add_author(
+    out: list[Author],
+    last: str | None,
+    fore: str | None,
+    initials: str | None,
+    collective: str | None,
+) -> None:
+    if collective:
+        out.append(Author(collective_name=collective))
+    elif last:
+        out.append(
+            Author(
+                last.strip(),
+                (fore and fore.strip()) or None,
+                (initials and initials.strip()) or None,
+            )
+        )
 
 
 def _pub_date(el: Any) -> tuple[str | None, int | None]:
@@ -543,25 +651,39 @@ def _electronic_date(art: Any) -> date | None:
     return None
 
 
+_MESH_TAGS = ("MeshHeading", "DescriptorName", "QualifierName")
+
+
 def _mesh(el: Any) -> tuple[MeshHeading, ...]:
+    """The headings, found with their parts in one walk in C (as _authors)."""
     if el is None:
         return ()
     out = []
-    for h in el.iterchildren("MeshHeading"):
-        name = None
-        major = False
-        quals = []
-        for part in h:
-            if part.tag == "DescriptorName":
+    heading = None
+    name = None
+    major = False
+    quals: list[str] = []
+    for part in el.iter(*_MESH_TAGS):
+        tag = part.tag
+        if tag == "MeshHeading":
+            if part.getparent() is not el:
+                continue
+            if name:
+                out.append(MeshHeading(name.strip(), major, tuple(quals)))
+            heading = part
+            name = None
+            major = False
+            quals = []
+        elif part.getparent() is heading:
+            if tag == "DescriptorName":
                 name = part.text
-                major = major or part.get("MajorTopicYN") == "Y"
-            elif part.tag == "QualifierName":
+            else:
                 q = _text(part)
                 if q:
                     quals.append(q)
-                major = major or part.get("MajorTopicYN") == "Y"
-        if name:
-            out.append(MeshHeading(name.strip(), major, tuple(quals)))
+            major = major or part.get("MajorTopicYN") == "Y"
+    if name:
+        out.append(MeshHeading(name.strip(), major, tuple(quals)))
     return tuple(out)
 
 
@@ -569,10 +691,15 @@ def _corrections(el: Any) -> tuple[Correction, ...]:
     if el is None:
         return ()
     out = []
-    for c in el.iterfind("CommentsCorrections"):
+    for c in el:
+        if c.tag != "CommentsCorrections":
+            continue
         kind = c.get("RefType")
         if kind in _CORRECTION_TYPES:
-            out.append(Correction(kind, _text(c.find("PMID")), _clean(c.find("RefSource")) or None))
+            parts = _children(c)
+            out.append(
+                Correction(kind, _text(parts.get("PMID")), _clean(parts.get("RefSource")) or None)
+            )
     return tuple(out)
 
 
@@ -597,10 +724,11 @@ def _trial_ids(banks: Any, abstract: tuple[AbstractSection, ...]) -> tuple[str, 
 def _substances(chemicals: Any, suppl: Any) -> tuple[str, ...]:
     names: dict[str, None] = {}
     if chemicals is not None:
-        for name in chemicals.iterfind("Chemical/NameOfSubstance"):
-            text = _text(name)
-            if text:
-                names[text] = None
+        for chemical in chemicals.iterchildren("Chemical"):
+            for name in chemical.iterchildren("NameOfSubstance"):
+                text = _text(name)
+                if text:
+                    names[text] = None
     if suppl is not None:
         for name in suppl.iterchildren("SupplMeshName"):
             text = _text(name)
