@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 ErrorSink = Callable[[str], None]
 
 _RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
+# In a PubmedArticleSet (what efetch sends) a MedlineCitation is always inside its PubmedArticle
+# (DTD: PubmedArticleSet holds PubmedArticle, PubmedBookArticle, DeleteCitation): its end event,
+# one a record, would only be skipped.
+_SET_TAGS = ("PubmedArticle", "PubmedBookArticle", "DeleteCitation")
+_ARTICLE_SET = re.compile(rb"<PubmedArticleSet[\s>]")
 _MONTHS = {
     m: i
     for i, m in enumerate(
@@ -103,7 +108,8 @@ def parse_articles(
     n = 0
     try:
         if isinstance(source, bytes):
-            parser = etree.XMLPullParser(events=("end",), tag=_RECORD_TAGS, **_SAFE)
+            tags = _SET_TAGS if _ARTICLE_SET.search(source, 0, 4096) else _RECORD_TAGS
+            parser = etree.XMLPullParser(events=("end",), tag=tags, **_SAFE)
             feed, events = parser.feed, parser.read_events
             # The kept parts, fed _FEED bytes at a time (records are read and freed as they
             # complete): each feed joins the pieces it holds, as five cuts a record would
