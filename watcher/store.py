@@ -259,16 +259,20 @@ class Store:
         if not articles:
             return
         # Bounded first: a DOI past its column's width must not reach the identifiers either.
-        unique = [bounded(a) for a in {own_key(a): a for a in articles}.values()]
+        unique = {own_key(b): b for b in map(bounded, articles)}
         with self.engine.begin() as conn:
             items = _attach(conn, self._insert, unique)
             # A preprint joined to its PubMed record leaves that record as the item's own:
             # the journal version is the better record, and the two must not take turns.
             pubmed = _items_with_pubmed_record(
-                conn, [items[own_key(a)] for a in unique if a.pmid is None]
+                conn, [items[own] for own, a in unique.items() if a.pmid is None]
             )
-            keep = [a for a in unique if a.pmid is not None or items[own_key(a)] not in pubmed]
-            self._write_rows(conn, [_article_row(a, now, items[own_key(a)]) for a in keep])
+            rows = [
+                _article_row(a, now, items[own])
+                for own, a in unique.items()
+                if a.pmid is not None or items[own] not in pubmed
+            ]
+            self._write_rows(conn, rows)
 
     @mapped
     def upsert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
@@ -1504,7 +1508,7 @@ def _record_identifiers(
 
 
 def _attach(
-    conn: Connection, insert: Callable[[Any], Any], articles: Sequence[Article]
+    conn: Connection, insert: Callable[[Any], Any], articles: Mapping[ItemKey, Article]
 ) -> dict[ItemKey, ItemKey]:
     """The item each record belongs to (own key → item), its identifiers recorded.
 
@@ -1512,7 +1516,7 @@ def _attach(
     item another PubMed record's (two PMIDs are never one item: a DOI they share stays with the
     first). A preprint joins the PubMed record of its journal version. When two of a record's
     identifiers name two items, they are proven one and merged (into the PubMed one, if any)."""
-    ids = {own_key(a): (a.pmid is not None, list(identifiers(a))) for a in articles}
+    ids = {own: (a.pmid is not None, list(identifiers(a))) for own, a in articles.items()}
     found = _lookup(conn, [k for _, keys in ids.values() for k in keys])
     pubmed = _items_with_pmid(conn, set(found.values()))
     out: dict[ItemKey, ItemKey] = {}
