@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import (
+    ARRAY,
     Connection,
     Engine,
     Executable,
@@ -1444,22 +1445,19 @@ def _lookup(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]
         scheme, value = split(k)
         by_scheme.setdefault(scheme, {})[value] = k
     out: dict[ItemKey, ItemKey] = {}
-    probe = _probe if conn.dialect.name == "postgresql" else _members
+    postgresql = conn.dialect.name == "postgresql"
+    query = _PROBE if postgresql else _MEMBERS
     for scheme, values in by_scheme.items():
-        for chunk in _chunks(list(values), _CHUNK):
-            for value, item in conn.execute(probe(scheme, chunk)):
-                if item is not None:
-                    out[values[value]] = item
+        # The values go as one parameter (an array; JSON text for SQLite's json_each): the
+        # statement keeps one shape, compiled once, whatever the number of values.
+        wanted = list(values) if postgresql else json.dumps(list(values))
+        for value, item in conn.execute(query, {"scheme": scheme, "values": wanted}):
+            if item is not None:
+                out[values[value]] = item
     return out
 
 
-def _members(scheme: str, values: Sequence[str]) -> Executable:
-    return select(db.identifiers.c.value, db.identifiers.c.item).where(
-        db.identifiers.c.scheme == scheme, db.identifiers.c.value.in_(values)
-    )
-
-
-def _probe(scheme: str, values: Sequence[str]) -> Executable:
+def _probe_statement() -> Executable:
     """PostgreSQL's lookup: each value probes the primary key on its own (item is NULL where
     none is recorded), whatever the table's statistics.
 
@@ -1469,19 +1467,33 @@ def _probe(scheme: str, values: Sequence[str]) -> Executable:
     compared every identifier of the scheme with every value of the list, and kept doing so as
     the table grew (measured: 340 ms per 500-key lookup at 40,000 identifiers, against 1.5 ms).
     """
-    from sqlalchemy.dialects.postgresql import ARRAY
-
+    ids = db.identifiers.c
     wanted = (
-        func.unnest(bindparam("values", list(values), type_=ARRAY(String)))
-        .table_valued("value")
-        .render_derived()
+        func.unnest(bindparam("values", type_=ARRAY(String))).table_valued("value").render_derived()
     )
     item = (
-        select(db.identifiers.c.item)
-        .where(db.identifiers.c.scheme == scheme, db.identifiers.c.value == wanted.c.value)
+        select(ids.item)
+        .where(ids.scheme == bindparam("scheme"), ids.value == wanted.c.value)
         .scalar_subquery()
     )
     return select(wanted.c.value, item)
+
+
+def _members_statement() -> Executable:
+    """SQLite's lookup: the values as a JSON array read by json_each (SQLite's JSON functions
+    are built in since 3.38), so that the statement keeps one shape; SQLite keeps no plan
+    across statements, so its IN is planned for each lookup."""
+    ids = db.identifiers.c
+    wanted = func.json_each(bindparam("values")).table_valued("value")
+    return select(ids.value, ids.item).where(
+        ids.scheme == bindparam("scheme"), ids.value.in_(select(wanted.c.value))
+    )
+
+
+# Built once: SQLAlchemy then finds their compiled form in its cache at each lookup instead of
+# expanding an IN list of a new length (which cost a third of the lookup).
+_PROBE = _probe_statement()
+_MEMBERS = _members_statement()
 
 
 def _resolve(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]:
