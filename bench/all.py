@@ -1,6 +1,6 @@
 """Run every benchmark once, in one go, and write their tables into bench/README.md.
 
-python bench/all.py [--baseline SRC]   # about five minutes; PostgreSQL rows need
+python bench/all.py [--baseline SRC]   # about ten minutes; PostgreSQL rows need
                                         # WATCHER_TEST_POSTGRES_URL
 
 With --baseline (another checkout's root, e.g. `git worktree add /tmp/base main`), the parser and
