@@ -324,7 +324,9 @@ def test_status_shows_why_papers_await_delivery(
     assert report.sent == [] and len(report.failed) == 2
     store.close()
     assert main(["-c", str(config.path), "status", "--json"]) == 0
-    recipients = {r["address"]: r for r in json.loads(capsys.readouterr().out)["recipients"]}
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["pending_digests"] == 1  # alice's, retried; bob's failed one is not pending
+    recipients = {r["address"]: r for r in shown["recipients"]}
     (bob,) = recipients["bob@example.org"]["digests"]
     assert (bob["state"], bob["attempts"], bob["papers"]) == ("failed", 1, 2)
     assert bob["last_error"] == "550 5.1.1 <bob@example.org>: no such user"
@@ -343,8 +345,9 @@ def test_status_shows_why_papers_await_delivery(
     assert main(["-c", str(config.path), "digest"]) == 0
     capsys.readouterr()
     assert main(["-c", str(config.path), "status", "--json"]) == 0
-    after = json.loads(capsys.readouterr().out)["recipients"]
-    assert [r["digests"] for r in after] == [[], []]
+    after = json.loads(capsys.readouterr().out)
+    assert [r["digests"] for r in after["recipients"]] == [[], []]
+    assert after["pending_digests"] == 0
 
 
 NAMED_SUBS = """

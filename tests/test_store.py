@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
+from watcher.followups import Change
 from watcher.identity import pmid_key as k
 from watcher.models import AbstractSection, Article, Author, MeshHeading, Schedule, Subscription
 from watcher.schema import articles, identifiers, matches
@@ -200,6 +201,44 @@ def test_baseline_matches_and_late_recipients_get_nothing_old(store: Store) -> N
         [sub("s", "f", ["a@example.org", "late@example.org"])], T0 + timedelta(hours=1)
     )
     assert store.pending_papers("late@example.org", ["s"]) == {}
+
+
+def test_undelivered_counts_agree_with_each_recipients_due_papers(store: Store) -> None:
+    """`status` counts every recipient's due papers in one query; each count must be what the
+    digest would list: not before they joined, not delivered, not in a pending digest, not a
+    notice told as a change, and (stored=False) only those still awaiting their record."""
+    a, b, late = "a@example.org", "B@example.org", "late@example.org"
+    store.sync_subscriptions([sub("s", "f", [a, b]), sub("t", "g", [a])], T0)
+    store.upsert_articles([article(p) for p in range(1, 7)], T0)
+    store.commit_poll(
+        "s", keys(1, 2, 3, 4, 8), source="esearch", deliver=True, now=T0, window_end=None, found=5
+    )
+    store.commit_poll(
+        "t", keys(3, 5, 6, 9), source="rss", deliver=True, now=T0, window_end=None, found=4
+    )
+    store.commit_poll(
+        "t", keys(7), source="baseline", deliver=False, now=T0, window_end=None, found=1
+    )
+    store.sync_subscriptions([sub("s", "f", [a, b, late]), sub("t", "g", [a])], T0 + T1)
+    sent = store.create_digest(
+        recipient=a, schedule="k", message_id="<1@x>", message=b"", items=keys(1), now=T0
+    )
+    store.mark_digest_sent(sent, T0)
+    store.create_digest(
+        recipient=b, schedule="k", message_id="<2@x>", message=b"", items=keys(2), now=T0
+    )
+    notice = Change(k(1), "erratum", "pmid:6", None, "Erratum in …", notice_item=k(6))
+    store.record_changes([notice], T0)
+
+    follows = {a: ["s", "t"], b.lower(): ["s"], late: ["s"]}
+    for stored in (True, False):
+        counts = store.undelivered_counts(stored=stored)
+        listed = {
+            r: len(store.pending_papers(r, subs, stored=stored)) for r, subs in follows.items()
+        }
+        assert counts == listed
+    assert store.undelivered_counts() == {a: 4, b.lower(): 3, late: 0}  # a: 2 3 4 5; b: 1 3 4
+    assert store.undelivered_counts(stored=False) == {a: 2, b.lower(): 1, late: 0}  # 8 9; 8
 
 
 def test_permanent_failure_makes_papers_due_again(store: Store) -> None:

@@ -458,6 +458,9 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
     awaiting = store.undelivered_counts(stored=False)
     daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), now)
     digests = _undelivered_digests(store)
+    # Every pending digest is among the undelivered ones: counted here, not read again (with
+    # the message each keeps for its next attempt).
+    pending = sum(d["state"] == "pending" for listed in digests.values() for d in listed)
     return {
         "config": str(config.path),
         "store": store.display_url,
@@ -475,7 +478,7 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
             for r in sorted({r for s in config.subscriptions for r in s.recipients})
         ],
         "awaiting_records": awaited_records(store, config),
-        "pending_digests": len(store.pending_digests()),
+        "pending_digests": pending,
         "followups": followups_status(store, config, now),
     }
 

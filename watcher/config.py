@@ -264,7 +264,10 @@ def check_address(address: str, text: str | None = None) -> str:
         raise ValueError(f"{shown} is not an email address{_MAILBOX_HINT}")
     if domain.lower() != "localhost":
         try:
-            domain = domain.encode("idna").decode("ascii")
+            # An ASCII name is its own IDNA form (the label pattern below checks its lengths);
+            # asking the codec anyway imports it, its stringprep and unicodedata, for every
+            # command that loads the config.
+            domain = domain if domain.isascii() else domain.encode("idna").decode("ascii")
         except UnicodeError:
             raise ValueError(f"{shown}: {domain!r} is not a domain name") from None
         labels = domain.split(".")

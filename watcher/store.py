@@ -17,9 +17,11 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar
 
 from sqlalchemy import (
     ARRAY,
+    ColumnElement,
     Connection,
     Engine,
     Executable,
+    Select,
     String,
     Table,
     Text,
@@ -671,37 +673,12 @@ class Store:
         not yet delivered to them, and not waiting in one of their pending digests. With
         stored=False: the papers that would be due but whose record the store still awaits.
         """
-        rcpt = recipient.lower()
-        in_pending = (
-            select(db.digest_items.c.item)
-            .join(db.digests, db.digests.c.id == db.digest_items.c.digest_id)
-            .where(db.digests.c.recipient == rcpt, db.digests.c.state == "pending")
-        )
+        m = db.matches.c
         query = (
-            select(db.matches.c.item, db.matches.c.subscription)
-            .join(
-                db.subscribers,
-                (db.subscribers.c.subscription == db.matches.c.subscription)
-                & (db.subscribers.c.recipient == rcpt),
-            )
-            .outerjoin(db.articles, db.articles.c.item == db.matches.c.item)
-            .outerjoin(
-                db.deliveries,
-                (db.deliveries.c.recipient == rcpt) & (db.deliveries.c.item == db.matches.c.item),
-            )
-            .where(
-                db.articles.c.item.is_not(None) if stored else db.articles.c.item.is_(None),
-                db.matches.c.deliver.is_(True),
-                db.matches.c.matched_at >= db.subscribers.c.since,
-                db.matches.c.subscription.in_(list(subscriptions)),
-                db.deliveries.c.item.is_(None),
-                db.matches.c.item.not_in(in_pending),
-                # A notice about a delivered paper is told as that paper's change instead.
-                db.matches.c.item.not_in(
-                    select(db.changes.c.notice_item).where(db.changes.c.notice_item.is_not(None))
-                ),
-            )
-            .order_by(db.articles.c.pmid, db.matches.c.item)
+            _due(recipient.lower(), stored)
+            .add_columns(m.item, m.subscription)
+            .where(m.subscription.in_(list(subscriptions)))
+            .order_by(db.articles.c.pmid, m.item)
         )
         papers: dict[ItemKey, list[str]] = {}
         with self.engine.connect() as conn:
@@ -713,16 +690,15 @@ class Store:
     def undelivered_counts(self, *, stored: bool = True) -> dict[str, int]:
         """Per recipient, how many papers await delivery (in any subscription they follow); with
         stored=False, how many more await their record from NCBI first."""
-        out: dict[str, int] = {}
+        rcpt = db.subscribers.c.recipient
+        counts = (
+            _due(rcpt, stored)
+            .add_columns(rcpt, func.count(db.matches.c.item.distinct()))
+            .group_by(rcpt)
+        )
         with self.engine.connect() as conn:
-            recipients = conn.execute(
-                select(db.subscribers.c.recipient, db.subscribers.c.subscription)
-            )
-            by_rcpt: dict[str, list[str]] = {}
-            for rcpt, sub in recipients:
-                by_rcpt.setdefault(rcpt, []).append(sub)
-        for rcpt, subs in by_rcpt.items():
-            out[rcpt] = len(self.pending_papers(rcpt, subs, stored=stored))
+            out = {r: 0 for r in conn.execute(select(rcpt).distinct()).scalars()}
+            out.update({r: int(n) for r, n in conn.execute(counts)})
         return out
 
     @mapped
@@ -1621,6 +1597,36 @@ def _move(conn: Connection, table: Table, owner: Any, loser: ItemKey, survivor: 
     taken = select(owner).where(table.c.item == survivor).scalar_subquery()
     conn.execute(delete(table).where(table.c.item == loser, owner.in_(taken)))
     conn.execute(update(table).where(table.c.item == loser).values(item=survivor))
+
+
+def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
+    """Matches due to `recipient` (see Store.pending_papers), columns to be added; given the
+    subscribers' recipient column instead of an address, each subscriber's own."""
+    m, s, d = db.matches.c, db.subscribers.c, db.deliveries.c
+    in_pending = (
+        select(db.digest_items.c.item)
+        .join(db.digests, db.digests.c.id == db.digest_items.c.digest_id)
+        .where(db.digests.c.recipient == recipient, db.digests.c.state == "pending")
+    )
+    joined = (
+        db.matches.join(db.subscribers, s.subscription == m.subscription)
+        .outerjoin(db.articles, db.articles.c.item == m.item)
+        .outerjoin(db.deliveries, (d.recipient == recipient) & (d.item == m.item))
+    )
+    query = select().select_from(joined)
+    if isinstance(recipient, str):
+        query = query.where(s.recipient == recipient)
+    return query.where(
+        db.articles.c.item.is_not(None) if stored else db.articles.c.item.is_(None),
+        m.deliver.is_(True),
+        m.matched_at >= s.since,
+        d.item.is_(None),
+        m.item.not_in(in_pending),
+        # A notice about a delivered paper is told as that paper's change instead.
+        m.item.not_in(
+            select(db.changes.c.notice_item).where(db.changes.c.notice_item.is_not(None))
+        ),
+    )
 
 
 def _poll_state(row: Row[Any]) -> PollState:
