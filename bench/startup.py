@@ -3,7 +3,7 @@
 commands from another checkout (e.g. `git worktree add /tmp/base main`) run alternately with
 this one, each on its own store, so both see the same machine.
 
-    python bench/startup.py [--baseline /tmp/base] [--runs 21]
+    python bench/startup.py [--baseline /tmp/base] [--runs 21] [--instructions]
 
 `check` loads the config, opens the store (migrated already: the usual case) and computes the
 next runs; `status` loads the config and reads the store. Both pay for SQLAlchemy's import, measured
@@ -14,12 +14,20 @@ Each checkout's `watcher` package is byte-compiled first, as an installed one is
 install; a checkout run without PYTHONDONTWRITEBYTECODE writes its own `__pycache__` on the first
 run). Without it, where PYTHONDONTWRITEBYTECODE is set (as on the shared VM), every run would
 compile the watcher's sources again, a cost no installed copy pays.
+
+Wall times on a shared machine move by 10-20% from one run to the next, ratios with them. With
+`--instructions` (valgrind's callgrind, where installed), each command's instruction count is
+added: the same figure every time for the same code, whatever else the machine does. It leaves
+out what instructions do not show (waiting on the disk, caches), so it is a second figure, not
+the goal's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +37,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 GOAL = 0.5  # check and status at most half the baseline's time
+# What any command that opens a SQLite store through SQLAlchemy pays before the watcher runs.
+FLOOR = "import sqlalchemy.dialects.sqlite.pysqlite"
 
 
 def run(args: list[str], cwd: Path, src: Path) -> float:
@@ -38,6 +48,24 @@ def run(args: list[str], cwd: Path, src: Path) -> float:
         args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
     )
     return time.perf_counter() - start
+
+
+def instructions(args: list[str], cwd: Path, src: Path) -> int:
+    """Instructions the command executes, counted by callgrind."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind: {proc.stderr[-500:]}")
+    return int(found.group(1))
 
 
 def prepare(src: Path) -> Path:
@@ -64,7 +92,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", type=Path, help="another checkout's root, run side by side")
     ap.add_argument("--runs", type=int, default=21)
+    ap.add_argument(
+        "--instructions", action="store_true", help="add callgrind's counts (about 2 minutes)"
+    )
     args = ap.parse_args()
+    if args.instructions and shutil.which("valgrind") is None:
+        ap.error("--instructions needs valgrind")
     sides = {"this": HERE}
     if args.baseline:
         sides["baseline"] = args.baseline.resolve()
@@ -79,7 +112,7 @@ def main() -> int:
     floor = []  # what any command that opens the store through SQLAlchemy pays first
     for _ in range(args.runs):  # alternate, so a busy moment hits every contender alike
         bare.append(run([sys.executable, "-c", "pass"], HERE, HERE))
-        floor.append(run([sys.executable, "-c", "import sqlalchemy"], HERE, HERE))
+        floor.append(run([sys.executable, "-c", FLOOR], HERE, HERE))
         for label, argv in commands.items():
             for name, src in sides.items():
                 t = run([sys.executable, "-m", "watcher", *argv], folders[name], src)
@@ -93,7 +126,7 @@ def main() -> int:
     print("|---" * (header.count("|") - 1) + "|")
     print(f"| python -c pass | {base * 1000:.0f} ms | 1.0x |" + (" | | |" if args.baseline else ""))
     t = statistics.median(floor)
-    row = f"| python -c 'import sqlalchemy' | {t * 1000:.0f} ms | {t / base:.1f}x |"
+    row = f"| python -c '{FLOOR}' | {t * 1000:.0f} ms | {t / base:.1f}x |"
     if args.baseline:
         b = statistics.median(times[("watcher check", "baseline")])
         row += f" | {t / b:.2f}x of the baseline's check | |"
@@ -113,7 +146,40 @@ def main() -> int:
                 )
             row += f" {b * 1000:.0f} ms | {t / b:.2f}x | {goal} |"
         print(row)
+    if args.instructions:
+        print_instructions(sides, folders, commands)
     return 0
+
+
+def print_instructions(
+    sides: dict[str, Path], folders: dict[str, Path], commands: dict[str, list[str]]
+) -> None:
+    count = {
+        "pass": instructions([sys.executable, "-c", "pass"], HERE, HERE),
+        "floor": instructions([sys.executable, "-c", FLOOR], HERE, HERE),
+    }
+    for label, argv in commands.items():
+        for name, src in sides.items():
+            count[f"{label} {name}"] = instructions(
+                [sys.executable, "-m", "watcher", *argv], folders[name], src
+            )
+    print("\ninstructions (valgrind callgrind, one run each: the count does not vary)\n")
+    baseline = "baseline" in sides
+    header = "| command | this | " + ("baseline | this vs baseline |" if baseline else "")
+    print(header)
+    print("|---" * (header.count("|") - 1) + "|")
+    for label, code in (("pass", "pass"), ("floor", FLOOR)):
+        row = f"| python -c '{code}' | {count[label] / 1e6:,.0f} M |"
+        if baseline:
+            row += f" | {count[label] / count['watcher check baseline']:.2f}x of its check |"
+        print(row)
+    for label in commands:
+        this = count[f"{label} this"]
+        row = f"| {label} | {this / 1e6:,.0f} M |"
+        if baseline:
+            other = count[f"{label} baseline"]
+            row += f" {other / 1e6:,.0f} M | {this / other:.2f}x |"
+        print(row)
 
 
 if __name__ == "__main__":
