@@ -1431,15 +1431,16 @@ def _key_probe(table: Table, fixed: str, key: str, out: str) -> KeyProbe:
     SQLite's json_each), so that the statement keeps one shape, compiled once, whatever their
     number.
 
-    On PostgreSQL each value probes the primary key on its own (`out` is NULL where there is no
-    row), whatever the table's statistics. An IN list would do in one plan and not in another:
-    psycopg prepares a statement once it has run five times, and PostgreSQL may keep one generic
-    plan for it. Made while the table was small or its statistics stale (a store filling up
-    with a first large poll), that plan compared every row under `fixed` with every value of
-    the list, and kept doing so as the table grew: 340 ms per 500-key identifier lookup at
-    40,000 identifiers against 1.5 ms, and 55 s to record 50,000 matches of a new subscription
-    against 1.7 s on SQLite. SQLite keeps no plan across statements, so its IN is planned for
-    each lookup (its JSON functions are built in since 3.38).
+    On PostgreSQL each value looks itself up in an index on its own (the primary key, or an
+    index on `key` alone; `out` is NULL where there is no row), whatever the table's statistics.
+    An IN list would do in one plan and not in another: psycopg prepares a statement once it has
+    run five times, and PostgreSQL may keep one generic plan for it. Made while the table was
+    small or its statistics stale (a store filling up with a first large poll), that plan
+    compared every row under `fixed` with every value of the list, and kept doing so as the
+    table grew: 340 ms per 500-key identifier lookup at 40,000 identifiers against 1.5 ms, and
+    55 s to record 50,000 matches of a new subscription against 1.7 s on SQLite. SQLite keeps no
+    plan across statements, so its IN is planned for each lookup (its JSON functions are built
+    in since 3.38).
     """
     c = table.c
     array = func.unnest(bindparam("values", type_=ARRAY(String))).table_valued("value")
