@@ -68,3 +68,13 @@ def test_date_ranges_in_the_term() -> None:
     assert not compile_term('"2026/11/01"[crdt] : "2026/11/16"[crdt]').match(late.indexed())
     unindexed = synthetic(2, "A paper", edat=date(2026, 11, 5))  # MeSH date = Entrez date
     assert q.match(unindexed.indexed())
+
+
+def test_a_nod_mouse_heading_is_under_mice_and_animals() -> None:
+    nod = synthetic(1, "A paper", edat=date(2026, 11, 2), mesh=("Mice, Inbred NOD",))
+    person = synthetic(2, "A paper", edat=date(2026, 11, 2), mesh=("Humans",))
+    for query in ("mice[mh]", "animals[mh]", '"Mice, Inbred Strains"[mh]'):
+        assert compile_term(query).match(nod.indexed()), query
+    assert not compile_term("mice[mh:noexp]").match(nod.indexed())
+    assert compile_term("animals[mh]").match(person.indexed())
+    assert not compile_term("animals[mh] NOT humans[mh]").match(person.indexed())
