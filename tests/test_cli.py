@@ -33,18 +33,19 @@ def test_init_then_check_lists_the_example_subscriptions(tmp_path: Path) -> None
     assert code == 0, err
     code, out, err = run("-c", "x.toml", "check", cwd=tmp_path)
     assert code == 0, err
-    assert "OK, 7 subscriptions" in out
+    assert "OK, 8 subscriptions" in out
     for name in (
         "Anti-CD3 in T1D",
         "Anti-CD20 in T1D",
         "IL-2R mAbs in islet transplantation",
         "Prevention in at-risk relatives",
+        "Other antibodies and biologics in T1D",
         "Teplizumab feed",
         "Preprints: antibodies in type 1 diabetes",
         "Trials: antibodies in type 1 diabetes",
     ):
         assert name in out
-    assert out.count("next poll:   now (due)") == 7
+    assert out.count("next poll:   now (due)") == 8
     assert "next digest: 20" in out
     assert (tmp_path / "watcher.db").exists()  # the store is created beside the config
 

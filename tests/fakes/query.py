@@ -56,6 +56,13 @@ MESH_NARROWER: dict[str, tuple[str, ...]] = {
     "antigens, cd": ("cd3 complex", "antigens, cd20"),
     "receptors, interleukin-2": ("interleukin-2 receptor alpha subunit",),
     "transplantation": ("islets of langerhans transplantation", "pancreas transplantation"),
+    # Animals [B01.050] holds every animal heading, Humans included (Primates > Hominidae >
+    # Humans): that is why the Cochrane Handbook's human-studies limit is written
+    # NOT (animals[mh] NOT humans[mh]). The levels between (Chordata, Vertebrates, Mammals,
+    # Rodentia, Muridae, Murinae …) are collapsed here.
+    "animals": ("humans", "mice", "rats", "macaca", "swine"),
+    "mice": ("mice, inbred strains", "mice, transgenic"),
+    "mice, inbred strains": ("mice, inbred nod", "mice, inbred c57bl", "mice, inbred balb c"),
 }
 
 GREEK = {

@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import requests
 
@@ -52,6 +52,10 @@ T = TypeVar("T")
 ESEARCH_CAP = 9999
 # Above this many ids a GET URL gets too long for NCBI's servers; POST is recommended.
 _POST_ABOVE = 200
+# A term longer than this once URL-encoded goes by POST, so a GET URL (with the other parameters
+# and an API key, ~300 characters) stays under 2,000 characters. What servers limit is the URL,
+# and encoding makes a librarian's term half as long again (every quote, bracket and space).
+_GET_TERM_MAX = 1600
 # PubMed's earliest records; an open-ended window starts here when it must be split.
 _EPOCH = date(1781, 1, 1)
 # NCBI's limit without an API key (https://www.ncbi.nlm.nih.gov/books/NBK25497/); the wiring
@@ -323,7 +327,8 @@ class EUtils:
             )
         if webenv:
             params["WebEnv"] = webenv
-        return self._call("esearch.fcgi", params, parse_esearch, post=len(term) > 1500)
+        post = len(quote_plus(term)) > _GET_TERM_MAX
+        return self._call("esearch.fcgi", params, parse_esearch, post=post)
 
     # Fetching
 
