@@ -378,7 +378,7 @@ def test_a_malformed_record_is_skipped_in_one_line_and_the_others_delivered(
 # Europe PMC's real answers (../shared/corpus/registries), read whole.
 
 
-def real(corpus: Path) -> dict[int, Any]:
+def real(corpus: Path) -> dict[int | None, Any]:
     """The real `core` results by PMID, read (the corpus fixture skips without the corpus)."""
     return {a.pmid: a for a in map(parse_record, corpus_records())}
 
@@ -408,7 +408,7 @@ class _Stripped(HTMLParser):
         self.text.append(data)
 
 
-def test_every_real_record_is_read_whole(corpus) -> None:
+def test_every_real_record_is_read_whole(corpus: Path) -> None:
     files = corpus_files()
     assert files, "no europepmc-*.json in the shared corpus"
     records = corpus_records()
@@ -430,7 +430,7 @@ def test_every_real_record_is_read_whole(corpus) -> None:
         assert _visible(kept).replace(":", "") == visible.replace(":", ""), art.pmid
 
 
-def test_a_literal_less_than_is_text_not_a_tag(corpus) -> None:
+def test_a_literal_less_than_is_text_not_a_tag(corpus: Path) -> None:
     arts = real(corpus)
     results_40468710 = {s.label: s.text for s in arts[40468710].abstract}["Results"]
     assert results_40468710.startswith(
@@ -452,7 +452,7 @@ def test_a_literal_less_than_is_text_not_a_tag(corpus) -> None:
 
 
 def test_structured_abstracts_have_their_sections_and_the_snippet_is_the_conclusion(
-    corpus,
+    corpus: Path,
 ) -> None:
     arts = real(corpus)
     assert [(s.label, s.category) for s in arts[40468710].abstract] == [
@@ -496,7 +496,7 @@ def test_titles_with_escaped_markup_read_as_markup() -> None:
     assert not [a.title for a in arts.values() if "&" in a.title or re.search("</?[a-z]", a.title)]
 
 
-def test_the_journal_issue_is_read_as_pubmed_prints_it(corpus) -> None:
+def test_the_journal_issue_is_read_as_pubmed_prints_it(corpus: Path) -> None:
     a = real(corpus)[40468710]
     assert (a.journal, a.journal_iso) == (
         "British journal of health psychology",
@@ -525,7 +525,7 @@ def test_the_journal_issue_is_read_as_pubmed_prints_it(corpus) -> None:
     assert sum(bool(a.pages) for a in arts) == 22
 
 
-def test_mesh_chemicals_and_keywords_are_read(corpus) -> None:
+def test_mesh_chemicals_and_keywords_are_read(corpus: Path) -> None:
     arts = real(corpus)
     paclitaxel = arts[40511629]
     assert (
@@ -551,7 +551,7 @@ def test_mesh_chemicals_and_keywords_are_read(corpus) -> None:
     assert trial.trial_ids == ("NCT03875729",)  # named in the abstract: registries.find_ids
 
 
-def test_comment_corrections_are_read_as_pubmeds_both_ways(corpus) -> None:
+def test_comment_corrections_are_read_as_pubmeds_both_ways(corpus: Path) -> None:
     from watcher.sources.pubmed_xml import _CORRECTION_TYPES
 
     # The same RefTypes the PubMed reader keeps, no more.
@@ -599,7 +599,7 @@ def test_comment_corrections_are_read_as_pubmeds_both_ways(corpus) -> None:
     assert key("ppr", "PPR880001") in identifiers(paper)
 
 
-def test_a_pmc_only_record_is_known_by_its_pmcid(epmc) -> None:
+def test_a_pmc_only_record_is_known_by_its_pmcid(epmc: FakeEuropePmc) -> None:
     arts = lite()
     pmc = arts["pmcid:PMC12175493"]
     assert (pmc.pmid, pmc.doi, pmc.pmcid) == (None, None, "PMC12175493")
@@ -616,7 +616,7 @@ def test_a_pmc_only_record_is_known_by_its_pmcid(epmc) -> None:
 
 
 def test_a_journal_record_naming_its_preprint_joins_it_and_tells_its_readers_once(
-    tmp_path, fake, epmc, store
+    tmp_path: Path, fake: FakeNCBI, epmc: FakeEuropePmc, store: Store
 ) -> None:
     """Europe PMC's "Preprint in" on the journal version: the preprint delivered before and the
     journal version are one work, not mailed again, and the preprint's reader is told once
@@ -655,7 +655,7 @@ def test_a_journal_record_naming_its_preprint_joins_it_and_tells_its_readers_onc
 
 
 def test_a_poll_of_the_real_answers_mails_their_sections_issue_and_corrections(
-    tmp_path, fake, epmc
+    tmp_path: Path, fake: FakeNCBI, epmc: FakeEuropePmc
 ) -> None:
     """The fake Europe PMC answers with every real record of the shared corpus; the real
     `watcher poll` and `watcher digest` mail them: the conclusion as the snippet, every section
@@ -684,6 +684,9 @@ def test_a_poll_of_the_real_answers_mails_their_sections_issue_and_corrections(
     def text(message: Any) -> str:
         return " ".join(message.get_body(("plain",)).get_content().split())
 
+    def html(message: Any) -> str:
+        return str(message.get_body(("html",)).get_content())
+
     shown = text(snippet)
     assert (
         "Br J Health Psychol · 2025 Sep Conclusions: The findings show that psychological "
@@ -695,7 +698,7 @@ def test_a_poll_of_the_real_answers_mails_their_sections_issue_and_corrections(
         "28;404(10459):1227-1239. doi: 10.1016/S0140-6736(24)01653-2. "
         "https://pubmed.ncbi.nlm.nih.gov/39293462/" in shown
     )
-    html_part = snippet.get_body(("html",)).get_content()
+    html_part = html(snippet)
     assert re.search(
         r'<a href="https://pubmed.ncbi.nlm.nih.gov/39293462/"[^>]*>Erratum for: Lancet\.', html_part
     )
@@ -707,7 +710,7 @@ def test_a_poll_of_the_real_answers_mails_their_sections_issue_and_corrections(
         and "with a median overall survival of <1 year. Conclusions: This research confirms"
         in every
     )
-    assert "median overall survival of &lt;1 year." in whole.get_body(("html",)).get_content()
+    assert "median overall survival of &lt;1 year." in html(whole)
     (attachment,) = snippet.iter_attachments()
     entries = {e["accession_number"]: e for e in rispy.loads(attachment.get_content().decode())}
     assert len(entries) == 25

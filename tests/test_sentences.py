@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from watcher.models import AbstractSection
@@ -98,7 +100,7 @@ def test_the_section_called_conclusions_wins_over_limitations(corpus) -> None:
     assert label == "CONCLUSIONS" and text.startswith("The study indicates")
 
 
-def test_a_label_alone_gets_the_category_nlm_gave_it_in_every_real_record(corpus) -> None:
+def test_a_label_alone_gets_the_category_nlm_gave_it_in_every_real_record(corpus: Path) -> None:
     """NLM's table of labels is the judge: every (Label, NlmCategory) pair of the shared corpus's
     efetch records, as NLM wrote it, is what category_of gives for the label alone."""
     import gzip
