@@ -519,6 +519,10 @@ def test_the_journal_issue_is_read_as_pubmed_prints_it(corpus: Path) -> None:
     # The issue's date, not the first publication's.
     old = written()["pmid:26037986"]
     assert (old.pub_date, old.pub_year, old.epub_date) == ("2015 Aug", 2015, date(2014, 9, 23))
+    # Without dateOfPublication, the issue's year and month from its print date.
+    record = next(r for r in corpus_records() if r["id"] == "40527231")
+    undated = {k: v for k, v in record["journalInfo"].items() if k != "dateOfPublication"}
+    assert parse_record({**record, "journalInfo": undated}).pub_date == "2025 Jun"
     arts = real(corpus).values()
     assert sum(bool(a.volume) for a in arts) == 19
     assert sum(bool(a.issue) for a in arts) == 20

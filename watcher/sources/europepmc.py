@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 1000  # the search's largest pageSize
 _SRC = re.compile(r"\bSRC\s*:", re.IGNORECASE)
 _PMCID = re.compile(r"PMC\d{1,12}", re.IGNORECASE)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_PMID = 2**63 - 1  # the store's BigInteger
 MAX_VERSION = 2**31 - 1  # its Integer
 
@@ -183,9 +184,9 @@ def parse_record(r: object) -> Article:
         authors=tuple(_author(a) for a in objects(r, "authorList", "author")),
         journal=None if ppr else text(journal, "title"),
         journal_iso=None if ppr else text(journal, "isoabbreviation"),
-        # The issue's date as PubMed prints it ("2015 Aug"); firstPublicationDate is the
-        # earliest of the print and electronic dates (a preprint's is its posting day).
-        pub_date=_line(text(issue, "dateOfPublication")) or text(r, "firstPublicationDate"),
+        # The issue's date, not firstPublicationDate: the earliest of the print and electronic
+        # dates (a preprint's is its posting day, which is all it has).
+        pub_date=_issue_date(issue) or text(r, "firstPublicationDate"),
         pub_year=number(issue, "yearOfPublication", limit=9999) or number(r, "pubYear", limit=9999),
         epub_date=_date(text(r, "electronicPublicationDate"))
         or (_date(text(r, "firstPublicationDate")) if ppr else None),
@@ -206,6 +207,17 @@ def parse_record(r: object) -> Article:
         issue=_line(text(issue, "issue")) or None,
         pages=_line(text(r, "pageInfo")) or None,
     )
+
+
+def _issue_date(issue: JsonObject) -> str | None:
+    """The journal issue's date as PubMed prints it ("2015 Aug", "2019 Spring"):
+    dateOfPublication, else the year and month of printPublicationDate (whose day is 01 where
+    the issue has none)."""
+    printed = _line(text(issue, "dateOfPublication"))
+    if printed:
+        return printed
+    day = _date(text(issue, "printPublicationDate"))
+    return f"{day.year} {_MONTHS[day.month - 1]}" if day else None
 
 
 def _pmcid(r: JsonObject, source: str) -> str | None:
