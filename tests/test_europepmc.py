@@ -2,31 +2,55 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from watcher.config import Config, load_config
-from watcher.digest import build_digest, present_followups
+from watcher.digest import build_digest, present_followups, present_paper
 from watcher.errors import RecordError, SourceError
-from watcher.followups import PUBLISHED, published_as
-from watcher.identity import key
-from watcher.models import JournalVersion
+from watcher.followups import (
+    CONCERN,
+    ERRATUM,
+    PUBLISHED,
+    RETRACTION,
+    UPDATE,
+    changes_in,
+    is_notice,
+    notice_changes,
+    published_as,
+)
+from watcher.identity import identifiers, key
+from watcher.models import Correction, JournalVersion, MeshHeading
 from watcher.poll import poll
-from watcher.sources.europepmc import EuropePmc, parse_record, scoped, windowed
+from watcher.sources.europepmc import REF_TYPES, EuropePmc, own, parse_record, scoped, windowed
 from watcher.sources.http import Http
 from watcher.store import Store
 from watcher.wiring import sources_for
 
 from .conftest import make_client, write_config
-from .fakes.europepmc import FakeEuropePmc, load_record
+from .fakes.europepmc import (
+    FIXTURES,
+    FakeEuropePmc,
+    corpus_files,
+    corpus_records,
+    load_record,
+    results,
+)
 from .fakes.ncbi import FakeNCBI
 from .fakes.records import synthetic
 from .test_cli import run as cli_run
+
+rispy = pytest.importorskip("rispy", reason="the RIS checks need rispy (the test extra)")
 
 NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -165,7 +189,7 @@ def test_preprint_of_a_pubmed_record_names_its_journal_version() -> None:
     assert (
         art is not None and art.published_pmid == 9001 and art.published_in == "Diabetes Care 2027"
     )
-    with pytest.raises(RecordError, match="no PPR id, PMID or DOI"):
+    with pytest.raises(RecordError, match="no PPR id, PMID, DOI or PMCID"):
         parse_record({"source": "PPR", "title": "no id"})
 
 
@@ -341,7 +365,7 @@ def test_a_malformed_record_is_skipped_in_one_line_and_the_others_delivered(
     said = [line for line in err.splitlines() if "skipped" in line]
     assert len(said) == 1 and said[0].endswith(
         "WARNING watcher.sources.json_api: Europe PMC record 3 (id ?) skipped: "
-        "no PPR id, PMID or DOI to know it by"
+        "no PPR id, PMID, DOI or PMCID to know it by"
     )
     code, _, err = cli_run("-c", str(cfg), "digest", cwd=tmp_path)
     assert code == 0 and "Traceback" not in err, err
@@ -349,3 +373,363 @@ def test_a_malformed_record_is_skipped_in_one_line_and_the_others_delivered(
     text = mail.read_text()
     assert all(f"Preprint {n} on teplizumab" in text for n in (1, 2, 3))
     assert "Unknown teplizumab preprint" not in text
+
+
+# Europe PMC's real answers (../shared/corpus/registries), read whole.
+
+
+def real(corpus: Path) -> dict[int | None, Any]:
+    """The real `core` results by PMID, read (the corpus fixture skips without the corpus)."""
+    return {a.pmid: a for a in map(parse_record, corpus_records())}
+
+
+def written() -> dict[str, Any]:
+    return {own(a): a for a in map(parse_record, results(FIXTURES / "europepmc-written.json"))}
+
+
+def lite() -> dict[str, Any]:
+    found = results(FIXTURES / "europepmc-pyeuropepmc-lite.json")
+    return {own(a): a for a in map(parse_record, found)}
+
+
+def _visible(text: str) -> str:
+    """Characters as a reader sees them: H₂S is H2S, spaces aside."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+class _Stripped(HTMLParser):
+    """The yardstick: an abstract with its tags removed by a real HTML parser."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.text: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_every_real_record_is_read_whole(corpus: Path) -> None:
+    files = corpus_files()
+    assert files, "no europepmc-*.json in the shared corpus"
+    records = corpus_records()
+    assert len(records) == 25
+    for record in records:
+        art = parse_record(record)  # none refused: each has a PMID
+        assert art.pmid == int(record["pmid"]) and art.title == record["title"]
+        source = record.get("abstractText")
+        if not source:
+            assert art.abstract == ()
+            continue
+        stripped = _Stripped()
+        stripped.feed(source)
+        stripped.close()
+        # Every character of the abstract is kept, headings as labels ("Keywords:" is the
+        # label Keywords): nothing eaten.
+        kept = "".join((s.label or "") + s.text for s in art.abstract)
+        visible = _visible("".join(stripped.text))
+        assert _visible(kept).replace(":", "") == visible.replace(":", ""), art.pmid
+
+
+def test_a_literal_less_than_is_text_not_a_tag(corpus: Path) -> None:
+    arts = real(corpus)
+    results_40468710 = {s.label: s.text for s in arts[40468710].abstract}["Results"]
+    assert results_40468710.startswith(
+        "Cross-sectional hierarchical regression analyses showed Time-point 1 psychological "
+        "flexibility significantly (at p < .001) predicted anxiety, depression, stress, fatigue "
+        "interference, fear of cancer recurrence, quality of life and pain interference. "
+    )
+    results_40245290 = {s.label: s.text for s in arts[40245290].abstract}["Results"]
+    assert results_40245290.endswith(
+        "aligning with the availability of new FDA-approved treatments for advanced or "
+        "metastatic disease with a median overall survival of <1 year."
+    )
+    (results_26037986,) = [s for s in written()["pmid:26037986"].abstract if s.label == "Results"]
+    assert (
+        "477 laparotomies were performed in 446 patients. 57% were aged <70 and 43% aged >70 "
+        "years. 30-day mortality was 12, 4% in those aged <70 years and 22% in those >70 years "
+        "(p < 0.001)." in results_26037986.text
+    )
+
+
+def test_structured_abstracts_have_their_sections_and_the_snippet_is_the_conclusion(
+    corpus: Path,
+) -> None:
+    arts = real(corpus)
+    assert [(s.label, s.category) for s in arts[40468710].abstract] == [
+        ("Objective", "OBJECTIVE"),
+        ("Design", "METHODS"),
+        ("Methods", "METHODS"),
+        ("Results", "RESULTS"),
+        ("Conclusions", "CONCLUSIONS"),
+    ]
+    paper = present_paper(arts[40468710], ("Cancer",), "snippet")
+    assert paper.abstract == (
+        (
+            "Conclusions",
+            "The findings show that psychological flexibility predicts key psychosocial outcomes "
+            "relevant for people in remission from cancer. This study provides evidence for the "
+            "relevance of psychological processes targeted in ACT-based interventions in the "
+            "context of people living with and beyond cancer.",
+        ),
+    )
+    # Sixteen of the 21 abstracts are structured: 15 with <h4> headings, one with a <b> one.
+    structured = [a for a in arts.values() if len(a.abstract) > 1]
+    assert len(structured) == 16 and sum(bool(a.abstract) for a in arts.values()) == 21
+    assert [s.label for s in arts[40476859].abstract] == [None, "Keywords"]
+    # A Lancet-style label takes NLM's category: "Findings" is the results.
+    assert present_paper(arts[40518973], ("Cancer",), "snippet").abstract[0][0] == "Findings"
+    assert "H₂S" in arts[40511629].abstract[0].text
+
+
+def test_titles_with_escaped_markup_read_as_markup() -> None:
+    arts = lite()
+    assert arts["pmid:40505930"].title.startswith(
+        "circADARB1 enhances ZEB1 expression in an m⁶A-dependent manner"
+    )
+    assert arts["pmid:40451289"].title.startswith("Associations between ATM c.7271T>G and cancer")
+    assert arts["pmid:40450633"].title.startswith(
+        "Breast imaging recommendations for young females (age < 40 years) with ≥ 20% lifetime"
+    )
+    assert arts["pmid:40498841"].title.startswith(
+        "Caspase-1-dependent pyroptosis converts αSMA⁺ CAFs into collagen-III^high iCAFs"
+    )
+    assert not [a.title for a in arts.values() if "&" in a.title or re.search("</?[a-z]", a.title)]
+
+
+def test_the_journal_issue_is_read_as_pubmed_prints_it(corpus: Path) -> None:
+    a = real(corpus)[40468710]
+    assert (a.journal, a.journal_iso) == (
+        "British journal of health psychology",
+        "Br J Health Psychol",
+    )
+    assert (a.volume, a.issue, a.pages, a.pub_date, a.pub_year) == (
+        "30",
+        "3",
+        "e12807",
+        "2025 Sep",
+        2025,
+    )
+    assert a.epub_date is None  # printed only: no electronicPublicationDate
+    early = real(corpus)[40464630]
+    assert (early.pub_date, early.epub_date, early.issue) == (
+        "2025 Aug",
+        date(2025, 8, 22),
+        "Forthcoming",
+    )
+    # The issue's date, not the first publication's.
+    old = written()["pmid:26037986"]
+    assert (old.pub_date, old.pub_year, old.epub_date) == ("2015 Aug", 2015, date(2014, 9, 23))
+    # Without dateOfPublication, the issue's year and month from its print date.
+    record = next(r for r in corpus_records() if r["id"] == "40527231")
+    undated = {k: v for k, v in record["journalInfo"].items() if k != "dateOfPublication"}
+    assert parse_record({**record, "journalInfo": undated}).pub_date == "2025 Jun"
+    arts = real(corpus).values()
+    assert sum(bool(a.volume) for a in arts) == 19
+    assert sum(bool(a.issue) for a in arts) == 20
+    assert sum(bool(a.pages) for a in arts) == 22
+
+
+def test_mesh_chemicals_and_keywords_are_read(corpus: Path) -> None:
+    arts = real(corpus)
+    paclitaxel = arts[40511629]
+    assert (
+        MeshHeading("Neoplasms, Glandular and Epithelial", True, ("drug therapy", "pathology"))
+        in paclitaxel.mesh
+    )
+    assert MeshHeading("Animals", False, ()) in paclitaxel.mesh
+    assert paclitaxel.substances == (
+        "Antineoplastic Agents, Phytogenic",
+        "Sulfides",
+        "Reactive Oxygen Species",
+        "Hydrogen Sulfide",
+        "Paclitaxel",
+    )
+    assert arts[40468710].keywords[:2] == ("Cancer", "Acceptance And Commitment Therapy")
+    assert sum(bool(a.mesh) for a in arts.values()) == 13
+    # A qualifier marked major makes its heading major, as PubMed's MajorTopicYN is read.
+    trial = written()["pmid:91000001"]
+    assert trial.mesh[1] == MeshHeading(
+        "Antibodies, Monoclonal, Humanized", True, ("therapeutic use",)
+    )
+    assert trial.substances == ("Antibodies, Monoclonal, Humanized", "teplizumab")
+    assert trial.trial_ids == ("NCT03875729",)  # named in the abstract: registries.find_ids
+
+
+def test_comment_corrections_are_read_as_pubmeds_both_ways(corpus: Path) -> None:
+    from watcher.sources.pubmed_xml import _CORRECTION_TYPES
+
+    # The same RefTypes the PubMed reader keeps, no more.
+    assert set(REF_TYPES.values()) == _CORRECTION_TYPES
+    erratum = real(corpus)[39709208]  # "Department of Error." (Lancet)
+    assert erratum.corrections == (
+        Correction(
+            "ErratumFor",
+            "39293462",
+            "Lancet. 2024 Sep 28;404(10459):1227-1239. doi: 10.1016/S0140-6736(24)01653-2.",
+        ),
+    )
+    assert is_notice(erratum)
+    (change,) = notice_changes("pmid:39709208", erratum, {"pmid:39293462": "pmid:39293462"})
+    assert (change.item, change.kind, change.notice) == ("pmid:39293462", ERRATUM, "pmid:39709208")
+    # The paper's side: each notice it names becomes the change PubMed's would give.
+    arts = written()
+    paper = arts["pmid:91000001"]
+    assert [(c.ref_type, c.pmid) for c in paper.corrections] == [
+        ("ErratumIn", "91000003"),
+        ("ExpressionOfConcernIn", "91000004"),
+        ("RetractionIn", "91000002"),
+        ("UpdateIn", "91000005"),
+    ]  # the "Comment in" left out, as PubMed's CommentIn is
+    assert [(c.kind, c.notice) for c in changes_in("pmid:91000001", paper)] == [
+        (ERRATUM, "pmid:91000003"),
+        (CONCERN, "pmid:91000004"),
+        (RETRACTION, "status:retracted"),
+        (UPDATE, "pmid:91000005"),
+    ]
+    # The notices' side: each links the paper it concerns.
+    resolve = {"pmid:91000001": "pmid:91000001"}
+    told = [
+        (c.item, c.kind, c.notice)
+        for n in ("pmid:91000002", "pmid:91000004", "pmid:91000005")
+        for c in notice_changes(n, arts[n], resolve)
+    ]
+    assert told == [
+        ("pmid:91000001", RETRACTION, "status:retracted"),
+        ("pmid:91000001", CONCERN, "pmid:91000004"),
+        ("pmid:91000001", UPDATE, "pmid:91000005"),
+    ]
+    # "Preprint of" and "Preprint in": a preprint and its journal version know each other.
+    assert (arts["ppr:PPR880001"].published_pmid, paper.preprints) == (91000001, ("PPR880001",))
+    assert key("ppr", "PPR880001") in identifiers(paper)
+
+
+def test_a_pmc_only_record_is_known_by_its_pmcid(epmc: FakeEuropePmc) -> None:
+    arts = lite()
+    pmc = arts["pmcid:PMC12175493"]
+    assert (pmc.pmid, pmc.doi, pmc.pmcid) == (None, None, "PMC12175493")
+    assert pmc.url == "https://europepmc.org/article/PMC/PMC12175493"
+    assert pmc.label == "PMC12175493"
+    assert len(arts) == 21  # every lite record read; only one without any id is refused
+    with pytest.raises(RecordError, match="no PPR id, PMID, DOI or PMCID"):
+        parse_record({"source": "PMC", "id": "not-a-pmcid", "title": "no id"})
+    epmc.add_all(results(FIXTURES / "europepmc-pyeuropepmc-lite.json"), TODAY)
+    source = EuropePmc(Http(user_agent="t"), epmc.base_url, rate=100)
+    (again,) = source.fetch_items([key("pmcid", "pmc12175493")])
+    assert again.pmcid == "PMC12175493"
+    assert epmc.served[0].params["query"] == "(EXT_ID:PMC12175493 AND SRC:PMC)"
+
+
+def test_a_journal_record_naming_its_preprint_joins_it_and_tells_its_readers_once(
+    tmp_path: Path, fake: FakeNCBI, epmc: FakeEuropePmc, store: Store
+) -> None:
+    """Europe PMC's "Preprint in" on the journal version: the preprint delivered before and the
+    journal version are one work, not mailed again, and the preprint's reader is told once
+    that it is published."""
+    records = {r["id"]: r for r in results(FIXTURES / "europepmc-written.json")}
+    preprint_only = {k: v for k, v in records["PPR880001"].items() if k != "commentCorrectionList"}
+    epmc.add(preprint_only, TODAY - timedelta(days=1))
+    journals = (
+        f'[[subscription]]\nname = "Journals"\neuropepmc = "teplizumab AND SRC:MED"\n'
+        f'recipients = ["{RCPT}"]\n'
+    )
+    config = configure(tmp_path, fake, epmc, EPMC_SUB + journals)
+    run(config, store, fake)
+    deliver_all(store, RCPT, ["Preprints"])
+    later = NOW + timedelta(days=30)
+    link = {"id": "PPR880001", "source": "PPR", "type": "Preprint in", "orderIn": 10002}
+    journal = {
+        **records["91000001"],
+        "pubTypeList": {"pubType": ["Randomized Controlled Trial", "Journal Article"]},
+        "commentCorrectionList": {"commentCorrection": [link]},
+    }
+    epmc.add(journal, later.date())
+    report = run(config, store, fake, later)
+    ppr = key("ppr", "PPR880001")
+    assert report.journal_versions == [JournalVersion(ppr, "PPR880001", 91000001, "Diabetes Care")]
+    work = store.resolve([ppr, "pmid:91000001", "doi:10.5555/t1d.2026.0001"])
+    assert len(set(work.values())) == 1
+    assert store.pending_papers(RCPT, ["Preprints", "Journals"]) == {}
+    told = store.pending_changes(RCPT)
+    assert [(c.change.kind, c.change.notice) for c in told] == [(PUBLISHED, "pmid:91000001")]
+    assert [f.what for f in present_followups(told, store.articles(work.values()))] == [
+        "Published in Diabetes Care"
+    ]
+    again = run(config, store, fake, later + timedelta(hours=6))
+    assert again.journal_versions == [] and again.changes == 0
+
+
+def test_a_poll_of_the_real_answers_mails_their_sections_issue_and_corrections(
+    tmp_path: Path, fake: FakeNCBI, epmc: FakeEuropePmc
+) -> None:
+    """The fake Europe PMC answers with every real record of the shared corpus; the real
+    `watcher poll` and `watcher digest` mail them: the conclusion as the snippet, every section
+    in full, the issue in the RIS, the erratum linked to the paper it corrects."""
+    today = datetime.now(UTC).date()
+    epmc.add_all(corpus_records(), today)
+    full = "b@example.org"
+    sub = (
+        '[[subscription]]\nname = "Cancer"\n'
+        'europepmc = "(cancer OR carcinoma OR error) AND SRC:MED"\n'
+        f'recipients = ["{RCPT}", "{full}"]\n'
+        f'[[recipient]]\naddress = "{full}"\nabstract = "full"\n'
+    )
+    extra = f'[europepmc]\nbase_url = "{epmc.base_url}"\nrate_limit = 100\n'
+    cfg = write_config(tmp_path, fake.base_url, sub, extra=extra)
+    code, out, err = cli_run("-c", str(cfg), "poll", cwd=tmp_path)
+    assert (code, out.splitlines()[0]) == (0, "Cancer: 25 found, 25 new"), err
+    code, _, err = cli_run("-c", str(cfg), "digest", cwd=tmp_path)
+    assert code == 0 and "Traceback" not in err, err
+    mails = {}
+    for path in (tmp_path / "mail" / "new").iterdir():
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        mails[str(message["To"])] = message
+    snippet, whole = mails[RCPT], mails[full]
+
+    def text(message: Any) -> str:
+        return " ".join(message.get_body(("plain",)).get_content().split())
+
+    def html(message: Any) -> str:
+        return str(message.get_body(("html",)).get_content())
+
+    shown = text(snippet)
+    assert (
+        "Br J Health Psychol · 2025 Sep Conclusions: The findings show that psychological "
+        "flexibility predicts key psychosocial outcomes relevant for people in remission from "
+        "cancer." in shown
+    )
+    assert (
+        "Department of Error. Lancet · 2025 Dec [Erratum] Erratum for: Lancet. 2024 Sep "
+        "28;404(10459):1227-1239. doi: 10.1016/S0140-6736(24)01653-2. "
+        "https://pubmed.ncbi.nlm.nih.gov/39293462/" in shown
+    )
+    html_part = html(snippet)
+    assert re.search(
+        r'<a href="https://pubmed.ncbi.nlm.nih.gov/39293462/"[^>]*>Erratum for: Lancet\.', html_part
+    )
+    every = text(whole)
+    assert (
+        "Objective: This study investigated whether psychological flexibility" in every
+        and "Design: This was an online, prospective" in every
+        and "significantly (at p < .001) predicted anxiety" in every
+        and "with a median overall survival of <1 year. Conclusions: This research confirms"
+        in every
+    )
+    assert "median overall survival of &lt;1 year." in html(whole)
+    (attachment,) = snippet.iter_attachments()
+    entries = {e["accession_number"]: e for e in rispy.loads(attachment.get_content().decode())}
+    assert len(entries) == 25
+    bjhp = entries["40468710"]
+    assert (bjhp["volume"], bjhp["number"], bjhp["start_page"], bjhp["year"]) == (
+        "30",
+        "3",
+        "e12807",
+        "2025",
+    )
+    lancet = entries["39709209"]
+    assert (lancet["volume"], lancet["number"], lancet["start_page"], lancet["end_page"]) == (
+        "404",
+        "10471",
+        "2603",
+        "2604",
+    )
+    assert sum(1 for e in entries.values() if e.get("volume")) == 19

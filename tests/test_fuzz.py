@@ -51,7 +51,7 @@ from watcher.trials import trial_changes
 
 from .conftest import CORPUS, FIXTURES
 from .fakes.clinicaltrials import study
-from .fakes.europepmc import load_record
+from .fakes.europepmc import corpus_records, load_record, results
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
@@ -908,7 +908,9 @@ def test_non_finite_numbers_are_refused(tmp_path: Path, key: str, value: str) ->
 
 
 def _epmc_seeds() -> list[dict[str, Any]]:
-    """Real shapes: the fixture preprint, one linked to its journal version, a PubMed record."""
+    """Real shapes: the fixture preprint, one linked to its journal version, a PubMed record;
+    a real structured abstract and erratum (../shared/corpus/registries) and a written record
+    with every link, MeSH and chemicals (tests/fixtures/registries/europepmc-written.json)."""
     preprint = load_record("europepmc-preprint.json")
     link = {"id": "9001", "source": "MED", "type": "Preprint of", "reference": "Diabetes Care"}
     linked = {**preprint, "commentCorrectionList": {"commentCorrection": [link]}}
@@ -920,7 +922,10 @@ def _epmc_seeds() -> list[dict[str, Any]]:
         "pmcid": "PMC11290000",
         "journalInfo": {"journal": {"title": "Diabetes Care", "isoabbreviation": "Diabetes Care"}},
     }
-    return [preprint, linked, med]
+    real = [r for r in corpus_records() if r["id"] in ("40468710", "39709208")]
+    written = results(FIXTURES / "registries" / "europepmc-written.json")
+    trial = [r for r in written if r["id"] == "91000001"]
+    return [preprint, linked, med, *real, *trial]
 
 
 def _ctgov_seeds() -> list[dict[str, Any]]:
@@ -1060,7 +1065,7 @@ def random_json(
 def check_registry_article(a: Article) -> None:
     """What a parsed Europe PMC record must satisfy, however hostile its JSON."""
     assert a.pmid is None or (isinstance(a.pmid, int) and 0 < a.pmid < 2**63)
-    assert a.pmid is not None or a.ppr or a.doi
+    assert a.pmid is not None or a.ppr or a.doi or a.pmcid
     assert isinstance(a.version, int) and 1 <= a.version < 2**31
     assert a.pub_year is None or 0 <= a.pub_year <= 9999
     assert a.epub_date is None or isinstance(a.epub_date, date)
@@ -1072,6 +1077,10 @@ def check_registry_article(a: Article) -> None:
     for ident in (a.ppr, a.doi, a.pmcid):  # an identity is read whole or not at all
         assert ident is None or (ident.strip() == ident and len(ident) <= 255 and ident)
     assert all(isinstance(t, str) for t in (*a.publication_types, *a.keywords))
+    assert all(isinstance(t, str) and t for t in (*a.substances, *a.trial_ids, *a.preprints))
+    for c in a.corrections:  # a notice's paper is named by its PMID in digits, or not at all
+        assert c.pmid is None or (c.pmid.isascii() and c.pmid.isdigit())
+    assert all(m.descriptor and all(m.qualifiers) for m in a.mesh)
     assert all(isinstance(p, str) for au in a.authors for p in au if p is not None)
     assert isinstance(a.title, str)
     for text in (a.title, *(s.text for s in a.abstract)):

@@ -40,7 +40,8 @@ def pmid_of(item: ItemKey) -> int | None:
 
 def identifiers(article: Article) -> Iterator[ItemKey]:
     """Every identifier a record carries, its own key first (a PubMed record's PMID; for a
-    preprint its PPR id, or its DOI), then the PubMed record of its journal version."""
+    preprint its PPR id, or its DOI), then the PubMed record of its journal version, or a
+    journal article's preprints."""
     if article.pmid is not None:
         yield pmid_key(article.pmid)
     if article.nct:
@@ -53,6 +54,8 @@ def identifiers(article: Article) -> Iterator[ItemKey]:
         yield key("pmcid", article.pmcid)
     if article.published_pmid is not None and article.pmid is None:
         yield pmid_key(article.published_pmid)
+    for ppr in article.preprints:
+        yield key("ppr", ppr)
 
 
 def own_key(article: Article) -> ItemKey:

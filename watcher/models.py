@@ -83,6 +83,9 @@ class Article:
     preprint_server: str | None = None
     published_pmid: int | None = None
     published_in: str | None = None
+    # A journal article's preprints, by PPR id, as Europe PMC links them ("Preprint in"): the
+    # same work, known by those ids too (see identity.identifiers).
+    preprints: tuple[str, ...] = ()
     nct: str | None = None  # a ClinicalTrials.gov study, announced like a paper when first seen
     # Where it was printed, for citation managers (the RIS attachment): as PubMed gives them.
     volume: str | None = None
@@ -101,6 +104,8 @@ class Article:
             return f"https://europepmc.org/article/PPR/{self.ppr}"
         if self.nct:
             return f"https://clinicaltrials.gov/study/{self.nct}"
+        if self.doi is None and self.pmcid:
+            return f"https://europepmc.org/article/PMC/{self.pmcid}"
         return f"https://doi.org/{self.doi}"
 
     @property
@@ -110,7 +115,9 @@ class Article:
             return f"PMID {self.pmid}"
         if self.nct:
             return self.nct
-        return f"preprint {self.ppr}" if self.ppr else f"doi {self.doi}"
+        if self.ppr:
+            return f"preprint {self.ppr}"
+        return f"doi {self.doi}" if self.doi or not self.pmcid else self.pmcid
 
     def to_json(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict, which deep-copies every value and made
@@ -168,6 +175,7 @@ class Article:
             "preprint_server": self.preprint_server,
             "published_pmid": self.published_pmid,
             "published_in": self.published_in,
+            "preprints": list(self.preprints) or None,
             "nct": self.nct,
         }
         return {k: v for k, v in extra.items() if v is not None}
@@ -204,6 +212,7 @@ class Article:
             preprint_server=data.get("preprint_server"),
             published_pmid=data.get("published_pmid"),
             published_in=data.get("published_in"),
+            preprints=tuple(data.get("preprints", ())),
             nct=data.get("nct"),
             volume=data.get("volume"),
             issue=data.get("issue"),

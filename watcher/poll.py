@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
 from watcher.followups import RefreshReport, notices_found, published_as, refresh
-from watcher.identity import ItemKey, identifiers, own_key, pmid_key, pmid_of
+from watcher.identity import ItemKey, identifiers, key, pmid_key, pmid_of
 from watcher.models import Article, JournalVersion, PollState, Subscription, TrialState
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
@@ -202,20 +202,26 @@ def _store_held(
 
 
 def journal_versions(store: Store, held: Sequence[Article]) -> list[JournalVersion]:
-    """Preprints the store knew without a journal version that now name one (read before the
-    new records are stored)."""
-    linked = [a for a in held if a.pmid is None and a.ppr and a.published_pmid is not None]
-    if not linked:
+    """Preprints the store knew without a journal version that now have one: the preprint's
+    record names it (Europe PMC's "Preprint of"), or the journal version's record names the
+    preprint ("Preprint in"). Read before the new records are stored."""
+    links = [
+        (a.ppr, a.published_pmid, a.published_in)
+        for a in held
+        if a.pmid is None and a.ppr and a.published_pmid is not None
+    ]
+    links += [(p, a.pmid, a.journal_iso or a.journal) for a in held if a.pmid for p in a.preprints]
+    if not links:
         return []
-    items = store.resolve(own_key(a) for a in linked)
+    items = store.resolve(key("ppr", ppr) for ppr, _, _ in links)
     before = store.articles(set(items.values()))
-    out = []
-    for a in linked:
-        was = before.get(items[own_key(a)])
+    out: dict[ItemKey, JournalVersion] = {}
+    for ppr, pmid, journal in links:
+        item = items[key("ppr", ppr)]
+        was = before.get(item)
         if was is not None and was.pmid is None and was.published_pmid is None:
-            assert a.ppr is not None and a.published_pmid is not None
-            out.append(JournalVersion(items[own_key(a)], a.ppr, a.published_pmid, a.published_in))
-    return out
+            out.setdefault(item, JournalVersion(item, ppr, pmid, journal))
+    return list(out.values())
 
 
 def _owed(

@@ -1302,6 +1302,7 @@ def bounded(a: Article) -> Article:
         preprint_server=_opt(a.preprint_server, MAX_TEXT),
         published_pmid=a.published_pmid,
         published_in=_opt(a.published_in, MAX_TEXT),
+        preprints=tuple(p for p in a.preprints[:MAX_ITEMS] if len(p) <= 64),
         nct=_opt(a.nct, 64),
         volume=_opt(a.volume, 64),
         issue=_opt(a.issue, 64),
@@ -1351,6 +1352,8 @@ def _within(a: Article) -> bool:
         and len(a.nct or "") <= 64
         and len(a.preprint_server or "") <= MAX_TEXT
         and len(a.published_in or "") <= MAX_TEXT
+        and len(a.preprints) <= MAX_ITEMS
+        and max(map(len, a.preprints), default=0) <= 64
         and all(len(t or "") <= 64 for t in (a.volume, a.issue, a.pages))
     )
 

@@ -6,7 +6,8 @@ What it understands of the query syntax is what the watcher sends: `(TERMS) AND 
 (FIRST_IDATE:[a TO b] OR UPDATE_DATE:[a TO b])`, where TERMS are words or "phrases" joined by OR,
 matched case-insensitively against title and abstract; and `(EXT_ID:x AND SRC:PPR) OR …` for
 records by id. The first-index and update dates are the fake's own bookkeeping (the core JSON
-does not need to carry them). Records are core-result dicts (tests/fixtures/registries).
+does not need to carry them). Records are core-result dicts: real ones from Europe PMC's own
+answers (../shared/corpus/registries, corpus_records) or written ones (tests/fixtures/registries).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 from .jsonapi import FakeJsonApi
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "registries"
+# The shared corpus beside the repository (tests/conftest.py's CORPUS).
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "registries"
 _WINDOW = re.compile(
     r"\s*AND\s*\(FIRST_IDATE:\[(\S+) TO (\S+)\] OR UPDATE_DATE:\[(\S+) TO (\S+)\]\)\s*$"
 )
@@ -44,6 +47,23 @@ def load_record(name: str) -> dict[str, Any]:
     return data
 
 
+def results(path: Path) -> list[dict[str, Any]]:
+    """The results of a saved answer (resultList.result), or of a file that lists them."""
+    data = json.loads(path.read_text())
+    found: list[dict[str, Any]] = data if isinstance(data, list) else data["resultList"]["result"]
+    return found
+
+
+def corpus_files() -> list[Path]:
+    """Europe PMC's real `core` answers in the shared corpus."""
+    return sorted(CORPUS.glob("europepmc-*.json"))
+
+
+def corpus_records() -> list[dict[str, Any]]:
+    """Every result of those answers, as Europe PMC sent it."""
+    return [r for path in corpus_files() for r in results(path)]
+
+
 @dataclass
 class FakeEuropePmc(FakeJsonApi):
     records: list[Preprint] = field(default_factory=list)
@@ -54,6 +74,10 @@ class FakeEuropePmc(FakeJsonApi):
 
     def add(self, record: dict[str, Any], first_index: date, updated: date | None = None) -> None:
         self.records.append(Preprint(record, first_index, updated))
+
+    def add_all(self, records: list[dict[str, Any]], first_index: date) -> None:
+        for record in records:
+            self.add(record, first_index)
 
     def update(self, record_id: str, changes: dict[str, Any], when: date) -> None:
         for p in self.records:

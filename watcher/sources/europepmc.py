@@ -4,6 +4,11 @@ whole record, so what it finds is stored as it comes, without a second fetch.
 
 One search per poll over a window of first-index or update dates that reaches back behind the
 last one (as PubMed's); pages follow cursorMark/nextCursorMark, up to 1,000 records each.
+
+A record is read into the Article a PubMed record of the same paper gives: its HTML title and
+abstract as text and labelled sections (html_text.py), the journal issue it was printed in, MeSH,
+chemicals, keywords, its links to notices and versions (commentCorrectionList, read as PubMed's
+CommentsCorrections) and the trial numbers its abstract names.
 """
 
 from __future__ import annotations
@@ -15,10 +20,19 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from watcher.errors import RecordError
-from watcher.identity import ItemKey, key, split
-from watcher.models import AbstractSection, Article, Author, PollState, Subscription
+from watcher.identity import ItemKey, own_key, split
+from watcher.models import (
+    Article,
+    Author,
+    Correction,
+    MeshHeading,
+    PollState,
+    Subscription,
+)
+from watcher.registries import find_ids, unique
 from watcher.sources.base import Discovery
 from watcher.sources.endpoints import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
+from watcher.sources.html_text import abstract_sections, plain_text
 from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
@@ -28,7 +42,8 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # the search's largest pageSize
 _SRC = re.compile(r"\bSRC\s*:", re.IGNORECASE)
-_TAGS = re.compile(r"<[^>]+>")
+_PMCID = re.compile(r"PMC\d{1,12}", re.IGNORECASE)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_PMID = 2**63 - 1  # the store's BigInteger
 MAX_VERSION = 2**31 - 1  # its Integer
 
@@ -81,6 +96,8 @@ class EuropePmc(JsonApi):
                 terms.append(f'DOI:"{value}"')
             elif scheme == "pmid":
                 terms.append(f"(EXT_ID:{value} AND SRC:MED)")
+            elif scheme == "pmcid":
+                terms.append(f"(EXT_ID:{value} AND SRC:PMC)")
         if terms:
             yield from self.search(" OR ".join(terms), on_error)
 
@@ -131,9 +148,8 @@ def windowed(query: str, start: date, end: date) -> str:
 
 
 def own(article: Article) -> ItemKey:
-    if article.pmid is not None:
-        return f"pmid:{article.pmid}"
-    return key("ppr", article.ppr) if article.ppr else key("doi", article.doi or "")
+    """The key a record is found under: its PMID, else its PPR id, DOI or PMCID."""
+    return own_key(article)
 
 
 def _json(answer: Answer) -> dict[str, Any]:
@@ -142,51 +158,144 @@ def _json(answer: Answer) -> dict[str, Any]:
 
 def parse_record(r: object) -> Article:
     """A `core` result → Article. A field of the wrong type reads as absent; a record that is
-    not an object, or has neither a PPR id, a PMID nor a DOI, raises RecordError."""
+    not an object, or has neither a PPR id, a PMID, a DOI nor a PMCID, raises RecordError."""
     if not isinstance(r, dict):
         raise RecordError("not a JSON object")
     source = text(r, "source") or ""
     pmid = number(r, "pmid", limit=MAX_PMID) or None
     ppr = token(r, "id") if source == "PPR" else None
     doi = token(r, "doi", limit=255)
-    if pmid is None and ppr is None and doi is None:
-        raise RecordError("no PPR id, PMID or DOI to know it by")
-    journal = obj(r, "journalInfo", "journal")
-    first = text(r, "firstPublicationDate")
-    published = _published_as(r) if ppr else None
-    abstract = _text(text(r, "abstractText"))
+    pmcid = _pmcid(r, source)
+    if pmid is None and ppr is None and doi is None and pmcid is None:
+        raise RecordError("no PPR id, PMID, DOI or PMCID to know it by")
+    issue = obj(r, "journalInfo")
+    journal = obj(issue, "journal")
+    links = objects(r, "commentCorrectionList", "commentCorrection")
+    published = _published_as(links) if ppr else None
+    abstract = abstract_sections(text(r, "abstractText"))
+    chemicals = objects(r, "chemicalList", "chemical")  # ChemicalList's NameOfSubstance
     return Article(
         pmid=pmid,
-        title=_text(text(r, "title")),
+        title=plain_text(text(r, "title")),
         version=number(r, "versionNumber", limit=MAX_VERSION) or 1,
         doi=doi,
-        pmcid=token(r, "pmcid", limit=32),
-        abstract=(AbstractSection(None, abstract),) if abstract else (),
+        pmcid=pmcid,
+        abstract=abstract,
         authors=tuple(_author(a) for a in objects(r, "authorList", "author")),
         journal=None if ppr else text(journal, "title"),
         journal_iso=None if ppr else text(journal, "isoabbreviation"),
-        pub_date=first or None,
-        pub_year=number(r, "pubYear", limit=9999),
-        epub_date=_date(first),
+        # The issue's date, not firstPublicationDate: the earliest of the print and electronic
+        # dates (a preprint's is its posting day, which is all it has).
+        pub_date=_issue_date(issue) or text(r, "firstPublicationDate"),
+        pub_year=number(issue, "yearOfPublication", limit=9999) or number(r, "pubYear", limit=9999),
+        epub_date=_date(text(r, "electronicPublicationDate"))
+        or (_date(text(r, "firstPublicationDate")) if ppr else None),
         language=text(r, "language"),
         publication_types=tuple(texts(r, "pubTypeList", "pubType")),
-        keywords=tuple(texts(r, "keywordList", "keyword")),
+        mesh=_mesh(r),
+        keywords=tuple(k for k in map(plain_text, texts(r, "keywordList", "keyword")) if k),
+        corrections=_corrections(links),
+        # Trials named in the abstract, found as in PubMed's (the core result has no DataBankList).
+        trial_ids=unique(find_ids("\n".join(s.text for s in abstract))),
+        substances=unique(filter(None, (_line(text(c, "name")) for c in chemicals))),
         ppr=ppr,
         preprint_server=text(r, "bookOrReportDetails", "publisher") if ppr else None,
         published_pmid=published[0] if published else None,
         published_in=published[1] if published else None,
+        preprints=() if ppr else _preprints(links),
+        volume=_line(text(issue, "volume")) or None,
+        issue=_line(text(issue, "issue")) or None,
+        pages=_line(text(r, "pageInfo")) or None,
     )
 
 
-def _published_as(r: JsonObject) -> tuple[int, str | None] | None:
+def _issue_date(issue: JsonObject) -> str | None:
+    """The journal issue's date as PubMed prints it ("2015 Aug", "2019 Spring"):
+    dateOfPublication, else the year and month of printPublicationDate (whose day is 01 where
+    the issue has none)."""
+    printed = _line(text(issue, "dateOfPublication"))
+    if printed:
+        return printed
+    day = _date(text(issue, "printPublicationDate"))
+    return f"{day.year} {_MONTHS[day.month - 1]}" if day else None
+
+
+def _pmcid(r: JsonObject, source: str) -> str | None:
+    """The PMC record's id: `pmcid`, or the `id` of a result whose source is PMC."""
+    found = token(r, "pmcid", limit=32) or (token(r, "id", limit=32) if source == "PMC" else None)
+    return found.upper() if found and _PMCID.fullmatch(found) else None
+
+
+# commentCorrectionList's types, worded as PubMed's abstract page words CommentsCorrections
+# ("Erratum in", "Retraction of"), → PubMed's RefType
+# (https://www.nlm.nih.gov/bsd/mms/medlineelements.html#cc): the ones the PubMed reader keeps
+# (pubmed_xml._CORRECTION_TYPES). "Corrected and republished in" is RepublishedIn's wording.
+REF_TYPES = {
+    "comment on": "CommentOn",
+    "erratum in": "ErratumIn",
+    "erratum for": "ErratumFor",
+    "retraction in": "RetractionIn",
+    "retraction of": "RetractionOf",
+    "update in": "UpdateIn",
+    "update of": "UpdateOf",
+    "expression of concern in": "ExpressionOfConcernIn",
+    "expression of concern for": "ExpressionOfConcernFor",
+    "republished in": "RepublishedIn",
+    "republished from": "RepublishedFrom",
+    "corrected and republished in": "RepublishedIn",
+    "corrected and republished from": "RepublishedFrom",
+}
+
+
+def _corrections(links: list[JsonObject]) -> tuple[Correction, ...]:
+    """The links PubMed's CommentsCorrections would hold, each naming its paper's PMID (when
+    it is a PubMed record) and its citation."""
+    out = []
+    for c in links:
+        kind = REF_TYPES.get(_line(text(c, "type")).lower())
+        if kind is None:
+            continue
+        pmid = number(c, "id", limit=MAX_PMID) if text(c, "source") == "MED" else None
+        out.append(
+            Correction(kind, str(pmid) if pmid else None, _line(text(c, "reference")) or None)
+        )
+    return tuple(out)
+
+
+def _published_as(links: list[JsonObject]) -> tuple[int, str | None] | None:
     """The journal version Europe PMC links a preprint to: a commentCorrection of type
     "Preprint of" naming a MED (PubMed) record by PMID, with its citation as `reference`."""
-    for c in objects(r, "commentCorrectionList", "commentCorrection"):
-        if (text(c, "type") or "").lower() == "preprint of" and text(c, "source") == "MED":
+    for c in links:
+        if _line(text(c, "type")).lower() == "preprint of" and text(c, "source") == "MED":
             pmid = number(c, "id", limit=MAX_PMID)
             if pmid:
                 return pmid, text(c, "reference")
     return None
+
+
+def _preprints(links: list[JsonObject]) -> tuple[str, ...]:
+    """The preprints of a journal article: its "Preprint in" links to PPR records."""
+    found = (
+        token(c, "id")
+        for c in links
+        if _line(text(c, "type")).lower() == "preprint in" and text(c, "source") == "PPR"
+    )
+    return tuple(unique(p.upper() for p in found if p))
+
+
+def _mesh(r: JsonObject) -> tuple[MeshHeading, ...]:
+    """The headings, each major where NLM marked it or one of its qualifiers so (as PubMed's
+    MajorTopicYN is read)."""
+    out = []
+    for h in objects(r, "meshHeadingList", "meshHeading"):
+        name = _line(text(h, "descriptorName"))
+        if not name:
+            continue
+        quals = objects(h, "meshQualifierList", "meshQualifier")
+        major = any(text(x, "majorTopic_YN") == "Y" for x in (h, *quals))
+        names = (_line(text(q, "qualifierName")) for q in quals)
+        out.append(MeshHeading(name, major, tuple(q for q in names if q)))
+    return tuple(out)
 
 
 def _author(a: JsonObject) -> Author:
@@ -202,9 +311,8 @@ def _label(record: object) -> str:
     return f"id {token(record, 'id', limit=80) or token(record, 'doi', limit=80) or '?'}"
 
 
-def _text(value: str | None) -> str:
-    """Markup gone, one line."""
-    return " ".join(_TAGS.sub("", value or "").split())
+def _line(value: str | None) -> str:
+    return " ".join((value or "").split())
 
 
 def _date(value: str | None) -> date | None:

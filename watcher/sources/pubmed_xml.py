@@ -520,6 +520,16 @@ def _script(text: str, table: dict[int, int], mark: str) -> str:
     return f"{mark}{text}" if mark == "^" else text
 
 
+def superscript(text: str) -> str:
+    """A <sup> as a PubMed record's is read: the one rendering Europe PMC's HTML shares."""
+    return _script(text, _SUP, "^")
+
+
+def subscript(text: str) -> str:
+    """A <sub> as a PubMed record's is read (see superscript)."""
+    return _script(text, _SUB, "_")
+
+
 def _article_ids(el: Any) -> dict[str, str]:
     ids: dict[str, str] = {}
     if el is not None:
