@@ -27,6 +27,7 @@ SCRIPTS = [
     ("4. Digest", "digest.py"),
     ("5. Start-up", "startup.py"),
     ("6. Follow-ups", "followups.py"),
+    ("7. Digest size as sent", "digest_size.py"),
 ]
 WITH_BASELINE = ("parse.py", "startup.py")
 START, END = "<!-- results -->", "<!-- /results -->"

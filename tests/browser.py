@@ -126,12 +126,21 @@ class Browser:
             raise RuntimeError(f"script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path) -> None:
-        """The whole page, however long, as PNG."""
+    def screenshot(self, path: Path, selector: str | None = None, below: int = 0) -> None:
+        """The whole page, however long, as PNG; with `selector`, the band of the page from
+        the first element it matches down to `below` CSS pixels under that element's bottom."""
         width, height = self.evaluate(
             "[document.documentElement.clientWidth, document.documentElement.scrollHeight]"
         )
-        clip = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        top = 0
+        if selector is not None:
+            box = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                ".getBoundingClientRect(); return [r.top + window.scrollY, r.height]; })()"
+            )
+            top = max(0, int(box[0]) - 8)
+            height = min(height - top, int(box[1]) + 16 + below)
+        clip = {"x": 0, "y": top, "width": width, "height": height, "scale": 1}
         data = self.send(
             "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
+from watcher.models import reader_reference
 
 from .conftest import FIXTURES, REPO
 
@@ -117,14 +118,24 @@ def test_status_shows_papers_awaiting_their_record(tmp_path: Path, fake, capsys)
     assert main(["-c", str(cfg), "status", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["recipients"] == [
-        {"address": "a@example.org", "undelivered": 1, "awaiting_record": 1, "digests": []}
+        {
+            "address": "a@example.org",
+            # what their requests to leave carry in the subject (issue 24)
+            "reference": reader_reference("a@example.org"),
+            "undelivered": 1,
+            "awaiting_record": 1,
+            "digests": [],
+        }
     ]
     [owed] = data["awaiting_records"]
     assert owed["pmid"] == 42 and owed["subscriptions"] == ["t"] and owed["attempts"] == 1
     assert owed["reason"] == "not in NCBI's efetch answer" and owed["given_up"] is False
     assert main(["-c", str(cfg), "status"]) == 0
     text = capsys.readouterr().out
-    assert "a@example.org: 1 papers awaiting delivery, 1 awaiting a record" in text
+    assert (
+        "a@example.org: 1 papers awaiting delivery, 1 awaiting a record "
+        f"(reference {reader_reference('a@example.org')})"
+    ) in text
     assert "PMID 42 (t): 1 try since " in text and "next try " in text
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from watcher.config import load_config
-from watcher.digest import DigestContext, Rendered, Renderer, build_digest, snippet
+from watcher.digest import (
+    DigestContext,
+    Mark,
+    Rendered,
+    Renderer,
+    build_digest,
+    reader_reference,
+    snippet,
+)
 from watcher.mail import build_message
 from watcher.models import AbstractSection, Article, Author, Correction
 from watcher.sources.pubmed_xml import parse_articles
@@ -116,7 +124,8 @@ def test_paper_details_a_clinician_needs(tmp_path: Path) -> None:
     )
     html = Renderer().render(ctx).html
     assert 'href="https://clinicaltrials.gov/study/NCT01030861"' in html
-    assert "Free full text" in html and "style=" in html and "<style>" in html  # @media kept
+    # The styles stay in the head's <style>: nothing of an ordinary paper is inlined.
+    assert "Free full text" in html and "<style" in html and "style=" not in html
 
 
 def test_retractions_and_errata_are_flagged() -> None:
@@ -240,8 +249,9 @@ def test_footer_names_subscriptions_and_who_runs_the_watcher(tmp_path: Path) -> 
     assert str(cfg.path) not in r.text and str(cfg.path) not in r.html
     assert "run by Lab Admin <admin@example.org>" in r.text
     assert "run by Lab Admin &lt;admin@example.org&gt;" in r.html
-    assert "mailto:admin@example.org?subject=Unsubscribe%20b%40example.org" in r.html
-    assert "mailto:admin@example.org?subject=Pause%20b%40example.org" in r.text
+    ref = reader_reference("b@example.org")
+    assert f'href="mailto:admin@example.org?subject=unsubscribe%20{ref}"' in r.html
+    assert f"Pause: mailto:admin@example.org?subject=pause%20{ref}" in r.text
 
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
@@ -442,7 +452,7 @@ def test_overview_counts_papers_and_trials_per_drug(tmp_path: Path) -> None:
     assert "Antibodies and biologics named:" in r.text
     assert re.search(r"teplizumab · anti-CD3 +4 papers \(2 trials\)", r.text)
     assert "  Drugs: daclizumab · anti-CD25/IL-2Rα; basiliximab · anti-CD25/IL-2Rα" in r.text
-    assert "<strong>teplizumab</strong>" in r.html and "anti-CD3" in r.html
+    assert '<b class="nw">teplizumab</b> <span class="nw">anti-CD3</span>' in r.html
     assert 'href="https://pubmed.ncbi.nlm.nih.gov/90100005/"' in r.html  # the erratum's paper
 
 
@@ -493,3 +503,182 @@ def test_a_retraction_notice_links_the_retracted_paper() -> None:
     (link,) = concerns(notice)
     assert link.label == "Retraction of: N Engl J Med. 2019;381(7):603-613"
     assert link.url == "https://pubmed.ncbi.nlm.nih.gov/31180194/"
+
+
+# Issue 24: alerts that show their evidence, a budget under Gmail's clip, a text part that wraps
+
+ALERTS = Path(__file__).parent / "fixtures" / "field" / "t1d-alerts.xml"
+ERRATUM = Path(__file__).parent / "fixtures" / "followups" / "metapub-35649368.xml"
+
+
+def alerts_digest(tmp_path: Path, max_items: int = 50):
+    """The alert records (tests/fixtures/field/t1d-alerts.xml) and real record 35649368 (an
+    erratum, 35767954), with the field records around them."""
+    articles = {
+        a.pmid: a for path in (ALERTS, ERRATUM, FIELD) for a in parse_articles(path.read_bytes())
+    }
+    ctx = digest_for(
+        config(tmp_path, f"[mail]\nmax_items = {max_items}\n"),
+        "a@example.org",
+        {p: ["Anti-CD3 in T1D"] for p in articles},
+        articles,
+    )
+    return ctx, {p.pmid: p for p in [*(p for g in ctx.groups for p in g.papers), *ctx.compact]}
+
+
+def test_each_retraction_erratum_and_concern_links_its_notice(tmp_path: Path) -> None:
+    _, papers = alerts_digest(tmp_path)
+    retracted = papers[90200001]
+    assert retracted.retraction == Mark(
+        "RETRACTED",
+        "https://pubmed.ncbi.nlm.nih.gov/90200091/",
+        "Diabetes Care. 2026 Oct 1;49(10):1875. doi: 10.2337/fake-90200091.",
+    )
+    # Said once, by the mark before the title: not again as a badge.
+    assert [label for label, _ in retracted.badges] == ["Observational study"]
+    # A real record: 35649368's ErratumIn names the erratum, 35767954.
+    (erratum,) = papers[35649368].marks
+    assert erratum.url == "https://pubmed.ncbi.nlm.nih.gov/35767954/"
+    assert erratum.line.startswith("Erratum published: Cell Rep. 2022 Jun 28;39(13):111044.")
+    assert papers[35649368].badges == ()
+    concern, first, second = papers[90200002].marks
+    assert (concern.label, concern.url) == (
+        "Expression of concern",
+        "https://pubmed.ncbi.nlm.nih.gov/90200092/",
+    )
+    assert (first.url, second.url) == ("https://pubmed.ncbi.nlm.nih.gov/90200093/", None)
+    assert papers[90200002].flag == concern  # the gravest flags the paper in the overview
+    # Typed Retracted Publication, its notice not named yet: the mark links the paper's own
+    # page, where PubMed shows the notice.
+    assert papers[90200003].retraction == Mark("RETRACTED", papers[90200003].url)
+
+
+def test_a_retracted_paper_is_unmistakable_in_html_and_text(tmp_path: Path) -> None:
+    ctx, _ = alerts_digest(tmp_path)
+    r = Renderer().render(ctx)
+    notice = "https://pubmed.ncbi.nlm.nih.gov/90200091/"
+    paper = "https://pubmed.ncbi.nlm.nih.gov/90200001/"
+    entry = re.search(
+        rf'<a class="rt" href="{notice}" style="([^"]+)">RETRACTED</a>\s*'
+        rf'<a class="t" href="{paper}">',
+        r.html,
+    )
+    assert entry, "no RETRACTED mark before the title"
+    # Inlined, so that it stays red where a client drops <style>.
+    assert "background:#b91c1c" in entry.group(1).replace(" ", "")
+    assert "have been retracted: see RETRACTED below" in r.html
+    assert "RETRACTED: Low-dose teplizumab and lasting remission" in r.text
+    assert f"  Retraction notice: {notice}" in r.text
+    assert "Expression of concern: Diabetologia. 2026 Sep;69(9):1700." in r.text
+
+
+def test_the_title_list_and_the_overview_keep_the_alerts(tmp_path: Path) -> None:
+    from watcher.digest import trim
+
+    ctx, _ = alerts_digest(tmp_path)
+    html = Renderer().html(trim(ctx, full=0))  # every paper in the title list
+    more = html[html.index('<ul class="more">') :]
+    assert re.search(
+        r'<li><a class="rt" href="https://pubmed.ncbi.nlm.nih.gov/90200091/"[^>]*>RETRACTED</a> '
+        r'<a href="https://pubmed.ncbi.nlm.nih.gov/90200001/">',
+        more,
+    )
+    assert (
+        '<a class="al" href="https://pubmed.ncbi.nlm.nih.gov/35767954/">Erratum published' in more
+    )
+    assert '<a class="al" href="https://pubmed.ncbi.nlm.nih.gov/90200092/">Expression of' in more
+    rows = {o.inn: o for o in ctx.overview}
+    assert [m.url for m in rows["teplizumab"].alerts] == [
+        "https://pubmed.ncbi.nlm.nih.gov/90200091/"
+    ]
+    assert [m.label for m in rows["rituximab"].alerts] == ["Expression of concern"]
+    overview = html[html.index("Antibodies and biologics named") : html.index('class="ord"')]
+    assert 'href="https://pubmed.ncbi.nlm.nih.gov/90200091/">RETRACTED</a>' in overview
+
+
+def test_a_preprint_has_its_own_neutral_badge(tmp_path: Path) -> None:
+    _, papers = field_digest(tmp_path)
+    assert ("Preprint", "preprint") in papers[90100011].badges
+    html = (
+        Renderer()
+        .render(digest_for(config(tmp_path), "a@example.org", {1: ["x"]}, {1: art(1)}))
+        .html
+    )
+    style = re.search(r"<style[^>]*>(.*?)</style>", html, re.S).group(1)
+    alert = re.search(r"\.b-alert\{([^}]*)\}", style).group(1)
+    preprint = re.search(r"\.b-preprint\{([^}]*)\}", style).group(1)
+    assert preprint != alert and "#fee2e2" not in preprint
+
+
+def test_the_head_style_is_one_gmail_keeps(tmp_path: Path) -> None:
+    """Gmail keeps a <style> in the head under 16 KB and drops a rule (or the whole block) it
+    cannot read: no pseudo-classes, no attribute selectors, no nested at-rules (caniemail.com:
+    html-style notes 1 and 6, css-pseudo-class-*, css-selector-attribute; hteumeuleu/caniemail
+    issue 144)."""
+    cfg = config(tmp_path)
+    html = Renderer().html(digest_for(cfg, "a@example.org", {1: ["Anti-CD3 in T1D"]}, {1: art(1)}))
+    head = html[: html.index("</head>")]
+    styles = re.findall(r"<style[^>]*>(.*?)</style>", head, re.S)
+    assert styles and sum(len(s.encode()) for s in styles) < 16 * 1024
+    for css in styles:
+        selectors = re.sub(r"\{[^{}]*\}", "", re.sub(r"@media[^{]*\{", "", css))
+        assert ":" not in selectors and "[" not in selectors, selectors
+        assert not re.search(r"@media[^{]*\{[^}]*@", css)
+    assert "<style" not in html[html.index("<body") :]
+
+
+def test_fitting_moves_papers_to_titles_then_cuts_the_list_then_the_pmid_line(
+    tmp_path: Path,
+) -> None:
+    from watcher.digest import OVERVIEW_KEPT, fit_html, trim
+    from watcher.mail import html_part_size
+
+    articles = {i: art(i, f"Teplizumab paper {i}") for i in range(90_000_001, 90_000_041)}
+    ctx = digest_for(
+        config(tmp_path), "a@example.org", {i: ["Anti-CD3 in T1D"] for i in articles}, articles
+    )
+    renderer = Renderer()
+    whole = html_part_size(renderer.html(ctx))
+    fitted, html = fit_html(ctx, renderer.html, html_part_size, whole)
+    assert fitted is ctx  # within the budget: as it is
+    for budget, moved, unlisted in (
+        (whole - 2_000, True, False),
+        (html_part_size(renderer.html(trim(ctx, full=0, listed=10))), True, True),
+    ):
+        fitted, html = fit_html(ctx, renderer.html, html_part_size, budget)
+        assert html_part_size(html) <= budget
+        assert bool(fitted.moved) is moved and bool(fitted.unlisted) is unlisted
+        shown = sum(len(g.papers) for g in fitted.groups) + len(fitted.compact) + fitted.unlisted
+        assert shown == 40 and fitted.pmids == ctx.pmids  # nothing dropped unsaid
+        assert "A long digest: to stay under the size at which Gmail cuts" in html
+        assert all(f" {p} " in f" {' '.join(map(str, ctx.pmids))} " for p in ctx.pmids)
+    # Thousands of papers: past a title list of none, the overview and the PMID line give way.
+    tiny = html_part_size(
+        renderer.html(trim(ctx, full=0, listed=0, overview=OVERVIEW_KEPT, pmids=5))
+    )
+    fitted, html = fit_html(ctx, renderer.html, html_part_size, tiny)
+    assert fitted.pmids_cut and len(fitted.shown_pmids) >= 5
+    assert f"and {fitted.pmids_cut} more: all are in the attachment" in html
+    assert "Sent to a@example.org" in html and "mailto:" in html  # the way out, always
+
+
+def test_the_text_part_wraps_at_78_columns_and_no_url_passes_100(tmp_path: Path) -> None:
+    long_doi = "10.1002/(SICI)1097-0258(19980430)17:8<857::AID-SIM777>3.0.CO;2-E" + "x" * 30
+    articles = {
+        a.pmid: a for path in (ALERTS, ERRATUM, FIELD) for a in parse_articles(path.read_bytes())
+    }
+    articles[1] = art(1, "A title " * 30, doi=long_doi)
+    cfg = config(
+        tmp_path, '[mail]\nabstract = "full"\nadmin = "Lab Admin <admin@lab.example.org>"\n'
+    )
+    ctx = digest_for(
+        cfg, "a@example.org", {p: ["Anti-CD3 in T1D", "Prevention"] for p in articles}, articles
+    )
+    text = Renderer().render(ctx).text
+    urls = re.findall(r"(?:https?|mailto):\S+", text)
+    assert urls and max(map(len, urls)) <= 100, max(urls, key=len)
+    for line in text.splitlines():
+        if len(line) > 78:  # only a URL (or a DOI) on a line of its own may run longer
+            assert re.fullmatch(r" *(?:(?:https?|mailto):|10\.)\S+", line), line
+    # Its doi.org URL would pass 100 characters: the DOI itself, to paste.
+    assert f"  DOI:\n  {long_doi}\n" in text

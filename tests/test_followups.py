@@ -9,6 +9,7 @@ a real SMTP server on loopback). Records are in PubMed's schema: the erratum is 
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
@@ -163,9 +164,17 @@ def test_a_paper_retracted_in_week_3_is_told_once_to_its_recipients_only(world: 
         assert "RETRACTED: Teplizumab in relatives at risk of type 1 diabetes" in body
         assert "https://pubmed.ncbi.nlm.nih.gov/101/" in body
         assert "Notice: https://pubmed.ncbi.nlm.nih.gov/301/" in body
+        # When and why the reader has the paper, from the store's deliveries (issue 24).
+        assert "You received it on 2026-11-02 under Anti-CD3." in body
         html = html_of(m)
         assert "Changes to papers you received" in html
-        assert 'href="https://pubmed.ncbi.nlm.nih.gov/301/"' in html
+        # The mark itself links the notice: a red RETRACTED before the title.
+        assert re.search(
+            r'<a class="rt" href="https://pubmed.ncbi.nlm.nih.gov/301/"[^>]*>RETRACTED</a> '
+            r'<a class="t" href="https://pubmed.ncbi.nlm.nih.gov/101/"',
+            html,
+        )
+        assert "You received it on 2026-11-02 under Anti-CD3." in html
 
     # Told once: the next digests carry nothing, and the refresh finds nothing new.
     assert world.refresh(WEEK3 + timedelta(days=7)).changes == 0
@@ -346,7 +355,8 @@ def test_badges_stay_true_for_a_paper_shown_again(world: World) -> None:
     assert set(by) == {*READERS, "dave@followups.example.org"}
     dave = text_of(by["dave@followups.example.org"])
     assert "Changes to papers you received" not in dave
-    assert "[Retracted]" in dave
+    assert "RETRACTED: Teplizumab in relatives at risk" in dave
+    assert "Retraction notice: https://pubmed.ncbi.nlm.nih.gov/301/" in dave
     assert by["dave@followups.example.org"]["Subject"].startswith("PubMed Watcher: 1 new paper")
 
 
@@ -673,7 +683,11 @@ def test_golden_followups_section(tmp_path: Path) -> None:
     stored = [StoredChange(i, c, WEEK3) for i, c in enumerate(changes, 1)]
     cfg = config(tmp_path)
     ctx = build_digest("a@example.org", {}, {}, cfg.subscriptions, cfg.mail, "/w.toml", WEEK3)
-    ctx = with_followups(ctx, present_followups(stored, articles))
+    received = {
+        k(101): (date(2026, 11, 2), ["Anti-CD3 in T1D", "Prevention"]),
+        k(35649368): (date(2026, 10, 26), ["Anti-CD3 in T1D"]),
+    }  # k(402): no delivery on record, nothing said
+    ctx = with_followups(ctx, present_followups(stored, articles, received))
     assert ctx.subject == "PubMed Watcher: 1 retraction, 1 correction, 1 journal version"
     renderer = Renderer()
     check_golden("followups.txt", renderer.render(ctx).text)

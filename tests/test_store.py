@@ -159,6 +159,53 @@ def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
     assert store.pending_digests() == []
 
 
+def test_received_says_when_and_under_which_subscriptions_a_reader_got_each_paper(
+    store: Store,
+) -> None:
+    """What a follow-up says (issue 24): the day of delivery, and the reader's subscriptions
+    that matched the paper for them (not another reader's, not one they joined later)."""
+    store.sync_subscriptions(
+        [sub("s", "f", ["a@example.org"]), sub("t", "g", ["a@example.org", "b@example.org"])], T0
+    )
+    store.upsert_articles([article(1), article(2), article(3)], T0)
+    later = T0 + timedelta(minutes=1)
+    for name, pmids in (("s", (1, 2)), ("t", (2, 3))):
+        store.commit_poll(
+            name, keys(*pmids), source="esearch", deliver=True, now=later, window_end=None, found=2
+        )
+    sent = T0 + timedelta(days=3)
+    for rcpt, items in (("a@example.org", keys(1, 2, 3)), ("b@example.org", keys(3))):
+        digest = store.create_digest(
+            recipient=rcpt, schedule="k", message_id=f"<{rcpt}>", message=b"", items=items, now=sent
+        )
+        assert store.mark_digest_sent(digest, sent)
+    got = store.received("A@example.org", keys(1, 2, 3, 4))
+    assert got == {k(1): (sent, ["s"]), k(2): (sent, ["s", "t"]), k(3): (sent, ["t"])}
+    assert store.received("b@example.org", keys(1, 2, 3)) == {k(3): (sent, ["t"])}
+
+
+def test_liked_papers_are_matched_never_to_be_delivered(store: Store) -> None:
+    """A paper a subscription `like`s is known to its readers from the start: found by its
+    query, it is matched but not due, even when an earlier poll matched it for delivery."""
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    store.upsert_articles([article(1), article(2), article(3)], T0)
+    store.commit_poll(
+        "s", keys(3), source="esearch", deliver=True, now=T0, window_end=None, found=1
+    )
+    assert set(store.pending_papers("a@example.org", ["s"])) == {k(3)}
+    store.commit_poll(
+        "s",
+        keys(1, 2, 3),
+        source="esearch",
+        deliver=True,
+        now=T0 + T1,
+        window_end=None,
+        found=3,
+        known=keys(2, 3),  # 3 was liked after the first poll matched it
+    )
+    assert set(store.pending_papers("a@example.org", ["s"])) == {k(1)}
+
+
 def test_a_digest_keeps_its_bytes_only_while_it_may_be_sent_again(store: Store) -> None:
     store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
     store.upsert_articles([article(1), article(2)], T0)

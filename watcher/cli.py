@@ -454,6 +454,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     """What `watcher status` shows, as data (its --json output)."""
+    from watcher.models import reader_reference
+
     undelivered = store.undelivered_counts()
     awaiting = store.undelivered_counts(stored=False)
     daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), now)
@@ -471,6 +473,8 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
         "recipients": [
             {
                 "address": r,
+                # What their requests to leave or pause carry in the subject (digest._way_out).
+                "reference": reader_reference(r),
                 "undelivered": undelivered.get(r, 0),
                 "awaiting_record": awaiting.get(r, 0),
                 "digests": digests.get(r, []),
@@ -567,7 +571,10 @@ def print_status(out: dict[str, Any]) -> None:
     print("\n  recipients:")
     for r in out["recipients"]:
         more = f", {r['awaiting_record']} awaiting a record" if r["awaiting_record"] else ""
-        print(f"    {r['address']}: {r['undelivered']} papers awaiting delivery{more}")
+        print(
+            f"    {r['address']}: {r['undelivered']} papers awaiting delivery{more} "
+            f"(reference {r['reference']})"
+        )
         for d in r["digests"]:
             tries = f"{d['attempts']} attempt{'' if d['attempts'] == 1 else 's'}"
             what = (

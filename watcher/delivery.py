@@ -9,8 +9,9 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from watcher.config import Config
 from watcher.digest import (
@@ -24,8 +25,8 @@ from watcher.digest import (
 )
 from watcher.drugs import vocabulary
 from watcher.errors import MailError
-from watcher.identity import pmid_key
-from watcher.mail import build_message, new_message_id
+from watcher.identity import ItemKey, pmid_key
+from watcher.mail import build_message, html_part_size, new_message_id
 from watcher.models import Article
 from watcher.paths import private_dir, write_private
 from watcher.schedule import schedule_key
@@ -130,13 +131,19 @@ def compose(
         citing=store.papers_citing(studies) if studies else None,
         reader=reader,
         liked=_liked(config, store, mine) if reader.order == "relevance" else (),
+        known={pmid_key(p) for s in config.subscriptions if s.name in mine for p in s.like},
     )
-    ctx = with_followups(
-        ctx, present_followups(changes, store.articles(c.change.item for c in changes))
-    )
+    if changes:
+        items = [c.change.item for c in changes]
+        ctx = with_followups(
+            ctx,
+            present_followups(
+                changes, store.articles(items), _received(config, store, rcpt, items, key[1])
+            ),
+        )
     if ctx.empty and not ctx.followups and not config.mail.send_empty:
         return None
-    rendered = renderer.render(ctx)
+    rendered = renderer.render(ctx, html_size=html_part_size)
     message_id = new_message_id(config.mail.from_addr)
     message = build_message(
         rendered,
@@ -150,6 +157,19 @@ def compose(
         leave_url=ctx.leave_url,
     )
     return Composed(ctx, rendered, message_id, message)
+
+
+def _received(
+    config: Config, store: Store, rcpt: str, items: Sequence[ItemKey], timezone: str
+) -> dict[ItemKey, tuple[date, list[str]]]:
+    """When (the day in the digest's time zone) and under which subscriptions (in config
+    order) `rcpt` received each of `items`."""
+    zone = ZoneInfo(timezone)
+    rank = {s.name: i for i, s in enumerate(config.subscriptions)}
+    return {
+        item: (when.astimezone(zone).date(), sorted(subs, key=lambda n: rank.get(n, len(rank))))
+        for item, (when, subs) in store.received(rcpt, items).items()
+    }
 
 
 def _liked(config: Config, store: Store, subscriptions: Sequence[str]) -> list[Article]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,13 +18,22 @@ from watcher import followups, ranking, registries, sentences
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
-from watcher.models import Article, Recipient, Subscription
+from watcher.models import Article, Recipient, Subscription, reader_reference
 from watcher.paths import shipped
 from watcher.ris import ris
 
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
+# Gmail clips an HTML part past 102 KB and shows only what comes before it ("[Message
+# clipped] View entire message"): the end, with the PMID line and the way out, is what is lost,
+# and the clipped view drops the <style> too (hteumeuleu/email-bugs#56; Email on Acid, "Developing
+# HTML Emails for Gmail: 12 Things You Must Know", item 3). Aim well under it, in bytes of the
+# HTML part as sent (after its quoted-printable encoding; mail.html_part_size).
+GMAIL_CLIP = 102 * 1024
+HTML_BUDGET = 90_000
+# Overview rows kept when even a digest of titles alone is over the budget (thousands of papers).
+OVERVIEW_KEPT = 10
 # Publication types a clinician scans for, in the order badges are shown. A label shown once;
 # a type made redundant by a more precise one is left out (see _REDUNDANT).
 _BADGES = (
@@ -32,7 +41,7 @@ _BADGES = (
     ("Retraction of Publication", "Retraction notice", "alert"),
     ("Expression of Concern", "Expression of concern", "alert"),
     ("Published Erratum", "Erratum", "alert"),
-    ("Preprint", "Preprint", "alert"),
+    ("Preprint", "Preprint", "preprint"),  # not peer reviewed yet: news, not an alert
     ("Meta-Analysis", "Meta-analysis", "evidence"),
     ("Systematic Review", "Systematic review", "evidence"),
     ("Randomized Controlled Trial", "RCT", "evidence"),
@@ -73,6 +82,17 @@ _CORRECTION_BADGES = {
     "ExpressionOfConcernIn": ("Expression of concern", "alert"),
     "UpdateIn": ("Updated", "plain"),
 }
+# What a paper's own CommentsCorrections say happened to it, shown as PubMed shows them
+# ("Erratum in: Cell Rep. 2022 Jun 28;…", linked to the notice), and which of them put its
+# findings in doubt. https://www.nlm.nih.gov/bsd/mms/medlineelements.html#cc
+_NOTICES = {
+    "RetractionIn": True,
+    "ErratumIn": True,
+    "ExpressionOfConcernIn": True,
+    "UpdateIn": False,
+}
+RETRACTED = "RETRACTED"
+_FLAG_ORDER = {"Expression of concern": 0, "Erratum published": 1}
 # What a notice or a comment is about: shown as a link to that paper.
 _CONCERNS = {
     "RetractionOf": "Retraction of",
@@ -141,6 +161,22 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """What happened to a paper, linked to the notice that says so on PubMed: its retraction,
+    an erratum, an expression of concern, an update."""
+
+    label: str  # "RETRACTED", "Erratum published"
+    url: str | None  # the notice; None when the record names none
+    source: str = ""  # the notice's citation, "Cell Rep. 2022 Jun 28;39(13):111044."
+    alert: bool = True  # the paper's findings are in doubt: shown in red
+
+    @property
+    def line(self) -> str:
+        """ "Erratum published: Cell Rep. 2022 Jun 28;39(13):111044." """
+        return f"{self.label}: {self.source}" if self.source else self.label
+
+
+@dataclass(frozen=True)
 class Paper:
     """One paper as the templates show it."""
 
@@ -161,6 +197,21 @@ class Paper:
     is_trial: bool = False
     link_label: str = "PubMed"  # where `url` leads: PubMed, Europe PMC, ClinicalTrials.gov
     closest: bool = False  # among the closest to the papers the reader likes (order=relevance)
+    retraction: Mark | None = None  # shown before the title, linked to the retraction notice
+    marks: tuple[Mark, ...] = ()  # errata, expressions of concern, updates, each linked
+    doi: str | None = None  # the text part shows it instead of a doi.org URL over 100 characters
+
+    @property
+    def flag(self) -> Mark | None:
+        """The gravest of what puts it in doubt, for the overview to flag it by: its
+        retraction, else an expression of concern, else an erratum (a linked one first)."""
+        if self.retraction:
+            return self.retraction
+        doubts = sorted(
+            (m for m in self.marks if m.alert),
+            key=lambda m: (_FLAG_ORDER.get(m.label, len(_FLAG_ORDER)), m.url is None),
+        )
+        return doubts[0] if doubts else None
 
     @property
     def drug_line(self) -> str:
@@ -176,10 +227,17 @@ class DrugCount:
     action: str
     papers: int
     trials: int
+    alerts: tuple[Mark, ...] = ()  # a flag for each of its papers in doubt (Paper.flag)
 
     @property
     def name(self) -> str:
         return drug_name(self.inn, self.action)
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The action word by word, each kept whole on a narrow screen ("anti-T-cell" is never
+        broken at its hyphen)."""
+        return tuple(self.action.split())
 
 
 def drug_name(inn: str, action: str) -> str:
@@ -216,6 +274,7 @@ class FollowUp:
     url: str | None  # the paper's
     detail: str  # what the notice says ("Cell Rep. 2022 Jun 28;39(13):111044.")
     notice_url: str | None  # the notice or the new version
+    received: str = ""  # "You received it on 2026-10-05 under Anti-CD3 in T1D."
 
     @property
     def link_label(self) -> str:
@@ -244,8 +303,16 @@ class DigestContext:
     run_by: str = "PubMed Watcher"  # who runs this watcher: [mail] admin, else [mail] from
     leave_url: str | None = None  # mailto: the admin, asking to leave (List-Unsubscribe too)
     pause_url: str | None = None  # mailto: the admin, asking for a pause
+    reference: str = ""  # the reader's short reference in those mails' subjects
     # "Changes to papers you received", shown first (watcher/followups.py).
     followups: tuple[FollowUp, ...] = field(default=())
+    # What the HTML part left out to stay under the size budget (fit_html): papers moved from
+    # full entries to the title list, papers past the title list (only in the attachment and
+    # the PMID line), PMIDs past the PMID line and overview rows left out.
+    moved: int = 0
+    unlisted: int = 0
+    pmids_cut: int = 0
+    overview_cut: int = 0
 
     @property
     def empty(self) -> bool:
@@ -257,11 +324,32 @@ class DigestContext:
         """The ids of the changes it tells (recorded as told when it is sent)."""
         return tuple(f.change_id for f in self.followups)
 
+    @property
+    def retracted(self) -> tuple[Paper, ...]:
+        """Its retracted papers, flagged at the top whatever else the digest says of them."""
+        return tuple(
+            p for p in [*(p for g in self.groups for p in g.papers), *self.compact] if p.retraction
+        )
+
+    @property
+    def shown_pmids(self) -> tuple[int, ...]:
+        """The PMID line as the HTML part carries it (all of them, unless the budget cut it)."""
+        return self.pmids[: len(self.pmids) - self.pmids_cut]
+
+    @property
+    def trimmed(self) -> bool:
+        """Whether the size budget took anything out of the HTML part (it then says so)."""
+        return bool(self.moved or self.unlisted or self.pmids_cut or self.overview_cut)
+
 
 def present_followups(
-    changes: Sequence[followups.StoredChange], articles: Mapping[ItemKey, Article]
+    changes: Sequence[followups.StoredChange],
+    articles: Mapping[ItemKey, Article],
+    received: Mapping[ItemKey, tuple[date, Sequence[str]]] | None = None,
 ) -> tuple[FollowUp, ...]:
-    """The changes, gravest first, each with the title and link of the paper it concerns."""
+    """The changes, gravest first, each with the title and link of the paper it concerns and,
+    from `received` (item → the day the reader was sent it and under which subscriptions),
+    when and why the reader has it."""
     out = []
     for sc in changes:
         c = sc.change
@@ -282,10 +370,19 @@ def present_followups(
                 # source) would say it twice beside the label's badge.
                 detail="" if c.kind == followups.PUBLISHED or c.detail == kind.label else c.detail,
                 notice_url=c.url,
+                received=received_line(*(received or {}).get(c.item, (None, ()))),
             )
         )
     rank = {k: i for i, k in enumerate(followups.ORDER)}
     return tuple(sorted(out, key=lambda f: (rank.get(f.kind, len(rank)), f.change_id)))
+
+
+def received_line(when: date | None, subscriptions: Sequence[str]) -> str:
+    """ "You received it on 2026-10-05 under Anti-CD3 in T1D." """
+    if when is None:
+        return ""
+    under = f" under {', '.join(subscriptions)}" if subscriptions else ""
+    return f"You received it on {when.isoformat()}{under}."
 
 
 def with_followups(ctx: DigestContext, shown: tuple[FollowUp, ...]) -> DigestContext:
@@ -314,6 +411,7 @@ def build_digest(
     citing: Mapping[str, Sequence[Article]] | None = None,
     reader: Recipient | None = None,
     liked: Sequence[Article] = (),
+    known: Collection[ItemKey] = (),
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
 
@@ -322,13 +420,16 @@ def build_digest(
     After `max_items` papers the rest are compact title links: nothing is ever dropped
     silently. `drugs` is the compiled drug table (default: the shipped one); `reader` is how
     this recipient reads (default: [mail]'s settings); `liked` the records of the papers their
-    subscriptions `like`, for order = "relevance".
+    subscriptions `like`, for order = "relevance". Papers in `known` (those the reader's
+    subscriptions `like`: known to them from the start) are never shown, and go with the
+    digest's items so that they are recorded as the reader's.
     """
     drugs = drugs or vocabulary()
     updates = trial_updates(
         [(k, articles[k]) for k in papers if is_trial_change(k) and k in articles], citing or {}
     )
-    papers = {k: v for k, v in papers.items() if not is_trial_change(k)}
+    hidden = tuple(sorted(k for k in papers if k in known and k in articles))
+    papers = {k: v for k, v in papers.items() if not is_trial_change(k) and k not in known}
     reader = reader or Recipient(recipient, mail.abstract, mail.max_items, mail.order)
     order = [s.name for s in subscriptions if s.sends_to(recipient)]
     rank = {name: i for i, name in enumerate(order)}
@@ -371,7 +472,7 @@ def build_digest(
             groups.append(Group(name, tuple(full), total))
     total = len(present)
     everything = [p for g in groups for p in g.papers] + compact
-    run_by, leave, pause = _way_out(mail, recipient, order)
+    run_by, leave, pause = _way_out(mail, recipient)
     return DigestContext(
         recipient=recipient,
         subject=digest_subject(total, [n for n, _ in counts])
@@ -385,7 +486,7 @@ def build_digest(
         config_path=str(config_path),
         generated=now,
         abstract_mode=reader.abstract,
-        items=tuple(sorted(present)) + tuple(sorted(k for k, _ in updates)),
+        items=tuple(sorted(present)) + hidden + tuple(sorted(k for k, _ in updates)),
         overview=overview(everything),
         order=how,
         order_note=note,
@@ -394,6 +495,7 @@ def build_digest(
         run_by=run_by,
         leave_url=leave,
         pause_url=pause,
+        reference=reader_reference(recipient),
         trial_updates=tuple(u for _, u in updates),
     )
 
@@ -448,34 +550,47 @@ def _ordering(
     return newest, set(), "date", note
 
 
-def _way_out(
-    mail: MailConfig, recipient: str, subscriptions: Sequence[str]
-) -> tuple[str, str | None, str | None]:
-    """Who runs this watcher, and mailto: links asking them to remove or pause `recipient`."""
+def _way_out(mail: MailConfig, recipient: str) -> tuple[str, str, str]:
+    """Who runs this watcher ([mail] admin, else [mail] from), and mailto: links asking them to
+    remove or pause `recipient`.
+
+    The subject is a word and the reader's short reference, nothing more: the link is also the
+    List-Unsubscribe header, which mail clients read only as one plain <mailto:…> on its line
+    (RFC 2369); a subject listing the subscriptions made it fold, and Python then wrote it as an
+    RFC 2047 encoded word that no client offers as a way out.
+    """
     if mail.admin is None:
-        return (mail.from_name or "PubMed Watcher") + f" <{mail.from_addr}>", None, None
-    admin = mail.admin
-    who = f"{mail.admin_name} <{admin}>" if mail.admin_name else admin
-    about = f"{recipient} from the PubMed Watcher digest ({', '.join(subscriptions)})"
+        who = (mail.from_name or "PubMed Watcher") + f" <{mail.from_addr}>"
+        address = mail.from_addr
+    else:
+        who = f"{mail.admin_name} <{mail.admin}>" if mail.admin_name else mail.admin
+        address = mail.admin
+    ref = reader_reference(recipient)
 
-    def mailto(subject: str) -> str:
-        return f"mailto:{quote(admin, safe='@')}?subject={quote(subject, safe='')}"
+    def mailto(word: str) -> str:
+        return f"mailto:{quote(address, safe='@')}?subject={word}%20{ref}"
 
-    return who, mailto(f"Unsubscribe {about}"), mailto(f"Pause {about}")
+    return who, mailto("unsubscribe"), mailto("pause")
 
 
 def overview(papers: Iterable[Paper]) -> tuple[DrugCount, ...]:
-    """Each drug named in `papers`: its target, its papers and how many of them are trials."""
+    """Each drug named in `papers`: its target, its papers and how many of them are trials, and
+    the retractions, errata and expressions of concern among them (each linking its notice)."""
     counts: dict[str, list[int]] = {}
     actions: dict[str, str] = {}
+    alerts: dict[str, dict[Mark, None]] = {}
     for paper in papers:
         for drug in paper.drugs:
             n = counts.setdefault(drug.inn, [0, 0])
             n[0] += 1
             n[1] += paper.is_trial
             actions.setdefault(drug.inn, drug.action)
+            if paper.flag:
+                alerts.setdefault(drug.inn, {})[paper.flag] = None
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0].lower()))
-    return tuple(DrugCount(inn, actions[inn], n[0], n[1]) for inn, n in ordered)
+    return tuple(
+        DrugCount(inn, actions[inn], n[0], n[1], tuple(alerts.get(inn, ()))) for inn, n in ordered
+    )
 
 
 def digest_subject(total: int, names: Sequence[str]) -> str:
@@ -500,6 +615,12 @@ def present_paper(
     drugs: Vocabulary | None = None,
 ) -> Paper:
     shown = badges(art)
+    retraction, marks = notice_marks(art)
+    # Each of these is said once, by its mark: the retraction before the title, the others
+    # with the citation of their notice.
+    said = {m.label for m in marks} | (
+        {_CORRECTION_BADGES["RetractionIn"][0]} if retraction else set()
+    )
     return Paper(
         pmid=art.pmid,
         url=art.url,
@@ -509,7 +630,7 @@ def present_paper(
             x for x in (art.journal_iso or art.journal or _server(art), art.pub_date) if x
         ),
         subscriptions=subs,
-        badges=shown,
+        badges=tuple(b for b in shown if b[0] not in said),
         drugs=(drugs or vocabulary()).article_drugs(art),
         trials=tuple(trial_link(t) for t in art.trial_ids),
         concerns=concerns(art),
@@ -522,7 +643,32 @@ def present_paper(
         else ("ClinicalTrials.gov" if art.nct else "Europe PMC"),
         is_trial=bool(ranking.TRIAL_TYPES.intersection(art.publication_types))
         or any(label == "RCT (from title)" for label, _ in shown),
+        retraction=retraction,
+        marks=marks,
+        doi=art.doi,
     )
+
+
+def notice_marks(art: Article) -> tuple[Mark | None, tuple[Mark, ...]]:
+    """The paper's retraction (None if it stands) and its other notices (errata, expressions
+    of concern, updates), each linked to the notice on PubMed, from its CommentsCorrections
+    (RetractionIn, ErratumIn, ExpressionOfConcernIn, UpdateIn). A record typed Retracted
+    Publication whose notice is not named links its own page, where PubMed shows the notice."""
+    retraction: Mark | None = None
+    marks: list[Mark] = []
+    for c in art.corrections:
+        if c.ref_type not in _NOTICES:
+            continue
+        url = f"https://pubmed.ncbi.nlm.nih.gov/{c.pmid}/" if c.pmid else None
+        source = _one_line(c.source or "")
+        if c.ref_type == "RetractionIn":
+            retraction = retraction or Mark(RETRACTED, url or art.url, source)
+        else:
+            label = _CORRECTION_BADGES[c.ref_type][0]
+            marks.append(Mark(label, url, source, _NOTICES[c.ref_type]))
+    if retraction is None and "Retracted Publication" in art.publication_types:
+        retraction = Mark(RETRACTED, art.url)
+    return retraction, tuple(dict.fromkeys(marks))
 
 
 def author_line(art: Article) -> str:
@@ -620,18 +766,140 @@ class Renderer:
             env.filters["wrap"] = _wrap
         import css_inline
 
-        # Gmail, Outlook and most webmail drop <style>; @media rules (dark mode, phones) can't
-        # be inlined and stay in the head for the clients that read them.
+        # The template's main <style> (data-css-inline="ignore") stays in the head, where Gmail
+        # (web and app, Google accounts), Apple Mail, iOS Mail, Outlook and Outlook.com read it;
+        # only the small block without that attribute is inlined too, for the clients that
+        # drop <style> (Gmail's app with other accounts, some webmails): what must survive
+        # there. See README, "How the digest reaches its reader".
         self.inliner = css_inline.CSSInliner(
-            keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
+            keep_style_tags=True, keep_at_rules=True, load_remote_stylesheets=False
         )
 
-    def render(self, ctx: DigestContext) -> Rendered:
+    def render(
+        self,
+        ctx: DigestContext,
+        html_size: Callable[[str], int] | None = None,
+        budget: int = HTML_BUDGET,
+    ) -> Rendered:
+        """The subject, the text part and the HTML part of `ctx`. With `html_size` (how many
+        bytes an HTML text takes as sent, mail.html_part_size), the HTML part is fitted to
+        `budget` (fit_html); the text part always carries everything."""
         values = {"d": ctx}
         subject = header_safe(self.text_env.get_template("subject.txt").render(values))
-        text = self.text_env.get_template("digest.txt").render(values)
-        html = self.inliner.inline(self.html_env.get_template("digest.html").render(values))
+        text = fold_text(self.text_env.get_template("digest.txt").render(values))
+        if html_size is None:
+            html = self.html(ctx)
+        else:
+            html = fit_html(ctx, self.html, html_size, budget)[1]
         return Rendered(subject, text, html)
+
+    def html(self, ctx: DigestContext) -> str:
+        return self.inliner.inline(self.html_env.get_template("digest.html").render(d=ctx))
+
+
+def fit_html(
+    ctx: DigestContext,
+    render: Callable[[DigestContext], str],
+    size: Callable[[str], int],
+    budget: int = HTML_BUDGET,
+) -> tuple[DigestContext, str]:
+    """The HTML part within `budget` bytes as sent (`size`): as it is if it fits; else the last
+    papers shown in full move to the title list, as few as needed; past that the title list
+    ends early with "N more" (all are in the attachment and the PMID line); past that, for
+    thousands of papers, the overview keeps its first rows and the PMID line its first PMIDs.
+    The context says what was left out, and the HTML says it too."""
+
+    def fits(c: DigestContext) -> str | None:
+        html = render(c)
+        # Quoted-printable never shrinks a text: over the budget decoded, over it as sent.
+        return html if len(html.encode()) <= budget and size(html) <= budget else None
+
+    html = fits(ctx)
+    if html is not None:
+        return ctx, html
+    full = sum(len(g.papers) for g in ctx.groups)
+    listed = full + len(ctx.compact)
+    steps: list[tuple[int, Callable[[int], DigestContext]]] = [
+        (full - 1, lambda n: trim(ctx, full=n)),
+        (listed - 1, lambda n: trim(ctx, full=0, listed=n)),
+        (len(ctx.pmids), lambda n: trim(ctx, full=0, listed=0, overview=OVERVIEW_KEPT, pmids=n)),
+    ]
+    for most, step in steps:
+
+        def attempt(n: int, step: Callable[[int], DigestContext] = step) -> str | None:
+            return fits(step(n))
+
+        found = _largest(most, attempt)
+        if found is not None:
+            return step(found[0]), found[1]
+    smallest = steps[-1][1](0)
+    log.warning("digest to %s: even its shortest HTML part is over %d bytes", ctx.recipient, budget)
+    return smallest, render(smallest)
+
+
+def _largest(most: int, ok: Callable[[int], str | None]) -> tuple[int, str] | None:
+    """The largest n in 0..most for which ok(n) gives a result (fewer never fails where more
+    succeeds), with that result; None if even 0 fails. A binary search: ~log2(most) renders."""
+    if most < 0:
+        return None
+    best = None
+    lo, hi = 0, most
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        got = ok(mid)
+        if got is None:
+            hi = mid - 1
+        else:
+            best, lo = (mid, got), mid + 1
+    return best
+
+
+def trim(
+    ctx: DigestContext,
+    *,
+    full: int,
+    listed: int | None = None,
+    overview: int | None = None,
+    pmids: int | None = None,
+) -> DigestContext:
+    """`ctx` with only its first `full` papers shown in full (the others first in the title
+    list, as titles), the title list cut after `listed` entries, the overview after `overview`
+    rows and the PMID line after `pmids` PMIDs; what it leaves out is counted, to be said."""
+    papers = [p for g in ctx.groups for p in g.papers]
+    kept = set(map(id, papers[:full]))
+    moved = [replace(p, compact=True, abstract=()) for p in papers[full:]]
+    titles = moved + list(ctx.compact)
+    cut = titles if listed is None else titles[:listed]
+    groups = []
+    for g in ctx.groups:
+        shown = tuple(p for p in g.papers if id(p) in kept)
+        if shown:
+            groups.append(replace(g, papers=shown))
+    rows = ctx.overview if overview is None else ctx.overview[:overview]
+    return replace(
+        ctx,
+        groups=tuple(groups),
+        compact=tuple(cut),
+        moved=len(moved),
+        unlisted=len(titles) - len(cut),
+        overview=rows,
+        overview_cut=len(ctx.overview) - len(rows),
+        pmids_cut=0 if pmids is None else max(0, len(ctx.pmids) - pmids),
+    )
+
+
+def fold_text(text: str, width: int = 78) -> str:
+    """Every line of the text part within `width` columns (RFC 5322's 78), a longer one wrapped
+    at spaces under its own indent; a URL is never broken, so a line holding only a URL may be
+    longer."""
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = line[: len(line) - len(line.lstrip(" "))]
+        out.append(_wrap(line.strip(), width, indent))
+    return "\n".join(out)
 
 
 def _wrap(text: str, width: int = 76, indent: str = "") -> str:

@@ -3,13 +3,58 @@
 from __future__ import annotations
 
 from datetime import datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, Policy
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
 from watcher.digest import Rendered, header_safe
 from watcher.ris import MEDIA_TYPE as RIS_MEDIA_TYPE
+
+# Both parts go quoted-printable: UTF-8 in lines short enough for any relay, and the size the
+# HTML part takes as sent (html_part_size) is what Gmail's clip is measured against.
+CTE = "quoted-printable"
+RFC5322_MAX_LINE = 998
+
+
+class UriListHeader(UnstructuredHeader, BaseHeader):
+    """RFC 2369's List-Unsubscribe: a <URI> written as it is, on one line.
+
+    Python folds a header past 78 columns, and a token it cannot break (a mailto URI has no
+    spaces) it writes as an RFC 2047 encoded word, `=?utf-8?q?=3Cmailto=3A…?=`, which Python
+    reads back but mail clients do not take for a URI, so they offer no way out. RFC 2369
+    (section 2) allows folding only between the angle brackets' entries, never inside one; the
+    URI is kept short (digest._way_out) and ASCII (addresses are checked at load, domains
+    punycode), so it is written unfolded.
+    """
+
+    max_count = 1
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        if not value.isascii() or any(c in value for c in "\r\n"):
+            raise ValueError(f"List-Unsubscribe must be one line of ASCII: {value!r}")
+        super().parse(value, kwds)
+
+    def fold(self, *, policy: Policy) -> str:
+        line = f"{self.name}: {self}"
+        if len(line) > RFC5322_MAX_LINE:
+            raise ValueError(f"List-Unsubscribe is over {RFC5322_MAX_LINE} characters")
+        return line + policy.linesep
+
+
+_HEADERS = HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", UriListHeader)
+POLICY = SMTP.clone(header_factory=_HEADERS)
+
+
+def html_part_size(html: str) -> int:
+    """How many bytes `html` takes as the body of the text/html part build_message writes (after
+    its Content-Transfer-Encoding, CRLF line ends): what Gmail's clip is measured against."""
+    part = EmailMessage(policy=POLICY)
+    part.set_content(html, subtype="html", charset="utf-8", cte=CTE)
+    return len(part.as_bytes().split(b"\r\n\r\n", 1)[1])
 
 
 def new_message_id(from_addr: str) -> str:
@@ -35,7 +80,7 @@ def build_message(
     Display names go in as Address objects: the email package quotes them as needed and
     encodes non-ASCII ones as RFC 2047 encoded words.
     """
-    msg = EmailMessage(policy=SMTP)
+    msg = EmailMessage(policy=POLICY)
     msg["Subject"] = header_safe(rendered.subject)
     msg["From"] = _mailbox(from_name or "PubMed Watcher", from_addr)
     msg["To"] = _mailbox(to_name or "", to_addr)
@@ -50,8 +95,8 @@ def build_message(
         # URI that acts on a POST, and this watcher serves none; with mailto alone it does not
         # apply (RFC 8058 section 3), and mail clients offer the mailto instead.
         msg["List-Unsubscribe"] = f"<{leave_url}>"
-    msg.set_content(rendered.text, charset="utf-8", cte="quoted-printable")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    msg.set_content(rendered.text, charset="utf-8", cte=CTE)
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte=CTE)
     if ris:
         # add_attachment turns the multipart/alternative into the first part of a
         # multipart/mixed, as mail clients expect of a message with a file.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -311,6 +312,14 @@ class Recipient:
         if self.schedule is not None and now.tzinfo is not None:
             now = now.astimezone(zoneinfo.ZoneInfo(self.schedule[1]))
         return now.date() < self.paused_until
+
+
+def reader_reference(address: str) -> str:
+    """A reader's reference in the subject of a request to leave or pause: six characters that
+    name them (`watcher status` lists each reader's), should they write from another address
+    than the one the digest reached (a forward, an alias)."""
+    digest = hashlib.sha256(address.strip().lower().encode()).digest()
+    return base64.b32encode(digest).decode("ascii")[:6].lower()
 
 
 @dataclass(frozen=True)

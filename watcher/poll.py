@@ -268,6 +268,7 @@ def _commit(
         requests=f.requests,
         etag=f.etag,
         last_modified=f.last_modified,
+        known=[pmid_key(p) for p in f.sub.like],
     )
     report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
     log.info(

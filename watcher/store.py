@@ -505,14 +505,17 @@ class Store:
         requests: int = 0,
         etag: str | None = None,
         last_modified: str | None = None,
+        known: Collection[ItemKey] = (),
     ) -> int:
         """Record a subscription's matches and advance its state, in one transaction.
 
         Returns how many matches were new. Re-recording a known match changes nothing, so the
-        poll's overlap window costs no duplicates.
+        poll's overlap window costs no duplicates. Items in `known` (the papers the
+        subscription `like`s: its readers know them from the start) are matched, never to be
+        delivered, even if an earlier poll matched them for delivery.
         """
         with self.engine.begin() as conn:
-            new = self._add_matches(conn, name, items, source, deliver, now)
+            new = self._add_matches(conn, name, items, source, deliver, now, known)
             values: dict[str, Any] = dict(
                 last_poll_at=now,
                 last_success_at=now,
@@ -539,6 +542,7 @@ class Store:
         source: str,
         deliver: bool,
         now: datetime,
+        known: Collection[ItemKey] = (),
     ) -> int:
         """Match `keys` as the items they name: a paper found by PMID and by DOI is one match."""
         wanted = list(dict.fromkeys(keys))
@@ -547,14 +551,28 @@ class Store:
         # of its identifiers (a DOI, then a PMID) finds this item.
         _record_identifiers(conn, self._insert, {k: k for k in wanted if k not in found})
         ids = list(dict.fromkeys(found.get(k, k) for k in wanted))
+        liked = {found.get(k, k) for k in known if k in wanted}
         have = _probe(conn, _MATCHES, name, ids)
         rows = [
-            dict(subscription=name, item=p, source=source, matched_at=now, deliver=deliver)
+            dict(
+                subscription=name,
+                item=p,
+                source=source,
+                matched_at=now,
+                deliver=deliver and p not in liked,
+            )
             for p in ids
             if p not in have
         ]
         if rows:
             conn.execute(self._insert(db.matches).on_conflict_do_nothing(), rows)
+        if liked.intersection(have):
+            m = db.matches.c
+            conn.execute(
+                update(db.matches)
+                .where(m.subscription == name, m.item.in_(liked), m.deliver.is_(True))
+                .values(deliver=False)
+            )
         return len(rows)
 
     # Trial registries
@@ -903,6 +921,38 @@ class Store:
                     )
                 ).scalars()
             )
+
+    @mapped
+    def received(
+        self, recipient: str, items: Iterable[ItemKey]
+    ) -> dict[ItemKey, tuple[datetime, list[str]]]:
+        """Of `items`, those delivered to `recipient`: when, and under which of their
+        subscriptions (those that matched it for them), for a follow-up to say."""
+        rcpt = recipient.lower()
+        d, m, s = db.deliveries.c, db.matches.c, db.subscribers.c
+        out: dict[ItemKey, tuple[datetime, list[str]]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(items)), _CHUNK):
+                for item, when in conn.execute(
+                    select(d.item, d.delivered_at).where(d.recipient == rcpt, d.item.in_(chunk))
+                ):
+                    out[item] = (when, [])
+                if not out:
+                    continue
+                under = (
+                    select(m.item, m.subscription)
+                    .join(db.subscribers, s.subscription == m.subscription)
+                    .where(
+                        s.recipient == rcpt,
+                        m.item.in_([i for i in chunk if i in out]),
+                        m.deliver.is_(True),
+                        m.matched_at >= s.since,
+                    )
+                    .order_by(m.item, m.subscription)
+                )
+                for item, sub in conn.execute(under):
+                    out[item][1].append(sub)
+        return out
 
     @mapped
     def last_digest_run(self, schedule: str) -> datetime | None:
