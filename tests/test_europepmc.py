@@ -257,7 +257,11 @@ def test_a_preprint_in_a_digest_has_no_pmid_in_its_ris_nor_in_the_pmid_list(
         NOW,
     )
     assert ctx.total == 2 and ctx.pmids == (9001,)
-    assert ctx.ris.count("ER  - ") == 2 and "AN  - 9001" in ctx.ris and "AN  - None" not in ctx.ris
+    assert (
+        ctx.ris.count("ER  - ") == 2
+        and "M2  - PMID: 9001" in ctx.ris
+        and "PMID: None" not in ctx.ris
+    )
 
 
 def test_windowed_query_covers_first_index_and_update_dates() -> None:
