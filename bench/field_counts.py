@@ -1,5 +1,6 @@
-"""How many records of the shared corpus get what a reader scans for: drug tags, registry links,
-a conclusion snippet, and an RIS record Zotero imports right. Run it with the code to compare,
+"""How many records of the shared corpus get what a reader scans for: drug tags (with their
+targets), registry links, a conclusion snippet, the design their title states, and an RIS record
+Zotero imports right. Run it with the code to compare,
 e.g. before and after a change:
 
     /work/venv/bin/python bench/field_counts.py          # whatever `watcher` that venv imports
@@ -100,6 +101,7 @@ def main() -> int:
             "records",
             "with an abstract",
             "drug tags",
+            "drug tags without a target",
             "registry ids",
             "registry ids linked",
             "conclusion snippet",
@@ -120,6 +122,7 @@ def main() -> int:
             totals["records"] += 1
             drugs = getattr(paper, "drugs", None) or getattr(paper, "mabs", ())
             totals["drug tags"] += bool(drugs)
+            totals["drug tags without a target"] += any(not m.action for m in drugs)
             totals["registry ids"] += bool(paper.trials)
             totals["registry ids linked"] += any(t.url for t in paper.trials)
             totals["design read from the title"] += any(
