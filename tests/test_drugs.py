@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from watcher.drugs import Drug, Vocabulary, looks_like_inn, shipped_drugs, vocabulary
+from watcher.drugs import (
+    TABLE,
+    Drug,
+    Vocabulary,
+    looks_like_inn,
+    name_key,
+    shipped_drugs,
+    vocabulary,
+)
 from watcher.models import AbstractSection, Article
 from watcher.sources.pubmed_xml import parse_articles
 
@@ -175,3 +183,157 @@ def test_five_hundred_abstracts_are_tagged_quickly() -> None:
         vocab.article_drugs(art)
     # generous for a shared 2-core machine; measured ~0.1 s
     assert time.perf_counter() - start < 3.0
+
+
+# Names that double as laboratory words (issue 24)
+
+ATG = "anti-thymocyte globulin"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Autophagy-related genes ATG5 and ATG7 are required for beta-cell survival.",
+        "Deletion of ATG5/ATG7 in beta cells impaired insulin secretion in patients' islets.",
+        "ATG 7 deficiency in beta cells of mice fed a high-fat diet.",
+        "A heterozygous variant abolishing the ATG start codon of INS caused neonatal diabetes.",
+        "The ATG initiation codon was mutated to prevent translation of the transgene.",
+        "ATG proteins assemble on the phagophore membrane during starvation.",
+        "Knockdown of ATG in INS-1 cells reduced glucose-stimulated insulin secretion.",
+        "Loss of ATG-16L1 in Paneth cells of patients with Crohn disease",
+    ],
+)
+def test_atg_the_gene_or_codon_is_not_anti_thymocyte_globulin(text: str) -> None:
+    assert ATG not in inns(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Low-dose ATG (2.5 mg/kg) followed by pegylated G-CSF preserved C-peptide.",
+        "Induction with ATG was followed by tacrolimus and mycophenolate in islet recipients.",
+        "Recipients received rATG 6 mg/kg before the first islet infusion.",
+        "ATG-F was given as induction before kidney transplantation.",
+        "Anti-thymocyte globulin (ATG) in new-onset type 1 diabetes",
+    ],
+)
+def test_atg_with_clinical_words_is_anti_thymocyte_globulin(text: str) -> None:
+    assert inns(text) == [ATG]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PBMCs were stimulated with plate-bound anti-CD3 (OKT3, 1 µg/mL) and soluble anti-CD28.",
+        "Cells were stained with anti-CD3 (clone OKT3) and analysed by flow cytometry.",
+        "T cells expanded in culture with OKT3 and IL-2 were infused into the patients.",
+        "OKT3-activated T cells released IFN-γ in vitro.",
+    ],
+)
+def test_okt3_as_a_reagent_is_not_a_treatment(text: str) -> None:
+    assert inns(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "OKT3 was given for 10 days to treat steroid-resistant rejection in kidney recipients.",
+        "Prophylactic OKT3 induction in cadaveric renal transplantation",
+        "Orthoclone OKT3 in vitro and in vivo",  # the brand names the medicine wherever it is
+    ],
+)
+def test_okt3_given_to_patients_is_muromonab(text: str) -> None:
+    assert inns(text) == ["muromonab-CD3"]
+
+
+def test_a_reagent_is_not_read_back_from_the_substance_list() -> None:
+    """NLM indexes a reagent under the drug's name: the abstract decides."""
+    lab = Article(
+        pmid=1,
+        title="Regulatory T cells in new-onset type 1 diabetes",
+        abstract=(
+            AbstractSection(
+                None,
+                "CD4+ T cells were stimulated with plate-bound OKT3 and anti-CD28 for 72 hours.",
+            ),
+        ),
+        substances=("Muromonab-CD3", "Antigens, CD3"),
+    )
+    assert vocabulary().article_drugs(lab) == ()
+    given = replace(lab, title="OKT3 induction in islet transplant recipients")
+    assert [m.inn for m in vocabulary().article_drugs(given)] == ["muromonab-CD3"]
+    indexed_only = replace(lab, abstract=())
+    assert [m.inn for m in vocabulary().article_drugs(indexed_only)] == ["muromonab-CD3"]
+
+
+# Therapeutic antibodies outside the field show their target too.
+
+
+@pytest.mark.parametrize(
+    ("text", "inn", "action"),
+    [
+        ("Cetuximab plus FOLFIRI in RAS wild-type colorectal cancer", "cetuximab", "anti-EGFR"),
+        ("alirocumab after acute coronary syndrome", "alirocumab", "anti-PCSK9"),
+        ("Evolocumab and clinical outcomes (FOURIER)", "evolocumab", "anti-PCSK9"),
+        (
+            "Y-90 ibritumomab consolidation in follicular lymphoma",
+            "ibritumomab tiuxetan",
+            "anti-CD20",
+        ),
+        ("Zevalin after R-CHOP", "ibritumomab tiuxetan", "anti-CD20"),
+        ("MK-3475 in advanced melanoma", "pembrolizumab", "anti-PD-1"),
+        ("KEYTRUDA monotherapy", "pembrolizumab", "anti-PD-1"),
+        ("T-DXd in HER2-low breast cancer", "trastuzumab deruxtecan", "anti-HER2"),
+        ("Trastuzumab emtansine (T-DM1) after surgery", "trastuzumab emtansine", "anti-HER2"),
+        ("denosumab (Prolia) in postmenopausal osteoporosis", "denosumab", "anti-RANKL"),
+        ("Dupixent in moderate-to-severe atopic dermatitis", "dupilumab", "anti-IL-4Rα"),
+        (
+            "natalizumab and progressive multifocal leukoencephalopathy",
+            "natalizumab",
+            "anti-α4 integrin",
+        ),
+        ("Soliris in paroxysmal nocturnal haemoglobinuria", "eculizumab", "anti-C5"),
+        ("Nirsevimab for RSV prevention in infants", "nirsevimab", "anti-RSV F protein"),
+        ("emicizumab prophylaxis in haemophilia A", "emicizumab", "anti-FIXa/FX"),
+        ("lecanemab in early Alzheimer's disease", "lecanemab", "anti-amyloid β protofibrils"),
+        ("pemivibart pre-exposure prophylaxis", "pemivibart", "anti-SARS-CoV-2 spike"),  # -bart
+        ("volrustomig plus chemotherapy", "volrustomig", "anti-PD-1/CTLA-4"),  # -mig
+        (
+            "aflibercept (Eylea) in neovascular AMD",
+            "aflibercept",
+            "VEGF trap, receptor–Fc fusion protein",
+        ),
+    ],
+)
+def test_antibodies_outside_the_field_show_their_target(text: str, inn: str, action: str) -> None:
+    (m,) = vocabulary().find([text])
+    assert (m.inn, m.action) == (inn, action)
+
+
+def test_the_shipped_table_is_consistent() -> None:
+    """At least 150 drugs; each INN once; each with a target or a label; no name of one drug
+    is a name of another; a name without an antibody stem says what the drug is instead."""
+    drugs = shipped_drugs()
+    assert len(drugs) >= 150
+    inn_keys = [name_key(d.inn) for d in drugs]
+    assert len(set(inn_keys)) == len(inn_keys)
+    owner: dict[str, str] = {}
+    for d in drugs:
+        assert d.target or d.label, d.inn
+        for name in (d.inn, *d.codes, *d.brands, *d.abbreviations):
+            key = name_key(name)
+            assert owner.setdefault(key, d.inn) == d.inn, f"{name}: {owner[key]} and {d.inn}"
+        stem = looks_like_inn(d.inn.split()[0].lower())
+        assert stem or d.label or any(c.isdigit() for c in d.inn), d.inn
+    header = TABLE.read_text(encoding="utf-8")
+    for source in ("Antibody Society", "WHO", "FDA", "EMA"):
+        assert source in header
+
+
+def test_the_type_1_diabetes_entries_keep_their_names() -> None:
+    drugs = {d.inn: d for d in shipped_drugs()}
+    assert drugs["teplizumab"].codes[:3] == ("hOKT3γ1(Ala-Ala)", "hOKT3γ1 Ala-Ala", "MGA031")
+    assert drugs["otelixizumab"].codes == ("ChAglyCD3", "TRX4", "TRX-4")
+    assert drugs[ATG].abbreviations == ("ATG", "rATG", "ATG-F")
+    assert drugs["rituximab"].brands == ("Rituxan", "MabThera", "Truxima", "Ruxience", "Riabni")
+    assert drugs["basiliximab"].target == drugs["daclizumab"].target == "CD25/IL-2Rα"

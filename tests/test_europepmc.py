@@ -281,7 +281,11 @@ def test_a_preprint_in_a_digest_has_no_pmid_in_its_ris_nor_in_the_pmid_list(
         NOW,
     )
     assert ctx.total == 2 and ctx.pmids == (9001,)
-    assert ctx.ris.count("ER  - ") == 2 and "AN  - 9001" in ctx.ris and "AN  - None" not in ctx.ris
+    assert (
+        ctx.ris.count("ER  - ") == 2
+        and "M2  - PMID: 9001" in ctx.ris
+        and "PMID: None" not in ctx.ris
+    )
 
 
 def test_windowed_query_covers_first_index_and_update_dates() -> None:
@@ -716,7 +720,13 @@ def test_a_poll_of_the_real_answers_mails_their_sections_issue_and_corrections(
     )
     assert "median overall survival of &lt;1 year." in html(whole)
     (attachment,) = snippet.iter_attachments()
-    entries = {e["accession_number"]: e for e in rispy.loads(attachment.get_content().decode())}
+    # M2 is Zotero's Extra (RIS.js), which holds "PMID: N" (tests/test_ris.py has the map)
+    records = rispy.loads(
+        attachment.get_content().decode(),
+        mapping={**rispy.TAG_KEY_MAPPING, "M2": "extra"},
+        list_tags=[*rispy.LIST_TYPE_TAGS, "M2"],
+    )
+    entries = {e["extra"][0].removeprefix("PMID: "): e for e in records}
     assert len(entries) == 25
     bjhp = entries["40468710"]
     assert (bjhp["volume"], bjhp["number"], bjhp["start_page"], bjhp["year"]) == (

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from watcher import followups, ranking, registries, sentences
+from watcher import design, followups, ranking, registries, sentences
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
@@ -42,6 +42,9 @@ _BADGES = (
     ("Expression of Concern", "Expression of concern", "alert"),
     ("Published Erratum", "Erratum", "alert"),
     ("Preprint", "Preprint", "preprint"),  # not peer reviewed yet: news, not an alert
+    # Network Meta-Analysis: a publication type since MeSH 2025 (NLM Technical Bulletin 2024
+    # Nov-Dec, https://www.nlm.nih.gov/pubs/techbull/nd24/nd24_annual_mesh_processing.html).
+    ("Network Meta-Analysis", "Network meta-analysis", "evidence"),
     ("Meta-Analysis", "Meta-analysis", "evidence"),
     ("Systematic Review", "Systematic review", "evidence"),
     ("Randomized Controlled Trial", "RCT", "evidence"),
@@ -55,6 +58,8 @@ _BADGES = (
     ("Observational Study", "Observational study", "plain"),
     ("Practice Guideline", "Guideline", "evidence"),
     ("Guideline", "Guideline", "evidence"),
+    ("Consensus Development Conference", "Consensus statement", "evidence"),
+    ("Consensus Development Conference, NIH", "Consensus statement", "evidence"),
     ("Review", "Review", "plain"),
     ("Case Reports", "Case report", "plain"),
     ("Editorial", "Editorial", "plain"),
@@ -72,7 +77,9 @@ _REDUNDANT = {
         "Phase IV trial",
     },
     "Controlled trial": {"RCT"},
-    "Review": {"Systematic review", "Meta-analysis"},
+    "Review": {"Systematic review", "Meta-analysis", "Network meta-analysis"},
+    "Meta-analysis": {"Network meta-analysis"},
+    "Observational study": {"Cohort study"},
     "Comment": {"Letter", "Editorial"},
     "Letter": {"Editorial"},
 }
@@ -101,14 +108,18 @@ _CONCERNS = {
     "CommentOn": "Comment on",
     "UpdateOf": "Update of",
 }
-# "Study protocol", "protocol for a randomised trial", "…: protocol of a phase 2 trial"; not a
-# treatment regimen ("the Edmonton protocol").
-_TITLE_PROTOCOL = re.compile(
-    r"\b(?:study|trial|research) protocol\b|\bprotocol (?:for|of) (?:a|an|the)\b"
-    r"|[:(]\s*(?:a |the )?protocol\b",
-    re.I,
-)
-_INDEXED = frozenset({"MEDLINE", "OLDMEDLINE"})
+# How a design read from the title is shown (watcher/design.py): as the publication type would
+# be, marked as read from the title.
+_TITLE_KINDS = {
+    **dict.fromkeys(design.SYNTHESES, "evidence"),
+    design.RCT: "evidence",
+    **dict.fromkeys(design.PHASES, "trial"),
+    design.COHORT: "plain",
+    design.OBSERVATIONAL: "plain",
+    design.GUIDELINE: "evidence",
+    design.CONSENSUS: "evidence",
+}
+FROM_TITLE = " (from title)"
 # MEDLINE's language codes (ISO 639-2/B), https://www.nlm.nih.gov/bsd/language_table.html
 _LANGUAGES = {
     "afr": "Afrikaans",
@@ -641,8 +652,7 @@ def present_paper(
         link_label="PubMed"
         if art.pmid is not None
         else ("ClinicalTrials.gov" if art.nct else "Europe PMC"),
-        is_trial=bool(ranking.TRIAL_TYPES.intersection(art.publication_types))
-        or any(label == "RCT (from title)" for label, _ in shown),
+        is_trial=ranking.is_trial(art),
         retraction=retraction,
         marks=marks,
         doi=art.doi,
@@ -688,14 +698,20 @@ def badges(art: Article) -> tuple[tuple[str, str], ...]:
     for ptype, label, kind in _BADGES:
         if ptype in types:
             out.setdefault(label, kind)
-    if art.status not in _INDEXED and "RCT" not in out and ranking.rct_in_title(art.title):
-        out["RCT (from title)"] = "evidence"
-    if "Trial protocol" not in out and _TITLE_PROTOCOL.search(art.title):
+    for found in design.from_title(art):
+        if found not in out:
+            out[found + FROM_TITLE] = _TITLE_KINDS[found]
+    if "Trial protocol" not in out and design.protocol_in_title(art.title):
         out["Trial protocol"] = "plain"
     language = (art.language or "eng").lower()
     if language in _LANGUAGES:
         out[f"in {_LANGUAGES[language]}"] = "plain"
-    return tuple((k, v) for k, v in out.items() if not _REDUNDANT.get(k, set()) & out.keys())
+    said = {k.removesuffix(FROM_TITLE) for k in out}
+
+    def redundant(label: str) -> bool:
+        return bool(_REDUNDANT.get(label.removesuffix(FROM_TITLE), set()) & said)
+
+    return tuple((k, v) for k, v in out.items() if not redundant(k))
 
 
 def concerns(art: Article) -> tuple[Link, ...]:

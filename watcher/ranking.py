@@ -17,6 +17,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from datetime import date
 from typing import TypeVar
 
+from watcher import design
 from watcher.models import Article
 
 # Evidence tiers, strongest first, as a reader of clinical literature weighs them.
@@ -29,7 +30,7 @@ EVIDENCE_TIERS = (
     "case reports",
     "others",
 )
-_SYNTHESIS = {"Meta-Analysis", "Systematic Review"}
+_SYNTHESIS = {"Meta-Analysis", "Network Meta-Analysis", "Systematic Review"}
 _RCT = frozenset({"Randomized Controlled Trial", "Pragmatic Clinical Trial", "Equivalence Trial"})
 # Every trial publication type; the digest counts these as trials in its overview.
 TRIAL_TYPES = _RCT | {
@@ -53,26 +54,35 @@ _OBSERVATIONAL_MESH = {
     "Cross-Sectional Studies",
     "Registries",
 }
-# A design stated in the title of a record NLM has not indexed yet ("A randomised, double-blind,
-# placebo-controlled trial of …"); not when the paper is a secondary analysis or a protocol.
-_TITLE_RCT = re.compile(r"\brandomi[sz]ed\b.*\btrials?\b", re.I)
-_TITLE_NOT_RCT = re.compile(
-    r"\b(?:protocol|post[- ]hoc|secondary|follow[- ]up|analysis of|design of|rationale)\b", re.I
-)
-
-
-def rct_in_title(title: str) -> bool:
-    """Whether a title says the paper is a randomised trial (and not an analysis of one)."""
-    return bool(_TITLE_RCT.search(title)) and not _TITLE_NOT_RCT.search(title)
+# The tier of a design read from the title of a record NLM has not indexed yet (watcher/design.py).
+_TITLE_TIERS = {
+    **dict.fromkeys(design.SYNTHESES, 0),
+    design.RCT: 1,
+    **dict.fromkeys(design.PHASES, 2),
+    design.COHORT: 3,
+    design.OBSERVATIONAL: 3,
+}
 
 
 def evidence_tier(art: Article) -> int:
-    """0 for a meta-analysis or systematic review … 6 for anything else (EVIDENCE_TIERS)."""
+    """0 for a meta-analysis or systematic review … 6 for anything else (EVIDENCE_TIERS); a
+    record not indexed yet ranks by the design its title states when that is stronger."""
+    return min([_indexed_tier(art), *(_TITLE_TIERS.get(d, 6) for d in design.from_title(art))])
+
+
+def is_trial(art: Article) -> bool:
+    """Whether the paper reports a trial: by its publication types, else by its title."""
+    return bool(TRIAL_TYPES.intersection(art.publication_types)) or any(
+        d in design.TRIALS for d in design.from_title(art)
+    )
+
+
+def _indexed_tier(art: Article) -> int:
     types = set(art.publication_types)
     mesh = {m.descriptor for m in art.mesh}
     if types & _SYNTHESIS:
         return 0
-    if types & _RCT or (not types & TRIAL_TYPES and rct_in_title(art.title)):
+    if types & _RCT:
         return 1
     if types & TRIAL_TYPES:
         return 2

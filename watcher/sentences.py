@@ -145,19 +145,31 @@ _LABEL_WORD = re.compile(r"[A-Z]+")
 
 def split(text: str) -> list[str]:
     """Sentences of `text`, split at real sentence ends only."""
-    out: list[str] = []
+    return [text[start:end].strip() for start, end in spans(text)]
+
+
+def spans(text: str) -> list[tuple[int, int]]:
+    """Where each sentence of `text` starts and ends (its trailing space included)."""
+    out: list[tuple[int, int]] = []
     start = 0
     for m in _END.finditer(text):
         space = max(text.rfind(" ", start, m.start()), start - 1)
         word = text[space + 1 : m.start()].lstrip("([\"'“‘")
         if text[m.start()] == "." and (word.lower() in _ABBREVIATIONS or _INITIALS.match(word)):
             continue
-        out.append(text[start : m.end()].strip())
+        out.append((start, m.end()))
         start = m.end()
-    rest = text[start:].strip()
-    if rest:
-        out.append(rest)
+    if text[start:].strip():
+        out.append((start, len(text)))
     return out
+
+
+def around(text: str, start: int, end: int) -> str:
+    """The sentence of `text` that holds text[start:end]."""
+    for first, last in spans(text):
+        if first <= start < last:
+            return text[first : max(last, end)]
+    return text
 
 
 def shown_label(label: str | None) -> str | None:
