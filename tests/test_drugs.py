@@ -50,6 +50,9 @@ def inns(text: str, vocab: Vocabulary | None = None) -> list[str]:
         ("NNC0114-0006, an anti-IL-21 antibody", "NNC0114-0006"),
         ("anti-interleukin-1β antibody canakinumab", "canakinumab"),
         ("the AT-1501 trial", "tegoprubart"),
+        # names the starter config's queries search (config.example.toml)
+        ("TCD601 in islet transplant recipients", "siplizumab"),
+        ("Thymoglobuline induction", "anti-thymocyte globulin"),
     ],
 )
 def test_table_names_codes_and_brands_find_the_inn(text: str, inn: str) -> None:
