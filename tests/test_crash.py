@@ -9,10 +9,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from bench.crash import COMMANDS, RECIPIENTS, Cell, Kill, judge, run_cell, table
-
 from .conftest import PG_ENV, postgres_url
 from .fakes.smtp import Received
+from .harness.crash import COMMANDS, RECIPIENTS, Cell, Kill, judge, run_cell, table
 
 TRIALS = 3
 SEED = 16

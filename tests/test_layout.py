@@ -1,5 +1,6 @@
 """The code's shape, held: imports run one way (no cycles), the environment is read in one
-module, sources do not import each other, and nobody above the store inspects exception modules."""
+module, sources do not import each other, nobody above the store inspects exception modules,
+migrations are named by their change in one chain, and no test imports bench/."""
 
 from __future__ import annotations
 
@@ -97,3 +98,18 @@ def test_migrations_are_named_by_their_change_and_form_one_line() -> None:
         assert revision.branch_labels == set(), revision.revision
         assert not revision.is_merge_point, revision.revision
         assert not revision.is_branch_point, revision.revision
+
+
+def test_no_test_imports_bench() -> None:
+    """The benchmarks import the tests' harness (tests/harness/), never the other way round: a
+    test runs whatever state bench/ is in, and bench/ is not shipped with the tests' guarantees."""
+    tests = Path(__file__).resolve().parent
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n == "bench" or n.startswith("bench.") for n in names), path

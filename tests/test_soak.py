@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soak import SoakResult, report, run_soak
-
 from .conftest import postgres_url
+from .harness.soak import SoakResult, report, run_soak
 
 CYCLES = 50
 # Loose: over 50 cycles the caches of a fresh process (SQLAlchemy's compiled statements, Jinja's
