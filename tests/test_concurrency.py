@@ -79,6 +79,7 @@ def pmids_mailed(smtp: SmtpServer) -> dict[str, list[int]]:
     return {r: sorted(p) for r, p in out.items()}
 
 
+@pytest.mark.slow
 def test_two_digest_commands_at_once_mail_each_paper_once(
     tmp_path, fake, slow_smtp, store_url
 ) -> None:
@@ -100,6 +101,7 @@ def test_two_digest_commands_at_once_mail_each_paper_once(
     assert "Traceback" not in "".join(outputs)
 
 
+@pytest.mark.slow
 def test_digest_command_beside_a_sending_daemon_mails_each_paper_once(
     tmp_path, fake, slow_smtp, daemons
 ) -> None:

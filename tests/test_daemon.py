@@ -135,6 +135,7 @@ recipients = [{recipients}]
     )
 
 
+@pytest.mark.slow
 def test_daemon_polls_mails_and_stops_cleanly(tmp_path, fake, smtp, daemons) -> None:
     papers(fake, 100, 3)
     cfg = config(tmp_path, fake, smtp, "*/2 * * * * *")
@@ -199,6 +200,7 @@ def test_restart_after_missed_digest_times_sends_exactly_one(
     assert smtp.received[0].message["Subject"] == "PubMed Watcher: 2 new papers — Anti-CD3"
 
 
+@pytest.mark.slow
 def test_second_instance_on_the_same_sqlite_store_is_refused(tmp_path, fake, smtp, daemons) -> None:
     cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
     first = Daemon(cfg)
@@ -217,6 +219,7 @@ def test_second_instance_on_the_same_sqlite_store_is_refused(tmp_path, fake, smt
     assert first.stop() == 0
 
 
+@pytest.mark.slow
 def test_sighup_reloads_and_a_bad_config_is_refused(tmp_path, fake, smtp, daemons) -> None:
     papers(fake, 400, 1, "rituximab")
     cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
@@ -238,6 +241,7 @@ def test_sighup_reloads_and_a_bad_config_is_refused(tmp_path, fake, smtp, daemon
     assert d.stop() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_two_instances_on_postgresql_never_send_a_digest_twice(
     tmp_path, fake, smtp, daemons
@@ -275,6 +279,7 @@ def test_two_instances_on_postgresql_never_send_a_digest_twice(
         schema.close()
 
 
+@pytest.mark.slow
 def test_sigterm_during_backoff_exits_at_once(tmp_path, smtp, daemons) -> None:
     from .fakes.smtp import free_port
 
@@ -324,6 +329,7 @@ def test_catch_up_digest_carries_what_the_overdue_poll_finds(
     assert polled < mailed, caplog.text
 
 
+@pytest.mark.slow
 def test_sighup_refuses_a_config_naming_an_unset_secret(tmp_path, fake, smtp, daemons) -> None:
     assert "WATCHER_TEST_UNSET_SECRET" not in os.environ
     cfg = config(tmp_path, fake, smtp, "0 7 * * mon")

@@ -53,6 +53,9 @@ from .conftest import CORPUS, FIXTURES
 from .fakes.clinicaltrials import study
 from .fakes.europepmc import load_record
 
+# Left out of the quick run (`pytest -m "not slow"`): thousands of generated inputs a test.
+pytestmark = pytest.mark.slow
+
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
 
