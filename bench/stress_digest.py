@@ -30,18 +30,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fakes.ncbi import FakeNCBI, FakeRecord
 from tests.fakes.records import synthetic
 from tests.fakes.smtp import SmtpServer
+from tests.harness.commands import start_watcher, store_url, write_config
 from watcher.config import load_config
 from watcher.identity import pmid_key
 from watcher.poll import ncbi_today, poll
@@ -57,60 +55,8 @@ def broken(rec: FakeRecord) -> FakeRecord:
     return replace(rec, xml=re.sub(rb"<Article\b.*</Article>", b"", rec.xml, flags=re.S))
 
 
-@contextmanager
-def store_url(kind: str, folder: Path) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'stress.db'}"
-        return
-    from tests.conftest import PG_ENV, _pg_schema_url, postgres_url
-
-    base = postgres_url()
-    if base is None:
-        raise SystemExit(f"--store postgresql needs {PG_ENV}")
-    schema = _pg_schema_url(base)
-    try:
-        yield next(schema)
-    finally:
-        schema.close()
-
-
-def write_config(
-    folder: Path,
-    url: str,
-    fake: FakeNCBI,
-    smtp: SmtpServer,
-    *,
-    recipients: Sequence[str] = RECIPIENTS,
-    defaults: str = "",
-) -> Path:
-    """`defaults`: more [defaults] lines, e.g. a schedule for `watcher run`."""
-    path = folder / "watcher.toml"
-    names = ", ".join(f'"{r}"' for r in recipients)
-    path.write_text(
-        f'[store]\nurl = "{url}"\n[ncbi]\nemail = "bench@example.org"\n'
-        f'base_url = "{fake.base_url}"\nrate_limit = 100\n'
-        f'[mail]\nfrom = "watcher@example.org"\n[mail.smtp]\nhost = "127.0.0.1"\n'
-        f'port = {smtp.port}\nsecurity = "none"\ntimeout = 30\n'
-        f'[defaults]\ntimezone = "UTC"\n{defaults}'
-        f'[[subscription]]\nname = "Anti-CD3"\nquery = "teplizumab"\nrecipients = [{names}]\n'
-    )
-    return path
-
-
 def digest(cfg: Path) -> subprocess.Popen[str]:
     return start_watcher(cfg, "digest")
-
-
-def start_watcher(
-    cfg: Path, command: str, stdout: IO[str] | int = subprocess.PIPE
-) -> subprocess.Popen[str]:
-    """`python -m watcher -c cfg command`, its output (stdout and stderr) to `stdout`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "watcher", "-c", str(cfg), command],
-        stdout=stdout,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def mailed(smtp: SmtpServer) -> Counter[tuple[str, int]]:
@@ -133,7 +79,7 @@ def run(kind: str, rounds: int, seed: int) -> int:
     smtp.handler.data_delay = (1.0, 2.0)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, store_url(kind, Path(tmp)) as url:
-        cfg = write_config(Path(tmp), url, fake, smtp)
+        cfg = write_config(Path(tmp), url, fake, smtp, recipients=RECIPIENTS)
         config = load_config(cfg)
         t0 = datetime.now(UTC)
         clock = [t0]  # the polls' clock: an hour later each round

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from .fakes.smtp import SmtpServer
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the helper lives with the daemon's tests, which import this module
+    from .harness.driven import DrivenDaemon
     from .test_daemon import Daemon
 
 PG_ENV = "WATCHER_TEST_POSTGRES_URL"
@@ -117,6 +118,23 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for d in started:
         d.kill()
+
+
+@pytest.fixture
+def driven() -> Iterator[Callable[[Path, datetime], DrivenDaemon]]:
+    """`watcher run`'s Daemon in this process on a clock the test moves (tests/harness/driven.py):
+    `driven(config_path, now)` starts one; each is stopped after the test."""
+    from .harness.driven import DrivenDaemon
+
+    started: list[DrivenDaemon] = []
+
+    def start(config_path: Path, now: datetime) -> DrivenDaemon:
+        started.append(DrivenDaemon(config_path, now))
+        return started[-1]
+
+    yield start
+    for d in started:
+        d.stop()
 
 
 @pytest.fixture

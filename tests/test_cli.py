@@ -205,6 +205,7 @@ recipients = ["a@example.org"]
     assert "0 records fetched" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_wheel_ships_templates_and_example_config(tmp_path: Path) -> None:
     """A plain (non-editable) install must find the templates: build the wheel, unpack it
     outside the repo and look the files up from there."""

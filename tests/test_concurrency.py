@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from .conftest import PG_ENV, _pg_schema_url, make_client, postgres_url
 from .fakes.ncbi import FakeNCBI
 from .fakes.records import synthetic
 from .fakes.smtp import SmtpServer
-from .test_daemon import Daemon, config, until
+from .test_daemon import Daemon, config, more_digest_runs, until
 
 RECIPIENTS = ("alice@example.org", "bob@example.org")
 
@@ -80,6 +79,7 @@ def pmids_mailed(smtp: SmtpServer) -> dict[str, list[int]]:
     return {r: sorted(p) for r, p in out.items()}
 
 
+@pytest.mark.slow
 def test_two_digest_commands_at_once_mail_each_paper_once(
     tmp_path, fake, slow_smtp, store_url
 ) -> None:
@@ -101,6 +101,7 @@ def test_two_digest_commands_at_once_mail_each_paper_once(
     assert "Traceback" not in "".join(outputs)
 
 
+@pytest.mark.slow
 def test_digest_command_beside_a_sending_daemon_mails_each_paper_once(
     tmp_path, fake, slow_smtp, daemons
 ) -> None:
@@ -115,7 +116,7 @@ def test_digest_command_beside_a_sending_daemon_mails_each_paper_once(
     slow_smtp.handler.release.set()
     assert by_hand.returncode == 0, out
     until(lambda: len(slow_smtp.received) >= 2, 30, d.log)
-    time.sleep(3)  # more digest times pass in the daemon: nothing is left to send
+    more_digest_runs([d], 2)  # more digest times pass in the daemon: nothing is left to send
     assert d.stop() == 0, d.log()
     mailed = pmids_mailed(slow_smtp)
     assert mailed == {r: [700, 701, 702, 703, 704] for r in RECIPIENTS}, out + d.log()

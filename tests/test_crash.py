@@ -9,10 +9,12 @@ from email.message import EmailMessage
 
 import pytest
 
-from bench.crash import COMMANDS, RECIPIENTS, Cell, Kill, judge, run_cell, table
-
 from .conftest import PG_ENV, postgres_url
 from .fakes.smtp import Received
+from .harness.crash import COMMANDS, RECIPIENTS, Cell, Kill, judge, run_cell, table
+
+# Left out of the quick run (`pytest -m "not slow"`): real processes killed and restarted.
+pytestmark = pytest.mark.slow
 
 TRIALS = 3
 SEED = 16

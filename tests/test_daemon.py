@@ -1,9 +1,12 @@
-"""The real `watcher run` process against the fake NCBI and a real SMTP server, on a schedule
-compressed to seconds through the config (poll_every = "1s", a 6-field cron with seconds)."""
+"""`watcher run` against the fake NCBI and a real SMTP server: the real process on a schedule
+compressed to seconds through the config (poll_every = "1s", a 6-field cron with seconds) for
+what needs a process (signals, locks, two instances); the daemon in this process on a clock the
+test moves (tests/harness/driven.py) for what needs time to pass (a restart hours later)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -80,6 +83,20 @@ def until(check: Callable[[], bool], timeout: float, message: Callable[[], str])
     raise AssertionError(message())
 
 
+def more_digest_runs(daemons: list[Daemon], n: int, timeout: float = 30) -> None:
+    """Wait until each of `daemons` has logged `n` more digest runs than it has so far."""
+
+    def runs() -> list[int]:
+        return [d.log().count("digest run ") for d in daemons]
+
+    seen = runs()
+    until(
+        lambda: all(now >= before + n for now, before in zip(runs(), seen, strict=True)),
+        timeout,
+        lambda: "\n----\n".join(d.log() for d in daemons),
+    )
+
+
 def papers(fake: FakeNCBI, first: int, n: int, topic: str = "teplizumab") -> None:
     today = ncbi_today(datetime.now(UTC))
     fake.add(
@@ -118,6 +135,7 @@ recipients = [{recipients}]
     )
 
 
+@pytest.mark.slow
 def test_daemon_polls_mails_and_stops_cleanly(tmp_path, fake, smtp, daemons) -> None:
     papers(fake, 100, 3)
     cfg = config(tmp_path, fake, smtp, "*/2 * * * * *")
@@ -156,29 +174,33 @@ def test_daemon_polls_mails_and_stops_cleanly(tmp_path, fake, smtp, daemons) -> 
     assert len(smtp.received) == 4  # nothing sent twice
 
 
-def test_restart_after_missed_digest_times_sends_exactly_one(tmp_path, fake, smtp, daemons) -> None:
+def test_restart_after_missed_digest_times_sends_exactly_one(
+    tmp_path, fake, smtp, driven, caplog
+) -> None:
+    """Stopped across three of its hourly digest times, the daemon sends one catch-up digest when
+    it starts again, not one per time missed; its next regular time finds nothing more to send."""
+    caplog.set_level(logging.INFO, logger="watcher")
     papers(fake, 300, 2)
-    # A digest once a minute, at a second that falls while the daemon is stopped.
-    fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
-    cfg = config(tmp_path, fake, smtp, f"{fire.second} * * * * *", recipients='"alice@example.org"')
-    first = Daemon(cfg)
-    daemons.append(first)
-    first.wait_for("poll Anti-CD3: 2 found")
-    assert first.stop() == 0
-    assert datetime.now(UTC) < fire, "the first daemon took too long to start and stop"
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0)
+    minute = (t0 + timedelta(minutes=30)).minute
+    cfg = config(tmp_path, fake, smtp, f"{minute} * * * *", recipients='"alice@example.org"')
+    first = driven(cfg, t0)
+    assert "poll" in first.advance(timedelta(0))
+    assert "poll Anti-CD3: 2 found" in caplog.text
+    first.stop()
     assert smtp.received == []
-    # the digest time passes while nothing runs
-    time.sleep((fire - datetime.now(UTC)).total_seconds() + 1.5)
-    second = Daemon(cfg)
-    daemons.append(second)
-    second.wait_for("one catch-up digest now")
-    until(lambda: len(smtp.received) == 1, 20, second.log)
-    time.sleep(2)
-    assert second.stop() == 0
+    # three digest times pass while nothing runs
+    second = driven(cfg, t0 + timedelta(hours=3, minutes=10))
+    assert caplog.text.count("one catch-up digest now") == 1
+    assert second.advance(timedelta(0))[0] == f"catch-up {minute} * * * * UTC"
+    assert len(smtp.received) == 1
+    assert f"digest {minute} * * * * UTC" in second.advance(timedelta(hours=1))
+    second.stop()
     assert len(smtp.received) == 1
     assert smtp.received[0].message["Subject"] == "PubMed Watcher: 2 new papers — Anti-CD3"
 
 
+@pytest.mark.slow
 def test_second_instance_on_the_same_sqlite_store_is_refused(tmp_path, fake, smtp, daemons) -> None:
     cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
     first = Daemon(cfg)
@@ -197,6 +219,7 @@ def test_second_instance_on_the_same_sqlite_store_is_refused(tmp_path, fake, smt
     assert first.stop() == 0
 
 
+@pytest.mark.slow
 def test_sighup_reloads_and_a_bad_config_is_refused(tmp_path, fake, smtp, daemons) -> None:
     papers(fake, 400, 1, "rituximab")
     cfg = config(tmp_path, fake, smtp, "0 7 * * mon")
@@ -218,6 +241,7 @@ def test_sighup_reloads_and_a_bad_config_is_refused(tmp_path, fake, smtp, daemon
     assert d.stop() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_two_instances_on_postgresql_never_send_a_digest_twice(
     tmp_path, fake, smtp, daemons
@@ -238,7 +262,7 @@ def test_two_instances_on_postgresql_never_send_a_digest_twice(
         until(lambda: len(smtp.received) >= 2, 30, lambda: pair[0].log() + pair[1].log())
         papers(fake, 600, 2)
         until(lambda: len(smtp.received) >= 4, 30, lambda: pair[0].log() + pair[1].log())
-        time.sleep(4)  # several more digest times, in both processes
+        more_digest_runs(pair, 2)  # several more digest times, in both processes
         assert [d.stop() for d in pair] == [0, 0], pair[0].log() + "\n----\n" + pair[1].log()
         ids = [r.message["Message-ID"] for r in smtp.received]
         assert len(ids) == len(set(ids)) == 4
@@ -255,6 +279,7 @@ def test_two_instances_on_postgresql_never_send_a_digest_twice(
         schema.close()
 
 
+@pytest.mark.slow
 def test_sigterm_during_backoff_exits_at_once(tmp_path, smtp, daemons) -> None:
     from .fakes.smtp import free_port
 
@@ -275,40 +300,36 @@ def test_sigterm_during_backoff_exits_at_once(tmp_path, smtp, daemons) -> None:
     assert "poll interrupted by shutdown" in d.log()
 
 
-def cli(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", "-c", str(cfg), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def test_catch_up_digest_carries_what_the_overdue_poll_finds(tmp_path, fake, smtp, daemons) -> None:
+def test_catch_up_digest_carries_what_the_overdue_poll_finds(
+    tmp_path, fake, smtp, driven, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="watcher")
     papers(fake, 700, 2)
-    fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=8)
-    cfg = config(tmp_path, fake, smtp, f"{fire.second} * * * * *", recipients='"alice@example.org"')
-    # A poll and a digest run before the digest time (quicker than a daemon's start and stop):
-    # the store now holds a last poll and a last digest run, as a stopped daemon leaves them.
-    assert cli(cfg, "poll").returncode == 0
-    assert cli(cfg, "digest").returncode == 0
-    assert datetime.now(UTC) < fire, "the poll and digest commands took too long"
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0)
+    minute = (t0 + timedelta(minutes=30)).minute
+    cfg = config(tmp_path, fake, smtp, f"{minute} * * * *", recipients='"alice@example.org"')
+    # A daemon polls and mails at its digest time, then stops: the store holds its last poll and
+    # last digest run.
+    first = driven(cfg, t0)
+    first.advance(timedelta(0))
+    assert f"digest {minute} * * * * UTC" in first.advance(timedelta(minutes=30))
+    first.stop()
     assert len(smtp.received) == 1
     papers(fake, 800, 3)  # published while the watcher is down
-    time.sleep((fire - datetime.now(UTC)).total_seconds() + 1.5)  # the digest time passes
-    d = Daemon(cfg)
-    daemons.append(d)
-    d.wait_for("one catch-up digest now")
-    until(lambda: len(smtp.received) == 2, 20, d.log)
-    assert smtp.received[1].message["Subject"] == "PubMed Watcher: 3 new papers — Anti-CD3"
-    assert d.stop() == 0
-    log = d.lines
-    polled = next(i for i, line in enumerate(log) if "poll Anti-CD3: 5 found, 3 new" in line)
-    mailed = next(i for i, line in enumerate(log) if "sent to alice@example.org" in line)
-    assert polled < mailed, d.log()
+    d = driven(cfg, t0 + timedelta(hours=2))  # a digest time passed meanwhile
+    assert "one catch-up digest now" in caplog.text
+    caplog.clear()
+    assert d.advance(timedelta(0))[0] == f"catch-up {minute} * * * * UTC"
     assert len(smtp.received) == 2
+    assert smtp.received[1].message["Subject"] == "PubMed Watcher: 3 new papers — Anti-CD3"
+    d.stop()
+    lines = caplog.messages
+    polled = next(i for i, line in enumerate(lines) if "poll Anti-CD3: 5 found, 3 new" in line)
+    mailed = next(i for i, line in enumerate(lines) if "sent to alice@example.org" in line)
+    assert polled < mailed, caplog.text
 
 
+@pytest.mark.slow
 def test_sighup_refuses_a_config_naming_an_unset_secret(tmp_path, fake, smtp, daemons) -> None:
     assert "WATCHER_TEST_UNSET_SECRET" not in os.environ
     cfg = config(tmp_path, fake, smtp, "0 7 * * mon")

@@ -3,9 +3,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO
 
 
+@pytest.mark.slow
 def test_the_offline_demo_polls_the_example_config_and_writes_digests(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("demo", REPO / "contrib" / "demo.py")
     assert spec is not None and spec.loader is not None

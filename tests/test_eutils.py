@@ -57,6 +57,7 @@ def test_paging_collects_every_page(fake: FakeNCBI) -> None:
     assert starts == [0, 100, 200]
 
 
+@pytest.mark.slow
 def test_window_over_9999_results_is_split_by_date(fake: FakeNCBI) -> None:
     fake.add(topic_records(100_000, 12_000, "insulin", first_day=DAY, per_day=1000))
     # The fake searches 12,000 records per request: slow on a loaded machine, not a fault.
@@ -196,6 +197,7 @@ def test_429_storm_honours_retry_after(fake: FakeNCBI) -> None:
     assert [s for s in sleeps if s >= 1] == [2.0, 2.0]
 
 
+@pytest.mark.slow
 def test_rate_limit_enforced_by_the_fake_is_never_hit(fake: FakeNCBI) -> None:
     """At NCBI's keyless 3 requests/s, a burst of 10 requests gets no 429."""
     fake.rate_limit = 3
@@ -516,6 +518,7 @@ def test_indexed_since_writes_both_windows_in_one_term(fake: FakeNCBI, client: E
     )
 
 
+@pytest.mark.slow
 def test_combined_window_pages_and_splits_past_9999(fake: FakeNCBI) -> None:
     fake.add(topic_records(100_000, 12_000, "insulin", first_day=DAY, per_day=1000))
     # 300 older records whose MeSH date falls in the window's last days

@@ -543,6 +543,7 @@ def test_poll_followups_and_status_json_on_the_command_line(
     assert json.loads(capsys.readouterr().out)["followups"]["changes"]["told"] == 1
 
 
+@pytest.mark.slow
 def test_the_daemon_refreshes_on_its_own_and_mails_the_followup(
     tmp_path: Path, fake: FakeNCBI
 ) -> None:

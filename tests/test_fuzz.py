@@ -53,6 +53,9 @@ from .conftest import CORPUS, FIXTURES
 from .fakes.clinicaltrials import study
 from .fakes.europepmc import corpus_records, load_record, results
 
+# Left out of the quick run (`pytest -m "not slow"`): thousands of generated inputs a test.
+pytestmark = pytest.mark.slow
+
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
 

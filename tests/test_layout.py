@@ -1,9 +1,11 @@
 """The code's shape, held: imports run one way (no cycles), the environment is read in one
-module, sources do not import each other, and nobody above the store inspects exception modules."""
+module, sources do not import each other, nobody above the store inspects exception modules,
+migrations are named by their change in one chain, and no test imports bench/."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 WATCHER = Path(__file__).resolve().parent.parent / "watcher"
@@ -70,3 +72,44 @@ def test_only_wiring_reads_the_environment_and_nobody_checks_exception_modules()
         if path.name != "wiring.py":
             assert "os.environ" not in text and "getenv" not in text, path
         assert "__module__" not in text, path
+
+
+MIGRATIONS = WATCHER / "migrations" / "versions"
+
+
+def test_migrations_are_named_by_their_change_and_form_one_line() -> None:
+    """A file says what it changes (0005_one_json_copy.py), never the issue it came from; its
+    revision id is its number, and each revises the one before, so a store migrates along a
+    single chain to a single head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    files = sorted(p.name for p in MIGRATIONS.glob("[0-9]*.py"))
+    for name in files:
+        assert re.fullmatch(r"\d{4}_[a-z]+(?:_[a-z]+)*\.py", name), name
+        assert "issue" not in name, name
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS.parent))
+    script = ScriptDirectory.from_config(cfg)
+    assert len(script.get_heads()) == 1, script.get_heads()
+    chain = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert chain == [name[:4] for name in files]
+    for revision in script.walk_revisions():
+        assert revision.branch_labels == set(), revision.revision
+        assert not revision.is_merge_point, revision.revision
+        assert not revision.is_branch_point, revision.revision
+
+
+def test_no_test_imports_bench() -> None:
+    """The benchmarks import the tests' harness (tests/harness/), never the other way round: a
+    test runs whatever state bench/ is in, and bench/ is not shipped with the tests' guarantees."""
+    tests = Path(__file__).resolve().parent
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n == "bench" or n.startswith("bench.") for n in names), path

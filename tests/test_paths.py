@@ -49,6 +49,7 @@ def modes(root: Path, skip: set[Path]) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_store_locks_and_messages_are_owner_only_under_any_umask(
     tmp_path: Path, fake: FakeNCBI, open_umask: None
 ) -> None:

@@ -204,6 +204,7 @@ def test_truncated_xml_raises() -> None:
         list(parse_articles(body[: len(body) // 2]))
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded_on_a_large_file(corpus: Path) -> None:
     """3,000 records (about 9 MB): peak Python memory stays a small multiple of one record."""
     one = read(corpus / "pubmedportable-medline_00000000.xml")

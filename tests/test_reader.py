@@ -4,7 +4,6 @@ out, end to end on the installed package against a real SMTP server (aiosmtpd)."
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -439,10 +438,10 @@ def test_check_lists_each_reader_with_their_schedule_and_settings(tmp_path, caps
     assert "paused until 2099-01-01" in out
 
 
-def test_the_daemon_mails_a_reader_on_their_own_schedule(tmp_path, fake, smtp) -> None:
-    """`watcher run`: Alice's table gives her a digest every two seconds; Bob keeps the
+def test_the_daemon_mails_a_reader_on_their_own_schedule(tmp_path, fake, smtp, driven) -> None:
+    """The daemon: Alice's table gives her a digest every two seconds; Bob keeps the
     subscription's yearly one and gets nothing meanwhile."""
-    from .test_daemon import Daemon, config, papers, until
+    from .test_daemon import config, papers
 
     papers(fake, 100, 2)
     path = config(tmp_path, fake, smtp, "0 7 1 1 *")
@@ -450,17 +449,16 @@ def test_the_daemon_mails_a_reader_on_their_own_schedule(tmp_path, fake, smtp) -
         path.read_text()
         + '\n[[recipient]]\naddress = "alice@example.org"\ndigest_cron = "*/2 * * * * *"\n'
     )
-    d = Daemon(path)
-    try:
-        d.wait_for("watcher running")
-        until(lambda: len(smtp.received) >= 1, 30, d.log)
-        time.sleep(3)  # another of Alice's digest times passes: nothing new, nothing sent
-        assert {r for m in smtp.received for r in m.rcpt_tos} == {"alice@example.org"}
-        assert len(smtp.received) == 1
-        assert smtp.received[0].message["Subject"] == "PubMed Watcher: 2 new papers — Anti-CD3"
-        assert d.stop() == 0
-    finally:
-        d.kill()
+    alices = "digest */2 * * * * * UTC"
+    d = driven(path, datetime.now(UTC).replace(microsecond=0))
+    assert "poll" in d.advance(timedelta(0))  # finds the papers
+    assert alices in d.advance(timedelta(seconds=2))
+    assert len(smtp.received) == 1
+    # another of Alice's digest times passes: nothing new, nothing sent
+    assert alices in d.advance(timedelta(seconds=2))
+    assert {r for m in smtp.received for r in m.rcpt_tos} == {"alice@example.org"}
+    assert len(smtp.received) == 1
+    assert smtp.received[0].message["Subject"] == "PubMed Watcher: 2 new papers — Anti-CD3"
 
 
 def test_a_pause_ends_at_midnight_in_the_readers_time_zone(tmp_path) -> None:

@@ -77,6 +77,7 @@ def _everything(tmp_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_a_mistyped_api_key_appears_nowhere(tmp_path: Path, fake: FakeNCBI) -> None:
     """NCBI answers 400 to a key it does not know, quoting it back; every output, at every log
     level, and the store must be free of it."""

@@ -61,6 +61,7 @@ def smtp_section(port: int, ca_file: Path) -> str:
     )
 
 
+@pytest.mark.slow
 def test_a_full_debug_run_with_faults_leaves_no_secret_anywhere(
     tmp_path: Path, fake: FakeNCBI, tls_smtp: SmtpServer, ca: trustme.CA, daemons: list[Daemon]
 ) -> None:
@@ -146,6 +147,7 @@ def feed_config(tmp_path: Path, rss: str, base_url: str = "http://127.0.0.1:9/")
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
 def test_a_readable_config_holding_a_password_is_warned_about_once(
     tmp_path: Path, mode: int
@@ -262,6 +264,7 @@ def test_an_internationalised_domain_is_carried_in_punycode(tmp_path: Path) -> N
     assert config.display_name("ana@xn--bcher-kva.example") == "Ana"
 
 
+@pytest.mark.slow
 def test_the_daemon_warns_once_and_never_logs_the_feed_password(
     tmp_path: Path, fake: FakeNCBI, daemons: list[Daemon]
 ) -> None:

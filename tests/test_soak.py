@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from bench.soak import SoakResult, report, run_soak
-
 from .conftest import postgres_url
+from .harness.soak import SoakResult, report, run_soak
+
+# Left out of the quick run (`pytest -m "not slow"`): fifty cycles of the daemon's jobs.
+pytestmark = pytest.mark.slow
 
 CYCLES = 50
 # Loose: over 50 cycles the caches of a fresh process (SQLAlchemy's compiled statements, Jinja's

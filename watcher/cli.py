@@ -11,7 +11,7 @@ from watcher import __version__
 from watcher.errors import ConfigError, SourceError, WatcherError
 
 # Only what parsing the arguments needs is imported up front; each command imports the rest
-# when it runs, so `watcher --help` starts about as fast as Python itself.
+# when it runs, so no command pays for another's imports (bench/README.md: design notes).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
@@ -634,7 +634,7 @@ def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
     out = []
     for a in store.awaited_records([s.name for s in config.subscriptions]).values():
         # Imported only for a store that awaits records: watcher.poll brings the HTTP layer,
-        # a third of what `status` would import otherwise.
+        # which `status` otherwise never needs.
         from watcher.poll import record_retry_at
 
         retry = (

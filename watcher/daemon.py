@@ -15,6 +15,7 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -79,6 +80,21 @@ class InstanceLock:
 
 
 FOLLOWUP_CHECK = timedelta(hours=1)
+# A job whose time passed longer ago than this (the machine asleep, the process stopped) is
+# skipped; a catch-up digest covers what a stop missed.
+MISFIRE_GRACE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One of the daemon's jobs as its scheduler is given it: `run(*args)` at each of
+    `trigger`'s times, and at `first` too when it is due at once (a None trigger: only then)."""
+
+    id: str
+    run: Callable[..., None]
+    trigger: Any
+    first: datetime | None = None
+    args: tuple[Any, ...] = ()
 
 
 class Daemon:
@@ -106,7 +122,11 @@ class Daemon:
         self.reload_requested = threading.Event()
         self.scheduler = BackgroundScheduler(
             timezone="UTC",
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": int(MISFIRE_GRACE.total_seconds()),
+            },
         )
 
     @property
@@ -115,10 +135,7 @@ class Daemon:
         return min(MAX_TICK, shortest)
 
     def start(self) -> None:
-        now = self.clock()
-        for change in sync_store(self.store, self.config, now):
-            log.info("%s", change)
-        self._schedule_jobs(now)
+        self._schedule(self.startup(self.clock()))
         self.scheduler.start()
         log.info(
             "watcher running: %d subscriptions, %d digest schedules, polls checked every %ss",
@@ -128,36 +145,51 @@ class Daemon:
             extra={"fields": {"event": "start", "pid": os.getpid()}},
         )
 
-    def _schedule_jobs(self, now: datetime) -> None:
+    def startup(self, now: datetime) -> list[Job]:
+        """The store brought in line with the config, then the jobs to run from `now` on. The
+        scheduler runs them on the wall clock; a test can run them on a clock it moves."""
+        for change in sync_store(self.store, self.config, now):
+            log.info("%s", change)
+        return self._jobs(now)
+
+    def _schedule(self, jobs: list[Job]) -> None:
+        self.scheduler.remove_all_jobs()
+        for job in jobs:
+            # Left out, next_run_time is the trigger's first time after the wall clock's now.
+            first = {} if job.first is None else {"next_run_time": job.first}
+            self.scheduler.add_job(
+                job.run, job.trigger, args=job.args, id=job.id, name=job.id, **first
+            )
+
+    def _jobs(self, now: datetime) -> list[Job]:
+        """Each job with its trigger; those due at once (the first poll, heartbeat and
+        follow-up check, a catch-up digest) also with `now` as their first time. Records the
+        start of a digest schedule seen for the first time."""
         from apscheduler.triggers.interval import IntervalTrigger
 
-        self.scheduler.remove_all_jobs()
         tick = self.tick.total_seconds()
-        # Jitter spreads the polls of many watchers (and of our own restarts) over time.
-        self.scheduler.add_job(
-            self.poll_job,
-            IntervalTrigger(seconds=tick, jitter=max(1, int(tick / 10))),
-            id="poll",
-            name="poll",
-            next_run_time=now,
-        )
-        self.scheduler.add_job(
-            self.heartbeat,
-            IntervalTrigger(seconds=min(30.0, tick)),
-            id="heartbeat",
-            name="heartbeat",
-            next_run_time=now,
-        )
+        jobs = [
+            # Jitter spreads the polls of many watchers (and of our own restarts) over time.
+            Job(
+                "poll",
+                self.poll_job,
+                IntervalTrigger(seconds=tick, jitter=max(1, int(tick / 10))),
+                now,
+            ),
+            Job("heartbeat", self.heartbeat, IntervalTrigger(seconds=min(30.0, tick)), now),
+        ]
         if self.config.followups.enabled:
             # Checked hourly; a refresh runs only when `[followups] every` has passed since the
             # last one (the store remembers it across restarts and processes).
             check = min(FOLLOWUP_CHECK, self.config.followups.every).total_seconds()
-            self.scheduler.add_job(
-                self.followups_job,
-                IntervalTrigger(seconds=check, jitter=max(1, int(check / 10))),
-                id="followups",
-                name="followups",
-                next_run_time=now,
+            jitter = max(1, int(check / 10))
+            jobs.append(
+                Job(
+                    "followups",
+                    self.followups_job,
+                    IntervalTrigger(seconds=check, jitter=jitter),
+                    now,
+                )
             )
         for cron, tz in self.config.digests:
             key = schedule_key(cron, tz)
@@ -166,12 +198,8 @@ class Daemon:
             if last is None:
                 # The first start for this schedule: from now on its times count.
                 self.store.set_digest_run(key, now)
-            self.scheduler.add_job(
-                self.digest_job,
-                digest_trigger(cron, tz),
-                args=[(cron, tz)],
-                id=f"digest {key}",
-                name=f"digest {key}",
+            jobs.append(
+                Job(f"digest {key}", self.digest_job, digest_trigger(cron, tz), args=((cron, tz),))
             )
             if catch_up:
                 log.info(
@@ -179,13 +207,8 @@ class Daemon:
                     key,
                     extra={"fields": {"event": "catch_up", "schedule": key}},
                 )
-                self.scheduler.add_job(
-                    self.catch_up_job,
-                    args=[(cron, tz)],
-                    id=f"catch-up {key}",
-                    name=f"catch-up {key}",
-                    next_run_time=now,
-                )
+                jobs.append(Job(f"catch-up {key}", self.catch_up_job, None, now, ((cron, tz),)))
+        return jobs
 
     def poll_job(self) -> None:
         with self.busy:
@@ -304,10 +327,7 @@ class Daemon:
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)
-            now = self.clock()
-            for change in sync_store(self.store, new, now):
-                log.info("%s", change)
-            self._schedule_jobs(now)
+            self._schedule(self.startup(self.clock()))
         log.info(
             "config reloaded: %d subscriptions",
             len(new.subscriptions),

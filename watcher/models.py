@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
-# The small parts of an article are NamedTuples: immutable like the rest, and three times
-# cheaper to create than frozen dataclasses, which counts at thousands of authors per efetch.
+# The small parts of an article are NamedTuples: immutable like the rest, and cheaper to
+# create than frozen dataclasses, which counts at thousands of authors per efetch.
 
 
 class Author(NamedTuple):
@@ -121,8 +121,8 @@ class Article:
         return f"doi {self.doi}" if self.doi or not self.pmcid else self.pmcid
 
     def to_json(self) -> dict[str, Any]:
-        # Written out rather than dataclasses.asdict, which deep-copies every value and made
-        # storing an article ten times slower than the database write itself.
+        # Written out rather than dataclasses.asdict, which deep-copies every value of every
+        # article stored.
         return {
             "pmid": self.pmid,
             "title": self.title,

@@ -2,10 +2,10 @@
 papers they said they care about (`like`). Pure: articles in, keys out.
 
 Likeness is TF-IDF with cosine similarity, written here rather than taken from scikit-learn:
-a digest compares tens of papers with a handful of liked ones, which forty lines do in ~16 ms
-(30 papers, 3 liked; 200 and 10: ~160 ms, on this project's 2-core test machine), while
-scikit-learn would bring numpy and scipy (~100 MB, minutes to install on the small machines this
-runs on) for the same arithmetic, once a week per reader.
+a digest compares tens of papers with a handful of liked ones, which forty lines do in a small
+part of a digest run, while scikit-learn would bring numpy and scipy (large, and slow to install
+on the small machines this runs on) for the same arithmetic, once a week per reader. Figures in
+bench/README.md's design notes.
 """
 
 from __future__ import annotations

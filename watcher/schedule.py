@@ -32,8 +32,8 @@ def digest_trigger(cron: str, timezone: str):  # type: ignore[no-untyped-def]
 
 
 # What APScheduler 3's CronTrigger accepts in each field of a crontab line (one field has no
-# spaces), checked without importing it: `watcher status` only validates the line, and the
-# import cost a tenth of a second. tests/test_schedule.py holds the two to the same answers.
+# spaces), checked without importing it: `watcher status` only validates the line and need not
+# load the scheduler for that. tests/test_schedule.py holds the two to the same answers.
 _FIELD_RANGES = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day": (1, 31)}
 _STAR = re.compile(r"\*(?:/(\d+))?$")
 _RANGE = re.compile(r"(\d+)(?:-(\d+))?(?:/(\d+))?$")

@@ -291,8 +291,8 @@ class Store:
 
     def _write_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         sql, order = self._article_upsert()
-        # SQLAlchemy's per-row parameter processing cost more than SQLite's own write; the
-        # statement is compiled by SQLAlchemy once and the rows go to the driver ready-made.
+        # Bulk writes skip SQLAlchemy's processing of each row's parameters: the statement is
+        # compiled by SQLAlchemy once and the rows go to the driver ready-made.
         params: Sequence[Any] = rows if order is None else _sqlite_rows(rows, order)
         for chunk in _chunks(params, 5000):
             conn.exec_driver_sql(sql, chunk)
@@ -799,7 +799,7 @@ class Store:
                 update(db.digests)
                 .where(db.digests.c.id == digest_id, db.digests.c.state == "pending")
                 # The bytes were kept for a retry to resend them unchanged; once sent they are
-                # never read again, and they were most of the store's growth (~11 KB a digest).
+                # never read again, and kept they would grow the store by a message a digest.
                 .values(
                     state="sent",
                     sent_at=now,
@@ -1189,7 +1189,7 @@ class Store:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Run Alembic's migrations up to `revision` on `engine` (no alembic.ini involved)."""
     if revision == "head" and _stamped_revision(engine) == SCHEMA_REVISION:
-        return  # the usual case, answered without importing Alembic (a tenth of a second)
+        return  # the usual case, answered without importing Alembic: every command starts here
     from importlib import resources
 
     from alembic import command
@@ -1363,8 +1363,8 @@ def bounded(a: Article) -> Article:
 
 
 def _within(a: Article) -> bool:
-    # max(map(len, …)) walks the many short strings in C: a per-string generator cost twice
-    # the record's JSON serialisation.
+    # max(map(len, …)) walks the many short strings in C, not in a Python loop: the check runs
+    # on every article stored.
     short = (
         a.journal or "",
         a.journal_iso or "",
@@ -1447,7 +1447,7 @@ def _sqlite_rows(rows: Sequence[dict[str, Any]], order: Sequence[str]) -> list[t
         return memo[value]
 
     dated = [order.index(k) for k in ("epub_date", "first_seen", "last_updated")]
-    pick = itemgetter(*order)  # C-speed extraction; only the three dated slots are rewritten
+    pick = itemgetter(*order)  # a row's values in one call; only the dated slots are rewritten
     out = []
     for row in rows:
         values = list(pick(row))
@@ -1485,15 +1485,10 @@ def _key_probe(table: Table, fixed: str, key: str, out: str) -> KeyProbe:
     number.
 
     On PostgreSQL each value looks itself up in an index on its own (the primary key, or an
-    index on `key` alone; `out` is NULL where there is no row), whatever the table's statistics.
-    An IN list would do in one plan and not in another: psycopg prepares a statement once it has
-    run five times, and PostgreSQL may keep one generic plan for it. Made while the table was
-    small or its statistics stale (a store filling up with a first large poll), that plan
-    compared every row under `fixed` with every value of the list, and kept doing so as the
-    table grew: 340 ms per 500-key identifier lookup at 40,000 identifiers against 1.5 ms, and
-    55 s to record 50,000 matches of a new subscription against 1.7 s on SQLite. SQLite keeps no
-    plan across statements, so its IN is planned for each lookup (its JSON functions are built
-    in since 3.38).
+    index on `key` alone; `out` is NULL where there is no row): an IN list in a prepared
+    statement may keep a generic plan made while the table was small, which compares every row
+    with every value as the table grows (bench/README.md: design notes). SQLite plans each
+    statement afresh, so its IN stays.
     """
     c = table.c
     array = func.unnest(bindparam("values", type_=ARRAY(String))).table_valued("value")
@@ -1520,7 +1515,7 @@ def _probe(conn: Connection, probe: KeyProbe, fixed: str, values: list[str]) -> 
 
 
 # Built once: SQLAlchemy then finds their compiled form in its cache at each lookup instead of
-# expanding an IN list of a new length (which cost a third of the lookup).
+# compiling an IN list for each new length.
 _IDENTIFIERS = _key_probe(db.identifiers, "scheme", "value", "item")
 _MATCHES = _key_probe(db.matches, "subscription", "item", "item")
 
@@ -1536,8 +1531,7 @@ def _record_identifiers(
     """identifier → item rows; an identifier already recorded keeps its item."""
     if not items:
         return
-    # Compiled once and handed to the driver ready-made, as the articles are (see _write_rows):
-    # SQLAlchemy's per-row parameter processing cost more than the insert itself.
+    # Compiled once and handed to the driver ready-made, as the articles are (see _write_rows).
     compiled = insert(db.identifiers).on_conflict_do_nothing().compile(dialect=conn.dialect)
     rows = []
     for k, item in items.items():

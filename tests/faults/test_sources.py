@@ -33,6 +33,9 @@ from ._sources import (
     poll_once,
 )
 
+# Left out of the quick run (`pytest -m "not slow"`): cells wait out retries, backoff, timeouts.
+pytestmark = pytest.mark.slow
+
 # Long enough to outlast the read timeout whatever the machine's load.
 SLOW = TIMEOUT * 4
 PERSISTENT = 1000  # requests: the fault lasts until cleared

@@ -37,6 +37,9 @@ from ._mail_store import (
     over_smtp,
 )
 
+# Left out of the quick run (`pytest -m "not slow"`): locks, full disks, database restarts.
+pytestmark = pytest.mark.slow
+
 
 def smtp_section(server: SmtpServer) -> str:
     return (

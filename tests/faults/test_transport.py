@@ -30,6 +30,9 @@ from ._mail_store import (
     over_smtp,
 )
 
+# Left out of the quick run (`pytest -m "not slow"`): each cell polls, mails and retries.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:

@@ -102,8 +102,7 @@ def parse_articles(
     kept_spans), fed to the parser _FEED bytes at a time, never copied whole; a stream (a
     MEDLINE file) is read with everything in it. Either way the parser
     hands over one record at a time, cleared once read, so memory stays bounded whatever the
-    size. (Parsing a 500-record body at once instead measured no faster once the references
-    are cut, for 10 MB more.)
+    size, at no cost in speed (bench/README.md: design notes).
     """
     n = 0
     try:
@@ -112,8 +111,8 @@ def parse_articles(
             parser = etree.XMLPullParser(events=("end",), tag=tags, **_SAFE)
             feed, events = parser.feed, parser.read_events
             # The kept parts, fed _FEED bytes at a time (records are read and freed as they
-            # complete): each feed joins the pieces it holds, as five cuts a record would
-            # otherwise cost five feeds a record, each dearer than copying the bytes again.
+            # complete): each feed joins the pieces it holds, so the cuts in a record do not
+            # each cost a call into the parser.
             view = memoryview(source)
             pieces: list[memoryview] = []
             size = 0
@@ -306,8 +305,8 @@ def _read_record(el: Any, n: int, on_error: ErrorSink | None) -> Article | None:
 def _article(rec: Any) -> Article:
     if rec.tag == "PubmedBookArticle":
         return _book(rec)
-    # One pass over the children, then dict look-ups: much cheaper than a find() per field
-    # (find() goes through lxml's ElementPath, ~1 µs a call).
+    # One pass over the children, then dict look-ups: a find() per field would go through
+    # lxml's ElementPath each time.
     top = _children(rec) if rec.tag == "PubmedArticle" else None
     cit = top.get("MedlineCitation") if top is not None else rec
     if cit is None:
@@ -533,8 +532,9 @@ def subscript(text: str) -> str:
 def _article_ids(el: Any) -> dict[str, str]:
     ids: dict[str, str] = {}
     if el is not None:
-        # A loop over the children, not iterchildren("ArticleId"): its tag matcher costs more
-        # than the tag test on the odd other child (as in _abstract and _corrections).
+        # A loop over the children with a tag test, not iterchildren("ArticleId"): nearly
+        # every child is an ArticleId, so there is little to filter (as in _abstract and
+        # _corrections).
         for aid in el:
             if aid.tag != "ArticleId":
                 continue
@@ -568,8 +568,8 @@ def _abstract(el: Any) -> tuple[AbstractSection, ...]:
     return tuple(sections)
 
 
-# An author list's authors and their name parts, found in one walk in C: much cheaper than a
-# loop over each author's children, most of them affiliations never read.
+# An author list's authors and their name parts, found in one walk in C rather than a loop in
+# Python over each author's children, most of them affiliations never read.
 _AUTHOR_TAGS = ("Author", "LastName", "ForeName", "Initials", "CollectiveName")
 
 

@@ -2,8 +2,8 @@
 columns (each a second copy of what `record` holds) and the abstract's flat text (a second copy
 of its sections in `record`) are dropped; nothing reads them apart from `record`.
 
-Measured on 100,000 articles (bench/store.py): the copies cost a third of the database and of
-the ingest time. The rows keep every record whole, so nothing is lost.
+The copies made the database and every ingest larger for nothing (bench/README.md: design
+notes). The rows keep every record whole, so nothing is lost.
 
 Revision ID: 0005
 Revises: 0004

@@ -1,4 +1,4 @@
-"""ClinicalTrials.gov studies as last seen, to diff the next answer against (issue 15).
+"""ClinicalTrials.gov studies as last seen, to diff the next answer against.
 
 Revision ID: 0007
 Revises: 0006
