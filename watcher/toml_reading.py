@@ -2,7 +2,7 @@
 dataclass field it fills) and a reader whose typed getters name the file and the key path in
 every error (`subscription[2].recipients[0]`).
 
-Nothing here knows a particular key: watcher/config.py holds each key's own rules.
+Nothing here knows a particular key: config.py and config_subscriptions.py hold their rules.
 """
 
 from __future__ import annotations
