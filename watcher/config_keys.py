@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, kw_only=True)
 class NcbiConfig:
+    """[ncbi]: how E-utilities are asked (watcher/sources/eutils.py)."""
+
     email: str = field(metadata=key(str, "your contact address; NCBI asks every client for one"))
     tool: str = field(
         default="pubmed-watcher", metadata=key(str, "the tool name sent with each request")
@@ -81,6 +83,8 @@ class NcbiConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SmtpConfig:
+    """[mail.smtp]: the server digests are mailed through."""
+
     host: str = field(metadata=key(str, "the SMTP server"))
     port: int = field(metadata=key(int, "587, or 465 for ssl, 25 for none", inherited=True))
     security: Security = field(
@@ -98,6 +102,8 @@ class SmtpConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class MailConfig:
+    """[mail]: who sends, where digests go, and what a digest shows by default."""
+
     # the bare address: the envelope sender and the Message-ID's domain
     from_addr: str = field(
         default="pubmed-watcher@localhost", metadata=key(str, "the sender", name="from")

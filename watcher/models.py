@@ -231,16 +231,10 @@ class Schedule:
     """When to poll and to send: the [defaults] table, which a [[subscription]] (and, for the
     digest, a [[recipient]]) may override key by key."""
 
-    poll_every: timedelta = field(
-        default=timedelta(hours=6), metadata=key(str, "how often to poll: 45s, 30m, 6h, 1d, 1w")
-    )
-    digest_cron: str = field(
-        default="0 7 * * mon", metadata=key(str, "when digests go: minute hour day month weekday")
-    )
+    poll_every: timedelta = field(default=timedelta(hours=6), metadata=key(str, "poll interval"))
+    digest_cron: str = field(default="0 7 * * mon", metadata=key(str, "the digests' crontab line"))
     timezone: str = field(default="UTC", metadata=key(str, "the IANA zone digest_cron runs in"))
-    lookback_days: int = field(
-        default=30, metadata=key(int, "how far a new subscription's first poll reaches back")
-    )
+    lookback_days: int = field(default=30, metadata=key(int, "days a first poll reaches back"))
 
 
 # The subscription keys that each select a kind of source (exactly one per subscription).
@@ -271,9 +265,7 @@ class Subscription:
         default=None, metadata=key(str, "a ClinicalTrials.gov search", max_length=MAX_QUERY)
     )
     # `order = "relevance"` ranks new papers by their likeness to these.
-    like: tuple[int, ...] = field(
-        default=(), metadata=key(list, "PMIDs of papers that define what its readers want")
-    )
+    like: tuple[int, ...] = field(default=(), metadata=key(list, "PMIDs of papers readers want"))
 
     @property
     def kind(self) -> str:
@@ -305,9 +297,7 @@ class Recipient:
     """How one reader gets their digest: a [[recipient]] table, or the [mail] defaults."""
 
     # normalised (normalise_address)
-    address: str = field(
-        metadata=key(str, "a reader in some subscription's recipients, bare or name-addr")
-    )
+    address: str = field(metadata=key(str, "one of the subscriptions' recipients"))
     abstract: str = field(metadata=key(str, "[mail]'s abstract, for this reader", inherited=True))
     max_items: int = field(metadata=key(int, "[mail]'s max_items, for this reader", inherited=True))
     order: Order = field(metadata=key(str, "[mail]'s order, for this reader", inherited=True))
@@ -315,9 +305,7 @@ class Recipient:
     # Their own digest schedule (cron, timezone) across all their subscriptions, from the
     # table's digest_cron and timezone; None: each subscription's, as for a reader without one.
     schedule: tuple[str, str] | None = None
-    paused_until: date | None = field(
-        default=None, metadata=key(date, "nothing is mailed before this day; then all that is owed")
-    )
+    paused_until: date | None = field(default=None, metadata=key(date, "no mail before this day"))
 
     def paused(self, now: datetime) -> bool:
         """Whether `now` is before `paused_until` began in the reader's own time zone."""
