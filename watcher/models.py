@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
+from watcher.addresses import normalise_address
+from watcher.toml_reading import MAX_QUERY, key
+
 # The small parts of an article are NamedTuples: immutable like the rest, and cheaper to
 # create than frozen dataclasses, which counts at thousands of authors per efetch.
 
@@ -235,16 +238,13 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class Schedule:
-    poll_every: timedelta
-    digest_cron: str
-    timezone: str
-    lookback_days: int
+    """When to poll and to send: the [defaults] table, which a [[subscription]] (and, for the
+    digest, a [[recipient]]) may override key by key."""
 
-
-def normalise_address(address: str) -> str:
-    """A recipient's identity: the bare address, trimmed and lowercased (as the store has always
-    keyed deliveries), whatever display name it is written with."""
-    return address.strip().lower()
+    poll_every: timedelta = field(default=timedelta(hours=6), metadata=key(str, "poll interval"))
+    digest_cron: str = field(default="0 7 * * mon", metadata=key(str, "the digests' crontab line"))
+    timezone: str = field(default="UTC", metadata=key(str, "the IANA zone digest_cron runs in"))
+    lookback_days: int = field(default=30, metadata=key(int, "days a first poll reaches back"))
 
 
 # The subscription keys that each select a kind of source (exactly one per subscription).
@@ -253,18 +253,29 @@ KINDS = ("query", "rss", "europepmc", "trials")
 
 @dataclass(frozen=True)
 class Subscription:
-    name: str
-    recipients: tuple[str, ...]  # normalised addresses (normalise_address): who they are
+    """A [[subscription]]: one search and who gets what it finds (its schedule's keys are
+    Schedule's, over [defaults]). Its source is the one of KINDS it sets."""
+
+    name: str = field(metadata=key(str, "unique; shown in subjects and headings"))
+    # normalised addresses (normalise_address): who they are
+    recipients: tuple[str, ...] = field(metadata=key(list, "email addresses, bare or name-addr"))
     schedule: Schedule
-    query: str | None = None
-    rss: str | None = None
+    query: str | None = field(
+        default=None, metadata=key(str, "a PubMed search", max_length=MAX_QUERY)
+    )
+    rss: str | None = field(default=None, metadata=key(str, "a PubMed RSS feed URL"))
     # (address, display name) for recipients written as name-addr: how to greet them only
     display_names: tuple[tuple[str, str], ...] = ()
-    europepmc: str | None = None  # a Europe PMC search (preprints unless it names a SRC)
-    trials: str | None = None  # a ClinicalTrials.gov search (query.term)
-    # PMIDs of papers that define what its readers care about: `order = "relevance"` ranks new
-    # papers by their likeness to these.
-    like: tuple[int, ...] = ()
+    # preprints unless it names a SRC
+    europepmc: str | None = field(
+        default=None, metadata=key(str, "a Europe PMC search", max_length=MAX_QUERY)
+    )
+    # sent as the API's query.term
+    trials: str | None = field(
+        default=None, metadata=key(str, "a ClinicalTrials.gov search", max_length=MAX_QUERY)
+    )
+    # `order = "relevance"` ranks new papers by their likeness to these.
+    like: tuple[int, ...] = field(default=(), metadata=key(list, "PMIDs of papers readers want"))
 
     @property
     def kind(self) -> str:
@@ -295,15 +306,16 @@ Order = Literal["date", "evidence", "relevance"]
 class Recipient:
     """How one reader gets their digest: a [[recipient]] table, or the [mail] defaults."""
 
-    address: str  # normalised (normalise_address)
-    abstract: str = "snippet"
-    max_items: int = 50
-    order: Order = "date"
+    # normalised (normalise_address)
+    address: str = field(metadata=key(str, "one of the subscriptions' recipients"))
+    abstract: str = field(metadata=key(str, "[mail]'s abstract, for this reader", inherited=True))
+    max_items: int = field(metadata=key(int, "[mail]'s max_items, for this reader", inherited=True))
+    order: Order = field(metadata=key(str, "[mail]'s order, for this reader", inherited=True))
     name: str | None = None
-    # Their own digest schedule (cron, timezone) across all their subscriptions; None: each
-    # subscription's, as for a recipient without a table.
+    # Their own digest schedule (cron, timezone) across all their subscriptions, from the
+    # table's digest_cron and timezone; None: each subscription's, as for a reader without one.
     schedule: tuple[str, str] | None = None
-    paused_until: date | None = None  # nothing is mailed before this day; then all that is owed
+    paused_until: date | None = field(default=None, metadata=key(date, "no mail before this day"))
 
     def paused(self, now: datetime) -> bool:
         """Whether `now` is before `paused_until` began in the reader's own time zone."""
