@@ -14,8 +14,9 @@ import pytest
 from lxml import etree
 
 from watcher.cli import main
-from watcher.config import MAX_QUERY, Config, load_config
+from watcher.config import Config, load_config
 from watcher.sources.eutils import EUtils
+from watcher.toml_reading import MAX_QUERY
 
 from .conftest import REPO
 from .fakes.ncbi import FakeNCBI, FakeRecord
