@@ -202,6 +202,7 @@ class TrialUpdate:
     title: str
     changes: tuple[str, ...]  # "Recruiting → Completed", …
     papers: tuple[Link, ...]
+    phase: str | None = None  # "Phase 2", as the study says now
 
 
 @dataclass(frozen=True)
@@ -412,7 +413,8 @@ def trial_updates(
         nct = art.nct or ""
         papers = tuple(Link(_one_line(p.title) or p.label, p.url) for p in citing.get(nct, ()))
         what = tuple((art.pub_date or "").split("; "))
-        out.append((item, TrialUpdate(nct, art.url, _one_line(art.title), what, papers)))
+        update = TrialUpdate(nct, art.url, _one_line(art.title), what, papers, art.phase)
+        out.append((item, update))
     return out
 
 

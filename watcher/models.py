@@ -84,6 +84,7 @@ class Article:
     published_pmid: int | None = None
     published_in: str | None = None
     nct: str | None = None  # a ClinicalTrials.gov study, announced like a paper when first seen
+    phase: str | None = None  # a study's phase as a reader says it: "Phase 2", "Phase 1/2"
     # Where it was printed, for citation managers (the RIS attachment): as PubMed gives them.
     volume: str | None = None
     issue: str | None = None
@@ -169,6 +170,7 @@ class Article:
             "published_pmid": self.published_pmid,
             "published_in": self.published_in,
             "nct": self.nct,
+            "phase": self.phase,
         }
         return {k: v for k, v in extra.items() if v is not None}
 
@@ -205,6 +207,7 @@ class Article:
             published_pmid=data.get("published_pmid"),
             published_in=data.get("published_in"),
             nct=data.get("nct"),
+            phase=data.get("phase"),
             volume=data.get("volume"),
             issue=data.get("issue"),
             pages=data.get("pages"),
@@ -324,7 +327,11 @@ class PollState:
 
 @dataclass(frozen=True)
 class TrialState:
-    """What a ClinicalTrials.gov study said at its last update, for diffing the next one."""
+    """What a ClinicalTrials.gov study said at its last update, for diffing the next one.
+
+    A field added after states were first kept (phases, why_stopped, enrollment_type) reads as
+    None, "not known", from a state kept before it: unlike an empty value, it is never a
+    change."""
 
     nct: str
     title: str
@@ -334,6 +341,11 @@ class TrialState:
     primary_completion: str | None = None  # primaryCompletionDateStruct.date: 2027-06 or -06-30
     enrollment: int | None = None
     arms: tuple[str, ...] = ()
+    # designModule.phases as the registry writes them (PHASE1, PHASE2, NA…): () when the study
+    # gives none (an observational study), None when not known.
+    phases: tuple[str, ...] | None = None
+    why_stopped: str | None = None  # statusModule.whyStopped: why it was terminated, withdrawn…
+    enrollment_type: str | None = None  # designModule.enrollmentInfo.type: ACTUAL or ESTIMATED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -345,11 +357,21 @@ class TrialState:
             "primary_completion": self.primary_completion,
             "enrollment": self.enrollment,
             "arms": list(self.arms),
+            "phases": None if self.phases is None else list(self.phases),
+            "why_stopped": self.why_stopped,
+            "enrollment_type": self.enrollment_type,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialState:
-        return cls(**{**data, "arms": tuple(data.get("arms", ()))})
+        phases = data.get("phases")
+        return cls(
+            **{
+                **data,
+                "arms": tuple(data.get("arms", ())),
+                "phases": None if phases is None else tuple(phases),
+            }
+        )
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ from watcher.models import (
 )
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
-from watcher.trials import trial_changes
+from watcher.trials import phase_words, trial_changes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -595,6 +595,7 @@ class Store:
             journal="ClinicalTrials.gov",
             pub_date="; ".join(c.what for c in found),
             nct=new.nct,
+            phase=phase_words(new.phases),
         )
         self._write_rows(conn, article_rows([record], now, {own_key(record): item}))
         study = key("nct", new.nct)
@@ -1244,7 +1245,9 @@ def article_rows(
 
 # Field bounds for stored articles, far above any real record (the longest real titles run to
 # ~1,000 characters, abstracts to ~10,000), so that a hostile record cannot bloat the store.
-# Column widths (doi 255, pmcid 32, pub_date 64, language 16) are hard limits in PostgreSQL.
+# Column widths (doi 255, pmcid 32, language 16) are hard limits in PostgreSQL. pub_date's 64
+# bound only its column (a printed date): a registry's facts line ("Phase 2 · Terminated: slow
+# accrual · …", a trial's changes) is kept whole in the record, which the digest reads.
 MAX_TITLE = 2_000
 MAX_ABSTRACT = 30_000  # all sections together
 MAX_TEXT = 1_000  # journal, author names, keywords, MeSH terms, correction sources…
@@ -1276,7 +1279,7 @@ def bounded(a: Article) -> Article:
         ),
         journal=_opt(a.journal, MAX_TEXT),
         journal_iso=_opt(a.journal_iso, MAX_TEXT),
-        pub_date=_opt(a.pub_date, 64),
+        pub_date=_opt(a.pub_date, MAX_TEXT),
         pub_year=a.pub_year,
         epub_date=a.epub_date,
         language=_opt(a.language, 16),
@@ -1303,6 +1306,7 @@ def bounded(a: Article) -> Article:
         published_pmid=a.published_pmid,
         published_in=_opt(a.published_in, MAX_TEXT),
         nct=_opt(a.nct, 64),
+        phase=_opt(a.phase, 64),
         volume=_opt(a.volume, 64),
         issue=_opt(a.issue, 64),
         pages=_opt(a.pages, 64),
@@ -1344,11 +1348,12 @@ def _within(a: Article) -> bool:
         and max(map(len, a.trial_ids), default=0) <= 64
         and len(a.doi or "") <= 255
         and len(a.pmcid or "") <= 32
-        and len(a.pub_date or "") <= 64
+        and len(a.pub_date or "") <= MAX_TEXT
         and len(a.language or "") <= 16
         and len(a.status or "") <= 64
         and len(a.ppr or "") <= 64
         and len(a.nct or "") <= 64
+        and len(a.phase or "") <= 64
         and len(a.preprint_server or "") <= MAX_TEXT
         and len(a.published_in or "") <= MAX_TEXT
         and all(len(t or "") <= 64 for t in (a.volume, a.issue, a.pages))
@@ -1369,7 +1374,7 @@ def _article_row(a: Article, now: datetime, item: ItemKey) -> dict[str, Any]:
         pmcid=a.pmcid,
         title=a.title,
         journal=a.journal,
-        pub_date=a.pub_date,
+        pub_date=a.pub_date if len(a.pub_date or "") <= 64 else cap(a.pub_date or "", 64),
         pub_year=a.pub_year,
         epub_date=a.epub_date,
         language=a.language,
