@@ -386,3 +386,39 @@ def test_a_comment_in_a_citation_part_keeps_it_whole(corpus: Path) -> None:
     )
     assert b"<MedlineJournalInfo>" in as_parsed(data)
     assert list(parse_articles(data)) == list(parse_articles(BytesIO(data)))
+
+
+EDGE = Path(__file__).parent / "fixtures" / "pubmed-edge"
+
+
+def test_lettered_subscripts_keep_their_mark_on_real_records(corpus: Path) -> None:
+    """Real abstracts as PubMed writes them: OR<sub>Q4</sub>, p<sub>trend</sub> (PMID
+    28775130) and <i>bla</i><sub>OXA-48</sub> (PMID 35856662). No letter of these has a
+    Unicode subscript, so each keeps the mark that says it is one."""
+    (a,) = parse_articles(read(EDGE / "biopython-pubmed5.xml"))
+    assert a.pmid == 28775130
+    text = a.abstract_text
+    assert "(OR_Q3=4.15, 95% CI 1.56 to 11.01" in text
+    assert "fourth quartile vs no exposure: OR_Q4=2.78, 95% CI" in text
+    assert "(p_trend=0.01)" in text and "ORQ4" not in text and "ptrend" not in text
+    (b,), _ = parse_file(corpus / "metapub-35856662.xml")
+    assert "often carries bla_OXA-48 and may carry" in b.abstract_text
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("Mean β<sub>difference</sub> was 0.4", "Mean β_difference was 0.4"),
+        ("The 18<sup>th</sup> century", "The 18ᵗʰ century"),
+        ("C<sub>max</sub> and t<sub>1/2</sub>", "Cₘₐₓ and t_1/2"),
+        ("HbA<sub>1c</sub> fell", "HbA_1c fell"),
+        ("CD4<sup>+</sup> T cells, 10<sup>-3</sup> M", "CD4⁺ T cells, 10⁻³ M"),
+        ("x<sub>i</sub> and Humira<sup>®</sup>", "xᵢ and Humira®"),
+        ("T<sub>reg</sub> and K<sub>α</sub>", "T_reg and K_α"),
+    ],
+)
+def test_scripts_in_unicode_where_every_character_has_a_form(markup: str, text: str) -> None:
+    """Titles written as PubMed writes inline markup (pubmed_250101.dtd's <sup>/<sub>)."""
+    rec = synthetic(1, markup, edat=date(2026, 1, 1), raw_title=True)
+    (a,) = parse_articles(b"<PubmedArticleSet>" + rec.xml + b"</PubmedArticleSet>")
+    assert a.title == text

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from watcher import followups, ranking, registries, sentences
+from watcher import followups, ranking, registries, sentences, subscripts
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
 from watcher.models import Article, Recipient, Subscription
 from watcher.paths import shipped
 from watcher.ris import ris
+from watcher.subscripts import MarkedText
 
 log = logging.getLogger(__name__)
 
@@ -505,7 +506,7 @@ def present_paper(
     return Paper(
         pmid=art.pmid,
         url=art.url,
-        title=_one_line(art.title) or art.label,
+        title=MarkedText(_one_line(art.title) or art.label),
         authors=author_line(art),
         source=" · ".join(
             x for x in (art.journal_iso or art.journal or _server(art), art.pub_date) if x
@@ -576,10 +577,10 @@ def abstract_sections(art: Article, mode: str) -> tuple[tuple[str | None, str], 
     if mode == "none" or not art.abstract:
         return ()
     if mode == "full":
-        return tuple((sentences.shown_label(s.label), s.text) for s in art.abstract)
+        return tuple((sentences.shown_label(s.label), MarkedText(s.text)) for s in art.abstract)
     # A snippet: the conclusion, in whole sentences (see watcher.sentences).
     chosen = sentences.conclusion(art.abstract, SNIPPET_CHARS)
-    return (chosen,) if chosen else ()
+    return ((chosen[0], MarkedText(chosen[1])),) if chosen else ()
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -616,7 +617,7 @@ class Renderer:
         common: dict[str, Any] = dict(
             loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
         )
-        self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.html_env = jinja2.Environment(autoescape=True, finalize=_html_value, **common)
         self.text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
         for env in (self.html_env, self.text_env):
             env.filters["wrap"] = _wrap
@@ -634,6 +635,16 @@ class Renderer:
         text = self.text_env.get_template("digest.txt").render(values)
         html = self.inliner.inline(self.html_env.get_template("digest.html").render(values))
         return Rendered(subject, text, html)
+
+
+def _html_value(value: Any) -> Any:
+    """What the HTML part shows for a value: article text with its marked scripts as
+    <sup>/<sub> (watcher.subscripts); anything else as it is, escaped by Jinja."""
+    if isinstance(value, MarkedText):
+        from markupsafe import Markup
+
+        return Markup(subscripts.html(value))
+    return value
 
 
 def _wrap(text: str, width: int = 76, indent: str = "") -> str:

@@ -17,6 +17,7 @@ from lxml import etree
 from watcher.errors import SourceError
 from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
 from watcher.registries import find_ids
+from watcher.subscripts import subscript, superscript
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,6 @@ TRIAL_REGISTRIES = frozenset(
         "CTIS",
     }
 )
-_SUP = str.maketrans("0123456789+-=()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿ")
-_SUB = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
 
 
@@ -456,9 +455,9 @@ def _flatten(el: Any) -> Iterator[str]:
         if item.text:
             tag = item.tag if isinstance(item.tag, str) else ""
             if tag == "sup" or tag == f"{_MATHML}msup":
-                yield _script(item.text, _SUP, "^")
+                yield superscript(item.text)
             elif tag == "sub":
-                yield _script(item.text, _SUB, "_")
+                yield subscript(item.text)
             else:
                 yield item.text
         pending: list[Any] = []
@@ -486,14 +485,14 @@ def _math(el: Any, depth: int = 0) -> str:
     if tag == "none" or tag == "mprescripts":
         return ""
     if tag == "msup" and len(kids) == 2:
-        return _math(kids[0], depth + 1) + _script(_math(kids[1], depth + 1), _SUP, "^")
+        return _math(kids[0], depth + 1) + superscript(_math(kids[1], depth + 1))
     if tag == "msub" and len(kids) == 2:
-        return _math(kids[0], depth + 1) + _script(_math(kids[1], depth + 1), _SUB, "_")
+        return _math(kids[0], depth + 1) + subscript(_math(kids[1], depth + 1))
     if tag == "msubsup" and len(kids) == 3:
         return (
             _math(kids[0], depth + 1)
-            + _script(_math(kids[1], depth + 1), _SUB, "_")
-            + _script(_math(kids[2], depth + 1), _SUP, "^")
+            + subscript(_math(kids[1], depth + 1))
+            + superscript(_math(kids[2], depth + 1))
         )
     if tag == "mmultiscripts" and kids:
         split = next((i for i, k in enumerate(kids) if k.tag == f"{_MATHML}mprescripts"), len(kids))
@@ -501,23 +500,12 @@ def _math(el: Any, depth: int = 0) -> str:
 
         def scripts(pairs: list[Any]) -> str:
             return "".join(
-                _script(_math(sub, depth + 1), _SUB, "_")
-                + _script(_math(sup, depth + 1), _SUP, "^")
+                subscript(_math(sub, depth + 1)) + superscript(_math(sup, depth + 1))
                 for sub, sup in zip(pairs[::2], pairs[1::2], strict=False)
             )
 
         return scripts(pre) + _math(kids[0], depth + 1) + scripts(post)
     return "".join(_math(k, depth + 1) for k in kids)
-
-
-def _script(text: str, table: dict[int, int], mark: str) -> str:
-    """Superscripts and subscripts as Unicode where every character has one (10³, CO₂)."""
-    if not text:
-        return ""
-    converted = text.translate(table)
-    if all(ord(c) > 127 for c in converted.strip()):
-        return converted
-    return f"{mark}{text}" if mark == "^" else text
 
 
 def _article_ids(el: Any) -> dict[str, str]:
