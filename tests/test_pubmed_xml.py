@@ -422,3 +422,30 @@ def test_scripts_in_unicode_where_every_character_has_a_form(markup: str, text: 
     rec = synthetic(1, markup, edat=date(2026, 1, 1), raw_title=True)
     (a,) = parse_articles(b"<PubmedArticleSet>" + rec.xml + b"</PubmedArticleSet>")
     assert a.title == text
+
+
+def test_a_book_chapter_is_dated_by_its_contribution_and_revision() -> None:
+    """A GeneReviews chapter: not GeneReviews' 1993 (its book's PubDate) but its own dates,
+    as PubMed cites it. The series record itself has only its PubDate."""
+    from watcher.ris import print_date
+
+    body = read(EDGE / "genereviews-chapter.xml")
+    (a,) = parse_articles(body)
+    assert (a.pmid, a.is_book, a.journal) == (20301577, True, "GeneReviews™")
+    assert (a.pub_date, a.pub_year) == ("2001 Mar 26 [updated 2024 Apr 18]", 2001)
+    assert print_date(a) == "2001/03/26"
+    (series,) = parse_articles(read(EFETCH / "klortho-efetch.pubmedbook.xml"))
+    assert (series.pub_date, series.pub_year) == ("1993", 1993)
+
+
+def test_a_chapters_revision_date_survives_the_article_after_it() -> None:
+    """The efetch path cuts each PubmedArticle's own DateRevised unread; a book chapter's
+    DateRevised just before a PubmedArticle is the chapter's date and is kept."""
+    chapter = read(EDGE / "genereviews-chapter.xml")
+    article = read(EFETCH.parent / "followups" / "metapub-35649368.xml")
+    record = article[article.index(b"<PubmedArticle>") : article.index(b"</PubmedArticleSet>")]
+    body = chapter.replace(b"</PubmedArticleSet>", record + b"</PubmedArticleSet>")
+    assert body.count(b"<DateRevised>") == 2
+    assert as_parsed(body).count(b"<DateRevised>") == 1  # the chapter's, not the article's
+    book, paper = parse_articles(body)
+    assert book.pub_date == "2001 Mar 26 [updated 2024 Apr 18]" and paper.pmid == 35649368

@@ -237,7 +237,10 @@ def _citation_cuts(body: bytes, at: int, data: int, cuts: list[tuple[int, int]])
     art = find(b"<Article ", at, data)
     if art < 0:
         return
-    first = find(b"<Date", at, art)
+    # From this record's own MedlineCitation: a book chapter before it has a DateRevised of
+    # its own, which is read (its revision date).
+    cit = rfind(b"<MedlineCitation", at, art)
+    first = find(b"<Date", cit, art) if cit >= 0 else -1
     dates = _DATES.match(body, first, art) if first > 0 else None
     if dates:
         cuts.append((first, dates.end()))
@@ -387,7 +390,7 @@ def _book(rec: Any) -> Article:
     ids = _article_ids(rec.find("PubmedBookData/ArticleIdList"))
     ids.update({k: v for k, v in _article_ids(doc.find("ArticleIdList")).items() if k not in ids})
     book_title = _clean(book.find("BookTitle")) if book is not None else ""
-    pub_date, pub_year = _pub_date(book.find("PubDate") if book is not None else None)
+    pub_date, pub_year = _book_date(doc, book)
     authors = _authors(doc.find("AuthorList"))
     if not authors and book is not None:
         authors = _authors(book.find("AuthorList"))
@@ -411,6 +414,20 @@ def _book(rec: Any) -> Article:
         trial_ids=_trial_ids(None, abstract),
         is_book=True,
     )
+
+
+def _book_date(doc: Any, book: Any) -> tuple[str | None, int | None]:
+    """A chapter is dated as PubMed cites it, by its own dates, not by its book's PubDate (a
+    series' first year: GeneReviews' 1993): "2000 Feb 7 [updated 2024 Mar 14]" from its
+    ContributionDate and DateRevised; the year is the contribution's. A book without either is
+    dated by its PubDate."""
+    contributed, year = _pub_date(doc.find("ContributionDate"))
+    revised, revised_year = _pub_date(doc.find("DateRevised"))
+    if contributed and revised and revised != contributed:
+        return f"{contributed} [updated {revised}]", year
+    if contributed or revised:
+        return contributed or revised, year or revised_year
+    return _pub_date(book.find("PubDate") if book is not None else None)
 
 
 def _pmid(el: Any) -> tuple[int, int]:
