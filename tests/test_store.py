@@ -449,12 +449,27 @@ def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -
     owed = store.awaited_records(["s"])[k(2)]
     assert (owed.attempts, owed.first_missing_at, owed.last_attempt_at) == (2, later, later + T1)
     assert owed.reason == "record 1 (PMID 2) skipped: no Article element"
-    assert store.record_attempts(keys(1, 2)) == {k(2): (2, later, later + T1)}
+    assert store.record_attempts(keys(1, 2)) == {k(2): (2, later, later + T1, None)}
     assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
     store.upsert_articles([article(2)], later + T1)
     store.forget_missing(keys(2))
     assert store.awaited_records(["s"]) == {} and store.record_attempts(keys(2)) == {}
     assert set(store.pending_papers("a@example.org", ["s"])) == set(keys(1, 2))
+
+
+def test_a_record_its_source_deleted_is_owed_no_more(store: Store) -> None:
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    later = T0 + timedelta(hours=1)
+    store.commit_poll(
+        "s", keys(2), source="esearch", deliver=True, now=later, window_end=None, found=1
+    )
+    store.record_missing({k(2): "not in NCBI's efetch answer"}, later)
+    store.record_deleted({k(2): "deleted from PubMed"}, later + T1)
+    owed = store.awaited_records(["s"])[k(2)]
+    assert (owed.attempts, owed.reason, owed.deleted_at) == (2, "deleted from PubMed", later + T1)
+    assert store.record_attempts(keys(2)) == {k(2): (2, later, later + T1, later + T1)}
+    # Nobody awaits it: it will never come.
+    assert store.undelivered_counts(stored=False) == {"a@example.org": 0}
 
 
 def _pre_0005_article(conn, a: Article) -> None:

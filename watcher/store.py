@@ -69,7 +69,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 # Seconds a statement waits for a lock another process holds before it fails, so that a job
 # fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
 # is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
@@ -138,6 +138,7 @@ class AwaitedRecord:
     first_missing_at: datetime | None = None
     last_attempt_at: datetime | None = None
     reason: str | None = None
+    deleted_at: datetime | None = None  # its source deleted the record: owed no more
 
     @property
     def pmid(self) -> int | None:
@@ -362,7 +363,13 @@ class Store:
             r = rows.get(item)
             out[item] = (
                 AwaitedRecord(
-                    item, tuple(names), r.attempts, r.first_missing_at, r.last_attempt_at, r.reason
+                    item,
+                    tuple(names),
+                    r.attempts,
+                    r.first_missing_at,
+                    r.last_attempt_at,
+                    r.reason,
+                    r.deleted_at,
                 )
                 if r is not None
                 else AwaitedRecord(item, tuple(names))
@@ -372,11 +379,11 @@ class Store:
     @mapped
     def record_attempts(
         self, items: Iterable[ItemKey]
-    ) -> dict[ItemKey, tuple[int, datetime, datetime]]:
-        """item → (attempts, first miss, last attempt) for those of `items` whose record did
-        not come before."""
+    ) -> dict[ItemKey, tuple[int, datetime, datetime, datetime | None]]:
+        """item → (attempts, first miss, last attempt, deleted at) for those of `items` whose
+        record did not come before."""
         ids = list(dict.fromkeys(items))
-        out: dict[ItemKey, tuple[int, datetime, datetime]] = {}
+        out: dict[ItemKey, tuple[int, datetime, datetime, datetime | None]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(ids, _CHUNK):
                 query = select(
@@ -384,14 +391,24 @@ class Store:
                     db.awaited_records.c.attempts,
                     db.awaited_records.c.first_missing_at,
                     db.awaited_records.c.last_attempt_at,
+                    db.awaited_records.c.deleted_at,
                 ).where(db.awaited_records.c.item.in_(chunk))
-                for item, attempts, first, last in conn.execute(query):
-                    out[item] = (attempts, first, last)
+                for item, attempts, first, last, deleted in conn.execute(query):
+                    out[item] = (attempts, first, last, deleted)
         return out
 
     @mapped
     def record_missing(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
         """One more unsuccessful attempt at each item's record, with why."""
+        self._record_attempt(reasons, now, deleted=False)
+
+    @mapped
+    def record_deleted(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
+        """Each item's record was deleted by its source (with what it said): it is owed no
+        more, and never asked for again."""
+        self._record_attempt(reasons, now, deleted=True)
+
+    def _record_attempt(self, reasons: Mapping[ItemKey, str], now: datetime, deleted: bool) -> None:
         if not reasons:
             return
         table = db.awaited_records
@@ -402,10 +419,18 @@ class Store:
                 "attempts": table.c.attempts + 1,
                 "last_attempt_at": stmt.excluded.last_attempt_at,
                 "reason": stmt.excluded.reason,
+                "deleted_at": stmt.excluded.deleted_at,
             },
         )
         rows = [
-            dict(item=p, first_missing_at=now, last_attempt_at=now, attempts=1, reason=r[:500])
+            dict(
+                item=p,
+                first_missing_at=now,
+                last_attempt_at=now,
+                attempts=1,
+                reason=r[:500],
+                deleted_at=now if deleted else None,
+            )
             for p, r in reasons.items()
         ]
         with self.engine.begin() as conn:
@@ -1622,6 +1647,15 @@ def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
     query = select().select_from(joined)
     if isinstance(recipient, str):
         query = query.where(s.recipient == recipient)
+    if not stored:
+        # A record its source deleted is owed no more: it will never come.
+        query = query.where(
+            m.item.not_in(
+                select(db.awaited_records.c.item).where(
+                    db.awaited_records.c.deleted_at.is_not(None)
+                )
+            )
+        )
     return query.where(
         db.articles.c.item.is_not(None) if stored else db.articles.c.item.is_(None),
         m.deliver.is_(True),

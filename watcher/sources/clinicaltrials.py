@@ -25,7 +25,7 @@ from watcher.sources.endpoints import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RA
 from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
-from watcher.sources.pubmed_xml import ErrorSink
+from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
 from watcher.trials import PHASE_WORDS, enrollment_words, phase_words, stopped_words
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ class ClinicalTrials(JsonApi):
         return total(answer, "totalCount", "ClinicalTrials.gov")
 
     def fetch_items(
-        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
+        self,
+        keys: Sequence[ItemKey],
+        on_error: ErrorSink | None = None,
+        on_deleted: DeletionSink | None = None,  # ClinicalTrials.gov's answers name no deletions
     ) -> Iterator[Article]:
         ids = [v for s, v in map(split, keys) if s == "nct"]
         if ids:

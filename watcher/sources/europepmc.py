@@ -22,7 +22,7 @@ from watcher.sources.endpoints import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
 from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
-from watcher.sources.pubmed_xml import ErrorSink
+from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,10 @@ class EuropePmc(JsonApi):
         return total(self.page(scoped(query), "*", 1), "hitCount", "Europe PMC")
 
     def fetch_items(
-        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
+        self,
+        keys: Sequence[ItemKey],
+        on_error: ErrorSink | None = None,
+        on_deleted: DeletionSink | None = None,  # Europe PMC's answers name no deletions
     ) -> Iterator[Article]:
         terms = []
         for k in keys:

@@ -22,6 +22,8 @@ from watcher.subscripts import subscript, superscript
 log = logging.getLogger(__name__)
 
 ErrorSink = Callable[[str], None]
+# Told each PMID a DeleteCitation names: NCBI deleted the record from PubMed.
+DeletionSink = Callable[[int], None]
 
 _RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
 # In a PubmedArticleSet (what efetch sends) a MedlineCitation is always inside its PubmedArticle
@@ -90,12 +92,15 @@ _SAFE = {"huge_tree": False, "resolve_entities": False, "load_dtd": False, "no_n
 
 
 def parse_articles(
-    source: bytes | IO[bytes], on_error: ErrorSink | None = None
+    source: bytes | IO[bytes],
+    on_error: ErrorSink | None = None,
+    on_deleted: DeletionSink | None = None,
 ) -> Iterator[Article]:
     """Yield the articles of a PubmedArticleSet or MedlineCitationSet, in document order.
 
-    A record that cannot be read is reported to `on_error` and skipped; malformed XML raises
-    XmlError (the caller decides whether to fetch again).
+    A record that cannot be read is reported to `on_error` and skipped; each PMID a
+    DeleteCitation names is told to `on_deleted`; malformed XML raises XmlError (the caller
+    decides whether to fetch again).
 
     An efetch body (bytes) is read without the parts of each record no field comes from (see
     kept_spans), fed to the parser _FEED bytes at a time, never copied whole; a stream (a
@@ -126,7 +131,7 @@ def parse_articles(
                     feed(b"".join(pieces))
                     pieces.clear()
                     size = 0
-                    for article in _records(events(), on_error, n):
+                    for article in _records(events(), on_error, on_deleted, n):
                         n += 1
                         if article is not None:
                             yield article
@@ -137,7 +142,7 @@ def parse_articles(
             pending = events()
         else:
             pending = etree.iterparse(source, events=("end",), tag=_RECORD_TAGS, **_SAFE)
-        for article in _records(pending, on_error, n):
+        for article in _records(pending, on_error, on_deleted, n):
             n += 1
             if article is not None:
                 yield article
@@ -150,7 +155,10 @@ _FEED = 1 << 15
 
 
 def _records(
-    events: Iterator[tuple[str, Any]], on_error: ErrorSink | None, n: int
+    events: Iterator[tuple[str, Any]],
+    on_error: ErrorSink | None,
+    on_deleted: DeletionSink | None,
+    n: int,
 ) -> Iterator[Article | None]:
     """One item per record among `events` (None where it is a deletion or could not be read),
     each freed once read with the siblings before it; `n` counts the records before these."""
@@ -161,12 +169,30 @@ def _records(
         if tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
             continue
         n += 1
-        yield _read_record(el, n, on_error) if tag != "DeleteCitation" else None
+        if tag != "DeleteCitation":
+            yield _read_record(el, n, on_error)
+        else:
+            _deleted(el, on_error, on_deleted)
+            yield None
         # Free what was read: the record and the siblings before it.
         el.clear(keep_tail=False)
         if parent is not None:
             while el.getprevious() is not None:
                 del parent[0]
+
+
+def _deleted(el: Any, on_error: ErrorSink | None, on_deleted: DeletionSink | None) -> None:
+    """The PMIDs of a DeleteCitation (DTD: DeleteCitation (PMID+)): the records NCBI deleted,
+    in an efetch answer those asked for that PubMed no longer holds."""
+    for child in el.iterchildren("PMID"):
+        try:
+            pmid, _version = _pmid(child)
+        except ValueError as exc:
+            if on_error is not None:
+                on_error(f"a DeleteCitation skipped: {exc}")
+            continue
+        if on_deleted is not None:
+            on_deleted(pmid)
 
 
 def as_parsed(body: bytes) -> bytes:
