@@ -272,14 +272,18 @@ def present_followups(
         what = kind.label
         if c.kind == followups.PUBLISHED and c.detail.startswith("published in "):
             what = "Published in " + c.detail.removeprefix("published in ")
+        url = art.url if art else None
+        if art and c.kind == followups.REMOVED:
+            # Its PubMed page is gone: the DOI still leads to the paper.
+            url = f"https://doi.org/{art.doi}" if art.doi else None
         out.append(
             FollowUp(
                 change_id=sc.id,
                 kind=c.kind,
                 what=what,
                 alert=kind.alert,
-                title=(_one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
-                url=art.url if art else None,
+                title=MarkedText(_one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
+                url=url,
                 # A detail that only repeats the label ("Retracted", when the notice names no
                 # source) would say it twice beside the label's badge.
                 detail="" if c.kind == followups.PUBLISHED or c.detail == kind.label else c.detail,
