@@ -139,6 +139,35 @@ def test_status_shows_papers_awaiting_their_record(tmp_path: Path, fake, capsys)
     assert "PMID 42 (t): 1 try since " in text and "next try " in text
 
 
+def test_status_says_which_matched_records_ncbi_deleted(tmp_path: Path, fake, capsys) -> None:
+    from datetime import UTC, datetime
+
+    from watcher.poll import ncbi_today
+
+    from .conftest import write_config
+    from .fakes.records import synthetic
+
+    today = ncbi_today(datetime.now(UTC))
+    fake.add([synthetic(i, f"teplizumab paper {i}", edat=today) for i in (41, 42)])
+    fake.deleted.add(42)  # listed by esearch; efetch answers a DeleteCitation
+    cfg = write_config(
+        tmp_path,
+        fake.base_url,
+        '[[subscription]]\nname = "t"\nquery = "teplizumab"\nrecipients = ["a@example.org"]\n',
+    )
+    assert main(["-c", str(cfg), "poll"]) == 0
+    err = capsys.readouterr().err
+    assert "NCBI deleted 1 matched records from PubMed" in err and "pmid:42" in err
+    assert main(["-c", str(cfg), "status"]) == 0
+    text = capsys.readouterr().out
+    assert "a@example.org: 1 papers awaiting delivery\n" in text
+    assert (
+        "PMID 42 (t): deleted from PubMed by NCBI (a DeleteCitation in its efetch answer) on "
+        in text
+    )
+    assert "; not asked for again" in text
+
+
 def test_check_online_shows_translation_and_phrase_errors(tmp_path: Path, fake, capsys) -> None:
     from datetime import date
 

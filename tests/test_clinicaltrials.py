@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,17 +14,18 @@ import pytest
 from watcher.config import Config, load_config
 from watcher.delivery import compose
 from watcher.digest import Renderer
+from watcher.errors import RecordError
 from watcher.identity import key
 from watcher.models import Article, TrialState
 from watcher.poll import poll
-from watcher.sources.clinicaltrials import ClinicalTrials, parse_study
+from watcher.sources.clinicaltrials import ClinicalTrials, announcement, parse_study
 from watcher.sources.http import Http
 from watcher.store import Store
-from watcher.trials import trial_changes
+from watcher.trials import phase_words, trial_changes
 from watcher.wiring import sources_for
 
 from .conftest import make_client, write_config
-from .fakes.clinicaltrials import FakeClinicalTrials, study
+from .fakes.clinicaltrials import FakeClinicalTrials, real_study, study
 from .fakes.ncbi import FakeNCBI
 from .test_cli import run as cli_run
 
@@ -43,9 +46,12 @@ def ctgov() -> Iterator[FakeClinicalTrials]:
     server.stop()
 
 
-def configure(tmp_path: Path, fake: FakeNCBI, ctgov: FakeClinicalTrials) -> Config:
+def configure(
+    tmp_path: Path, fake: FakeNCBI, ctgov: FakeClinicalTrials, query: str | None = None
+) -> Config:
     extra = f'[clinicaltrials]\nbase_url = "{ctgov.base_url}"\nrate_limit = 100\n'
-    return load_config(write_config(tmp_path, fake.base_url, SUB, extra=extra))
+    sub = SUB if query is None else SUB.replace("teplizumab OR otelixizumab", query)
+    return load_config(write_config(tmp_path, fake.base_url, sub, extra=extra))
 
 
 def run(config: Config, store: Store, fake: FakeNCBI, now: datetime) -> Any:
@@ -155,14 +161,18 @@ def test_meaningful_changes_are_named_as_a_reader_says_them() -> None:
             arms=("Drug", "Placebo", "Drug, high dose"),
             primary_completion="2028-01",
             results="2026-12-01",
+            phases=("PHASE3", "PHASE2"),
+            why_stopped="Slow accrual",
+            enrollment_type="ACTUAL",
         )
     )
     said = [c.what for c in trial_changes(old, changed)]
     assert said == [
-        "Recruiting → Terminated",
+        "Recruiting → Terminated: Slow accrual",
+        "Phase 2 → Phase 2/3",
         "results first posted 2026-12-01",
         "primary completion moved 2027-06 → 2028-01",
-        "enrolment 100 → 111",
+        "enrolment 100 → 111 (actual)",
         "new arms: Drug, high dose",
     ]
     same = TrialState(NCT, "T", "RECRUITING", "2026-12-02", enrollment=110)
@@ -247,3 +257,251 @@ def test_a_malformed_study_is_skipped_in_one_line_and_the_others_delivered(
     text = mail.read_text()
     assert "Teplizumab first study" in text and "Teplizumab second study" in text
     assert "Teplizumab unknown study" not in text
+
+
+# The real studies of ../shared/corpus/registries/ (ClinicalTrials.gov API v2, GET /studies/NCT…,
+# saved by the AACT project): what each says, read from its JSON by hand. File → (NCT id,
+# overallStatus, designModule.phases, statusModule.whyStopped, enrollmentInfo count and type).
+WITHDRAWN_WHY = "recruiting or enrolling participants has halted prematurely and will not resume"
+REAL = {
+    "NCT00465816": ("NCT00465816", None, (), None, None, None),  # identification only
+    "NCT00763412": ("NCT00763412", "COMPLETED", ("NA",), None, 31, "ACTUAL"),
+    "NCT00973089": ("NCT00973089", "WITHDRAWN", ("NA",), WITHDRAWN_WHY, 0, "ACTUAL"),
+    "NCT02210780": ("NCT02210780", "COMPLETED", ("PHASE2",), None, 194, "ACTUAL"),
+    # Saved under NCT02278341, the record holds NCT02552212 (AACT's fixture named so).
+    "NCT02278341": ("NCT02552212", "COMPLETED", ("PHASE3",), None, 317, "ACTUAL"),
+    "NCT02552212": ("NCT02552212", "COMPLETED", ("PHASE3",), None, 317, "ACTUAL"),
+    "NCT03418623": ("NCT03418623", "COMPLETED", ("PHASE2",), None, 24, "ACTUAL"),
+    "NCT03453554": ("NCT03453554", None, (), None, None, None),  # identification only
+    "NCT03475563": ("NCT03475563", "UNKNOWN", (), None, 100, "ESTIMATED"),  # observational
+    "NCT03630471": ("NCT03630471", "COMPLETED", ("NA",), None, 250, "ACTUAL"),
+    "NCT04207047": ("NCT04207047", "UNKNOWN", ("NA",), None, 3, "ACTUAL"),
+    "NCT05594173": ("NCT05594173", "COMPLETED", (), None, 20, "ACTUAL"),  # observational
+    "NCT06171568": ("NCT06171568", "NOT_YET_RECRUITING", (), None, 400, "ESTIMATED"),
+}
+# Answers of the classic API (FullStudiesResponse, APIVrs 1.01.x), retired in June 2024: not
+# what API v2 sends. Their phases (PhaseList) for the record: Phase 1 + Phase 2, Phase 4,
+# Not Applicable.
+CLASSIC = ("NCT00023673", "NCT02028676", "NCT04780763")
+
+
+def test_every_real_study_file_is_read_or_refused_in_one_line(corpus: Path) -> None:
+    files = sorted((corpus / "registries").glob("ctgov-*.json"))
+    assert sorted(f.stem.removeprefix("ctgov-aact-") for f in files) == sorted([*REAL, *CLASSIC])
+    for f in files:
+        name = f.stem.removeprefix("ctgov-aact-")
+        data = json.loads(f.read_text())
+        if name in CLASSIC:
+            with pytest.raises(RecordError, match="retired classic API's shape"):
+                parse_study(data)
+            continue
+        s = parse_study(data)
+        got = (s.nct, s.status, s.phases, s.why_stopped, s.enrollment, s.enrollment_type)
+        assert got == REAL[name], name
+
+
+@pytest.mark.parametrize(
+    ("phases", "said"),
+    [
+        (("PHASE2",), "Phase 2"),
+        (("PHASE1", "PHASE2"), "Phase 1/2"),
+        (("PHASE2", "PHASE3"), "Phase 2/3"),
+        (("EARLY_PHASE1",), "Early Phase 1"),
+        (("PHASE4",), "Phase 4"),
+        (("NA",), "Phase N/A"),
+        ((), None),
+        (None, None),
+    ],
+)
+def test_phases_are_said_as_the_registry_says_them(phases, said) -> None:
+    assert phase_words(phases) == said
+
+
+def test_a_study_announced_says_its_phase_status_and_enrolment(corpus: Path) -> None:
+    cases = {
+        "NCT02210780": "Phase 2 · Completed · enrolment 194 (actual) · results posted",
+        "NCT00973089": f"Phase N/A · Withdrawn: {WITHDRAWN_WHY} · enrolment 0 (actual)",
+        "NCT06171568": "Not yet recruiting · enrolment 400 (estimated)",
+    }
+    for nct, line in cases.items():
+        art = announcement(parse_study(real_study(nct)))
+        assert art.pub_date == line
+        assert art.phase == phase_words(REAL[nct][2])
+
+
+def test_a_kept_state_without_the_new_fields_gives_no_spurious_change(corpus: Path) -> None:
+    """A state kept before phases, whyStopped and the enrolment type were read (its JSON as
+    issue 15's store wrote it) against the study's next answer with all three."""
+    new = parse_study(real_study("NCT02210780"))
+    kept = {
+        "nct": new.nct,
+        "title": new.title,
+        "status": new.status,
+        "last_update": "2020-05-01",
+        "results_posted": new.results_posted,
+        "primary_completion": new.primary_completion,
+        "enrollment": new.enrollment,
+        "arms": list(new.arms),
+    }
+    old = TrialState.from_json(kept)
+    assert (old.phases, old.why_stopped, old.enrollment_type) == (None, None, None)
+    assert trial_changes(old, new) == []
+    # Known on both sides, a phase change is news.
+    later = parse_study(real_study("NCT02210780", Phase=["PHASE2", "PHASE3"]))
+    assert [c.what for c in trial_changes(new, later)] == ["Phase 2 → Phase 2/3"]
+    # A study that gives no phase, then one: not a change of phase either.
+    assert trial_changes(replace(new, phases=()), new) == []
+    assert TrialState.from_json(new.to_json()) == new
+
+
+def test_the_search_asks_for_the_fields_it_reads(ctgov) -> None:
+    ctgov.put(
+        study(
+            NCT,
+            "Teplizumab in stage 2 type 1 diabetes",
+            "SUSPENDED",
+            "2026-11-10",
+            phases=("PHASE1", "PHASE2"),
+            why_stopped="Drug supply interrupted",
+            enrollment_type="ACTUAL",
+        )
+    )
+    source = ClinicalTrials(Http(user_agent="t"), ctgov.base_url, rate=100)
+    (s,) = source.search("teplizumab", date(2026, 11, 1))
+    # The fake trims each study to `fields`, as the API does: what is read was asked for.
+    assert (s.phases, s.why_stopped, s.enrollment_type) == (
+        ("PHASE1", "PHASE2"),
+        "Drug supply interrupted",
+        "ACTUAL",
+    )
+    asked = set(ctgov.served[0].params["fields"].split(","))
+    assert {"Phase", "WhyStopped", "EnrollmentType"} <= asked
+
+
+def _real_in_window(nct: str, updated: str, **changes: Any) -> dict[str, Any]:
+    """A real study as a new version of it posted on `updated` (inside the poll's window)."""
+    return real_study(nct, LastUpdatePostDate=updated, **changes)
+
+
+def test_real_studies_reach_the_digest_with_phase_and_enrolment(
+    tmp_path, fake, ctgov, store, corpus
+) -> None:
+    ctgov.put(_real_in_window("NCT02210780", "2026-11-10"))
+    ctgov.put(_real_in_window("NCT02552212", "2026-11-11"))
+    config = configure(tmp_path, fake, ctgov, query="dupilumab OR certolizumab")
+    report = run(config, store, fake, NOW)
+    assert report.outcomes[0].new_matches == 2 and report.requests == 1
+    text = send(config, store, NOW)
+    assert text is not None
+    assert "Study of Dupilumab and Immune Responses in Adults With Atopic Dermatitis (AD)" in text
+    assert (
+        "ClinicalTrials.gov · Phase 2 · Completed · enrolment 194 (actual) · results posted" in text
+    )
+    assert (
+        "ClinicalTrials.gov · Phase 3 · Completed · enrolment 317 (actual) · results posted" in text
+    )
+    stored = store.articles([key("nct", "NCT02210780")])[key("nct", "NCT02210780")]
+    assert stored.phase == "Phase 2"
+
+
+def test_a_real_study_terminated_says_why_once(tmp_path, fake, ctgov, store, corpus) -> None:
+    """NCT03418623 (Phase 2) as it stood while recruiting, then terminated with a reason."""
+    ctgov.put(
+        _real_in_window(
+            "NCT03418623",
+            "2026-11-10",
+            OverallStatus="RECRUITING",
+            EnrollmentCount=60,
+            EnrollmentType="ESTIMATED",
+        )
+    )
+    config = configure(tmp_path, fake, ctgov, query="GET73")
+    run(config, store, fake, NOW)
+    first = send(config, store, NOW)
+    assert first is not None and "Phase 2 · Recruiting · enrolment 60 (estimated)" in first
+    later = NOW + timedelta(days=7)
+    ctgov.put(
+        _real_in_window(
+            "NCT03418623",
+            "2026-11-20",
+            OverallStatus="TERMINATED",
+            WhyStopped="Slow accrual",
+        )
+    )
+    report = run(config, store, fake, later)
+    assert report.outcomes[0].changes == 2
+    text = send(config, store, later)
+    assert text is not None and "Trial registry updates" in text
+    assert "NCT03418623 (Phase 2): Effect of GET73" in text
+    assert "Recruiting → Terminated: Slow accrual" in text
+    assert "enrolment 60 → 24 (actual)" in text
+    run(config, store, fake, later + timedelta(hours=6))
+    assert send(config, store, later + timedelta(hours=6)) is None
+
+
+def test_a_real_withdrawal_is_told_with_the_sponsors_reason(
+    tmp_path, fake, ctgov, store, corpus
+) -> None:
+    """NCT00973089 first seen not yet recruiting; its real record (withdrawn, and why) next.
+    The reason runs past the store's 64-character date column and is told whole."""
+    ctgov.put(_real_in_window("NCT00973089", "2026-11-10", OverallStatus="NOT_YET_RECRUITING"))
+    config = configure(tmp_path, fake, ctgov, query="caries")
+    run(config, store, fake, NOW)
+    send(config, store, NOW)
+    later = NOW + timedelta(days=7)
+    ctgov.put(_real_in_window("NCT00973089", "2026-11-20"))
+    run(config, store, fake, later)
+    text = send(config, store, later)
+    assert text is not None
+    assert f"Not yet recruiting → Withdrawn: {WITHDRAWN_WHY}" in " ".join(text.split())
+
+
+def test_a_state_kept_by_the_previous_release_survives_the_upgrade(
+    tmp_path, fake, ctgov, store_url, corpus
+) -> None:
+    """A store at revision 0007 holding a study's state as issue 15 kept it, migrated to the
+    head and polled with the study's next answer: no change is announced for the fields the
+    kept state never had."""
+    from sqlalchemy import create_engine, insert
+
+    from watcher.schema import trial_states
+    from watcher.store import migrate
+
+    engine = create_engine(store_url)
+    migrate(engine, "0007")
+    study_json = _real_in_window("NCT02210780", "2026-11-10")
+    old = parse_study(study_json)
+    kept = {
+        k: v
+        for k, v in old.to_json().items()
+        if k not in ("phases", "why_stopped", "enrollment_type")
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            insert(trial_states).values(
+                nct=old.nct,
+                state={**kept, "last_update": "2026-10-01"},
+                last_update="2026-10-01",
+                seen_at=NOW - timedelta(days=40),
+            )
+        )
+    engine.dispose()
+    store = Store.open(store_url)
+    try:
+        ctgov.put(study_json)
+        config = configure(tmp_path, fake, ctgov, query="dupilumab")
+        report = run(config, store, fake, NOW)
+        assert report.outcomes[0].changes == 0
+        (state,) = [TrialState.from_json(s) for s in _kept_states(store)]
+        assert state.phases == ("PHASE2",) and state.enrollment_type == "ACTUAL"
+    finally:
+        store.close()
+
+
+def _kept_states(store: Store) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from watcher.schema import trial_states
+
+    with store.engine.connect() as conn:
+        return list(conn.execute(select(trial_states.c.state)).scalars())

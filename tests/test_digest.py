@@ -682,3 +682,44 @@ def test_the_text_part_wraps_at_78_columns_and_no_url_passes_100(tmp_path: Path)
             assert re.fullmatch(r" *(?:(?:https?|mailto):|10\.)\S+", line), line
     # Its doi.org URL would pass 100 characters: the DOI itself, to paste.
     assert f"  DOI:\n  {long_doi}\n" in text
+
+
+def test_lettered_scripts_are_sub_and_sup_in_html_and_marked_in_text(tmp_path: Path) -> None:
+    """A real abstract with OR<sub>Q4</sub> and p<sub>trend</sub> (PMID 28775130), and a title
+    written as PubMed writes inline markup: the HTML part raises and lowers them again, the
+    text part keeps the reader's marks."""
+    edge = Path(__file__).parent / "fixtures" / "pubmed-edge"
+    (real,) = parse_articles((edge / "biopython-pubmed5.xml").read_bytes())
+    rec = synthetic(
+        2,
+        "The 18<sup>th</sup> visit: β<sub>difference</sub> in C<sub>max</sub> &amp; x<sup>2</sup>",
+        edat=date(2026, 11, 2),
+        raw_title=True,
+        abstract="Data at https://example.org/t1d_data and probe 207113_s_at.",
+    )
+    (titled,) = parse_articles(b"<PubmedArticleSet>" + rec.xml + b"</PubmedArticleSet>")
+    full = config(tmp_path, '[mail]\nabstract = "full"\n')
+    papers = {real.pmid: ["Anti-CD3 in T1D"], 2: ["Anti-CD3 in T1D"]}
+    ctx = digest_for(full, "a@example.org", papers, {real.pmid: real, 2: titled})
+    rendered = Renderer().render(ctx)
+    html, text = rendered.html, " ".join(rendered.text.split())
+    assert "no exposure: OR<sub>Q4</sub>=2.78, 95% CI" in html
+    assert "(p<sub>trend</sub>=0.01)" in html
+    assert "no exposure: OR_Q4=2.78, 95% CI" in text and "(p_trend=0.01)" in text
+    title = "The 18ᵗʰ visit: β<sub>difference</sub> in Cₘₐₓ &amp; x²"
+    assert title in html and "The 18ᵗʰ visit: β_difference in Cₘₐₓ & x²" in text
+    # An address or an identifier keeps its underscore.
+    assert "https://example.org/t1d_data and probe 207113_s_at." in html
+    assert "<sub>" not in text
+
+
+def test_marked_scripts_in_html_are_escaped_as_jinja_escapes() -> None:
+    from watcher.subscripts import html
+
+    assert (
+        html('p_trend <0.01 & "OR"_Q4')
+        == "p<sub>trend</sub> &lt;0.01 &amp; &#34;OR&#34;<sub>Q4</sub>"
+    )
+    assert html("mean β_difference.") == "mean β<sub>difference</sub>."
+    assert html("t_1/2 and 10^6/mL") == "t<sub>1/2</sub> and 10<sup>6</sup>/mL"
+    assert html("a _b and snake_") == "a _b and snake_"

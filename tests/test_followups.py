@@ -206,6 +206,29 @@ def test_an_erratum_on_a_real_record(tmp_path: Path, fake: FakeNCBI, store: Stor
     assert "Notice: https://pubmed.ncbi.nlm.nih.gov/35767954/" in body
 
 
+def test_a_paper_deleted_from_pubmed_is_told_once_to_its_recipients_only(world: World) -> None:
+    """NCBI deletes a delivered paper's record: the refresh's efetch answers a DeleteCitation
+    for it. Its readers hear it once, linked to the paper by DOI (its PubMed page is gone)."""
+    world.week1()
+    world.fake.deleted.add(101)
+    report = world.refresh(WEEK3)
+    assert report.ran and report.changes == 1
+    world.digest(WEEK3)
+    mails = world.mail()
+    assert sorted(to(m) for m in mails) == READERS
+    for m in mails:
+        assert m["Subject"] == "PubMed Watcher: 1 removal from PubMed"
+        body = text_of(m)
+        assert "REMOVED FROM PUBMED: Teplizumab in relatives at risk of type 1 diabetes" in body
+        assert "https://doi.org/10.1056/FAKE101" in body
+        assert "NCBI deleted PMID 101 from PubMed; its PubMed page is gone" in body
+        assert "Removed from PubMed" in html_of(m)
+    # Told once: the next refresh meets the same DeleteCitation and finds nothing new.
+    assert world.refresh(WEEK3 + timedelta(days=7)).changes == 0
+    assert world.digest(WEEK3 + timedelta(days=7)).sent == []
+    assert len(world.mail()) == 2
+
+
 def test_an_erratum_already_listed_when_delivered_is_not_news(world: World) -> None:
     world.week1(tep(corrections=[("ErratumIn", "N Engl J Med. 2026;395:1.", 302)]), rit())
     report = world.refresh(WEEK3)

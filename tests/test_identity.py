@@ -113,7 +113,9 @@ class MemoryRecords:
         self.by_key = records
         self.asked: list[list[str]] = []
 
-    def fetch_items(self, keys: Sequence[str], on_error: object = None) -> Iterator[Article]:
+    def fetch_items(
+        self, keys: Sequence[str], on_error: object = None, on_deleted: object = None
+    ) -> Iterator[Article]:
         self.asked.append(list(keys))
         return iter([self.by_key[k] for k in keys if k in self.by_key])
 

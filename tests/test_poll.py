@@ -531,3 +531,32 @@ def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
     assert efetched_ids(fake) == [[12]]
     assert set(store.pending_papers("a@example.org", ["o"])) == {k(11), k(12), k(13)}
     assert store.awaited_records(["o"]) == {}
+
+
+def test_a_record_ncbi_deleted_is_owed_no_more(tmp_path, fake, store_url) -> None:
+    """esearch still lists PMID 9; efetch answers a DeleteCitation for it (as NCBI does for a
+    record it deleted): not owed, not asked for again, and said so; on SQLite and PostgreSQL."""
+    from watcher.cli import awaited_records
+    from watcher.poll import DELETED
+
+    fake.add([paper(1, "daclizumab", TODAY), paper(9, "daclizumab", TODAY)])
+    fake.deleted.add(9)
+    config = setup(tmp_path, fake, sub("d", "daclizumab"))
+    store = Store.open(store_url)
+    try:
+        sync(store, config)
+        client = make_client(fake.base_url)
+        report = poll(config, store, sources_for(client, config.ncbi), NOW)
+        assert not report.failed and report.deleted == [k(9)]
+        assert store.pending_papers("a@example.org", ["d"]) == {k(1): ["d"]}
+        assert store.undelivered_counts(stored=False) == {"a@example.org": 0}
+        [shown] = awaited_records(store, config)
+        assert (shown["pmid"], shown["reason"], shown["next_try"]) == (9, DELETED, None)
+        assert shown["deleted"] is not None and shown["given_up"] is False
+        # The search still lists it at later polls: it is never asked for again.
+        for later in (timedelta(minutes=20), timedelta(days=1), timedelta(days=40)):
+            fake.reset_counts()
+            poll(config, store, sources_for(client, config.ncbi), NOW + later)
+            assert all(9 not in ids for ids in efetched_ids(fake))
+    finally:
+        store.close()

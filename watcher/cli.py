@@ -587,7 +587,7 @@ def print_status(out: dict[str, Any]) -> None:
                 f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
             )
     if out["awaiting_records"]:
-        print("\n  records awaited from NCBI (matched, not yet stored):")
+        print("\n  records matched, not stored (awaited from NCBI, or deleted there):")
         for a in out["awaiting_records"]:
             name = f"PMID {a['pmid']}" if a["pmid"] else a["item"]
             print(f"    {name} ({', '.join(a['subscriptions'])}): {_awaited_line(a)}")
@@ -638,7 +638,7 @@ def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
         from watcher.poll import record_retry_at
 
         retry = (
-            record_retry_at(a.attempts, a.first_missing_at, a.last_attempt_at)
+            record_retry_at(a.attempts, a.first_missing_at, a.last_attempt_at, a.deleted_at)
             if a.attempts and a.first_missing_at and a.last_attempt_at
             else None
         )
@@ -652,7 +652,8 @@ def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
                 "last_attempt": _iso(a.last_attempt_at),
                 "reason": a.reason,
                 "next_try": _iso(retry) if retry else ("next poll" if not a.attempts else None),
-                "given_up": bool(a.attempts) and retry is None,
+                "given_up": bool(a.attempts) and retry is None and a.deleted_at is None,
+                "deleted": _iso(a.deleted_at),
             }
         )
     return out
@@ -661,6 +662,8 @@ def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
 def _awaited_line(a: dict[str, Any]) -> str:
     if not a["attempts"]:
         return "not asked for yet; fetched at the next poll"
+    if a["deleted"]:
+        return f"{a['reason']} on {a['deleted']}; not asked for again"
     tries = f"{a['attempts']} {'try' if a['attempts'] == 1 else 'tries'}"
     since = f"{tries} since {a['first_missing']}: {a['reason']}"
     if a["given_up"]:

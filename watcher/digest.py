@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from watcher import design, followups, ranking, registries, sentences
+from watcher import design, followups, ranking, registries, sentences, subscripts
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
 from watcher.models import Article, Recipient, Subscription, reader_reference
 from watcher.paths import shipped
 from watcher.ris import ris
+from watcher.subscripts import MarkedText
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +272,7 @@ class TrialUpdate:
     title: str
     changes: tuple[str, ...]  # "Recruiting → Completed", …
     papers: tuple[Link, ...]
+    phase: str | None = None  # "Phase 2", as the study says now
 
 
 @dataclass(frozen=True)
@@ -369,14 +371,18 @@ def present_followups(
         what = kind.label
         if c.kind == followups.PUBLISHED and c.detail.startswith("published in "):
             what = "Published in " + c.detail.removeprefix("published in ")
+        url = art.url if art else None
+        if art and c.kind == followups.REMOVED:
+            # Its PubMed page is gone: the DOI still leads to the paper.
+            url = f"https://doi.org/{art.doi}" if art.doi else None
         out.append(
             FollowUp(
                 change_id=sc.id,
                 kind=c.kind,
                 what=what,
                 alert=kind.alert,
-                title=(_one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
-                url=art.url if art else None,
+                title=MarkedText(_one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
+                url=url,
                 # A detail that only repeats the label ("Retracted", when the notice names no
                 # source) would say it twice beside the label's badge.
                 detail="" if c.kind == followups.PUBLISHED or c.detail == kind.label else c.detail,
@@ -525,7 +531,8 @@ def trial_updates(
         nct = art.nct or ""
         papers = tuple(Link(_one_line(p.title) or p.label, p.url) for p in citing.get(nct, ()))
         what = tuple((art.pub_date or "").split("; "))
-        out.append((item, TrialUpdate(nct, art.url, _one_line(art.title), what, papers)))
+        update = TrialUpdate(nct, art.url, _one_line(art.title), what, papers, art.phase)
+        out.append((item, update))
     return out
 
 
@@ -635,7 +642,7 @@ def present_paper(
     return Paper(
         pmid=art.pmid,
         url=art.url,
-        title=_one_line(art.title) or art.label,
+        title=MarkedText(_one_line(art.title) or art.label),
         authors=author_line(art),
         source=" · ".join(
             x for x in (art.journal_iso or art.journal or _server(art), art.pub_date) if x
@@ -736,10 +743,10 @@ def abstract_sections(art: Article, mode: str) -> tuple[tuple[str | None, str], 
     if mode == "none" or not art.abstract:
         return ()
     if mode == "full":
-        return tuple((sentences.shown_label(s.label), s.text) for s in art.abstract)
+        return tuple((sentences.shown_label(s.label), MarkedText(s.text)) for s in art.abstract)
     # A snippet: the conclusion, in whole sentences (see watcher.sentences).
     chosen = sentences.conclusion(art.abstract, SNIPPET_CHARS)
-    return (chosen,) if chosen else ()
+    return ((chosen[0], MarkedText(chosen[1])),) if chosen else ()
 
 
 def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
@@ -776,7 +783,7 @@ class Renderer:
         common: dict[str, Any] = dict(
             loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
         )
-        self.html_env = jinja2.Environment(autoescape=True, **common)
+        self.html_env = jinja2.Environment(autoescape=True, finalize=_html_value, **common)
         self.text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
         for env in (self.html_env, self.text_env):
             env.filters["wrap"] = _wrap
@@ -916,6 +923,16 @@ def fold_text(text: str, width: int = 78) -> str:
         indent = line[: len(line) - len(line.lstrip(" "))]
         out.append(_wrap(line.strip(), width, indent))
     return "\n".join(out)
+
+
+def _html_value(value: Any) -> Any:
+    """What the HTML part shows for a value: article text with its marked scripts as
+    <sup>/<sub> (watcher.subscripts); anything else as it is, escaped by Jinja."""
+    if isinstance(value, MarkedText):
+        from markupsafe import Markup
+
+        return Markup(subscripts.html(value))
+    return value
 
 
 def _wrap(text: str, width: int = 76, indent: str = "") -> str:

@@ -15,6 +15,9 @@ Changes come from:
 - any other source, through Change and store.record_changes (a preprint's journal version, a
   trial registry's new status): a new kind is one entry in KINDS.
 
+A record NCBI deletes from PubMed (refresh() meets a DeleteCitation for it) is a change too:
+"removed from PubMed", told once to those who received the paper.
+
 Detection here is pure (changes_between, notice_changes); refresh() drives the store and the
 record fetcher it is given.
 """
@@ -56,15 +59,17 @@ ERRATUM = "erratum"
 CONCERN = "concern"
 UPDATE = "update"
 PUBLISHED = "published"
+REMOVED = "removed"
 KINDS: dict[str, Kind] = {
     RETRACTION: Kind("Retracted", "retraction", "retractions", True),
     ERRATUM: Kind("Corrected", "correction", "corrections", True),
     CONCERN: Kind("Expression of concern", "expression of concern", "expressions of concern", True),
     UPDATE: Kind("Updated", "update", "updates", False),
     PUBLISHED: Kind("Published", "journal version", "journal versions", False),
+    REMOVED: Kind("Removed from PubMed", "removal from PubMed", "removals from PubMed", False),
 }
 # The order of the subject's summary and of the digest section: the gravest first.
-ORDER = (RETRACTION, CONCERN, ERRATUM, UPDATE, PUBLISHED)
+ORDER = (RETRACTION, CONCERN, ERRATUM, REMOVED, UPDATE, PUBLISHED)
 
 # CommentsCorrections on the paper itself → the kind of change it announces.
 # https://www.nlm.nih.gov/bsd/mms/medlineelements.html#cc
@@ -96,6 +101,7 @@ _ON_NOTICE = {
 NOTICE_KINDS = frozenset({RETRACTION, ERRATUM, CONCERN})
 RETRACTED_TYPE = "Retracted Publication"
 RETRACTED_STATUS = "status:retracted"
+REMOVED_STATUS = "status:deleted"
 # "Nat Med. 2021 Mar;27(3):456-460. doi: …": the journal is what comes before the year.
 _REF_JOURNAL = re.compile(r"^(.+?)\.\s+(?:\d{4}|\[)")
 
@@ -160,6 +166,14 @@ def published_as(item: ItemKey, pmid: int, citation: str | None) -> Change:
     journal = journal_of(citation) or (citation or "").strip()
     detail = f"published in {journal}" if journal else "published in a journal"
     return Change(item, PUBLISHED, pmid_key(pmid), pubmed_url(pmid), detail)
+
+
+def removed(item: ItemKey, pmid: int) -> Change:
+    """NCBI deleted the paper's record from PubMed (a DeleteCitation where efetch gave the
+    record before): its PMID leads nowhere now. NLM gives no reason in the answer (most often
+    the record was a duplicate)."""
+    detail = f"NCBI deleted PMID {pmid} from PubMed; its PubMed page is gone"
+    return Change(item, REMOVED, REMOVED_STATUS, None, detail)
 
 
 def _worded(c: Correction) -> str:
@@ -371,7 +385,8 @@ def _refresh_batch(
 ) -> int:
     old = store.articles(batch)
     by_pmid = {delivered[item]: item for item in batch}
-    fresh = list(records.fetch_items([pmid_key(delivered[i]) for i in batch]))
+    gone: set[int] = set()
+    fresh = list(records.fetch_items([pmid_key(delivered[i]) for i in batch], None, gone.add))
     report.fetched += len(fresh)
     found = [
         c
@@ -379,6 +394,7 @@ def _refresh_batch(
         if art.pmid in by_pmid
         for c in changes_between(by_pmid[art.pmid], old.get(by_pmid[art.pmid]), art)
     ]
+    found += [removed(by_pmid[p], p) for p in sorted(gone) if p in by_pmid]
     # Only revised records are written (the store's upsert leaves an unchanged one alone).
     store.upsert_articles(fresh, now)
     return store.record_changes(found, now)
@@ -417,7 +433,12 @@ class StoreLike(Protocol):
 class RecordsLike(Protocol):
     batch_size: int
 
-    def fetch_items(self, keys: Sequence[ItemKey]) -> Iterable[Article]: ...
+    def fetch_items(
+        self,
+        keys: Sequence[ItemKey],
+        on_error: Callable[[str], None] | None = None,
+        on_deleted: Callable[[int], None] | None = None,
+    ) -> Iterable[Article]: ...
 
 
 RequestCounter = Callable[[], int]

@@ -91,6 +91,7 @@ class Article:
     # same work, known by those ids too (see identity.identifiers).
     preprints: tuple[str, ...] = ()
     nct: str | None = None  # a ClinicalTrials.gov study, announced like a paper when first seen
+    phase: str | None = None  # a study's phase as a reader says it: "Phase 2", "Phase 1/2"
     # Where it was printed, for citation managers (the RIS attachment): as PubMed gives them.
     volume: str | None = None
     issue: str | None = None
@@ -181,6 +182,7 @@ class Article:
             "published_in": self.published_in,
             "preprints": list(self.preprints) or None,
             "nct": self.nct,
+            "phase": self.phase,
         }
         return {k: v for k, v in extra.items() if v is not None}
 
@@ -218,6 +220,7 @@ class Article:
             published_in=data.get("published_in"),
             preprints=tuple(data.get("preprints", ())),
             nct=data.get("nct"),
+            phase=data.get("phase"),
             volume=data.get("volume"),
             issue=data.get("issue"),
             pages=data.get("pages"),
@@ -354,7 +357,11 @@ class PollState:
 
 @dataclass(frozen=True)
 class TrialState:
-    """What a ClinicalTrials.gov study said at its last update, for diffing the next one."""
+    """What a ClinicalTrials.gov study said at its last update, for diffing the next one.
+
+    A field added after states were first kept (phases, why_stopped, enrollment_type) reads as
+    None, "not known", from a state kept before it: unlike an empty value, it is never a
+    change."""
 
     nct: str
     title: str
@@ -364,6 +371,11 @@ class TrialState:
     primary_completion: str | None = None  # primaryCompletionDateStruct.date: 2027-06 or -06-30
     enrollment: int | None = None
     arms: tuple[str, ...] = ()
+    # designModule.phases as the registry writes them (PHASE1, PHASE2, NA…): () when the study
+    # gives none (an observational study), None when not known.
+    phases: tuple[str, ...] | None = None
+    why_stopped: str | None = None  # statusModule.whyStopped: why it was terminated, withdrawn…
+    enrollment_type: str | None = None  # designModule.enrollmentInfo.type: ACTUAL or ESTIMATED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -375,11 +387,21 @@ class TrialState:
             "primary_completion": self.primary_completion,
             "enrollment": self.enrollment,
             "arms": list(self.arms),
+            "phases": None if self.phases is None else list(self.phases),
+            "why_stopped": self.why_stopped,
+            "enrollment_type": self.enrollment_type,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialState:
-        return cls(**{**data, "arms": tuple(data.get("arms", ()))})
+        phases = data.get("phases")
+        return cls(
+            **{
+                **data,
+                "arms": tuple(data.get("arms", ())),
+                "phases": None if phases is None else tuple(phases),
+            }
+        )
 
 
 @dataclass(frozen=True)

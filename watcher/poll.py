@@ -33,6 +33,7 @@ BACKFILL_SLICE = timedelta(days=365)
 RECORD_RETRY_FIRST = timedelta(minutes=15)
 RECORD_RETRY_MAX = timedelta(days=1)
 RECORD_GIVE_UP = timedelta(days=30)
+DELETED = "deleted from PubMed by NCBI (a DeleteCitation in its efetch answer)"
 
 
 @dataclass
@@ -72,6 +73,7 @@ class PollReport:
     record_errors: list[str] = field(default_factory=list)
     journal_versions: list[JournalVersion] = field(default_factory=list)
     changes: int = 0  # changes to delivered papers found: notices, journal versions of preprints
+    deleted: list[ItemKey] = field(default_factory=list)  # matched records NCBI deleted
 
     @property
     def failed(self) -> list[Outcome]:
@@ -232,6 +234,8 @@ def _owed(
     by_name = {s.name: s for s in subs}
     out: dict[ItemKey, Records] = {}
     for item, awaited in store.awaited_records(list(by_name)).items():
+        if awaited.deleted_at is not None:
+            continue  # deleted by its source: owed no more
         for name in awaited.subscriptions:
             source = sources[by_name[name]]
             if source.host(by_name[name]) not in down:
@@ -345,16 +349,31 @@ def _fetch_missing(
         by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(keys))
     failed: dict[ItemKey, str] = {}
     missing: dict[ItemKey, str] = {}
+    deleted: dict[ItemKey, str] = {}
     due: list[ItemKey] = []
     for client, wanted in by_fetcher.values():
         due += _fetch_due(
-            client, _unknown(store, list(wanted)), store, now, report, failed, missing
+            client, _unknown(store, list(wanted)), store, now, report, failed, missing, deleted
         )
     # A match whose record did not come stays owed: later polls ask again (record_retry_at).
     for item in liked.difference(owed).difference(i for f in found for i in f.items):
         missing.pop(item, None)
+        deleted.pop(item, None)
     store.record_missing(missing, now)
-    store.forget_missing(p for p in due if p not in missing and p not in failed)
+    if deleted:
+        # Owed no more: NCBI says so, where a record merely missing might still come.
+        log.warning(
+            "NCBI deleted %d matched records from PubMed (a DeleteCitation in its efetch "
+            "answer); they are not asked for again: %s",
+            len(deleted),
+            ", ".join(sorted(deleted)[:10]),
+            extra={"fields": {"event": "records_deleted", "items": sorted(deleted)}},
+        )
+        store.record_deleted(deleted, now)
+        report.deleted += sorted(deleted)
+    store.forget_missing(
+        p for p in due if p not in missing and p not in failed and p not in deleted
+    )
     back = [p for p in owed if p in due and p not in missing and p not in failed]
     if back:
         log.info("%d records awaited from earlier polls arrived", len(back))
@@ -369,9 +388,10 @@ def _fetch_due(
     report: PollReport,
     failed: dict[ItemKey, str],
     missing: dict[ItemKey, str],
+    deleted: dict[ItemKey, str],
 ) -> list[ItemKey]:
-    """Fetch those of `wanted` whose backoff allows, noting the failed batches and the records
-    that did not come; returns the items asked for."""
+    """Fetch those of `wanted` whose backoff allows, noting the failed batches, the records
+    that did not come and those their source deleted; returns the items asked for."""
     tried = store.record_attempts(wanted)
     due = [p for p in wanted if p not in tried or _retry_due(record_retry_at(*tried[p]), now)]
     if len(due) < len(wanted):
@@ -383,15 +403,17 @@ def _fetch_due(
     for batch in _batches(due, client.batch_size):
         errors_before = len(report.record_errors)
         try:
-            report.fetched += _fetch_and_store(
-                batch, store, client, now, report.record_errors.append
-            )
+            fetched, gone = _fetch_and_store(batch, store, client, now, report.record_errors.append)
         except SourceError as exc:
             log.error("efetch of %d records failed: %s", len(batch), exc)
             failed.update(dict.fromkeys(batch, str(exc)))
             continue
+        report.fetched += fetched
         errors = report.record_errors[errors_before:]
         for item in set(batch) - store.known_items(batch):
+            if pmid_of(item) in gone:
+                deleted[item] = DELETED
+                continue
             said = re.compile(rf"\bPMID {pmid_of(item)}\b")
             missing[item] = next(
                 (e for e in errors if said.search(e)), "not in NCBI's efetch answer"
@@ -399,12 +421,18 @@ def _fetch_due(
     return due
 
 
-def record_retry_at(attempts: int, first_miss: datetime, last_attempt: datetime) -> datetime | None:
+def record_retry_at(
+    attempts: int,
+    first_miss: datetime,
+    last_attempt: datetime,
+    deleted_at: datetime | None = None,
+) -> datetime | None:
     """When a record NCBI did not give is asked for again: RECORD_RETRY_FIRST after the first
     miss, the wait doubling up to RECORD_RETRY_MAX; None once RECORD_GIVE_UP has passed since
     the first miss (a record not yet released comes within hours or days; a deleted one never
-    does). `watcher status` lists it either way."""
-    if last_attempt - first_miss >= RECORD_GIVE_UP:
+    does), and None at once for a record NCBI said it deleted. `watcher status` lists it either
+    way."""
+    if deleted_at is not None or last_attempt - first_miss >= RECORD_GIVE_UP:
         return None
     wait: timedelta = RECORD_RETRY_FIRST * 2 ** min(attempts - 1, 16)
     return last_attempt + min(wait, RECORD_RETRY_MAX)
@@ -426,11 +454,14 @@ def _fetch_and_store(
     client: Records,
     now: datetime,
     on_error: Callable[[str], None] | None = None,
-) -> int:
-    """One efetch of `batch`, stored; returns how many records came back."""
-    articles = list(client.fetch_items(batch, on_error))
+) -> tuple[int, set[int]]:
+    """One efetch of `batch`, stored; returns how many records came back, and the PMIDs NCBI
+    said it deleted."""
+    gone: set[int] = set()
+    articles = list(client.fetch_items(batch, on_error, gone.add))
     store.upsert_articles(articles, now)
     absent = set(batch).difference(*(identifiers(a) for a in articles))
+    absent = {i for i in absent if pmid_of(i) not in gone}
     if absent:
         # Withdrawn or not yet released records: esearch lists them, efetch returns nothing.
         log.warning(
@@ -438,7 +469,7 @@ def _fetch_and_store(
             len(absent),
             ", ".join(sorted(absent)[:10]),
         )
-    return len(articles)
+    return len(articles), gone
 
 
 def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime) -> None:
@@ -509,7 +540,7 @@ def backfill(
             items = source.find_window(sub, lo, hi)
             records = source.records
             for batch in _batches(_unknown(store, items), records.batch_size):
-                report.fetched += _fetch_and_store(batch, store, records, now)
+                report.fetched += _fetch_and_store(batch, store, records, now)[0]
             report.new_matches += store.record_backfill(
                 sub.name, items, deliver=deliver, now=now, done_through=hi
             )

@@ -191,6 +191,8 @@ awaited_records = Table(
     Column("last_attempt_at", UTCDateTime, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("reason", Text, nullable=False),
+    # When its source said the record was deleted (PubMed's DeleteCitation): owed no more.
+    Column("deleted_at", UTCDateTime),
 )
 
 # A ClinicalTrials.gov study as last seen (watcher.models.TrialState), to diff the next answer

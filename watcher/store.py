@@ -57,7 +57,7 @@ from watcher.models import (
 )
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
-from watcher.trials import trial_changes
+from watcher.trials import phase_words, trial_changes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 # Seconds a statement waits for a lock another process holds before it fails, so that a job
 # fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
 # is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
@@ -138,6 +138,7 @@ class AwaitedRecord:
     first_missing_at: datetime | None = None
     last_attempt_at: datetime | None = None
     reason: str | None = None
+    deleted_at: datetime | None = None  # its source deleted the record: owed no more
 
     @property
     def pmid(self) -> int | None:
@@ -362,7 +363,13 @@ class Store:
             r = rows.get(item)
             out[item] = (
                 AwaitedRecord(
-                    item, tuple(names), r.attempts, r.first_missing_at, r.last_attempt_at, r.reason
+                    item,
+                    tuple(names),
+                    r.attempts,
+                    r.first_missing_at,
+                    r.last_attempt_at,
+                    r.reason,
+                    r.deleted_at,
                 )
                 if r is not None
                 else AwaitedRecord(item, tuple(names))
@@ -372,11 +379,11 @@ class Store:
     @mapped
     def record_attempts(
         self, items: Iterable[ItemKey]
-    ) -> dict[ItemKey, tuple[int, datetime, datetime]]:
-        """item → (attempts, first miss, last attempt) for those of `items` whose record did
-        not come before."""
+    ) -> dict[ItemKey, tuple[int, datetime, datetime, datetime | None]]:
+        """item → (attempts, first miss, last attempt, deleted at) for those of `items` whose
+        record did not come before."""
         ids = list(dict.fromkeys(items))
-        out: dict[ItemKey, tuple[int, datetime, datetime]] = {}
+        out: dict[ItemKey, tuple[int, datetime, datetime, datetime | None]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(ids, _CHUNK):
                 query = select(
@@ -384,14 +391,24 @@ class Store:
                     db.awaited_records.c.attempts,
                     db.awaited_records.c.first_missing_at,
                     db.awaited_records.c.last_attempt_at,
+                    db.awaited_records.c.deleted_at,
                 ).where(db.awaited_records.c.item.in_(chunk))
-                for item, attempts, first, last in conn.execute(query):
-                    out[item] = (attempts, first, last)
+                for item, attempts, first, last, deleted in conn.execute(query):
+                    out[item] = (attempts, first, last, deleted)
         return out
 
     @mapped
     def record_missing(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
         """One more unsuccessful attempt at each item's record, with why."""
+        self._record_attempt(reasons, now, deleted=False)
+
+    @mapped
+    def record_deleted(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
+        """Each item's record was deleted by its source (with what it said): it is owed no
+        more, and never asked for again."""
+        self._record_attempt(reasons, now, deleted=True)
+
+    def _record_attempt(self, reasons: Mapping[ItemKey, str], now: datetime, deleted: bool) -> None:
         if not reasons:
             return
         table = db.awaited_records
@@ -402,10 +419,18 @@ class Store:
                 "attempts": table.c.attempts + 1,
                 "last_attempt_at": stmt.excluded.last_attempt_at,
                 "reason": stmt.excluded.reason,
+                "deleted_at": stmt.excluded.deleted_at,
             },
         )
         rows = [
-            dict(item=p, first_missing_at=now, last_attempt_at=now, attempts=1, reason=r[:500])
+            dict(
+                item=p,
+                first_missing_at=now,
+                last_attempt_at=now,
+                attempts=1,
+                reason=r[:500],
+                deleted_at=now if deleted else None,
+            )
             for p, r in reasons.items()
         ]
         with self.engine.begin() as conn:
@@ -613,6 +638,7 @@ class Store:
             journal="ClinicalTrials.gov",
             pub_date="; ".join(c.what for c in found),
             nct=new.nct,
+            phase=phase_words(new.phases),
         )
         self._write_rows(conn, article_rows([record], now, {own_key(record): item}))
         study = key("nct", new.nct)
@@ -1294,7 +1320,9 @@ def article_rows(
 
 # Field bounds for stored articles, far above any real record (the longest real titles run to
 # ~1,000 characters, abstracts to ~10,000), so that a hostile record cannot bloat the store.
-# Column widths (doi 255, pmcid 32, pub_date 64, language 16) are hard limits in PostgreSQL.
+# Column widths (doi 255, pmcid 32, language 16) are hard limits in PostgreSQL. pub_date's 64
+# bound only its column (a printed date): a registry's facts line ("Phase 2 · Terminated: slow
+# accrual · …", a trial's changes) is kept whole in the record, which the digest reads.
 MAX_TITLE = 2_000
 MAX_ABSTRACT = 30_000  # all sections together
 MAX_TEXT = 1_000  # journal, author names, keywords, MeSH terms, correction sources…
@@ -1326,7 +1354,7 @@ def bounded(a: Article) -> Article:
         ),
         journal=_opt(a.journal, MAX_TEXT),
         journal_iso=_opt(a.journal_iso, MAX_TEXT),
-        pub_date=_opt(a.pub_date, 64),
+        pub_date=_opt(a.pub_date, MAX_TEXT),
         pub_year=a.pub_year,
         epub_date=a.epub_date,
         language=_opt(a.language, 16),
@@ -1354,6 +1382,7 @@ def bounded(a: Article) -> Article:
         published_in=_opt(a.published_in, MAX_TEXT),
         preprints=tuple(p for p in a.preprints[:MAX_ITEMS] if len(p) <= 64),
         nct=_opt(a.nct, 64),
+        phase=_opt(a.phase, 64),
         volume=_opt(a.volume, 64),
         issue=_opt(a.issue, 64),
         pages=_opt(a.pages, 64),
@@ -1395,11 +1424,12 @@ def _within(a: Article) -> bool:
         and max(map(len, a.trial_ids), default=0) <= 64
         and len(a.doi or "") <= 255
         and len(a.pmcid or "") <= 32
-        and len(a.pub_date or "") <= 64
+        and len(a.pub_date or "") <= MAX_TEXT
         and len(a.language or "") <= 16
         and len(a.status or "") <= 64
         and len(a.ppr or "") <= 64
         and len(a.nct or "") <= 64
+        and len(a.phase or "") <= 64
         and len(a.preprint_server or "") <= MAX_TEXT
         and len(a.published_in or "") <= MAX_TEXT
         and len(a.preprints) <= MAX_ITEMS
@@ -1422,7 +1452,7 @@ def _article_row(a: Article, now: datetime, item: ItemKey) -> dict[str, Any]:
         pmcid=a.pmcid,
         title=a.title,
         journal=a.journal,
-        pub_date=a.pub_date,
+        pub_date=a.pub_date if len(a.pub_date or "") <= 64 else cap(a.pub_date or "", 64),
         pub_year=a.pub_year,
         epub_date=a.epub_date,
         language=a.language,
@@ -1664,6 +1694,15 @@ def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
     query = select().select_from(joined)
     if isinstance(recipient, str):
         query = query.where(s.recipient == recipient)
+    if not stored:
+        # A record its source deleted is owed no more: it will never come.
+        query = query.where(
+            m.item.not_in(
+                select(db.awaited_records.c.item).where(
+                    db.awaited_records.c.deleted_at.is_not(None)
+                )
+            )
+        )
     return query.where(
         db.articles.c.item.is_not(None) if stored else db.articles.c.item.is_(None),
         m.deliver.is_(True),

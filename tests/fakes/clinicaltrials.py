@@ -4,7 +4,13 @@ filter.ids, pageSize, pageToken/nextPageToken (absent on the last page) and coun
 
 query.term is matched as the watcher's tests write it: words or "phrases" joined by OR (AREA[…]
 prefixes and parentheses ignored), case-insensitively against the study's JSON text. Studies are
-returned whole (the real API trims them to `fields`; the watcher reads only those it asks for).
+returned trimmed to `fields`, as the real API returns them: each piece name (the API's names for
+a study's leaves: NCTId, Phase, WhyStopped…; https://clinicaltrials.gov/data-api/about-api/study-data-structure)
+keeps that leaf and the objects around it, so a field the watcher reads but does not ask for
+is absent here too. A piece name the fake does not know is answered 400, so a misspelt one fails
+a test instead of reading as absent. Without `fields`, studies are returned whole.
+
+`real_study` gives a study saved from the real API (../shared/corpus/registries/).
 """
 
 from __future__ import annotations
@@ -15,10 +21,29 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from .jsonapi import FakeJsonApi
 
+REGISTRIES = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "registries"
+# Piece name → the path of its leaf in a study (a list on the way is walked into, each entry).
+PIECES = {
+    "NCTId": "protocolSection.identificationModule.nctId",
+    "BriefTitle": "protocolSection.identificationModule.briefTitle",
+    "OverallStatus": "protocolSection.statusModule.overallStatus",
+    "WhyStopped": "protocolSection.statusModule.whyStopped",
+    "LastUpdatePostDate": "protocolSection.statusModule.lastUpdatePostDateStruct.date",
+    "ResultsFirstPostDate": "protocolSection.statusModule.resultsFirstPostDateStruct.date",
+    "PrimaryCompletionDate": "protocolSection.statusModule.primaryCompletionDateStruct.date",
+    "Phase": "protocolSection.designModule.phases",
+    "EnrollmentCount": "protocolSection.designModule.enrollmentInfo.count",
+    "EnrollmentType": "protocolSection.designModule.enrollmentInfo.type",
+    "ArmGroupLabel": "protocolSection.armsInterventionsModule.armGroups.label",
+    "LeadSponsorName": "protocolSection.sponsorCollaboratorsModule.leadSponsor.name",
+    "Condition": "protocolSection.conditionsModule.conditions",
+    "HasResults": "hasResults",
+}
 _RANGE = re.compile(r"AREA\[LastUpdatePostDate\]RANGE\[([^,\]]+),([^\]]+)\]")
 
 
@@ -34,6 +59,9 @@ def study(
     results: str | None = None,
     condition: str = "Type 1 Diabetes",
     intervention: str = "Teplizumab",
+    phases: tuple[str, ...] = ("PHASE2",),
+    why_stopped: str | None = None,
+    enrollment_type: str = "ESTIMATED",
 ) -> dict[str, Any]:
     """A study in API v2's JSON shape (protocolSection modules, hasResults)."""
     status_module: dict[str, Any] = {
@@ -43,13 +71,19 @@ def study(
     }
     if results:
         status_module["resultsFirstPostDateStruct"] = {"date": results, "type": "ACTUAL"}
+    if why_stopped:
+        status_module["whyStopped"] = why_stopped
     return {
         "protocolSection": {
             "identificationModule": {"nctId": nct, "briefTitle": title},
             "statusModule": status_module,
             "sponsorCollaboratorsModule": {"leadSponsor": {"name": "Example University"}},
             "conditionsModule": {"conditions": [condition]},
-            "designModule": {"enrollmentInfo": {"count": enrollment, "type": "ESTIMATED"}},
+            "designModule": {
+                "studyType": "INTERVENTIONAL",
+                "phases": list(phases),
+                "enrollmentInfo": {"count": enrollment, "type": enrollment_type},
+            },
             "armsInterventionsModule": {
                 "armGroups": [{"label": a, "type": "EXPERIMENTAL"} for a in arms],
                 "interventions": [{"type": "DRUG", "name": intervention}],
@@ -77,7 +111,14 @@ class FakeClinicalTrials(FakeJsonApi):
         hits = self.matching(params)
         size = int(params.get("pageSize", "10"))
         start = int(base64.b64decode(params["pageToken"])) if "pageToken" in params else 0
-        out: dict[str, Any] = {"studies": hits[start : start + size]}
+        page = hits[start : start + size]
+        if "fields" in params:
+            pieces = params["fields"].split(",")
+            unknown = [p for p in pieces if p not in PIECES]
+            if unknown:
+                return 400, {"message": f"unknown field(s): {', '.join(unknown)}"}
+            page = [trimmed(s, [PIECES[p] for p in pieces]) for s in page]
+        out: dict[str, Any] = {"studies": page}
         if start + size < len(hits):
             out["nextPageToken"] = base64.b64encode(str(start + size).encode()).decode()
         if params.get("countTotal") == "true":
@@ -100,6 +141,42 @@ class FakeClinicalTrials(FakeJsonApi):
             if any(t and t in text for t in terms):
                 out.append(s)
         return out
+
+
+def real_study(nct: str, **changes: Any) -> dict[str, Any]:
+    """The study saved from the real API (GET /studies/NCT…) in ../shared/corpus/registries/,
+    with `changes` applied: each a piece name (see PIECES) and its new value, as a new version
+    of the record posted by its sponsor would hold it."""
+    s: dict[str, Any] = json.loads((REGISTRIES / f"ctgov-aact-{nct}.json").read_text())
+    for piece, value in changes.items():
+        *path, leaf = PIECES[piece].split(".")
+        at = s
+        for name in path:
+            at = at.setdefault(name, {})
+        at[leaf] = value
+    return s
+
+
+def trimmed(study: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """`study` with only the leaves at `paths` (and the objects and lists holding them)."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        _keep(study, out, path.split("."))
+    return out
+
+
+def _keep(source: Any, target: dict[str, Any], path: list[str]) -> None:
+    if not isinstance(source, dict) or path[0] not in source:
+        return
+    value = source[path[0]]
+    if len(path) == 1:
+        target[path[0]] = copy.deepcopy(value)
+    elif isinstance(value, dict):
+        _keep(value, target.setdefault(path[0], {}), path[1:])
+    elif isinstance(value, list):
+        kept = target.setdefault(path[0], [{} for _ in value])
+        for entry, into in zip(value, kept, strict=False):
+            _keep(entry, into, path[1:])
 
 
 def _nct(s: dict[str, Any]) -> str:

@@ -5,7 +5,8 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
   (tests/fakes/query.py), date windows (datetype crdt/edat/mhda with mindate/maxdate, or date
   ranges in the term such as "2026/11/01"[mhda] : "2026/11/16"[mhda]), retstart/retmax paging, the 9,999 cap ('retstart' cannot be larger than
   9998), usehistory=y with WebEnv/QueryKey, PhraseNotFound in an ErrorList, QueryTranslation.
-- efetch: by id (GET or POST) and by WebEnv/query_key, PubmedArticleSet XML.
+- efetch: by id (GET or POST) and by WebEnv/query_key, PubmedArticleSet XML, with a
+  DeleteCitation naming the records deleted from PubMed (`deleted`).
 - esummary: DocSum XML for ids.
 - PubMed RSS: /rss/search/<id>/ with pubmed:N guids, dc:identifier pmid:/doi:, links whose
   tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
@@ -140,6 +141,10 @@ class FakeNCBI:
     api_keys: set[str] | None = None  # when set, any other api_key gets NCBI's 400
     # Found by esearch, left out of efetch answers (deleted or not yet released records).
     withheld: set[int] = field(default_factory=set)
+    # Deleted from PubMed: efetch answers a DeleteCitation naming them, after the records
+    # (pubmed_250101.dtd: PubmedArticleSet ((PubmedArticle | PubmedBookArticle)+,
+    # DeleteCitation?); DeleteCitation (PMID+)).
+    deleted: set[int] = field(default_factory=set)
     # Called with the endpoint ('esearch', 'efetch', …) of each request before it is answered.
     on_request: Callable[[str], None] | None = None
 
@@ -499,8 +504,9 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, _error_xml("eFetchResult", "Unable to obtain query #1"), "text/xml", {}
         records = []
         head = ARTICLE_SET_HEAD
+        gone = [i for i in ids if i in self.ncbi.deleted]
         for i in ids:
-            if i not in self.ncbi.records or i in self.ncbi.withheld:
+            if i not in self.ncbi.records or i in self.ncbi.withheld or i in self.ncbi.deleted:
                 continue
             xml = self.ncbi.records[i].xml
             poison = self.ncbi.poisons.get(i)
@@ -513,6 +519,9 @@ class _Handler(BaseHTTPRequestHandler):
                         b'pubmed_250101.dtd">', f'pubmed_250101.dtd" [{_LAUGHS}]>'.encode()
                     )
             records.append(xml)
+        if gone:
+            pmids = "".join(f'<PMID Version="1">{i}</PMID>\n' for i in gone)
+            records.append(f"<DeleteCitation>\n{pmids}</DeleteCitation>".encode())
         body = head + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
         return 200, body, "text/xml", {}
 

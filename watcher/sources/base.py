@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from watcher.identity import ItemKey
 from watcher.models import Article, PollState, Subscription, TrialState
-from watcher.sources.pubmed_xml import ErrorSink
+from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,14 @@ class Records(Protocol):
     batch_size: int
 
     def fetch_items(
-        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
-    ) -> Iterator[Article]: ...
+        self,
+        keys: Sequence[ItemKey],
+        on_error: ErrorSink | None = None,
+        on_deleted: DeletionSink | None = None,
+    ) -> Iterator[Article]:
+        """The records of `keys` it holds; a record that cannot be read is told to `on_error`,
+        one its source says it deleted (PubMed's DeleteCitation) to `on_deleted`."""
+        ...
 
 
 class Source(Protocol):

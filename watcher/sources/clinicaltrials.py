@@ -24,9 +24,9 @@ from watcher.sources.base import Discovery
 from watcher.sources.endpoints import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
 from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
-from watcher.sources.json_fields import JsonObject, number, obj, objects, text, token
-from watcher.sources.pubmed_xml import ErrorSink
-from watcher.trials import status_words
+from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
+from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
+from watcher.trials import PHASE_WORDS, enrollment_words, phase_words, stopped_words
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ MAX_TEXT = 1_000
 MAX_STATUS = 64
 MAX_ARMS = 1_000
 MAX_ENROLLMENT = 10**9
+MAX_TOKEN = 32  # an enumeration's value: PHASE2, ACTUAL
+_TOKEN = re.compile(rf"[A-Z0-9_]{{1,{MAX_TOKEN}}}")
+_PHASE_ORDER = {p: i for i, p in enumerate(PHASE_WORDS)}
 FIELDS = ",".join(
     (
         "NCTId",
@@ -49,6 +52,9 @@ FIELDS = ",".join(
         "ResultsFirstPostDate",
         "PrimaryCompletionDate",
         "EnrollmentCount",
+        "EnrollmentType",
+        "Phase",
+        "WhyStopped",
         "ArmGroupLabel",
         "LeadSponsorName",
         "HasResults",
@@ -95,7 +101,10 @@ class ClinicalTrials(JsonApi):
         return total(answer, "totalCount", "ClinicalTrials.gov")
 
     def fetch_items(
-        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
+        self,
+        keys: Sequence[ItemKey],
+        on_error: ErrorSink | None = None,
+        on_deleted: DeletionSink | None = None,  # ClinicalTrials.gov's answers name no deletions
     ) -> Iterator[Article]:
         ids = [v for s, v in map(split, keys) if s == "nct"]
         if ids:
@@ -160,11 +169,16 @@ def parse_study(study: object) -> TrialState:
     RecordError."""
     if not isinstance(study, dict):
         raise RecordError("not a JSON object")
+    if "FullStudiesResponse" in study or "ProtocolSection" in study or "Study" in study:
+        # The classic API's shape (PascalCase modules), which answered until June 2024; the
+        # watcher asks API v2, whose studies are written in camelCase.
+        raise RecordError("a study in the retired classic API's shape, not API v2's")
     p = obj(study, "protocolSection")
     nct = (text(p, "identificationModule", "nctId") or "").strip()
     if not _NCT.fullmatch(nct):
         raise RecordError(f"{cap(nct, 40)!r} is not an NCT id" if nct else "no NCT id")
     status = obj(p, "statusModule")
+    design = obj(p, "designModule")
     arms = objects(p, "armsInterventionsModule", "armGroups")[:MAX_ARMS]
     return TrialState(
         nct=nct.upper(),
@@ -173,11 +187,22 @@ def parse_study(study: object) -> TrialState:
         last_update=_day(status, "lastUpdatePostDateStruct"),
         results_posted=_day(status, "resultsFirstPostDateStruct"),
         primary_completion=_day(status, "primaryCompletionDateStruct"),
-        enrollment=number(p, "designModule", "enrollmentInfo", "count", limit=MAX_ENROLLMENT),
+        enrollment=number(design, "enrollmentInfo", "count", limit=MAX_ENROLLMENT),
         arms=tuple(
             cap(label, MAX_TEXT) for label in (_line(text(a, "label")) for a in arms) if label
         ),
+        phases=_phases(design),
+        why_stopped=cap(_line(text(status, "whyStopped")), MAX_TEXT) or None,
+        enrollment_type=(token(design, "enrollmentInfo", "type", limit=MAX_TOKEN) or "").upper()
+        or None,
     )
+
+
+def _phases(design: JsonObject) -> tuple[str, ...]:
+    """designModule.phases in the registry's order (EARLY_PHASE1 … PHASE4, NA), each once."""
+    found = {p.strip().upper() for p in texts(design, "phases")[:MAX_ARMS]}
+    found = {p for p in found if _TOKEN.fullmatch(p)}
+    return tuple(sorted(found, key=lambda p: (_PHASE_ORDER.get(p, len(_PHASE_ORDER)), p)))
 
 
 def _line(value: str | None) -> str:
@@ -191,16 +216,17 @@ def _day(status: JsonObject, struct: str) -> str | None:
 
 
 def announcement(s: TrialState) -> Article:
-    """The study as an item of a digest, the first time it is seen."""
-    facts = [status_words(s.status)]
-    if s.enrollment is not None:
-        facts.append(f"{s.enrollment} participants")
+    """The study as an item of a digest, the first time it is seen: "Phase 2 · Completed ·
+    enrolment 76 (actual) · results posted"."""
+    phase = phase_words(s.phases)
+    facts = [phase, stopped_words(s), enrollment_words(s)]
     if s.results_posted:
         facts.append("results posted")
     return Article(
         pmid=None,
         title=s.title,
         journal="ClinicalTrials.gov",
-        pub_date=" · ".join(facts),
+        pub_date=" · ".join(f for f in facts if f),
         nct=s.nct,  # its link is the item's own: not listed again as a registry number
+        phase=phase,
     )

@@ -36,7 +36,7 @@ from watcher.sources.html_text import abstract_sections, plain_text
 from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
-from watcher.sources.pubmed_xml import ErrorSink
+from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,10 @@ class EuropePmc(JsonApi):
         return total(self.page(scoped(query), "*", 1), "hitCount", "Europe PMC")
 
     def fetch_items(
-        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
+        self,
+        keys: Sequence[ItemKey],
+        on_error: ErrorSink | None = None,
+        on_deleted: DeletionSink | None = None,  # Europe PMC's answers name no deletions
     ) -> Iterator[Article]:
         terms = []
         for k in keys:

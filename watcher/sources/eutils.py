@@ -41,7 +41,7 @@ from watcher.sources.http import (
     RetryableError,
     snippet,
 )
-from watcher.sources.pubmed_xml import ErrorSink, XmlError, parse_articles
+from watcher.sources.pubmed_xml import DeletionSink, ErrorSink, XmlError, parse_articles
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,8 @@ def ncbi_today(now: datetime) -> date:
 # A batch holding unreadable records is halved until each is alone; the halving may cost at most
 # this many times 2·log2(batch) extra requests (enough to isolate this many bad records).
 _ISOLATE_AT_MOST = 4
+# Where a fetch tells what it left out: records unreadable, PMIDs NCBI deleted.
+Sinks = tuple[ErrorSink | None, DeletionSink | None]
 # A date range of one date type, inclusive: ("crdt", first day, last day).
 DateRange = tuple[str, date, date]
 
@@ -332,23 +334,30 @@ class EUtils:
 
     # Fetching
 
-    def fetch(self, pmids: Sequence[int], on_error: ErrorSink | None = None) -> Iterator[Article]:
+    def fetch(
+        self,
+        pmids: Sequence[int],
+        on_error: ErrorSink | None = None,
+        on_deleted: DeletionSink | None = None,
+    ) -> Iterator[Article]:
         """Full records for `pmids`, batch_size per request (POSTed when the list is long).
 
         A record no parser may read, or an answer over the size limit, does not hold back the
-        rest of its batch: see _isolate. The records left out are reported to `on_error`.
+        rest of its batch: see _isolate. The records left out are reported to `on_error`; the
+        PMIDs NCBI deleted (a DeleteCitation in the answer) to `on_deleted`.
         """
         ids = list(dict.fromkeys(pmids))
+        sinks = (on_error, on_deleted)
         for i in range(0, len(ids), self.batch_size):
             batch = ids[i : i + self.batch_size]
             try:
-                articles = self._fetch_batch(batch, on_error)
+                articles = self._fetch_batch(batch, sinks)
             except (UnreadableRecords, ResponseTooLarge) as exc:
-                yield from self._isolate(batch, exc, on_error)
+                yield from self._isolate(batch, exc, sinks)
             else:
                 yield from articles
 
-    def _fetch_batch(self, batch: Sequence[int], on_error: ErrorSink | None) -> list[Article]:
+    def _fetch_batch(self, batch: Sequence[int], sinks: Sinks) -> list[Article]:
         params = {
             "db": "pubmed",
             "id": ",".join(map(str, batch)),
@@ -356,12 +365,10 @@ class EUtils:
             "retmode": "xml",
         }
         return self._call(
-            "efetch.fcgi", params, _efetch_parser(on_error), post=len(batch) > _POST_ABOVE
+            "efetch.fcgi", params, _efetch_parser(*sinks), post=len(batch) > _POST_ABOVE
         )
 
-    def _isolate(
-        self, batch: Sequence[int], first: SourceError, on_error: ErrorSink | None
-    ) -> Iterator[Article]:
+    def _isolate(self, batch: Sequence[int], first: SourceError, sinks: Sinks) -> Iterator[Article]:
         """Halve `batch` and fetch the halves, recursively, until each unreadable record is alone;
         the good records are delivered, each bad PMID is reported and left out. One bad record
         costs 2·log2(len(batch)) extra requests; past _ISOLATE_AT_MOST of them, give up."""
@@ -376,7 +383,7 @@ class EUtils:
         # Depth first, left half first: records keep their order. A batch of one is the culprit.
         stack = _halves(batch) if len(batch) > 1 else []
         if not stack:
-            self._left_out(batch[0], first, on_error)
+            self._left_out(batch[0], first, sinks[0])
             return
         while stack:
             part = stack.pop()
@@ -388,13 +395,13 @@ class EUtils:
             extra += 1
             self.counters.isolation_requests += 1
             try:
-                articles = self._fetch_batch(part, on_error)
+                articles = self._fetch_batch(part, sinks)
             except (UnreadableRecords, ResponseTooLarge) as exc:
                 if len(part) > 1:
                     stack += _halves(part)
                     continue
                 bad.append(part[0])
-                self._left_out(part[0], exc, on_error)
+                self._left_out(part[0], exc, sinks[0])
                 continue
             yield from articles
         log.warning(
@@ -413,10 +420,13 @@ class EUtils:
             on_error(message)
 
     def fetch_items(
-        self, keys: Sequence[ItemKey], on_error: ErrorSink | None = None
+        self,
+        keys: Sequence[ItemKey],
+        on_error: ErrorSink | None = None,
+        on_deleted: DeletionSink | None = None,
     ) -> Iterator[Article]:
         """Full records for items known by PMID (other keys are not PubMed's to fetch)."""
-        return self.fetch([p for p in map(pmid_of, keys) if p is not None], on_error)
+        return self.fetch([p for p in map(pmid_of, keys) if p is not None], on_error, on_deleted)
 
     def fetch_history(
         self, webenv: str, query_key: str, count: int, on_error: ErrorSink | None = None
@@ -470,12 +480,14 @@ def dated_term(term: str, ranges: Sequence[DateRange]) -> str:
     return f"({term}) AND ({windows})"
 
 
-def _efetch_parser(on_error: ErrorSink | None) -> Callable[[bytes], list[Article]]:
+def _efetch_parser(
+    on_error: ErrorSink | None, on_deleted: DeletionSink | None = None
+) -> Callable[[bytes], list[Article]]:
     def parse(body: bytes) -> list[Article]:
         if b"<PubmedArticleSet" not in body[:2000] and b"<MedlineCitationSet" not in body[:2000]:
             raise XmlError(f"efetch answered with something else: {snippet(body[:120])}")
         try:
-            return list(parse_articles(body, on_error))
+            return list(parse_articles(body, on_error, on_deleted))
         except XmlError as exc:
             # A body that arrived whole and still fails holds a record no parser may read;
             # only a body without its closing tag was cut off and is worth asking for again.

@@ -17,10 +17,13 @@ from lxml import etree
 from watcher.errors import SourceError
 from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
 from watcher.registries import find_ids
+from watcher.subscripts import subscript, superscript
 
 log = logging.getLogger(__name__)
 
 ErrorSink = Callable[[str], None]
+# Told each PMID a DeleteCitation names: NCBI deleted the record from PubMed.
+DeletionSink = Callable[[int], None]
 
 _RECORD_TAGS = ("PubmedArticle", "PubmedBookArticle", "MedlineCitation", "DeleteCitation")
 # In a PubmedArticleSet (what efetch sends) a MedlineCitation is always inside its PubmedArticle
@@ -75,8 +78,6 @@ TRIAL_REGISTRIES = frozenset(
         "CTIS",
     }
 )
-_SUP = str.maketrans("0123456789+-=()n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿ")
-_SUB = str.maketrans("0123456789+-=()", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎")
 _MATHML = "{http://www.w3.org/1998/Math/MathML}"
 
 
@@ -91,12 +92,15 @@ _SAFE = {"huge_tree": False, "resolve_entities": False, "load_dtd": False, "no_n
 
 
 def parse_articles(
-    source: bytes | IO[bytes], on_error: ErrorSink | None = None
+    source: bytes | IO[bytes],
+    on_error: ErrorSink | None = None,
+    on_deleted: DeletionSink | None = None,
 ) -> Iterator[Article]:
     """Yield the articles of a PubmedArticleSet or MedlineCitationSet, in document order.
 
-    A record that cannot be read is reported to `on_error` and skipped; malformed XML raises
-    XmlError (the caller decides whether to fetch again).
+    A record that cannot be read is reported to `on_error` and skipped; each PMID a
+    DeleteCitation names is told to `on_deleted`; malformed XML raises XmlError (the caller
+    decides whether to fetch again).
 
     An efetch body (bytes) is read without the parts of each record no field comes from (see
     kept_spans), fed to the parser _FEED bytes at a time, never copied whole; a stream (a
@@ -126,7 +130,7 @@ def parse_articles(
                     feed(b"".join(pieces))
                     pieces.clear()
                     size = 0
-                    for article in _records(events(), on_error, n):
+                    for article in _records(events(), on_error, on_deleted, n):
                         n += 1
                         if article is not None:
                             yield article
@@ -137,7 +141,7 @@ def parse_articles(
             pending = events()
         else:
             pending = etree.iterparse(source, events=("end",), tag=_RECORD_TAGS, **_SAFE)
-        for article in _records(pending, on_error, n):
+        for article in _records(pending, on_error, on_deleted, n):
             n += 1
             if article is not None:
                 yield article
@@ -150,7 +154,10 @@ _FEED = 1 << 15
 
 
 def _records(
-    events: Iterator[tuple[str, Any]], on_error: ErrorSink | None, n: int
+    events: Iterator[tuple[str, Any]],
+    on_error: ErrorSink | None,
+    on_deleted: DeletionSink | None,
+    n: int,
 ) -> Iterator[Article | None]:
     """One item per record among `events` (None where it is a deletion or could not be read),
     each freed once read with the siblings before it; `n` counts the records before these."""
@@ -161,12 +168,30 @@ def _records(
         if tag == "MedlineCitation" and parent is not None and parent.tag == "PubmedArticle":
             continue
         n += 1
-        yield _read_record(el, n, on_error) if tag != "DeleteCitation" else None
+        if tag != "DeleteCitation":
+            yield _read_record(el, n, on_error)
+        else:
+            _deleted(el, on_error, on_deleted)
+            yield None
         # Free what was read: the record and the siblings before it.
         el.clear(keep_tail=False)
         if parent is not None:
             while el.getprevious() is not None:
                 del parent[0]
+
+
+def _deleted(el: Any, on_error: ErrorSink | None, on_deleted: DeletionSink | None) -> None:
+    """The PMIDs of a DeleteCitation (DTD: DeleteCitation (PMID+)): the records NCBI deleted,
+    in an efetch answer those asked for that PubMed no longer holds."""
+    for child in el.iterchildren("PMID"):
+        try:
+            pmid, _version = _pmid(child)
+        except ValueError as exc:
+            if on_error is not None:
+                on_error(f"a DeleteCitation skipped: {exc}")
+            continue
+        if on_deleted is not None:
+            on_deleted(pmid)
 
 
 def as_parsed(body: bytes) -> bytes:
@@ -237,7 +262,10 @@ def _citation_cuts(body: bytes, at: int, data: int, cuts: list[tuple[int, int]])
     art = find(b"<Article ", at, data)
     if art < 0:
         return
-    first = find(b"<Date", at, art)
+    # From this record's own MedlineCitation: a book chapter before it has a DateRevised of
+    # its own, which is read (its revision date).
+    cit = rfind(b"<MedlineCitation", at, art)
+    first = find(b"<Date", cit, art) if cit >= 0 else -1
     dates = _DATES.match(body, first, art) if first > 0 else None
     if dates:
         cuts.append((first, dates.end()))
@@ -387,7 +415,7 @@ def _book(rec: Any) -> Article:
     ids = _article_ids(rec.find("PubmedBookData/ArticleIdList"))
     ids.update({k: v for k, v in _article_ids(doc.find("ArticleIdList")).items() if k not in ids})
     book_title = _clean(book.find("BookTitle")) if book is not None else ""
-    pub_date, pub_year = _pub_date(book.find("PubDate") if book is not None else None)
+    pub_date, pub_year = _book_date(doc, book)
     authors = _authors(doc.find("AuthorList"))
     if not authors and book is not None:
         authors = _authors(book.find("AuthorList"))
@@ -411,6 +439,20 @@ def _book(rec: Any) -> Article:
         trial_ids=_trial_ids(None, abstract),
         is_book=True,
     )
+
+
+def _book_date(doc: Any, book: Any) -> tuple[str | None, int | None]:
+    """A chapter is dated as PubMed cites it, by its own dates, not by its book's PubDate (a
+    series' first year: GeneReviews' 1993): "2000 Feb 7 [updated 2024 Mar 14]" from its
+    ContributionDate and DateRevised; the year is the contribution's. A book without either is
+    dated by its PubDate."""
+    contributed, year = _pub_date(doc.find("ContributionDate"))
+    revised, revised_year = _pub_date(doc.find("DateRevised"))
+    if contributed and revised and revised != contributed:
+        return f"{contributed} [updated {revised}]", year
+    if contributed or revised:
+        return contributed or revised, year or revised_year
+    return _pub_date(book.find("PubDate") if book is not None else None)
 
 
 def _pmid(el: Any) -> tuple[int, int]:
@@ -455,9 +497,9 @@ def _flatten(el: Any) -> Iterator[str]:
         if item.text:
             tag = item.tag if isinstance(item.tag, str) else ""
             if tag == "sup" or tag == f"{_MATHML}msup":
-                yield _script(item.text, _SUP, "^")
+                yield superscript(item.text)
             elif tag == "sub":
-                yield _script(item.text, _SUB, "_")
+                yield subscript(item.text)
             else:
                 yield item.text
         pending: list[Any] = []
@@ -485,14 +527,14 @@ def _math(el: Any, depth: int = 0) -> str:
     if tag == "none" or tag == "mprescripts":
         return ""
     if tag == "msup" and len(kids) == 2:
-        return _math(kids[0], depth + 1) + _script(_math(kids[1], depth + 1), _SUP, "^")
+        return _math(kids[0], depth + 1) + superscript(_math(kids[1], depth + 1))
     if tag == "msub" and len(kids) == 2:
-        return _math(kids[0], depth + 1) + _script(_math(kids[1], depth + 1), _SUB, "_")
+        return _math(kids[0], depth + 1) + subscript(_math(kids[1], depth + 1))
     if tag == "msubsup" and len(kids) == 3:
         return (
             _math(kids[0], depth + 1)
-            + _script(_math(kids[1], depth + 1), _SUB, "_")
-            + _script(_math(kids[2], depth + 1), _SUP, "^")
+            + subscript(_math(kids[1], depth + 1))
+            + superscript(_math(kids[2], depth + 1))
         )
     if tag == "mmultiscripts" and kids:
         split = next((i for i, k in enumerate(kids) if k.tag == f"{_MATHML}mprescripts"), len(kids))
@@ -500,33 +542,12 @@ def _math(el: Any, depth: int = 0) -> str:
 
         def scripts(pairs: list[Any]) -> str:
             return "".join(
-                _script(_math(sub, depth + 1), _SUB, "_")
-                + _script(_math(sup, depth + 1), _SUP, "^")
+                subscript(_math(sub, depth + 1)) + superscript(_math(sup, depth + 1))
                 for sub, sup in zip(pairs[::2], pairs[1::2], strict=False)
             )
 
         return scripts(pre) + _math(kids[0], depth + 1) + scripts(post)
     return "".join(_math(k, depth + 1) for k in kids)
-
-
-def _script(text: str, table: dict[int, int], mark: str) -> str:
-    """Superscripts and subscripts as Unicode where every character has one (10³, CO₂)."""
-    if not text:
-        return ""
-    converted = text.translate(table)
-    if all(ord(c) > 127 for c in converted.strip()):
-        return converted
-    return f"{mark}{text}" if mark == "^" else text
-
-
-def superscript(text: str) -> str:
-    """A <sup> as a PubMed record's is read: the one rendering Europe PMC's HTML shares."""
-    return _script(text, _SUP, "^")
-
-
-def subscript(text: str) -> str:
-    """A <sub> as a PubMed record's is read (see superscript)."""
-    return _script(text, _SUB, "_")
 
 
 def _article_ids(el: Any) -> dict[str, str]:
