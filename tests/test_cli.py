@@ -160,7 +160,7 @@ def test_status_says_which_matched_records_ncbi_deleted(tmp_path: Path, fake, ca
     assert "NCBI deleted 1 matched records from PubMed" in err and "pmid:42" in err
     assert main(["-c", str(cfg), "status"]) == 0
     text = capsys.readouterr().out
-    assert "a@example.org: 1 papers awaiting delivery\n" in text
+    assert "a@example.org: 1 papers awaiting delivery (reference " in text
     assert (
         "PMID 42 (t): deleted from PubMed by NCBI (a DeleteCitation in its efetch answer) on "
         in text

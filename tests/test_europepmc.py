@@ -495,7 +495,7 @@ def test_titles_with_escaped_markup_read_as_markup() -> None:
         "Breast imaging recommendations for young females (age < 40 years) with ≥ 20% lifetime"
     )
     assert arts["pmid:40498841"].title.startswith(
-        "Caspase-1-dependent pyroptosis converts αSMA⁺ CAFs into collagen-III^high iCAFs"
+        "Caspase-1-dependent pyroptosis converts αSMA⁺ CAFs into collagen-IIIʰⁱᵍʰ iCAFs"
     )
     assert not [a.title for a in arts.values() if "&" in a.title or re.search("</?[a-z]", a.title)]
 
