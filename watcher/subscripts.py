@@ -22,6 +22,9 @@ _SUB = str.maketrans(
     "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓᵦᵧᵨᵩᵪₔ",
 )
 SUP_MARK = "^"
+# Subscripts that plain text writes on the line by convention: glycated haemoglobin is HbA1c in
+# every diabetes paper's plain text (and A1C in the ADA's Standards of Care), never HbA_1c.
+_ON_THE_LINE = frozenset({"1c", "1C"})
 SUB_MARK = "_"
 
 
@@ -30,6 +33,8 @@ def superscript(text: str) -> str:
 
 
 def subscript(text: str) -> str:
+    if text.strip() in _ON_THE_LINE:
+        return text
     return _script(text, _SUB, SUB_MARK)
 
 

@@ -20,6 +20,7 @@ from watcher.errors import RecordError
 from watcher.identity import ItemKey, key, split
 from watcher.models import Article, PollState, Subscription, TrialState
 from watcher.redact import cap
+from watcher.sources import clinicaltrials_classic as classic
 from watcher.sources.base import Discovery
 from watcher.sources.endpoints import CLINICALTRIALS_BASE_URL, CLINICALTRIALS_RATE
 from watcher.sources.http import Answer, Http
@@ -169,10 +170,10 @@ def parse_study(study: object) -> TrialState:
     RecordError."""
     if not isinstance(study, dict):
         raise RecordError("not a JSON object")
-    if "FullStudiesResponse" in study or "ProtocolSection" in study or "Study" in study:
-        # The classic API's shape (PascalCase modules), which answered until June 2024; the
-        # watcher asks API v2, whose studies are written in camelCase.
-        raise RecordError("a study in the retired classic API's shape, not API v2's")
+    if classic.is_classic(study):
+        # The classic API's shape (PascalCase modules), which answered until June 2024 and
+        # lives on in saved answers: the same study, rewritten as API v2 writes it.
+        study = classic.as_v2(study)
     p = obj(study, "protocolSection")
     nct = (text(p, "identificationModule", "nctId") or "").strip()
     if not _NCT.fullmatch(nct):
