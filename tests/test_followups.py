@@ -440,7 +440,7 @@ def test_a_crash_between_send_and_commit_does_not_repeat_the_followup(
 
 
 def test_status_shows_the_last_refresh(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    from watcher.cli import print_status, status_report
+    from watcher.status import print_status, status_report
 
     world.week1()
     world.refresh(WEEK1 + timedelta(hours=1))
@@ -466,7 +466,7 @@ class Greylisting:
 def test_status_says_what_a_pending_followups_only_digest_carries(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from watcher.cli import print_status, status_report
+    from watcher.status import print_status, status_report
 
     world.week1()
     world.fake.revise(
