@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.models import reader_reference
+from watcher.subscriptions import reader_reference
 
 from .conftest import FIXTURES, REPO
 

@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import create_engine, select, text
 
 from watcher.identity import identifiers, key, pmid_key, pmid_of
-from watcher.models import Article, PollState, Subscription
+from watcher.models import Article, PollState
 from watcher.poll import poll
 from watcher.schema import identifiers as identifier_rows
 from watcher.sources.base import Discovery, Records
 from watcher.sources.eutils import EUtils
 from watcher.sources.registry import Kit, Sources
 from watcher.store import Store, migrate
+from watcher.subscriptions import Subscription
 
 from .test_store import article, sub
 

@@ -19,8 +19,8 @@ from watcher.digest import Renderer, build_digest, present_followups, trim, with
 from watcher.followups import ERRATUM, RETRACTION, Change, StoredChange, pubmed_url
 from watcher.identity import pmid_key
 from watcher.mail import html_part_size
-from watcher.models import Recipient
 from watcher.sources.pubmed_xml import parse_articles
+from watcher.subscriptions import Recipient
 
 from .browser import Browser, find_chromium
 from .conftest import write_config

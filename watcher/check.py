@@ -8,9 +8,9 @@ from datetime import datetime
 
 from watcher.config import Config
 from watcher.errors import SourceError
-from watcher.models import Subscription
 from watcher.redact import redact
 from watcher.schedule import next_digest_time, next_poll_time
+from watcher.subscriptions import Subscription
 from watcher.toml_reading import format_duration
 from watcher.wiring import make_sources, ncbi_client
 

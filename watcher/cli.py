@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from watcher.config import Config
     from watcher.followups import RefreshReport
-    from watcher.models import Subscription
+    from watcher.subscriptions import Subscription
 
 DEFAULT_CONFIG_NAME = "watcher.toml"  # kept in step with watcher.wiring's
 

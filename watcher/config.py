@@ -2,8 +2,8 @@
 
 Each error names the file, the key path (``subscription[2].recipients[0]``) and what is wrong.
 The keys, their TOML types and their defaults are declared once, on the dataclasses they fill
-(config_keys.py; models.py's Schedule, Subscription and Recipient): the reader takes them from
-there, and what is written here is each key's own rule.
+(config_keys.py; subscriptions.py's Schedule, Subscription and Recipient): the reader takes them
+from there, and what is written here is each key's own rule.
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ from watcher import design, followups, ranking, registries, sentences, subscript
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
-from watcher.models import Article, Recipient, Subscription, reader_reference
+from watcher.models import Article
 from watcher.paths import shipped
 from watcher.ris import ris
+from watcher.subscriptions import Recipient, Subscription, reader_reference
 from watcher.subscripts import MarkedText
 
 log = logging.getLogger(__name__)

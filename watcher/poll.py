@@ -19,12 +19,13 @@ from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
 from watcher.followups import RefreshReport, notices_found, published_as, refresh
 from watcher.identity import ItemKey, identifiers, key, pmid_key, pmid_of
-from watcher.models import Article, JournalVersion, PollState, Subscription, TrialState
+from watcher.models import Article, JournalVersion, PollState, TrialState
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import ncbi_today
 from watcher.sources.registry import Sources
 from watcher.store import Store
+from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 

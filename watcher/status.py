@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from watcher.followups import META_KEY, RETRY_AFTER_FAILURE, last_refresh
-from watcher.models import reader_reference
 from watcher.redact import safe_message
+from watcher.subscriptions import reader_reference
 from watcher.toml_reading import format_duration
 
 TYPE_CHECKING = False

@@ -51,12 +51,12 @@ from watcher.models import (
     Correction,
     MeshHeading,
     PollState,
-    Subscription,
     TrialChange,
     TrialState,
 )
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
+from watcher.subscriptions import Subscription
 from watcher.trials import phase_words, trial_changes
 
 TYPE_CHECKING = False

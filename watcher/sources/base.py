@@ -9,8 +9,9 @@ from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 from watcher.identity import ItemKey
-from watcher.models import Article, PollState, Subscription, TrialState
+from watcher.models import Article, PollState, TrialState
 from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
+from watcher.subscriptions import Subscription
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,7 @@ from typing import Any
 
 from watcher.errors import RecordError
 from watcher.identity import ItemKey, own_key, split
-from watcher.models import (
-    Article,
-    Author,
-    Correction,
-    MeshHeading,
-    PollState,
-    Subscription,
-)
+from watcher.models import Article, Author, Correction, MeshHeading, PollState
 from watcher.registries import find_ids, unique
 from watcher.sources.base import Discovery
 from watcher.sources.endpoints import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
@@ -37,6 +30,7 @@ from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
 from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
+from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 

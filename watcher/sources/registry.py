@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from watcher.models import Subscription
 from watcher.sources.base import Source
 from watcher.sources.clinicaltrials import ClinicalTrials
 from watcher.sources.endpoints import (
@@ -20,6 +19,7 @@ from watcher.sources.eutils import EUtils
 from watcher.sources.http import Http
 from watcher.sources.pubmed_search import PubmedSearch
 from watcher.sources.rss import PubmedFeed
+from watcher.subscriptions import Subscription
 
 
 @dataclass(frozen=True)
