@@ -18,19 +18,18 @@ import pytest
 from watcher.config import Config, load_config
 from watcher.digest import build_digest, present_followups, present_paper
 from watcher.errors import RecordError, SourceError
-from watcher.followups import (
+from watcher.followups import changes_in, is_notice, notice_changes, published_as
+from watcher.identity import identifiers, key
+from watcher.models import (
     CONCERN,
     ERRATUM,
     PUBLISHED,
     RETRACTION,
     UPDATE,
-    changes_in,
-    is_notice,
-    notice_changes,
-    published_as,
+    Correction,
+    JournalVersion,
+    MeshHeading,
 )
-from watcher.identity import identifiers, key
-from watcher.models import Correction, JournalVersion, MeshHeading
 from watcher.poll import poll
 from watcher.sources.europepmc import REF_TYPES, EuropePmc, own, parse_record, scoped, windowed
 from watcher.sources.http import Http

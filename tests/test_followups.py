@@ -23,8 +23,9 @@ from lxml import etree
 from watcher.config import load_config
 from watcher.delivery import DigestReport, send_digests
 from watcher.errors import ConfigError, MailError
-from watcher.followups import KINDS, Change, summary
+from watcher.followups import summary
 from watcher.identity import pmid_key as k
+from watcher.models import CHANGE_KINDS, Change
 from watcher.poll import poll, refresh_followups
 from watcher.store import Store
 from watcher.transports.base import OutgoingDigest, Transport
@@ -506,7 +507,7 @@ def test_a_change_kind_is_one_entry_with_its_wording() -> None:
     assert summary(["erratum", "retraction", "erratum"]) == "1 retraction, 2 corrections"
     with pytest.raises(ValueError, match="unknown change kind"):
         Change(k(1), "renamed", "pmid:2", None, "")
-    assert all(kind.label and kind.one and kind.many for kind in KINDS.values())
+    assert all(kind.label and kind.one and kind.many for kind in CHANGE_KINDS.values())
 
 
 def test_disabled_followups_never_refresh(tmp_path: Path, fake: FakeNCBI, store: Store) -> None:
@@ -671,7 +672,7 @@ def test_a_merge_carries_changes_to_the_surviving_item(store: Store) -> None:
 def test_golden_followups_section(tmp_path: Path) -> None:
     """The section as it renders (text, and HTML before CSS inlining) must not drift."""
     from watcher.digest import Renderer, build_digest, present_followups, with_followups
-    from watcher.followups import StoredChange
+    from watcher.models import StoredChange
     from watcher.sources.pubmed_xml import parse_articles
 
     from .test_digest import check_golden, config

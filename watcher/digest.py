@@ -18,7 +18,15 @@ from watcher import design, followups, ranking, registries, sentences, subscript
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
-from watcher.models import Article
+from watcher.models import (
+    CHANGE_KINDS,
+    CHANGE_ORDER,
+    NOTICE_KINDS,
+    PUBLISHED,
+    REMOVED,
+    Article,
+    StoredChange,
+)
 from watcher.paths import shipped
 from watcher.ris import ris
 from watcher.subscriptions import Recipient, Subscription, reader_reference
@@ -292,7 +300,7 @@ class FollowUp:
 
     @property
     def link_label(self) -> str:
-        return "Notice" if self.kind in followups.NOTICE_KINDS else "New version"
+        return "Notice" if self.kind in NOTICE_KINDS else "New version"
 
 
 @dataclass(frozen=True)
@@ -357,7 +365,7 @@ class DigestContext:
 
 
 def present_followups(
-    changes: Sequence[followups.StoredChange],
+    changes: Sequence[StoredChange],
     articles: Mapping[ItemKey, Article],
     received: Mapping[ItemKey, tuple[date, Sequence[str]]] | None = None,
 ) -> tuple[FollowUp, ...]:
@@ -367,13 +375,13 @@ def present_followups(
     out = []
     for sc in changes:
         c = sc.change
-        kind = followups.KINDS[c.kind]
+        kind = CHANGE_KINDS[c.kind]
         art = articles.get(c.item)
         what = kind.label
-        if c.kind == followups.PUBLISHED and c.detail.startswith("published in "):
+        if c.kind == PUBLISHED and c.detail.startswith("published in "):
             what = "Published in " + c.detail.removeprefix("published in ")
         url = art.url if art else None
-        if art and c.kind == followups.REMOVED:
+        if art and c.kind == REMOVED:
             # Its PubMed page is gone: the DOI still leads to the paper.
             url = f"https://doi.org/{art.doi}" if art.doi else None
         out.append(
@@ -386,12 +394,12 @@ def present_followups(
                 url=url,
                 # A detail that only repeats the label ("Retracted", when the notice names no
                 # source) would say it twice beside the label's badge.
-                detail="" if c.kind == followups.PUBLISHED or c.detail == kind.label else c.detail,
+                detail="" if c.kind == PUBLISHED or c.detail == kind.label else c.detail,
                 notice_url=c.url,
                 received=received_line(*(received or {}).get(c.item, (None, ()))),
             )
         )
-    rank = {k: i for i, k in enumerate(followups.ORDER)}
+    rank = {k: i for i, k in enumerate(CHANGE_ORDER)}
     return tuple(sorted(out, key=lambda f: (rank.get(f.kind, len(rank)), f.change_id)))
 
 

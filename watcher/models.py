@@ -318,3 +318,69 @@ class JournalVersion:
     ppr: str
     pmid: int
     journal: str | None  # Europe PMC's citation of the journal version
+
+
+# Changes to papers after delivery (watcher/followups.py finds them, the store keeps them, the
+# digest tells them). A change is an event with its own identity, (item, kind, notice).
+
+
+@dataclass(frozen=True)
+class ChangeKind:
+    """How a kind of change is told: the heading word in a digest, and the subject's nouns."""
+
+    label: str  # "Retracted": what happened, shown first on the paper's line
+    one: str  # "retraction": for the subject, "1 retraction, 2 corrections"
+    many: str
+    alert: bool  # shown in red: the paper's findings are in doubt
+
+
+RETRACTION = "retraction"
+ERRATUM = "erratum"
+CONCERN = "concern"
+UPDATE = "update"
+PUBLISHED = "published"
+REMOVED = "removed"
+CHANGE_KINDS: dict[str, ChangeKind] = {
+    RETRACTION: ChangeKind("Retracted", "retraction", "retractions", True),
+    ERRATUM: ChangeKind("Corrected", "correction", "corrections", True),
+    CONCERN: ChangeKind(
+        "Expression of concern", "expression of concern", "expressions of concern", True
+    ),
+    UPDATE: ChangeKind("Updated", "update", "updates", False),
+    PUBLISHED: ChangeKind("Published", "journal version", "journal versions", False),
+    REMOVED: ChangeKind(
+        "Removed from PubMed", "removal from PubMed", "removals from PubMed", False
+    ),
+}
+# The order of the subject's summary and of the digest section: the gravest first.
+CHANGE_ORDER = (RETRACTION, CONCERN, ERRATUM, REMOVED, UPDATE, PUBLISHED)
+# Notices proper: a record that only announces something about another paper. Mailed as a
+# follow-up to that paper's readers, never as a paper of its own (a new version is a paper).
+NOTICE_KINDS = frozenset({RETRACTION, ERRATUM, CONCERN})
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change to one item (both items are stable keys, identity.ItemKey). `notice` is its
+    identity within (item, kind); `url` where the reader reads it (the notice, the new
+    version); `detail` a line of what it says."""
+
+    item: str
+    kind: str
+    notice: str
+    url: str | None
+    detail: str
+    notice_item: str | None = None  # the notice's own record, never mailed as a paper
+
+    def __post_init__(self) -> None:
+        if self.kind not in CHANGE_KINDS:
+            raise ValueError(f"unknown change kind {self.kind!r}; add it to models.CHANGE_KINDS")
+
+
+@dataclass(frozen=True)
+class StoredChange:
+    """A change as the store holds it, with the row id deliveries are recorded against."""
+
+    id: int
+    change: Change
+    found_at: datetime
