@@ -714,7 +714,7 @@ def test_lettered_scripts_are_sub_and_sup_in_html_and_marked_in_text(tmp_path: P
 
 
 def test_marked_scripts_in_html_are_escaped_as_jinja_escapes() -> None:
-    from watcher.subscripts import html
+    from watcher.text.subscripts import html
 
     assert (
         html('p_trend <0.01 & "OR"_Q4')

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from watcher import design, followups, ranking, registries, sentences, subscripts
+from watcher import design, followups, ranking, registries, sentences
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
@@ -30,7 +30,8 @@ from watcher.models import (
 from watcher.paths import shipped
 from watcher.ris import ris
 from watcher.subscriptions import Recipient, Subscription, reader_reference
-from watcher.subscripts import MarkedText
+from watcher.text import subscripts
+from watcher.text.subscripts import MarkedText
 
 log = logging.getLogger(__name__)
 
@@ -936,7 +937,7 @@ def fold_text(text: str, width: int = 78) -> str:
 
 def _html_value(value: Any) -> Any:
     """What the HTML part shows for a value: article text with its marked scripts as
-    <sup>/<sub> (watcher.subscripts); anything else as it is, escaped by Jinja."""
+    <sup>/<sub> (watcher.text.subscripts); anything else as it is, escaped by Jinja."""
     if isinstance(value, MarkedText):
         from markupsafe import Markup
 

@@ -26,7 +26,7 @@ from html.parser import HTMLParser
 
 from watcher.models import AbstractSection
 from watcher.sentences import category_of
-from watcher.subscripts import subscript, superscript
+from watcher.text.subscripts import subscript, superscript
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BOLD = frozenset({"b", "strong"})

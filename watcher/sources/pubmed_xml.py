@@ -17,7 +17,7 @@ from lxml import etree
 from watcher.errors import SourceError
 from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
 from watcher.registries import find_ids
-from watcher.subscripts import subscript, superscript
+from watcher.text.subscripts import subscript, superscript
 
 log = logging.getLogger(__name__)
 
