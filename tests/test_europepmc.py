@@ -555,7 +555,7 @@ def test_mesh_chemicals_and_keywords_are_read(corpus: Path) -> None:
         "Antibodies, Monoclonal, Humanized", True, ("therapeutic use",)
     )
     assert trial.substances == ("Antibodies, Monoclonal, Humanized", "teplizumab")
-    assert trial.trial_ids == ("NCT03875729",)  # named in the abstract: registries.find_ids
+    assert trial.trial_ids == ("NCT03875729",)  # named in the abstract: trial_numbers.find_ids
 
 
 def test_comment_corrections_are_read_as_pubmeds_both_ways(corpus: Path) -> None:

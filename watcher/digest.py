@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from watcher import design, followups, ranking, registries, sentences
+from watcher import design, followups, ranking, sentences
 from watcher.config import MailConfig
 from watcher.drugs import Mention, Vocabulary, vocabulary
 from watcher.identity import ItemKey
@@ -30,7 +30,7 @@ from watcher.models import (
 from watcher.paths import shipped
 from watcher.ris import ris
 from watcher.subscriptions import Recipient, Subscription, reader_reference
-from watcher.text import subscripts
+from watcher.text import subscripts, trial_numbers
 from watcher.text.subscripts import MarkedText
 
 log = logging.getLogger(__name__)
@@ -745,7 +745,7 @@ def concerns(art: Article) -> tuple[Link, ...]:
 
 
 def trial_link(trial_id: str) -> Link:
-    found = registries.link(trial_id)
+    found = trial_numbers.link(trial_id)
     return Link(found.label, found.url)
 
 

@@ -22,7 +22,6 @@ from typing import Any
 from watcher.errors import RecordError
 from watcher.identity import ItemKey, own_key, split
 from watcher.models import Article, Author, Correction, MeshHeading, PollState
-from watcher.registries import find_ids, unique
 from watcher.sources.base import Discovery
 from watcher.sources.endpoints import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
 from watcher.sources.html_text import abstract_sections, plain_text
@@ -31,6 +30,7 @@ from watcher.sources.json_api import JsonApi, following, json_object, listed, sk
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
 from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
 from watcher.subscriptions import Subscription
+from watcher.text.trial_numbers import find_ids, unique
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from lxml import etree
 
 from watcher.errors import SourceError
 from watcher.models import AbstractSection, Article, Author, Correction, MeshHeading
-from watcher.registries import find_ids
 from watcher.text.subscripts import subscript, superscript
+from watcher.text.trial_numbers import find_ids
 
 log = logging.getLogger(__name__)
 
