@@ -6,7 +6,6 @@ All of it is pure: data in, data out. Sending, the outbox and its bookkeeping ar
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -31,6 +30,7 @@ from watcher.paths import shipped
 from watcher.ris import ris
 from watcher.subscriptions import Recipient, Subscription, reader_reference
 from watcher.text import subscripts, trial_numbers
+from watcher.text.lines import header_safe, one_line
 from watcher.text.subscripts import MarkedText
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,6 @@ _LANGUAGES = {
     "ukr": "Ukrainian",
     "vie": "Vietnamese",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 @dataclass(frozen=True)
@@ -391,7 +390,7 @@ def present_followups(
                 kind=c.kind,
                 what=what,
                 alert=kind.alert,
-                title=MarkedText(_one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
+                title=MarkedText(one_line(art.title) or f"PMID {art.pmid}") if art else c.item,
                 url=url,
                 # A detail that only repeats the label ("Retracted", when the notice names no
                 # source) would say it twice beside the label's badge.
@@ -539,9 +538,9 @@ def trial_updates(
     out = []
     for item, art in sorted(changes, key=lambda c: c[0]):
         nct = art.nct or ""
-        papers = tuple(Link(_one_line(p.title) or p.label, p.url) for p in citing.get(nct, ()))
+        papers = tuple(Link(one_line(p.title) or p.label, p.url) for p in citing.get(nct, ()))
         what = tuple((art.pub_date or "").split("; "))
-        update = TrialUpdate(nct, art.url, _one_line(art.title), what, papers, art.phase)
+        update = TrialUpdate(nct, art.url, one_line(art.title), what, papers, art.phase)
         out.append((item, update))
     return out
 
@@ -629,12 +628,6 @@ def digest_subject(total: int, names: Sequence[str]) -> str:
     return f"PubMed Watcher: {total} new {noun} — {shown}"
 
 
-def header_safe(text: str, limit: int = 200) -> str:
-    """No CR, LF or other control character from data ever reaches a header."""
-    text = " ".join(_CONTROL.sub(" ", text).split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def present_paper(
     art: Article,
     subs: tuple[str, ...],
@@ -652,7 +645,7 @@ def present_paper(
     return Paper(
         pmid=art.pmid,
         url=art.url,
-        title=MarkedText(_one_line(art.title) or art.label),
+        title=MarkedText(one_line(art.title) or art.label),
         authors=author_line(art),
         source=" · ".join(
             x for x in (art.journal_iso or art.journal or _server(art), art.pub_date) if x
@@ -687,7 +680,7 @@ def notice_marks(art: Article) -> tuple[Mark | None, tuple[Mark, ...]]:
         if c.ref_type not in _NOTICES:
             continue
         url = f"https://pubmed.ncbi.nlm.nih.gov/{c.pmid}/" if c.pmid else None
-        source = _one_line(c.source or "")
+        source = one_line(c.source or "")
         if c.ref_type == "RetractionIn":
             retraction = retraction or Mark(RETRACTED, url or art.url, source)
         else:
@@ -768,10 +761,6 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 def _server(art: Article) -> str | None:
     """A preprint's line says where it was posted, and that it is not peer reviewed yet."""
     return f"Preprint ({art.preprint_server or 'server unknown'})" if art.ppr else None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from watcher.models import (
     Change,
     Correction,
 )
+from watcher.text.lines import one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ def notice_changes(
             continue
         url = notice.url
         if kind == RETRACTION:
-            detail = _one_line(notice.title)
+            detail = one_line(notice.title)
             out.append(Change(target, kind, RETRACTED_STATUS, url, detail, notice_item))
         elif kind == UPDATE:
             where = notice.journal_iso or notice.journal
@@ -185,7 +186,7 @@ def notice_changes(
                 Change(target, kind, notice_item, url, f"new version in {where}" if where else "")
             )
         else:
-            detail = _one_line(notice.title)
+            detail = one_line(notice.title)
             out.append(Change(target, kind, notice_item, url, detail, notice_item))
     return out
 
@@ -217,10 +218,6 @@ def summary(kinds: Iterable[str]) -> str:
         n = counts[k]
         parts.append(f"{n} {CHANGE_KINDS[k].one if n == 1 else CHANGE_KINDS[k].many}")
     return ", ".join(parts)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 # Refresh: fetching delivered papers again
