@@ -236,8 +236,8 @@ recipients = ["a@example.org"]
 
 @pytest.mark.slow
 def test_wheel_ships_templates_and_example_config(tmp_path: Path) -> None:
-    """A plain (non-editable) install must find the templates: build the wheel, unpack it
-    outside the repo and look the files up from there."""
+    """A plain (non-editable) install must find the templates and the drug table: build the
+    wheel, unpack it outside the repo and look the files up from there."""
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
         capture_output=True,
@@ -249,12 +249,15 @@ def test_wheel_ships_templates_and_example_config(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "watcher/config.example.toml" in names
     assert any(n.startswith("watcher/templates/") for n in names)
+    assert "watcher/data/antibodies.toml" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
-        "import watcher.paths as p, sys; "
+        "import watcher.paths as p, watcher.drug_table as d, sys; "
         "t = p.shipped('templates'); c = p.shipped('config.example.toml'); "
         "assert str(t).startswith(sys.argv[1]), t; assert t.is_dir(); assert c.is_file(); "
+        "assert str(d.TABLE).startswith(sys.argv[1]), d.TABLE; "
+        "assert 'teplizumab' in [x.inn for x in d.shipped_drugs()]; "
         "print(sorted(x.name for x in t.iterdir()))"
     )
     out = subprocess.run(
@@ -552,7 +555,8 @@ NEVER_AT_START = {
     "watcher.poll",
     "watcher.sources.http",
     "watcher.digest",
-    "watcher.drugs",  # a config that adds no drugs
+    "watcher.drugs",
+    "watcher.drug_table",  # a config that adds no drugs
 }
 
 

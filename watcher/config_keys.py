@@ -43,7 +43,7 @@ DATETYPES = ("crdt", "edat")
 # configs add no drugs.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from watcher.drugs import Drug
+    from watcher.drug_table import Drug
 
 
 @dataclass(frozen=True, kw_only=True)
