@@ -320,11 +320,11 @@ def test_readme_layout_and_recipes_name_modules_and_registries_that_exist() -> N
     readme = (REPO / "README.md").read_text()
     layout = readme[readme.index("## How the code is laid out") :]
     modules = set(re.findall(r"`((?:sources/|transports/|migrations/)?\w+\.py)`", layout))
-    assert {"wiring.py", "sources/http.py", "delivery.py", "transports/registry.py"} <= modules
+    assert {"wiring.py", "sources/http.py", "delivery.py", "transports/kinds.py"} <= modules
     for module in modules:
         assert (REPO / "watcher" / module).is_file(), module
-    from watcher.sources.registry import SOURCES
-    from watcher.transports.registry import TRANSPORTS
+    from watcher.sources.kinds import SOURCES
+    from watcher.transports.kinds import TRANSPORTS
 
     assert set(SOURCES) == {"query", "rss", "europepmc", "trials"}
     assert set(TRANSPORTS) == {"smtp", "maildir"}

@@ -27,7 +27,7 @@ from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
 from watcher.paths import open_private, private_dir
 from watcher.poll import due_subscriptions, poll, refresh_followups
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
-from watcher.sources.registry import Sources
+from watcher.sources.kinds import Sources
 from watcher.store import Store
 from watcher.wiring import connect_store, make_sources, make_transport, require_secrets
 

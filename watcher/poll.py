@@ -23,7 +23,7 @@ from watcher.models import Article, JournalVersion, PollState, TrialState
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import ncbi_today
-from watcher.sources.registry import Sources
+from watcher.sources.kinds import Sources
 from watcher.store import Store
 from watcher.subscriptions import Subscription
 

@@ -59,7 +59,7 @@ class Subscription:
 
     @property
     def kind(self) -> str:
-        """The key of its source in watcher/sources/registry.py."""
+        """The key of its source in watcher/sources/kinds.py."""
         for kind in KINDS:
             if getattr(self, kind) is not None:
                 return kind

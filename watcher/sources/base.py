@@ -1,5 +1,5 @@
 """What a source is, for poll: find what is new for a subscription since its saved state, and
-fetch full records by id. Each kind of subscription has one, listed in sources/registry.py."""
+fetch full records by id. Each kind of subscription has one, listed in sources/kinds.py."""
 
 from __future__ import annotations
 

@@ -56,9 +56,9 @@ SOURCES: dict[str, Callable[[Kit], Source]] = {
 class Sources:
     """The sources of one process, by subscription kind, and what they spent together."""
 
-    def __init__(self, kit: Kit, registry: Mapping[str, Callable[[Kit], Source]] = SOURCES):
+    def __init__(self, kit: Kit, kinds: Mapping[str, Callable[[Kit], Source]] = SOURCES):
         self.kit = kit
-        self.by_kind = {kind: build(kit) for kind, build in registry.items()}
+        self.by_kind = {kind: build(kit) for kind, build in kinds.items()}
 
     def __getitem__(self, sub: Subscription) -> Source:
         return self.by_kind[sub.kind]
