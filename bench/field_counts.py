@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from watcher.digest import present_paper
+from watcher.digest.present import present_paper
 from watcher.models import Article
 from watcher.sources.pubmed_xml import parse_articles
 

@@ -319,10 +319,16 @@ def test_readme_layout_and_recipes_name_modules_and_registries_that_exist() -> N
 
     readme = (REPO / "README.md").read_text()
     layout = readme[readme.index("## How the code is laid out") :]
-    modules = set(re.findall(r"`((?:sources/|transports/|migrations/)?\w+\.py)`", layout))
+    # Every path to a Python file: in watcher/ (`wiring.py`, `digest/render.py`, and in the
+    # recipes `watcher/sources/kinds.py`), or a test.
+    paths = set(re.findall(r"`((?:\w+/)*\w+\.py)`", layout))
+    modules = {p.removeprefix("watcher/") for p in paths if not p.startswith("tests/")}
     assert {"wiring.py", "sources/http.py", "delivery.py", "transports/kinds.py"} <= modules
+    assert {"digest/build.py", "digest/render.py"} <= modules
     for module in modules:
         assert (REPO / "watcher" / module).is_file(), module
+    for test in paths - modules:
+        assert (REPO / test).is_file(), test
     from watcher.sources.kinds import SOURCES
     from watcher.transports.kinds import TRANSPORTS
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from watcher.config import Config, load_config
-from watcher.digest import build_digest, present_followups, present_paper
+from watcher.digest.build import build_digest
+from watcher.digest.present import present_followups, present_paper
 from watcher.errors import RecordError, SourceError
 from watcher.followups import changes_in, is_notice, notice_changes, published_as
 from watcher.identity import identifiers, key

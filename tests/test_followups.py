@@ -22,8 +22,8 @@ from lxml import etree
 
 from watcher.config import load_config
 from watcher.delivery import DigestReport, send_digests
+from watcher.digest.build import summary
 from watcher.errors import ConfigError, MailError
-from watcher.followups import summary
 from watcher.identity import pmid_key as k
 from watcher.models import CHANGE_KINDS, Change
 from watcher.poll import poll, refresh_followups
@@ -671,7 +671,9 @@ def test_a_merge_carries_changes_to_the_surviving_item(store: Store) -> None:
 
 def test_golden_followups_section(tmp_path: Path) -> None:
     """The section as it renders (text, and HTML before CSS inlining) must not drift."""
-    from watcher.digest import Renderer, build_digest, present_followups, with_followups
+    from watcher.digest.build import build_digest, with_followups
+    from watcher.digest.present import present_followups
+    from watcher.digest.render import Renderer
     from watcher.models import StoredChange
     from watcher.sources.pubmed_xml import parse_articles
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from watcher.config import load_config
-from watcher.digest import Rendered, build_digest
+from watcher.digest.build import build_digest
+from watcher.digest.render import Rendered
 from watcher.identity import pmid_key
 from watcher.mail import build_message
 from watcher.models import Article, MeshHeading

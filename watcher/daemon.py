@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from watcher.config import Config, load_config
 from watcher.delivery import send_digests
-from watcher.digest import Renderer
+from watcher.digest.render import Renderer
 from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
 from watcher.paths import open_private, private_dir
 from watcher.poll import due_subscriptions, poll, refresh_followups

@@ -38,7 +38,6 @@ from watcher.errors import SourceError
 from watcher.identity import ItemKey, pmid_key
 from watcher.models import (
     CHANGE_KINDS,
-    CHANGE_ORDER,
     CONCERN,
     ERRATUM,
     NOTICE_KINDS,
@@ -204,20 +203,6 @@ def named_papers(papers: Iterable[Article]) -> list[ItemKey]:
         for c in p.corrections
         if c.ref_type in _ON_NOTICE and c.pmid and c.pmid.isdigit()
     ]
-
-
-def summary(kinds: Iterable[str]) -> str:
-    """'1 retraction, 2 corrections' for the subject, gravest first."""
-    counts: dict[str, int] = {}
-    for k in kinds:
-        counts[k] = counts.get(k, 0) + 1
-    parts = []
-    for k in sorted(
-        counts, key=lambda k: CHANGE_ORDER.index(k) if k in CHANGE_ORDER else len(CHANGE_ORDER)
-    ):
-        n = counts[k]
-        parts.append(f"{n} {CHANGE_KINDS[k].one if n == 1 else CHANGE_KINDS[k].many}")
-    return ", ".join(parts)
 
 
 # Refresh: fetching delivered papers again

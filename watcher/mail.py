@@ -40,7 +40,7 @@ class UriListHeader(UnstructuredHeader, BaseHeader):
     spaces) it writes as an RFC 2047 encoded word, `=?utf-8?q?=3Cmailto=3A…?=`, which Python
     reads back but mail clients do not take for a URI, so they offer no way out. RFC 2369
     (section 2) allows folding only between the angle brackets' entries, never inside one; the
-    URI is kept short (digest._way_out) and ASCII (addresses are checked at load, domains
+    URI is kept short (digest.build._way_out) and ASCII (addresses are checked at load, domains
     punycode), so it is written unfolded.
     """
 

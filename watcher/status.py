@@ -38,7 +38,8 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
         "recipients": [
             {
                 "address": r,
-                # What their requests to leave or pause carry in the subject (digest._way_out).
+                # What their requests to leave or pause carry in their subject (the digest's
+                # way out, digest.build._way_out).
                 "reference": reader_reference(r),
                 "undelivered": undelivered.get(r, 0),
                 "awaiting_record": awaiting.get(r, 0),
