@@ -561,7 +561,6 @@ NEVER_AT_START = {
     "watcher.poll",
     "watcher.sources.http",
     "watcher.digest",
-    "watcher.drugs",
     "watcher.drug_table",  # a config that adds no drugs
 }
 

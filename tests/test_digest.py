@@ -453,8 +453,8 @@ def test_overview_counts_papers_and_trials_per_drug(tmp_path: Path) -> None:
 
 
 def test_the_config_drug_table_reaches_the_digest(tmp_path: Path) -> None:
+    from watcher.digest.drugs import vocabulary
     from watcher.drug_table import Drug
-    from watcher.drugs import vocabulary
 
     cfg = config(tmp_path)
     paper = art(1, "Zorbalimab in new-onset type 1 diabetes", abstract=())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from watcher.digest.drugs import Vocabulary, looks_like_inn, vocabulary
 from watcher.drug_table import TABLE, Drug, name_key, shipped_drugs
-from watcher.drugs import Vocabulary, looks_like_inn, vocabulary
 from watcher.models import AbstractSection, Article
 from watcher.sources.pubmed_xml import parse_articles
 

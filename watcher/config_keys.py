@@ -241,7 +241,7 @@ class Config:
 
 # Each table's keys, as README's reference heads them. [europepmc] and [clinicaltrials] take
 # their defaults from sources/endpoints.py; a subscription's schedule and a reader's digest
-# schedule are [defaults]' keys over [defaults]; [drugs] and [[drug]] are drugs.py's.
+# schedule are [defaults]' keys over [defaults]; [drugs] and [[drug]] are drug_table.py's.
 STORE = keys(Config, "store_url")
 NCBI = keys(NcbiConfig)
 MAIL = keys(MailConfig)

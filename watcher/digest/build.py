@@ -15,8 +15,8 @@ from urllib.parse import quote
 from watcher import ranking
 from watcher.config import MailConfig
 from watcher.digest.context import DigestContext, FollowUp, Group, Link, Paper, TrialUpdate
+from watcher.digest.drugs import Vocabulary, vocabulary
 from watcher.digest.present import overview, present_paper
-from watcher.drugs import Vocabulary, vocabulary
 from watcher.identity import ItemKey
 from watcher.models import CHANGE_KINDS, CHANGE_ORDER, Article
 from watcher.ris import ris

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from watcher.drugs import Mention
+from watcher.digest.drugs import Mention
 from watcher.identity import ItemKey
 from watcher.models import NOTICE_KINDS
 

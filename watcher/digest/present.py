@@ -9,7 +9,7 @@ from datetime import date
 from watcher import ranking, sentences
 from watcher.digest.badges import RETRACTED_BADGE, badges, concerns, notice_marks
 from watcher.digest.context import DrugCount, FollowUp, Link, Mark, Paper
-from watcher.drugs import Vocabulary, vocabulary
+from watcher.digest.drugs import Vocabulary, vocabulary
 from watcher.identity import ItemKey
 from watcher.models import CHANGE_KINDS, CHANGE_ORDER, PUBLISHED, REMOVED, Article, StoredChange
 from watcher.text import trial_numbers
