@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from watcher.digest.sentences import conclusion, split
 from watcher.models import AbstractSection
-from watcher.sentences import conclusion, split
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from typing import NamedTuple
 
-from watcher import sentences
+from watcher.digest import sentences
 from watcher.drug_table import GREEK, NAME_PART, Drug, merged, name_key, shipped_drugs
 from watcher.models import Article
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
-from watcher import ranking, sentences
+from watcher import ranking
+from watcher.digest import sentences
 from watcher.digest.badges import RETRACTED_BADGE, badges, concerns, notice_marks
 from watcher.digest.context import DrugCount, FollowUp, Link, Mark, Paper
 from watcher.digest.drugs import Vocabulary, vocabulary
@@ -75,7 +76,7 @@ def abstract_sections(art: Article, mode: str) -> tuple[tuple[str | None, str], 
         return ()
     if mode == "full":
         return tuple((sentences.shown_label(s.label), MarkedText(s.text)) for s in art.abstract)
-    # A snippet: the conclusion, in whole sentences (see watcher.sentences).
+    # A snippet: the conclusion, in whole sentences (see sentences.py).
     chosen = sentences.conclusion(art.abstract, SNIPPET_CHARS)
     return ((chosen[0], MarkedText(chosen[1])),) if chosen else ()
 

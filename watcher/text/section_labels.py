@@ -1,7 +1,7 @@
 """A structured abstract's section labels as NLM categorises them (BACKGROUND, OBJECTIVE,
 METHODS, RESULTS, CONCLUSIONS), for the labels that come without NLM's category: Europe PMC's
 headings (watcher/sources/html_text.py) and records stored before categories were kept (the
-digest's snippet, watcher/sentences.py). Pure.
+digest's snippet, watcher/digest/sentences.py). Pure.
 """
 
 from __future__ import annotations
