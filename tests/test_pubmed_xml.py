@@ -445,7 +445,7 @@ def test_a_medline_file_names_its_deletions_too(corpus: Path) -> None:
 def test_a_book_chapter_is_dated_by_its_contribution_and_revision() -> None:
     """A GeneReviews chapter: not GeneReviews' 1993 (its book's PubDate) but its own dates,
     as PubMed cites it. The series record itself has only its PubDate."""
-    from watcher.ris import print_date
+    from watcher.digest.ris import print_date
 
     body = read(EDGE / "genereviews-chapter.xml")
     (a,) = parse_articles(body)

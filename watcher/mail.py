@@ -18,7 +18,7 @@ from watcher.text.lines import header_safe
 # HTML part takes as sent (html_part_size) is what Gmail's clip is measured against.
 CTE = "quoted-printable"
 RFC5322_MAX_LINE = 998
-# The type of the RIS attachment, whose text the digest writes (watcher/ris.py).
+# The type of the RIS attachment, whose text the digest writes (watcher/digest/ris.py).
 RIS_MEDIA_TYPE = "application/x-research-info-systems"
 
 

@@ -4,7 +4,7 @@ own record lists, each linked to the notice; what a notice or comment is about."
 
 from __future__ import annotations
 
-from watcher import design
+from watcher.digest import design
 from watcher.digest.context import Link, Mark
 from watcher.models import Article
 from watcher.text.lines import one_line
@@ -84,7 +84,7 @@ _CONCERNS = {
     "CommentOn": "Comment on",
     "UpdateOf": "Update of",
 }
-# How a design read from the title is shown (watcher/design.py): as the publication type would
+# How a design read from the title is shown (design.py): as the publication type would
 # be, marked as read from the title.
 _TITLE_KINDS = {
     **dict.fromkeys(design.SYNTHESES, "evidence"),

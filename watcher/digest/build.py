@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from watcher import ranking
 from watcher.config import MailConfig
+from watcher.digest import ranking
 from watcher.digest.context import DigestContext, FollowUp, Group, Link, Paper, TrialUpdate
 from watcher.digest.drugs import Vocabulary, vocabulary
 from watcher.digest.present import overview, present_paper
+from watcher.digest.ris import ris
 from watcher.identity import ItemKey
 from watcher.models import CHANGE_KINDS, CHANGE_ORDER, Article
-from watcher.ris import ris
 from watcher.subscriptions import Recipient, Subscription, reader_reference
 from watcher.text.lines import one_line
 

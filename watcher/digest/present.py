@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
-from watcher import ranking
-from watcher.digest import sentences
+from watcher.digest import ranking, sentences
 from watcher.digest.badges import RETRACTED_BADGE, badges, concerns, notice_marks
 from watcher.digest.context import DrugCount, FollowUp, Link, Mark, Paper
 from watcher.digest.drugs import Vocabulary, vocabulary
