@@ -560,7 +560,7 @@ def test_mesh_chemicals_and_keywords_are_read(corpus: Path) -> None:
 
 
 def test_comment_corrections_are_read_as_pubmeds_both_ways(corpus: Path) -> None:
-    from watcher.sources.pubmed_xml import _CORRECTION_TYPES
+    from watcher.sources.pubmed_lists import _CORRECTION_TYPES
 
     # The same RefTypes the PubMed reader keeps, no more.
     assert set(REF_TYPES.values()) == _CORRECTION_TYPES

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from watcher.sources.pubmed_xml import XmlError, _clean, as_parsed, parse_articles
+from watcher.sources.pubmed_elements import clean
+from watcher.sources.pubmed_prepass import as_parsed
+from watcher.sources.pubmed_xml import XmlError, parse_articles
 
 from .fakes.records import synthetic
 
@@ -168,7 +170,7 @@ def test_thousands_of_nested_inline_tags_flatten_without_recursion() -> None:
         inner = etree.SubElement(inner, "i")
         inner.tail = "."
     inner.text = "deep"
-    assert _clean(title) == "Start deep" + "." * 5000
+    assert clean(title) == "Start deep" + "." * 5000
 
 
 def test_nesting_past_libxml2s_depth_limit_is_malformed_xml_not_a_crash() -> None:

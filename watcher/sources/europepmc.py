@@ -226,7 +226,7 @@ def _pmcid(r: JsonObject, source: str) -> str | None:
 # commentCorrectionList's types, worded as PubMed's abstract page words CommentsCorrections
 # ("Erratum in", "Retraction of"), → PubMed's RefType
 # (https://www.nlm.nih.gov/bsd/mms/medlineelements.html#cc): the ones the PubMed reader keeps
-# (pubmed_xml._CORRECTION_TYPES). "Corrected and republished in" is RepublishedIn's wording.
+# (pubmed_lists._CORRECTION_TYPES). "Corrected and republished in" is RepublishedIn's wording.
 REF_TYPES = {
     "comment on": "CommentOn",
     "erratum in": "ErratumIn",
