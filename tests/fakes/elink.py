@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from .citations import SELF_SCORE
-from .query import compile_term
 
 if TYPE_CHECKING:
     from .ncbi import FakeNCBI
@@ -189,25 +188,18 @@ def _links(ncbi: FakeNCBI, sources: list[int], name: str) -> list[tuple[int, int
 
 
 def _limit(ncbi: FakeNCBI, p: dict[str, str]) -> set[int] | None:
-    """The records a `term` and/or a date window let through, or None when neither is given."""
+    """The records a `term` and/or a date window let through (read as esearch reads them, the
+    term's own date ranges included), or None when neither is given."""
     term = p.get("term", "").strip()
-    mindate, maxdate = p.get("mindate"), p.get("maxdate")
-    if not term and not (mindate and maxdate):
+    if not term and not (p.get("mindate") and p.get("maxdate")):
         return None
-    from .ncbi import _day  # the same date reading as esearch's
+    from .ncbi import _day  # here, not at the top: ncbi.py imports this module
 
-    lo, hi = _day(mindate), _day(maxdate)
-    datetype = p.get("datetype", "edat")
-    query = compile_term(term) if term else None
-    allowed = set()
-    for record in list(ncbi.records.values()):
-        when = record.indexed().dates.get(datetype, record.edat)
-        if lo and hi and not lo <= when <= hi:
-            continue
-        if query is not None and not query.match(record.indexed()):
-            continue
-        allowed.add(record.pmid)
-    return allowed
+    lo, hi = _day(p.get("mindate")), _day(p.get("maxdate"))
+    if not (lo and hi):
+        lo = hi = None
+    found, _ = ncbi.search(term, p.get("datetype", "edat"), lo, hi, within=set(ncbi.records))
+    return set(found)
 
 
 def render(out: list[LinkSetOut], json_mode: bool, *, scored: bool) -> Reply:
