@@ -8,9 +8,15 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
 - efetch: by id (GET or POST) and by WebEnv/query_key, PubmedArticleSet XML, with a
   DeleteCitation naming the records deleted from PubMed (`deleted`).
 - esummary: DocSum XML for ids.
+- elink, PubMed to PubMed (tests/fakes/elink.py): citing papers, references and similar articles
+  from `graph` (tests/fakes/citations.py), by-id and merged link sets, neighbor_score, and
+  neighbor_history onto the same history server esearch, efetch and esummary read; esearch with
+  WebEnv and query_key searches within a stored set, as NCBI's does.
 - PubMed RSS: /rss/search/<id>/ with pubmed:N guids, dc:identifier pmid:/doi:, links whose
   tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
-- Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body.
+- Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body;
+  every answer carries X-RateLimit-Limit and X-RateLimit-Remaining, as NCBI's do.
+- A GET whose URL is longer than `max_url` (when set) gets HTTP 414, as a front end does.
 - Faults on demand: 5xx, HTML error pages, truncated bodies, empty bodies, slow answers, JSON
   errors under 200, <ERROR> bodies, an expired WebEnv (the history server's "Unable to obtain
   query #1"), dropped connections, bodies shorter than their Content-Length, chunked bodies (no
@@ -41,6 +47,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
+from . import elink
+from .citations import CitationGraph
 from .jsonapi import LoopbackServer, serve
 from .query import Indexed, compile_term, index
 
@@ -127,6 +135,7 @@ class Served:
     method: str
     params: dict[str, str]
     status: int
+    ids: tuple[str, ...] = ()  # every id= parameter, in order (elink's by-id links send several)
 
 
 @dataclass
@@ -147,6 +156,13 @@ class FakeNCBI:
     deleted: set[int] = field(default_factory=set)
     # Called with the endpoint ('esearch', 'efetch', …) of each request before it is answered.
     on_request: Callable[[str], None] | None = None
+    # Who cites whom (PMC's part answers elink) and what PubMed finds similar.
+    graph: CitationGraph = field(default_factory=CitationGraph)
+    # How elink answers a well-formed PMID it has no record of: "empty", "zero", "omit" or
+    # "error" (tests/fakes/elink.py says when NCBI answered each way).
+    elink_unknown: str = "empty"
+    # A GET request line longer than this gets 414 (None: no limit).
+    max_url: int | None = None
 
     def __post_init__(self) -> None:
         self._faults: dict[str, deque[Fault]] = {}
@@ -247,25 +263,40 @@ class FakeNCBI:
         return n > limit, n, limit
 
     def search(
-        self, term: str, datetype: str, mindate: date | None, maxdate: date | None
+        self,
+        term: str,
+        datetype: str,
+        mindate: date | None,
+        maxdate: date | None,
+        within: set[int] | None = None,
     ) -> tuple[list[int], list[str]]:
         """PMIDs matching `term` in the window, newest first, and the phrases found nowhere.
 
         The term may carry its own date ranges ("2026/11/01"[crdt] : "2026/11/16"[crdt]); the
-        datetype/mindate/maxdate window, when given, applies on top of them.
+        datetype/mindate/maxdate window, when given, applies on top of them. With `within` (a set
+        on the history server) only those records are searched, and an empty term takes them all.
         """
         query = compile_term(term)
         records = list(self.records.values())
+        match = query.match
+        if within is not None:
+            records = [r for r in records if r.pmid in within]
+            if not term.strip():
+                match = _everything
         missing = [text for text, m in query.terms if not any(m(r.indexed()) for r in records)]
         hits = []
         for r in records:
             when = r.indexed().dates.get(datetype, r.edat)
             if (mindate and when < mindate) or (maxdate and when > maxdate):
                 continue
-            if query.match(r.indexed()):
+            if match(r.indexed()):
                 hits.append(r)
         hits.sort(key=lambda r: (r.edat, r.pmid), reverse=True)
         return [r.pmid for r in hits], missing
+
+    def elink_known(self) -> set[int]:
+        """The PMIDs elink has a record of: the fake's records and every linked PMID."""
+        return set(self.records) | self.graph.linked()
 
     def remember(self, webenv: str | None, pmids: list[int]) -> tuple[str, int]:
         with self._lock:
@@ -289,16 +320,28 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
+    id_values: list[str] = []  # noqa: RUF012 (set per request, never mutated)
+    limit_headers: dict[str, str] = {}  # noqa: RUF012 (likewise)
+
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
-        self.handle_request(parts.path, _flat(parse_qs(parts.query, keep_blank_values=True)))
+        multi = parse_qs(parts.query, keep_blank_values=True)
+        self.id_values = multi.get("id", [])
+        if self.ncbi.max_url is not None and len(self.path) > self.ncbi.max_url:
+            endpoint = parts.path.rsplit("/", 1)[-1].removesuffix(".fcgi")
+            body = b"<html><body><h1>414 Request-URI Too Long</h1></body></html>"
+            return self.reply(endpoint, _flat(multi), 414, body, "text/html")
+        self.handle_request(parts.path, _flat(multi))
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode()
         parts = urlsplit(self.path)
-        params = _flat(parse_qs(parts.query, keep_blank_values=True))
-        params.update(_flat(parse_qs(body, keep_blank_values=True)))
+        query = parse_qs(parts.query, keep_blank_values=True)
+        form = parse_qs(body, keep_blank_values=True)
+        self.id_values = query.get("id", []) + form.get("id", [])
+        params = _flat(query)
+        params.update(_flat(form))
         self.handle_request(parts.path, params)
 
     def handle_request(self, path: str, params: dict[str, str]) -> None:
@@ -314,6 +357,14 @@ class _Handler(BaseHTTPRequestHandler):
             body = INVALID_KEY_BODY.format(key=key).encode()
             return self.reply(endpoint, params, 400, body, "application/json")
         limited, count, limit = ncbi.over_limit("api_key" in params)
+        self.limit_headers = (
+            {
+                "X-RateLimit-Limit": str(int(limit)),
+                "X-RateLimit-Remaining": str(max(0, int(limit) - count)),
+            }
+            if limit
+            else {}
+        )
         if limited:
             ncbi.too_many += 1
             body = RATE_LIMIT_BODY.format(ip=self.client_address[0], count=count, limit=int(limit))
@@ -353,6 +404,10 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault.kind == "ratelimit200":
                 body = RATE_LIMIT_BODY.format(ip=self.client_address[0], count=4, limit=3)
                 return self.reply(endpoint, params, 200, body.encode(), "application/json")
+            elif fault.kind == "error" and endpoint == "elink":
+                json_mode = params.get("retmode") == "json"
+                _, body, ctype, _ = elink.render_error(fault.message or elink.OUTAGE, json_mode)
+                return self.reply(endpoint, params, 200, body, ctype)
             elif fault.kind == "error":
                 body = _error_xml("eSearchResult", fault.message or "Invalid query")
                 return self.reply(endpoint, params, 200, body, "text/xml")
@@ -365,13 +420,15 @@ class _Handler(BaseHTTPRequestHandler):
                 body = _empty_search(fault.message or (words[0] if words else "term"))
                 return self.reply(endpoint, params, 200, body, "text/xml")
             elif fault.kind == "expired_webenv":
-                root = "eFetchResult" if endpoint == "efetch" else "eSearchResult"
+                roots = {"efetch": "eFetchResult", "elink": "eLinkResult"}
+                root = roots.get(endpoint, "eSearchResult")
                 body = EXPIRED_WEBENV.format(root=root).encode()
                 return self.reply(endpoint, params, 200, body, "text/xml")
         handler = {
             "esearch": self.esearch,
             "efetch": self.efetch,
             "esummary": self.esummary,
+            "elink": self.elink,
             "rss": self.rss,
         }.get(endpoint)
         if handler is None:
@@ -402,9 +459,13 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         chunked: bool = False,
     ) -> None:
-        self.ncbi.served.append(Served(endpoint, self.command, params, status))
+        self.ncbi.served.append(
+            Served(endpoint, self.command, params, status, tuple(self.id_values))
+        )
         self.send_response(status)
         self.send_header("Content-Type", f"{ctype}; charset=UTF-8")
+        for k, v in self.limit_headers.items():
+            self.send_header(k, v)
         if chunked:  # no Content-Length: the client learns the size only by reading
             self.send_header("Transfer-Encoding", "chunked")
         else:
@@ -441,7 +502,18 @@ class _Handler(BaseHTTPRequestHandler):
         mindate, maxdate = _day(p.get("mindate")), _day(p.get("maxdate"))
         if not (mindate and maxdate):  # NCBI ignores a window unless both bounds are given
             mindate = maxdate = None
-        pmids, missing = self.ncbi.search(term, p.get("datetype", "edat"), mindate, maxdate)
+        within = None
+        if p.get("WebEnv") and p.get("query_key"):
+            # "ESearch will find the intersection of the set specified by query_key and the set
+            # retrieved by the query in term" (NBK25499, ESearch's query_key).
+            stored = self.ncbi.recall(p["WebEnv"], p["query_key"])
+            if stored is None:
+                body = EXPIRED_WEBENV.format(root="eSearchResult").encode()
+                return 200, body, "text/xml", {}
+            within = set(stored)
+        pmids, missing = self.ncbi.search(
+            term, p.get("datetype", "edat"), mindate, maxdate, within=within
+        )
         webenv, key = (None, 0)
         if p.get("usehistory") == "y":
             webenv, key = self.ncbi.remember(p.get("WebEnv"), pmids)
@@ -525,6 +597,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = head + b"\n".join(records) + b"\n</PubmedArticleSet>\n"
         return 200, body, "text/xml", {}
 
+    def elink(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+        return elink.answer(self.ncbi, p, self.id_values)
+
     def esummary(self, path: str, p: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
         ids = self._ids(p)
         if not ids:
@@ -599,6 +674,10 @@ def render_feed(feed_id: str, records: list[FakeRecord], fetch_no: int) -> bytes
   </channel>
 </rss>
 """.encode()
+
+
+def _everything(_record: Indexed) -> bool:
+    return True
 
 
 def _empty_search(phrase: str) -> bytes:
