@@ -536,7 +536,7 @@ def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
 def test_a_record_ncbi_deleted_is_owed_no_more(tmp_path, fake, store_url) -> None:
     """esearch still lists PMID 9; efetch answers a DeleteCitation for it (as NCBI does for a
     record it deleted): not owed, not asked for again, and said so; on SQLite and PostgreSQL."""
-    from watcher.poll import DELETED
+    from watcher.poll_fetch import DELETED
     from watcher.status import awaited_records
 
     fake.add([paper(1, "daclizumab", TODAY), paper(9, "daclizumab", TODAY)])

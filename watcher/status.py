@@ -192,12 +192,12 @@ def _print_followups(f: dict[str, Any]) -> None:
 
 def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
     """Matched items whose record their source has not given (missing or unreadable), with the retry
-    plan of watcher.poll.record_retry_at."""
+    plan of watcher.poll_fetch.record_retry_at."""
     out = []
     for a in store.awaited_records([s.name for s in config.subscriptions]).values():
-        # Imported only for a store that awaits records: watcher.poll brings the HTTP layer,
-        # which `status` otherwise never needs.
-        from watcher.poll import record_retry_at
+        # Imported only for a store that awaits records: watcher.poll_fetch brings the sources'
+        # record types and with them lxml, which `status` otherwise never needs.
+        from watcher.poll_fetch import record_retry_at
 
         retry = (
             record_retry_at(a.attempts, a.first_missing_at, a.last_attempt_at, a.deleted_at)
