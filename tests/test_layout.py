@@ -143,6 +143,38 @@ def test_sources_do_not_import_each_other_nor_the_config() -> None:
         assert not graph[transport] & (transports | {"watcher.config"}), transport
 
 
+def _readme_tree() -> set[str]:
+    """The modules README's "How the code is laid out" draws, as paths under watcher/: the
+    first code block there, a folder's entries indented under it, "a.py, b.py" on one line."""
+    readme = (WATCHER.parent / "README.md").read_text()
+    block = readme[readme.index("## How the code is laid out") :].split("```\n", 2)[1]
+    entry = re.compile(r"\w+(?:\.py|/)(?:, \w+(?:\.py|/))*")
+    found: set[str] = set()
+    folders: list[tuple[int, str]] = []
+    for line in block.splitlines()[1:]:
+        names = line.strip().split("  ")[0]
+        if not entry.fullmatch(names):
+            continue  # a heading or a description's second line
+        indent = len(line) - len(line.lstrip())
+        folders = [(i, f) for i, f in folders if i < indent]
+        for name in names.split(", "):
+            if name.endswith("/"):
+                folders.append((indent, name))
+            else:
+                found.add("".join(f for _, f in folders) + name)
+    return found
+
+
+def test_readme_draws_every_module_and_only_those() -> None:
+    modules = {
+        str(path.relative_to(WATCHER))
+        for path in WATCHER.rglob("*.py")
+        if path.name != "__init__.py" and "migrations" not in path.parts
+    }
+    drawn = _readme_tree()
+    assert drawn == modules, (sorted(modules - drawn), sorted(drawn - modules))
+
+
 def test_only_wiring_reads_the_environment_and_nobody_checks_exception_modules() -> None:
     for path in WATCHER.rglob("*.py"):
         text = path.read_text()
