@@ -25,7 +25,8 @@ from corpus import real_records
 
 from tests.conftest import write_config
 from watcher.config import load_config
-from watcher.digest import Renderer, build_digest
+from watcher.digest.build import build_digest
+from watcher.digest.render import Renderer
 from watcher.mail import build_message
 from watcher.sources.pubmed_xml import parse_articles
 

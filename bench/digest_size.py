@@ -103,7 +103,7 @@ def message_for(arts: list[Any], abstract: str, max_items: int, folder: Path) ->
     """The digest `watcher digest` would mail for `arts`, as bytes."""
     from watcher.config import load_config
     from watcher.delivery import compose
-    from watcher.digest import Renderer
+    from watcher.digest.render import Renderer
     from watcher.identity import pmid_key
     from watcher.store import Store
 

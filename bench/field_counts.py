@@ -12,8 +12,8 @@ does (`present_paper` in snippet mode) and judges the snippet against the XML it
 with lxml, so the yardstick does not depend on the code measured:
 - a structured abstract with a section NLM categorised CONCLUSIONS: the snippet is taken from it;
 - otherwise: the snippet holds the abstract's last sentence (where unstructured abstracts conclude).
-The RIS record (`watcher.ris.ris`) is read the way Zotero's RIS.js reads a journal article: the
-date is DA, else PY; M2 lines go to Extra; KW lines are tags. The printed year is the XML's
+The RIS record (`watcher.digest.ris.ris`) is read the way Zotero's RIS.js reads a journal article:
+the date is DA, else PY; M2 lines go to Extra; KW lines are tags. The printed year is the XML's
 PubDate (Year, else the first year of MedlineDate).
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from watcher.digest import present_paper
+from watcher.digest.present import present_paper
 from watcher.models import Article
 from watcher.sources.pubmed_xml import parse_articles
 
@@ -72,7 +72,7 @@ def yardsticks(data: bytes) -> dict[int, tuple[list[str], str, str]]:
 
 def ris_fields(art: Article) -> dict[str, list[str]]:
     """The article's RIS record, tag → values."""
-    from watcher.ris import ris
+    from watcher.digest.ris import ris
 
     fields: dict[str, list[str]] = {}
     for line in ris([art]).splitlines():

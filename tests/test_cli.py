@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from watcher.cli import main
-from watcher.models import reader_reference
+from watcher.subscriptions import reader_reference
 
 from .conftest import FIXTURES, REPO
 
@@ -236,8 +236,8 @@ recipients = ["a@example.org"]
 
 @pytest.mark.slow
 def test_wheel_ships_templates_and_example_config(tmp_path: Path) -> None:
-    """A plain (non-editable) install must find the templates: build the wheel, unpack it
-    outside the repo and look the files up from there."""
+    """A plain (non-editable) install must find the templates and the drug table: build the
+    wheel, unpack it outside the repo and look the files up from there."""
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
         capture_output=True,
@@ -249,12 +249,15 @@ def test_wheel_ships_templates_and_example_config(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "watcher/config.example.toml" in names
     assert any(n.startswith("watcher/templates/") for n in names)
+    assert "watcher/data/antibodies.toml" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     probe = (
-        "import watcher.paths as p, sys; "
+        "import watcher.paths as p, watcher.drug_table as d, sys; "
         "t = p.shipped('templates'); c = p.shipped('config.example.toml'); "
         "assert str(t).startswith(sys.argv[1]), t; assert t.is_dir(); assert c.is_file(); "
+        "assert str(d.TABLE).startswith(sys.argv[1]), d.TABLE; "
+        "assert 'teplizumab' in [x.inn for x in d.shipped_drugs()]; "
         "print(sorted(x.name for x in t.iterdir()))"
     )
     out = subprocess.run(
@@ -316,12 +319,18 @@ def test_readme_layout_and_recipes_name_modules_and_registries_that_exist() -> N
 
     readme = (REPO / "README.md").read_text()
     layout = readme[readme.index("## How the code is laid out") :]
-    modules = set(re.findall(r"`((?:sources/|transports/|migrations/)?\w+\.py)`", layout))
-    assert {"wiring.py", "sources/http.py", "delivery.py", "transports/registry.py"} <= modules
+    # Every path to a Python file: in watcher/ (`wiring.py`, `digest/render.py`, and in the
+    # recipes `watcher/sources/kinds.py`), or a test.
+    paths = set(re.findall(r"`((?:\w+/)*\w+\.py)`", layout))
+    modules = {p.removeprefix("watcher/") for p in paths if not p.startswith("tests/")}
+    assert {"wiring.py", "sources/http.py", "delivery.py", "transports/kinds.py"} <= modules
+    assert {"digest/build.py", "digest/render.py"} <= modules
     for module in modules:
         assert (REPO / "watcher" / module).is_file(), module
-    from watcher.sources.registry import SOURCES
-    from watcher.transports.registry import TRANSPORTS
+    for test in paths - modules:
+        assert (REPO / test).is_file(), test
+    from watcher.sources.kinds import SOURCES
+    from watcher.transports.kinds import TRANSPORTS
 
     assert set(SOURCES) == {"query", "rss", "europepmc", "trials"}
     assert set(TRANSPORTS) == {"smtp", "maildir"}
@@ -552,7 +561,7 @@ NEVER_AT_START = {
     "watcher.poll",
     "watcher.sources.http",
     "watcher.digest",
-    "watcher.drugs",  # a config that adds no drugs
+    "watcher.drug_table",  # a config that adds no drugs
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from watcher.config import Config, load_config
 from watcher.delivery import compose
-from watcher.digest import Renderer
+from watcher.digest.render import Renderer
 from watcher.identity import key
 from watcher.models import Article, TrialState
 from watcher.poll import poll

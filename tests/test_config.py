@@ -263,7 +263,7 @@ def test_max_response_mb_is_read_and_bounded(tmp_path: Path) -> None:
 
 
 def test_drugs_from_a_file_and_from_drug_tables_extend_the_shipped_table(tmp_path: Path) -> None:
-    from watcher.drugs import vocabulary
+    from watcher.digest.drugs import vocabulary
 
     (tmp_path / "drugs.toml").write_text(
         '[[drug]]\ninn = "zorbalimab"\ntarget = "CD6"\ncodes = ["ZB-101"]\n', encoding="utf-8"

@@ -1,7 +1,7 @@
 """Each config key is declared once, on the dataclass field it fills (watcher/config_keys.py,
-models.py's Schedule, Subscription and Recipient): README's reference and config.example.toml
-follow those declarations key by key, default by default, and the reader takes its allowed keys,
-types and defaults from them."""
+subscriptions.py's Schedule, Subscription and Recipient): README's reference and
+config.example.toml follow those declarations key by key, default by default, and the reader
+takes its allowed keys, types and defaults from them."""
 
 from __future__ import annotations
 

@@ -9,9 +9,10 @@ from typing import NamedTuple
 
 import pytest
 
-from watcher import design, ranking
 from watcher.config import load_config
-from watcher.digest import badges, build_digest
+from watcher.digest import design, ranking
+from watcher.digest.badges import badges
+from watcher.digest.build import build_digest
 from watcher.identity import pmid_key
 from watcher.models import Article
 

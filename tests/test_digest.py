@@ -9,18 +9,14 @@ from pathlib import Path
 import pytest
 
 from watcher.config import load_config
-from watcher.digest import (
-    DigestContext,
-    Mark,
-    Rendered,
-    Renderer,
-    build_digest,
-    reader_reference,
-    snippet,
-)
+from watcher.digest.build import build_digest
+from watcher.digest.context import DigestContext, Mark
+from watcher.digest.present import snippet
+from watcher.digest.render import Rendered, Renderer
 from watcher.mail import build_message
 from watcher.models import AbstractSection, Article, Author, Correction
 from watcher.sources.pubmed_xml import parse_articles
+from watcher.subscriptions import reader_reference
 
 from .conftest import write_config
 from .fakes.records import synthetic
@@ -129,7 +125,7 @@ def test_paper_details_a_clinician_needs(tmp_path: Path) -> None:
 
 
 def test_retractions_and_errata_are_flagged() -> None:
-    from watcher.digest import badges
+    from watcher.digest.badges import badges
 
     retracted = art(
         1,
@@ -203,7 +199,7 @@ def test_hostile_titles_are_escaped_in_html_and_cleaned_in_headers(tmp_path: Pat
 
 
 def test_subject_header_never_carries_a_newline(tmp_path: Path) -> None:
-    from watcher.digest import Rendered
+    from watcher.digest.render import Rendered
 
     r = Rendered("Hi\r\nBcc: x@example.org", "t", "<p>h</p>")
     raw = build_message(r, "w@example.org", "a@example.org", "<m@x>", NOW)
@@ -411,7 +407,7 @@ def test_unlabelled_is_not_shown_in_full_mode_either(tmp_path: Path) -> None:
 
 
 def test_an_indexed_record_is_not_given_a_design_from_its_title() -> None:
-    from watcher.digest import badges
+    from watcher.digest.badges import badges
 
     title = "Abatacept in recent-onset type 1 diabetes: a randomised, placebo-controlled trial"
     assert ("RCT (from title)", "evidence") in badges(
@@ -423,7 +419,7 @@ def test_an_indexed_record_is_not_given_a_design_from_its_title() -> None:
 
 
 def test_no_redundant_badge_pairs() -> None:
-    from watcher.digest import badges
+    from watcher.digest.badges import badges
 
     types = (
         "Review",
@@ -457,7 +453,8 @@ def test_overview_counts_papers_and_trials_per_drug(tmp_path: Path) -> None:
 
 
 def test_the_config_drug_table_reaches_the_digest(tmp_path: Path) -> None:
-    from watcher.drugs import Drug, vocabulary
+    from watcher.digest.drugs import vocabulary
+    from watcher.drug_table import Drug
 
     cfg = config(tmp_path)
     paper = art(1, "Zorbalimab in new-onset type 1 diabetes", abstract=())
@@ -484,14 +481,14 @@ def test_the_config_drug_table_reaches_the_digest(tmp_path: Path) -> None:
     ],
 )
 def test_trial_protocol_read_from_the_title(title: str, badge: bool) -> None:
-    from watcher.digest import badges
+    from watcher.digest.badges import badges
 
     labels = [b for b, _ in badges(art(1, title, publication_types=("Journal Article",)))]
     assert ("Trial protocol" in labels) is badge
 
 
 def test_a_retraction_notice_links_the_retracted_paper() -> None:
-    from watcher.digest import badges, concerns
+    from watcher.digest.badges import badges, concerns
 
     notice = art(
         1,
@@ -573,7 +570,7 @@ def test_a_retracted_paper_is_unmistakable_in_html_and_text(tmp_path: Path) -> N
 
 
 def test_the_title_list_and_the_overview_keep_the_alerts(tmp_path: Path) -> None:
-    from watcher.digest import trim
+    from watcher.digest.render import trim
 
     ctx, _ = alerts_digest(tmp_path)
     html = Renderer().html(trim(ctx, full=0))  # every paper in the title list
@@ -630,7 +627,7 @@ def test_the_head_style_is_one_gmail_keeps(tmp_path: Path) -> None:
 def test_fitting_moves_papers_to_titles_then_cuts_the_list_then_the_pmid_line(
     tmp_path: Path,
 ) -> None:
-    from watcher.digest import OVERVIEW_KEPT, fit_html, trim
+    from watcher.digest.render import OVERVIEW_KEPT, fit_html, trim
     from watcher.mail import html_part_size
 
     articles = {i: art(i, f"Teplizumab paper {i}") for i in range(90_000_001, 90_000_041)}
@@ -714,7 +711,7 @@ def test_lettered_scripts_are_sub_and_sup_in_html_and_marked_in_text(tmp_path: P
 
 
 def test_marked_scripts_in_html_are_escaped_as_jinja_escapes() -> None:
-    from watcher.subscripts import html
+    from watcher.text.subscripts import html
 
     assert (
         html('p_trend <0.01 & "OR"_Q4')

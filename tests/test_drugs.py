@@ -6,15 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher.drugs import (
-    TABLE,
-    Drug,
-    Vocabulary,
-    looks_like_inn,
-    name_key,
-    shipped_drugs,
-    vocabulary,
-)
+from watcher.digest.drugs import Vocabulary, looks_like_inn, vocabulary
+from watcher.drug_table import TABLE, Drug, name_key, shipped_drugs
 from watcher.models import AbstractSection, Article
 from watcher.sources.pubmed_xml import parse_articles
 

@@ -16,21 +16,21 @@ from typing import Any
 import pytest
 
 from watcher.config import Config, load_config
-from watcher.digest import build_digest, present_followups, present_paper
+from watcher.digest.build import build_digest
+from watcher.digest.present import present_followups, present_paper
 from watcher.errors import RecordError, SourceError
-from watcher.followups import (
+from watcher.followups import changes_in, is_notice, notice_changes, published_as
+from watcher.identity import identifiers, key
+from watcher.models import (
     CONCERN,
     ERRATUM,
     PUBLISHED,
     RETRACTION,
     UPDATE,
-    changes_in,
-    is_notice,
-    notice_changes,
-    published_as,
+    Correction,
+    JournalVersion,
+    MeshHeading,
 )
-from watcher.identity import identifiers, key
-from watcher.models import Correction, JournalVersion, MeshHeading
 from watcher.poll import poll
 from watcher.sources.europepmc import REF_TYPES, EuropePmc, own, parse_record, scoped, windowed
 from watcher.sources.http import Http
@@ -556,11 +556,11 @@ def test_mesh_chemicals_and_keywords_are_read(corpus: Path) -> None:
         "Antibodies, Monoclonal, Humanized", True, ("therapeutic use",)
     )
     assert trial.substances == ("Antibodies, Monoclonal, Humanized", "teplizumab")
-    assert trial.trial_ids == ("NCT03875729",)  # named in the abstract: registries.find_ids
+    assert trial.trial_ids == ("NCT03875729",)  # named in the abstract: trial_numbers.find_ids
 
 
 def test_comment_corrections_are_read_as_pubmeds_both_ways(corpus: Path) -> None:
-    from watcher.sources.pubmed_xml import _CORRECTION_TYPES
+    from watcher.sources.pubmed_lists import _CORRECTION_TYPES
 
     # The same RefTypes the PubMed reader keeps, no more.
     assert set(REF_TYPES.values()) == _CORRECTION_TYPES

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import QueryError, ResponseTooLarge, SourceError
-from watcher.sources.eutils import EUtils, dated_term
+from watcher.sources.esearch_windows import dated_term
+from watcher.sources.eutils import EUtils
 from watcher.sources.eutils_answers import parse_esearch
 from watcher.sources.http import RateLimiter
 

@@ -22,9 +22,10 @@ from lxml import etree
 
 from watcher.config import load_config
 from watcher.delivery import DigestReport, send_digests
+from watcher.digest.build import summary
 from watcher.errors import ConfigError, MailError
-from watcher.followups import KINDS, Change, summary
 from watcher.identity import pmid_key as k
+from watcher.models import CHANGE_KINDS, Change
 from watcher.poll import poll, refresh_followups
 from watcher.store import Store
 from watcher.transports.base import OutgoingDigest, Transport
@@ -440,7 +441,7 @@ def test_a_crash_between_send_and_commit_does_not_repeat_the_followup(
 
 
 def test_status_shows_the_last_refresh(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    from watcher.cli import print_status, status_report
+    from watcher.status import print_status, status_report
 
     world.week1()
     world.refresh(WEEK1 + timedelta(hours=1))
@@ -466,7 +467,7 @@ class Greylisting:
 def test_status_says_what_a_pending_followups_only_digest_carries(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from watcher.cli import print_status, status_report
+    from watcher.status import print_status, status_report
 
     world.week1()
     world.fake.revise(
@@ -506,7 +507,7 @@ def test_a_change_kind_is_one_entry_with_its_wording() -> None:
     assert summary(["erratum", "retraction", "erratum"]) == "1 retraction, 2 corrections"
     with pytest.raises(ValueError, match="unknown change kind"):
         Change(k(1), "renamed", "pmid:2", None, "")
-    assert all(kind.label and kind.one and kind.many for kind in KINDS.values())
+    assert all(kind.label and kind.one and kind.many for kind in CHANGE_KINDS.values())
 
 
 def test_disabled_followups_never_refresh(tmp_path: Path, fake: FakeNCBI, store: Store) -> None:
@@ -670,8 +671,10 @@ def test_a_merge_carries_changes_to_the_surviving_item(store: Store) -> None:
 
 def test_golden_followups_section(tmp_path: Path) -> None:
     """The section as it renders (text, and HTML before CSS inlining) must not drift."""
-    from watcher.digest import Renderer, build_digest, present_followups, with_followups
-    from watcher.followups import StoredChange
+    from watcher.digest.build import build_digest, with_followups
+    from watcher.digest.present import present_followups
+    from watcher.digest.render import Renderer
+    from watcher.models import StoredChange
     from watcher.sources.pubmed_xml import parse_articles
 
     from .test_digest import check_golden, config

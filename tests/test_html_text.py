@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 
 from watcher.models import AbstractSection
-from watcher.sentences import category_of
 from watcher.sources.html_text import abstract_sections, plain_text
 from watcher.sources.pubmed_xml import parse_articles
+from watcher.text.section_labels import category_of
 
 from .fakes.records import synthetic
 

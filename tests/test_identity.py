@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import create_engine, select, text
 
 from watcher.identity import identifiers, key, pmid_key, pmid_of
-from watcher.models import Article, PollState, Subscription
+from watcher.models import Article, PollState
 from watcher.poll import poll
 from watcher.schema import identifiers as identifier_rows
 from watcher.sources.base import Discovery, Records
 from watcher.sources.eutils import EUtils
-from watcher.sources.registry import Kit, Sources
+from watcher.sources.kinds import Kit, Sources
 from watcher.store import Store, migrate
+from watcher.subscriptions import Subscription
 
 from .test_store import article, sub
 
@@ -136,7 +137,7 @@ def test_poll_takes_any_registered_source(tmp_path, store: Store) -> None:
     doi_item = key("doi", DOI)
     source = DoiSource({"s": [doi_item]}, {doi_item: replace(article(7), doi=DOI)})
     client: EUtils = make_client("http://127.0.0.1:9/")
-    sources = Sources(Kit(client.http, client), registry={"query": lambda kit: source})
+    sources = Sources(Kit(client.http, client), kinds={"query": lambda kit: source})
     report = poll(config, store, sources, T0)
     assert [o.error for o in report.outcomes] == [None] and report.fetched == 1
     assert source.records.asked == [[doi_item]]  # type: ignore[attr-defined]

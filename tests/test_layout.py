@@ -1,6 +1,8 @@
-"""The code's shape, held: imports run one way (no cycles), the environment is read in one
-module, sources do not import each other, nobody above the store inspects exception modules,
-migrations are named by their change in one chain, and no test imports bench/."""
+"""The code's shape, held: imports run one way (no cycles, and config → sources → store →
+digest → mail, the drivers above), sources do not import each other, neither the sources nor
+mail import the digest, no module passes ~400 lines, the environment is read in one module,
+nobody above the store inspects exception modules, migrations are named by their change in one
+chain, and no test imports bench/."""
 
 from __future__ import annotations
 
@@ -51,6 +53,81 @@ def test_imports_have_no_cycles() -> None:
         visit(module, [])
 
 
+# The stages data flows through, config → sources → store → digest → mail, and around them the
+# shared parts every stage uses (records, errors, text helpers …) and the drivers (cli, daemon,
+# wiring) that build and run the rest. A module imports its own stage's modules and those of the
+# stages listed for it, never a later stage's: the sources are given their settings (never the
+# config), the digest takes data and returns data (never a source or the store), and the outbox
+# (delivery.py) hands mail what it sends.
+MAY_IMPORT = {
+    "shared": set(),
+    "config": {"shared"},
+    "sources": {"shared"},
+    "store": {"shared", "config", "sources"},
+    "digest": {"shared", "config"},
+    "mail": {"shared", "config", "store", "digest"},
+    "drive": {"shared", "config", "sources", "store", "digest", "mail"},
+}
+# Each module's stage, by its name under watcher/ (a package stands for every module in it);
+# what is not listed is shared.
+STAGES = {
+    "config": {"config", "config_keys", "config_subscriptions", "drug_table"},
+    "sources": {"sources", "trials"},
+    "store": {"store", "schema", "poll", "poll_fetch", "poll_report", "followups"},
+    "digest": {"digest"},
+    "mail": {"mail", "transports", "delivery"},
+    "drive": {"cli", "check", "status", "daemon", "wiring", "__main__"},
+}
+# Plain constants the config's defaults and the sources share (the registries' roots and paces).
+SHARED = {"watcher.sources.endpoints"}
+
+
+def _stage(module: str) -> str:
+    if module in SHARED:
+        return "shared"
+    first = module.removeprefix("watcher.").split(".")[0]
+    return next((stage for stage, names in STAGES.items() if first in names), "shared")
+
+
+def test_imports_run_one_way_through_the_stages() -> None:
+    wrong = [
+        f"{module} ({_stage(module)}) imports {target} ({_stage(target)})"
+        for module, targets in _imports().items()
+        for target in sorted(targets)
+        if _stage(target) != _stage(module) and _stage(target) not in MAY_IMPORT[_stage(module)]
+    ]
+    assert not wrong, "\n".join(wrong)
+    assert {_stage(m) for m in _imports()} == set(MAY_IMPORT)
+
+
+def test_neither_the_sources_nor_mail_import_the_digest() -> None:
+    """A source shares helpers with the digest through watcher/text/ and models; mail is handed
+    rendered parts and the RIS text by the outbox."""
+    for module, targets in _imports().items():
+        if module.startswith(("watcher.sources", "watcher.transports")) or module == "watcher.mail":
+            digest = sorted(
+                t for t in targets if t == "watcher.digest" or t.startswith("watcher.digest.")
+            )
+            assert not digest, (module, digest)
+
+
+MAX_LINES = 400
+# Past it until the branch that makes watcher/store/ a package is merged (issue 26 item 1).
+PENDING = {"store.py"}
+
+
+def test_no_module_passes_about_400_lines() -> None:
+    """A module past ~400 lines is holding two things (STYLE.md); migrations are history, left
+    as they are."""
+    over = {
+        str(path.relative_to(WATCHER)): lines
+        for path in WATCHER.rglob("*.py")
+        if "migrations" not in path.parts
+        and (lines := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert set(over) <= PENDING, over
+
+
 def test_sources_do_not_import_each_other_nor_the_config() -> None:
     graph = _imports()
     sources = {
@@ -64,6 +141,38 @@ def test_sources_do_not_import_each_other_nor_the_config() -> None:
     transports = {"watcher.transports.smtp", "watcher.transports.maildir"}
     for transport in transports:
         assert not graph[transport] & (transports | {"watcher.config"}), transport
+
+
+def _readme_tree() -> set[str]:
+    """The modules README's "How the code is laid out" draws, as paths under watcher/: the
+    first code block there, a folder's entries indented under it, "a.py, b.py" on one line."""
+    readme = (WATCHER.parent / "README.md").read_text()
+    block = readme[readme.index("## How the code is laid out") :].split("```\n", 2)[1]
+    entry = re.compile(r"\w+(?:\.py|/)(?:, \w+(?:\.py|/))*")
+    found: set[str] = set()
+    folders: list[tuple[int, str]] = []
+    for line in block.splitlines()[1:]:
+        names = line.strip().split("  ")[0]
+        if not entry.fullmatch(names):
+            continue  # a heading or a description's second line
+        indent = len(line) - len(line.lstrip())
+        folders = [(i, f) for i, f in folders if i < indent]
+        for name in names.split(", "):
+            if name.endswith("/"):
+                folders.append((indent, name))
+            else:
+                found.add("".join(f for _, f in folders) + name)
+    return found
+
+
+def test_readme_draws_every_module_and_only_those() -> None:
+    modules = {
+        str(path.relative_to(WATCHER))
+        for path in WATCHER.rglob("*.py")
+        if path.name != "__init__.py" and "migrations" not in path.parts
+    }
+    drawn = _readme_tree()
+    assert drawn == modules, (sorted(modules - drawn), sorted(drawn - modules))
 
 
 def test_only_wiring_reads_the_environment_and_nobody_checks_exception_modules() -> None:

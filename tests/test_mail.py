@@ -439,7 +439,7 @@ def test_200_papers_stay_under_gmails_clip_in_every_abstract_mode(
     import gzip
     from dataclasses import replace
 
-    from watcher.digest import GMAIL_CLIP, HTML_BUDGET
+    from watcher.digest.render import GMAIL_CLIP, HTML_BUDGET
     from watcher.mail import html_part_size
 
     pool = list(

@@ -405,7 +405,7 @@ def test_an_owed_record_the_search_finds_again_is_fetched_once_per_poll(
 def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
     tmp_path, fake, store
 ) -> None:
-    from watcher.cli import awaited_records
+    from watcher.status import awaited_records
 
     fake.add([paper(9, "daclizumab", TODAY)])
     fake.withheld.add(9)  # a deleted record
@@ -536,8 +536,8 @@ def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
 def test_a_record_ncbi_deleted_is_owed_no_more(tmp_path, fake, store_url) -> None:
     """esearch still lists PMID 9; efetch answers a DeleteCitation for it (as NCBI does for a
     record it deleted): not owed, not asked for again, and said so; on SQLite and PostgreSQL."""
-    from watcher.cli import awaited_records
-    from watcher.poll import DELETED
+    from watcher.poll_fetch import DELETED
+    from watcher.status import awaited_records
 
     fake.add([paper(1, "daclizumab", TODAY), paper(9, "daclizumab", TODAY)])
     fake.deleted.add(9)

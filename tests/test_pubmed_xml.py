@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from watcher.sources.pubmed_xml import XmlError, _clean, as_parsed, parse_articles
+from watcher.sources.pubmed_elements import clean
+from watcher.sources.pubmed_prepass import as_parsed
+from watcher.sources.pubmed_xml import XmlError, parse_articles
 
 from .fakes.records import synthetic
 
@@ -168,7 +170,7 @@ def test_thousands_of_nested_inline_tags_flatten_without_recursion() -> None:
         inner = etree.SubElement(inner, "i")
         inner.tail = "."
     inner.text = "deep"
-    assert _clean(title) == "Start deep" + "." * 5000
+    assert clean(title) == "Start deep" + "." * 5000
 
 
 def test_nesting_past_libxml2s_depth_limit_is_malformed_xml_not_a_crash() -> None:
@@ -445,7 +447,7 @@ def test_a_medline_file_names_its_deletions_too(corpus: Path) -> None:
 def test_a_book_chapter_is_dated_by_its_contribution_and_revision() -> None:
     """A GeneReviews chapter: not GeneReviews' 1993 (its book's PubDate) but its own dates,
     as PubMed cites it. The series record itself has only its PubDate."""
-    from watcher.ris import print_date
+    from watcher.digest.ris import print_date
 
     body = read(EDGE / "genereviews-chapter.xml")
     (a,) = parse_articles(body)

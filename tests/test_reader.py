@@ -380,7 +380,7 @@ def raw_unsubscribe(server: SmtpServer, rcpt: str) -> tuple[bytes, str]:
 def test_list_unsubscribe_is_one_plain_mailto_to_the_admin_in_the_raw_bytes(tmp_path, smtp) -> None:
     from urllib.parse import parse_qs, urlsplit
 
-    from watcher.digest import reader_reference
+    from watcher.subscriptions import reader_reference
 
     message = digest_in(tmp_path, smtp, "date")
     head, uri = raw_unsubscribe(smtp, "ana@example.org")

@@ -15,12 +15,15 @@ from typing import Any
 import pytest
 
 from watcher.config import load_config
-from watcher.digest import Renderer, build_digest, present_followups, trim, with_followups
-from watcher.followups import ERRATUM, RETRACTION, Change, StoredChange, pubmed_url
+from watcher.digest.build import build_digest, with_followups
+from watcher.digest.present import present_followups
+from watcher.digest.render import Renderer, trim
+from watcher.followups import pubmed_url
 from watcher.identity import pmid_key
 from watcher.mail import html_part_size
-from watcher.models import Recipient
+from watcher.models import ERRATUM, RETRACTION, Change, StoredChange
 from watcher.sources.pubmed_xml import parse_articles
+from watcher.subscriptions import Recipient
 
 from .browser import Browser, find_chromium
 from .conftest import write_config

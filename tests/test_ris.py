@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from watcher.config import load_config
-from watcher.digest import Rendered, build_digest
+from watcher.digest.build import build_digest
+from watcher.digest.render import Rendered
+from watcher.digest.ris import CHECK_TAGS, ris
 from watcher.identity import pmid_key
 from watcher.mail import build_message
 from watcher.models import Article, MeshHeading
-from watcher.ris import CHECK_TAGS, ris
 from watcher.sources.pubmed_xml import parse_articles
 
 from .conftest import write_config

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, select, text
 
-from watcher.followups import Change
 from watcher.identity import pmid_key as k
-from watcher.models import AbstractSection, Article, Author, MeshHeading, Schedule, Subscription
+from watcher.models import AbstractSection, Article, Author, Change, MeshHeading
 from watcher.schema import articles, identifiers, matches
 from watcher.store import _IDENTIFIERS, _MATCHES, SCHEMA_REVISION, Store, migrate
+from watcher.subscriptions import Schedule, Subscription
 
 from .conftest import PG_ENV, _pg_schema_url, postgres_url
 

@@ -8,7 +8,7 @@ import os
 import sys
 
 from watcher import __version__
-from watcher.errors import ConfigError, SourceError, WatcherError
+from watcher.errors import ConfigError, WatcherError
 
 # Only what parsing the arguments needs is imported up front; each command imports the rest
 # when it runs, so no command pays for another's imports (bench/README.md: design notes).
@@ -16,16 +16,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
     from collections.abc import Sequence
-    from datetime import date, datetime, timedelta
-    from pathlib import Path
-    from typing import Any
+    from datetime import date, datetime
 
     from watcher.config import Config
     from watcher.followups import RefreshReport
-    from watcher.models import Subscription
-    from watcher.sources.eutils import EUtils
-    from watcher.sources.registry import Sources
-    from watcher.store import Store
+    from watcher.subscriptions import Subscription
 
 DEFAULT_CONFIG_NAME = "watcher.toml"  # kept in step with watcher.wiring's
 
@@ -159,33 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_path(args: argparse.Namespace) -> Path:
-    from watcher.wiring import config_path
-
-    return config_path(args.config)
-
-
 def load(args: argparse.Namespace) -> Config:
     from watcher.config import load_config
+    from watcher.wiring import config_path
 
-    config = load_config(config_path(args))
+    config = load_config(config_path(args.config))
     for warning in config.warnings:
         log().warning("%s", warning)
     return config
-
-
-def open_store(config: Config) -> Store:
-    from watcher.wiring import open_store
-
-    return open_store(config, utcnow())
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from watcher.paths import shipped
+    from watcher.wiring import config_path
 
-    path = Path(args.path or config_path(args))
+    path = Path(args.path or config_path(args.config))
     if path.exists() and not args.force:
         raise ConfigError("already exists; pass --force to overwrite it", path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,105 +180,17 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from watcher.redact import redact
-    from watcher.schedule import next_digest_time, next_poll_time
-    from watcher.wiring import require_secrets
+    from watcher.check import check_online, print_check
+    from watcher.wiring import open_store, require_secrets
 
     config = load(args)
     require_secrets(config)
-    store = open_store(config)
-    now = utcnow()
-    states = store.poll_states()
-    print(
-        f"{config.path}: OK, {len(config.subscriptions)} subscriptions, store {store.display_url}"
-    )
-    for sub in config.subscriptions:
-        state = states.get(sub.name)
-        poll = next_poll_time(sub.schedule, state.last_poll_at if state else None, now)
-        digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
-        print(
-            # A feed URL may carry user:password@ (see config.secret_keys): never print it.
-            f"\n  {sub.name} [{sub.kind}]\n    {redact(sub.source)}\n"
-            f"    recipients: {', '.join(_mailbox(config, r) for r in sub.recipients)}\n"
-            f"    next poll:   {_when(poll, now)} (every {_duration(sub.schedule.poll_every)})\n"
-            f"    next digest: {digest.isoformat(timespec='minutes')} "
-            f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
-        )
-    _print_readers(config, now)
+    store = open_store(config, utcnow())
+    print_check(config, store, utcnow())
     store.close()
     if args.online:
-        return check_online(config)
+        return check_online(config, utcnow)
     return 0
-
-
-def _print_readers(config: Config, now: datetime) -> None:
-    """Each [[recipient]] table: their own digest schedule and how they read."""
-    from watcher.schedule import next_digest_time
-
-    for r in config.recipients:
-        cron, tz = r.schedule or ("", "")
-        digest = next_digest_time(cron, tz, now)
-        mine = config.digests.get((cron, tz), {}).get(r.address, ())
-        paused = f"\n    paused until {r.paused_until}" if r.paused(now) else ""
-        print(
-            f"\n  reader {_mailbox(config, r.address)}\n"
-            f"    next digest: {digest.isoformat(timespec='minutes')} ({cron!r} {tz}), "
-            f"carrying {', '.join(mine)}\n"
-            f"    order {r.order}, abstract {r.abstract}, max_items {r.max_items}{paused}"
-        )
-
-
-def check_online(config: Config) -> int:
-    client = make_client(config)
-    problems = 0
-    print()
-    for sub in config.subscriptions:
-        if sub.kind in ("europepmc", "trials"):
-            problems += _count_online(config, sub)
-            continue
-        if sub.query is None:
-            continue
-        # A count, a translation and the warnings are all this shows: esearch with retmax=0
-        # answers them in one request, however many papers the query matches.
-        result = client.search(sub.query, None, None, ids=False)
-        print(f"  {sub.name}: {result.count} papers in all")
-        if result.query_translation:
-            print(f"    PubMed reads it as: {result.query_translation}")
-        for err in result.errors:
-            print(f"    ERROR: {err}")
-        for warning in result.warnings:
-            print(f"    warning: {warning}")
-        problems += bool(result.errors or result.warnings)
-    return 1 if problems else 0
-
-
-def _count_online(config: Config, sub: Subscription) -> int:
-    """One request (pageSize=1 / countTotal=true): how many records the registry holds for the
-    subscription's query; 1 if it could not say."""
-    from watcher.sources.base import Counting
-
-    source = make_sources(config)[sub]
-    assert isinstance(source, Counting)
-    what = "preprints" if sub.kind == "europepmc" else "studies"
-    try:
-        print(f"  {sub.name}: {source.count(sub.source):,} {what} in all")
-    except SourceError as exc:
-        print(f"  {sub.name}: ERROR: {exc}")
-        return 1
-    return 0
-
-
-def make_client(config: Config) -> EUtils:
-    from watcher.wiring import ncbi_client
-
-    # The client's dates come from the same clock as the poll's `now`.
-    return ncbi_client(config.ncbi, clock=utcnow)
-
-
-def make_sources(config: Config) -> Sources:
-    from watcher.wiring import make_sources
-
-    return make_sources(config, clock=utcnow)
 
 
 def selected(config: Config, names: list[str] | None) -> list[Subscription]:
@@ -302,15 +199,16 @@ def selected(config: Config, names: list[str] | None) -> list[Subscription]:
 
 def cmd_poll(args: argparse.Namespace) -> int:
     from watcher.poll import due_subscriptions, poll, refresh_followups
+    from watcher.wiring import make_sources, open_store
 
     config = load(args)
-    store = open_store(config)
+    store = open_store(config, utcnow())
     now = utcnow()
     subs = selected(config, args.subscription)
     if args.due:
         due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
         subs = [s for s in subs if s.name in due]
-    sources = make_sources(config)
+    sources = make_sources(config, clock=utcnow)
     report = poll(config, store, sources, now, subs)
     refreshed = (
         refresh_followups(config, store, sources, now, force=not args.due)
@@ -344,15 +242,16 @@ def _refresh_line(r: RefreshReport) -> str:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from watcher.poll import backfill
+    from watcher.wiring import make_sources, open_store
 
     config = load(args)
-    store = open_store(config)
+    store = open_store(config, utcnow())
     subs = selected(config, args.subscription)
     progress = _progress_bar if sys.stderr.isatty() else _progress_log
     reports = backfill(
         config,
         store,
-        make_sources(config),
+        make_sources(config, clock=utcnow),
         utcnow(),
         args.since,
         subscriptions=subs,
@@ -376,12 +275,12 @@ def cmd_digest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from watcher.delivery import send_digests, write_dry_run
-    from watcher.wiring import make_transport
+    from watcher.wiring import make_transport, open_store
 
     config = load(args)
     if args.dry_run != bool(args.out):
         raise ConfigError("--dry-run and --out go together: watcher digest --dry-run --out DIR")
-    store = open_store(config)
+    store = open_store(config, utcnow())
     now = utcnow()
     if args.dry_run:
         written = write_dry_run(config, store, Path(args.out), now)
@@ -409,8 +308,9 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from watcher.daemon import run
+    from watcher.wiring import config_path
 
-    return run(config_path(args), utcnow)
+    return run(config_path(args.config), utcnow)
 
 
 def _progress_bar(name: str, done: int, total: int, records: int) -> None:
@@ -437,8 +337,11 @@ def _date_arg(text: str) -> date:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from watcher.status import print_status, status_report
+    from watcher.wiring import open_store
+
     config = load(args)
-    store = open_store(config)
+    store = open_store(config, utcnow())
     try:
         out = status_report(store, config, utcnow())
     finally:
@@ -450,268 +353,3 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     print_status(out)
     return 0
-
-
-def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    """What `watcher status` shows, as data (its --json output)."""
-    from watcher.models import reader_reference
-
-    undelivered = store.undelivered_counts()
-    awaiting = store.undelivered_counts(stored=False)
-    daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), now)
-    digests = _undelivered_digests(store)
-    # Every pending digest is among the undelivered ones: counted here, not read again (with
-    # the message each keeps for its next attempt).
-    pending = sum(d["state"] == "pending" for listed in digests.values() for d in listed)
-    return {
-        "config": str(config.path),
-        "store": store.display_url,
-        "articles": store.count_articles(),
-        "daemon_heartbeat": daemon["heartbeat"],
-        "daemon": daemon,
-        "subscriptions": _subscription_rows(store, config),
-        "recipients": [
-            {
-                "address": r,
-                # What their requests to leave or pause carry in the subject (digest._way_out).
-                "reference": reader_reference(r),
-                "undelivered": undelivered.get(r, 0),
-                "awaiting_record": awaiting.get(r, 0),
-                "digests": digests.get(r, []),
-            }
-            for r in sorted({r for s in config.subscriptions for r in s.recipients})
-        ],
-        "awaiting_records": awaited_records(store, config),
-        "pending_digests": pending,
-        "followups": followups_status(store, config, now),
-    }
-
-
-def followups_status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
-    """When delivered papers were last fetched again, what it cost and found, when next."""
-    from watcher.followups import META_KEY, RETRY_AFTER_FAILURE, last_refresh
-
-    cfg = config.followups
-    last = last_refresh(store.get_meta(META_KEY))
-    wait = cfg.every if last is None or last.succeeded else RETRY_AFTER_FAILURE
-    return {
-        "enabled": cfg.enabled,
-        "every": _duration(cfg.every),
-        "months": cfg.months,
-        "last_run": last.data if last else None,
-        "next_run": (
-            None
-            if not cfg.enabled
-            else _iso(last.at + wait)
-            if last
-            else "once a paper is delivered"
-        ),
-        "changes": store.change_counts(),
-    }
-
-
-def _subscription_rows(store: Store, config: Config) -> list[dict[str, Any]]:
-    from watcher.redact import safe_message
-
-    states = store.poll_states()
-    counts = store.match_counts()
-    subs = []
-    for sub in config.subscriptions:
-        st = states.get(sub.name)
-        subs.append(
-            {
-                "name": sub.name,
-                "kind": sub.kind,
-                "last_poll": _iso(st.last_poll_at if st else None),
-                "last_success": _iso(st.last_success_at if st else None),
-                "window_end": st.window_end.isoformat() if st and st.window_end else None,
-                "last_found": st.last_found if st else None,
-                "last_requests": st.last_requests if st else None,
-                "last_new": st.last_new if st else None,
-                "matches": counts.get(sub.name, 0),
-                # Redacted again: a row written before secrets were kept out may hold one.
-                "last_error": safe_message(st.last_error) if st and st.last_error else None,
-            }
-        )
-    return subs
-
-
-def _undelivered_digests(store: Store) -> dict[str, list[dict[str, Any]]]:
-    digests: dict[str, list[dict[str, Any]]] = {}
-    for d in store.undelivered_digests():
-        digests.setdefault(d["recipient"], []).append(
-            {
-                "message_id": d["message_id"],
-                "state": d["state"],
-                "papers": d["paper_count"],
-                "changes": d["change_count"],
-                "created": _iso(d["created_at"]),
-                "attempts": d["attempts"],
-                "last_error": d["last_error"],
-            }
-        )
-    return digests
-
-
-def print_status(out: dict[str, Any]) -> None:
-    daemon = out["daemon"]
-    print(f"store: {out['store']} ({out['articles']} articles)")
-    print(f"daemon: {daemon['summary']}")
-    for job, when in sorted((daemon.get("next_runs") or {}).items()):
-        print(f"  next {job}: {when}")
-    for s in out["subscriptions"]:
-        print(f"\n  {s['name']} [{s['kind']}]: {s['matches']} matches")
-        print(
-            f"    last poll: {s['last_poll'] or 'never'}; last success: "
-            f"{s['last_success'] or 'never'}; found {s['last_found'] or 0}, "
-            f"new {s['last_new'] or 0}, {s['last_requests'] or 0} requests to NCBI"
-        )
-        if s["last_error"]:
-            print(f"    LAST ERROR: {s['last_error']}")
-    print("\n  recipients:")
-    for r in out["recipients"]:
-        more = f", {r['awaiting_record']} awaiting a record" if r["awaiting_record"] else ""
-        print(
-            f"    {r['address']}: {r['undelivered']} papers awaiting delivery{more} "
-            f"(reference {r['reference']})"
-        )
-        for d in r["digests"]:
-            tries = f"{d['attempts']} attempt{'' if d['attempts'] == 1 else 's'}"
-            what = (
-                "FAILED (refused; its papers go in the next digest)"
-                if d["state"] == "failed"
-                else "pending (retried on the next digest run)"
-            )
-            print(
-                f"      digest {d['message_id']} of {d['created']}, {_contents(d)}: "
-                f"{what}, {tries}" + (f"; last error: {d['last_error']}" if d["last_error"] else "")
-            )
-    if out["awaiting_records"]:
-        print("\n  records matched, not stored (awaited from NCBI, or deleted there):")
-        for a in out["awaiting_records"]:
-            name = f"PMID {a['pmid']}" if a["pmid"] else a["item"]
-            print(f"    {name} ({', '.join(a['subscriptions'])}): {_awaited_line(a)}")
-    if out["pending_digests"]:
-        print(f"  {out['pending_digests']} digests pending (retried on the next digest run)")
-    _print_followups(out["followups"])
-
-
-def _contents(digest: dict[str, Any]) -> str:
-    """'3 papers', '2 changes to papers received' or both: a digest may tell only follow-ups."""
-    papers, changes = digest["papers"], digest["changes"]
-    said = [f"{papers} paper{'' if papers == 1 else 's'}"] if papers or not changes else []
-    if changes:
-        said.append(f"{changes} change{'' if changes == 1 else 's'} to papers received")
-    return ", ".join(said)
-
-
-def _print_followups(f: dict[str, Any]) -> None:
-    if not f["enabled"]:
-        print("\n  follow-ups: off ([followups] enabled = false)")
-        return
-    last = f["last_run"]
-    print(
-        f"\n  follow-ups (every {f['every']}, papers delivered in the last {f['months']} months):"
-    )
-    if last is None:
-        print("    never run yet")
-    else:
-        print(
-            f"    last run {last['at']}: {last['papers']} papers, {last['requests']} requests, "
-            f"{last['changes']} changes found"
-            + (f"; ERROR: {last['error']}" if last["error"] else "")
-        )
-    print(f"    next run: {f['next_run']}")
-    counts = {k: v for k, v in f["changes"].items() if k != "told"}
-    if counts:
-        kinds = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        print(f"    changes known: {kinds}; {f['changes']['told']} told to recipients")
-
-
-def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
-    """Matched items whose record their source has not given (missing or unreadable), with the retry
-    plan of watcher.poll.record_retry_at."""
-    out = []
-    for a in store.awaited_records([s.name for s in config.subscriptions]).values():
-        # Imported only for a store that awaits records: watcher.poll brings the HTTP layer,
-        # which `status` otherwise never needs.
-        from watcher.poll import record_retry_at
-
-        retry = (
-            record_retry_at(a.attempts, a.first_missing_at, a.last_attempt_at, a.deleted_at)
-            if a.attempts and a.first_missing_at and a.last_attempt_at
-            else None
-        )
-        out.append(
-            {
-                "item": a.item,
-                "pmid": a.pmid,
-                "subscriptions": list(a.subscriptions),
-                "attempts": a.attempts,
-                "first_missing": _iso(a.first_missing_at),
-                "last_attempt": _iso(a.last_attempt_at),
-                "reason": a.reason,
-                "next_try": _iso(retry) if retry else ("next poll" if not a.attempts else None),
-                "given_up": bool(a.attempts) and retry is None and a.deleted_at is None,
-                "deleted": _iso(a.deleted_at),
-            }
-        )
-    return out
-
-
-def _awaited_line(a: dict[str, Any]) -> str:
-    if not a["attempts"]:
-        return "not asked for yet; fetched at the next poll"
-    if a["deleted"]:
-        return f"{a['reason']} on {a['deleted']}; not asked for again"
-    tries = f"{a['attempts']} {'try' if a['attempts'] == 1 else 'tries'}"
-    since = f"{tries} since {a['first_missing']}: {a['reason']}"
-    if a["given_up"]:
-        return f"{since}; GIVEN UP (not asked for again; deleted or withdrawn at NCBI?)"
-    return f"{since}; next try {a['next_try']}"
-
-
-def daemon_status(heartbeat: str | None, state: str | None, now: datetime) -> dict[str, Any]:
-    """Alive when the heartbeat is younger than a few of the daemon's own intervals."""
-    import json
-    from datetime import datetime
-
-    info: dict[str, Any] = json.loads(state) if state else {}
-    info["heartbeat"] = heartbeat
-    if heartbeat is None:
-        info["alive"] = False
-        info["summary"] = "never seen (start it with `watcher run`)"
-        return info
-    age = (now - datetime.fromisoformat(heartbeat)).total_seconds()
-    info["alive"] = (
-        info.get("state") == "running" and age < 3 * min(30.0, info.get("tick_seconds", 30.0)) + 30
-    )
-    if info["alive"]:
-        info["summary"] = f"alive (pid {info.get('pid')}, heartbeat {age:.0f}s ago)"
-    elif info.get("state") == "stopped":
-        info["summary"] = f"stopped at {info.get('stopped_at')}"
-        info.pop("next_runs", None)
-    else:
-        info["summary"] = f"NOT RESPONDING: last heartbeat {heartbeat} ({age:.0f}s ago)"
-    return info
-
-
-def _mailbox(config: Config, address: str) -> str:
-    name = config.display_name(address)
-    return f"{name} <{address}>" if name else address
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value else None
-
-
-def _when(when: datetime, now: datetime) -> str:
-    return "now (due)" if when <= now else when.isoformat(timespec="minutes")
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

@@ -2,8 +2,8 @@
 
 Each error names the file, the key path (``subscription[2].recipients[0]``) and what is wrong.
 The keys, their TOML types and their defaults are declared once, on the dataclasses they fill
-(config_keys.py; models.py's Schedule, Subscription and Recipient): the reader takes them from
-there, and what is written here is each key's own rule.
+(config_keys.py; subscriptions.py's Schedule, Subscription and Recipient): the reader takes them
+from there, and what is written here is each key's own rule.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ __all__ = [
 # configs add no drugs.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from watcher.drugs import Drug
+    from watcher.drug_table import Drug
 
 
 def load_config(path: Path | str) -> Config:
@@ -270,14 +270,14 @@ class _Reader(SubscriptionReader):
 
     def drugs(self, table: Any, entries: Any) -> tuple[Drug, ...]:
         """[drugs] file = "…" (a table in the shipped format) and [[drug]] entries: they add to
-        the shipped table (see drugs.merged for an INN already in it)."""
+        the shipped table (see drug_table.merged for an INN already in it)."""
         found: list[Drug] = []
         data = self.table(table, "drugs", {"file"})
         name = self.get(data, "drugs", "file", str)
         if name is None and entries == []:
             return ()
         # Only now: the drug table's module is needed by configs that extend it.
-        from watcher.drugs import drug_entry, load_drug_file
+        from watcher.drug_table import drug_entry, load_drug_file
 
         if name is not None:
             path = self.local_path(name)

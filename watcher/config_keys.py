@@ -1,7 +1,7 @@
 """What a config holds: a frozen dataclass per table, each key declared once on the field it
 fills, `field(default=…, metadata=key(TOML type, help))`. The reader (watcher/config.py) takes
 the allowed keys and the defaults from these declarations and builds the objects by keyword;
-[defaults], [[subscription]] and [[recipient]] fill models.py's Schedule, Subscription and
+[defaults], [[subscription]] and [[recipient]] fill subscriptions.py's Schedule, Subscription and
 Recipient, declared the same way. tests/test_config_keys.py holds README's reference and
 config.example.toml to them.
 """
@@ -15,13 +15,13 @@ from typing import Literal
 
 from watcher.addresses import normalise_address
 from watcher.errors import ConfigError
-from watcher.models import Order, Recipient, Schedule, Subscription
 from watcher.sources.endpoints import (
     CLINICALTRIALS_BASE_URL,
     CLINICALTRIALS_RATE,
     EUROPEPMC_BASE_URL,
     EUROPEPMC_RATE,
 )
+from watcher.subscriptions import Order, Recipient, Schedule, Subscription
 from watcher.toml_reading import NUMBER, Key, inherited, key, keys, suggest
 
 NCBI_BASE_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -32,7 +32,7 @@ NCBI_RATE_WITH_KEY = 10.0
 # The values a choice key may take, each as its type and as the reader's list.
 AbstractMode = Literal["none", "snippet", "full"]
 ABSTRACTS = ("none", "snippet", "full")
-ORDERS = ("date", "evidence", "relevance")  # models.Order
+ORDERS = ("date", "evidence", "relevance")  # subscriptions.Order
 Security = Literal["starttls", "ssl", "none"]
 SECURITIES = ("starttls", "ssl", "none")
 SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
@@ -43,7 +43,7 @@ DATETYPES = ("crdt", "edat")
 # configs add no drugs.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from watcher.drugs import Drug
+    from watcher.drug_table import Drug
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -241,7 +241,7 @@ class Config:
 
 # Each table's keys, as README's reference heads them. [europepmc] and [clinicaltrials] take
 # their defaults from sources/endpoints.py; a subscription's schedule and a reader's digest
-# schedule are [defaults]' keys over [defaults]; [drugs] and [[drug]] are drugs.py's.
+# schedule are [defaults]' keys over [defaults]; [drugs] and [[drug]] are drug_table.py's.
 STORE = keys(Config, "store_url")
 NCBI = keys(NcbiConfig)
 MAIL = keys(MailConfig)

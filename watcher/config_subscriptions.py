@@ -1,7 +1,7 @@
 """What is watched, for whom and when: [defaults], [[subscription]] and [[recipient]] read by
-the keys models.py's Schedule, Subscription and Recipient declare, then checked key by key. A
-subscription's schedule keys are [defaults]' over [defaults]; a reader's table refines how one of
-the subscriptions' recipients gets their digest, over [mail] and [defaults].
+the keys subscriptions.py's Schedule, Subscription and Recipient declare, then checked key by
+key. A subscription's schedule keys are [defaults]' over [defaults]; a reader's table refines
+how one of the subscriptions' recipients gets their digest, over [mail] and [defaults].
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from watcher.config_keys import (
     TABLES,
     MailConfig,
 )
-from watcher.models import KINDS, Recipient, Schedule, Subscription
+from watcher.subscriptions import KINDS, Recipient, Schedule, Subscription
 from watcher.toml_reading import TableReader, names, parse_duration, suggest
 
 MAX_LIKE = 200  # `like` PMIDs per subscription: a reader's own papers, not a library

@@ -7,7 +7,6 @@ last poll), so a restart or a config edit never loses or repeats a digest.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -18,16 +17,16 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from watcher.config import Config, load_config
 from watcher.delivery import send_digests
-from watcher.digest import Renderer
-from watcher.errors import ConfigError, Interrupted, StoreError, WatcherError
-from watcher.paths import open_private, private_dir
+from watcher.digest.render import Renderer
+from watcher.errors import ConfigError, Interrupted, WatcherError
+from watcher.locks import InstanceLock
 from watcher.poll import due_subscriptions, poll, refresh_followups
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
-from watcher.sources.registry import Sources
+from watcher.sources.kinds import Sources
 from watcher.store import Store
 from watcher.wiring import connect_store, make_sources, make_transport, require_secrets
 
@@ -39,44 +38,6 @@ MAX_TICK = timedelta(minutes=1)
 
 def sync_store(store: Store, config: Config, now: datetime) -> list[str]:
     return store.sync_subscriptions(config.subscriptions, now)
-
-
-class InstanceLock:
-    """One `watcher run` per SQLite store: an exclusive flock beside the database file.
-
-    The kernel drops the lock when the process dies, so a crash never leaves a stale lock.
-    """
-
-    def __init__(self, store_url: str) -> None:
-        path = store_url.split(":///", 1)[1].split("?", 1)[0]
-        self.path = Path(path + ".lock")
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        private_dir(self.path.parent)
-        f = os.fdopen(open_private(self.path, os.O_RDWR | os.O_CREAT), "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise StoreError(
-                f"the store {self.path.with_suffix('')} is in use by another "
-                f"`watcher run` ({holder}); stop it first, or use PostgreSQL to run "
-                "two instances"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()}")
-        f.flush()
-        self._file = f
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
 
 
 FOLLOWUP_CHECK = timedelta(hours=1)

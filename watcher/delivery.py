@@ -14,16 +14,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from watcher.config import Config
-from watcher.digest import (
-    DigestContext,
-    Rendered,
-    Renderer,
-    build_digest,
-    is_trial_change,
-    present_followups,
-    with_followups,
-)
-from watcher.drugs import vocabulary
+from watcher.digest.build import build_digest, is_trial_change, with_followups
+from watcher.digest.context import DigestContext
+from watcher.digest.drugs import vocabulary
+from watcher.digest.present import present_followups
+from watcher.digest.render import Rendered, Renderer
 from watcher.errors import MailError
 from watcher.identity import ItemKey, pmid_key
 from watcher.mail import build_message, html_part_size, new_message_id

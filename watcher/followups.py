@@ -1,11 +1,12 @@
 """Follow-ups: what changed about papers after they were delivered, and whom to tell.
 
-A change is an event with its own identity, (item, kind, notice): the item it concerns (its
-stable key, watcher/identity.py), what kind of change it is (one of KINDS), and the notice that
-says so (the notice's own key, "pmid:…", or the new status, "status:retracted"). The same
-retraction seen by a refresh of the paper and by a poll that found the notice is one change.
-Each recipient who was sent the item before the change was found is told once (store.py's
-change deliveries, written with the digest like paper deliveries); nobody else hears of it.
+A change (models.Change) is an event with its own identity, (item, kind, notice): the item it
+concerns (its stable key, watcher/identity.py), what kind of change it is (one of
+models.CHANGE_KINDS), and the notice that says so (the notice's own key, "pmid:…", or the new
+status, "status:retracted"). The same retraction seen by a refresh of the paper and by a poll
+that found the notice is one change. Each recipient who was sent the item before the change was
+found is told once (store.py's change deliveries, written with the digest like paper
+deliveries); nobody else hears of it.
 
 Changes come from:
 - refresh(): the records of papers delivered in the last `[followups] months`, fetched again in
@@ -13,7 +14,7 @@ Changes come from:
 - notices_found(): a poll's records that are notices (a retraction notice, an erratum, an
   expression of concern) about a delivered paper; such a notice is never mailed as a paper;
 - any other source, through Change and store.record_changes (a preprint's journal version, a
-  trial registry's new status): a new kind is one entry in KINDS.
+  trial registry's new status): a new kind is one entry in models.CHANGE_KINDS.
 
 A record NCBI deletes from PubMed (refresh() meets a DeleteCitation for it) is a change too:
 "removed from PubMed", told once to those who received the paper.
@@ -35,7 +36,20 @@ from typing import Protocol
 
 from watcher.errors import SourceError
 from watcher.identity import ItemKey, pmid_key
-from watcher.models import Article, Correction
+from watcher.models import (
+    CHANGE_KINDS,
+    CONCERN,
+    ERRATUM,
+    NOTICE_KINDS,
+    PUBLISHED,
+    REMOVED,
+    RETRACTION,
+    UPDATE,
+    Article,
+    Change,
+    Correction,
+)
+from watcher.text.lines import one_line
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,33 +57,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Kind:
-    """How a kind of change is told: the heading word in a digest, and the subject's nouns."""
-
-    label: str  # "Retracted": what happened, shown first on the paper's line
-    one: str  # "retraction": for the subject, "1 retraction, 2 corrections"
-    many: str
-    alert: bool  # shown in red: the paper's findings are in doubt
-
-
-RETRACTION = "retraction"
-ERRATUM = "erratum"
-CONCERN = "concern"
-UPDATE = "update"
-PUBLISHED = "published"
-REMOVED = "removed"
-KINDS: dict[str, Kind] = {
-    RETRACTION: Kind("Retracted", "retraction", "retractions", True),
-    ERRATUM: Kind("Corrected", "correction", "corrections", True),
-    CONCERN: Kind("Expression of concern", "expression of concern", "expressions of concern", True),
-    UPDATE: Kind("Updated", "update", "updates", False),
-    PUBLISHED: Kind("Published", "journal version", "journal versions", False),
-    REMOVED: Kind("Removed from PubMed", "removal from PubMed", "removals from PubMed", False),
-}
-# The order of the subject's summary and of the digest section: the gravest first.
-ORDER = (RETRACTION, CONCERN, ERRATUM, REMOVED, UPDATE, PUBLISHED)
 
 # CommentsCorrections on the paper itself → the kind of change it announces.
 # https://www.nlm.nih.gov/bsd/mms/medlineelements.html#cc
@@ -96,40 +83,11 @@ _ON_NOTICE = {
     "UpdateOf": UPDATE,
     "RepublishedFrom": UPDATE,
 }
-# Notices proper: a record that only announces something about another paper. Mailed as a
-# follow-up to that paper's readers, never as a paper of its own (a new version is a paper).
-NOTICE_KINDS = frozenset({RETRACTION, ERRATUM, CONCERN})
 RETRACTED_TYPE = "Retracted Publication"
 RETRACTED_STATUS = "status:retracted"
 REMOVED_STATUS = "status:deleted"
 # "Nat Med. 2021 Mar;27(3):456-460. doi: …": the journal is what comes before the year.
 _REF_JOURNAL = re.compile(r"^(.+?)\.\s+(?:\d{4}|\[)")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One change to one item. `notice` is its identity within (item, kind); `url` where the
-    reader reads it (the notice, the new version); `detail` a line of what it says."""
-
-    item: ItemKey
-    kind: str
-    notice: str
-    url: str | None
-    detail: str
-    notice_item: ItemKey | None = None  # the notice's own record, never mailed as a paper
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown change kind {self.kind!r}; add it to followups.KINDS")
-
-
-@dataclass(frozen=True)
-class StoredChange:
-    """A change as the store holds it, with the row id deliveries are recorded against."""
-
-    id: int
-    change: Change
-    found_at: datetime
 
 
 def pubmed_url(pmid: str | int) -> str:
@@ -156,7 +114,7 @@ def _from_correction(item: ItemKey, paper: Article, c: Correction, kind: str) ->
         own = notice if notice.startswith("pmid:") else None
         return Change(item, kind, RETRACTED_STATUS, url, _worded(c) or "Retracted", own)
     else:
-        detail = _worded(c) or KINDS[kind].label
+        detail = _worded(c) or CHANGE_KINDS[kind].label
     return Change(item, kind, notice, url, detail, notice if kind in NOTICE_KINDS else None)
 
 
@@ -219,7 +177,7 @@ def notice_changes(
             continue
         url = notice.url
         if kind == RETRACTION:
-            detail = _one_line(notice.title)
+            detail = one_line(notice.title)
             out.append(Change(target, kind, RETRACTED_STATUS, url, detail, notice_item))
         elif kind == UPDATE:
             where = notice.journal_iso or notice.journal
@@ -227,7 +185,7 @@ def notice_changes(
                 Change(target, kind, notice_item, url, f"new version in {where}" if where else "")
             )
         else:
-            detail = _one_line(notice.title)
+            detail = one_line(notice.title)
             out.append(Change(target, kind, notice_item, url, detail, notice_item))
     return out
 
@@ -245,22 +203,6 @@ def named_papers(papers: Iterable[Article]) -> list[ItemKey]:
         for c in p.corrections
         if c.ref_type in _ON_NOTICE and c.pmid and c.pmid.isdigit()
     ]
-
-
-def summary(kinds: Iterable[str]) -> str:
-    """'1 retraction, 2 corrections' for the subject, gravest first."""
-    counts: dict[str, int] = {}
-    for k in kinds:
-        counts[k] = counts.get(k, 0) + 1
-    parts = []
-    for k in sorted(counts, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
-        n = counts[k]
-        parts.append(f"{n} {KINDS[k].one if n == 1 else KINDS[k].many}")
-    return ", ".join(parts)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 # Refresh: fetching delivered papers again

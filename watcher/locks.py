@@ -1,5 +1,6 @@
 """Locks between processes sharing one SQLite store: an flock'd file per key, in a folder beside
-the database (`watcher.db.locks/`).
+the database (`watcher.db.locks/`), and one beside the database itself that one `watcher run`
+holds (InstanceLock).
 
 SQLite has nothing like PostgreSQL's advisory locks, and its own file locks last one
 transaction, while a digest must be held from choosing its papers until the mail server has
@@ -16,7 +17,9 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import IO
 
+from watcher.errors import StoreError
 from watcher.paths import open_private, private_dir
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._-]+")
@@ -58,3 +61,41 @@ class KeyLocks:
             return self.path(key).read_text(encoding="ascii", errors="replace").strip() or None
         except OSError:
             return None
+
+
+class InstanceLock:
+    """One `watcher run` per SQLite store: an exclusive flock beside the database file.
+
+    The kernel drops the lock when the process dies, so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, store_url: str) -> None:
+        path = store_url.split(":///", 1)[1].split("?", 1)[0]
+        self.path = Path(path + ".lock")
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        private_dir(self.path.parent)
+        f = os.fdopen(open_private(self.path, os.O_RDWR | os.O_CREAT), "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise StoreError(
+                f"the store {self.path.with_suffix('')} is in use by another "
+                f"`watcher run` ({holder}); stop it first, or use PostgreSQL to run "
+                "two instances"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None

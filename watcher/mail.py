@@ -1,4 +1,7 @@
-"""Email: build the MIME message of a rendered digest. Pure; transports: watcher/transports/."""
+"""Email: build the MIME message of a rendered digest. Pure; transports: watcher/transports/.
+
+It takes the digest as the outbox (delivery.py) hands it over, rendered parts and the RIS text,
+and imports nothing from the digest package."""
 
 from __future__ import annotations
 
@@ -7,15 +10,27 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry, Unstructur
 from email.message import EmailMessage
 from email.policy import SMTP, Policy
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import Any, Protocol
 
-from watcher.digest import Rendered, header_safe
-from watcher.ris import MEDIA_TYPE as RIS_MEDIA_TYPE
+from watcher.text.lines import header_safe
 
 # Both parts go quoted-printable: UTF-8 in lines short enough for any relay, and the size the
 # HTML part takes as sent (html_part_size) is what Gmail's clip is measured against.
 CTE = "quoted-printable"
 RFC5322_MAX_LINE = 998
+# The type of the RIS attachment, whose text the digest writes (watcher/digest/ris.py).
+RIS_MEDIA_TYPE = "application/x-research-info-systems"
+
+
+class Parts(Protocol):
+    """A rendered digest (the digest package's Rendered): what the message carries."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def html(self) -> str: ...
 
 
 class UriListHeader(UnstructuredHeader, BaseHeader):
@@ -25,7 +40,7 @@ class UriListHeader(UnstructuredHeader, BaseHeader):
     spaces) it writes as an RFC 2047 encoded word, `=?utf-8?q?=3Cmailto=3A…?=`, which Python
     reads back but mail clients do not take for a URI, so they offer no way out. RFC 2369
     (section 2) allows folding only between the angle brackets' entries, never inside one; the
-    URI is kept short (digest._way_out) and ASCII (addresses are checked at load, domains
+    URI is kept short (digest.build._way_out) and ASCII (addresses are checked at load, domains
     punycode), so it is written unfolded.
     """
 
@@ -63,7 +78,7 @@ def new_message_id(from_addr: str) -> str:
 
 
 def build_message(
-    rendered: Rendered,
+    rendered: Parts,
     from_addr: str,
     to_addr: str,
     message_id: str,

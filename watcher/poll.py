@@ -1,5 +1,6 @@
 """One poll: each due subscription's search (or feed), then one efetch pass for the union of the
-PMIDs the store lacks, then each subscription's matches and state committed together.
+PMIDs the store lacks (poll_fetch.py), then each subscription's matches and state committed
+together (what each found and the poll's report: poll_report.py). Backfill, too.
 
 Spending: one esearch per subscription (its window covers creation and MeSH dates),
 ceil(new PMIDs / batch size) efetch, each PMID fetched at most once per poll however many
@@ -9,79 +10,28 @@ subscriptions matched it.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
 from watcher.followups import RefreshReport, notices_found, published_as, refresh
-from watcher.identity import ItemKey, identifiers, key, pmid_key, pmid_of
-from watcher.models import Article, JournalVersion, PollState, Subscription, TrialState
+from watcher.identity import ItemKey, key, pmid_key
+from watcher.models import Article, JournalVersion, PollState
+from watcher.poll_fetch import batches, fetch_and_store, fetch_missing, unknown_items
+from watcher.poll_report import Found, Outcome, PollReport
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import ncbi_today
-from watcher.sources.registry import Sources
+from watcher.sources.kinds import Sources
 from watcher.store import Store
+from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 
 BACKFILL_SLICE = timedelta(days=365)
-# A matched record missing from efetch's answer (or unreadable) is asked for again with backoff.
-RECORD_RETRY_FIRST = timedelta(minutes=15)
-RECORD_RETRY_MAX = timedelta(days=1)
-RECORD_GIVE_UP = timedelta(days=30)
-DELETED = "deleted from PubMed by NCBI (a DeleteCitation in its efetch answer)"
-
-
-@dataclass
-class Found:
-    """What one subscription's source returned, not yet committed."""
-
-    sub: Subscription
-    items: list[ItemKey]
-    deliver: bool
-    source: str
-    records: Records
-    window_end: date | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    requests: int = 0
-    held: tuple[Article, ...] = ()  # whole records the search gave (no fetch needed)
-    trials: tuple[TrialState, ...] = ()
-    skipped: tuple[str, ...] = ()  # records of the search's answer that could not be read
-
-
-@dataclass
-class Outcome:
-    name: str
-    found: int = 0
-    new_matches: int = 0
-    requests: int = 0
-    error: str | None = None
-    changes: int = 0  # trial registry changes found
-
-
-@dataclass
-class PollReport:
-    outcomes: list[Outcome] = field(default_factory=list)
-    fetched: int = 0
-    requests: int = 0
-    seconds: float = 0.0
-    record_errors: list[str] = field(default_factory=list)
-    journal_versions: list[JournalVersion] = field(default_factory=list)
-    changes: int = 0  # changes to delivered papers found: notices, journal versions of preprints
-    deleted: list[ItemKey] = field(default_factory=list)  # matched records NCBI deleted
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.error]
-
-    @property
-    def new_matches(self) -> int:
-        return sum(o.new_matches for o in self.outcomes)
 
 
 def due_subscriptions(
@@ -112,7 +62,7 @@ def poll(
     changes = _store_held(found, store, now, report)
     # Records owed by earlier polls are asked for too, unless their source did not answer at all.
     owed = _owed(store, subs, sources, down)
-    failed_items = _fetch_missing(found, owed, store, now, report)
+    failed_items = fetch_missing(found, owed, store, now, report)
     for f in found:
         _commit(f, failed_items, store, now, report)
     for outcome in report.outcomes:
@@ -322,156 +272,6 @@ def _search(
     )
 
 
-def _fetch_missing(
-    found: list[Found],
-    owed: Mapping[ItemKey, Records],
-    store: Store,
-    now: datetime,
-    report: PollReport,
-) -> dict[ItemKey, str]:
-    """Fetch, once each and in shared batches, the items some subscription will deliver that the
-    store lacks: this poll's matches and the records earlier polls matched but could not get
-    (`owed`), these as their backoff allows. Returns the items whose batch failed, with the
-    error."""
-    # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
-    by_fetcher: dict[int, tuple[Records, dict[ItemKey, None]]] = {}
-    for f in found:
-        if f.deliver:
-            by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(f.items))
-    for item, records in owed.items():
-        by_fetcher.setdefault(id(records), (records, {}))[1][item] = None
-    # The papers a subscription's readers `like` ride in the same batches, once: relevance
-    # ranking reads their stored records. They are not owed: a missing one is not chased.
-    liked: set[ItemKey] = set()
-    for f in found:
-        keys = [pmid_key(p) for p in f.sub.like]
-        liked.update(keys)
-        by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(keys))
-    failed: dict[ItemKey, str] = {}
-    missing: dict[ItemKey, str] = {}
-    deleted: dict[ItemKey, str] = {}
-    due: list[ItemKey] = []
-    for client, wanted in by_fetcher.values():
-        due += _fetch_due(
-            client, _unknown(store, list(wanted)), store, now, report, failed, missing, deleted
-        )
-    # A match whose record did not come stays owed: later polls ask again (record_retry_at).
-    for item in liked.difference(owed).difference(i for f in found for i in f.items):
-        missing.pop(item, None)
-        deleted.pop(item, None)
-    store.record_missing(missing, now)
-    if deleted:
-        # Owed no more: NCBI says so, where a record merely missing might still come.
-        log.warning(
-            "NCBI deleted %d matched records from PubMed (a DeleteCitation in its efetch "
-            "answer); they are not asked for again: %s",
-            len(deleted),
-            ", ".join(sorted(deleted)[:10]),
-            extra={"fields": {"event": "records_deleted", "items": sorted(deleted)}},
-        )
-        store.record_deleted(deleted, now)
-        report.deleted += sorted(deleted)
-    store.forget_missing(
-        p for p in due if p not in missing and p not in failed and p not in deleted
-    )
-    back = [p for p in owed if p in due and p not in missing and p not in failed]
-    if back:
-        log.info("%d records awaited from earlier polls arrived", len(back))
-    return failed
-
-
-def _fetch_due(
-    client: Records,
-    wanted: list[ItemKey],
-    store: Store,
-    now: datetime,
-    report: PollReport,
-    failed: dict[ItemKey, str],
-    missing: dict[ItemKey, str],
-    deleted: dict[ItemKey, str],
-) -> list[ItemKey]:
-    """Fetch those of `wanted` whose backoff allows, noting the failed batches, the records
-    that did not come and those their source deleted; returns the items asked for."""
-    tried = store.record_attempts(wanted)
-    due = [p for p in wanted if p not in tried or _retry_due(record_retry_at(*tried[p]), now)]
-    if len(due) < len(wanted):
-        log.info(
-            "%d records NCBI did not give at earlier polls wait for their next try "
-            "(see `watcher status`)",
-            len(wanted) - len(due),
-        )
-    for batch in _batches(due, client.batch_size):
-        errors_before = len(report.record_errors)
-        try:
-            fetched, gone = _fetch_and_store(batch, store, client, now, report.record_errors.append)
-        except SourceError as exc:
-            log.error("efetch of %d records failed: %s", len(batch), exc)
-            failed.update(dict.fromkeys(batch, str(exc)))
-            continue
-        report.fetched += fetched
-        errors = report.record_errors[errors_before:]
-        for item in set(batch) - store.known_items(batch):
-            if pmid_of(item) in gone:
-                deleted[item] = DELETED
-                continue
-            said = re.compile(rf"\bPMID {pmid_of(item)}\b")
-            missing[item] = next(
-                (e for e in errors if said.search(e)), "not in NCBI's efetch answer"
-            )
-    return due
-
-
-def record_retry_at(
-    attempts: int,
-    first_miss: datetime,
-    last_attempt: datetime,
-    deleted_at: datetime | None = None,
-) -> datetime | None:
-    """When a record NCBI did not give is asked for again: RECORD_RETRY_FIRST after the first
-    miss, the wait doubling up to RECORD_RETRY_MAX; None once RECORD_GIVE_UP has passed since
-    the first miss (a record not yet released comes within hours or days; a deleted one never
-    does), and None at once for a record NCBI said it deleted. `watcher status` lists it either
-    way."""
-    if deleted_at is not None or last_attempt - first_miss >= RECORD_GIVE_UP:
-        return None
-    wait: timedelta = RECORD_RETRY_FIRST * 2 ** min(attempts - 1, 16)
-    return last_attempt + min(wait, RECORD_RETRY_MAX)
-
-
-def _retry_due(when: datetime | None, now: datetime) -> bool:
-    return when is not None and when <= now
-
-
-def _unknown(store: Store, items: Sequence[ItemKey]) -> list[ItemKey]:
-    """`items` the store has no record of, in their order."""
-    known = store.known_items(items)
-    return [p for p in items if p not in known]
-
-
-def _fetch_and_store(
-    batch: Sequence[ItemKey],
-    store: Store,
-    client: Records,
-    now: datetime,
-    on_error: Callable[[str], None] | None = None,
-) -> tuple[int, set[int]]:
-    """One efetch of `batch`, stored; returns how many records came back, and the PMIDs NCBI
-    said it deleted."""
-    gone: set[int] = set()
-    articles = list(client.fetch_items(batch, on_error, gone.add))
-    store.upsert_articles(articles, now)
-    absent = set(batch).difference(*(identifiers(a) for a in articles))
-    absent = {i for i in absent if pmid_of(i) not in gone}
-    if absent:
-        # Withdrawn or not yet released records: esearch lists them, efetch returns nothing.
-        log.warning(
-            "efetch returned no record for %d items: %s",
-            len(absent),
-            ", ".join(sorted(absent)[:10]),
-        )
-    return len(articles), gone
-
-
 def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime) -> None:
     log.error(
         "poll %s failed: %s",
@@ -481,10 +281,6 @@ def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime
     )
     store.record_poll_error(name, error, now)
     report.outcomes.append(Outcome(name, error=error))
-
-
-def _batches(items: Sequence[ItemKey], size: int) -> list[Sequence[ItemKey]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 @dataclass
@@ -539,8 +335,8 @@ def backfill(
         for n, (lo, hi) in enumerate(slices, 1):
             items = source.find_window(sub, lo, hi)
             records = source.records
-            for batch in _batches(_unknown(store, items), records.batch_size):
-                report.fetched += _fetch_and_store(batch, store, records, now)[0]
+            for batch in batches(unknown_items(store, items), records.batch_size):
+                report.fetched += fetch_and_store(batch, store, records, now)[0]
             report.new_matches += store.record_backfill(
                 sub.name, items, deliver=deliver, now=now, done_through=hi
             )

@@ -6,7 +6,7 @@ import re
 import zoneinfo
 from datetime import datetime, timedelta
 
-from watcher.models import Schedule
+from watcher.subscriptions import Schedule
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 

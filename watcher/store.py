@@ -48,20 +48,18 @@ from watcher.models import (
     AbstractSection,
     Article,
     Author,
+    Change,
     Correction,
     MeshHeading,
     PollState,
-    Subscription,
+    StoredChange,
     TrialChange,
     TrialState,
 )
 from watcher.paths import open_private, tighten
 from watcher.redact import cap, safe_message
+from watcher.subscriptions import Subscription
 from watcher.trials import phase_words, trial_changes
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from watcher.followups import Change, StoredChange
 
 log = logging.getLogger(__name__)
 
@@ -1102,9 +1100,6 @@ class Store:
             )
             .order_by(db.changes.c.id)
         )
-        # Imported here: `watcher check` opens the store and never reads a change.
-        from watcher.followups import Change, StoredChange
-
         with self.engine.connect() as conn:
             return [
                 StoredChange(

@@ -130,6 +130,15 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
+def format_duration(delta: timedelta) -> str:
+    """A timedelta as the config writes it (parse_duration's inverse): 6h, 1w, 90m, 45s."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def suggest(name: str, options: Collection[str]) -> str:
     import difflib  # only for a config with a mistyped key: not on every start
 

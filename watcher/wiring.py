@@ -26,10 +26,10 @@ from watcher.errors import ConfigError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from watcher.sources.eutils import EUtils
-    from watcher.sources.registry import Sources
+    from watcher.sources.kinds import Sources
     from watcher.store import Store
     from watcher.transports.base import Transport
-    from watcher.transports.registry import TransportSettings
+    from watcher.transports.kinds import TransportSettings
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def make_sources(
 
 def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) -> Sources:
     """The sources around `client`; `config` gives the registries' roots and paces."""
-    from watcher.sources.registry import pubmed_sources
+    from watcher.sources.kinds import pubmed_sources
 
     if config is None:
         return pubmed_sources(client, datetype=ncbi.datetype, overlap_days=ncbi.overlap_days)
@@ -125,13 +125,13 @@ def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) 
 
 
 def make_transport(mail: MailConfig, env: Mapping[str, str] = os.environ) -> Transport:
-    from watcher.transports.registry import TRANSPORTS
+    from watcher.transports.kinds import TRANSPORTS
 
     return TRANSPORTS["smtp" if mail.smtp else "maildir"](transport_settings(mail, env))
 
 
 def transport_settings(mail: MailConfig, env: Mapping[str, str]) -> TransportSettings:
-    from watcher.transports.registry import TransportSettings
+    from watcher.transports.kinds import TransportSettings
     from watcher.transports.smtp import SmtpSettings
 
     if mail.smtp is None:

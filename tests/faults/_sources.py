@@ -15,7 +15,8 @@ import pytest
 
 from watcher.cli import main
 from watcher.config import load_config
-from watcher.poll import PollReport, poll
+from watcher.poll import poll
+from watcher.poll_report import PollReport
 from watcher.sources.eutils import ncbi_today
 from watcher.wiring import make_sources, open_store
 

@@ -1,5 +1,5 @@
 """What a source is, for poll: find what is new for a subscription since its saved state, and
-fetch full records by id. Each kind of subscription has one, listed in sources/registry.py."""
+fetch full records by id. Each kind of subscription has one, listed in sources/kinds.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 from watcher.identity import ItemKey
-from watcher.models import Article, PollState, Subscription, TrialState
+from watcher.models import Article, PollState, TrialState
 from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
+from watcher.subscriptions import Subscription
 
 
 @dataclass(frozen=True)

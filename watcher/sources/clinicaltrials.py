@@ -18,7 +18,7 @@ from typing import Any
 
 from watcher.errors import RecordError
 from watcher.identity import ItemKey, key, split
-from watcher.models import Article, PollState, Subscription, TrialState
+from watcher.models import Article, PollState, TrialState
 from watcher.redact import cap
 from watcher.sources import clinicaltrials_classic as classic
 from watcher.sources.base import Discovery
@@ -27,6 +27,7 @@ from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
 from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
+from watcher.subscriptions import Subscription
 from watcher.trials import PHASE_WORDS, enrollment_words, phase_words, stopped_words
 
 log = logging.getLogger(__name__)

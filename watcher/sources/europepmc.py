@@ -21,15 +21,7 @@ from typing import Any
 
 from watcher.errors import RecordError
 from watcher.identity import ItemKey, own_key, split
-from watcher.models import (
-    Article,
-    Author,
-    Correction,
-    MeshHeading,
-    PollState,
-    Subscription,
-)
-from watcher.registries import find_ids, unique
+from watcher.models import Article, Author, Correction, MeshHeading, PollState
 from watcher.sources.base import Discovery
 from watcher.sources.endpoints import EUROPEPMC_BASE_URL, EUROPEPMC_RATE
 from watcher.sources.html_text import abstract_sections, plain_text
@@ -37,6 +29,8 @@ from watcher.sources.http import Answer, Http
 from watcher.sources.json_api import JsonApi, following, json_object, listed, skipped, total
 from watcher.sources.json_fields import JsonObject, number, obj, objects, text, texts, token
 from watcher.sources.pubmed_xml import DeletionSink, ErrorSink
+from watcher.subscriptions import Subscription
+from watcher.text.trial_numbers import find_ids, unique
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +226,7 @@ def _pmcid(r: JsonObject, source: str) -> str | None:
 # commentCorrectionList's types, worded as PubMed's abstract page words CommentsCorrections
 # ("Erratum in", "Retraction of"), → PubMed's RefType
 # (https://www.nlm.nih.gov/bsd/mms/medlineelements.html#cc): the ones the PubMed reader keeps
-# (pubmed_xml._CORRECTION_TYPES). "Corrected and republished in" is RepublishedIn's wording.
+# (pubmed_lists._CORRECTION_TYPES). "Corrected and republished in" is RepublishedIn's wording.
 REF_TYPES = {
     "comment on": "CommentOn",
     "erratum in": "ErratumIn",

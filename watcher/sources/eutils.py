@@ -24,6 +24,8 @@ from watcher.errors import ResponseTooLarge, SourceError
 from watcher.identity import ItemKey, pmid_of
 from watcher.models import Article, SearchResult
 from watcher.redact import register_secret
+from watcher.sources import esearch_windows
+from watcher.sources.esearch_windows import EPOCH, ESEARCH_CAP
 from watcher.sources.eutils_answers import (
     SearchPage,
     check_body,
@@ -47,17 +49,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# PubMed's esearch returns at most the first 9,999 PMIDs of a result ('retstart' cannot be larger
-# than 9998); larger windows are split by date. https://www.ncbi.nlm.nih.gov/books/NBK25499/
-ESEARCH_CAP = 9999
 # Above this many ids a GET URL gets too long for NCBI's servers; POST is recommended.
 _POST_ABOVE = 200
 # A term longer than this once URL-encoded goes by POST, so a GET URL (with the other parameters
 # and an API key, ~300 characters) stays under 2,000 characters. What servers limit is the URL,
 # and encoding makes a librarian's term half as long again (every quote, bracket and space).
 _GET_TERM_MAX = 1600
-# PubMed's earliest records; an open-ended window starts here when it must be split.
-_EPOCH = date(1781, 1, 1)
 # NCBI's limit without an API key (https://www.ncbi.nlm.nih.gov/books/NBK25497/); the wiring
 # passes the keyed one when a key is set.
 _KEYLESS_RATE = 3.0
@@ -77,8 +74,6 @@ def ncbi_today(now: datetime) -> date:
 _ISOLATE_AT_MOST = 4
 # Where a fetch tells what it left out: records unreadable, PMIDs NCBI deleted.
 Sinks = tuple[ErrorSink | None, DeletionSink | None]
-# A date range of one date type, inclusive: ("crdt", first day, last day).
-DateRange = tuple[str, date, date]
 
 __all__ = [
     "ESEARCH_CAP",
@@ -179,126 +174,8 @@ class EUtils:
         With `indexed_since`, records given MeSH headings from that day to `maxdate` are found
         too, whatever their creation date, in the same esearch (see `dated_term`).
         """
-        if indexed_since is not None and mindate is not None and maxdate is not None:
-            ranges = [(datetype, mindate, maxdate), ("mhda", indexed_since, maxdate)]
-            return self._search_ranges(term, ranges, ids)
-        before = self.counters.requests
-        first = self.esearch(term, mindate, maxdate, datetype, retmax=self.page_size if ids else 0)
-        pmids = list(first.pmids)
-        warnings = list(first.warnings)
-        if ids and first.count > len(first.pmids):
-            if first.count <= ESEARCH_CAP:
-                pmids += self._pages(term, mindate, maxdate, datetype, first.count, len(pmids))
-            else:
-                # The first answer already covers a dated window: splitting starts from it.
-                known = first if mindate and maxdate else None
-                pmids = self._split(
-                    term, mindate or _EPOCH, maxdate or self.today(), datetype, warnings, known
-                )
-        return self._result(first, pmids, warnings, before)
-
-    def _search_ranges(self, term: str, ranges: list[DateRange], ids: bool) -> SearchResult:
-        before = self.counters.requests
-        combined = dated_term(term, ranges)
-        first = self.esearch(combined, None, None, retmax=self.page_size if ids else 0)
-        pmids = list(first.pmids)
-        warnings = list(first.warnings)
-        if ids and first.count > len(first.pmids):
-            if first.count <= ESEARCH_CAP:
-                pmids += self._pages(combined, None, None, "", first.count, len(pmids))
-            else:
-                pmids = self._split_ranges(term, ranges, warnings, first)
-        return self._result(first, pmids, warnings, before)
-
-    def _result(
-        self, first: SearchPage, pmids: list[int], warnings: list[str], before: int
-    ) -> SearchResult:
-        """The whole search as one answer: the first page's translation and errors, every PMID
-        once in the order found, and what it cost."""
-        return SearchResult(
-            count=first.count,
-            pmids=list(dict.fromkeys(pmids)),
-            query_translation=first.query_translation,
-            errors=first.errors,
-            warnings=warnings,
-            requests=self.counters.requests - before,
-        )
-
-    def _split_ranges(
-        self,
-        term: str,
-        ranges: list[DateRange],
-        warnings: list[str],
-        page: SearchPage | None = None,
-    ) -> list[int]:
-        """As `_split`, for windows written in the term: each half keeps the part of every
-        range that falls in it, so a record is in at least one half whichever date put it in."""
-        combined = dated_term(term, ranges)
-        if page is None:
-            page = self.esearch(combined, None, None, retmax=self.page_size)
-        if page.count <= ESEARCH_CAP:
-            return page.pmids + self._pages(combined, None, None, "", page.count, len(page.pmids))
-        lo, hi = min(r[1] for r in ranges), max(r[2] for r in ranges)
-        if lo >= hi:
-            warnings.append(
-                f"{page.count} results on {lo:%Y/%m/%d} alone; PubMed returns only "
-                f"the first {ESEARCH_CAP} of one day"
-            )
-            return page.pmids + self._pages(combined, None, None, "", ESEARCH_CAP, len(page.pmids))
-        mid = lo + (hi - lo) // 2
-        log.info("esearch window %s..%s holds %d results: splitting", lo, hi, page.count)
-        out: list[int] = []
-        for a, b in ((lo, mid), (mid + timedelta(days=1), hi)):
-            part = [(t, max(x, a), min(y, b)) for t, x, y in ranges if x <= b and y >= a]
-            if part:
-                out += self._split_ranges(term, part, warnings)
-        return out
-
-    def _pages(
-        self,
-        term: str,
-        mindate: date | None,
-        maxdate: date | None,
-        datetype: str,
-        count: int,
-        have: int,
-    ) -> list[int]:
-        out: list[int] = []
-        for start in range(have, min(count, ESEARCH_CAP), self.page_size):
-            page = self.esearch(
-                term,
-                mindate,
-                maxdate,
-                datetype,
-                retstart=start,
-                retmax=min(self.page_size, ESEARCH_CAP - start),
-            )
-            out += page.pmids
-        return out
-
-    def _split(
-        self,
-        term: str,
-        lo: date,
-        hi: date,
-        datetype: str,
-        warnings: list[str],
-        page: SearchPage | None = None,
-    ) -> list[int]:
-        if page is None:
-            page = self.esearch(term, lo, hi, datetype, retmax=self.page_size)
-        if page.count <= ESEARCH_CAP:
-            return page.pmids + self._pages(term, lo, hi, datetype, page.count, len(page.pmids))
-        if lo >= hi:
-            warnings.append(
-                f"{page.count} results on {lo:%Y/%m/%d} alone; PubMed returns only "
-                f"the first {ESEARCH_CAP} of one day"
-            )
-            return page.pmids + self._pages(term, lo, hi, datetype, ESEARCH_CAP, len(page.pmids))
-        mid = lo + (hi - lo) // 2
-        log.info("esearch window %s..%s holds %d results: splitting", lo, hi, page.count)
-        return self._split(term, lo, mid, datetype, warnings) + self._split(
-            term, mid + timedelta(days=1), hi, datetype, warnings
+        return esearch_windows.search(
+            self, term, mindate, maxdate, datetype, ids=ids, indexed_since=indexed_since
         )
 
     def esearch(
@@ -324,7 +201,7 @@ class EUtils:
             # E-utilities' own window parameters: both bounds are required and inclusive.
             params.update(
                 datetype=datetype,
-                mindate=f"{mindate or _EPOCH:%Y/%m/%d}",
+                mindate=f"{mindate or EPOCH:%Y/%m/%d}",
                 maxdate=f"{maxdate or self.today() + timedelta(days=1):%Y/%m/%d}",
             )
         if webenv:
@@ -467,17 +344,6 @@ class EUtils:
                 raise RetryableError(str(exc)) from None
 
         return self.http.call(self.base_url + endpoint, check, params=data, post=post)
-
-
-def dated_term(term: str, ranges: Sequence[DateRange]) -> str:
-    """`term` limited to records whose date of any of `ranges`' types falls in its range.
-
-    E-utilities' datetype takes one date type, so a window over two (creation date OR MeSH
-    date) is written in the term with PubMed's range syntax, "2026/11/01"[crdt] :
-    "2026/11/16"[crdt] (https://pubmed.ncbi.nlm.nih.gov/help/#searching-by-date).
-    """
-    windows = " OR ".join(f'("{lo:%Y/%m/%d}"[{t}] : "{hi:%Y/%m/%d}"[{t}])' for t, lo, hi in ranges)
-    return f"({term}) AND ({windows})"
 
 
 def _efetch_parser(

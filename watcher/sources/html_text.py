@@ -15,7 +15,7 @@ the text it was. lxml.html reads these fragments too, but how depends on the lib
 
 Text comes out as a PubMed record's does (pubmed_xml): sub- and superscripts through its
 helpers (H₂S, 10³), other markup dropped, whitespace collapsed; each section has NLM's category
-for its label (sentences.category_of), as PubMed's AbstractText carries it.
+for its label (text.section_labels.category_of), as PubMed's AbstractText carries it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import re
 from html.parser import HTMLParser
 
 from watcher.models import AbstractSection
-from watcher.sentences import category_of
-from watcher.subscripts import subscript, superscript
+from watcher.text.section_labels import category_of
+from watcher.text.subscripts import subscript, superscript
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BOLD = frozenset({"b", "strong"})

@@ -11,12 +11,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from watcher.errors import SourceError
-from watcher.models import PollState, Subscription
+from watcher.models import PollState
 from watcher.redact import safe_message
 from watcher.sources.base import Records
 from watcher.sources.http import Answer, Http, RetryableError
 from watcher.sources.json_fields import JsonObject, number, text
 from watcher.sources.pubmed_xml import ErrorSink
+from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,10 @@ from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from watcher.identity import ItemKey, pmid_key
-from watcher.models import PollState, Subscription
+from watcher.models import PollState
 from watcher.sources.base import Discovery, Records
 from watcher.sources.eutils import EUtils, ncbi_today
+from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 

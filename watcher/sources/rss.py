@@ -19,10 +19,11 @@ from lxml import etree
 
 from watcher.errors import FeedError
 from watcher.identity import pmid_key
-from watcher.models import PollState, Subscription
+from watcher.models import PollState
 from watcher.sources.base import Discovery, Records
 from watcher.sources.eutils_answers import check_body
 from watcher.sources.http import Http, RetryableError, endpoint
+from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from watcher.registries import find_ids, link
+from watcher.text.trial_numbers import find_ids, link
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def _every_pattern(text: str) -> list[str]:
     """find_ids without its literal guards: every registry's pattern on the whole text."""
     import re as _re
 
-    from watcher.registries import REGISTRIES
+    from watcher.text.trial_numbers import REGISTRIES
 
     taken: list[tuple[int, int]] = []
     out = []

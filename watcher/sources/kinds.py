@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from watcher.models import Subscription
 from watcher.sources.base import Source
 from watcher.sources.clinicaltrials import ClinicalTrials
 from watcher.sources.endpoints import (
@@ -20,6 +19,7 @@ from watcher.sources.eutils import EUtils
 from watcher.sources.http import Http
 from watcher.sources.pubmed_search import PubmedSearch
 from watcher.sources.rss import PubmedFeed
+from watcher.subscriptions import Subscription
 
 
 @dataclass(frozen=True)
@@ -56,9 +56,9 @@ SOURCES: dict[str, Callable[[Kit], Source]] = {
 class Sources:
     """The sources of one process, by subscription kind, and what they spent together."""
 
-    def __init__(self, kit: Kit, registry: Mapping[str, Callable[[Kit], Source]] = SOURCES):
+    def __init__(self, kit: Kit, kinds: Mapping[str, Callable[[Kit], Source]] = SOURCES):
         self.kit = kit
-        self.by_kind = {kind: build(kit) for kind, build in registry.items()}
+        self.by_kind = {kind: build(kit) for kind, build in kinds.items()}
 
     def __getitem__(self, sub: Subscription) -> Source:
         return self.by_kind[sub.kind]

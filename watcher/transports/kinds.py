@@ -1,5 +1,5 @@
 """Which transport a config asks for. A new transport is one module in watcher/transports/ and
-one line here (plus its settings in config.py and the line in wiring.py that passes them)."""
+one line here (plus its settings in config_keys.py and the line in wiring.py that passes them)."""
 
 from __future__ import annotations
 

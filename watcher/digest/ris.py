@@ -27,7 +27,6 @@ from collections.abc import Iterable
 
 from watcher.models import Article
 
-MEDIA_TYPE = "application/x-research-info-systems"
 _MONTHS = {
     m: i
     for i, m in enumerate(

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from watcher.models import AbstractSection
+from watcher.text.section_labels import category_of
 
 # A sentence ends at . ! or ? (maybe closed by a quote or bracket) before a space and a capital,
 # a digit or an opening bracket; "p=.03" and "0.05" have no space after the point.
@@ -66,81 +67,6 @@ _CONCLUDING = re.compile(
 )
 _CONCLUSION_LABELS = ("CONCLUSION", "INTERPRETATION")
 _UNLABELLED = frozenset({"UNLABELLED", "UNLABELED", "UNASSIGNED", "ABSTRACT"})
-# NLM's category of a structured abstract's label, for a label that comes without one (Europe
-# PMC's <h4> headings, records stored before categories were kept). NLM assigns categories
-# from its table of ~3,000 labels (https://www.nlm.nih.gov/bsd/policy/structured_abstracts.html);
-# its assignments can be read off real records, and these rules give back every one of the 79
-# labels the shared corpus holds (tests/test_sentences.py). A label NLM categorised against
-# its words is listed whole; otherwise the first group with a word of the label decides, the
-# gravest first: "METHODS AND RESULTS" is RESULTS, "RESULTS AND LIMITATIONS" CONCLUSIONS,
-# "BACKGROUND AND AIMS" OBJECTIVE.
-_LABELS = {
-    "COMPARISON WITH EXISTING METHOD": "CONCLUSIONS",
-    "PATIENT SUMMARY": "RESULTS",
-    "OBSERVATIONS": "METHODS",
-    "AVAILABILITY AND IMPLEMENTATION": "METHODS",
-    "DATA SOURCE": "METHODS",
-    "DATA SOURCES": "METHODS",
-    "ISSUE ADDRESSED": "BACKGROUND",
-}
-# (category, beginnings of the words that give it), in the order they are tried.
-_LABEL_WORDS = (
-    (
-        "CONCLUSIONS",
-        (
-            "CONCLU",
-            "INTERPRETATION",
-            "DISCUSSION",
-            "IMPLICATION",
-            "SIGNIFICANCE",
-            "RECOMMENDATION",
-            "LIMITATION",
-            "PERSPECTIVE",
-        ),
-    ),
-    ("RESULTS", ("RESULT", "FINDING", "SYNTHESIS")),
-    ("OBJECTIVE", ("OBJECTIVE", "AIM", "PURPOSE", "GOAL", "HYPOTHES", "IMPORTANCE", "QUESTION")),
-    (
-        "METHODS",
-        (
-            "METHOD",
-            "DESIGN",
-            "SETTING",
-            "PATIENT",
-            "PARTICIPANT",
-            "SUBJECT",
-            "INTERVENTION",
-            "MEASURE",
-            "MATERIAL",
-            "EXTRACTION",
-            "SELECTION",
-            "ANALYS",
-            "PROTOCOL",
-            "TOOL",
-            "SAMPLE",
-            "POPULATION",
-            "PROCEDURE",
-            "EXPOSURE",
-            "ELIGIBILITY",
-            "SEARCH",
-        ),
-    ),
-    (
-        "BACKGROUND",
-        (
-            "BACKGROUND",
-            "INTRODUCTION",
-            "CONTEXT",
-            "RATIONALE",
-            "REGISTRATION",
-            "FUNDING",
-            "DISCLOSURE",
-            "CONTACT",
-            "SUPPLEMENTARY",
-        ),
-    ),
-)
-_LABEL_WORD = re.compile(r"[A-Z]+")
 
 
 def split(text: str) -> list[str]:
@@ -229,21 +155,6 @@ def trailing(sentences: Sequence[str], limit: int) -> str:
         taken.insert(0, s)
         size += len(s) + (1 if size else 0)
     return " ".join(taken)
-
-
-def category_of(label: str) -> str:
-    """NLM's category (BACKGROUND, OBJECTIVE, METHODS, RESULTS, CONCLUSIONS) of a section
-    label as a journal wrote it ("Conclusion", "PATIENTS AND METHODS", "Interpretation:");
-    UNASSIGNED, as NLM writes it, for a label none of them fits."""
-    # "MATERIALS & METHODS", "PATIENT(S)", "Aims:" are read as their words.
-    words = _LABEL_WORD.findall(label.upper().replace("(S)", "").replace("&", " AND "))
-    whole = _LABELS.get(" ".join(words))
-    if whole is not None:
-        return whole
-    for category, beginnings in _LABEL_WORDS:
-        if any(w.startswith(beginnings) for w in words):
-            return category
-    return "UNASSIGNED"
 
 
 def _category(section: AbstractSection) -> str | None:

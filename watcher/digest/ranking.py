@@ -17,7 +17,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from datetime import date
 from typing import TypeVar
 
-from watcher import design
+from watcher.digest import design
 from watcher.models import Article
 
 # Evidence tiers, strongest first, as a reader of clinical literature weighs them.
@@ -54,7 +54,7 @@ _OBSERVATIONAL_MESH = {
     "Cross-Sectional Studies",
     "Registries",
 }
-# The tier of a design read from the title of a record NLM has not indexed yet (watcher/design.py).
+# The tier of a design read from the title of a record NLM has not indexed yet (design.py).
 _TITLE_TIERS = {
     **dict.fromkeys(design.SYNTHESES, 0),
     design.RCT: 1,

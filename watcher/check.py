@@ -1,0 +1,109 @@
+"""`watcher check`: the config as the watcher reads it (each subscription's source, readers
+and next runs, each [[recipient]]'s own schedule) and, with --online, each search asked once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from watcher.config import Config
+from watcher.errors import SourceError
+from watcher.redact import redact
+from watcher.schedule import next_digest_time, next_poll_time
+from watcher.subscriptions import Subscription
+from watcher.toml_reading import format_duration
+from watcher.wiring import make_sources, ncbi_client
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from watcher.store import Store
+
+
+def print_check(config: Config, store: Store, now: datetime) -> None:
+    """The config's summary: its store, each subscription (source, readers, next poll and
+    digest) and each [[recipient]] table."""
+    states = store.poll_states()
+    print(
+        f"{config.path}: OK, {len(config.subscriptions)} subscriptions, store {store.display_url}"
+    )
+    for sub in config.subscriptions:
+        state = states.get(sub.name)
+        poll = next_poll_time(sub.schedule, state.last_poll_at if state else None, now)
+        digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
+        every = format_duration(sub.schedule.poll_every)
+        print(
+            # A feed URL may carry user:password@ (see config.secret_keys): never print it.
+            f"\n  {sub.name} [{sub.kind}]\n    {redact(sub.source)}\n"
+            f"    recipients: {', '.join(_mailbox(config, r) for r in sub.recipients)}\n"
+            f"    next poll:   {_when(poll, now)} (every {every})\n"
+            f"    next digest: {digest.isoformat(timespec='minutes')} "
+            f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
+        )
+    _print_readers(config, now)
+
+
+def _print_readers(config: Config, now: datetime) -> None:
+    """Each [[recipient]] table: their own digest schedule and how they read."""
+    for r in config.recipients:
+        cron, tz = r.schedule or ("", "")
+        digest = next_digest_time(cron, tz, now)
+        mine = config.digests.get((cron, tz), {}).get(r.address, ())
+        paused = f"\n    paused until {r.paused_until}" if r.paused(now) else ""
+        print(
+            f"\n  reader {_mailbox(config, r.address)}\n"
+            f"    next digest: {digest.isoformat(timespec='minutes')} ({cron!r} {tz}), "
+            f"carrying {', '.join(mine)}\n"
+            f"    order {r.order}, abstract {r.abstract}, max_items {r.max_items}{paused}"
+        )
+
+
+def check_online(config: Config, clock: Callable[[], datetime]) -> int:
+    """Each search asked once: a PubMed query's count, translation and warnings, a registry's
+    count. 1 when any of them has an error or a warning."""
+    # The client's dates come from the same clock as the poll's `now`.
+    client = ncbi_client(config.ncbi, clock=clock)
+    problems = 0
+    print()
+    for sub in config.subscriptions:
+        if sub.kind in ("europepmc", "trials"):
+            problems += _count_online(config, sub, clock)
+            continue
+        if sub.query is None:
+            continue
+        # A count, a translation and the warnings are all this shows: esearch with retmax=0
+        # answers them in one request, however many papers the query matches.
+        result = client.search(sub.query, None, None, ids=False)
+        print(f"  {sub.name}: {result.count} papers in all")
+        if result.query_translation:
+            print(f"    PubMed reads it as: {result.query_translation}")
+        for err in result.errors:
+            print(f"    ERROR: {err}")
+        for warning in result.warnings:
+            print(f"    warning: {warning}")
+        problems += bool(result.errors or result.warnings)
+    return 1 if problems else 0
+
+
+def _count_online(config: Config, sub: Subscription, clock: Callable[[], datetime]) -> int:
+    """One request (pageSize=1 / countTotal=true): how many records the registry holds for the
+    subscription's query; 1 if it could not say."""
+    from watcher.sources.base import Counting
+
+    source = make_sources(config, clock=clock)[sub]
+    assert isinstance(source, Counting)
+    what = "preprints" if sub.kind == "europepmc" else "studies"
+    try:
+        print(f"  {sub.name}: {source.count(sub.source):,} {what} in all")
+    except SourceError as exc:
+        print(f"  {sub.name}: ERROR: {exc}")
+        return 1
+    return 0
+
+
+def _mailbox(config: Config, address: str) -> str:
+    name = config.display_name(address)
+    return f"{name} <{address}>" if name else address
+
+
+def _when(when: datetime, now: datetime) -> str:
+    return "now (due)" if when <= now else when.isoformat(timespec="minutes")
