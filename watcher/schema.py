@@ -22,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -59,6 +61,10 @@ class JSONString(TypeDecorator[Any]):
 
 
 metadata = MetaData()
+
+# An owed match, in the words of the partial index over them (migration 0011): SQLite uses a
+# partial index only for a query whose WHERE holds the index's own term.
+OWED = "owed = true"
 
 articles = Table(
     "articles",
@@ -101,7 +107,18 @@ matches = Table(
     Column("matched_at", UTCDateTime, nullable=False),
     # False for baselines and backfills: known to the store but never mailed.
     Column("deliver", Boolean, nullable=False),
+    # True while one of the subscription's readers (since before the match) has not received
+    # the item (watcher.store._settle clears it): what awaits delivery is read through the
+    # partial index of the owed matches alone, never through the delivered past.
+    Column("owed", Boolean, nullable=False, server_default=false()),
     Index("ix_matches_item", "item"),
+    Index(
+        "ix_matches_owed",
+        "subscription",
+        "item",
+        sqlite_where=text(OWED),
+        postgresql_where=text(OWED),
+    ),
 )
 
 subscriptions = Table(
@@ -153,7 +170,7 @@ digest_items = Table(
     "digest_items",
     metadata,
     Column("digest_id", Integer, ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True),
-    Column("item", String(300), primary_key=True),
+    Column("item", String(300), primary_key=True, index=True),
 )
 
 # An item that reached a recipient. Written in the transaction that marks its digest sent.
@@ -161,7 +178,7 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("recipient", String(254), primary_key=True),
-    Column("item", String(300), primary_key=True),
+    Column("item", String(300), primary_key=True, index=True),
     Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
     Column("delivered_at", UTCDateTime, nullable=False),
 )
@@ -172,6 +189,16 @@ digest_runs = Table(
     metadata,
     Column("schedule", String(128), primary_key=True),
     Column("last_run_at", UTCDateTime, nullable=False),
+)
+
+# Counts kept as the rows they count are written, in the same transaction (watcher.store
+# _bump): "articles", "matches:<subscription>", "changes:<kind>", "told" (change deliveries).
+# `watcher status` reads them instead of counting a past that only grows.
+counts = Table(
+    "counts",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("n", BigInteger, nullable=False),
 )
 
 meta = Table(

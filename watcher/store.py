@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
+    literal_column,
     select,
     text,
     update,
@@ -67,7 +69,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0011"
 # Seconds a statement waits for a lock another process holds before it fails, so that a job
 # fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
 # is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
@@ -290,11 +292,19 @@ class Store:
 
     def _write_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         sql, order = self._article_upsert()
+        items = list({r["item"] for r in rows})
+        known = _existing(conn, db.articles.c.item, items)
         # Bulk writes skip SQLAlchemy's processing of each row's parameters: the statement is
         # compiled by SQLAlchemy once and the rows go to the driver ready-made.
         params: Sequence[Any] = rows if order is None else _sqlite_rows(rows, order)
         for chunk in _chunks(params, 5000):
             conn.exec_driver_sql(sql, chunk)
+        new = [i for i in items if i not in known]
+        if new:
+            a = db.articles.c
+            _bump(
+                conn, {"articles": _count(conn, a.item, new, a.first_seen == rows[0]["first_seen"])}
+            )
 
     def _article_upsert(self) -> tuple[str, Sequence[str] | None]:
         """The articles upsert in this dialect's SQL, and its positional parameter order
@@ -339,6 +349,7 @@ class Store:
             select(db.matches.c.item, db.matches.c.subscription)
             .outerjoin(db.articles, db.articles.c.item == db.matches.c.item)
             .where(
+                OWED,
                 db.matches.c.deliver.is_(True),
                 db.matches.c.subscription.in_(list(subscriptions)),
                 db.articles.c.item.is_(None),
@@ -446,7 +457,7 @@ class Store:
     @mapped
     def count_articles(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(db.articles)).scalar_one())
+            return _kept(conn, "articles").get("articles", 0)
 
     # Subscriptions and their poll state
 
@@ -470,6 +481,9 @@ class Store:
                     select(db.subscribers.c.subscription, db.subscribers.c.recipient)
                 )
             }
+            following: dict[str, set[str]] = {}
+            for name, rcpt in subscribers:
+                following.setdefault(name, set()).add(rcpt)
             for sub in subs:
                 name, fingerprint, recipients = sub.name, sub.fingerprint, sub.recipients
                 known = states.get(name)
@@ -500,6 +514,7 @@ class Store:
                 ]
                 if new:
                     conn.execute(self._insert(db.subscribers).on_conflict_do_nothing(), new)
+                _leave(conn, name, following.get(name, set()) - {r.lower() for r in recipients})
         return changes
 
     @mapped
@@ -583,18 +598,23 @@ class Store:
                 source=source,
                 matched_at=now,
                 deliver=deliver and p not in liked,
+                owed=deliver and p not in liked,
             )
             for p in ids
             if p not in have
         ]
+        m = db.matches.c
         if rows:
             conn.execute(self._insert(db.matches).on_conflict_do_nothing(), rows)
+            # Counted by what this transaction wrote (its own moment), not by what it meant to:
+            # a match another process added in between is that process's to count.
+            added = _probe(conn, _MATCHED_AT, name, [p for p in ids if p not in have])
+            _bump(conn, {f"matches:{name}": sum(at == now for at in added.values())})
         if liked.intersection(have):
-            m = db.matches.c
             conn.execute(
                 update(db.matches)
                 .where(m.subscription == name, m.item.in_(liked), m.deliver.is_(True))
-                .values(deliver=False)
+                .values(deliver=False, owed=False)
             )
         return len(rows)
 
@@ -640,17 +660,32 @@ class Store:
         )
         self._write_rows(conn, article_rows([record], now, {own_key(record): item}))
         study = key("nct", new.nct)
-        subs = conn.execute(
-            select(db.matches.c.subscription).where(
-                db.matches.c.item == _resolve(conn, [study])[study]
-            )
-        ).scalars()
+        m = db.matches.c
+        subs = set(
+            conn.execute(
+                select(m.subscription).where(m.item == _resolve(conn, [study])[study])
+            ).scalars()
+        )
+        subs -= set(conn.execute(select(m.subscription).where(m.item == item)).scalars())
         rows = [
-            dict(subscription=sub, item=item, source="trials", matched_at=now, deliver=True)
-            for sub in subs
+            dict(
+                subscription=sub,
+                item=item,
+                source="trials",
+                matched_at=now,
+                deliver=True,
+                owed=True,
+            )
+            for sub in sorted(subs)
         ]
         if rows:
             conn.execute(self._insert(db.matches).on_conflict_do_nothing(), rows)
+            added = conn.execute(
+                select(m.subscription, func.count())
+                .where(m.item == item, m.subscription.in_(subs), m.matched_at == now)
+                .group_by(m.subscription)
+            )
+            _bump(conn, {f"matches:{sub}": int(n) for sub, n in added})
 
     @mapped
     def papers_citing(self, ncts: Iterable[str]) -> dict[str, list[Article]]:
@@ -698,10 +733,7 @@ class Store:
     @mapped
     def match_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(db.matches.c.subscription, func.count()).group_by(db.matches.c.subscription)
-            )
-            return {name: int(n) for name, n in rows}
+            return _kept(conn, "matches:")
 
     # Digests
 
@@ -837,15 +869,22 @@ class Store:
             recipient = conn.execute(
                 select(db.digests.c.recipient).where(db.digests.c.id == digest_id)
             ).scalar_one()
-            items = conn.execute(
-                select(db.digest_items.c.item).where(db.digest_items.c.digest_id == digest_id)
-            ).scalars()
+            items = list(
+                conn.execute(
+                    select(db.digest_items.c.item).where(db.digest_items.c.digest_id == digest_id)
+                ).scalars()
+            )
             rows = [
                 dict(recipient=recipient, item=p, digest_id=digest_id, delivered_at=now)
                 for p in items
             ]
             if rows:
+                # The owed matches of these items are locked first (in one order), so that
+                # another reader's digest of the same papers, sent at the same time, settles
+                # them after this one is committed and sees its deliveries.
+                _lock_owed(conn, items)
                 conn.execute(self._insert(db.deliveries).on_conflict_do_nothing(), rows)
+                _settle(conn, items)
             told = [
                 dict(recipient=recipient, change_id=c, digest_id=digest_id, delivered_at=now)
                 for c in conn.execute(
@@ -856,6 +895,19 @@ class Store:
             ]
             if told:
                 conn.execute(self._insert(db.change_deliveries).on_conflict_do_nothing(), told)
+                cd = db.change_deliveries.c
+                _bump(
+                    conn,
+                    {
+                        "told": _count(
+                            conn,
+                            cd.change_id,
+                            [t["change_id"] for t in told],
+                            cd.recipient == recipient,
+                            cd.digest_id == digest_id,
+                        )
+                    },
+                )
             return True
 
     @mapped
@@ -1063,6 +1115,18 @@ class Store:
             ]
             for row in rows:
                 conn.execute(stmt, row)
+            col = db.changes.c
+            # Counted by this transaction's own moment: a change another process recorded in
+            # between is that process's to count.
+            written = conn.execute(
+                select(col.item, col.kind, col.notice).where(
+                    col.item.in_({u.item for u in unique}), col.found_at == now
+                )
+            )
+            kinds = Counter(
+                kind for item, kind, notice in written if (item, kind, notice) not in known
+            )
+            _bump(conn, {f"changes:{kind}": n for kind, n in kinds.items()})
         new = [c for c in unique if (c.item, c.kind, c.notice) not in known]
         for c in new:
             log.info(
@@ -1114,14 +1178,8 @@ class Store:
     def change_counts(self) -> dict[str, int]:
         """How many changes of each kind the store holds, and how many tellings were sent."""
         with self.engine.connect() as conn:
-            out = {
-                kind: int(n)
-                for kind, n in conn.execute(
-                    select(db.changes.c.kind, func.count()).group_by(db.changes.c.kind)
-                )
-            }
-            told = conn.execute(select(func.count()).select_from(db.change_deliveries)).scalar_one()
-        out["told"] = int(told)
+            out = _kept(conn, "changes:")
+            out["told"] = _kept(conn, "told").get("told", 0)
         return out
 
     # Small key/value facts (the daemon's heartbeat)
@@ -1543,6 +1601,7 @@ def _probe(conn: Connection, probe: KeyProbe, fixed: str, values: list[str]) -> 
 # compiling an IN list for each new length.
 _IDENTIFIERS = _key_probe(db.identifiers, "scheme", "value", "item")
 _MATCHES = _key_probe(db.matches, "subscription", "item", "item")
+_MATCHED_AT = _key_probe(db.matches, "subscription", "item", "matched_at")
 
 
 def _resolve(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]:
@@ -1638,12 +1697,15 @@ def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
     to the survivor (where the survivor has its own, the loser's go), in the caller's
     transaction. Deliveries move too, so a merge never announces a paper again."""
     log.info("%s and %s are one item: merged into %s", loser, survivor, survivor)
-    _move(conn, db.matches, db.matches.c.subscription, loser, survivor)
+    dropped = _move(conn, db.matches, db.matches.c.subscription, loser, survivor)
     _move(conn, db.deliveries, db.deliveries.c.recipient, loser, survivor)
     _move(conn, db.digest_items, db.digest_items.c.digest_id, loser, survivor)
     _move_changes(conn, loser, survivor)
     conn.execute(update(db.identifiers).where(db.identifiers.c.item == loser).values(item=survivor))
-    conn.execute(delete(db.articles).where(db.articles.c.item == loser))
+    gone = conn.execute(delete(db.articles).where(db.articles.c.item == loser)).rowcount
+    _bump(conn, {"articles": -gone, **{f"matches:{sub}": -1 for sub in dropped}})
+    # The loser's matches came with its owed marks, its deliveries with them: settled again.
+    _settle(conn, [survivor])
 
 
 def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
@@ -1666,10 +1728,19 @@ def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
             )
 
 
-def _move(conn: Connection, table: Table, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:
+def _move(
+    conn: Connection, table: Table, owner: Any, loser: ItemKey, survivor: ItemKey
+) -> list[Any]:
+    """The loser's rows become the survivor's; returns the owners of those dropped because the
+    survivor had its own."""
     taken = select(owner).where(table.c.item == survivor).scalar_subquery()
-    conn.execute(delete(table).where(table.c.item == loser, owner.in_(taken)))
+    dropped = list(
+        conn.execute(select(owner).where(table.c.item == loser, owner.in_(taken))).scalars()
+    )
+    if dropped:
+        conn.execute(delete(table).where(table.c.item == loser, owner.in_(dropped)))
     conn.execute(update(table).where(table.c.item == loser).values(item=survivor))
+    return dropped
 
 
 def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
@@ -1699,6 +1770,7 @@ def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
             )
         )
     return query.where(
+        OWED,
         db.articles.c.item.is_not(None) if stored else db.articles.c.item.is_(None),
         m.deliver.is_(True),
         m.matched_at >= s.since,
@@ -1733,3 +1805,117 @@ def _poll_state(row: Row[Any]) -> PollState:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+# Kept counts and owed marks: what `watcher status` and the digest read instead of the past.
+# Each is written in the transaction that writes the rows it stands for.
+
+# A match still owed to a reader (see schema.matches.owed), in the words of its partial index.
+OWED = db.matches.c.owed == literal_column("true")
+
+
+def _existing(conn: Connection, column: Any, keys: Sequence[Any]) -> set[Any]:
+    """Those of `keys` in `column` (a table's key)."""
+    out: set[Any] = set()
+    for chunk in _chunks(keys, _CHUNK):
+        out.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return out
+
+
+def _count(conn: Connection, column: Any, keys: Sequence[Any], *where: Any) -> int:
+    """How many rows have one of `keys` in `column` and meet `where`."""
+    table = column.table
+    return sum(
+        int(
+            conn.execute(
+                select(func.count()).select_from(table).where(column.in_(chunk), *where)
+            ).scalar_one()
+        )
+        for chunk in _chunks(keys, _CHUNK)
+    )
+
+
+def _bump(conn: Connection, deltas: Mapping[str, int]) -> None:
+    """Add to kept counts, in one order of names so that two transactions never wait on each
+    other's counts crosswise."""
+    for name, n in sorted(deltas.items()):
+        if n:
+            stmt = _upsert(conn, db.counts).values(name=name, n=n)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"n": db.counts.c.n + stmt.excluded.n}
+            )
+            conn.execute(stmt)
+
+
+def _upsert(conn: Connection, table: Table) -> Any:
+    """INSERT with ON CONFLICT in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
+def _kept(conn: Connection, name: str) -> dict[str, int]:
+    """The kept count `name`, or with a name ending in ":" each count under it by the rest of
+    its name."""
+    c = db.counts.c
+    if not name.endswith(":"):
+        return {k: int(n) for k, n in conn.execute(select(c.name, c.n).where(c.name == name))}
+    # ";" follows ":": the range holds exactly the names that start with `name`, on the index.
+    under = select(c.name, c.n).where(c.name >= name, c.name < name[:-1] + ";")
+    return {k[len(name) :]: int(n) for k, n in conn.execute(under)}
+
+
+def _lock_owed(conn: Connection, items: Sequence[ItemKey]) -> None:
+    """Lock the owed matches of `items` until the transaction ends (PostgreSQL; a SQLite write
+    transaction holds the whole store already), in item order."""
+    if conn.dialect.name != "postgresql":
+        return
+    m = db.matches.c
+    for chunk in _chunks(sorted(set(items)), _CHUNK):
+        conn.execute(
+            select(m.item)
+            .where(OWED, m.item.in_(chunk))
+            .order_by(m.item, m.subscription)
+            .with_for_update()
+        ).all()
+
+
+def _settle(conn: Connection, items: Sequence[ItemKey]) -> None:
+    """Unmark the matches of `items` that no reader is owed any more."""
+    for chunk in _chunks(list(dict.fromkeys(items)), _CHUNK):
+        _settle_where(conn, db.matches.c.item.in_(chunk))
+
+
+def _settle_where(conn: Connection, which: ColumnElement[bool]) -> None:
+    """Unmark the owed matches among `which` that each reader of their subscription (from
+    before the match) has received: the same test as _due's, without what only delays."""
+    m, s, d = db.matches.c, db.subscribers.c, db.deliveries.c
+    received = (
+        select(d.item)
+        .where(d.recipient == s.recipient, d.item == m.item)
+        .correlate(db.matches, db.subscribers)
+        .exists()
+    )
+    waiting = (
+        select(s.recipient)
+        .where(s.subscription == m.subscription, s.since <= m.matched_at, ~received)
+        .correlate(db.matches)
+        .exists()
+    )
+    conn.execute(update(db.matches).where(OWED, which, ~waiting).values(owed=False))
+
+
+def _leave(conn: Connection, subscription: str, gone: Collection[str]) -> None:
+    """Readers no longer listed for `subscription` leave it: nothing more is owed them (back
+    later, they are new readers, owed what is matched from then on, as any new reader)."""
+    if not gone:
+        return
+    s = db.subscribers.c
+    conn.execute(
+        delete(db.subscribers).where(s.subscription == subscription, s.recipient.in_(gone))
+    )
+    _settle_where(conn, db.matches.c.subscription == subscription)
