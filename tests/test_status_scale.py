@@ -84,6 +84,31 @@ def owed_marks(store: Store) -> tuple[set[tuple[str, str]], set[tuple[str, str]]
     return marked, waiting
 
 
+def untold_marks(store: Store) -> tuple[set[int], set[int]]:
+    """(the changes marked untold, those that one who received their item before they were
+    found, and still reads something, has not been told): the two must be one set."""
+    with store.engine.connect() as conn:
+        readers = set(conn.execute(select(db.subscribers.c.recipient)).scalars())
+        delivered = conn.execute(select(db.deliveries)).all()
+        told = set(
+            conn.execute(select(db.change_deliveries.c.recipient, db.change_deliveries.c.change_id))
+        )
+        changes = conn.execute(select(db.changes)).all()
+    marked = {c.id for c in changes if c.untold}
+    waiting = {
+        c.id
+        for c in changes
+        if any(
+            d.item == c.item
+            and d.delivered_at <= c.found_at
+            and d.recipient in readers
+            and (d.recipient, c.id) not in told
+            for d in delivered
+        )
+    }
+    return marked, waiting
+
+
 def send(store: Store, recipient: str, subs: Sequence[str], now: datetime, **kw: Any) -> int:
     """A digest of what is due to `recipient`, recorded and sent."""
     items = list(store.pending_papers(recipient, subs))
@@ -127,6 +152,7 @@ def test_kept_counts_and_owed_marks_agree_with_a_recount_through_a_stores_life(
         assert kept(store) == recount(store)
         marked, waiting = owed_marks(store)
         assert marked == waiting
+        assert untold_marks(store)[0] == untold_marks(store)[1]
 
     t = T0 + timedelta(hours=1)
     store.upsert_articles([article(i) for i in range(1, 7)], t)
@@ -173,6 +199,8 @@ def test_kept_counts_and_owed_marks_agree_with_a_recount_through_a_stores_life(
     assert store.record_changes([retraction], t + timedelta(minutes=1)) == 0
     told = [c.id for c in store.pending_changes(A)]
     assert len(told) == 2
+    agree()
+    assert len(untold_marks(store)[0]) == 2  # a has not been told them yet (nor b, of 1)
     digest = store.create_digest(
         recipient=A, schedule="d", message_id="<a3@x>", message=b"m", items=[], now=t, changes=told
     )
@@ -212,8 +240,17 @@ def build_old_store(url: str, past: int) -> None:
     migrate(engine, "0008")
     old = T0 - timedelta(days=400)
     with engine.begin() as conn:
-        store = Store(engine)
-        store.sync_subscriptions([sub("s", "q1", [A, B]), sub("t", "q2", [A])], old)
+        for s in (sub("s", "q1", [A, B]), sub("t", "q2", [A])):
+            write(
+                conn,
+                db.subscriptions,
+                [dict(name=s.name, fingerprint=s.fingerprint, created_at=old)],
+            )
+            write(
+                conn,
+                db.subscribers,
+                [dict(subscription=s.name, recipient=r, since=old) for r in s.recipients],
+            )
         stored = [i for i in range(1, past + 31) if i <= past or i % 6]
         write(conn, db.articles, [arow(i, old) for i in stored])
         write(
@@ -285,7 +322,7 @@ def build_old_store(url: str, past: int) -> None:
             db.change_deliveries,
             [
                 dict(recipient=A, change_id=i, digest_id=i, delivered_at=old)
-                for i in range(1, past // 10 + 1)
+                for i in range(1, past // 10 - 1)  # the last two not told yet
             ],
         )
         if conn.dialect.name == "postgresql":  # ids given: the sequences move on past them
@@ -321,7 +358,8 @@ def test_migration_0011_works_out_the_counts_and_marks_of_an_old_store(store_url
     try:
         assert kept(store) == recount(store)
         assert kept(store)["articles"] == 200 + 25
-        assert kept(store)["changes"] == {"retraction": 10, "erratum": 10, "told": 20}
+        assert kept(store)["changes"] == {"retraction": 10, "erratum": 10, "told": 18}
+        assert untold_marks(store) == ({19, 20}, {19, 20})
         marked, waiting = owed_marks(store)
         assert marked == waiting and len(marked) == 30  # the 30 recent ones, none of the past
         # What awaits delivery: a, reader of s and t, the 25 recent ones stored (the one in
@@ -352,7 +390,8 @@ def big_store(store_url: str, tmp_path: Path) -> Iterator[tuple[Store, Any]]:
 
 
 def status_statements(store: Store, config: Any) -> list[tuple[str, Any]]:
-    """Every statement `status` sends the database, with its parameters."""
+    """Every statement `status` sends the database, with its parameters, and those of what a
+    digest run reads for a reader (due papers, changes to tell, when they had them)."""
     sent: list[tuple[str, Any]] = []
 
     def record(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool):
@@ -361,6 +400,9 @@ def status_statements(store: Store, config: Any) -> list[tuple[str, Any]]:
     event.listen(store.engine, "before_cursor_execute", record)
     try:
         out = status_report(store, config, T0)
+        papers = store.pending_papers(A, ["s", "t"])
+        assert len(store.pending_changes(A)) == 2  # the last two changes, untold
+        store.received(A, list(papers))
     finally:
         event.remove(store.engine, "before_cursor_execute", record)
     assert out["articles"] == 20_025 and out["recipients"][0]["undelivered"] == 25

@@ -65,6 +65,7 @@ metadata = MetaData()
 # An owed match, in the words of the partial index over them (migration 0011): SQLite uses a
 # partial index only for a query whose WHERE holds the index's own term.
 OWED = "owed = true"
+UNTOLD = "untold = true"
 
 articles = Table(
     "articles",
@@ -250,8 +251,13 @@ changes = Table(
     # that matches a search is told as the retraction it is).
     Column("notice_item", String(300)),
     Column("found_at", UTCDateTime, nullable=False),
+    # True while one of those who received the item before the change was found (and still
+    # read something here) has not been told it (watcher.store._settle_changes clears it): a
+    # reader's changes to tell are looked for among these alone, never among all of the past.
+    Column("untold", Boolean, nullable=False, server_default=false()),
     Index("ux_changes_identity", "item", "kind", "notice", unique=True),
     Index("ix_changes_notice_item", "notice_item"),
+    Index("ix_changes_untold", "id", sqlite_where=text(UNTOLD), postgresql_where=text(UNTOLD)),
 )
 
 # A change carried by a digest: delivered to its recipient when the digest is sent.

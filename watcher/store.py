@@ -481,6 +481,7 @@ class Store:
                     select(db.subscribers.c.subscription, db.subscribers.c.recipient)
                 )
             }
+            joined: set[str] = set()
             following: dict[str, set[str]] = {}
             for name, rcpt in subscribers:
                 following.setdefault(name, set()).add(rcpt)
@@ -514,7 +515,9 @@ class Store:
                 ]
                 if new:
                     conn.execute(self._insert(db.subscribers).on_conflict_do_nothing(), new)
+                    joined.update(str(r["recipient"]) for r in new)
                 _leave(conn, name, following.get(name, set()) - {r.lower() for r in recipients})
+            _rejoin(conn, joined - {r for _, r in subscribers})
         return changes
 
     @mapped
@@ -894,7 +897,10 @@ class Store:
                 ).scalars()
             ]
             if told:
+                ids = [t["change_id"] for t in told]
+                _lock_untold(conn, ids)
                 conn.execute(self._insert(db.change_deliveries).on_conflict_do_nothing(), told)
+                _settle_changes(conn, db.changes.c.id.in_(ids))
                 cd = db.change_deliveries.c
                 _bump(
                     conn,
@@ -902,7 +908,7 @@ class Store:
                         "told": _count(
                             conn,
                             cd.change_id,
-                            [t["change_id"] for t in told],
+                            ids,
                             cd.recipient == recipient,
                             cd.digest_id == digest_id,
                         )
@@ -1110,6 +1116,7 @@ class Store:
                     detail=cap(c.detail, MAX_TEXT),
                     notice_item=c.notice_item,
                     found_at=now,
+                    untold=True,
                 )
                 for c in unique
             ]
@@ -1127,6 +1134,8 @@ class Store:
                 kind for item, kind, notice in written if (item, kind, notice) not in known
             )
             _bump(conn, {f"changes:{kind}": n for kind, n in kinds.items()})
+            # A change to an item nobody received is told to nobody.
+            _settle_changes(conn, col.item.in_({u.item for u in unique}))
         new = [c for c in unique if (c.item, c.kind, c.notice) not in known]
         for c in new:
             log.info(
@@ -1148,8 +1157,15 @@ class Store:
             .join(db.digests, db.digests.c.id == db.digest_changes.c.digest_id)
             .where(db.digests.c.recipient == rcpt, db.digests.c.state == "pending")
         )
-        told = select(db.change_deliveries.c.change_id).where(
-            db.change_deliveries.c.recipient == rcpt
+        # Asked of each untold change (a lookup of the key), never by reading every telling
+        # the reader has had.
+        told = (
+            select(db.change_deliveries.c.change_id)
+            .where(
+                db.change_deliveries.c.recipient == rcpt,
+                db.change_deliveries.c.change_id == db.changes.c.id,
+            )
+            .exists()
         )
         query = (
             select(db.changes)
@@ -1158,8 +1174,9 @@ class Store:
                 (db.deliveries.c.item == db.changes.c.item) & (db.deliveries.c.recipient == rcpt),
             )
             .where(
+                UNTOLD,
                 db.deliveries.c.delivered_at <= db.changes.c.found_at,
-                db.changes.c.id.not_in(told),
+                ~told,
                 db.changes.c.id.not_in(in_pending),
             )
             .order_by(db.changes.c.id)
@@ -1704,8 +1721,12 @@ def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
     conn.execute(update(db.identifiers).where(db.identifiers.c.item == loser).values(item=survivor))
     gone = conn.execute(delete(db.articles).where(db.articles.c.item == loser)).rowcount
     _bump(conn, {"articles": -gone, **{f"matches:{sub}": -1 for sub in dropped}})
-    # The loser's matches came with its owed marks, its deliveries with them: settled again.
+    # The loser's matches came with its owed marks, its deliveries with them: settled again;
+    # and the changes of both told again to whoever received either and was not told.
     _settle(conn, [survivor])
+    both = db.changes.c.item.in_([loser, survivor])
+    conn.execute(update(db.changes).where(both).values(untold=True))
+    _settle_changes(conn, both)
 
 
 def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
@@ -1812,6 +1833,8 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 # A match still owed to a reader (see schema.matches.owed), in the words of its partial index.
 OWED = db.matches.c.owed == literal_column("true")
+# A change some reader has not been told (see schema.changes.untold).
+UNTOLD = db.changes.c.untold == literal_column("true")
 
 
 def _existing(conn: Connection, column: Any, keys: Sequence[Any]) -> set[Any]:
@@ -1919,3 +1942,44 @@ def _leave(conn: Connection, subscription: str, gone: Collection[str]) -> None:
         delete(db.subscribers).where(s.subscription == subscription, s.recipient.in_(gone))
     )
     _settle_where(conn, db.matches.c.subscription == subscription)
+    _settle_changes(conn, UNTOLD)  # a reader who left them all is told nothing more
+
+
+def _rejoin(conn: Connection, readers: Collection[str]) -> None:
+    """Readers back after leaving every subscription: the changes to what they received before
+    are theirs to be told again."""
+    if not readers:
+        return
+    c, d = db.changes.c, db.deliveries.c
+    theirs = c.item.in_(select(d.item).where(d.recipient.in_(readers)))
+    conn.execute(update(db.changes).where(theirs, ~UNTOLD).values(untold=True))
+    _settle_changes(conn, theirs)
+
+
+def _lock_untold(conn: Connection, ids: Sequence[int]) -> None:
+    """Lock the untold changes `ids` until the transaction ends (see _lock_owed)."""
+    if conn.dialect.name != "postgresql":
+        return
+    c = db.changes.c
+    query = select(c.id).where(UNTOLD, c.id.in_(sorted(set(ids)))).order_by(c.id)
+    conn.execute(query.with_for_update()).all()
+
+
+def _settle_changes(conn: Connection, which: ColumnElement[bool]) -> None:
+    """Unmark the untold changes among `which` that each reader who received their item before
+    they were found, and still reads something here, has been told."""
+    c, d, t = db.changes.c, db.deliveries.c, db.change_deliveries.c
+    told = (
+        select(t.change_id)
+        .where(t.recipient == d.recipient, t.change_id == c.id)
+        .correlate(db.changes, db.deliveries)
+        .exists()
+    )
+    reading = select(db.subscribers.c.recipient)
+    waiting = (
+        select(d.recipient)
+        .where(d.item == c.item, d.delivered_at <= c.found_at, d.recipient.in_(reading), ~told)
+        .correlate(db.changes)
+        .exists()
+    )
+    conn.execute(update(db.changes).where(UNTOLD, which, ~waiting).values(untold=False))

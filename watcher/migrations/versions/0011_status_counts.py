@@ -2,8 +2,10 @@
 count are written (articles, matches per subscription, changes per kind, changes told), and each
 match marked `owed` while one of its subscription's readers has not received it, with a partial
 index over the owed ones only, so what awaits delivery is read without reading what was
-delivered. Indexes by item on deliveries and digest items, which a merge of two items and the
-follow-ups look up by item. The counts and marks are worked out from the rows already there.
+delivered; likewise each change marked `untold` while one of its readers has not been told
+it, for the digest run. Indexes by item on deliveries and digest items, which a merge of two
+items and the follow-ups look up by item. The counts and marks are worked out from the rows
+already there.
 
 Revision ID: 0011
 Revises: 0008
@@ -22,6 +24,7 @@ depends_on = None
 # The store's query (watcher.store._settle) reads the same words, so that SQLite, which uses a
 # partial index only when the query's WHERE holds the index's own term, uses this one.
 OWED = "owed = true"
+UNTOLD = "untold = true"
 
 
 def upgrade() -> None:
@@ -30,14 +33,27 @@ def upgrade() -> None:
         sa.Column("name", sa.String(128), primary_key=True),
         sa.Column("n", sa.BigInteger, nullable=False),
     )
-    with op.batch_alter_table("matches") as batch:
-        batch.add_column(sa.Column("owed", sa.Boolean, nullable=False, server_default=sa.false()))
+    # A plain ADD COLUMN (with its default) in both databases: SQLite's batch mode would copy
+    # the table, which the foreign keys to `changes` forbid.
+    op.add_column(
+        "matches", sa.Column("owed", sa.Boolean, nullable=False, server_default=sa.false())
+    )
     op.create_index(
         "ix_matches_owed",
         "matches",
         ["subscription", "item"],
         sqlite_where=sa.text(OWED),
         postgresql_where=sa.text(OWED),
+    )
+    op.add_column(
+        "changes", sa.Column("untold", sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    op.create_index(
+        "ix_changes_untold",
+        "changes",
+        ["id"],
+        sqlite_where=sa.text(UNTOLD),
+        postgresql_where=sa.text(UNTOLD),
     )
     op.create_index("ix_deliveries_item", "deliveries", ["item"])
     op.create_index("ix_digest_items_item", "digest_items", ["item"])
@@ -56,6 +72,17 @@ def backfill(conn: sa.Connection) -> None:
         ),
         {"yes": True},
     )
+    conn.execute(
+        sa.text(
+            "UPDATE changes SET untold = :yes WHERE EXISTS ("
+            " SELECT 1 FROM deliveries d WHERE d.item = changes.item"
+            " AND d.delivered_at <= changes.found_at"
+            " AND d.recipient IN (SELECT recipient FROM subscribers) AND NOT EXISTS ("
+            "  SELECT 1 FROM change_deliveries t WHERE t.recipient = d.recipient"
+            "  AND t.change_id = changes.id))"
+        ),
+        {"yes": True},
+    )
     conn.execute(sa.text("DELETE FROM counts"))
     for sql in (
         "SELECT 'articles', count(*) FROM articles",
@@ -69,6 +96,9 @@ def backfill(conn: sa.Connection) -> None:
 def downgrade() -> None:
     op.drop_index("ix_digest_items_item", "digest_items")
     op.drop_index("ix_deliveries_item", "deliveries")
+    op.drop_index("ix_changes_untold", "changes")
+    with op.batch_alter_table("changes") as batch:
+        batch.drop_column("untold")
     op.drop_index("ix_matches_owed", "matches")
     with op.batch_alter_table("matches") as batch:
         batch.drop_column("owed")
