@@ -301,10 +301,11 @@ class Store:
             conn.exec_driver_sql(sql, chunk)
         new = [i for i in items if i not in known]
         if new:
+            # Counted by what this transaction wrote (its own moment): a row another process
+            # added since the probe (made before SQLite's transaction begins) is its to count.
             a = db.articles.c
-            _bump(
-                conn, {"articles": _count(conn, a.item, new, a.first_seen == rows[0]["first_seen"])}
-            )
+            added = _count(conn, a.item, new, a.first_seen == rows[0]["first_seen"])
+            _bump(conn, {"articles": added})
 
     def _article_upsert(self) -> tuple[str, Sequence[str] | None]:
         """The articles upsert in this dialect's SQL, and its positional parameter order
