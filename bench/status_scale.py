@@ -9,7 +9,9 @@ The stores are built at revision 0008 in bulk (INSERT … SELECT over a generate
 both databases do in a few seconds a million rows), then opened by the watcher, which migrates
 them to its newest revision as it would an operator's store. `watcher status --json` then runs
 in this process, best of 3: processor time of this process (the watcher's own work) and wall
-time (which holds the database server's work on PostgreSQL; noisy on a shared machine).
+time (which holds the database server's work on PostgreSQL; noisy on a shared machine). Beside
+it, what a digest run reads for each of the 100 readers (Store.pending_papers, pending_changes,
+received), which grew with the past too.
 
     python bench/status_scale.py [--articles 1000000] [--store sqlite|postgresql|both]
 """

@@ -29,9 +29,19 @@ from .test_store import T0, article, sub
 
 A, B, C = "a@example.org", "b@example.org", "c@example.org"
 DOI = "10.1000/merged.1"
-BIG = {"articles", "deliveries", "matches", "digest_items", "identifiers", "change_deliveries"}
-# The one index a query may run through from end to end: it holds the owed matches alone.
-BOUNDED = {"ix_matches_owed"}
+BIG = {
+    "articles",
+    "deliveries",
+    "matches",
+    "digests",
+    "digest_items",
+    "identifiers",
+    "changes",
+    "change_deliveries",
+}
+# The indexes a query may run through from end to end: partial, each holds only what is still
+# to do (matches owed, changes untold, digests not sent).
+BOUNDED = {"ix_matches_owed", "ix_changes_untold", "ix_digests_unsent"}
 
 
 def recount(store: Store) -> dict[str, Any]:

@@ -66,6 +66,7 @@ metadata = MetaData()
 # partial index only for a query whose WHERE holds the index's own term.
 OWED = "owed = true"
 UNTOLD = "untold = true"
+UNSENT = "state IN ('pending', 'failed')"
 
 articles = Table(
     "articles",
@@ -165,6 +166,10 @@ digests = Table(
     Column("paper_count", Integer, nullable=False),
     # The exact bytes sent: a retry resends the same message with the same Message-ID.
     Column("message", LargeBinary, nullable=False),
+    # A reader's pending digests, found among theirs without reading the sent ones (a reader
+    # gets one a day for years); and all the digests not sent, among all.
+    Index("ix_digests_recipient_state", "recipient", "state"),
+    Index("ix_digests_unsent", "id", sqlite_where=text(UNSENT), postgresql_where=text(UNSENT)),
 )
 
 digest_items = Table(

@@ -987,7 +987,9 @@ class Store:
                 db.digests.c.last_error,
             )
             .where(
-                (db.digests.c.state == "pending") | ((db.digests.c.state == "failed") & still_owed)
+                # In the words of the partial index of the digests not sent (see OWED).
+                text(f"digests.{db.UNSENT}"),
+                (db.digests.c.state == "pending") | still_owed,
             )
             .order_by(db.digests.c.id)
         )

@@ -4,8 +4,9 @@ match marked `owed` while one of its subscription's readers has not received it,
 index over the owed ones only, so what awaits delivery is read without reading what was
 delivered; likewise each change marked `untold` while one of its readers has not been told
 it, for the digest run. Indexes by item on deliveries and digest items, which a merge of two
-items and the follow-ups look up by item. The counts and marks are worked out from the rows
-already there.
+items and the follow-ups look up by item, and of digests by reader and state (a reader's
+pending ones) and of those not sent (pending or failed). The counts and marks are worked out
+from the rows already there.
 
 Revision ID: 0011
 Revises: 0008
@@ -25,6 +26,7 @@ depends_on = None
 # partial index only when the query's WHERE holds the index's own term, uses this one.
 OWED = "owed = true"
 UNTOLD = "untold = true"
+UNSENT = "state IN ('pending', 'failed')"
 
 
 def upgrade() -> None:
@@ -56,6 +58,14 @@ def upgrade() -> None:
         postgresql_where=sa.text(UNTOLD),
     )
     op.create_index("ix_deliveries_item", "deliveries", ["item"])
+    op.create_index("ix_digests_recipient_state", "digests", ["recipient", "state"])
+    op.create_index(
+        "ix_digests_unsent",
+        "digests",
+        ["id"],
+        sqlite_where=sa.text(UNSENT),
+        postgresql_where=sa.text(UNSENT),
+    )
     op.create_index("ix_digest_items_item", "digest_items", ["item"])
     backfill(op.get_bind())
 
@@ -95,6 +105,8 @@ def backfill(conn: sa.Connection) -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_digest_items_item", "digest_items")
+    op.drop_index("ix_digests_unsent", "digests")
+    op.drop_index("ix_digests_recipient_state", "digests")
     op.drop_index("ix_deliveries_item", "deliveries")
     op.drop_index("ix_changes_untold", "changes")
     with op.batch_alter_table("changes") as batch:
