@@ -54,7 +54,7 @@ def configure(
 
 
 def run(config: Config, store: Store, fake: FakeNCBI, now: datetime) -> Any:
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(hours=1))
+    store.polls.sync(config.subscriptions, NOW - timedelta(hours=1))
     sources = sources_for(make_client(fake.base_url), config.ncbi, config)
     return poll(config, store, sources, now)
 
@@ -64,7 +64,7 @@ def send(config: Config, store: Store, now: datetime) -> str | None:
     digest = compose(config, store, Renderer(), ("0 7 * * mon", "UTC"), RCPT, now)
     if digest is None:
         return None
-    digest_id = store.create_digest(
+    digest_id = store.outbox.create_digest(
         recipient=RCPT,
         schedule="k",
         message_id=digest.message_id,
@@ -72,7 +72,7 @@ def send(config: Config, store: Store, now: datetime) -> str | None:
         items=list(digest.ctx.items),
         now=now,
     )
-    assert store.mark_digest_sent(digest_id, now)
+    assert store.outbox.mark_digest_sent(digest_id, now)
     return digest.ctx.subject + "\n" + digest.rendered.text + "\n" + digest.rendered.html
 
 
@@ -86,7 +86,7 @@ def test_first_poll_announces_each_study_once_for_one_request(tmp_path, fake, ct
     config = configure(tmp_path, fake, ctgov)
     report = run(config, store, fake, NOW)
     assert report.requests == 1 and ctgov.count() == 1 and fake.served == []
-    assert list(store.pending_papers(RCPT, ["Trials"])) == [key("nct", NCT)]
+    assert list(store.outbox.pending_papers(RCPT, ["Trials"])) == [key("nct", NCT)]
     params = ctgov.served[0].params
     assert params["query.term"] == "teplizumab OR otelixizumab"
     assert params["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2026-10-17,MAX]"
@@ -120,7 +120,7 @@ def test_a_status_change_is_announced_once_with_the_papers_citing_the_study(
     run(config, store, fake, NOW)
     send(config, store, NOW)
     citing = Article(pmid=4242, title="Design of the T1D prevention trial", trial_ids=(NCT,))
-    store.upsert_articles([citing], NOW)
+    store.articles.upsert([citing], NOW)
     later = NOW + timedelta(days=7)
     ctgov.put(study(NCT, "Teplizumab in stage 2 type 1 diabetes", "COMPLETED", "2026-11-20"))
     report = run(config, store, fake, later)
@@ -413,7 +413,7 @@ def test_real_studies_reach_the_digest_with_phase_and_enrolment(
     assert (
         "ClinicalTrials.gov · Phase 3 · Completed · enrolment 317 (actual) · results posted" in text
     )
-    stored = store.articles([key("nct", "NCT02210780")])[key("nct", "NCT02210780")]
+    stored = store.articles.records([key("nct", "NCT02210780")])[key("nct", "NCT02210780")]
     assert stored.phase == "Phase 2"
 
 

@@ -69,8 +69,8 @@ def send_digests(
                     _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
                 else:
                     _skip_busy(store, lock, rcpt, report)
-        store.set_digest_run(schedule_key(*key), now)
-    report.pending = len(store.pending_digests(everyone))
+        store.outbox.set_digest_run(schedule_key(*key), now)
+    report.pending = len(store.outbox.pending_digests(everyone))
     return report
 
 
@@ -110,10 +110,10 @@ def compose(
         log.info("digest to %s held: paused until %s", rcpt, reader.paused_until)
         return None
     mine = list(config.digests.get(key, {}).get(rcpt, ()))
-    papers = store.pending_papers(rcpt, mine)
-    articles = store.articles(papers)
+    papers = store.outbox.pending_papers(rcpt, mine)
+    articles = store.articles.records(papers)
     studies = [a.nct for k, a in articles.items() if is_trial_change(k) and a.nct]
-    changes = store.pending_changes(rcpt)
+    changes = store.changes.pending(rcpt)
     ctx = build_digest(
         rcpt,
         papers,
@@ -123,7 +123,7 @@ def compose(
         config.path,
         now,
         drugs=vocabulary(config.drugs),
-        citing=store.papers_citing(studies) if studies else None,
+        citing=store.trials.papers_citing(studies) if studies else None,
         reader=reader,
         liked=_liked(config, store, mine) if reader.order == "relevance" else (),
         known={pmid_key(p) for s in config.subscriptions if s.name in mine for p in s.like},
@@ -133,7 +133,9 @@ def compose(
         ctx = with_followups(
             ctx,
             present_followups(
-                changes, store.articles(items), _received(config, store, rcpt, items, key[1])
+                changes,
+                store.articles.records(items),
+                _received(config, store, rcpt, items, key[1]),
             ),
         )
     if ctx.empty and not ctx.followups and not config.mail.send_empty:
@@ -163,7 +165,7 @@ def _received(
     rank = {s.name: i for i, s in enumerate(config.subscriptions)}
     return {
         item: (when.astimezone(zone).date(), sorted(subs, key=lambda n: rank.get(n, len(rank))))
-        for item, (when, subs) in store.received(rcpt, items).items()
+        for item, (when, subs) in store.outbox.received(rcpt, items).items()
     }
 
 
@@ -172,7 +174,7 @@ def _liked(config: Config, store: Store, subscriptions: Sequence[str]) -> list[A
     pmids = dict.fromkeys(
         p for s in config.subscriptions if s.name in subscriptions for p in s.like
     )
-    found = store.articles(pmid_key(p) for p in pmids)
+    found = store.articles.records(pmid_key(p) for p in pmids)
     return [found[k] for k in (pmid_key(p) for p in pmids) if k in found]
 
 
@@ -186,7 +188,7 @@ def _recipient_digest(
     now: datetime,
     report: DigestReport,
 ) -> None:
-    for pending in store.pending_digests([rcpt]):
+    for pending in store.outbox.pending_digests([rcpt]):
         report.retried += 1
         outgoing = OutgoingDigest.from_mime(pending.recipient, pending.message, pending.message_id)
         _deliver(store, transport, pending.id, outgoing, now, report)
@@ -194,7 +196,7 @@ def _recipient_digest(
     if digest is None:
         report.skipped_empty += 1
         return
-    digest_id = store.create_digest(
+    digest_id = store.outbox.create_digest(
         recipient=rcpt,
         schedule=schedule_key(*key),
         message_id=digest.message_id,
@@ -218,7 +220,7 @@ def _deliver(
     try:
         transport.send(digest)
     except MailError as exc:
-        store.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
+        store.outbox.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
         report.failed.append(f"{rcpt}: {exc}")
         log.error(
             "digest %s to %s %s: %s",
@@ -236,7 +238,7 @@ def _deliver(
             },
         )
         return
-    if store.mark_digest_sent(digest_id, now):
+    if store.outbox.mark_digest_sent(digest_id, now):
         report.sent.append(message_id)
         log.info(
             "digest %s sent to %s",

@@ -198,7 +198,7 @@ def trial_updates(
     changes: Sequence[tuple[ItemKey, Article]], citing: Mapping[str, Sequence[Article]]
 ) -> list[tuple[ItemKey, TrialUpdate]]:
     """Each study's change (stored as an item whose record says what changed; see
-    store.record_trials) as the digest's "Trial registry updates" show it."""
+    store.trials.record) as the digest's "Trial registry updates" show it."""
     out = []
     for item, art in sorted(changes, key=lambda c: c[0]):
         nct = art.nct or ""
