@@ -14,13 +14,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from watcher.config import Config
-from watcher.digest.build import build_digest, is_trial_change, with_followups
+from watcher.digest.build import build_digest, with_followups
 from watcher.digest.context import DigestContext
 from watcher.digest.drugs import vocabulary
 from watcher.digest.present import present_followups
 from watcher.digest.render import Rendered, Renderer
 from watcher.errors import MailError
-from watcher.identity import ItemKey, pmid_key
+from watcher.identity import ItemKey, is_trial_change, pmid_key
 from watcher.mail import build_message, html_part_size, new_message_id
 from watcher.models import Article
 from watcher.paths import private_dir, write_private
@@ -112,7 +112,9 @@ def compose(
     mine = list(config.digests.get(key, {}).get(rcpt, ()))
     papers = store.outbox.pending_papers(rcpt, mine)
     articles = store.articles.records(papers)
-    studies = [a.nct for k, a in articles.items() if is_trial_change(k) and a.nct]
+    told = [k for k in papers if is_trial_change(k)]
+    studies = store.trials.updates(told) if told else {}
+    ncts = [s.nct for s in studies.values()]
     changes = store.changes.pending(rcpt)
     ctx = build_digest(
         rcpt,
@@ -123,10 +125,11 @@ def compose(
         config.path,
         now,
         drugs=vocabulary(config.drugs),
-        citing=store.trials.papers_citing(studies) if studies else None,
+        citing=store.trials.papers_citing(ncts) if ncts else None,
         reader=reader,
         liked=_liked(config, store, mine) if reader.order == "relevance" else (),
         known={pmid_key(p) for s in config.subscriptions if s.name in mine for p in s.like},
+        studies=studies,
     )
     if changes:
         items = [c.change.item for c in changes]

@@ -151,10 +151,12 @@ class Articles:
         owed = (
             select(db.matches.c.item, db.matches.c.subscription)
             .outerjoin(db.articles, db.articles.c.item == db.matches.c.item)
+            .outerjoin(db.trial_changes, db.trial_changes.c.item == db.matches.c.item)
             .where(
                 db.matches.c.deliver.is_(True),
                 db.matches.c.subscription.in_(list(subscriptions)),
                 db.articles.c.item.is_(None),
+                db.trial_changes.c.item.is_(None),  # a study's changes are their own record
             )
             .order_by(db.matches.c.item, db.matches.c.subscription)
         )

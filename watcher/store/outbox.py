@@ -333,8 +333,11 @@ def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
     joined = (
         db.matches.join(db.subscribers, s.subscription == m.subscription)
         .outerjoin(db.articles, db.articles.c.item == m.item)
+        .outerjoin(db.trial_changes, db.trial_changes.c.item == m.item)
         .outerjoin(db.deliveries, (d.recipient == recipient) & (d.item == m.item))
     )
+    # Stored: a paper's record, or a study's changes (a record of their own).
+    has_record = db.articles.c.item.is_not(None) | db.trial_changes.c.item.is_not(None)
     query = select().select_from(joined)
     if isinstance(recipient, str):
         query = query.where(s.recipient == recipient)
@@ -348,7 +351,7 @@ def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
             )
         )
     return query.where(
-        db.articles.c.item.is_not(None) if stored else db.articles.c.item.is_(None),
+        has_record if stored else ~has_record,
         m.deliver.is_(True),
         m.matched_at >= s.since,
         d.item.is_(None),

@@ -1,19 +1,21 @@
-"""ClinicalTrials.gov studies as last seen, and the changes found by diffing the next answer
-against them; the papers in the store that cite a study."""
+"""ClinicalTrials.gov studies as last seen, the changes found by diffing the next answer
+against them (each update's changes a record of its own, models.StudyUpdate), and the papers
+in the store that cite a study."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Text, cast, insert, select, update
+from sqlalchemy import Connection, Text, cast, delete, insert, select, update
 
 from watcher import schema as db
-from watcher.identity import ItemKey, key, own_key
-from watcher.models import Article, TrialChange, TrialState
-from watcher.store.articles import Articles, article_rows
-from watcher.store.engine import Database, translated_errors
+from watcher.identity import ItemKey, key, trial_change_key
+from watcher.models import Article, StudyUpdate, TrialChange, TrialState
+from watcher.redact import cap
+from watcher.store.engine import Database, chunks, translated_errors
 from watcher.store.items import resolve
+from watcher.store.limits import MAX_TEXT, MAX_TITLE
 from watcher.trials import phase_words, trial_changes
 
 
@@ -24,10 +26,10 @@ class Trials:
     @translated_errors
     def record(self, states: Sequence[TrialState], now: datetime) -> list[TrialChange]:
         """Keep each study's new state and return what changed meaningfully since the kept one
-        (nothing for a study seen for the first time). Each study with changes becomes one
-        change item, `trial-change:NCT…@<last update>`, matched for delivery to every
-        subscription that matched the study: it is stored, digested and delivered through the
-        same rows as a paper, so each recipient is told of it once."""
+        (nothing for a study seen for the first time). Each study with changes gets one
+        StudyUpdate, `trial-change:NCT…@<last update>`, matched for delivery to every
+        subscription that matched the study: digested and delivered through the same rows as a
+        paper, so each recipient is told of it once."""
         changes: list[TrialChange] = []
         trials = db.trial_states
         with self.db.engine.begin() as conn:
@@ -43,23 +45,39 @@ class Trials:
                     found = trial_changes(TrialState.from_json(kept), new)
                     conn.execute(update(trials).where(trials.c.nct == new.nct).values(**values))
                 if found:
-                    self._add_trial_change(conn, new, found, now)
+                    self._add_update(conn, new, found, now)
                     changes += found
         return changes
 
-    def _add_trial_change(
+    def _add_update(
         self, conn: Connection, new: TrialState, found: Sequence[TrialChange], now: datetime
     ) -> None:
-        item = trial_change_key(new)
-        record = Article(
-            pmid=None,
-            title=new.title,
-            journal="ClinicalTrials.gov",
-            pub_date="; ".join(c.what for c in found),
+        item = trial_change_key(new.nct, new.last_update)
+        phase = phase_words(new.phases)
+        stmt = self.db.insert(db.trial_changes).values(
+            item=item,
             nct=new.nct,
-            phase=phase_words(new.phases),
+            last_update=new.last_update,
+            title=cap(new.title, MAX_TITLE),
+            phase=None if phase is None else cap(phase, 64),
+            found_at=now,
         )
-        Articles(self.db).write_rows(conn, article_rows([record], now, {own_key(record): item}))
+        # The same update seen again (a study without an update date) tells what it says now.
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["item"],
+                set_={"title": stmt.excluded.title, "phase": stmt.excluded.phase},
+            )
+        )
+        lines = db.trial_change_lines
+        conn.execute(delete(lines).where(lines.c.item == item))
+        conn.execute(
+            insert(lines),
+            [
+                dict(item=item, position=i, kind=c.kind, what=cap(c.what, MAX_TEXT))
+                for i, c in enumerate(found)
+            ],
+        )
         study = key("nct", new.nct)
         subs = conn.execute(
             select(db.matches.c.subscription).where(
@@ -72,6 +90,25 @@ class Trials:
         ]
         if rows:
             conn.execute(self.db.insert(db.matches).on_conflict_do_nothing(), rows)
+
+    @translated_errors
+    def updates(self, items: Iterable[ItemKey]) -> dict[ItemKey, StudyUpdate]:
+        """The stored StudyUpdate of each of `items` that is one, by its key."""
+        head, lines = db.trial_changes.c, db.trial_change_lines.c
+        found: dict[ItemKey, list[TrialChange]] = {}
+        out: dict[ItemKey, StudyUpdate] = {}
+        with self.db.engine.connect() as conn:
+            for chunk in chunks(list(dict.fromkeys(items))):
+                rows = conn.execute(select(db.trial_changes).where(head.item.in_(chunk))).all()
+                by_item = {r.item: r for r in rows}
+                told = select(lines.item, lines.kind, lines.what).where(lines.item.in_(chunk))
+                for item, kind, what in conn.execute(told.order_by(lines.item, lines.position)):
+                    r = by_item[item]
+                    found.setdefault(item, []).append(TrialChange(r.nct, r.title, what, kind))
+                for r in rows:
+                    changes = tuple(found.get(r.item, ()))
+                    out[r.item] = StudyUpdate(r.nct, r.last_update, r.title, r.phase, changes)
+        return out
 
     @translated_errors
     def papers_citing(self, ncts: Iterable[str]) -> dict[str, list[Article]]:
@@ -87,8 +124,3 @@ class Trials:
                 arts = [Article.from_json(r) for r in conn.execute(query).scalars()]
                 out[nct] = [a for a in arts if nct in a.trial_ids]
         return out
-
-
-def trial_change_key(state: TrialState) -> ItemKey:
-    """The identity of a study's change: the study and the update that brought it."""
-    return f"trial-change:{state.nct}@{state.last_update or ''}"
