@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from watcher.addresses import normalise_address, parse_mailbox
@@ -59,23 +60,24 @@ class SubscriptionReader(TableReader):
         self.checked(f"{key}.digest_cron", cron, _check_cron)
         return cron, tz
 
-    def subscriptions(self, raw: Any, defaults: Schedule) -> tuple[Subscription, ...]:
+    def subscriptions(
+        self, raw: Any, defaults: Schedule, seen: dict[str, tuple[Path, str]]
+    ) -> tuple[Subscription, ...]:
+        """This file's [[subscription]] tables. `seen` holds each name read so far, in this file
+        and the ones before it, with its file and key: a name given twice names both places."""
         if not isinstance(raw, list):
             raise self.fail("subscription", "must be an array of tables: write [[subscription]]")
-        if not raw:
-            raise self.fail("subscription", "no [[subscription]] entries: nothing to watch")
-        subs = tuple(
-            self.subscription(s, f"subscription[{i}]", defaults) for i, s in enumerate(raw)
-        )
-        seen: dict[str, int] = {}
-        for i, sub in enumerate(subs):
+        subs = []
+        for i, entry in enumerate(raw):
+            key = f"subscription[{i}]"
+            sub = self.subscription(entry, key, defaults)
             if sub.name in seen:
-                raise self.fail(
-                    f"subscription[{i}].name",
-                    f"{sub.name!r} is already the name of subscription[{seen[sub.name]}]",
-                )
-            seen[sub.name] = i
-        return subs
+                path, where = seen[sub.name]
+                there = where if path == self.path else f"{where} in {path}"
+                raise self.fail(f"{key}.name", f"{sub.name!r} is already the name of {there}")
+            seen[sub.name] = (self.path, key)
+            subs.append(sub)
+        return tuple(subs)
 
     def subscription(self, raw: Any, key: str, defaults: Schedule) -> Subscription:
         data = self.table(raw, key, names(TABLES["[[subscription]]"]))
@@ -116,7 +118,7 @@ class SubscriptionReader(TableReader):
             raise self.fail(where, "lists nobody: add at least one email address")
         if len(recipients) > MAX_RECIPIENTS:
             raise self.fail(where, f"lists {len(recipients):,}; at most {MAX_RECIPIENTS:,}")
-        clean: list[str] = []
+        clean: dict[str, None] = {}
         display_names: dict[str, str] = {}
         for i, text in enumerate(recipients):
             at = f"{where}[{i}]"
@@ -127,33 +129,42 @@ class SubscriptionReader(TableReader):
             if "@localhost" in address and not _EMAIL.match(address):
                 raise self.fail(at, f"{text!r} is not an email address")
             address = normalise_address(address)
-            if address not in clean:
-                clean.append(address)
+            clean.setdefault(address, None)  # a dict: in order, each once, without a scan
             if display and address not in display_names:
                 display_names[address] = display
         return tuple(clean), tuple(display_names.items())
 
     def recipients(
-        self, raw: Any, subs: tuple[Subscription, ...], mail: MailConfig, defaults: Schedule
+        self,
+        raw: Any,
+        listed: Collection[str],
+        mail: MailConfig,
+        defaults: Schedule,
+        seen: dict[str, tuple[Path, str]],
     ) -> tuple[Recipient, ...]:
+        """This file's [[recipient]] tables, each for one of `listed` (every subscription's
+        recipients, a set); `seen`, the addresses given a table so far, in any file."""
         if not isinstance(raw, list):
             raise self.fail("recipient", "must be an array of tables: write [[recipient]]")
         if len(raw) > MAX_RECIPIENTS:
             raise self.fail("recipient", f"has {len(raw):,} tables; at most {MAX_RECIPIENTS:,}")
-        listed = sorted({r for s in subs for r in s.recipients})
-        out: dict[str, Recipient] = {}
+        out: list[Recipient] = []
         for i, entry in enumerate(raw):
-            r = self.recipient(entry, f"recipient[{i}]", mail, defaults)
+            key = f"recipient[{i}]"
+            r = self.recipient(entry, key, mail, defaults)
             if r.address not in listed:
                 raise self.fail(
-                    f"recipient[{i}].address",
+                    f"{key}.address",
                     f"{r.address!r} is in no subscription's recipients: add it to the "
-                    f"subscriptions they should get{suggest(r.address, listed)}",
+                    f"subscriptions they should get{suggest(r.address, sorted(listed))}",
                 )
-            if r.address in out:
-                raise self.fail(f"recipient[{i}].address", f"{r.address!r} has a table already")
-            out[r.address] = r
-        return tuple(out.values())
+            if r.address in seen:
+                path, where = seen[r.address]
+                there = where if path == self.path else f"{where} in {path}"
+                raise self.fail(f"{key}.address", f"{r.address!r} has a table already: {there}")
+            seen[r.address] = (self.path, key)
+            out.append(r)
+        return tuple(out)
 
     def recipient(self, raw: Any, key: str, mail: MailConfig, defaults: Schedule) -> Recipient:
         data = self.table(raw, key, names(TABLES["[[recipient]]"]))
