@@ -41,7 +41,7 @@ QUERY = (
     '("Antibodies, Monoclonal"[mh] AND "CD{i}"[tiab]) OR "anti-CD{i}"[tiab]) '
     "NOT (animals[mh] NOT humans[mh]) NOT ((mice[ti] OR mouse[ti] OR murine[ti] OR rats[ti] "
     'OR "NOD mice"[ti] OR primates[ti]) NOT (patient*[ti] OR participant*[tiab] OR '
-    'people[ti] OR adults[ti] OR children[ti]))'
+    "people[ti] OR adults[ti] OR children[ti]))"
 )
 
 
@@ -50,7 +50,7 @@ def subscription(i: int, readers: int) -> str:
         f'"Dr Reader {r} <reader{r}@example.org>"' for r in (i % readers, (i * 7 + 1) % readers)
     )
     return (
-        f'[[subscription]]\nname = "Search {i}"\nquery = \'{QUERY.format(i=i)}\'\n'
+        f"[[subscription]]\nname = \"Search {i}\"\nquery = '{QUERY.format(i=i)}'\n"
         f'recipients = [{who}, "lab{i % 50}@example.org"]\n\n'
     )
 

@@ -26,10 +26,17 @@ def print_check(config: Config, store: Store, now: datetime) -> None:
     print(
         f"{config.path}: OK, {len(config.subscriptions)} subscriptions, store {store.display_url}"
     )
+    _print_files(config)
+    # Thousands of subscriptions share a few digest schedules: each one's next time worked out
+    # once (building a cron trigger costs more than the rest of a subscription's lines).
+    digests: dict[tuple[str, str], datetime] = {}
     for sub in config.subscriptions:
         state = states.get(sub.name)
         poll = next_poll_time(sub.schedule, state.last_poll_at if state else None, now)
-        digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
+        when = (sub.schedule.digest_cron, sub.schedule.timezone)
+        if when not in digests:
+            digests[when] = next_digest_time(*when, now)
+        digest = digests[when]
         every = format_duration(sub.schedule.poll_every)
         print(
             # A feed URL may carry user:password@ (see config.secret_keys): never print it.
@@ -42,12 +49,20 @@ def print_check(config: Config, store: Store, now: datetime) -> None:
     _print_readers(config, now)
 
 
+def _print_files(config: Config) -> None:
+    """Each file read (the main one, then those `include` names) and what it held."""
+    for file in config.files:
+        tables = f", {file.recipients} [[recipient]] tables" if file.recipients else ""
+        print(f"  read {file.path}: {file.subscriptions} subscriptions{tables}")
+
+
 def _print_readers(config: Config, now: datetime) -> None:
     """Each [[recipient]] table: their own digest schedule and how they read."""
+    digests = config.digests  # built once: it walks every subscription
     for r in config.recipients:
         cron, tz = r.schedule or ("", "")
         digest = next_digest_time(cron, tz, now)
-        mine = config.digests.get((cron, tz), {}).get(r.address, ())
+        mine = digests.get((cron, tz), {}).get(r.address, ())
         paused = f"\n    paused until {r.paused_until}" if r.paused(now) else ""
         print(
             f"\n  reader {_mailbox(config, r.address)}\n"
