@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher.addresses import normalise_address, parse_mailbox
+from watcher.config_authors import MAX_AUTHORS, author_query, author_term
 from watcher.config_keys import (
     ABSTRACTS,
     DEFAULTS,
@@ -25,7 +26,7 @@ from watcher.config_keys import (
     MailConfig,
 )
 from watcher.subscriptions import KINDS, Recipient, Schedule, Subscription
-from watcher.toml_reading import TableReader, names, parse_duration, suggest
+from watcher.toml_reading import MAX_QUERY, TableReader, names, parse_duration, suggest
 
 MAX_LIKE = 200  # `like` PMIDs per subscription: a reader's own papers, not a library
 MAX_RECIPIENTS = 1_000
@@ -94,7 +95,15 @@ class SubscriptionReader(TableReader):
                 "use up to 80 letters, digits, spaces and simple "
                 "punctuation (it appears in email subjects)",
             )
-        if sum(data.get(k) is not None for k in KINDS) != 1:
+        kinds = [k for k in KINDS if data.get(k) is not None]
+        if "author" in data:
+            if kinds not in ([], ["query"]):
+                raise self.fail(
+                    f"{key}.author",
+                    f"finds PubMed papers: it goes with `query` or alone, not `{kinds[0]}`",
+                )
+            v["author"], v["query"] = self.authors(f"{key}.author", v["author"], v["query"])
+        elif len(kinds) != 1:
             raise self.fail(
                 key,
                 "needs exactly one of `query` (a PubMed search), `rss` (a PubMed RSS feed URL), "
@@ -114,6 +123,25 @@ class SubscriptionReader(TableReader):
                 raise self.fail(f"{key}.like[{i}]", f"{pmid!r} is not a PMID (a number)")
         v["like"] = tuple(v["like"])
         return Subscription(**v)
+
+    def authors(
+        self, where: str, written: str | list[Any], query: str | None
+    ) -> tuple[tuple[str, ...], str]:
+        """`author` (one or a list) → the authors as written, and the query that finds their
+        papers (ANDed with the subscription's own query)."""
+        names = [written] if isinstance(written, str) else written
+        if not names:
+            raise self.fail(where, 'lists nobody: write an ORCID iD or a name such as "Herold KC"')
+        if len(names) > MAX_AUTHORS:
+            raise self.fail(where, f"lists {len(names):,}; at most {MAX_AUTHORS}")
+        terms: dict[str, None] = {}
+        for i, name in enumerate(names):
+            at = where if isinstance(written, str) else f"{where}[{i}]"
+            self.typed(at, name, str)
+            terms.setdefault(self.checked(at, name, author_term), None)
+        combined = author_query(list(terms), query)
+        self.short(where, combined, MAX_QUERY)
+        return tuple(n.strip() for n in names), combined
 
     def addresses(
         self, where: str, recipients: list[Any]
