@@ -183,6 +183,28 @@ def test_a_reader_table_in_a_team_file_refines_any_files_reader(tmp_path: Path) 
     )
 
 
+def test_a_secret_in_a_team_file_others_may_read_is_warned_of_naming_that_file(
+    tmp_path: Path,
+) -> None:
+    feed = "https://user:pw@feeds.example.org/pubmed"
+    path = write(
+        tmp_path,
+        {
+            "w.toml": 'include = ["t/*.toml"]\n' + MAIN + sub("m"),
+            "t/a.toml": sub("a") + f'[[subscription]]\nname = "f"\nrss = "{feed}"\n'
+            'recipients = ["a@example.org"]\n',
+        },
+    )
+    team = tmp_path / "t/a.toml"
+    team.chmod(0o644)
+    path.chmod(0o600)
+    (warning,) = load_config(path).warnings
+    assert warning.startswith(f"{team}: subscription[1].rss holds a password or key")
+    assert "pw" not in warning.replace("password", "")
+    team.chmod(0o600)
+    assert load_config(path).warnings == ()
+
+
 def test_the_byte_bound_applies_to_each_file(tmp_path: Path) -> None:
     big = sub("b") + "# " + "x" * MAX_CONFIG_BYTES + "\n"
     path = write(tmp_path, {"w.toml": 'include = ["t/*.toml"]\n' + MAIN, "t/b.toml": big})

@@ -16,6 +16,7 @@ from watcher.wiring import make_sources, ncbi_client
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from watcher.sources.base import Source
     from watcher.store import Store
 
 
@@ -77,11 +78,15 @@ def check_online(config: Config, clock: Callable[[], datetime]) -> int:
     count. 1 when any of them has an error or a warning."""
     # The client's dates come from the same clock as the poll's `now`.
     client = ncbi_client(config.ncbi, clock=clock)
+    # The registries' sources built once: one HTTP layer whose pace holds across subscriptions
+    # (built per subscription, each count had a fresh rate limiter, and the building cost
+    # grew with the subscriptions).
+    sources = make_sources(config, clock=clock)
     problems = 0
     print()
     for sub in config.subscriptions:
         if sub.kind in ("europepmc", "trials"):
-            problems += _count_online(config, sub, clock)
+            problems += _count_online(sources[sub], sub)
             continue
         if sub.query is None:
             continue
@@ -99,12 +104,11 @@ def check_online(config: Config, clock: Callable[[], datetime]) -> int:
     return 1 if problems else 0
 
 
-def _count_online(config: Config, sub: Subscription, clock: Callable[[], datetime]) -> int:
+def _count_online(source: Source, sub: Subscription) -> int:
     """One request (pageSize=1 / countTotal=true): how many records the registry holds for the
     subscription's query; 1 if it could not say."""
     from watcher.sources.base import Counting
 
-    source = make_sources(config, clock=clock)[sub]
     assert isinstance(source, Counting)
     what = "preprints" if sub.kind == "europepmc" else "studies"
     try:
