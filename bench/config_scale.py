@@ -36,12 +36,14 @@ NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 # AND the drugs under their INN, code names and brands, then the animal-study NOT clauses.
 QUERY = (
     '("Diabetes Mellitus, Type 1"[mh] OR "type 1 diabetes"[tiab] OR "T1D"[tiab] OR '
-    '"autoimmune diabetes"[tiab] OR "insulin-dependent diabetes"[tiab] OR "IDDM"[tiab]) AND '
-    '(drug{i}[tw] OR "drug {i}"[tw] OR "DRG-{i}"[tw] OR brand{i}[tw] OR '
-    '("Antibodies, Monoclonal"[mh] AND "CD{i}"[tiab]) OR "anti-CD{i}"[tiab]) '
-    "NOT (animals[mh] NOT humans[mh]) NOT ((mice[ti] OR mouse[ti] OR murine[ti] OR rats[ti] "
-    'OR "NOD mice"[ti] OR primates[ti]) NOT (patient*[ti] OR participant*[tiab] OR '
-    "people[ti] OR adults[ti] OR children[ti]))"
+    '"autoimmune diabetes"[tiab] OR "insulin-dependent diabetes"[tiab] OR "IDDM"[tiab] OR '
+    '"juvenile diabetes"[tiab] OR "juvenile-onset diabetes"[tiab]) AND '
+    '(drug{i}[tw] OR "drug {i}"[tw] OR "DRG-{i}"[tw] OR "DRG {i}"[tw] OR brand{i}[tw] OR '
+    '("Antibodies, Monoclonal"[mh] AND "CD{i}"[tiab]) OR "anti-CD{i}"[tiab] OR '
+    '"CD{i} antibod*"[tiab]) '
+    "NOT (animals[mh] NOT humans[mh]) NOT ((mice[ti] OR mouse[ti] OR murine[ti] OR rat[ti] "
+    'OR rats[ti] OR "NOD mice"[ti] OR primates[ti]) NOT (patient*[ti] OR participant*[tiab] OR '
+    "people[ti] OR adults[ti] OR children[ti] OR adolescents[ti]))"
 )
 
 

@@ -23,7 +23,7 @@ from watcher.errors import ConfigError
 # a generated query) is refused at load instead of travelling into URLs, logs and the store.
 MAX_CONFIG_BYTES = 1024 * 1024  # per file: the main one and each it includes
 # All files together: 20,000 subscriptions with queries as long as the starter config's (about
-# 650 characters, some 900 bytes a subscription with its name and recipients) take 18 MB.
+# 650 characters, some 840 bytes a subscription with its name and recipients) take 17 MB.
 MAX_TOTAL_CONFIG_BYTES = 64 * 1024 * 1024
 MAX_INCLUDED_FILES = 5_000
 MAX_STRING = 2_000  # URLs, addresses, paths, names, crontab lines
