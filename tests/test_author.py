@@ -165,7 +165,7 @@ def test_an_author_subscription_finds_that_authors_new_papers_end_to_end(
             ("b@example.org", "Herold on teplizumab", herold & teplizumab),
             ("c@example.org", "Koster", {39077977}),
         ]:
-            pending = store.pending_papers(reader, [name])
+            pending = store.outbox.pending_papers(reader, [name])
             assert expected and set(pending) == {pmid_key(p) for p in expected}, name
     finally:
         store.close()
