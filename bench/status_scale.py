@@ -10,8 +10,8 @@ both databases do in a few seconds a million rows), then opened by the watcher, 
 them to its newest revision as it would an operator's store. `watcher status --json` then runs
 in this process, best of 3: processor time of this process (the watcher's own work) and wall
 time (which holds the database server's work on PostgreSQL; noisy on a shared machine). Beside
-it, what a digest run reads for each of the 100 readers (Store.pending_papers, pending_changes,
-received), which grew with the past too.
+it, what a digest run reads for each of the 100 readers (store.outbox.pending_papers,
+store.changes.pending, store.outbox.received), which grew with the past too.
 
     python bench/status_scale.py [--articles 1000000] [--store sqlite|postgresql|both]
 """
@@ -265,9 +265,9 @@ def time_digest_reads(url: str, config: Path, rounds: int) -> tuple[float, float
         for _ in range(rounds):
             c0, w0 = time.process_time(), time.perf_counter()
             for reader, subs in readers.items():
-                papers = store.pending_papers(reader, subs)
-                store.pending_changes(reader)
-                store.received(reader, list(papers))
+                papers = store.outbox.pending_papers(reader, subs)
+                store.changes.pending(reader)
+                store.outbox.received(reader, list(papers))
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
     finally:

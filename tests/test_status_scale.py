@@ -66,9 +66,9 @@ def recount(store: Store) -> dict[str, Any]:
 
 def kept(store: Store) -> dict[str, Any]:
     return {
-        "articles": store.count_articles(),
-        "matches": store.match_counts(),
-        "changes": store.change_counts(),
+        "articles": store.articles.count(),
+        "matches": store.polls.match_counts(),
+        "changes": store.changes.counts(),
     }
 
 
@@ -121,8 +121,8 @@ def untold_marks(store: Store) -> tuple[set[int], set[int]]:
 
 def send(store: Store, recipient: str, subs: Sequence[str], now: datetime, **kw: Any) -> int:
     """A digest of what is due to `recipient`, recorded and sent."""
-    items = list(store.pending_papers(recipient, subs))
-    digest = store.create_digest(
+    items = list(store.outbox.pending_papers(recipient, subs))
+    digest = store.outbox.create_digest(
         recipient=recipient,
         schedule="daily",
         message_id=f"<{recipient}.{now.timestamp()}@x>",
@@ -131,12 +131,12 @@ def send(store: Store, recipient: str, subs: Sequence[str], now: datetime, **kw:
         now=now,
         **kw,
     )
-    assert store.mark_digest_sent(digest, now)
+    assert store.outbox.mark_digest_sent(digest, now)
     return len(items)
 
 
 def poll(store: Store, name: str, items: Sequence[str], now: datetime, **kw: Any) -> int:
-    return store.commit_poll(
+    return store.polls.commit(
         name,
         items,
         source="esearch",
@@ -156,7 +156,7 @@ def test_kept_counts_and_owed_marks_agree_with_a_recount_through_a_stores_life(
     back: after each step the kept counts are what COUNT(*) says and the owed marks are
     exactly the matches a reader still waits for."""
     subs = [sub("s", "q1", [A, B]), sub("t", "q2", [A]), sub("u", "q3", [C])]
-    store.sync_subscriptions(subs, T0)
+    store.polls.sync(subs, T0)
 
     def agree() -> None:
         assert kept(store) == recount(store)
@@ -165,38 +165,38 @@ def test_kept_counts_and_owed_marks_agree_with_a_recount_through_a_stores_life(
         assert untold_marks(store)[0] == untold_marks(store)[1]
 
     t = T0 + timedelta(hours=1)
-    store.upsert_articles([article(i) for i in range(1, 7)], t)
-    store.upsert_articles([article(i) for i in range(1, 4)], t)  # again: nothing new
+    store.articles.upsert([article(i) for i in range(1, 7)], t)
+    store.articles.upsert([article(i) for i in range(1, 4)], t)  # again: nothing new
     assert poll(store, "s", [k(1), k(2), k(3), k(4)], t) == 4
     assert poll(store, "t", [k(3), k(4), k(5)], t, known=[k(5)]) == 3  # 5 is liked
-    store.commit_poll(
+    store.polls.commit(
         "u", [k(6)], source="baseline", deliver=False, now=t, window_end=None, found=1
     )
     assert poll(store, "s", [k(2), k(3), k(7)], t + timedelta(minutes=1)) == 1
-    store.record_missing({k(7): "not in efetch's answer"}, t)
+    store.articles.record_missing({k(7): "not in efetch's answer"}, t)
     agree()
 
     t += timedelta(hours=1)
     assert send(store, A, ["s", "t"], t) == 4  # 1-4 (7 awaits its record, 5 is liked)
     agree()
     # b's digest fails once (transient), then goes: a retry.
-    items = list(store.pending_papers(B, ["s"]))
-    digest = store.create_digest(
+    items = list(store.outbox.pending_papers(B, ["s"]))
+    digest = store.outbox.create_digest(
         recipient=B, schedule="d", message_id="<b1@x>", message=b"m", items=items, now=t
     )
-    store.mark_digest_attempt(digest, "421 try later", permanent=False)
+    store.outbox.mark_digest_attempt(digest, "421 try later", permanent=False)
     agree()
-    assert store.mark_digest_sent(digest, t + timedelta(minutes=5))
+    assert store.outbox.mark_digest_sent(digest, t + timedelta(minutes=5))
     agree()
 
     # A refused digest: its paper is owed again, and goes in the next one.
     t += timedelta(hours=1)
-    store.upsert_articles([article(8)], t)
+    store.articles.upsert([article(8)], t)
     poll(store, "s", [k(8)], t)
-    refused = store.create_digest(
+    refused = store.outbox.create_digest(
         recipient=A, schedule="d", message_id="<a2@x>", message=b"m", items=[k(8)], now=t
     )
-    store.mark_digest_attempt(refused, "550 no such user", permanent=True)
+    store.outbox.mark_digest_attempt(refused, "550 no such user", permanent=True)
     agree()
     assert send(store, A, ["s", "t"], t + timedelta(minutes=1)) == 1
     agree()
@@ -205,16 +205,16 @@ def test_kept_counts_and_owed_marks_agree_with_a_recount_through_a_stores_life(
     # an erratum; told to a.
     t += timedelta(hours=1)
     retraction = Change(k(1), "retraction", "pmid:9", None, "Retracted", k(9))
-    assert store.record_changes([retraction, Change(k(2), "erratum", "pmid:10", None, "E")], t)
-    assert store.record_changes([retraction], t + timedelta(minutes=1)) == 0
-    told = [c.id for c in store.pending_changes(A)]
+    assert store.changes.record([retraction, Change(k(2), "erratum", "pmid:10", None, "E")], t)
+    assert store.changes.record([retraction], t + timedelta(minutes=1)) == 0
+    told = [c.id for c in store.changes.pending(A)]
     assert len(told) == 2
     agree()
     assert len(untold_marks(store)[0]) == 2  # a has not been told them yet (nor b, of 1)
-    digest = store.create_digest(
+    digest = store.outbox.create_digest(
         recipient=A, schedule="d", message_id="<a3@x>", message=b"m", items=[], now=t, changes=told
     )
-    assert store.mark_digest_sent(digest, t)
+    assert store.outbox.mark_digest_sent(digest, t)
     agree()
 
     # Two items proven one: s and u matched the preprint's DOI, s (and t) the PubMed record 3,
@@ -222,24 +222,25 @@ def test_kept_counts_and_owed_marks_agree_with_a_recount_through_a_stores_life(
     t += timedelta(hours=1)
     poll(store, "s", [key("doi", DOI)], t)
     poll(store, "u", [key("doi", DOI)], t)
-    store.upsert_articles([replace(article(3), doi=DOI, pmid=None, title="Preprint")], t)
+    store.articles.upsert([replace(article(3), doi=DOI, pmid=None, title="Preprint")], t)
     agree()
-    store.upsert_articles([replace(article(3), doi=DOI)], t + timedelta(minutes=1))
-    assert store.resolve([key("doi", DOI)]) == {key("doi", DOI): k(3)}
+    store.articles.upsert([replace(article(3), doi=DOI)], t + timedelta(minutes=1))
+    assert store.items.resolve([key("doi", DOI)]) == {key("doi", DOI): k(3)}
     agree()
-    assert store.match_counts()["s"] == 6  # 1, 2, 3, 4, 7, 8: the DOI's match was 3's
+    assert store.polls.match_counts()["s"] == 6  # 1, 2, 3, 4, 7, 8: the DOI's match was 3's
 
     # b leaves s with papers owed; back later, b is a new reader.
-    store.upsert_articles([article(11)], t)
+    store.articles.upsert([article(11)], t)
     poll(store, "s", [k(11)], t)
-    assert store.undelivered_counts()[B] == 2  # 8 (only a had a digest of it) and 11
-    store.sync_subscriptions([sub("s", "q1", [A]), *subs[1:]], t)
+    assert store.outbox.undelivered_counts()[B] == 2  # 8 (only a had a digest of it) and 11
+    store.polls.sync([sub("s", "q1", [A]), *subs[1:]], t)
     agree()
-    assert B not in store.undelivered_counts()
-    store.sync_subscriptions(subs, t + timedelta(hours=1))
-    assert store.undelivered_counts()[B] == 0
+    assert B not in store.outbox.undelivered_counts()
+    store.polls.sync(subs, t + timedelta(hours=1))
+    assert store.outbox.undelivered_counts()[B] == 0
     agree()
-    assert store.undelivered_counts(stored=False) == {A: 1, B: 0, C: 0}  # 7 awaits its record
+    # 7 awaits its record
+    assert store.outbox.undelivered_counts(stored=False) == {A: 1, B: 0, C: 0}
 
 
 def build_old_store(url: str, past: int) -> None:
@@ -375,8 +376,8 @@ def test_migration_0011_works_out_the_counts_and_marks_of_an_old_store(store_url
         # What awaits delivery: a, reader of s and t, the 25 recent ones stored (the one in
         # a's refused digest too); b, reader of s (odd numbers), its 15 but the one waiting in
         # b's pending digest. The 5 without their record (multiples of 6) are t's: a's.
-        assert store.undelivered_counts() == {A: 25, B: 15 - 1}
-        assert store.undelivered_counts(stored=False) == {A: 5, B: 0}
+        assert store.outbox.undelivered_counts() == {A: 25, B: 15 - 1}
+        assert store.outbox.undelivered_counts(stored=False) == {A: 5, B: 0}
     finally:
         store.close()
 
@@ -410,9 +411,9 @@ def status_statements(store: Store, config: Any) -> list[tuple[str, Any]]:
     event.listen(store.engine, "before_cursor_execute", record)
     try:
         out = status_report(store, config, T0)
-        papers = store.pending_papers(A, ["s", "t"])
-        assert len(store.pending_changes(A)) == 2  # the last two changes, untold
-        store.received(A, list(papers))
+        papers = store.outbox.pending_papers(A, ["s", "t"])
+        assert len(store.changes.pending(A)) == 2  # the last two changes, untold
+        store.outbox.received(A, list(papers))
     finally:
         event.remove(store.engine, "before_cursor_execute", record)
     assert out["articles"] == 20_025 and out["recipients"][0]["undelivered"] == 25

@@ -110,7 +110,7 @@ matches = Table(
     # False for baselines and backfills: known to the store but never mailed.
     Column("deliver", Boolean, nullable=False),
     # True while one of the subscription's readers (since before the match) has not received
-    # the item (watcher.store._settle clears it): what awaits delivery is read through the
+    # the item (store.counts.settle clears it): what awaits delivery is read through the
     # partial index of the owed matches alone, never through the delivered past.
     Column("owed", Boolean, nullable=False, server_default=false()),
     Index("ix_matches_item", "item"),
@@ -197,8 +197,8 @@ digest_runs = Table(
     Column("last_run_at", UTCDateTime, nullable=False),
 )
 
-# Counts kept as the rows they count are written, in the same transaction (watcher.store
-# _bump): "articles", "matches:<subscription>", "changes:<kind>", "told" (change deliveries).
+# Counts kept as the rows they count are written, in the same transaction (watcher.store.counts
+# .bump): "articles", "matches:<subscription>", "changes:<kind>", "told" (change deliveries).
 # `watcher status` reads them instead of counting a past that only grows.
 counts = Table(
     "counts",
@@ -239,6 +239,35 @@ trial_states = Table(
     Column("seen_at", UTCDateTime, nullable=False),
 )
 
+# A study's meaningful changes brought by one registry update (watcher.models.StudyUpdate):
+# an item of its own, `trial-change:NCT…@<last update>`, matched, put in digests and delivered
+# through the same rows as a paper, so each reader is told of it once.
+trial_changes = Table(
+    "trial_changes",
+    metadata,
+    Column("item", String(300), primary_key=True),
+    Column("nct", String(64), nullable=False, index=True),
+    Column("last_update", String(16)),
+    Column("title", Text, nullable=False),
+    Column("phase", String(64)),  # "Phase 2", as the study said then
+    Column("found_at", UTCDateTime, nullable=False),
+)
+
+# Each change of such an update ("Recruiting → Completed"), in the order it is told.
+trial_change_lines = Table(
+    "trial_change_lines",
+    metadata,
+    Column(
+        "item",
+        String(300),
+        ForeignKey("trial_changes.item", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # models.TRIAL_CHANGE_KINDS
+    Column("what", Text, nullable=False),
+)
+
 # Something that happened to an item after it was delivered (see watcher/followups.py): one
 # row per (item, kind, notice), so the same retraction found by a refresh and by a poll is one
 # change, told once.
@@ -257,7 +286,7 @@ changes = Table(
     Column("notice_item", String(300)),
     Column("found_at", UTCDateTime, nullable=False),
     # True while one of those who received the item before the change was found (and still
-    # read something here) has not been told it (watcher.store._settle_changes clears it): a
+    # read something here) has not been told it (store.counts.settle_changes clears it): a
     # reader's changes to tell are looked for among these alone, never among all of the past.
     Column("untold", Boolean, nullable=False, server_default=false()),
     Index("ux_changes_identity", "item", "kind", "notice", unique=True),

@@ -9,7 +9,7 @@ pending ones) and of those not sent (pending or failed). The counts and marks ar
 from the rows already there.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
-# The store's query (watcher.store._settle) reads the same words, so that SQLite, which uses a
-# partial index only when the query's WHERE holds the index's own term, uses this one.
+# The store's queries (watcher.store.counts.OWED …) say the same words: SQLite uses a partial
+# index only when the query's WHERE holds the index's own term.
 OWED = "owed = true"
 UNTOLD = "untold = true"
 UNSENT = "state IN ('pending', 'failed')"
