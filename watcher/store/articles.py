@@ -158,23 +158,26 @@ class Articles:
     def awaited(self, subscriptions: Sequence[str]) -> dict[ItemKey, AwaitedRecord]:
         """Items some of `subscriptions` matched for delivery whose record the store lacks,
         with what the polls that asked for them recorded."""
+        # The owed matches are few: read alone (their partial index), and their records looked
+        # up by key. Joined to the articles, or with the subscriptions named in the query (a
+        # list of thousands), they let PostgreSQL's planner read every article or match.
+        m = db.matches.c
         owed = (
-            select(db.matches.c.item, db.matches.c.subscription)
-            .outerjoin(db.articles, db.articles.c.item == db.matches.c.item)
-            .outerjoin(db.trial_changes, db.trial_changes.c.item == db.matches.c.item)
-            .where(
-                counts.OWED,
-                db.matches.c.deliver.is_(True),
-                db.matches.c.subscription.in_(list(subscriptions)),
-                db.articles.c.item.is_(None),
-                db.trial_changes.c.item.is_(None),  # a study's changes are their own record
-            )
-            .order_by(db.matches.c.item, db.matches.c.subscription)
+            select(m.item, m.subscription)
+            .where(counts.OWED, m.deliver.is_(True))
+            .order_by(m.item, m.subscription)
         )
         subs: dict[ItemKey, list[str]] = {}
+        wanted = set(subscriptions)
         with self.db.engine.connect() as conn:
             for item, sub in conn.execute(owed):
-                subs.setdefault(item, []).append(sub)
+                if sub in wanted:
+                    subs.setdefault(item, []).append(sub)
+            # A study's changes are their own record.
+            items = list(subs)
+            stored = counts.existing(conn, db.articles.c.item, items)
+            stored |= counts.existing(conn, db.trial_changes.c.item, items)
+            subs = {item: names for item, names in subs.items() if item not in stored}
             rows = {
                 r.item: r
                 for chunk in chunks(list(subs))
