@@ -139,6 +139,23 @@ def leave(conn: Connection, subscription: str, gone: Collection[str]) -> None:
     settle_changes(conn, UNTOLD)  # a reader who left them all is told nothing more
 
 
+def owe_since(conn: Connection, subscription: str, since: Any) -> None:
+    """A reader joined `subscription` at `since`: its matches from then on are owed again (none
+    but in a store whose matches were written ahead of its readers, as a migrated one)."""
+    m = db.matches.c
+    conn.execute(
+        update(db.matches)
+        .where(
+            m.subscription == subscription,
+            m.deliver.is_(True),
+            m.matched_at >= since,
+            m.owed.is_not(True),
+        )
+        .values(owed=True)
+    )
+    settle_where(conn, m.subscription == subscription)
+
+
 def rejoin(conn: Connection, readers: Collection[str]) -> None:
     """Readers back after leaving every subscription: the changes to what they received before
     are theirs to be told again."""

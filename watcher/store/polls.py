@@ -79,6 +79,7 @@ class Polls:
                 if new:
                     conn.execute(self.db.insert(db.subscribers).on_conflict_do_nothing(), new)
                     joined.update(str(r["recipient"]) for r in new)
+                    counts.owe_since(conn, name, now)
                 gone = following.get(name, set()) - {r.lower() for r in recipients}
                 counts.leave(conn, name, gone)
             counts.rejoin(conn, joined - {r for _, r in subscribers})
