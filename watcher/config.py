@@ -22,6 +22,7 @@ from watcher.config_keys import (
     DATETYPES,
     EUROPEPMC,
     FOLLOWUPS,
+    ICITE,
     MAIL,
     NCBI,
     NCBI_BASE_URL,
@@ -104,6 +105,7 @@ def secret_keys(config: Config) -> list[str]:
         ("ncbi.base_url", config.ncbi.base_url),
         ("europepmc.base_url", config.europepmc.base_url),
         ("clinicaltrials.base_url", config.clinicaltrials.base_url),
+        ("icite.base_url", config.icite.base_url),
         *((f"subscription[{i}].rss", s.rss) for i, s in enumerate(config.subscriptions)),
     ]
     return [key for key, url in urls if url and holds_secret(url)]
@@ -147,6 +149,7 @@ class _Reader(SubscriptionReader):
             europepmc=self.api(top.get("europepmc"), "europepmc", EUROPEPMC),
             clinicaltrials=self.api(top.get("clinicaltrials"), "clinicaltrials", CLINICALTRIALS),
             followups=self.followups(top.get("followups")),
+            icite=self.api(top.get("icite"), "icite", ICITE),
             warnings=tuple(self.warnings),
         )
 

@@ -20,6 +20,8 @@ from watcher.sources.endpoints import (
     CLINICALTRIALS_RATE,
     EUROPEPMC_BASE_URL,
     EUROPEPMC_RATE,
+    ICITE_BASE_URL,
+    ICITE_RATE,
 )
 from watcher.subscriptions import Order, Recipient, Schedule, Subscription
 from watcher.toml_reading import NUMBER, Key, inherited, key, keys, suggest
@@ -182,6 +184,8 @@ class Config:
     europepmc: ApiConfig
     clinicaltrials: ApiConfig
     followups: FollowupsConfig
+    # [icite]: NIH's citation API, read by `cites` subscriptions.
+    icite: ApiConfig = ApiConfig(base_url=ICITE_BASE_URL, rate_limit=ICITE_RATE)
     warnings: tuple[str, ...] = ()
 
     def recipient(self, address: str) -> Recipient:
@@ -253,6 +257,7 @@ CLINICALTRIALS = keys(
     ApiConfig, defaults=ApiConfig(base_url=CLINICALTRIALS_BASE_URL, rate_limit=CLINICALTRIALS_RATE)
 )
 FOLLOWUPS = keys(FollowupsConfig)
+ICITE = keys(ApiConfig, defaults=ApiConfig(base_url=ICITE_BASE_URL, rate_limit=ICITE_RATE))
 DEFAULTS = keys(Schedule)
 SUBSCRIPTION = keys(Subscription)
 RECIPIENT = keys(Recipient)
@@ -265,6 +270,7 @@ TABLES: dict[str, tuple[Key, ...]] = {
     "[europepmc]": EUROPEPMC,
     "[clinicaltrials]": CLINICALTRIALS,
     "[followups]": FOLLOWUPS,
+    "[icite]": ICITE,
     "[defaults]": DEFAULTS,
     "[[subscription]]": SUBSCRIPTION + inherited(DEFAULTS),
     "[[recipient]]": RECIPIENT + inherited(RECIPIENT_SCHEDULE),

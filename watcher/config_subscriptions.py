@@ -23,10 +23,13 @@ from watcher.config_keys import (
     TABLES,
     MailConfig,
 )
-from watcher.subscriptions import KINDS, Recipient, Schedule, Subscription
+from watcher.subscriptions import FOLLOW, KINDS, Recipient, Schedule, Subscription
 from watcher.toml_reading import TableReader, names, parse_duration, suggest
 
 MAX_LIKE = 200  # `like` PMIDs per subscription: a reader's own papers, not a library
+# `cites` / `similar` PMIDs per subscription: the one by-id elink of a poll stays one request
+# (POSTed past ~100 ids, docs/citations.md) and one iCite request holds 200.
+MAX_FOLLOWED = 200
 MAX_RECIPIENTS = 1_000
 
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
@@ -87,11 +90,19 @@ class SubscriptionReader(TableReader):
                 "use up to 80 letters, digits, spaces and simple "
                 "punctuation (it appears in email subjects)",
             )
-        if sum(data.get(k) is not None for k in KINDS) != 1:
+        follows = self.follow_keys(data, key, v)
+        if follows and any(data.get(k) is not None for k in KINDS if k != "query"):
+            raise self.fail(
+                key,
+                "`cites` and `similar` follow PubMed papers: they go alone or with a `query`, "
+                "not with `rss`, `europepmc` or `trials`",
+            )
+        if not follows and sum(data.get(k) is not None for k in KINDS) != 1:
             raise self.fail(
                 key,
                 "needs exactly one of `query` (a PubMed search), `rss` (a PubMed RSS feed URL), "
-                "`europepmc` (a Europe PMC search) or `trials` (a ClinicalTrials.gov search)",
+                "`europepmc` (a Europe PMC search) or `trials` (a ClinicalTrials.gov search); "
+                "or `cites`/`similar` (PMIDs of papers to follow)",
             )
         for kind in ("query", "europepmc", "trials"):
             if v[kind] is not None:
@@ -107,6 +118,32 @@ class SubscriptionReader(TableReader):
                 raise self.fail(f"{key}.like[{i}]", f"{pmid!r} is not a PMID (a number)")
         v["like"] = tuple(v["like"])
         return Subscription(**v)
+
+    def follow_keys(self, data: Mapping[str, Any], key: str, v: dict[str, Any]) -> bool:
+        """`cites`, `similar`, `top` and `min_score` checked (in `v`, the PMIDs as tuples);
+        whether the subscription follows any paper."""
+        for name in FOLLOW:
+            pmids = v[name]
+            if not isinstance(pmids, (list, tuple)):
+                raise self.fail(f"{key}.{name}", "must be a list of PMIDs, e.g. [31180194]")
+            if len(pmids) > MAX_FOLLOWED:
+                raise self.fail(
+                    f"{key}.{name}", f"lists {len(pmids):,} PMIDs; at most {MAX_FOLLOWED}"
+                )
+            for i, pmid in enumerate(pmids):
+                if isinstance(pmid, bool) or not isinstance(pmid, int) or not 0 < pmid < 10**9:
+                    raise self.fail(f"{key}.{name}[{i}]", f"{pmid!r} is not a PMID (a number)")
+            if len(set(pmids)) < len(pmids):
+                twice = next(p for p in pmids if pmids.count(p) > 1)
+                raise self.fail(f"{key}.{name}", f"lists PMID {twice} twice")
+            v[name] = tuple(pmids)
+        self.within(f"{key}.top", v["top"], 1, 100)
+        if v["min_score"] is not None:
+            self.within(f"{key}.min_score", v["min_score"], 1, 2**31 - 2)
+        for name in ("top", "min_score"):
+            if name in data and not v["similar"]:
+                raise self.fail(f"{key}.{name}", "applies to `similar` only, and there is none")
+        return bool(v["cites"] or v["similar"])
 
     def addresses(
         self, where: str, recipients: list[Any]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from watcher.citation_links import CitationLinks
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
 from watcher.followups import RefreshReport, notices_found, published_as, refresh
@@ -25,6 +26,7 @@ from watcher.poll_report import Found, Outcome, PollReport
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import ncbi_today
+from watcher.sources.following import first_poll
 from watcher.sources.kinds import Sources
 from watcher.store import Store
 from watcher.subscriptions import Subscription
@@ -118,12 +120,23 @@ def _find_all(
         try:
             found.append(_search(sub, states.get(sub.name), source, sources, now))
             report.record_errors += found[-1].skipped
+            if found[-1].links and not first_poll(states.get(sub.name)):
+                _add_new_links(found[-1], CitationLinks(store))
         except Unreachable as exc:
             down[host] = str(exc)
             _fail(store, report, sub.name, str(exc), now)
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
     return found, down
+
+
+def _add_new_links(f: Found, links: CitationLinks) -> None:
+    """The papers of the links a followed paper has that the subscription had not seen join
+    its matches (a first poll announces only recent ones: sources/following.py)."""
+    seen = links.seen(f.sub.name)
+    followed = {pmid_key(p) for p in f.sub.followed}
+    new = [pmid_key(x.pmid) for x in f.links if (x.kind, x.followed, x.pmid) not in seen]
+    f.items = list(dict.fromkeys([*f.items, *(i for i in new if i not in followed)]))
 
 
 def _store_held(
@@ -224,6 +237,10 @@ def _commit(
         last_modified=f.last_modified,
         known=[pmid_key(p) for p in f.sub.like],
     )
+    if f.links:
+        # After the matches: a poll that dies in between announces these links' papers again
+        # next time, which the matches already hold (never twice in a digest).
+        CitationLinks(store).record(f.sub.name, f.links, now)
     report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
     log.info(
         "poll %s: %d found, %d new matches, %d requests (%s)",
@@ -269,6 +286,7 @@ def _search(
         held=got.records,
         trials=got.trials,
         skipped=got.skipped,
+        links=got.links,
     )
 
 

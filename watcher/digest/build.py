@@ -39,6 +39,7 @@ def build_digest(
     reader: Recipient | None = None,
     liked: Sequence[Article] = (),
     known: Collection[ItemKey] = (),
+    relations: Mapping[ItemKey, Sequence[str]] | None = None,
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
 
@@ -49,7 +50,8 @@ def build_digest(
     this recipient reads (default: [mail]'s settings); `liked` the records of the papers their
     subscriptions `like`, for order = "relevance". Papers in `known` (those the reader's
     subscriptions `like`: known to them from the start) are never shown, and go with the
-    digest's items so that they are recorded as the reader's.
+    digest's items so that they are recorded as the reader's. `relations` says what a paper is
+    to the papers the reader's subscriptions follow ("cites Herold 2019, N Engl J Med").
     """
     drugs = drugs or vocabulary()
     updates = trial_updates(
@@ -92,6 +94,8 @@ def build_digest(
             )
             if item in closest:
                 paper = replace(paper, closest=True)
+            if relations and item in relations:
+                paper = replace(paper, relations=tuple(relations[item]))
             (compact if is_compact else full).append(paper)
             shown_articles.append(art)
             shown += 1

@@ -1,0 +1,242 @@
+"""Following papers (issue 27): `cites` and `similar` subscriptions polled against the fake NCBI's
+elink and the fake iCite, stored, and shown in digests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from watcher.citation_links import CitationLinks
+from watcher.config import Config, load_config
+from watcher.delivery import compose
+from watcher.digest.render import Renderer
+from watcher.identity import pmid_key as k
+from watcher.poll import poll
+from watcher.store import Store
+from watcher.wiring import sources_for
+
+from .conftest import FIXTURES, make_client, write_config
+from .fakes.icite import FakeICite
+from .fakes.ncbi import FakeNCBI
+from .fakes.records import from_file, synthetic
+
+NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+HEROLD_2002, HEROLD_2019, PESCOVITZ_2009 = 12037148, 31180194, 19940299
+RCPT = "a@example.org"
+
+
+def citing(pmid: int, day: date, title: str = "") -> object:
+    return synthetic(
+        pmid,
+        title or f"Teplizumab and beta-cell function: cohort {pmid}",
+        edat=day,
+        abstract="Relatives at risk of type 1 diabetes were treated with teplizumab.",
+        authors=("Sample AB",),
+        journal="Diabetologia",
+        iso="Diabetologia",
+    )
+
+
+@pytest.fixture
+def world() -> Iterator[tuple[FakeNCBI, FakeICite]]:
+    """The landmark trials, two papers citing them this week (one cites both), one from 2024
+    (old news), one only iCite knows, and similar articles."""
+    ncbi = FakeNCBI()
+    ncbi.add(from_file(FIXTURES / "field" / "t1d-antibodies.xml", edat=date(2019, 6, 9)))
+    ncbi.add(
+        [
+            citing(98200001, TODAY - timedelta(days=3)),
+            citing(98200002, TODAY - timedelta(days=2), "Anti-CD3 twenty years on"),
+            citing(98200003, date(2024, 3, 5)),
+            citing(98200004, TODAY - timedelta(days=40)),
+        ]
+    )
+    g = ncbi.graph
+    g.cite(98200001, HEROLD_2019)
+    g.cite(98200002, [HEROLD_2002, HEROLD_2019])
+    g.cite(98200003, HEROLD_2002)
+    g.cite(98200004, HEROLD_2002, pmc=False)  # the OCC knows it, PMC does not
+    g.similar(HEROLD_2019, 98000001, 41000000)
+    g.similar(HEROLD_2019, 98000004, 38000000)
+    icite = FakeICite(graph=g)
+    ncbi.start()
+    icite.start()
+    yield ncbi, icite
+    icite.stop()
+    ncbi.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
+    yield s
+    s.close()
+
+
+def setup(
+    tmp_path: Path, ncbi: FakeNCBI, icite: FakeICite, subs: str, defaults: str = ""
+) -> Config:
+    extra = f'[icite]\nbase_url = "{icite.base_url}"\nrate_limit = 100\n'
+    return load_config(write_config(tmp_path, ncbi.base_url, subs, extra=extra, defaults=defaults))
+
+
+def follow(name: str = "Landmarks", body: str = f"cites = [{HEROLD_2002}, {HEROLD_2019}]") -> str:
+    return f'[[subscription]]\nname = "{name}"\nrecipients = ["{RCPT}"]\n{body}\n'
+
+
+def run(config: Config, store: Store, ncbi: FakeNCBI, now: datetime = NOW):
+    store.sync_subscriptions(config.subscriptions, now - timedelta(hours=1))
+    client = make_client(ncbi.base_url, clock=lambda: now)
+    return poll(config, store, sources_for(client, config.ncbi, config), now)
+
+
+def digest_text(config: Config, store: Store, now: datetime = NOW) -> tuple[str, str]:
+    (key,) = config.digests
+    composed = compose(config, store, Renderer(None), key, RCPT, now)
+    assert composed is not None
+    return composed.rendered.text, composed.rendered.html
+
+
+def test_first_poll_announces_recent_citing_papers_and_keeps_the_rest_as_seen(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow())
+    report = run(config, store, ncbi)
+    assert not report.failed
+    pending = store.pending_papers(RCPT, ["Landmarks"])
+    # This week's two; not the 2024 one, nor the one 40 days old that only iCite knows.
+    assert set(pending) == {k(98200001), k(98200002)}
+    seen = CitationLinks(store).seen("Landmarks")
+    assert seen == {
+        ("cites", HEROLD_2019, 98200001),
+        ("cites", HEROLD_2019, 98200002),
+        ("cites", HEROLD_2002, 98200002),
+        ("cites", HEROLD_2002, 98200003),
+        ("cites", HEROLD_2002, 98200004),
+    }
+    # Plan B: a by-id elink, the same in the window, one iCite request, one efetch (the two
+    # new papers and the followed papers the digest names).
+    assert ncbi.count("elink") == 2 and icite.count() == 1 and ncbi.count("efetch") == 1
+    assert next(s.ids for s in ncbi.served if s.endpoint == "elink") == (
+        str(HEROLD_2002),
+        str(HEROLD_2019),
+    )
+
+
+def test_later_polls_announce_only_new_links_at_one_elink_and_one_icite_request(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow())
+    run(config, store, ncbi)
+    later = NOW + timedelta(days=1)
+    ncbi.add([citing(98200005, TODAY + timedelta(days=1))])
+    ncbi.graph.cite(98200005, HEROLD_2002)
+    ncbi.graph.cite(98200006, HEROLD_2019, pmc=False)  # iCite's monthly snapshot brings it
+    ncbi.add([citing(98200006, date(2026, 9, 1))])
+    ncbi.reset_counts()
+    icite_before = icite.count()
+    report = run(config, store, ncbi, later)
+    assert not report.failed
+    assert report.new_matches == 2
+    assert ncbi.count("elink") == 1 and icite.count() - icite_before == 1
+    assert ncbi.count("efetch") == 1
+    again = run(config, store, ncbi, later + timedelta(hours=7))
+    assert again.new_matches == 0 and ncbi.count("efetch") == 1
+
+
+def test_a_paper_citing_two_followed_papers_is_one_entry_naming_both(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow())
+    run(config, store, ncbi)
+    text, html = digest_text(config, store)
+    assert text.count("Anti-CD3 twenty years on") == 1
+    assert "Cites Herold 2002, N Engl J Med and Herold 2019, N Engl J Med" in text
+    assert "Cites Herold 2002, N Engl J Med and Herold 2019, N Engl J Med" in html
+    assert "Cites Herold 2019, N Engl J Med" in text
+    assert "teplizumab" in text  # drug tags and snippets as for any paper
+
+
+def test_a_paper_found_by_a_search_and_citing_a_followed_paper_is_one_entry_saying_both(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    subs = f'[[subscription]]\nname = "Teplizumab"\nquery = "teplizumab"\nrecipients = ["{RCPT}"]\n'
+    config = setup(tmp_path, ncbi, icite, subs + follow())
+    run(config, store, ncbi)
+    text, _ = digest_text(config, store)
+    assert text.count("Anti-CD3 twenty years on") == 1
+    entry = text[text.index("Anti-CD3 twenty years on") :][:900]
+    assert "Cites Herold 2002" in entry and "Also in: Landmarks" in entry
+
+
+def test_query_and_cites_in_one_subscription(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    body = f'query = "teplizumab"\ncites = [{HEROLD_2019}]'
+    config = setup(tmp_path, ncbi, icite, follow("Both", body))
+    report = run(config, store, ncbi)
+    assert not report.failed
+    assert config.subscriptions[0].kind == "follow"
+    pending = store.pending_papers(RCPT, ["Both"])
+    assert {k(98200001), k(98200002)} <= set(pending)
+    text, _ = digest_text(config, store)
+    assert text.count("Anti-CD3 twenty years on") == 1
+
+
+def test_similar_keeps_the_top_neighbours_and_says_which_paper_they_resemble(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    ncbi.add([citing(98200007, TODAY - timedelta(days=1), "Teplizumab in stage 2 relatives")])
+    ncbi.graph.similar(HEROLD_2019, 98200007, 45000000)
+    ncbi.add([citing(98200008, TODAY - timedelta(days=1), "A distant neighbour")])
+    ncbi.graph.similar(HEROLD_2019, 98200008, 1000)
+    config = setup(tmp_path, ncbi, icite, follow("Like", f"similar = [{HEROLD_2019}]\ntop = 3"))
+    run(config, store, ncbi)
+    assert set(store.pending_papers(RCPT, ["Like"])) == {k(98200007)}
+    assert icite.count() == 0  # similar needs no citations
+    text, _ = digest_text(config, store)
+    assert "Similar to Herold 2019, N Engl J Med" in text
+
+
+def test_min_score_drops_neighbours_scored_below_it(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    config = setup(
+        tmp_path, ncbi, icite, follow("Like", f"similar = [{HEROLD_2019}]\nmin_score = 40000000")
+    )
+    run(config, store, ncbi)
+    seen = CitationLinks(store).seen("Like")
+    assert seen == {("similar", HEROLD_2019, 98000001)}  # 98000004 scores 38,000,000
+
+
+def test_lookback_zero_records_everything_and_announces_nothing(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow(), defaults="lookback_days = 0")
+    run(config, store, ncbi)
+    assert store.pending_papers(RCPT, ["Landmarks"]) == {}
+    assert len(CitationLinks(store).seen("Landmarks")) == 5
+    assert ncbi.count("elink") == 1  # no window to look into
+
+
+def test_a_pmid_icite_does_not_hold_is_reported_not_fatal(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow(body=f"cites = [{PESCOVITZ_2009}, {HEROLD_2019}]"))
+    report = run(config, store, ncbi)
+    assert not report.failed
+    assert any("iCite holds no record of PMID 19940299" in e for e in report.record_errors)
+    assert set(store.pending_papers(RCPT, ["Landmarks"])) == {k(98200001), k(98200002)}

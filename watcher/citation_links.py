@@ -1,0 +1,83 @@
+"""The links of followed papers each subscription has seen (the `citation_links` table): a poll
+announces the papers of links it had not seen, and keeps every link it saw; a digest reads which
+followed papers each of its papers cites or resembles. One small storage object beside the store,
+on its engine and its error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+
+from watcher import schema as db
+from watcher.identity import ItemKey, pmid_of
+from watcher.sources.base import CitationLink
+from watcher.store import Store, mapped
+
+LinkKey = tuple[str, int, int]  # kind, followed, pmid
+_CHUNK = 500
+
+
+class CitationLinks:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @mapped
+    def seen(self, subscription: str) -> set[LinkKey]:
+        """Every link the subscription has seen."""
+        c = db.citation_links.c
+        query = select(c.kind, c.followed, c.pmid).where(c.subscription == subscription)
+        with self.store.engine.connect() as conn:
+            return {(k, int(f), int(p)) for k, f, p in conn.execute(query)}
+
+    @mapped
+    def record(self, subscription: str, links: Sequence[CitationLink], now: datetime) -> int:
+        """Keep `links` as seen (those seen already are left as they were); how many were new."""
+        rows = [
+            dict(
+                subscription=subscription,
+                kind=x.kind,
+                followed=x.followed,
+                pmid=x.pmid,
+                score=x.score,
+                seen_at=now,
+            )
+            for x in links
+        ]
+        before = len(self.seen(subscription))
+        with self.store.engine.begin() as conn:
+            for i in range(0, len(rows), _CHUNK):
+                insert = self.store._insert(db.citation_links).on_conflict_do_nothing()
+                conn.execute(insert, rows[i : i + _CHUNK])
+        return len(self.seen(subscription)) - before
+
+    @mapped
+    def of_items(
+        self, items: Iterable[ItemKey], subscriptions: Sequence[str]
+    ) -> dict[ItemKey, list[tuple[str, int]]]:
+        """Item → (kind, followed PMID) for each link of those subscriptions it is the far end
+        of: "cites" first, then "similar", each in PMID order."""
+        by_pmid = {p: i for i in items if (p := pmid_of(i)) is not None}
+        out: dict[ItemKey, set[tuple[str, int]]] = {}
+        c = db.citation_links.c
+        pmids = list(by_pmid)
+        with self.store.engine.connect() as conn:
+            for i in range(0, len(pmids), _CHUNK):
+                query = select(c.pmid, c.kind, c.followed).where(
+                    c.pmid.in_(pmids[i : i + _CHUNK]), c.subscription.in_(list(subscriptions))
+                )
+                for pmid, kind, followed in conn.execute(query):
+                    out.setdefault(by_pmid[int(pmid)], set()).add((kind, int(followed)))
+        return {
+            item: sorted(links, key=lambda x: (x[0] != "cites", x[1]))
+            for item, links in out.items()
+        }
+
+    @mapped
+    def counts(self, subscription: str) -> dict[tuple[str, int], int]:
+        """(kind, followed) → how many links the subscription has seen."""
+        out: dict[tuple[str, int], int] = {}
+        for kind, followed, _ in self.seen(subscription):
+            out[(kind, followed)] = out.get((kind, followed), 0) + 1
+        return out
