@@ -13,6 +13,7 @@ from watcher.citation_links import CitationLinks
 from watcher.config import Config, load_config
 from watcher.delivery import compose
 from watcher.digest.render import Renderer
+from watcher.errors import ConfigError
 from watcher.identity import pmid_key as k
 from watcher.poll import poll
 from watcher.store import Store
@@ -240,3 +241,95 @@ def test_a_pmid_icite_does_not_hold_is_reported_not_fatal(
     assert not report.failed
     assert any("iCite holds no record of PMID 19940299" in e for e in report.record_errors)
     assert set(store.pending_papers(RCPT, ["Landmarks"])) == {k(98200001), k(98200002)}
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "says"),
+    [
+        ("cites = 31180194", "cites", "must be an array"),
+        ('cites = ["31180194"]', "cites[0]", "is not a PMID"),
+        ("cites = [0]", "cites[0]", "is not a PMID"),
+        ("cites = [true]", "cites[0]", "is not a PMID"),
+        ("cites = [31180194, 31180194]", "cites", "lists PMID 31180194 twice"),
+        ("similar = [31180194]\ntop = 0", "top", "between 1 and 100"),
+        ("similar = [31180194]\nmin_score = -5", "min_score", "between 1 and"),
+        ("cites = [31180194]\ntop = 5", "top", "applies to `similar` only"),
+        ('cites = [31180194]\nrss = "https://pubmed.ncbi.nlm.nih.gov/rss/x.xml"', None, "alone"),
+        ('cites = [31180194]\ntrials = "teplizumab"', None, "not with `rss`"),
+    ],
+)
+def test_a_wrong_follow_key_is_a_config_error_naming_file_and_key(
+    tmp_path: Path, body: str, key: str | None, says: str
+) -> None:
+    from watcher.cli import main
+
+    path = write_config(tmp_path, "https://eutils.example.org/", follow(body=body))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.path == str(path)
+    assert caught.value.key == "subscription[0]" + (f".{key}" if key else "")
+    assert says in caught.value.detail
+    assert main(["-c", str(path), "check"]) == 2
+
+
+def test_too_many_followed_papers_is_a_config_error(tmp_path: Path) -> None:
+    pmids = ", ".join(str(p) for p in range(1, 1002))
+    path = write_config(tmp_path, "https://eutils.example.org/", follow(body=f"cites = [{pmids}]"))
+    with pytest.raises(ConfigError, match="lists 1,001 PMIDs; at most 1000"):
+        load_config(path)
+
+
+def test_many_followed_papers_go_in_one_posted_elink_and_icite_batches_of_200(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    followed = [HEROLD_2019, *range(97300001, 97300250)]
+    for n, p in enumerate(followed[1:]):
+        ncbi.graph.cite(98300000 + n, p, pmc=n % 2 == 0)
+    config = setup(tmp_path, ncbi, icite, follow(body=f"cites = {followed}"))
+    report = run(config, store, ncbi)
+    assert not report.failed
+    elinks = [s for s in ncbi.served if s.endpoint == "elink"]
+    assert len(elinks) == 2 and {s.method for s in elinks} == {"POST"}
+    assert len(elinks[0].ids) == 250  # one id= per followed paper: by id
+    asked = [len(s.params["pmids"].split(",")) for s in icite.served]
+    assert asked == [200, 50]  # iCite's documented limit today, not the older page's 1,000
+    assert len(CitationLinks(store).seen("Landmarks")) == 249 + 2
+
+
+@pytest.mark.parametrize("mode", ["empty", "zero", "omit"])
+def test_a_followed_pmid_elink_does_not_know_has_no_links(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store, mode: str
+) -> None:
+    ncbi, icite = world
+    ncbi.elink_unknown = mode
+    config = setup(tmp_path, ncbi, icite, follow(body=f"cites = [99999999, {HEROLD_2019}]"))
+    report = run(config, store, ncbi)
+    assert not report.failed
+    assert {f for _, f, _ in CitationLinks(store).seen("Landmarks")} == {HEROLD_2019}
+
+
+def test_an_error_in_a_linkset_fails_the_poll_and_keeps_nothing(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    ncbi.elink_unknown = "error"
+    config = setup(tmp_path, ncbi, icite, follow(body=f"cites = [99999999, {HEROLD_2019}]"))
+    report = run(config, store, ncbi)
+    assert [o.error for o in report.failed] == ["elink refused an id: Invalid uid 99999999"]
+    assert CitationLinks(store).seen("Landmarks") == set()
+    assert store.pending_papers(RCPT, ["Landmarks"]) == {}
+
+
+def test_each_pmid_is_fetched_once_however_many_subscriptions_follow_it(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    subs = follow("One") + follow("Two", f"cites = [{HEROLD_2019}]\nsimilar = [{HEROLD_2019}]")
+    config = setup(tmp_path, ncbi, icite, subs)
+    run(config, store, ncbi)
+    assert ncbi.count("efetch") == 1
+    fetched = next(s for s in ncbi.served if s.endpoint == "efetch")
+    ids = fetched.params["id"].split(",")
+    assert len(ids) == len(set(ids))
+    assert {"98200001", "98200002", str(HEROLD_2019)} <= set(ids)
