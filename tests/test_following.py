@@ -333,3 +333,21 @@ def test_each_pmid_is_fetched_once_however_many_subscriptions_follow_it(
     ids = fetched.params["id"].split(",")
     assert len(ids) == len(set(ids))
     assert {"98200001", "98200002", str(HEROLD_2019)} <= set(ids)
+
+
+def test_check_online_shows_per_followed_paper_how_many_cite_it_and_resemble_it(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from watcher.cli import main
+
+    ncbi, icite = world
+    body = f"cites = [{HEROLD_2002}, {HEROLD_2019}]\nsimilar = [{HEROLD_2019}]"
+    config = setup(tmp_path, ncbi, icite, follow(body=body))
+    capsys.readouterr()
+    assert main(["-c", str(config.path), "check", "--online"]) == 0
+    out = capsys.readouterr().out
+    assert "Landmarks: follows 2 papers" in out
+    # 98200002 and 98200003 in PMC and the OCC, 98200004 in the OCC only: merged, 3.
+    assert f"PMID {HEROLD_2002}: 3 citing\n" in out
+    assert f"PMID {HEROLD_2019}: 2 citing, 2 similar (top 20)\n" in out
+    assert ncbi.count("elink") == 1 and icite.count() == 1  # one poll's worth, no window
