@@ -37,7 +37,7 @@ def found(query: str) -> set[int]:
             '"Antibodies, Monoclonal, Humanized"[mh]',
             {31180194, 23562090, 98000001, 98000002, 98000003, 10911004, 17005949},
         ),
-        ('"Antibodies, Monoclonal"[mh:noexp]', {12037148, 15972865, 33207093, 8278351}),
+        ('"Antibodies, Monoclonal"[mh:noexp]', {12037148, 15972866, 33207093, 8278351}),
         ('"Diabetes Mellitus, Type 1/prevention and control"[mh]', {31180194, 98000005}),
         ('"Female"[majr]', set()),
         ('"Interleukin-1beta"[majr]', {23562090, 98000002}),  # major through its subheading

@@ -351,3 +351,34 @@ def test_check_online_shows_per_followed_paper_how_many_cite_it_and_resemble_it(
     assert f"PMID {HEROLD_2002}: 3 citing\n" in out
     assert f"PMID {HEROLD_2019}: 2 citing, 2 similar (top 20)\n" in out
     assert ncbi.count("elink") == 1 and icite.count() == 1  # one poll's worth, no window
+
+
+def test_the_starter_config_follows_the_landmark_trials_by_citation(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    """config.example.toml's `cites` names the five landmarks, each a record of the fixtures
+    (written from the published papers: tests/fixtures/field/PROVENANCE.md), and a poll of them
+    names each paper a new paper cites by its first author, year and journal."""
+    from .conftest import REPO
+
+    starter = load_config(REPO / "config.example.toml")
+    (follows,) = [s for s in starter.subscriptions if s.follows]
+    landmarks = {
+        12037148: "Herold 2002",
+        15972866: "Keymeulen 2005",
+        19940299: "Pescovitz 2009",
+        31180194: "Herold 2019",
+        37861217: "Ramos 2023",
+    }
+    assert follows.cites == tuple(landmarks)
+    ncbi, icite = world
+    ncbi.add(from_file(FIXTURES / "field" / "protect-2023.xml", edat=date(2023, 10, 20)))
+    for n, pmid in enumerate(landmarks):
+        ncbi.add([citing(98400000 + n, TODAY - timedelta(days=1), f"Cohort {n} after anti-CD3")])
+        ncbi.graph.cite(98400000 + n, pmid)
+    body = f"cites = {list(follows.cites)}"
+    config = setup(tmp_path, ncbi, icite, follow(follows.name, body))
+    assert not run(config, store, ncbi).failed
+    text, _ = digest_text(config, store)
+    for name in landmarks.values():
+        assert f"Cites {name}, N Engl J Med" in text
