@@ -382,3 +382,49 @@ def test_the_starter_config_follows_the_landmark_trials_by_citation(
     text, _ = digest_text(config, store)
     for name in landmarks.values():
         assert f"Cites {name}, N Engl J Med" in text
+
+
+def test_a_paper_followed_later_starts_from_what_exists(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    """Adding a PMID to `cites` after the first poll does not announce every paper that ever
+    cited it: its links are kept as seen, and only later ones are news."""
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow(body=f"cites = [{HEROLD_2019}]"))
+    run(config, store, ncbi)
+    config = setup(tmp_path, ncbi, icite, follow())  # Herold 2002 added
+    later = NOW + timedelta(days=1)
+    report = run(config, store, ncbi, later)
+    assert not report.failed and report.new_matches == 0
+    assert ("cites", HEROLD_2002, 98200003) in CitationLinks(store).seen("Landmarks")
+    ncbi.add([citing(98200009, TODAY + timedelta(days=2))])
+    ncbi.graph.cite(98200009, HEROLD_2002)
+    report = run(config, store, ncbi, later + timedelta(days=1))
+    assert report.new_matches == 1
+
+
+def test_the_first_citing_paper_of_an_uncited_paper_is_news(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow(body=f"cites = [{PESCOVITZ_2009}]"))
+    assert run(config, store, ncbi).new_matches == 0
+    ncbi.add([citing(98200010, TODAY + timedelta(days=1))])
+    ncbi.graph.cite(98200010, PESCOVITZ_2009)
+    report = run(config, store, ncbi, NOW + timedelta(days=1))
+    assert report.new_matches == 1
+    assert set(store.pending_papers(RCPT, ["Landmarks"])) == {k(98200010)}
+
+
+def test_icite_down_fails_its_subscription_alone_not_the_pubmed_searches(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    icite.fault("reset", times=1000)
+    subs = f'[[subscription]]\nname = "Search"\nquery = "teplizumab"\nrecipients = ["{RCPT}"]\n'
+    config = setup(tmp_path, ncbi, icite, follow() + subs)
+    report = run(config, store, ncbi)
+    assert [o.name for o in report.failed] == ["Landmarks"]
+    assert "iCite pubs: gave up after 5 tries" in (report.failed[0].error or "")
+    assert store.pending_papers(RCPT, ["Search"])
+    assert CitationLinks(store).seen("Landmarks") == set()

@@ -17,6 +17,9 @@ from watcher.store import Store, mapped
 
 LinkKey = tuple[str, int, int]  # kind, followed, pmid
 _CHUNK = 500
+# A followed paper's row with this as the far end says the subscription has taken stock of its
+# links (its first poll): from then on, a link not seen is news.
+_TAKEN = 0
 
 
 class CitationLinks:
@@ -27,13 +30,31 @@ class CitationLinks:
     def seen(self, subscription: str) -> set[LinkKey]:
         """Every link the subscription has seen."""
         c = db.citation_links.c
-        query = select(c.kind, c.followed, c.pmid).where(c.subscription == subscription)
+        query = select(c.kind, c.followed, c.pmid).where(
+            c.subscription == subscription, c.pmid != _TAKEN
+        )
         with self.store.engine.connect() as conn:
             return {(k, int(f), int(p)) for k, f, p in conn.execute(query)}
 
     @mapped
-    def record(self, subscription: str, links: Sequence[CitationLink], now: datetime) -> int:
-        """Keep `links` as seen (those seen already are left as they were); how many were new."""
+    def taken(self, subscription: str) -> set[tuple[str, int]]:
+        """The (kind, followed) whose links the subscription has taken stock of."""
+        c = db.citation_links.c
+        query = select(c.kind, c.followed).where(c.subscription == subscription, c.pmid == _TAKEN)
+        with self.store.engine.connect() as conn:
+            return {(k, int(f)) for k, f in conn.execute(query)}
+
+    @mapped
+    def record(
+        self,
+        subscription: str,
+        links: Sequence[CitationLink],
+        now: datetime,
+        followed: Sequence[tuple[str, int]] = (),
+    ) -> int:
+        """Keep `links` as seen (those seen already are left as they were), and the `followed`
+        (kind, PMID) as taken stock of; how many links were new."""
+        marks = [CitationLink(kind, pmid, _TAKEN) for kind, pmid in followed]
         rows = [
             dict(
                 subscription=subscription,
@@ -43,7 +64,7 @@ class CitationLinks:
                 score=x.score,
                 seen_at=now,
             )
-            for x in links
+            for x in [*links, *marks]
         ]
         before = len(self.seen(subscription))
         with self.store.engine.begin() as conn:

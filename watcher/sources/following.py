@@ -21,7 +21,7 @@ import logging
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
-from watcher.errors import SourceError
+from watcher.errors import SourceError, Unreachable
 from watcher.identity import ItemKey, pmid_key
 from watcher.models import PollState
 from watcher.sources.base import CitationLink, Discovery, Records
@@ -82,7 +82,11 @@ class Following:
             found += self._similar(sub, scored, top=sub.top)
         skipped: list[str] = []
         if sub.cites:
-            cited = self.icite.cited_by(sub.cites)
+            try:
+                cited = self.icite.cited_by(sub.cites)
+            except Unreachable as exc:
+                # iCite down is not NCBI down: the poll's other PubMed subscriptions go on.
+                raise SourceError(str(exc)) from None
             for pmid in cited.unknown:
                 message = (
                     f"{sub.name}: iCite holds no record of PMID {pmid} (not yet, or not at "
