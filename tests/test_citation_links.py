@@ -1,0 +1,49 @@
+"""The store of followed papers' links (watcher/citation_links.py), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from watcher.citation_links import CitationLinks
+from watcher.identity import pmid_key as k
+from watcher.sources.base import CitationLink
+from watcher.store import Store
+
+NOW = datetime(2026, 11, 16, 12, 0, tzinfo=UTC)
+
+
+def test_links_are_kept_once_with_what_was_taken_stock_of(store: Store) -> None:
+    links = CitationLinks(store)
+    got = [
+        CitationLink("cites", 1, 10),
+        CitationLink("cites", 2, 10),
+        CitationLink("similar", 1, 11, 5),
+    ]
+    assert links.record("A", got, NOW, [("cites", 1), ("cites", 2), ("similar", 1)]) == 3
+    assert links.record("A", [*got, CitationLink("cites", 1, 12)], NOW, [("cites", 1)]) == 1
+    assert links.seen("A") == {
+        ("cites", 1, 10),
+        ("cites", 2, 10),
+        ("similar", 1, 11),
+        ("cites", 1, 12),
+    }
+    assert links.taken("A") == {("cites", 1), ("cites", 2), ("similar", 1)}
+    assert links.seen("B") == set() and links.taken("B") == set()
+    assert links.counts("A") == {("cites", 1): 2, ("cites", 2): 1, ("similar", 1): 1}
+
+
+def test_a_digest_reads_what_each_paper_is_to_its_subscriptions_followed_papers(
+    store: Store,
+) -> None:
+    links = CitationLinks(store)
+    links.record("A", [CitationLink("cites", 2, 10), CitationLink("cites", 1, 10)], NOW)
+    links.record("A", [CitationLink("similar", 3, 10)], NOW)
+    links.record("B", [CitationLink("cites", 4, 10), CitationLink("cites", 4, 11)], NOW)
+    assert links.of_items([k(10), k(11), k(12)], ["A"]) == {
+        k(10): [("cites", 1), ("cites", 2), ("similar", 3)]
+    }
+    assert links.of_items([k(10), k(11)], ["A", "B"]) == {
+        k(10): [("cites", 1), ("cites", 2), ("cites", 4), ("similar", 3)],
+        k(11): [("cites", 4)],
+    }
+    assert links.of_items([], ["A"]) == {}
