@@ -11,9 +11,10 @@ from datetime import datetime
 from sqlalchemy import select
 
 from watcher import schema as db
-from watcher.identity import ItemKey, pmid_of
+from watcher.identity import ItemKey, pmid_key, pmid_of
 from watcher.sources.base import CitationLink
 from watcher.store import Store, mapped
+from watcher.subscriptions import Subscription
 
 LinkKey = tuple[str, int, int]  # kind, followed, pmid
 _CHUNK = 500
@@ -50,11 +51,11 @@ class CitationLinks:
         subscription: str,
         links: Sequence[CitationLink],
         now: datetime,
-        followed: Sequence[tuple[str, int]] = (),
+        sub: Subscription | None = None,
     ) -> int:
-        """Keep `links` as seen (those seen already are left as they were), and the `followed`
-        (kind, PMID) as taken stock of; how many links were new."""
-        marks = [CitationLink(kind, pmid, _TAKEN) for kind, pmid in followed]
+        """Keep `links` as seen (those seen already are left as they were), and the papers `sub`
+        follows as taken stock of; how many links were new."""
+        marks = [] if sub is None else [CitationLink(k, p, _TAKEN) for k, p in _followed(sub)]
         rows = [
             dict(
                 subscription=subscription,
@@ -72,6 +73,22 @@ class CitationLinks:
                 insert = self.store._insert(db.citation_links).on_conflict_do_nothing()
                 conn.execute(insert, rows[i : i + _CHUNK])
         return len(self.seen(subscription)) - before
+
+    def news(
+        self, sub: Subscription, items: Sequence[ItemKey], links: Sequence[CitationLink]
+    ) -> list[ItemKey]:
+        """The papers of `links` the subscription had not seen, not already in `items` (a
+        first poll announces only recent ones: sources/following.py). A paper added to `cites`
+        or `similar` since the first poll starts from what exists: its links are kept as seen,
+        and only those after are news."""
+        seen, taken = self.seen(sub.name), self.taken(sub.name)
+        skip = set(items) | {pmid_key(p) for p in sub.followed}
+        new = [
+            pmid_key(x.pmid)
+            for x in links
+            if (x.kind, x.followed) in taken and (x.kind, x.followed, x.pmid) not in seen
+        ]
+        return [i for i in dict.fromkeys(new) if i not in skip]
 
     @mapped
     def of_items(
@@ -102,3 +119,7 @@ class CitationLinks:
         for kind, followed, _ in self.seen(subscription):
             out[(kind, followed)] = out.get((kind, followed), 0) + 1
         return out
+
+
+def _followed(sub: Subscription) -> list[tuple[str, int]]:
+    return [("cites", p) for p in sub.cites] + [("similar", p) for p in sub.similar]

@@ -121,28 +121,13 @@ def _find_all(
             found.append(_search(sub, states.get(sub.name), source, sources, now))
             report.record_errors += found[-1].skipped
             if sub.follows and not first_poll(states.get(sub.name)):
-                _add_new_links(found[-1], CitationLinks(store))
+                found[-1].items += CitationLinks(store).news(sub, found[-1].items, found[-1].links)
         except Unreachable as exc:
             down[host] = str(exc)
             _fail(store, report, sub.name, str(exc), now)
         except SourceError as exc:
             _fail(store, report, sub.name, str(exc), now)
     return found, down
-
-
-def _add_new_links(f: Found, links: CitationLinks) -> None:
-    """The papers of the links a followed paper has that the subscription had not seen join
-    its matches (a first poll announces only recent ones: sources/following.py). A paper added
-    to `cites` or `similar` since the first poll starts from what exists: its links are kept as
-    seen, and only those after are news."""
-    seen, taken = links.seen(f.sub.name), links.taken(f.sub.name)
-    followed = {pmid_key(p) for p in f.sub.followed}
-    new = [
-        pmid_key(x.pmid)
-        for x in f.links
-        if (x.kind, x.followed) in taken and (x.kind, x.followed, x.pmid) not in seen
-    ]
-    f.items = list(dict.fromkeys([*f.items, *(i for i in new if i not in followed)]))
 
 
 def _store_held(
@@ -246,8 +231,7 @@ def _commit(
     if f.sub.follows:
         # After the matches: a poll that dies in between announces these links' papers again
         # next time, which the matches already hold (never twice in a digest).
-        followed = [("cites", p) for p in f.sub.cites] + [("similar", p) for p in f.sub.similar]
-        CitationLinks(store).record(f.sub.name, f.links, now, followed)
+        CitationLinks(store).record(f.sub.name, f.links, now, f.sub)
     report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
     log.info(
         "poll %s: %d found, %d new matches, %d requests (%s)",
