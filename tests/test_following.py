@@ -3,6 +3,7 @@ elink and the fake iCite, stored, and shown in digests."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -93,6 +94,20 @@ def run(config: Config, store: Store, ncbi: FakeNCBI, now: datetime = NOW):
     store.sync_subscriptions(config.subscriptions, now - timedelta(hours=1))
     client = make_client(ncbi.base_url, clock=lambda: now)
     return poll(config, store, sources_for(client, config.ncbi, config), now)
+
+
+def cli(*args: str) -> int:
+    """`watcher ARGS…`, with the root logger's handlers put back afterwards (main() sets up
+    logging as the command line does, onto this test's stderr)."""
+    from watcher.cli import main
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        return main(list(args))
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def digest_text(config: Config, store: Store, now: datetime = NOW) -> tuple[str, str]:
@@ -261,15 +276,13 @@ def test_a_pmid_icite_does_not_hold_is_reported_not_fatal(
 def test_a_wrong_follow_key_is_a_config_error_naming_file_and_key(
     tmp_path: Path, body: str, key: str | None, says: str
 ) -> None:
-    from watcher.cli import main
-
     path = write_config(tmp_path, "https://eutils.example.org/", follow(body=body))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert caught.value.path == str(path)
     assert caught.value.key == "subscription[0]" + (f".{key}" if key else "")
     assert says in caught.value.detail
-    assert main(["-c", str(path), "check"]) == 2
+    assert cli("-c", str(path), "check") == 2
 
 
 def test_too_many_followed_papers_is_a_config_error(tmp_path: Path) -> None:
@@ -338,13 +351,11 @@ def test_each_pmid_is_fetched_once_however_many_subscriptions_follow_it(
 def test_check_online_shows_per_followed_paper_how_many_cite_it_and_resemble_it(
     tmp_path: Path, world: tuple[FakeNCBI, FakeICite], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from watcher.cli import main
-
     ncbi, icite = world
     body = f"cites = [{HEROLD_2002}, {HEROLD_2019}]\nsimilar = [{HEROLD_2019}]"
     config = setup(tmp_path, ncbi, icite, follow(body=body))
     capsys.readouterr()
-    assert main(["-c", str(config.path), "check", "--online"]) == 0
+    assert cli("-c", str(config.path), "check", "--online") == 0
     out = capsys.readouterr().out
     assert "Landmarks: follows 2 papers" in out
     # 98200002 and 98200003 in PMC and the OCC, 98200004 in the OCC only: merged, 3.
