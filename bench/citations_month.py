@@ -3,8 +3,9 @@ iCite on 127.0.0.1: requests per poll beside the minimum.
 
     python bench/citations_month.py
 
-10 followed papers with 2,000 existing citing papers between them (one in ten cites two),
-then 40 new citing papers a week (one in ten cites two). A new paper is in PubMed Central's
+10 followed papers with 2,000 existing citing papers between them (one in ten cites two; one in
+five linked by iCite only, as Crossref's reference lists give it but no PMC full text), then 40
+new citing papers a week (one in ten cites two). A new paper is in PubMed Central's
 links (elink) the day it appears, nine in ten of them; the NIH Open Citation Collection (iCite)
 takes every link of the month in a snapshot on day 28 (it is monthly), so the one new paper in
 ten that PMC does not link is found only then. One poll a day for 30 days, `lookback_days = 30`
@@ -12,8 +13,9 @@ ten that PMC does not link is found only then. One poll a day for 30 days, `look
 
 The minimum of a poll: one by-id elink for the 10 papers, one iCite request (200 PMIDs a
 request), ceil(records the store lacks / batch size) efetch; the first poll one elink more (the
-same by-id elink limited to the lookback window: docs/citations.md's plan B), and the followed
-papers' own records in its efetch. Counts are requests, not time: the machine is shared.
+same by-id elink limited to the lookback window: docs/citations.md's plan B), one esearch per
+200 citing papers only iCite knows (dating them by `[uid]` over the same window), and the
+followed papers' own records in its efetch. Counts are requests, not time: the machine is shared.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ def world() -> tuple[FakeNCBI, FakeICite, list[tuple[int, date, list[int], bool]
             today - timedelta(days=1 + i * 7 // PER_WEEK) if i < 8 * PER_WEEK else date(2022, 1, 1)
         )
         old.append(paper(pmid, day))
-        ncbi.graph.cite(pmid, FOLLOWED[i % 10])
+        pmc = i % 5 != 4
+        ncbi.graph.cite(pmid, FOLLOWED[i % 10], pmc=pmc)
         if i % 10 == 0:
-            ncbi.graph.cite(pmid, FOLLOWED[(i + 1) % 10])
+            ncbi.graph.cite(pmid, FOLLOWED[(i + 1) % 10], pmc=pmc)
     ncbi.add(old)
     new = []
     for n in range(DAYS * PER_WEEK // 7):
@@ -111,9 +114,12 @@ def main() -> int:
             asked = {
                 "elink": ncbi.count("elink"),
                 "icite": icite.count() - icite_before,
+                "esearch": ncbi.count("esearch"),
                 "efetch": ncbi.count("efetch"),
             }
             least = (2 if d == 0 else 1) + math.ceil(len(FOLLOWED) / 200)
+            if d == 0:
+                least += math.ceil(EXISTING // 5 / 200)
             least += math.ceil(lacking / config.ncbi.batch_size)
             rows.append((d, asked, sum(asked.values()), least, report.new_matches))
             total += sum(asked.values())
@@ -125,11 +131,11 @@ def main() -> int:
         store.close()
         icite.stop()
         ncbi.stop()
-    print("day  elink  icite  efetch  requests  minimum  announced")
+    print("day  elink  icite  esearch  efetch  requests  minimum  announced")
     for d, asked, n, least, got in rows:
         print(
-            f"{d:>3}  {asked['elink']:>5}  {asked['icite']:>5}  {asked['efetch']:>6}  "
-            f"{n:>8}  {least:>7}  {got:>9}"
+            f"{d:>3}  {asked['elink']:>5}  {asked['icite']:>5}  {asked['esearch']:>7}  "
+            f"{asked['efetch']:>6}  {n:>8}  {least:>7}  {got:>9}"
         )
     last = (START + timedelta(days=DAYS - 1)).date()
     snapshot = (START + timedelta(days=SNAPSHOT_DAY)).date()
@@ -155,7 +161,7 @@ def _lacking(store: Store, cites: tuple[int, ...], ncbi: FakeNCBI, first: bool) 
     linked = {(c, p) for c, p in ncbi.graph.pmc | ncbi.graph.occ if p in cites}
     if first:
         since = START.date() - timedelta(days=30)
-        wanted = {c for c, _ in ncbi.graph.pmc if ncbi.records[c].edat >= since} | set(cites)
+        wanted = {c for c, _ in linked if ncbi.records[c].edat >= since} | set(cites)
     else:
         wanted = {c for c, p in linked if ("cites", p, c) not in seen}
     return len([p for p in wanted if not store.known_pmids([p])])

@@ -43,6 +43,8 @@ def found(query: str) -> set[int]:
         ('"Interleukin-1beta"[majr]', {23562090, 98000002}),  # major through its subheading
         ('"Islets of Langerhans Transplantation"[majr]', {10911004, 17005949, 27208344, 98000010}),
         ('"Clinical Trial, Phase III"[pt]', {27208344}),
+        # [uid] / [pmid]: the record's PMID (how a client dates a list of PMIDs in one search)
+        ("(31180194[uid] OR 12037148[pmid] OR 99999999[uid])", {31180194, 12037148}),
         ('"Clinical Islet Transplantation Consortium"[cn]', {27208344}),
         ('"Type 1 Diabetes TrialNet"[cn]', set()),  # a group name is matched whole
         ('"Type 1 Diabetes TrialNet*"[cn]', {19940299, 30967424, 31180194, 98000005}),

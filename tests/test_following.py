@@ -138,6 +138,8 @@ def test_first_poll_announces_recent_citing_papers_and_keeps_the_rest_as_seen(
     # Plan B: a by-id elink, the same in the window, one iCite request, one efetch (the two
     # new papers and the followed papers the digest names).
     assert ncbi.count("elink") == 2 and icite.count() == 1 and ncbi.count("efetch") == 1
+    # And one esearch dating the one citing paper only iCite knows (40 days old: not news).
+    assert ncbi.count("esearch") == 1
     assert next(s.ids for s in ncbi.served if s.endpoint == "elink") == (
         str(HEROLD_2002),
         str(HEROLD_2019),
@@ -439,3 +441,20 @@ def test_icite_down_fails_its_subscription_alone_not_the_pubmed_searches(
     assert "iCite pubs: gave up after 5 tries" in (report.failed[0].error or "")
     assert store.pending_papers(RCPT, ["Search"])
     assert CitationLinks(store).seen("Landmarks") == set()
+
+
+def test_a_recent_paper_only_icite_knows_is_announced_on_the_first_poll(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store: Store
+) -> None:
+    ncbi, icite = world
+    ncbi.add([citing(98200011, TODAY - timedelta(days=10), "Known to Crossref alone")])
+    ncbi.graph.cite(98200011, HEROLD_2002, pmc=False)
+    config = setup(tmp_path, ncbi, icite, follow())
+    run(config, store, ncbi)
+    assert set(store.pending_papers(RCPT, ["Landmarks"])) == {
+        k(98200001),
+        k(98200002),
+        k(98200011),
+    }
+    (search,) = [s for s in ncbi.served if s.endpoint == "esearch"]
+    assert "98200004[uid]" in search.params["term"] and "98200011[uid]" in search.params["term"]

@@ -110,7 +110,7 @@ def _follow_online(config: Config, sub: Subscription, clock: Callable[[], dateti
     source = make_sources(config, clock=clock)[sub]
     assert isinstance(source, Following)
     try:
-        links, notes = source.links(sub)
+        links, notes, _ = source.links(sub)
     except SourceError as exc:
         print(f"  {sub.name}: ERROR: {exc}")
         return 1
