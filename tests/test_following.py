@@ -458,3 +458,24 @@ def test_a_recent_paper_only_icite_knows_is_announced_on_the_first_poll(
     }
     (search,) = [s for s in ncbi.served if s.endpoint == "esearch"]
     assert "98200004[uid]" in search.params["term"] and "98200011[uid]" in search.params["term"]
+
+
+def test_backfill_skips_a_subscription_following_papers_and_says_why(
+    tmp_path: Path,
+    world: tuple[FakeNCBI, FakeICite],
+    store: Store,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from watcher.poll import backfill
+
+    ncbi, icite = world
+    config = setup(tmp_path, ncbi, icite, follow())
+    client = make_client(ncbi.base_url, clock=lambda: NOW)
+    sources = sources_for(client, config.ncbi, config)
+    with caplog.at_level(logging.WARNING):
+        reports = backfill(
+            config, store, sources, NOW, date(2026, 1, 1), subscriptions=config.subscriptions
+        )
+    assert reports == []
+    assert "Landmarks: a subscription following papers has no history to backfill" in caplog.text
+    assert ncbi.count() == 0
