@@ -479,3 +479,21 @@ def test_backfill_skips_a_subscription_following_papers_and_says_why(
     assert reports == []
     assert "Landmarks: a subscription following papers has no history to backfill" in caplog.text
     assert ncbi.count() == 0
+
+
+def test_following_on_either_store(
+    tmp_path: Path, world: tuple[FakeNCBI, FakeICite], store_url: str
+) -> None:
+    """The first poll, a later one and the digest's lines on SQLite and on PostgreSQL."""
+    ncbi, icite = world
+    either = Store.open(store_url)
+    try:
+        config = setup(tmp_path, ncbi, icite, follow())
+        assert run(config, either, ncbi).new_matches == 2
+        ncbi.add([citing(98200012, TODAY + timedelta(days=1))])
+        ncbi.graph.cite(98200012, [HEROLD_2002, HEROLD_2019])
+        assert run(config, either, ncbi, NOW + timedelta(days=1)).new_matches == 1
+        text, _ = digest_text(config, either, NOW + timedelta(days=1))
+        assert text.count("Cites Herold 2002, N Engl J Med and Herold 2019, N Engl J Med") == 2
+    finally:
+        either.close()
