@@ -33,7 +33,6 @@ from tests.conftest import make_client, write_config
 from tests.fakes.icite import FakeICite
 from tests.fakes.ncbi import FakeNCBI
 from tests.fakes.records import synthetic
-from watcher.citation_links import CitationLinks
 from watcher.config import load_config
 from watcher.poll import poll
 from watcher.store import Store
@@ -90,7 +89,7 @@ def main() -> int:
     extra = f'[icite]\nbase_url = "{icite.base_url}"\nrate_limit = 100\n'
     config = load_config(write_config(folder, ncbi.base_url, subs, extra=extra))
     store = Store.open(f"sqlite:///{folder / 'w.db'}")
-    store.sync_subscriptions(config.subscriptions, START - timedelta(hours=1))
+    store.polls.sync(config.subscriptions, START - timedelta(hours=1))
     rows = []
     total = minimum = announced = 0
     cpu = time.process_time()
@@ -127,7 +126,7 @@ def main() -> int:
             announced += report.new_matches
     finally:
         cpu = time.process_time() - cpu
-        seen = len(CitationLinks(store).seen("Landmarks"))
+        seen = len(store.citations.seen("Landmarks"))
         store.close()
         icite.stop()
         ncbi.stop()
@@ -157,14 +156,14 @@ def main() -> int:
 def _lacking(store: Store, cites: tuple[int, ...], ncbi: FakeNCBI, first: bool) -> int:
     """How many records a poll must fetch at the least: the papers it will announce that the
     store lacks, and on the first poll the followed papers' own."""
-    seen = CitationLinks(store).seen("Landmarks")
+    seen = store.citations.seen("Landmarks")
     linked = {(c, p) for c, p in ncbi.graph.pmc | ncbi.graph.occ if p in cites}
     if first:
         since = START.date() - timedelta(days=30)
         wanted = {c for c, _ in linked if ncbi.records[c].edat >= since} | set(cites)
     else:
         wanted = {c for c, p in linked if ("cites", p, c) not in seen}
-    return len([p for p in wanted if not store.known_pmids([p])])
+    return len([p for p in wanted if not store.articles.known_pmids([p])])
 
 
 if __name__ == "__main__":

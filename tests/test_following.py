@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from watcher.citation_links import CitationLinks
 from watcher.config import Config, load_config
 from watcher.delivery import compose
 from watcher.digest.render import Renderer
@@ -91,7 +90,7 @@ def follow(name: str = "Landmarks", body: str = f"cites = [{HEROLD_2002}, {HEROL
 
 
 def run(config: Config, store: Store, ncbi: FakeNCBI, now: datetime = NOW):
-    store.sync_subscriptions(config.subscriptions, now - timedelta(hours=1))
+    store.polls.sync(config.subscriptions, now - timedelta(hours=1))
     client = make_client(ncbi.base_url, clock=lambda: now)
     return poll(config, store, sources_for(client, config.ncbi, config), now)
 
@@ -124,10 +123,10 @@ def test_first_poll_announces_recent_citing_papers_and_keeps_the_rest_as_seen(
     config = setup(tmp_path, ncbi, icite, follow())
     report = run(config, store, ncbi)
     assert not report.failed
-    pending = store.pending_papers(RCPT, ["Landmarks"])
+    pending = store.outbox.pending_papers(RCPT, ["Landmarks"])
     # This week's two; not the 2024 one, nor the one 40 days old that only iCite knows.
     assert set(pending) == {k(98200001), k(98200002)}
-    seen = CitationLinks(store).seen("Landmarks")
+    seen = store.citations.seen("Landmarks")
     assert seen == {
         ("cites", HEROLD_2019, 98200001),
         ("cites", HEROLD_2019, 98200002),
@@ -204,7 +203,7 @@ def test_query_and_cites_in_one_subscription(
     report = run(config, store, ncbi)
     assert not report.failed
     assert config.subscriptions[0].kind == "follow"
-    pending = store.pending_papers(RCPT, ["Both"])
+    pending = store.outbox.pending_papers(RCPT, ["Both"])
     assert {k(98200001), k(98200002)} <= set(pending)
     text, _ = digest_text(config, store)
     assert text.count("Anti-CD3 twenty years on") == 1
@@ -220,7 +219,7 @@ def test_similar_keeps_the_top_neighbours_and_says_which_paper_they_resemble(
     ncbi.graph.similar(HEROLD_2019, 98200008, 1000)
     config = setup(tmp_path, ncbi, icite, follow("Like", f"similar = [{HEROLD_2019}]\ntop = 3"))
     run(config, store, ncbi)
-    assert set(store.pending_papers(RCPT, ["Like"])) == {k(98200007)}
+    assert set(store.outbox.pending_papers(RCPT, ["Like"])) == {k(98200007)}
     assert icite.count() == 0  # similar needs no citations
     text, _ = digest_text(config, store)
     assert "Similar to Herold 2019, N Engl J Med" in text
@@ -234,7 +233,7 @@ def test_min_score_drops_neighbours_scored_below_it(
         tmp_path, ncbi, icite, follow("Like", f"similar = [{HEROLD_2019}]\nmin_score = 40000000")
     )
     run(config, store, ncbi)
-    seen = CitationLinks(store).seen("Like")
+    seen = store.citations.seen("Like")
     assert seen == {("similar", HEROLD_2019, 98000001)}  # 98000004 scores 38,000,000
 
 
@@ -244,8 +243,8 @@ def test_lookback_zero_records_everything_and_announces_nothing(
     ncbi, icite = world
     config = setup(tmp_path, ncbi, icite, follow(), defaults="lookback_days = 0")
     run(config, store, ncbi)
-    assert store.pending_papers(RCPT, ["Landmarks"]) == {}
-    assert len(CitationLinks(store).seen("Landmarks")) == 5
+    assert store.outbox.pending_papers(RCPT, ["Landmarks"]) == {}
+    assert len(store.citations.seen("Landmarks")) == 5
     assert ncbi.count("elink") == 1  # no window to look into
 
 
@@ -257,7 +256,7 @@ def test_a_pmid_icite_does_not_hold_is_reported_not_fatal(
     report = run(config, store, ncbi)
     assert not report.failed
     assert any("iCite holds no record of PMID 19940299" in e for e in report.record_errors)
-    assert set(store.pending_papers(RCPT, ["Landmarks"])) == {k(98200001), k(98200002)}
+    assert set(store.outbox.pending_papers(RCPT, ["Landmarks"])) == {k(98200001), k(98200002)}
 
 
 @pytest.mark.parametrize(
@@ -309,7 +308,7 @@ def test_many_followed_papers_go_in_one_posted_elink_and_icite_batches_of_200(
     assert len(elinks[0].ids) == 250  # one id= per followed paper: by id
     asked = [len(s.params["pmids"].split(",")) for s in icite.served]
     assert asked == [200, 50]  # iCite's documented limit today, not the older page's 1,000
-    assert len(CitationLinks(store).seen("Landmarks")) == 249 + 2
+    assert len(store.citations.seen("Landmarks")) == 249 + 2
 
 
 @pytest.mark.parametrize("mode", ["empty", "zero", "omit"])
@@ -321,7 +320,7 @@ def test_a_followed_pmid_elink_does_not_know_has_no_links(
     config = setup(tmp_path, ncbi, icite, follow(body=f"cites = [99999999, {HEROLD_2019}]"))
     report = run(config, store, ncbi)
     assert not report.failed
-    assert {f for _, f, _ in CitationLinks(store).seen("Landmarks")} == {HEROLD_2019}
+    assert {f for _, f, _ in store.citations.seen("Landmarks")} == {HEROLD_2019}
 
 
 def test_an_error_in_a_linkset_fails_the_poll_and_keeps_nothing(
@@ -332,8 +331,8 @@ def test_an_error_in_a_linkset_fails_the_poll_and_keeps_nothing(
     config = setup(tmp_path, ncbi, icite, follow(body=f"cites = [99999999, {HEROLD_2019}]"))
     report = run(config, store, ncbi)
     assert [o.error for o in report.failed] == ["elink refused an id: Invalid uid 99999999"]
-    assert CitationLinks(store).seen("Landmarks") == set()
-    assert store.pending_papers(RCPT, ["Landmarks"]) == {}
+    assert store.citations.seen("Landmarks") == set()
+    assert store.outbox.pending_papers(RCPT, ["Landmarks"]) == {}
 
 
 def test_each_pmid_is_fetched_once_however_many_subscriptions_follow_it(
@@ -409,7 +408,7 @@ def test_a_paper_followed_later_starts_from_what_exists(
     later = NOW + timedelta(days=1)
     report = run(config, store, ncbi, later)
     assert not report.failed and report.new_matches == 0
-    assert ("cites", HEROLD_2002, 98200003) in CitationLinks(store).seen("Landmarks")
+    assert ("cites", HEROLD_2002, 98200003) in store.citations.seen("Landmarks")
     ncbi.add([citing(98200009, TODAY + timedelta(days=2))])
     ncbi.graph.cite(98200009, HEROLD_2002)
     report = run(config, store, ncbi, later + timedelta(days=1))
@@ -426,7 +425,7 @@ def test_the_first_citing_paper_of_an_uncited_paper_is_news(
     ncbi.graph.cite(98200010, PESCOVITZ_2009)
     report = run(config, store, ncbi, NOW + timedelta(days=1))
     assert report.new_matches == 1
-    assert set(store.pending_papers(RCPT, ["Landmarks"])) == {k(98200010)}
+    assert set(store.outbox.pending_papers(RCPT, ["Landmarks"])) == {k(98200010)}
 
 
 def test_icite_down_fails_its_subscription_alone_not_the_pubmed_searches(
@@ -439,8 +438,8 @@ def test_icite_down_fails_its_subscription_alone_not_the_pubmed_searches(
     report = run(config, store, ncbi)
     assert [o.name for o in report.failed] == ["Landmarks"]
     assert "iCite pubs: gave up after 5 tries" in (report.failed[0].error or "")
-    assert store.pending_papers(RCPT, ["Search"])
-    assert CitationLinks(store).seen("Landmarks") == set()
+    assert store.outbox.pending_papers(RCPT, ["Search"])
+    assert store.citations.seen("Landmarks") == set()
 
 
 def test_a_recent_paper_only_icite_knows_is_announced_on_the_first_poll(
@@ -451,7 +450,7 @@ def test_a_recent_paper_only_icite_knows_is_announced_on_the_first_poll(
     ncbi.graph.cite(98200011, HEROLD_2002, pmc=False)
     config = setup(tmp_path, ncbi, icite, follow())
     run(config, store, ncbi)
-    assert set(store.pending_papers(RCPT, ["Landmarks"])) == {
+    assert set(store.outbox.pending_papers(RCPT, ["Landmarks"])) == {
         k(98200001),
         k(98200002),
         k(98200011),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from watcher.citation_links import CitationLinks
 from watcher.identity import pmid_key as k
 from watcher.sources.base import CitationLink
 from watcher.store import Store
@@ -15,7 +14,7 @@ FOLLOWS = Subscription("A", ("a@example.org",), Schedule(), cites=(1, 2), simila
 
 
 def test_links_are_kept_once_with_what_was_taken_stock_of(store: Store) -> None:
-    links = CitationLinks(store)
+    links = store.citations
     got = [
         CitationLink("cites", 1, 10),
         CitationLink("cites", 2, 10),
@@ -37,7 +36,7 @@ def test_links_are_kept_once_with_what_was_taken_stock_of(store: Store) -> None:
 def test_a_digest_reads_what_each_paper_is_to_its_subscriptions_followed_papers(
     store: Store,
 ) -> None:
-    links = CitationLinks(store)
+    links = store.citations
     links.record("A", [CitationLink("cites", 2, 10), CitationLink("cites", 1, 10)], NOW)
     links.record("A", [CitationLink("similar", 3, 10)], NOW)
     links.record("B", [CitationLink("cites", 4, 10), CitationLink("cites", 4, 11)], NOW)
@@ -52,7 +51,7 @@ def test_a_digest_reads_what_each_paper_is_to_its_subscriptions_followed_papers(
 
 
 def test_news_are_the_links_not_seen_of_papers_taken_stock_of(store: Store) -> None:
-    links = CitationLinks(store)
+    links = store.citations
     links.record("A", [CitationLink("cites", 1, 10)], NOW, FOLLOWS)
     later = Subscription("A", ("a@example.org",), Schedule(), cites=(1, 2, 3), similar=(1,))
     now = [

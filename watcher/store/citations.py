@@ -1,7 +1,6 @@
 """The links of followed papers each subscription has seen (the `citation_links` table): a poll
 announces the papers of links it had not seen, and keeps every link it saw; a digest reads which
-followed papers each of its papers cites or resembles. One small storage object beside the store,
-on its engine and its error mapping."""
+followed papers each of its papers cites or resembles (issue 27)."""
 
 from __future__ import annotations
 
@@ -13,39 +12,38 @@ from sqlalchemy import select
 from watcher import schema as db
 from watcher.identity import ItemKey, pmid_key, pmid_of
 from watcher.sources.base import CitationLink
-from watcher.store import Store, mapped
+from watcher.store.engine import CHUNK, Database, chunks, translated_errors
 from watcher.subscriptions import Subscription
 
 LinkKey = tuple[str, int, int]  # kind, followed, pmid
-_CHUNK = 500
 # A followed paper's row with this as the far end says the subscription has taken stock of its
 # links (its first poll): from then on, a link not seen is news.
 _TAKEN = 0
 
 
-class CitationLinks:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+class Citations:
+    def __init__(self, database: Database) -> None:
+        self.db = database
 
-    @mapped
+    @translated_errors
     def seen(self, subscription: str) -> set[LinkKey]:
         """Every link the subscription has seen."""
         c = db.citation_links.c
         query = select(c.kind, c.followed, c.pmid).where(
             c.subscription == subscription, c.pmid != _TAKEN
         )
-        with self.store.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return {(k, int(f), int(p)) for k, f, p in conn.execute(query)}
 
-    @mapped
+    @translated_errors
     def taken(self, subscription: str) -> set[tuple[str, int]]:
         """The (kind, followed) whose links the subscription has taken stock of."""
         c = db.citation_links.c
         query = select(c.kind, c.followed).where(c.subscription == subscription, c.pmid == _TAKEN)
-        with self.store.engine.connect() as conn:
+        with self.db.engine.connect() as conn:
             return {(k, int(f)) for k, f in conn.execute(query)}
 
-    @mapped
+    @translated_errors
     def record(
         self,
         subscription: str,
@@ -68,10 +66,9 @@ class CitationLinks:
             for x in [*links, *marks]
         ]
         before = len(self.seen(subscription))
-        with self.store.engine.begin() as conn:
-            for i in range(0, len(rows), _CHUNK):
-                insert = self.store._insert(db.citation_links).on_conflict_do_nothing()
-                conn.execute(insert, rows[i : i + _CHUNK])
+        with self.db.engine.begin() as conn:
+            for part in chunks(rows):
+                conn.execute(self.db.insert(db.citation_links).on_conflict_do_nothing(), part)
         return len(self.seen(subscription)) - before
 
     def news(
@@ -90,7 +87,7 @@ class CitationLinks:
         ]
         return [i for i in dict.fromkeys(new) if i not in skip]
 
-    @mapped
+    @translated_errors
     def of_items(
         self, items: Iterable[ItemKey], subscriptions: Sequence[str]
     ) -> dict[ItemKey, list[tuple[str, int]]]:
@@ -99,11 +96,10 @@ class CitationLinks:
         by_pmid = {p: i for i in items if (p := pmid_of(i)) is not None}
         out: dict[ItemKey, set[tuple[str, int]]] = {}
         c = db.citation_links.c
-        pmids = list(by_pmid)
-        with self.store.engine.connect() as conn:
-            for i in range(0, len(pmids), _CHUNK):
+        with self.db.engine.connect() as conn:
+            for part in chunks(list(by_pmid), CHUNK):
                 query = select(c.pmid, c.kind, c.followed).where(
-                    c.pmid.in_(pmids[i : i + _CHUNK]), c.subscription.in_(list(subscriptions))
+                    c.pmid.in_(part), c.subscription.in_(list(subscriptions))
                 )
                 for pmid, kind, followed in conn.execute(query):
                     out.setdefault(by_pmid[int(pmid)], set()).add((kind, int(followed)))
@@ -112,7 +108,7 @@ class CitationLinks:
             for item, links in out.items()
         }
 
-    @mapped
+    @translated_errors
     def counts(self, subscription: str) -> dict[tuple[str, int], int]:
         """(kind, followed) → how many links the subscription has seen."""
         out: dict[tuple[str, int], int] = {}
