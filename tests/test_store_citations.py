@@ -1,4 +1,5 @@
-"""The store of followed papers' links (watcher/citation_links.py), on SQLite and PostgreSQL."""
+"""The store of followed papers' links (watcher/store/citations.py, store.citations), on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
