@@ -11,9 +11,12 @@ from sqlalchemy import select
 
 from watcher import schema as db
 from watcher.identity import ItemKey, pmid_key, pmid_of
-from watcher.sources.base import CitationLink
 from watcher.store.engine import CHUNK, Database, chunks, translated_errors
 from watcher.subscriptions import Subscription
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # sources/base.py reads PubMed XML: `watcher status` must not load lxml
+    from watcher.sources.base import CitationLink
 
 LinkKey = tuple[str, int, int]  # kind, followed, pmid
 # A followed paper's row with this as the far end says the subscription has taken stock of its
@@ -53,17 +56,11 @@ class Citations:
     ) -> int:
         """Keep `links` as seen (those seen already are left as they were), and the papers `sub`
         follows as taken stock of; how many links were new."""
-        marks = [] if sub is None else [CitationLink(k, p, _TAKEN) for k, p in _followed(sub)]
+        found = [(x.kind, x.followed, x.pmid, x.score) for x in links]
+        marks = [] if sub is None else [(k, p, _TAKEN, None) for k, p in _followed(sub)]
         rows = [
-            dict(
-                subscription=subscription,
-                kind=x.kind,
-                followed=x.followed,
-                pmid=x.pmid,
-                score=x.score,
-                seen_at=now,
-            )
-            for x in [*links, *marks]
+            dict(subscription=subscription, kind=k, followed=f, pmid=p, score=s, seen_at=now)
+            for k, f, p, s in [*found, *marks]
         ]
         before = len(self.seen(subscription))
         with self.db.engine.begin() as conn:
