@@ -496,3 +496,15 @@ def test_following_on_either_store(
         assert text.count("Cites Herold 2002, N Engl J Med and Herold 2019, N Engl J Med") == 2
     finally:
         either.close()
+
+
+def test_an_author_and_followed_papers_in_one_subscription(tmp_path: Path) -> None:
+    """`author` becomes the subscription's query (issue 27 item 3), which goes with `cites`."""
+    body = f'author = "Herold KC"\ncites = [{HEROLD_2019}]'
+    path = write_config(tmp_path, "https://eutils.example.org/", follow(body=body))
+    (sub,) = load_config(path).subscriptions
+    assert sub.kind == "follow" and sub.cites == (HEROLD_2019,)
+    assert sub.query is not None and "Herold KC" in sub.query
+    bad = write_config(tmp_path, "https://eutils.example.org/", follow(body=body + '\nrss = "x"'))
+    with pytest.raises(ConfigError, match="not with `rss`"):
+        load_config(bad)
