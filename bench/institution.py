@@ -15,10 +15,10 @@ NCBI (tests/fakes/ncbi.py, served by this process) that answers at once and serv
 - `watcher digest`: every reader's digest written to a maildir: processor time, per (reader,
   paper) pair and per reader.
 
-Processor time (user + system) and peak RSS are the child's own (os.wait4's rusage), so the
-fake's work, in this process, is not counted; the PostgreSQL server's work is not in them
-either (it shows in wall time, given beside). The machine is shared: wall times are noisy;
-processor time and request counts are the figures.
+Processor time (user + system) is the child's own (os.wait4's rusage), its peak RSS its VmHWM
+sampled every 20 ms, so the fake's work, in this process, is not counted; the PostgreSQL
+server's work is not in them either (it shows in wall time, given beside). The machine is
+shared: wall times are noisy; processor time and request counts are the figures.
 
 Growth exponents: the slope of log(cost) against log(subscriptions) between consecutive sizes
 (1.0 linear, 2.0 quadratic). What one API key serves: NCBI's 10 requests/s (3 without a key)
@@ -320,7 +320,9 @@ def run_phase(cfg: Path, args: list[str], timeout: float) -> Phase:
             stderr=subprocess.STDOUT,
             cwd=cfg.parent,
         )
+        peak_kb = 0
         while True:
+            peak_kb = max(peak_kb, hiwater_kb(proc.pid))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -334,13 +336,27 @@ def run_phase(cfg: Path, args: list[str], timeout: float) -> Phase:
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         phase.rc = proc.returncode
         phase.cpu = usage.ru_utime + usage.ru_stime
-        phase.rss_mb = usage.ru_maxrss / 1024
+        phase.rss_mb = peak_kb / 1024
         out.seek(0)
         phase.output = out.read()
     if phase.rc != 0 and not phase.error:
         lines = [ln for ln in phase.output.splitlines() if ln.strip()]
         phase.error = f"exit {phase.rc}: " + (lines[-1][:300] if lines else "")
     return phase
+
+
+def hiwater_kb(pid: int) -> int:
+    """The process's peak resident set so far (VmHWM), sampled while it runs. Not wait4's
+    ru_maxrss: Linux carries a process's peak across fork and exec, so a command started by
+    this process (which holds the fake's records) would report this process's size."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 # Stores
@@ -690,14 +706,18 @@ def row(c: Cell) -> str:
         fmt(poll.rss_mb if poll and poll.ok else None, 0),
         steady,
         fmt(per(c.cpu("poll_steady"), c.subscriptions), 2),
-        f"{fmt(c.cpu('status'), 2)} ({fmt(status.wall if status and status.ok else None, 2)})",
+        (
+            f"{fmt(c.cpu('status'), 2)} ({fmt(status.wall if status and status.ok else None, 2)})"
+            if status is None or status.ok
+            else f"killed after {status.wall:.0f} s wall ({status.cpu:.0f} s CPU)"
+        ),
         fmt(c.cpu("digest"), 1),
         fmt(per(c.cpu("digest"), c.pairs), 2),
         fmt(per(c.cpu("digest"), c.readers), 1),
         fmt(digest.rss_mb if digest and digest.ok else None, 0),
     ]
     line = "| " + " | ".join(cells) + " |"
-    return line + (f"\n|  | *stopped: {c.stopped}* |" + " |" * 14 if c.stopped else "")
+    return line + (f"\n|  | *{c.stopped}* |" + " |" * 14 if c.stopped else "")
 
 
 HEADER = (
@@ -725,7 +745,8 @@ def exponents(cells: list[Cell]) -> list[str]:
     ]
     groups: dict[tuple[str, bool], list[Cell]] = {}
     for c in cells:
-        groups.setdefault((c.store, c.history), []).append(c)
+        if c.cpu("poll") is not None:
+            groups.setdefault((c.store, c.history), []).append(c)
     for (store, hist), group in groups.items():
         group.sort(key=lambda c: c.subscriptions)
         for a, b in itertools.pairwise(group):
@@ -821,9 +842,10 @@ def report(cells: list[Cell], sizes: list[int], commit: str) -> str:
         f"{PAPERS_PER_SUBSCRIPTION} papers per subscription in the round, {SHARED:.0%} of "
         f"them found by two subscriptions, {RECIPIENTS_PER_SUBSCRIPTION} readers per "
         "subscription.",
+        *when(cells),
         "",
         HEADER,
-        *(row(c) for c in cells),
+        *(row(c) for c in sorted(cells, key=lambda c: (c.store, c.history, c.subscriptions))),
         "",
         "Growth exponents (slope of log CPU against log subscriptions):",
         "",
@@ -838,6 +860,17 @@ def report(cells: list[Cell], sizes: list[int], commit: str) -> str:
         if est:
             lines += ["", *est]
     return "\n".join(lines)
+
+
+def when(cells: list[Cell]) -> list[str]:
+    times = sorted(c.started for c in cells if c.started)
+    loads = [c.load for c in cells if c.started]
+    if not times:
+        return []
+    return [
+        f"Cells started {times[0]} to {times[-1]} UTC, load average {min(loads):.1f} to "
+        f"{max(loads):.1f} on 2 cores shared with other jobs: wall times are inflated and noisy."
+    ]
 
 
 def git_commit() -> str:
