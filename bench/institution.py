@@ -717,7 +717,9 @@ def row(c: Cell) -> str:
         fmt(digest.rss_mb if digest and digest.ok else None, 0),
     ]
     line = "| " + " | ".join(cells) + " |"
-    return line + (f"\n|  | *{c.stopped}* |" + " |" * 14 if c.stopped else "")
+    # a status killed at the cap says so in its own column
+    note = "" if c.stopped.startswith("status: exit -") else c.stopped
+    return line + (f"\n|  | *{note}* |" + " |" * 14 if note else "")
 
 
 HEADER = (
