@@ -195,6 +195,20 @@ awaited_records = Table(
     Column("deleted_at", UTCDateTime),
 )
 
+# The links of the papers a subscription follows (`cites`, `similar`), as seen: only a link not
+# seen before is news. Kept per subscription, since each has its own first poll (issue 27).
+citation_links = Table(
+    "citation_links",
+    metadata,
+    Column("subscription", String(80), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # cites | similar
+    Column("followed", BigInteger, primary_key=True),  # the followed paper's PMID
+    Column("pmid", BigInteger, primary_key=True),  # the citing or similar paper's
+    Column("score", BigInteger),  # PubMed's similarity score, when asked for
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index("ix_citation_links_pmid", "pmid"),
+)
+
 # A ClinicalTrials.gov study as last seen (watcher.models.TrialState), to diff the next answer
 # against: only meaningful differences become changes.
 trial_states = Table(
@@ -204,6 +218,35 @@ trial_states = Table(
     Column("state", JSON, nullable=False),
     Column("last_update", String(16)),
     Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# A study's meaningful changes brought by one registry update (watcher.models.StudyUpdate):
+# an item of its own, `trial-change:NCT…@<last update>`, matched, put in digests and delivered
+# through the same rows as a paper, so each reader is told of it once.
+trial_changes = Table(
+    "trial_changes",
+    metadata,
+    Column("item", String(300), primary_key=True),
+    Column("nct", String(64), nullable=False, index=True),
+    Column("last_update", String(16)),
+    Column("title", Text, nullable=False),
+    Column("phase", String(64)),  # "Phase 2", as the study said then
+    Column("found_at", UTCDateTime, nullable=False),
+)
+
+# Each change of such an update ("Recruiting → Completed"), in the order it is told.
+trial_change_lines = Table(
+    "trial_change_lines",
+    metadata,
+    Column(
+        "item",
+        String(300),
+        ForeignKey("trial_changes.item", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # models.TRIAL_CHANGE_KINDS
+    Column("what", Text, nullable=False),
 )
 
 # Something that happened to an item after it was delivered (see watcher/followups.py): one

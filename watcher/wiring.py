@@ -55,7 +55,7 @@ def connect_store(config: Config) -> Store:
 def open_store(config: Config, now: datetime) -> Store:
     """The store, migrated, and agreeing with the config's subscriptions."""
     store = connect_store(config)
-    store.sync_subscriptions(config.subscriptions, now)
+    store.polls.sync(config.subscriptions, now)
     return store
 
 
@@ -121,6 +121,8 @@ def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) 
         clinicaltrials_url=config.clinicaltrials.base_url,
         europepmc_rate=config.europepmc.rate_limit,
         clinicaltrials_rate=config.clinicaltrials.rate_limit,
+        icite_url=config.icite.base_url,
+        icite_rate=config.icite.rate_limit,
     )
 
 
