@@ -10,7 +10,6 @@ from watcher.errors import QueryError, ResponseTooLarge, SourceError
 from watcher.sources.esearch_windows import dated_term
 from watcher.sources.eutils import EUtils
 from watcher.sources.eutils_answers import parse_esearch
-from watcher.sources.http import RateLimiter
 
 from .conftest import make_client
 from .fakes.ncbi import FakeNCBI
@@ -223,20 +222,6 @@ def test_the_fake_answers_429_with_ncbis_body_when_flooded(fake: FakeNCBI) -> No
     limited = [r for r in codes if r.status_code == 429]
     assert limited and limited[0].json()["error"] == "API rate limit exceeded"
     assert limited[0].json()["limit"] == "3"
-
-
-def test_rate_limiter_sliding_window() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
-
-    limiter = RateLimiter(3, period=1.0, clock=lambda: now[0], sleep=sleep)
-    for _ in range(7):
-        limiter.wait()
-    assert now[0] == pytest.approx(2.0)
 
 
 def test_esummary_is_served(fake: FakeNCBI) -> None:

@@ -12,10 +12,12 @@ from watcher.redact import redact
 from watcher.schedule import next_digest_time, next_poll_time
 from watcher.subscriptions import Subscription
 from watcher.toml_reading import format_duration
-from watcher.wiring import make_sources, ncbi_client
+from watcher.wiring import ncbi_client, sources_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from watcher.rate import RateBudget
+    from watcher.sources.eutils import EUtils
     from watcher.store import Store
 
 
@@ -57,16 +59,18 @@ def _print_readers(config: Config, now: datetime) -> None:
         )
 
 
-def check_online(config: Config, clock: Callable[[], datetime]) -> int:
+def check_online(
+    config: Config, clock: Callable[[], datetime], budget: RateBudget | None = None
+) -> int:
     """Each search asked once: a PubMed query's count, translation and warnings, a registry's
-    count. 1 when any of them has an error or a warning."""
+    count. 1 when any of them has an error or a warning. `budget`: the store's rate budget."""
     # The client's dates come from the same clock as the poll's `now`.
-    client = ncbi_client(config.ncbi, clock=clock)
+    client = ncbi_client(config.ncbi, clock=clock, budget=budget)
     problems = 0
     print()
     for sub in config.subscriptions:
         if sub.kind in ("europepmc", "trials"):
-            problems += _count_online(config, sub, clock)
+            problems += _count_online(config, sub, client)
             continue
         if sub.query is None:
             continue
@@ -84,12 +88,12 @@ def check_online(config: Config, clock: Callable[[], datetime]) -> int:
     return 1 if problems else 0
 
 
-def _count_online(config: Config, sub: Subscription, clock: Callable[[], datetime]) -> int:
+def _count_online(config: Config, sub: Subscription, client: EUtils) -> int:
     """One request (pageSize=1 / countTotal=true): how many records the registry holds for the
     subscription's query; 1 if it could not say."""
     from watcher.sources.base import Counting
 
-    source = make_sources(config, clock=clock)[sub]
+    source = sources_for(client, config.ncbi, config)[sub]
     assert isinstance(source, Counting)
     what = "preprints" if sub.kind == "europepmc" else "studies"
     try:

@@ -43,7 +43,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from watcher import schema as db
 from watcher.errors import ConfigError, StoreError
 from watcher.identity import ItemKey, identifiers, key, own_key, pmid_key, pmid_of, split
-from watcher.locks import KeyLocks
+from watcher.locks import FileBudget, KeyLocks
 from watcher.models import (
     AbstractSection,
     Article,
@@ -57,6 +57,7 @@ from watcher.models import (
     TrialState,
 )
 from watcher.paths import open_private, tighten
+from watcher.rate import LocalBudget, Pace, RateBudget, format_starts, parse_starts, take
 from watcher.redact import cap, safe_message
 from watcher.subscriptions import Subscription
 from watcher.trials import phase_words, trial_changes
@@ -67,7 +68,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0008"
+SCHEMA_REVISION = "0012"
 # Seconds a statement waits for a lock another process holds before it fails, so that a job
 # fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
 # is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
@@ -1166,6 +1167,16 @@ class Store:
             for fd in files.values():
                 self._file_locks.release(fd)
 
+    def rate_budget(self) -> RateBudget:
+        """Where every process on this store takes its requests' slots (watcher/rate.py): a
+        table on PostgreSQL, a file per budget beside a SQLite file, this process's memory for
+        an in-memory store (one process)."""
+        if self.dialect == "postgresql":
+            return PgBudget(self.engine)
+        if self._file_locks is not None:
+            return FileBudget(self._file_locks.folder)
+        return LocalBudget()
+
     def lock_holder(self, key: str) -> str | None:
         """Who holds `key`, where the store can tell ("pid 1234" on SQLite), for messages."""
         return self._file_locks.holder(key) if self._file_locks is not None else None
@@ -1174,7 +1185,7 @@ class Store:
     def _pg_advisory_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
         # Advisory locks are server-wide: the first key names the store (database and schema),
         # so two stores on one server never hold each other's recipients or subscriptions.
-        store_key = "hashtext(current_database() || '.' || current_schema())"
+        store_key = _PG_STORE_KEY
         with store_errors(), self.engine.connect() as conn:
             held = {
                 k
@@ -1205,6 +1216,47 @@ class Store:
                         "the locks with it",
                         ", ".join(sorted(held)),
                     )
+
+
+# Advisory locks are server-wide: the first key names the store (database and schema).
+_PG_STORE_KEY = "hashtext(current_database() || '.' || current_schema())"
+
+
+class PgBudget:
+    """A PostgreSQL store's rate budgets: each a row of `rate_slots`, read and rewritten in one
+    short transaction under an advisory lock on the budget, on the server's clock (the one
+    clock every process, on any machine, reads). A process that dies mid-transaction is rolled
+    back and its lock released by the server; between requests it holds nothing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def try_take(self, pace: Pace) -> float:
+        with store_errors(), self.engine.connect() as conn:
+            conn.execute(
+                text(f"SELECT pg_advisory_xact_lock({_PG_STORE_KEY}, hashtext(:k))"),
+                {"k": f"rate:{pace.name}"},
+            )
+            # A statement of its own, after the lock: its snapshot holds the last holder's
+            # commit, and the clock is read while no one else can take a slot.
+            now, raw = conn.execute(
+                text(
+                    "SELECT extract(epoch FROM clock_timestamp()), "
+                    "(SELECT starts FROM rate_slots WHERE budget = :b)"
+                ),
+                {"b": pace.name},
+            ).one()
+            kept, wait = take(parse_starts(raw), float(now), pace)
+            if not wait:
+                conn.execute(
+                    text(
+                        "INSERT INTO rate_slots (budget, starts) VALUES (:b, :s) "
+                        "ON CONFLICT (budget) DO UPDATE SET starts = excluded.starts"
+                    ),
+                    {"b": pace.name, "s": format_starts(kept)},
+                )
+            conn.commit()
+            return wait
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
