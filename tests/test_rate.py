@@ -132,8 +132,9 @@ def test_two_processes_share_one_budget_and_interleave(store_url: str) -> None:
     # other to finish: their slots interleave.
     assert most_in_a_second(a + b) <= 10
     assert min(b) < max(a) and min(a) < max(b)
-    # Together as fast as one: 30 slots 0.105 s apart.
-    assert max(a + b) - min(a + b) < 29 * 0.105 + 0.5
+    # Together about as fast as one: 30 slots 0.105 s apart (a loaded machine and a database
+    # round trip per slot given their due).
+    assert max(a + b) - min(a + b) < 1.5 * 29 * 0.105 + 1
 
 
 # A process that holds a budget's lock as a process killed in the middle of taking a slot would:

@@ -1233,8 +1233,13 @@ class PgBudget:
 
     def try_take(self, pace: Pace) -> float:
         with store_errors(), self.engine.connect() as conn:
+            # Slots are worth nothing after a crash: their commit need not wait for the disk,
+            # whose flush would stand between the slot and the request it is for.
             conn.execute(
-                text(f"SELECT pg_advisory_xact_lock({_PG_STORE_KEY}, hashtext(:k))"),
+                text(
+                    "SELECT set_config('synchronous_commit', 'off', true), "
+                    f"pg_advisory_xact_lock({_PG_STORE_KEY}, hashtext(:k))"
+                ),
                 {"k": f"rate:{pace.name}"},
             )
             # A statement of its own, after the lock: its snapshot holds the last holder's
@@ -1248,12 +1253,15 @@ class PgBudget:
             ).one()
             kept, wait = take(parse_starts(raw), float(now), pace)
             if not wait:
+                # The start is written as the clock reads when it is written, a moment after
+                # the decision: nearer the request, so never earlier than it.
                 conn.execute(
                     text(
-                        "INSERT INTO rate_slots (budget, starts) VALUES (:b, :s) "
+                        "INSERT INTO rate_slots (budget, starts) VALUES (:b, concat_ws(' ', "
+                        "CAST(:s AS text), extract(epoch FROM clock_timestamp())::text)) "
                         "ON CONFLICT (budget) DO UPDATE SET starts = excluded.starts"
                     ),
-                    {"b": pace.name, "s": format_starts(kept)},
+                    {"b": pace.name, "s": format_starts(kept[:-1])},
                 )
             conn.commit()
             return wait
