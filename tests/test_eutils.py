@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import QueryError, ResponseTooLarge, SourceError
+from watcher.rate import Pace
 from watcher.sources.esearch_windows import dated_term
 from watcher.sources.eutils import EUtils
 from watcher.sources.eutils_answers import parse_esearch
@@ -178,10 +179,18 @@ def test_gives_up_after_bounded_tries_with_a_typed_error(fake: FakeNCBI) -> None
     assert fake.count() == 3
 
 
+class Unpaced:
+    """A rate budget that grants every slot at once (a test of backoff, not of pace)."""
+
+    def try_take(self, pace: Pace) -> float:
+        return 0.0
+
+
 def test_429_storm_without_retry_after_backs_off(fake: FakeNCBI) -> None:
     fake.fault("esearch", "ratelimit", times=3)
     sleeps: list[float] = []
-    client = make_client(fake.base_url, backoff=0.01, sleep=sleeps.append)
+    # Every slot granted at once: the sleeps recorded are the backoffs alone.
+    client = make_client(fake.base_url, backoff=0.01, sleep=sleeps.append, budget=Unpaced())
     client.search("x", None, None)
     assert fake.count() == 4
     backoffs = [s for s in sleeps if s > 0]
