@@ -34,6 +34,7 @@ It counts every request it serves so tests can assert request budgets.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -170,7 +171,7 @@ class FakeNCBI:
         self._faults: dict[str, deque[Fault]] = {}
         self.poisons: dict[int, Poison] = {}
         self._history: dict[str, list[list[int]]] = {}
-        self._windows: dict[str, deque[float]] = {}
+        self._windows: dict[str, list[float]] = {}
         # Who (an API key, else the client's address) → when each request arrived, 429s too.
         self.arrivals: dict[str, list[float]] = {}
         self._lock = threading.Lock()
@@ -267,19 +268,20 @@ class FakeNCBI:
                     return fault
         return None
 
-    def over_limit(self, who: str, has_key: bool) -> tuple[bool, int, float]:
-        """Sliding one-second window per key (or address), as NCBI enforces it."""
+    def over_limit(self, who: str, has_key: bool, now: float) -> tuple[bool, int, float]:
+        """Sliding one-second window per key (or address), as NCBI enforces it; `now` is when
+        the request arrived."""
         limit = self.rate_limit_with_key if has_key else self.rate_limit
         with self._lock:
-            now = time.monotonic()
             self.arrivals.setdefault(who, []).append(now)
             if limit is None:
                 return False, 0, 0
-            window = self._windows.setdefault(who, deque())
-            while window and now - window[0] >= 1.0:
-                window.popleft()
-            window.append(now)
-            n = len(window)
+            # Kept in order of arrival: two handler threads may reach this in the other order.
+            window = self._windows.setdefault(who, [])
+            while window and now - window[0] >= 2.0:
+                window.pop(0)
+            bisect.insort(window, now)
+            n = bisect.bisect_right(window, now) - bisect.bisect_right(window, now - 1.0)
         return n > limit, n, limit
 
     def search(
@@ -340,8 +342,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
+    arrived = 0.0  # when the request line was read (set per request)
     id_values: list[str] = []  # noqa: RUF012 (set per request, never mutated)
     limit_headers: dict[str, str] = {}  # noqa: RUF012 (likewise)
+
+    def parse_request(self) -> bool:
+        # A request arrives when its request line has been read, before its headers are
+        # parsed: the rate is counted from then, as close to the wire as this server can be.
+        self.arrived = time.monotonic()
+        return super().parse_request()
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
@@ -377,7 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = INVALID_KEY_BODY.format(key=key).encode()
             return self.reply(endpoint, params, 400, body, "application/json")
         who = key if key is not None else self.client_address[0]
-        limited, count, limit = ncbi.over_limit(who, key is not None)
+        limited, count, limit = ncbi.over_limit(who, key is not None, self.arrived)
         self.limit_headers = (
             {
                 "X-RateLimit-Limit": str(int(limit)),
