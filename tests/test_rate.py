@@ -144,13 +144,14 @@ HOLDER = textwrap.dedent(
     import fcntl, os, sys, time
     from sqlalchemy import text
     from watcher.rate import Pace
-    from watcher.store import Store, _PG_STORE_KEY
+    from watcher.store import Store
+    from watcher.store.engine import PG_STORE_KEY
     store = Store.open(sys.argv[1])
     budget, pace = store.rate_budget(), Pace.of("shared-host", 10)
     if store.dialect == "postgresql":
         conn = store.engine.connect()
         conn.execute(
-            text(f"SELECT pg_advisory_xact_lock({_PG_STORE_KEY}, hashtext(:k))"),
+            text(f"SELECT pg_advisory_xact_lock({PG_STORE_KEY}, hashtext(:k))"),
             {"k": f"rate:{pace.name}"},
         )
     else:

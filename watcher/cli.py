@@ -208,7 +208,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     now = utcnow()
     subs = selected(config, args.subscription)
     if args.due:
-        due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
+        due = {s.name for s in due_subscriptions(config, store.polls.states(), now)}
         subs = [s for s in subs if s.name in due]
     sources = make_sources(config, clock=utcnow, budget=store.rate_budget())
     # A subscription another process (a daemon, another `watcher poll`) is searching is left
@@ -216,7 +216,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     with claimed(store, subs) as claim:
         mine = claim.mine
         if args.due:
-            due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
+            due = {s.name for s in due_subscriptions(config, store.polls.states(), now)}
             mine = [s for s in mine if s.name in due]
         report = poll(config, store, sources, now, mine)
     refreshed = (
