@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import QueryError, ResponseTooLarge, SourceError
+from watcher.rate import Pace
 from watcher.sources.esearch_windows import dated_term
 from watcher.sources.eutils import EUtils
 from watcher.sources.eutils_answers import parse_esearch
-from watcher.sources.http import RateLimiter
 
 from .conftest import make_client
 from .fakes.ncbi import FakeNCBI
@@ -179,10 +179,18 @@ def test_gives_up_after_bounded_tries_with_a_typed_error(fake: FakeNCBI) -> None
     assert fake.count() == 3
 
 
+class Unpaced:
+    """A rate budget that grants every slot at once (a test of backoff, not of pace)."""
+
+    def try_take(self, pace: Pace) -> float:
+        return 0.0
+
+
 def test_429_storm_without_retry_after_backs_off(fake: FakeNCBI) -> None:
     fake.fault("esearch", "ratelimit", times=3)
     sleeps: list[float] = []
-    client = make_client(fake.base_url, backoff=0.01, sleep=sleeps.append)
+    # Every slot granted at once: the sleeps recorded are the backoffs alone.
+    client = make_client(fake.base_url, backoff=0.01, sleep=sleeps.append, budget=Unpaced())
     client.search("x", None, None)
     assert fake.count() == 4
     backoffs = [s for s in sleeps if s > 0]
@@ -223,20 +231,6 @@ def test_the_fake_answers_429_with_ncbis_body_when_flooded(fake: FakeNCBI) -> No
     limited = [r for r in codes if r.status_code == 429]
     assert limited and limited[0].json()["error"] == "API rate limit exceeded"
     assert limited[0].json()["limit"] == "3"
-
-
-def test_rate_limiter_sliding_window() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(s: float) -> None:
-        slept.append(s)
-        now[0] += s
-
-    limiter = RateLimiter(3, period=1.0, clock=lambda: now[0], sleep=sleep)
-    for _ in range(7):
-        limiter.wait()
-    assert now[0] == pytest.approx(2.0)
 
 
 def test_esummary_is_served(fake: FakeNCBI) -> None:

@@ -81,7 +81,7 @@ STAGES = {
         "drug_table",
     },
     "sources": {"sources", "trials"},
-    "store": {"store", "schema", "poll", "poll_fetch", "poll_report", "followups"},
+    "store": {"store", "schema", "poll", "poll_fetch", "poll_locks", "poll_report", "followups"},
     "digest": {"digest"},
     "mail": {"mail", "transports", "delivery"},
     "drive": {"cli", "check", "status", "daemon", "wiring", "__main__"},

@@ -12,10 +12,11 @@ from watcher.redact import redact
 from watcher.schedule import next_digest_time, next_poll_time
 from watcher.subscriptions import Subscription
 from watcher.toml_reading import format_duration
-from watcher.wiring import make_sources, ncbi_client
+from watcher.wiring import ncbi_client, sources_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from watcher.rate import RateBudget
     from watcher.sources.base import Source
     from watcher.store import Store
 
@@ -73,15 +74,17 @@ def _print_readers(config: Config, now: datetime) -> None:
         )
 
 
-def check_online(config: Config, clock: Callable[[], datetime]) -> int:
+def check_online(
+    config: Config, clock: Callable[[], datetime], budget: RateBudget | None = None
+) -> int:
     """Each search asked once: a PubMed query's count, translation and warnings, a registry's
-    count. 1 when any of them has an error or a warning."""
+    count. 1 when any of them has an error or a warning. `budget`: the store's rate budget."""
     # The client's dates come from the same clock as the poll's `now`.
-    client = ncbi_client(config.ncbi, clock=clock)
-    # The registries' sources built once: one HTTP layer whose pace holds across subscriptions
-    # (built per subscription, each count had a fresh rate limiter, and the building cost
-    # grew with the subscriptions).
-    sources = make_sources(config, clock=clock)
+    client = ncbi_client(config.ncbi, clock=clock, budget=budget)
+    # The registries' sources built once, around the same client: one HTTP layer whose pace
+    # holds across subscriptions (built per subscription, each count had a fresh rate limiter,
+    # and the building cost grew with the subscriptions).
+    sources = sources_for(client, config.ncbi, config)
     problems = 0
     print()
     for sub in config.subscriptions:
@@ -89,7 +92,7 @@ def check_online(config: Config, clock: Callable[[], datetime]) -> int:
             problems += _count_online(sources[sub], sub)
             continue
         if sub.follows:
-            problems += _follow_online(config, sub, clock)
+            problems += _follow_online(sources[sub], sub)
         if sub.query is None:
             continue
         # A count, a translation and the warnings are all this shows: esearch with retmax=0
@@ -121,12 +124,11 @@ def _count_online(source: Source, sub: Subscription) -> int:
     return 0
 
 
-def _follow_online(config: Config, sub: Subscription, clock: Callable[[], datetime]) -> int:
+def _follow_online(source: Source, sub: Subscription) -> int:
     """Per followed paper, how many papers cite it and how many similar ones `top` keeps, as
     ELink and iCite say now (what one poll asks: one elink, one iCite request per 200)."""
     from watcher.sources.following import Following
 
-    source = make_sources(config, clock=clock)[sub]
     assert isinstance(source, Following)
     try:
         links, notes, _ = source.links(sub)

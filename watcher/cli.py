@@ -186,11 +186,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load(args)
     require_secrets(config)
     store = open_store(config, utcnow())
-    print_check(config, store, utcnow())
-    store.close()
-    if args.online:
-        return check_online(config, utcnow)
-    return 0
+    try:
+        print_check(config, store, utcnow())
+        # Its searches spend the rate the store's other processes share.
+        return check_online(config, utcnow, store.rate_budget()) if args.online else 0
+    finally:
+        store.close()
 
 
 def selected(config: Config, names: list[str] | None) -> list[Subscription]:
@@ -199,6 +200,7 @@ def selected(config: Config, names: list[str] | None) -> list[Subscription]:
 
 def cmd_poll(args: argparse.Namespace) -> int:
     from watcher.poll import due_subscriptions, poll, refresh_followups
+    from watcher.poll_locks import claimed
     from watcher.wiring import make_sources, open_store
 
     config = load(args)
@@ -208,14 +210,23 @@ def cmd_poll(args: argparse.Namespace) -> int:
     if args.due:
         due = {s.name for s in due_subscriptions(config, store.polls.states(), now)}
         subs = [s for s in subs if s.name in due]
-    sources = make_sources(config, clock=utcnow)
-    report = poll(config, store, sources, now, subs)
+    sources = make_sources(config, clock=utcnow, budget=store.rate_budget())
+    # A subscription another process (a daemon, another `watcher poll`) is searching is left
+    # to it; with --due, one it polled meanwhile is due no more.
+    with claimed(store, subs) as claim:
+        mine = claim.mine
+        if args.due:
+            due = {s.name for s in due_subscriptions(config, store.polls.states(), now)}
+            mine = [s for s in mine if s.name in due]
+        report = poll(config, store, sources, now, mine)
     refreshed = (
         refresh_followups(config, store, sources, now, force=not args.due)
         if args.followups
         else None
     )
     store.close()
+    for sub, holder in claim.busy:
+        print(f"{sub.name}: skipped, {holder} is polling it")
     for o in report.outcomes:
         line = f"{o.name}: " + (
             f"FAILED: {o.error}" if o.error else f"{o.found} found, {o.new_matches} new"
@@ -242,25 +253,30 @@ def _refresh_line(r: RefreshReport) -> str:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from watcher.poll import backfill
+    from watcher.poll_locks import claimed
     from watcher.wiring import make_sources, open_store
 
     config = load(args)
     store = open_store(config, utcnow())
     subs = selected(config, args.subscription)
     progress = _progress_bar if sys.stderr.isatty() else _progress_log
-    reports = backfill(
-        config,
-        store,
-        make_sources(config, clock=utcnow),
-        utcnow(),
-        args.since,
-        subscriptions=subs,
-        deliver=args.deliver,
-        progress=progress,
-    )
+    # The same locks as a poll's: a subscription is never searched by two processes at once.
+    with claimed(store, subs) as claim:
+        reports = backfill(
+            config,
+            store,
+            make_sources(config, clock=utcnow, budget=store.rate_budget()),
+            utcnow(),
+            args.since,
+            subscriptions=claim.mine,
+            deliver=args.deliver,
+            progress=progress,
+        )
     store.close()
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    for sub, holder in claim.busy:
+        print(f"{sub.name}: skipped, {holder} is polling it; run the backfill again later")
     for r in reports:
         resumed = f" (resumed from {r.resumed_from})" if r.resumed_from else ""
         print(

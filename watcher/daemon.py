@@ -25,6 +25,7 @@ from watcher.digest.render import Renderer
 from watcher.errors import ConfigError, Interrupted, WatcherError
 from watcher.locks import InstanceLock
 from watcher.poll import due_subscriptions, poll, refresh_followups
+from watcher.poll_locks import claimed
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
 from watcher.sources.kinds import Sources
 from watcher.store import Store
@@ -185,10 +186,10 @@ class Daemon:
         due = due_subscriptions(config, self.store.polls.states(), now)
         if not due:
             return
-        with self.store.advisory_locks([f"poll:{s.name}" for s in due]) as held:
+        with claimed(self.store, due) as claim:
             # Another instance may have polled while we asked: look again under the locks.
             still = {s.name for s in due_subscriptions(config, self.store.polls.states(), now)}
-            mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
+            mine = [s for s in claim.mine if s.name in still]
             if mine:
                 poll(config, self.store, self.sources, now, mine)
 
@@ -283,8 +284,11 @@ class Daemon:
         if new.store_url != self.config.store_url:
             log.warning("store.url changed; the daemon keeps its open store until restarted")
         if new.ncbi != self.config.ncbi:
-            # The sources (their session and rate limiters) are built once per process.
-            self.sources = make_sources(new, clock=self.clock, sleep=self.sources.sleep)
+            # The sources (their session and paces) are built once per process; the budget is
+            # the store's, shared with the other processes on it.
+            self.sources = make_sources(
+                new, clock=self.clock, sleep=self.sources.sleep, budget=self.sources.budget
+            )
         with self.busy:
             self.config = new
             self.renderer = Renderer(new.mail.templates)
@@ -345,7 +349,9 @@ def run(config_path: Path, clock: Clock) -> int:
             raise Interrupted("shutting down")
 
     # One clock for the jobs' `now` and the client's dates.
-    sources = make_sources(config, clock=clock, sleep=interruptible_sleep)
+    sources = make_sources(
+        config, clock=clock, sleep=interruptible_sleep, budget=store.rate_budget()
+    )
     daemon = Daemon(config_path, config, store, sources, clock, stop)
     signal.signal(signal.SIGTERM, lambda *_: daemon.stop_requested.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stop_requested.set())

@@ -7,6 +7,9 @@ transaction, while a digest must be held from choosing its papers until the mail
 answered. flock is per open file, so it also excludes two stores opened in one process, and the
 kernel drops it when its holder dies: a crash never leaves a stale lock. (SQLite itself must not
 be on a network file system, so one host is all these locks need to cover.)
+
+The same folder holds the store's rate budgets (FileBudget): the request starts of each host
+and API key, which every process on the store reads and writes under the file's flock.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import fcntl
 import hashlib
 import os
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from watcher.errors import StoreError
 from watcher.paths import open_private, private_dir
+from watcher.rate import Pace, format_starts, parse_starts, take
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9@._-]+")
 
@@ -61,6 +67,41 @@ class KeyLocks:
             return self.path(key).read_text(encoding="ascii", errors="replace").strip() or None
         except OSError:
             return None
+
+
+class FileBudget:
+    """A rate budget kept in `folder`: one file per host and key (named by a digest, so no API
+    key is written out) holding the starts in the window, read and rewritten under an exclusive
+    flock that lasts a few system calls. A process that dies holds nothing; the kernel drops
+    its lock. The clock is the host's monotonic one, which every process on it shares."""
+
+    def __init__(self, folder: Path, clock: Callable[[], float] = time.monotonic) -> None:
+        self.folder = folder
+        self._clock = clock
+        self._made = False
+
+    def path(self, pace: Pace) -> Path:
+        return self.folder / f"rate-{pace.name}.slots"
+
+    def try_take(self, pace: Pace) -> float:
+        if not self._made:
+            private_dir(self.folder)
+            self._made = True
+        fd = open_private(self.path(pace), os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # The clock is read under the lock: no other process can take a slot between this
+            # reading and the write, so the starts in the file are in the order they were taken.
+            kept, wait = take(parse_starts(os.pread(fd, 1 << 16, 0)), self._clock(), pace)
+            if not wait:
+                data = format_starts(kept).encode()
+                # Written over, then cut to length: a crash between the two leaves a longer
+                # list, read as more starts (a later request), never as fewer.
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+            return wait
+        finally:
+            os.close(fd)  # and with it the flock
 
 
 class InstanceLock:

@@ -325,3 +325,13 @@ change_deliveries = Table(
     Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
     Column("delivered_at", UTCDateTime, nullable=False),
 )
+
+# A PostgreSQL store's rate budgets (watcher/rate.py): per host and API key (`budget` is a digest
+# of them, never the key itself), the request starts of every process within the last period,
+# on the server's clock. Read and rewritten under a transaction's advisory lock.
+rate_slots = Table(
+    "rate_slots",
+    metadata,
+    Column("budget", String(64), primary_key=True),
+    Column("starts", Text, nullable=False),
+)

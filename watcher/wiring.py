@@ -25,6 +25,7 @@ from watcher.errors import ConfigError
 # never pay for requests or the mail transports.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from watcher.rate import RateBudget
     from watcher.sources.eutils import EUtils
     from watcher.sources.kinds import Sources
     from watcher.store import Store
@@ -70,7 +71,10 @@ def ncbi_client(
     sleep: Callable[[float], None] = time.sleep,
     *,
     clock: Callable[[], datetime],
+    budget: RateBudget | None = None,
 ) -> EUtils:
+    """The E-utilities client; `budget` is where its requests' slots come from (the store's
+    `rate_budget()`, shared by every process on the store; this process's own without one)."""
     api_key = env.get(ncbi.api_key_env) if ncbi.api_key_env else None
     if ncbi.api_key_env and not api_key:
         log.warning(
@@ -92,6 +96,7 @@ def ncbi_client(
         max_response_mb=ncbi.max_response_mb,
         clock=clock,
         sleep=sleep,
+        budget=budget,
     )
 
 
@@ -101,10 +106,14 @@ def make_sources(
     sleep: Callable[[float], None] = time.sleep,
     *,
     clock: Callable[[], datetime],
+    budget: RateBudget | None = None,
 ) -> Sources:
     """Every registered source, sharing one HTTP layer and one NCBI client; `clock` is the
-    caller's (the poll's `now`), so the client's dates agree with it."""
-    return sources_for(ncbi_client(config.ncbi, env, sleep, clock=clock), config.ncbi, config)
+    caller's (the poll's `now`), so the client's dates agree with it. Pass the store's
+    `rate_budget()` as `budget` wherever a store is open: every process on it then shares each
+    host's rate (and the API key's) instead of each spending all of it."""
+    client = ncbi_client(config.ncbi, env, sleep, clock=clock, budget=budget)
+    return sources_for(client, config.ncbi, config)
 
 
 def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) -> Sources:

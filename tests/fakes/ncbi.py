@@ -14,8 +14,10 @@ What it imitates (https://www.ncbi.nlm.nih.gov/books/NBK25499/):
   WebEnv and query_key searches within a stored set, as NCBI's does.
 - PubMed RSS: /rss/search/<id>/ with pubmed:N guids, dc:identifier pmid:/doi:, links whose
   tracking query changes on every fetch, ETag and Last-Modified with 304 answers.
-- Rate limiting: more than `rate_limit` requests in a second gets HTTP 429 with NCBI's JSON body;
-  every answer carries X-RateLimit-Limit and X-RateLimit-Remaining, as NCBI's do.
+- Rate limiting: more than `rate_limit` requests (`rate_limit_with_key` with an api_key) in any
+  sliding second, counted per API key or, without one, per client address as NCBI counts them,
+  gets HTTP 429 with NCBI's JSON body; every answer carries X-RateLimit-Limit and
+  X-RateLimit-Remaining, as NCBI's do. Every arrival's time is kept (`arrivals`, `peak`).
 - A GET whose URL is longer than `max_url` (when set) gets HTTP 414, as a front end does.
 - Faults on demand: 5xx, HTML error pages, truncated bodies, empty bodies, slow answers, JSON
   errors under 200, <ERROR> bodies, an expired WebEnv (the history server's "Unable to obtain
@@ -32,6 +34,7 @@ It counts every request it serves so tests can assert request budgets.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -168,7 +171,9 @@ class FakeNCBI:
         self._faults: dict[str, deque[Fault]] = {}
         self.poisons: dict[int, Poison] = {}
         self._history: dict[str, list[list[int]]] = {}
-        self._arrivals: deque[float] = deque()
+        self._windows: dict[str, list[float]] = {}
+        # Who (an API key, else the client's address) → when each request arrived, 429s too.
+        self.arrivals: dict[str, list[float]] = {}
         self._lock = threading.Lock()
         self._server: LoopbackServer | None = None
         self.feed_fetches = 0
@@ -234,6 +239,20 @@ class FakeNCBI:
     def reset_counts(self) -> None:
         self.served.clear()
         self.too_many = 0
+        self.arrivals.clear()
+
+    def peak(self, who: str | None = None, window: float = 1.0) -> int:
+        """The most requests that arrived within any `window` seconds, from `who` (an API key
+        or a client address) or from anyone."""
+        times = sorted(
+            t for k, ts in list(self.arrivals.items()) if who is None or k == who for t in ts
+        )
+        most, first = 0, 0
+        for last, t in enumerate(times):
+            while t - times[first] >= window:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     # Behaviour
 
@@ -249,17 +268,20 @@ class FakeNCBI:
                     return fault
         return None
 
-    def over_limit(self, has_key: bool) -> tuple[bool, int, float]:
-        """Sliding one-second window, as NCBI enforces it."""
+    def over_limit(self, who: str, has_key: bool, now: float) -> tuple[bool, int, float]:
+        """Sliding one-second window per key (or address), as NCBI enforces it; `now` is when
+        the request arrived."""
         limit = self.rate_limit_with_key if has_key else self.rate_limit
-        if limit is None:
-            return False, 0, 0
         with self._lock:
-            now = time.monotonic()
-            while self._arrivals and now - self._arrivals[0] >= 1.0:
-                self._arrivals.popleft()
-            self._arrivals.append(now)
-            n = len(self._arrivals)
+            self.arrivals.setdefault(who, []).append(now)
+            if limit is None:
+                return False, 0, 0
+            # Kept in order of arrival: two handler threads may reach this in the other order.
+            window = self._windows.setdefault(who, [])
+            while window and now - window[0] >= 2.0:
+                window.pop(0)
+            bisect.insort(window, now)
+            n = bisect.bisect_right(window, now) - bisect.bisect_right(window, now - 1.0)
         return n > limit, n, limit
 
     def search(
@@ -320,8 +342,15 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
 
+    arrived = 0.0  # when the request line was read (set per request)
     id_values: list[str] = []  # noqa: RUF012 (set per request, never mutated)
     limit_headers: dict[str, str] = {}  # noqa: RUF012 (likewise)
+
+    def parse_request(self) -> bool:
+        # A request arrives when its request line has been read, before its headers are
+        # parsed: the rate is counted from then, as close to the wire as this server can be.
+        self.arrived = time.monotonic()
+        return super().parse_request()
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
@@ -356,7 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
         if key is not None and ncbi.api_keys is not None and key not in ncbi.api_keys:
             body = INVALID_KEY_BODY.format(key=key).encode()
             return self.reply(endpoint, params, 400, body, "application/json")
-        limited, count, limit = ncbi.over_limit("api_key" in params)
+        who = key if key is not None else self.client_address[0]
+        limited, count, limit = ncbi.over_limit(who, key is not None, self.arrived)
         self.limit_headers = (
             {
                 "X-RateLimit-Limit": str(int(limit)),

@@ -23,6 +23,7 @@ from watcher import __version__
 from watcher.errors import ResponseTooLarge, SourceError
 from watcher.identity import ItemKey, pmid_of
 from watcher.models import Article, SearchResult
+from watcher.rate import Pace, RateBudget
 from watcher.redact import register_secret
 from watcher.sources import esearch_windows
 from watcher.sources.esearch_windows import EPOCH, ESEARCH_CAP
@@ -39,7 +40,6 @@ from watcher.sources.http import (
     Answer,
     Counters,
     Http,
-    RateLimiter,
     RetryableError,
     snippet,
 )
@@ -80,7 +80,6 @@ __all__ = [
     "NCBI_ZONE",
     "Counters",
     "EUtils",
-    "RateLimiter",
     "SearchPage",
     "ncbi_error",
     "ncbi_today",
@@ -116,6 +115,7 @@ class EUtils:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         http: Http | None = None,
+        budget: RateBudget | None = None,
     ) -> None:
         """`clock` is the caller's (the poll's) clock: an open-ended window ends on NCBI's
         today by that clock, never by the machine's local date."""
@@ -132,9 +132,13 @@ class EUtils:
             max_response_mb=max_response_mb,
             session=session,
             sleep=sleep,
+            budget=budget,
         )
         host = urlsplit(self.base_url).hostname or ""
-        self.http.set_rate(NCBI_DOMAIN if host.endswith(NCBI_DOMAIN) else host, rate)
+        # NCBI counts a key's requests, whoever sends them: with a key, the budget is the key's.
+        self.http.set_rate(
+            NCBI_DOMAIN if host.endswith(NCBI_DOMAIN) else host, rate, api_key or None
+        )
         self.batch_size = batch_size
         self.page_size = min(page_size, ESEARCH_CAP)
         self.clock = clock
@@ -148,7 +152,7 @@ class EUtils:
         return self.http.sleep
 
     @property
-    def limiter(self) -> RateLimiter:
+    def limiter(self) -> Pace:
         return self.http.limiter(self.base_url)
 
     def today(self) -> date:

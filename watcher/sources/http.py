@@ -1,5 +1,6 @@
-"""The one HTTP layer every source uses: one session, a rate limiter per host, retries with
-backoff and Retry-After, conditional GET, and requests' exceptions turned into ours.
+"""The one HTTP layer every source uses: one session, a pace per host taken from a rate budget
+(shared by every process on a store, watcher/rate.py), retries with backoff and Retry-After,
+conditional GET, and requests' exceptions turned into ours.
 
 Sources say what a usable answer is (a `check` that raises RetryableError for a body worth asking
 for again); this module says how to ask. No source imports another.
@@ -11,7 +12,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import requests
 
 from watcher.errors import ResponseTooLarge, SourceError, Unreachable
+from watcher.rate import LocalBudget, Pace, RateBudget, budget_key, wait_for_slot
 from watcher.redact import redact
 
 log = logging.getLogger(__name__)
@@ -46,39 +47,6 @@ class RetryableError(SourceError):
         super().__init__(message)
         self.retry_after = retry_after
         self.connection = connection  # the host did not answer at all
-
-
-class RateLimiter:
-    """At most `rate` request starts in any sliding window of `period` seconds, across threads.
-
-    The window is a little longer than NCBI's second so that network jitter between our clock and
-    theirs never lets a fourth request land inside one of their seconds.
-    """
-
-    def __init__(
-        self,
-        rate: float,
-        period: float = 1.05,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.slots = max(1, int(rate)) if rate >= 1 else 1
-        self.period = period if rate >= 1 else period / rate
-        self._starts: deque[float] = deque()
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._sleep = sleep
-
-    def wait(self) -> None:
-        with self._lock:
-            while True:
-                now = self._clock()
-                while self._starts and now - self._starts[0] >= self.period:
-                    self._starts.popleft()
-                if len(self._starts) < self.slots:
-                    self._starts.append(now)
-                    return
-                self._sleep(self.period - (now - self._starts[0]))
 
 
 @dataclass
@@ -112,7 +80,8 @@ class ConditionalResponse:
 
 class Http:
     """One per process: every request of every source goes through its session, its per-host
-    rate limiters and its retry loop."""
+    paces (slots taken from `budget`, which other processes on the store may share) and its
+    retry loop."""
 
     def __init__(
         self,
@@ -126,6 +95,7 @@ class Http:
         max_response_mb: float = DEFAULT_MAX_RESPONSE_MB,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        budget: RateBudget | None = None,
     ) -> None:
         # (connect, read): a dead host fails fast, a slow answer of 500 records may take a while.
         self.timeout = (min(10.0, timeout), timeout)
@@ -138,26 +108,31 @@ class Http:
         self.counters = Counters()
         self.sleep = sleep
         self.default_rate = default_rate
-        self._limiters: dict[str, RateLimiter] = {}
+        self.budget = budget or LocalBudget()
+        self._paces: dict[str, Pace] = {}
         self._lock = threading.Lock()
         for host, rate in (rates or {}).items():
             self.set_rate(host, rate)
 
-    def set_rate(self, host: str, rate: float) -> None:
+    def set_rate(self, host: str, rate: float, account: str | None = None) -> None:
         """Limit `host` (and, for a domain such as ncbi.nlm.nih.gov, every host under it) to
-        `rate` requests per second, shared by every source that asks it."""
+        `rate` requests per second, shared by every source that asks it and, through the
+        budget, by every process on the store. `account` (an API key) is what the host counts
+        on besides: its own budget, never written out in clear."""
+        host = host.lower()
         with self._lock:
-            self._limiters[host.lower()] = RateLimiter(rate, sleep=self.sleep)
+            self._paces[host] = Pace.of(budget_key(host, account), rate)
 
-    def limiter(self, url: str) -> RateLimiter:
+    def limiter(self, url: str) -> Pace:
+        """The pace of `url`'s host: its own, its domain's, or the polite default."""
         host = (urlsplit(url).hostname or "").lower()
         with self._lock:
             parts = host.split(".")
             for i in range(len(parts)):
-                found = self._limiters.get(".".join(parts[i:]))
+                found = self._paces.get(".".join(parts[i:]))
                 if found is not None:
                     return found
-            return self._limiters.setdefault(host, RateLimiter(self.default_rate, sleep=self.sleep))
+            return self._paces.setdefault(host, Pace.of(host, self.default_rate))
 
     def call(
         self,
@@ -214,18 +189,25 @@ class Http:
         data: Mapping[str, Any] | None,
         headers: Mapping[str, str],
     ) -> Answer:
-        self.limiter(url).wait()
+        # Built before the slot is taken (what requests' Session.request does, in two steps), so
+        # that between the slot and the bytes on the wire there is as little as can be: every
+        # millisecond there is one by which a busy machine can push this request into the
+        # next request's second at the host.
+        prepared = self.session.prepare_request(
+            requests.Request(
+                method,
+                url,
+                params=None if method == "POST" else data,
+                data=data if method == "POST" else None,
+                headers=dict(headers),
+            )
+        )
+        # Streamed, so that the size limit is enforced while reading, not after.
+        settings = self.session.merge_environment_settings(prepared.url, {}, True, None, None)
+        wait_for_slot(self.budget, self.limiter(url), self.sleep)
         self.counters.count(endpoint(url))
         try:
-            # Streamed, so that the size limit is enforced while reading, not after.
-            if method == "POST":
-                resp = self.session.post(
-                    url, data=data, headers=dict(headers), timeout=self.timeout, stream=True
-                )
-            else:
-                resp = self.session.get(
-                    url, params=data, headers=dict(headers), timeout=self.timeout, stream=True
-                )
+            resp = self.session.send(prepared, timeout=self.timeout, **settings)
             with resp:  # hands the connection back to the pool, or closes it mid-body
                 return Answer(resp.status_code, resp.headers, self._read_body(resp, url))
         except requests.Timeout:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from watcher.rate import RateBudget
 from watcher.sources.base import Source
 from watcher.sources.clinicaltrials import ClinicalTrials
 from watcher.sources.endpoints import (
@@ -81,6 +82,10 @@ class Sources:
     @property
     def sleep(self) -> Callable[[float], None]:
         return self.kit.http.sleep
+
+    @property
+    def budget(self) -> RateBudget:
+        return self.kit.http.budget
 
 
 def pubmed_sources(

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.errors import StoreError
+from watcher.rate import RateBudget
 from watcher.store.articles import Articles, AwaitedRecord, article_rows
 from watcher.store.changes import Changes
 from watcher.store.citations import Citations
@@ -33,6 +34,7 @@ from watcher.store.items import Items
 from watcher.store.limits import MAX_ABSTRACT, MAX_ITEMS, MAX_TEXT, MAX_TITLE, bounded
 from watcher.store.outbox import Outbox, PendingDigest
 from watcher.store.polls import Polls
+from watcher.store.rate_slots import rate_budget
 from watcher.store.trials import Trials
 
 __all__ = [
@@ -101,6 +103,10 @@ class Store:
         the keys it holds (see engine.AdvisoryLocks.hold)."""
         with self._locks.hold(keys) as held:
             yield held
+
+    def rate_budget(self) -> RateBudget:
+        """Where every process on this store takes its requests' slots (see rate_slots)."""
+        return rate_budget(self.engine)
 
     def lock_holder(self, key: str) -> str | None:
         """Who holds `key`, where the store can tell ("pid 1234" on SQLite), for messages."""

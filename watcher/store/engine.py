@@ -28,7 +28,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The newest migration in watcher/migrations/versions; a test holds the two together.
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 # Seconds a statement waits for a lock another process holds before it fails, so that a job
 # fails with a clear line and runs again instead of hanging: SQLite's busy timeout ("database
 # is locked"; `?timeout=SECONDS` on the URL sets another) and PostgreSQL's lock_timeout
@@ -234,6 +234,10 @@ def _sqlite_pragmas(dbapi_conn: Any, busy_timeout: float) -> None:
     cur.close()
 
 
+# Advisory locks are server-wide: the first key names the store (database and schema).
+PG_STORE_KEY = "hashtext(current_database() || '.' || current_schema())"
+
+
 class AdvisoryLocks:
     """Locks on names ("digest:a@b.org", "poll:name") that two processes on one store share."""
 
@@ -279,7 +283,7 @@ class AdvisoryLocks:
     def _pg_locks(self, keys: Sequence[str]) -> Iterator[set[str]]:
         # Advisory locks are server-wide: the first key names the store (database and schema),
         # so two stores on one server never hold each other's recipients or subscriptions.
-        store_key = "hashtext(current_database() || '.' || current_schema())"
+        store_key = PG_STORE_KEY
         with store_errors(), self.engine.connect() as conn:
             held = {
                 k
