@@ -138,7 +138,7 @@ def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, st
         pass
 
     class CrashingStore(Store):
-        def commit_poll(self, *args, **kwargs):  # the process dies here
+        def commit_polls(self, *args, **kwargs):  # the process dies here
             raise Crash
 
     fake.add([paper(i, "rituximab", TODAY) for i in range(1, 11)])

@@ -144,6 +144,23 @@ class AwaitedRecord:
 
 
 @dataclass(frozen=True)
+class PollCommit:
+    """One subscription's poll, ready to commit: what it matched and its state after."""
+
+    name: str
+    items: Sequence[ItemKey]
+    source: str
+    deliver: bool
+    window_end: date | None
+    found: int
+    requests: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+    # The papers the subscription `like`s: its readers know them from the start.
+    known: Collection[ItemKey] = ()
+
+
+@dataclass(frozen=True)
 class PendingDigest:
     id: int
     recipient: str
@@ -530,62 +547,72 @@ class Store:
         last_modified: str | None = None,
         known: Collection[ItemKey] = (),
     ) -> int:
-        """Record a subscription's matches and advance its state, in one transaction.
+        """Record a subscription's matches and advance its state, in one transaction: see
+        commit_polls. Returns how many matches were new."""
+        done = PollCommit(
+            name, items, source, deliver, window_end, found, requests, etag, last_modified, known
+        )
+        return self.commit_polls([done], now)[0]
 
-        Returns how many matches were new. Re-recording a known match changes nothing, so the
-        poll's overlap window costs no duplicates. Items in `known` (the papers the
-        subscription `like`s: its readers know them from the start) are matched, never to be
-        delivered, even if an earlier poll matched them for delivery.
+    @mapped
+    def commit_polls(self, polls: Sequence[PollCommit], now: datetime) -> list[int]:
+        """Record each subscription's matches and advance its state, all in one transaction (a
+        poll round commits a batch of subscriptions at once: poll.py). Returns how many matches
+        were new, for each.
+
+        Re-recording a known match changes nothing, so the poll's overlap window costs no
+        duplicates, and a batch committed again (a round redone after a crash) adds nothing.
+        Items in a poll's `known` are matched, never to be delivered, even if an earlier poll
+        matched them for delivery.
         """
         with self.engine.begin() as conn:
-            new = self._add_matches(conn, name, items, source, deliver, now, known)
-            values: dict[str, Any] = dict(
-                last_poll_at=now,
-                last_success_at=now,
-                last_found=found,
-                last_new=new,
-                last_requests=requests,
-                last_error=None,
-                last_error_at=None,
-            )
-            if window_end is not None:
-                values["window_end"] = window_end
-            if etag is not None or last_modified is not None:
-                values.update(etag=etag, last_modified=last_modified)
-            conn.execute(
-                update(db.subscriptions).where(db.subscriptions.c.name == name).values(**values)
-            )
+            # The batch's keys are resolved to their items at once: one lookup, not one each.
+            wanted = list(dict.fromkeys(k for p in polls for k in p.items))
+            items = _lookup(conn, wanted)
+            # Every key seen gets its identifier row, so a record that arrives later under
+            # another of its identifiers (a DOI, then a PMID) finds this item.
+            _record_identifiers(conn, self._insert, {k: k for k in wanted if k not in items})
+            new = [self._add_matches(conn, p, items, now) for p in polls]
+            for p, n in zip(polls, new, strict=True):
+                values: dict[str, Any] = dict(
+                    last_poll_at=now,
+                    last_success_at=now,
+                    last_found=p.found,
+                    last_new=n,
+                    last_requests=p.requests,
+                    last_error=None,
+                    last_error_at=None,
+                )
+                if p.window_end is not None:
+                    values["window_end"] = p.window_end
+                if p.etag is not None or p.last_modified is not None:
+                    values.update(etag=p.etag, last_modified=p.last_modified)
+                conn.execute(
+                    update(db.subscriptions)
+                    .where(db.subscriptions.c.name == p.name)
+                    .values(**values)
+                )
         return new
 
     def _add_matches(
-        self,
-        conn: Connection,
-        name: str,
-        keys: Sequence[ItemKey],
-        source: str,
-        deliver: bool,
-        now: datetime,
-        known: Collection[ItemKey] = (),
+        self, conn: Connection, p: PollCommit, items: Mapping[ItemKey, ItemKey], now: datetime
     ) -> int:
-        """Match `keys` as the items they name: a paper found by PMID and by DOI is one match."""
-        wanted = list(dict.fromkeys(keys))
-        found = _lookup(conn, wanted)
-        # Every key seen gets its identifier row, so a record that arrives later under another
-        # of its identifiers (a DOI, then a PMID) finds this item.
-        _record_identifiers(conn, self._insert, {k: k for k in wanted if k not in found})
-        ids = list(dict.fromkeys(found.get(k, k) for k in wanted))
-        liked = {found.get(k, k) for k in known if k in wanted}
-        have = _probe(conn, _MATCHES, name, ids)
+        """Match `p.items` as the items they name (`items`: key → item, for the keys that have
+        one): a paper found by PMID and by DOI is one match."""
+        keys = list(dict.fromkeys(p.items))
+        ids = list(dict.fromkeys(items.get(k, k) for k in keys))
+        liked = {items.get(k, k) for k in p.known if k in keys}
+        have = _probe(conn, _MATCHES, p.name, ids)
         rows = [
             dict(
-                subscription=name,
-                item=p,
-                source=source,
+                subscription=p.name,
+                item=i,
+                source=p.source,
                 matched_at=now,
-                deliver=deliver and p not in liked,
+                deliver=p.deliver and i not in liked,
             )
-            for p in ids
-            if p not in have
+            for i in ids
+            if i not in have
         ]
         if rows:
             conn.execute(self._insert(db.matches).on_conflict_do_nothing(), rows)
@@ -593,7 +620,7 @@ class Store:
             m = db.matches.c
             conn.execute(
                 update(db.matches)
-                .where(m.subscription == name, m.item.in_(liked), m.deliver.is_(True))
+                .where(m.subscription == p.name, m.item.in_(liked), m.deliver.is_(True))
                 .values(deliver=False)
             )
         return len(rows)
@@ -687,7 +714,11 @@ class Store:
         done_through: date,
     ) -> int:
         with self.engine.begin() as conn:
-            new = self._add_matches(conn, name, items, "backfill", deliver, now)
+            keys = list(dict.fromkeys(items))
+            found = _lookup(conn, keys)
+            _record_identifiers(conn, self._insert, {k: k for k in keys if k not in found})
+            done = PollCommit(name, keys, "backfill", deliver, None, len(keys))
+            new = self._add_matches(conn, done, found, now)
             conn.execute(
                 update(db.subscriptions)
                 .where(db.subscriptions.c.name == name)

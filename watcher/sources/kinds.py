@@ -34,6 +34,8 @@ class Kit:
     clinicaltrials_url: str = CLINICALTRIALS_BASE_URL
     europepmc_rate: float = EUROPEPMC_RATE
     clinicaltrials_rate: float = CLINICALTRIALS_RATE
+    # How many searches a poll keeps waiting for answers at once (poll.py's _find_all).
+    searches_in_flight: int = 1
 
 
 SOURCES: dict[str, Callable[[Kit], Source]] = {
@@ -68,6 +70,11 @@ class Sources:
         return self.kit.http.counters.requests
 
     @property
+    def requests_mine(self) -> int:
+        """What the calling thread has requested (a search's cost, while others search too)."""
+        return self.kit.http.counters.mine
+
+    @property
     def sleep(self) -> Callable[[float], None]:
         return self.kit.http.sleep
 
@@ -81,6 +88,7 @@ def pubmed_sources(
     clinicaltrials_url: str = CLINICALTRIALS_BASE_URL,
     europepmc_rate: float = EUROPEPMC_RATE,
     clinicaltrials_rate: float = CLINICALTRIALS_RATE,
+    searches_in_flight: int = 1,
 ) -> Sources:
     """Every registered source, built around one E-utilities client and its HTTP layer."""
     return Sources(
@@ -93,5 +101,6 @@ def pubmed_sources(
             clinicaltrials_url,
             europepmc_rate,
             clinicaltrials_rate,
+            searches_in_flight,
         )
     )

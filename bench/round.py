@@ -1,0 +1,181 @@
+"""A poll round of an institution: 5,000 query subscriptions polled together for the first time
+against the fake NCBI enforcing the configured rate (HTTP 429 beyond it): requests beside the
+minimum (one esearch per subscription + ⌈union of new PMIDs / efetch batch⌉), wall time beside
+requests ÷ rate, the process's CPU time, and how much of the round is committed when half of its
+requests are made (what a crash at that moment would keep).
+
+NCBI's limits are 3 and 10 requests/s; at 3/s this round takes half an hour, so the rate is
+scaled up (default 50/s, in both the fake and the config's `ncbi.rate_limit`): what is measured
+is whether the round keeps up with the limiter, which a higher rate makes harder, not easier.
+
+Every paper names one topic (30% two), and each subscription searches one topic; the fake's
+matcher is given a word index so that it answers each search by matching only the records that
+hold the topic word (the same answer as matching all of them, 100× sooner): otherwise the fake,
+not the watcher, would set the pace.
+
+    python bench/round.py                        # 5,000 subscriptions at 50/s: about 2 minutes
+    python bench/round.py --subs 1000 --rate 20
+    python bench/round.py --code /work/main      # the same round run by another checkout's code
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHARED = 0.30
+PAPERS_PER_SUB = 2
+FIRST = 60_000_000
+TOPIC = re.compile(r"topic\d+x")
+
+
+def world(subs: int) -> tuple[list[Any], dict[str, set[int]]]:
+    """The papers (2 per subscription, 30% naming a second topic) and each topic's PMIDs."""
+    from tests.fakes.records import synthetic
+
+    rng = random.Random(28)
+    papers = []
+    by_topic: dict[str, set[int]] = {}
+    day = date(2026, 11, 30)
+    for i in range(subs * PAPERS_PER_SUB):
+        topics = [i % subs]
+        if rng.random() < SHARED:
+            topics.append(rng.randrange(subs))
+        words = " and ".join(f"topic{t:05d}x" for t in topics)
+        pmid = FIRST + i
+        papers.append(synthetic(pmid, f"Study {i} of {words}", edat=day, abstract=f"On {words}."))
+        for t in topics:
+            by_topic.setdefault(f"topic{t:05d}x", set()).add(pmid)
+    return papers, by_topic
+
+
+def indexed_fake(rate: float, by_topic: dict[str, set[int]]) -> Any:
+    from tests.fakes.ncbi import FakeNCBI
+
+    class IndexedFake(FakeNCBI):
+        """The fake, its matcher run only over the records that hold the query's topic word."""
+
+        def search(
+            self,
+            term: str,
+            datetype: str,
+            mindate: date | None,
+            maxdate: date | None,
+            within: set[int] | None = None,
+        ) -> tuple[list[int], list[str]]:
+            word = TOPIC.search(term)
+            if within is None and word:
+                within = by_topic.get(word.group(0), set())
+            return super().search(term, datetype, mindate, maxdate, within)
+
+    return IndexedFake(rate_limit=rate)
+
+
+def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
+    from watcher.config import load_config
+    from watcher.poll import poll
+    from watcher.store import Store
+    from watcher.wiring import make_sources
+
+    papers, by_topic = world(subs)
+    fake = indexed_fake(rate, by_topic).start()
+    fake.add(papers)
+    folder = Path(tempfile.mkdtemp())
+    text = "".join(
+        f'[[subscription]]\nname = "s{t:05d}"\nquery = "topic{t:05d}x"\n'
+        f'recipients = ["r{t % 50}@example.org"]\nlookback_days = 7\n'
+        for t in range(subs)
+    )
+    (folder / "w.toml").write_text(
+        f'[ncbi]\nemail = "bench@example.org"\nbase_url = "{fake.base_url}"\n'
+        f"rate_limit = {rate}\n{text}"
+    )
+    config = load_config(folder / "w.toml")
+    store = Store.open(store_url or f"sqlite:///{folder / 'w.db'}")
+    store.migrate()
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    store.sync_subscriptions(config.subscriptions, now - timedelta(days=1))
+    sources = make_sources(config, clock=lambda: now)
+    union = len({p for pmids in by_topic.values() for p in pmids})
+    minimum = subs + math.ceil(union / config.ncbi.batch_size)
+    # What a crash halfway through would keep: subscriptions whose poll state is committed.
+    half: dict[str, float] = {}
+
+    def watch() -> None:
+        while fake.count() < minimum // 2:
+            time.sleep(0.05)
+        half["requests"] = fake.count()
+        half["committed"] = sum(
+            1 for s in store.poll_states().values() if s.last_success_at is not None
+        )
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    cpu, began = time.process_time(), time.monotonic()
+    report = poll(config, store, sources, now)
+    wall, cpu = time.monotonic() - began, time.process_time() - cpu
+    watcher.join(5)
+    fake.stop()
+    assert not report.failed, report.failed[:3]
+    assert store.count_articles() == union, (store.count_articles(), union)
+    return {
+        "subs": subs,
+        "rate": rate,
+        "requests": fake.count(),
+        "esearch": fake.count("esearch"),
+        "efetch": fake.count("efetch"),
+        "minimum": minimum,
+        "union": union,
+        "too_many": fake.too_many,
+        "wall": wall,
+        "cpu": cpu,
+        "half_committed": half.get("committed", -1),
+        "half_requests": half.get("requests", -1),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subs", type=int, default=5000)
+    ap.add_argument("--rate", type=float, default=50.0, help="requests/s (fake and config)")
+    ap.add_argument("--store", help="a store URL (default: a new SQLite file)")
+    ap.add_argument("--code", type=Path, help="a checkout whose watcher package is measured")
+    args = ap.parse_args()
+    if args.code:
+        sys.path.insert(0, str(args.code.resolve()))
+    import watcher
+
+    r = run(args.subs, args.rate, args.store)
+    bound = r["requests"] / r["rate"]
+    print(
+        f"code {Path(watcher.__file__).parent.parent}: {r['subs']:,} subscriptions, first poll, "
+        f"{r['union']:,} papers, fake NCBI enforcing {r['rate']:g} requests/s\n"
+    )
+    print(
+        "| requests | minimum | over | 429s | wall | requests ÷ rate | ratio | CPU "
+        "| committed at half the requests |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        f"| {r['requests']:,} ({r['esearch']:,} esearch + {r['efetch']} efetch) "
+        f"| {r['minimum']:,} | {r['requests'] / r['minimum'] - 1:.2%} | {r['too_many']} "
+        f"| {r['wall']:.1f} s | {bound:.1f} s | {r['wall'] / bound:.3f}x | {r['cpu']:.1f} s "
+        f"| {r['half_committed']:,} of {r['subs']:,} (at {r['half_requests']:,} requests) |"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
