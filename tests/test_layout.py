@@ -73,7 +73,7 @@ MAY_IMPORT = {
 STAGES = {
     "config": {"config", "config_keys", "config_subscriptions", "drug_table"},
     "sources": {"sources", "trials"},
-    "store": {"store", "schema", "poll", "poll_fetch", "poll_report", "followups"},
+    "store": {"store", "schema", "poll", "poll_fetch", "poll_report", "backfill", "followups"},
     "digest": {"digest"},
     "mail": {"mail", "transports", "delivery"},
     "drive": {"cli", "check", "status", "daemon", "wiring", "__main__"},

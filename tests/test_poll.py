@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from watcher.backfill import backfill
 from watcher.config import load_config
 from watcher.errors import SourceError
 from watcher.identity import pmid_key as k
-from watcher.poll import backfill, due_subscriptions, ncbi_today, poll
+from watcher.poll import due_subscriptions, ncbi_today, poll
 from watcher.store import Store
 from watcher.wiring import sources_for
 

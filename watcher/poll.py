@@ -1,20 +1,21 @@
-"""One poll: each due subscription's search (or feed), then one efetch pass for the union of the
-PMIDs the store lacks (poll_fetch.py), then each subscription's matches and state committed
-together (what each found and the poll's report: poll_report.py). Backfill, too.
+"""One poll round, a batch of subscriptions at a time (ROUND_BATCH): each subscription's search
+(or feed), several waiting for answers at once; then one efetch pass for the union of the PMIDs
+the store lacks (poll_fetch.py); then the batch's matches and states committed in one
+transaction (what each found and the round's report: poll_report.py), while the next batch is
+searched. Backfill is in backfill.py.
 
 Spending: one esearch per subscription (its window covers creation and MeSH dates),
-ceil(new PMIDs / batch size) efetch, each PMID fetched at most once per poll however many
-subscriptions matched it.
+ceil(new PMIDs / batch size) efetch per batch, each PMID fetched at most once per round however
+many subscriptions matched it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from watcher.config import Config
@@ -22,18 +23,16 @@ from watcher.errors import SourceError, Unreachable
 from watcher.followups import RefreshReport, notices_found, published_as, refresh
 from watcher.identity import ItemKey, key, pmid_key
 from watcher.models import Article, JournalVersion, PollState
-from watcher.poll_fetch import batches, fetch_and_store, fetch_missing, unknown_items
+from watcher.poll_fetch import fetch_missing
 from watcher.poll_report import Found, Outcome, PollReport
 from watcher.schedule import next_poll_time
-from watcher.sources.base import History, Records, Source
-from watcher.sources.eutils import ncbi_today
+from watcher.sources.base import Records, Source
+from watcher.sources.eutils import ncbi_today as ncbi_today  # tests and benches take it here
 from watcher.sources.kinds import Sources
 from watcher.store import PollCommit, Store
 from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
-
-BACKFILL_SLICE = timedelta(days=365)
 
 
 def due_subscriptions(
@@ -347,71 +346,6 @@ def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime
     )
     store.record_poll_error(name, error, now)
     report.outcomes.append(Outcome(name, error=error))
-
-
-@dataclass
-class BackfillReport:
-    subscription: str
-    slices: int = 0
-    found: int = 0
-    fetched: int = 0
-    new_matches: int = 0
-    resumed_from: date | None = None
-
-
-Progress = Callable[[str, int, int, int], None]  # name, slices done, slices total, records
-
-
-def backfill(
-    config: Config,
-    store: Store,
-    sources: Sources,
-    now: datetime,
-    since: date,
-    *,
-    subscriptions: Sequence[Subscription],
-    deliver: bool = False,
-    progress: Progress | None = None,
-) -> list[BackfillReport]:
-    """Load a query subscription's history from `since`, a year's slice at a time.
-
-    Each slice is committed with the subscription's backfill mark, so an interrupted backfill
-    resumes after its last complete slice. Backfilled papers are known, not news, unless
-    `deliver` is set.
-    """
-    reports = []
-    today = ncbi_today(now)
-    for sub in subscriptions:
-        source = sources[sub]
-        if not isinstance(source, History):
-            log.warning("%s: an RSS feed has no history to backfill; skipped", sub.name)
-            continue
-        state = store.poll_state(sub.name)
-        start = since
-        report = BackfillReport(sub.name)
-        if state and state.backfill_done and state.backfill_done >= since:
-            start = state.backfill_done + timedelta(days=1)
-            report.resumed_from = start
-        slices = []
-        lo = start
-        while lo <= today:
-            hi = min(today, lo + BACKFILL_SLICE - timedelta(days=1))
-            slices.append((lo, hi))
-            lo = hi + timedelta(days=1)
-        for n, (lo, hi) in enumerate(slices, 1):
-            items = source.find_window(sub, lo, hi)
-            records = source.records
-            for batch in batches(unknown_items(store, items), records.batch_size):
-                report.fetched += fetch_and_store(batch, store, records, now)[0]
-            report.new_matches += store.record_backfill(
-                sub.name, items, deliver=deliver, now=now, done_through=hi
-            )
-            report.found += len(items)
-            report.slices = n
-            if progress is not None:
-                progress(sub.name, n, len(slices), report.found)
-        reports.append(report)
-    return reports
 
 
 def refresh_followups(
