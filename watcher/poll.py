@@ -29,7 +29,7 @@ from watcher.schedule import next_poll_time
 from watcher.sources.base import Records, Source
 from watcher.sources.eutils import ncbi_today as ncbi_today  # tests and benches take it here
 from watcher.sources.kinds import Sources
-from watcher.store import PollCommit, Store
+from watcher.store import PollCommit, RecordsOwed, Store
 from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,8 @@ def _poll_batch(
     changes = _store_held(found, store, now, report)
     # Records owed by earlier polls are asked for too, unless their source did not answer at all.
     owed = _owed(store, subs, sources, down)
-    failed_items = fetch_missing(found, owed, store, now, report)
-    _commit(found, failed_items, store, now, report, changes)
+    failed_items, still_owed = fetch_missing(found, owed, store, now, report)
+    _commit(found, failed_items, still_owed, store, now, report, changes)
     # A retraction notice, erratum or expression of concern about a delivered paper is told to
     # that paper's readers as a follow-up, and never mailed as a paper itself.
     report.changes += notices_found(
@@ -248,13 +248,14 @@ def _owed(
 def _commit(
     found: Sequence[Found],
     failed_items: Mapping[ItemKey, str],
+    owed: RecordsOwed,
     store: Store,
     now: datetime,
     report: PollReport,
     changes: Mapping[str, int],
 ) -> None:
-    """The subscriptions' matches and states, in one transaction; not those with a record to
-    deliver that could not be fetched."""
+    """The subscriptions' matches and states and the records `owed`, in one transaction; not
+    the subscriptions with a record to deliver that could not be fetched."""
     ready: list[Found] = []
     for f in found:
         blocked = [i for i in f.items if i in failed_items] if f.deliver else []
@@ -285,7 +286,7 @@ def _commit(
         )
         for f in ready
     ]
-    for f, new in zip(ready, store.commit_polls(commits, now), strict=True):
+    for f, new in zip(ready, store.commit_polls(commits, now, owed), strict=True):
         name = f.sub.name
         report.outcomes.append(
             Outcome(name, len(f.items), new, f.requests, changes=changes.get(name, 0))

@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import wraps
 from itertools import chain
@@ -158,6 +158,16 @@ class PollCommit:
     last_modified: str | None = None
     # The papers the subscription `like`s: its readers know them from the start.
     known: Collection[ItemKey] = ()
+
+
+@dataclass(frozen=True)
+class RecordsOwed:
+    """What a poll's efetch left owed (awaited_records): records that did not come (item →
+    why), records their source deleted (owed no more), and owed records that arrived."""
+
+    missing: Mapping[ItemKey, str] = field(default_factory=dict)
+    deleted: Mapping[ItemKey, str] = field(default_factory=dict)
+    arrived: Collection[ItemKey] = ()
 
 
 @dataclass(frozen=True)
@@ -415,17 +425,31 @@ class Store:
     @mapped
     def record_missing(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
         """One more unsuccessful attempt at each item's record, with why."""
-        self._record_attempt(reasons, now, deleted=False)
+        with self.engine.begin() as conn:
+            self._record_owed(conn, RecordsOwed(missing=reasons), now)
 
     @mapped
     def record_deleted(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
         """Each item's record was deleted by its source (with what it said): it is owed no
         more, and never asked for again."""
-        self._record_attempt(reasons, now, deleted=True)
+        with self.engine.begin() as conn:
+            self._record_owed(conn, RecordsOwed(deleted=reasons), now)
 
-    def _record_attempt(self, reasons: Mapping[ItemKey, str], now: datetime, deleted: bool) -> None:
-        if not reasons:
-            return
+    @mapped
+    def forget_missing(self, items: Iterable[ItemKey]) -> None:
+        """These records arrived: nothing is awaited for them any more."""
+        with self.engine.begin() as conn:
+            _forget_awaited(conn, items)
+
+    def _record_owed(self, conn: Connection, owed: RecordsOwed, now: datetime) -> None:
+        for reasons, deleted in ((owed.missing, False), (owed.deleted, True)):
+            if reasons:
+                self._record_attempt(conn, reasons, now, deleted)
+        _forget_awaited(conn, owed.arrived)
+
+    def _record_attempt(
+        self, conn: Connection, reasons: Mapping[ItemKey, str], now: datetime, deleted: bool
+    ) -> None:
         table = db.awaited_records
         stmt = self._insert(table)
         stmt = stmt.on_conflict_do_update(
@@ -448,17 +472,8 @@ class Store:
             )
             for p, r in reasons.items()
         ]
-        with self.engine.begin() as conn:
-            for chunk in _chunks(rows, _CHUNK):
-                conn.execute(stmt, list(chunk))
-
-    @mapped
-    def forget_missing(self, items: Iterable[ItemKey]) -> None:
-        """These records arrived: nothing is awaited for them any more."""
-        ids = list(dict.fromkeys(items))
-        with self.engine.begin() as conn:
-            for chunk in _chunks(ids, _CHUNK):
-                conn.execute(delete(db.awaited_records).where(db.awaited_records.c.item.in_(chunk)))
+        for chunk in _chunks(rows, _CHUNK):
+            conn.execute(stmt, list(chunk))
 
     @mapped
     def count_articles(self) -> int:
@@ -555,10 +570,12 @@ class Store:
         return self.commit_polls([done], now)[0]
 
     @mapped
-    def commit_polls(self, polls: Sequence[PollCommit], now: datetime) -> list[int]:
-        """Record each subscription's matches and advance its state, all in one transaction (a
-        poll round commits a batch of subscriptions at once: poll.py). Returns how many matches
-        were new, for each.
+    def commit_polls(
+        self, polls: Sequence[PollCommit], now: datetime, owed: RecordsOwed | None = None
+    ) -> list[int]:
+        """Record each subscription's matches and advance its state, and what the batch's
+        efetch left `owed`, all in one transaction (a poll round commits a batch of
+        subscriptions at once: poll.py). Returns how many matches were new, for each.
 
         Re-recording a known match changes nothing, so the poll's overlap window costs no
         duplicates, and a batch committed again (a round redone after a crash) adds nothing.
@@ -573,6 +590,7 @@ class Store:
             # another of its identifiers (a DOI, then a PMID) finds this item.
             _record_identifiers(conn, self._insert, {k: k for k in wanted if k not in items})
             new = [self._add_matches(conn, p, items, now) for p in polls]
+            self._record_owed(conn, owed or RecordsOwed(), now)
             for p, n in zip(polls, new, strict=True):
                 values: dict[str, Any] = dict(
                     last_poll_at=now,
@@ -1574,6 +1592,11 @@ def _probe(conn: Connection, probe: KeyProbe, fixed: str, values: list[str]) -> 
 # compiling an IN list for each new length.
 _IDENTIFIERS = _key_probe(db.identifiers, "scheme", "value", "item")
 _MATCHES = _key_probe(db.matches, "subscription", "item", "item")
+
+
+def _forget_awaited(conn: Connection, items: Iterable[ItemKey]) -> None:
+    for chunk in _chunks(list(dict.fromkeys(items)), _CHUNK):
+        conn.execute(delete(db.awaited_records).where(db.awaited_records.c.item.in_(chunk)))
 
 
 def _resolve(conn: Connection, keys: Sequence[ItemKey]) -> dict[ItemKey, ItemKey]:
