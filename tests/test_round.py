@@ -16,8 +16,9 @@ import pytest
 
 from watcher.cli import main
 from watcher.config import load_config
+from watcher.identity import pmid_key
 from watcher.poll import ROUND_BATCH, poll
-from watcher.store import Store
+from watcher.store import PollCommit, RecordsOwed, Store
 from watcher.wiring import sources_for
 
 from .conftest import make_client, write_config
@@ -222,3 +223,41 @@ def test_check_is_silent_when_rounds_fit_in_poll_every(
 ) -> None:
     monkeypatch.setenv("ROUND_TEST_NCBI_KEY", "0123456789abcdef")
     assert "warning" not in _check(tmp_path, subs, "1m", capsys, key)
+
+
+def _commits(names: list[str]) -> list[PollCommit]:
+    return [
+        PollCommit(n, [pmid_key(FIRST + i), pmid_key(FIRST + 100)], "esearch", True, DAY, 2)
+        for i, n in enumerate(names)
+    ]
+
+
+def test_a_batch_is_committed_whole_or_not_at_all(tmp_path: Path, store: Store) -> None:
+    class Crash(Exception):
+        pass
+
+    class CrashingStore(Store):
+        calls = 0
+
+        def _add_matches(self, *args, **kwargs):  # the third subscription's matches fail
+            CrashingStore.calls += 1
+            if CrashingStore.calls == 3:
+                raise Crash
+            return super()._add_matches(*args, **kwargs)
+
+    config = load_config(write_config(tmp_path, "http://127.0.0.1:9/", subscriptions(4)))
+    store.sync_subscriptions(config.subscriptions, NOW)
+    names = [s.name for s in config.subscriptions]
+    with pytest.raises(Crash):
+        CrashingStore(store.engine).commit_polls(
+            _commits(names), NOW, RecordsOwed(missing={pmid_key(FIRST + 100): "not yet"})
+        )
+    assert store.match_counts() == {}
+    assert all(s.window_end is None for s in store.poll_states().values())
+    assert store.record_attempts([pmid_key(FIRST + 100)]) == {}
+
+    assert store.commit_polls(_commits(names), NOW) == [2, 2, 2, 2]
+    # A batch committed again (a round redone after a crash) adds nothing and keeps the state.
+    assert store.commit_polls(_commits(names), NOW + timedelta(hours=1)) == [0, 0, 0, 0]
+    assert store.match_counts() == dict.fromkeys(names, 2)
+    assert {s.window_end for s in store.poll_states().values()} == {DAY}
