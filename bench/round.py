@@ -172,6 +172,9 @@ def main() -> int:
     ap.add_argument("--store", help="a store URL (default: a new SQLite file)")
     ap.add_argument("--code", type=Path, help="a checkout whose watcher package is measured")
     args = ap.parse_args()
+    import tests  # this checkout's fakes, whichever checkout's watcher is measured
+
+    assert Path(tests.__file__).parent.parent == ROOT
     if args.code:
         sys.path.insert(0, str(args.code.resolve()))
     import watcher
