@@ -114,10 +114,10 @@ def ncbi_rate(ncbi: NcbiConfig, env: Mapping[str, str] = os.environ) -> float:
     return ncbi.rate_limit or (NCBI_RATE_WITH_KEY if has_key else NCBI_RATE_WITHOUT_KEY)
 
 
-# NCBI answers a search in 0.2-1 s, longer than the 0.1-0.33 s between requests its limit
-# allows: one search at a time would leave the rate unspent. With up to a second's worth of
-# searches waiting for answers, the rate limiter sets the pace; never more than NCBI's keyed
-# rate's worth, so a slow answer never piles up threads.
+# NCBI answers a search in 0.2-1 s, often longer than the 0.1-0.33 s between requests its limit
+# allows: one search at a time would leave the rate unspent. With a second's worth of searches
+# waiting for answers (3 at 3/s), the rate limiter sets the pace; at most 4 (answers of up to
+# 0.4 s keep pace with 10/s), so that a slow host never piles up threads and requests.
 MAX_IN_FLIGHT = 4
 
 
