@@ -19,7 +19,7 @@ from watcher.config import load_config
 from watcher.identity import pmid_key
 from watcher.poll import ROUND_BATCH, poll
 from watcher.store import PollCommit, RecordsOwed, Store
-from watcher.wiring import sources_for
+from watcher.wiring import in_flight, sources_for
 
 from .conftest import make_client, write_config
 from .fakes.indexed import TOPIC, IndexedNCBI, topic
@@ -261,3 +261,7 @@ def test_a_batch_is_committed_whole_or_not_at_all(tmp_path: Path, store: Store) 
     assert store.commit_polls(_commits(names), NOW + timedelta(hours=1)) == [0, 0, 0, 0]
     assert store.match_counts() == dict.fromkeys(names, 2)
     assert {s.window_end for s in store.poll_states().values()} == {DAY}
+
+
+def test_a_round_keeps_about_a_seconds_worth_of_searches_waiting_for_answers() -> None:
+    assert [in_flight(r) for r in (0.5, 1, 3, 10, 50)] == [1, 1, 3, 4, 4]
