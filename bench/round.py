@@ -11,7 +11,7 @@ is whether the round keeps up with the limiter, which a higher rate makes harder
 Every paper names one topic (30% two), and each subscription searches one topic; the fake
 (tests/fakes/indexed.py) matches each search against the records that hold its topic word only
 (the same answer as matching all of them, 100× sooner): otherwise the fake, not the watcher,
-would set the pace. The fake answers in about 45 ms on loopback (HTTP/1.1 keep-alive, its headers
+would set the pace. The fake runs in a process of its own. It answers in about 45 ms on loopback (HTTP/1.1 keep-alive, its headers
 and body in two writes: Nagle and the delayed ACK), which stands in for NCBI's 0.2-1 s.
 
     python bench/round.py                        # 5,000 subscriptions at 50/s: about 2 minutes
@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
 import random
 import sys
 import tempfile
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +62,50 @@ def world(subs: int) -> tuple[list[Any], dict[str, set[int]]]:
     return papers, by_topic
 
 
-def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
+def serve(conn: Connection, subs: int, rate: float) -> None:
+    """The fake NCBI, in a process of its own (its threads would otherwise take turns with the
+    watcher's for one interpreter lock): its URL, then its counts whenever asked."""
     from tests.fakes.indexed import IndexedNCBI
+
+    fake = IndexedNCBI(rate_limit=rate)
+    fake.add(world(subs)[0])
+    fake.start()
+    conn.send(fake.base_url)
+    while conn.recv() == "count":
+        conn.send((fake.count(), fake.count("esearch"), fake.count("efetch"), fake.too_many))
+    fake.stop()
+
+
+class Fake:
+    """The parent's end of `serve`."""
+
+    def __init__(self, subs: int, rate: float) -> None:
+        self.conn, child = multiprocessing.Pipe()
+        self.process = multiprocessing.Process(target=serve, args=(child, subs, rate))
+        self.process.start()
+        self.base_url: str = self.conn.recv()
+        self.lock = threading.Lock()
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """Requests, esearch, efetch, 429s."""
+        with self.lock:
+            self.conn.send("count")
+            got: tuple[int, int, int, int] = self.conn.recv()
+            return got
+
+    def stop(self) -> None:
+        self.conn.send("stop")
+        self.process.join()
+
+
+def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
     from watcher.config import load_config
     from watcher.poll import poll
     from watcher.store import Store
     from watcher.wiring import make_sources
 
-    papers, by_topic = world(subs)
-    fake = IndexedNCBI(rate_limit=rate).start()
-    fake.add(papers)
+    by_topic = world(subs)[1]
+    fake = Fake(subs, rate)
     folder = Path(tempfile.mkdtemp())
     text = "".join(
         f'[[subscription]]\nname = "s{t:05d}"\nquery = "topic{t:05d}x"\n'
@@ -92,9 +128,9 @@ def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
     half: dict[str, float] = {}
 
     def watch() -> None:
-        while fake.count() < minimum // 2:
+        while fake.counts()[0] < minimum // 2:
             time.sleep(0.05)
-        half["requests"] = fake.count()
+        half["requests"] = fake.counts()[0]
         half["committed"] = sum(
             1 for s in store.poll_states().values() if s.last_success_at is not None
         )
@@ -105,18 +141,19 @@ def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
     report = poll(config, store, sources, now)
     wall, cpu = time.monotonic() - began, time.process_time() - cpu
     watcher.join(5)
+    requests, esearch, efetch, too_many = fake.counts()
     fake.stop()
     assert not report.failed, report.failed[:3]
     assert store.count_articles() == union, (store.count_articles(), union)
     return {
         "subs": subs,
         "rate": rate,
-        "requests": fake.count(),
-        "esearch": fake.count("esearch"),
-        "efetch": fake.count("efetch"),
+        "requests": requests,
+        "esearch": esearch,
+        "efetch": efetch,
         "minimum": minimum,
         "union": union,
-        "too_many": fake.too_many,
+        "too_many": too_many,
         "wall": wall,
         "cpu": cpu,
         "half_committed": half.get("committed", -1),
