@@ -11,8 +11,9 @@ is whether the round keeps up with the limiter, which a higher rate makes harder
 Every paper names one topic (30% two), and each subscription searches one topic; the fake
 (tests/fakes/indexed.py) matches each search against the records that hold its topic word only
 (the same answer as matching all of them, 100× sooner): otherwise the fake, not the watcher,
-would set the pace. The fake runs in a process of its own. It answers in about 45 ms on loopback (HTTP/1.1 keep-alive, its headers
-and body in two writes: Nagle and the delayed ACK), which stands in for NCBI's 0.2-1 s.
+would set the pace. The fake runs in a process of its own. It answers in about 45 ms on
+loopback (HTTP/1.1 keep-alive, its headers and body in two writes: Nagle and the delayed ACK),
+which stands in for NCBI's 0.2-1 s.
 
     python bench/round.py                        # 5,000 subscriptions at 50/s: about 2 minutes
     python bench/round.py --subs 1000 --rate 20
