@@ -121,7 +121,7 @@ def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
     store = Store.open(store_url or f"sqlite:///{folder / 'w.db'}")
     store.migrate()
     now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    store.sync_subscriptions(config.subscriptions, now - timedelta(days=1))
+    store.polls.sync(config.subscriptions, now - timedelta(days=1))
     sources = make_sources(config, clock=lambda: now)
     union = len({p for pmids in by_topic.values() for p in pmids})
     minimum = subs + math.ceil(union / config.ncbi.batch_size)
@@ -133,7 +133,7 @@ def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
             time.sleep(0.05)
         half["requests"] = fake.counts()[0]
         half["committed"] = sum(
-            1 for s in store.poll_states().values() if s.last_success_at is not None
+            1 for s in store.polls.states().values() if s.last_success_at is not None
         )
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -145,7 +145,7 @@ def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
     requests, esearch, efetch, too_many = fake.counts()
     fake.stop()
     assert not report.failed, report.failed[:3]
-    assert store.count_articles() == union, (store.count_articles(), union)
+    assert store.articles.count() == union, (store.articles.count(), union)
     return {
         "subs": subs,
         "rate": rate,
@@ -165,8 +165,8 @@ def run(subs: int, rate: float, store_url: str | None) -> dict[str, Any]:
 
 def commit_cost(subscriptions: list[Any], store_url: str | None) -> dict[str, tuple[float, float]]:
     """Committing `subs` subscriptions' first polls (2 new matches each, as in the round): one
-    transaction per subscription (Store.commit_poll), then, on a second store, one per batch of
-    100 (Store.commit_polls, where the code has it). Wall and processor time of each."""
+    transaction per subscription (store.polls.commit), then, on a second store, one per batch
+    of 100 (store.polls.commit_batch, where the code has it). Wall and processor time of each."""
     from watcher.identity import pmid_key
     from watcher.store import Store
 
@@ -176,18 +176,18 @@ def commit_cost(subscriptions: list[Any], store_url: str | None) -> dict[str, tu
         folder = Path(tempfile.mkdtemp())
         store = Store.open(store_url or f"sqlite:///{folder / 'c.db'}")
         store.migrate()
-        if way != "one per subscription" and not hasattr(store, "commit_polls"):
+        if way != "one per subscription" and not hasattr(store.polls, "commit_batch"):
             break
         subs = len(subscriptions)
         names = [s.name for s in subscriptions]
-        store.sync_subscriptions(subscriptions, now)
+        store.polls.sync(subscriptions, now)
         items = {
             n: [pmid_key(FIRST + 2 * t), pmid_key(FIRST + 2 * t + 1)] for t, n in enumerate(names)
         }
         cpu, began = time.process_time(), time.monotonic()
         if way == "one per subscription":
             for n in names:
-                store.commit_poll(
+                store.polls.commit(
                     n, items[n], source="esearch", deliver=True, now=now, window_end=None, found=2
                 )
         else:
@@ -197,7 +197,7 @@ def commit_cost(subscriptions: list[Any], store_url: str | None) -> dict[str, tu
                 batch = [
                     PollCommit(n, items[n], "esearch", True, None, 2) for n in names[i : i + 100]
                 ]
-                store.commit_polls(batch, now)
+                store.polls.commit_batch(batch, now)
         out[way] = (time.monotonic() - began, time.process_time() - cpu)
         store.close()
     return out

@@ -19,6 +19,8 @@ from watcher.config import load_config
 from watcher.identity import pmid_key
 from watcher.poll import ROUND_BATCH, poll
 from watcher.store import PollCommit, RecordsOwed, Store
+from watcher.store import polls as polls_module
+from watcher.store.items import add_matches
 from watcher.wiring import in_flight, sources_for
 
 from .conftest import make_client, write_config
@@ -65,7 +67,7 @@ def test_a_round_of_2000_subscriptions_makes_the_minimum_requests_within_1_perce
     config = load_config(write_config(tmp_path, indexed.base_url, subscriptions(subs)))
     store = Store.open(f"sqlite:///{tmp_path / 'round.db'}")
     store.migrate()
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(days=1))
+    store.polls.sync(config.subscriptions, NOW - timedelta(days=1))
     sources = sources_for(make_client(indexed.base_url), config.ncbi, config, 4)
 
     report = poll(config, store, sources, NOW)
@@ -76,7 +78,7 @@ def test_a_round_of_2000_subscriptions_makes_the_minimum_requests_within_1_perce
     assert indexed.count("esearch") == subs
     assert minimum <= indexed.count() <= minimum * 1.01, (indexed.count(), minimum)
     # Each record was fetched once, however many subscriptions and batches found it.
-    assert store.count_articles() == union == report.fetched
+    assert store.articles.count() == union == report.fetched
     assert sum(o.new_matches for o in report.outcomes) == sum(
         1 + (i % 3 == 0) for i in range(union)
     )
@@ -91,20 +93,20 @@ def test_each_batch_is_committed_before_the_round_ends(tmp_path: Path, indexed: 
     config = load_config(write_config(tmp_path, indexed.base_url, subscriptions(subs)))
     store = Store.open(f"sqlite:///{tmp_path / 'round.db'}")
     store.migrate()
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(days=1))
+    store.polls.sync(config.subscriptions, NOW - timedelta(days=1))
     committed: list[int] = []
 
     def search_started(endpoint: str) -> None:
         # The last batch's first search: the first two batches are in the store by now, bar
         # the searches of the next batch made while the one before was committed.
         if endpoint == "esearch" and indexed.count("esearch") == 2 * ROUND_BATCH + 5:
-            states = store.poll_states().values()
+            states = store.polls.states().values()
             committed.append(sum(1 for s in states if s.last_success_at is not None))
 
     indexed.on_request = search_started
     poll(config, store, sources_for(make_client(indexed.base_url), config.ncbi, config, 4), NOW)
     assert committed and committed[0] >= ROUND_BATCH
-    assert sum(1 for s in store.poll_states().values() if s.last_success_at) == subs
+    assert sum(1 for s in store.polls.states().values() if s.last_success_at) == subs
     store.close()
 
 
@@ -144,7 +146,7 @@ def test_a_round_killed_midway_loses_at_most_a_batch_and_delivers_each_paper_onc
             first.wait()
         before = Counter(_searched(fake))
         store = Store.open(f"sqlite:///{tmp_path / 'round.db'}")
-        committed = {n for n, s in store.poll_states().items() if s.last_success_at}
+        committed = {n for n, s in store.polls.states().items() if s.last_success_at}
         store.close()
         assert len(committed) % ROUND_BATCH == 0 and len(committed) >= sum(before.values()) - (
             ROUND_BATCH + ROUND_BATCH // 2
@@ -232,35 +234,38 @@ def _commits(names: list[str]) -> list[PollCommit]:
     ]
 
 
-def test_a_batch_is_committed_whole_or_not_at_all(tmp_path: Path, store: Store) -> None:
+def test_a_batch_is_committed_whole_or_not_at_all(
+    tmp_path: Path, store: Store, monkeypatch
+) -> None:
     class Crash(Exception):
         pass
 
-    class CrashingStore(Store):
-        calls = 0
+    calls = []
 
-        def _add_matches(self, *args, **kwargs):  # the third subscription's matches fail
-            CrashingStore.calls += 1
-            if CrashingStore.calls == 3:
-                raise Crash
-            return super()._add_matches(*args, **kwargs)
+    def third_fails(*args, **kwargs):  # the third subscription's matches fail
+        calls.append(1)
+        if len(calls) == 3:
+            raise Crash
+        return add_matches(*args, **kwargs)
 
+    monkeypatch.setattr(polls_module, "add_matches", third_fails)
     config = load_config(write_config(tmp_path, "http://127.0.0.1:9/", subscriptions(4)))
-    store.sync_subscriptions(config.subscriptions, NOW)
+    store.polls.sync(config.subscriptions, NOW)
     names = [s.name for s in config.subscriptions]
     with pytest.raises(Crash):
-        CrashingStore(store.engine).commit_polls(
+        store.polls.commit_batch(
             _commits(names), NOW, RecordsOwed(missing={pmid_key(FIRST + 100): "not yet"})
         )
-    assert store.match_counts() == {}
-    assert all(s.window_end is None for s in store.poll_states().values())
-    assert store.record_attempts([pmid_key(FIRST + 100)]) == {}
+    assert store.polls.match_counts() == {}
+    assert all(s.window_end is None for s in store.polls.states().values())
+    assert store.articles.attempts([pmid_key(FIRST + 100)]) == {}
 
-    assert store.commit_polls(_commits(names), NOW) == [2, 2, 2, 2]
+    monkeypatch.undo()
+    assert store.polls.commit_batch(_commits(names), NOW) == [2, 2, 2, 2]
     # A batch committed again (a round redone after a crash) adds nothing and keeps the state.
-    assert store.commit_polls(_commits(names), NOW + timedelta(hours=1)) == [0, 0, 0, 0]
-    assert store.match_counts() == dict.fromkeys(names, 2)
-    assert {s.window_end for s in store.poll_states().values()} == {DAY}
+    assert store.polls.commit_batch(_commits(names), NOW + timedelta(hours=1)) == [0, 0, 0, 0]
+    assert store.polls.match_counts() == dict.fromkeys(names, 2)
+    assert {s.window_end for s in store.polls.states().values()} == {DAY}
 
 
 def test_a_round_keeps_about_a_seconds_worth_of_searches_waiting_for_answers() -> None:

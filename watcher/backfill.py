@@ -58,7 +58,7 @@ def backfill(
         if not isinstance(source, History):
             log.warning("%s: an RSS feed has no history to backfill; skipped", sub.name)
             continue
-        state = store.poll_state(sub.name)
+        state = store.polls.state(sub.name)
         start = since
         report = BackfillReport(sub.name)
         if state and state.backfill_done and state.backfill_done >= since:
@@ -75,7 +75,7 @@ def backfill(
             records = source.records
             for batch in batches(unknown_items(store, items), records.batch_size):
                 report.fetched += fetch_and_store(batch, store, records, now)[0]
-            report.new_matches += store.record_backfill(
+            report.new_matches += store.polls.record_backfill(
                 sub.name, items, deliver=deliver, now=now, done_through=hi
             )
             report.found += len(items)

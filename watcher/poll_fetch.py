@@ -91,7 +91,7 @@ def _fetch_due(
 ) -> list[ItemKey]:
     """Fetch those of `wanted` whose backoff allows, noting the failed batches, the records
     that did not come and those their source deleted; returns the items asked for."""
-    tried = store.record_attempts(wanted)
+    tried = store.articles.attempts(wanted)
     due = [p for p in wanted if p not in tried or _retry_due(record_retry_at(*tried[p]), now)]
     if len(due) < len(wanted):
         log.info(
@@ -109,7 +109,7 @@ def _fetch_due(
             continue
         report.fetched += fetched
         errors = report.record_errors[errors_before:]
-        for item in set(batch) - store.known_items(batch):
+        for item in set(batch) - store.articles.known(batch):
             if pmid_of(item) in gone:
                 deleted[item] = DELETED
                 continue
@@ -143,7 +143,7 @@ def _retry_due(when: datetime | None, now: datetime) -> bool:
 
 def unknown_items(store: Store, items: Sequence[ItemKey]) -> list[ItemKey]:
     """`items` the store has no record of, in their order."""
-    known = store.known_items(items)
+    known = store.articles.known(items)
     return [p for p in items if p not in known]
 
 
@@ -158,7 +158,7 @@ def fetch_and_store(
     said it deleted."""
     gone: set[int] = set()
     articles = list(client.fetch_items(batch, on_error, gone.add))
-    store.upsert_articles(articles, now)
+    store.articles.upsert(articles, now)
     absent = set(batch).difference(*(identifiers(a) for a in articles))
     absent = {i for i in absent if pmid_of(i) not in gone}
     if absent:
