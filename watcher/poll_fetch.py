@@ -35,7 +35,7 @@ def fetch_missing(
     """Fetch, once each and in shared batches, the items some subscription will deliver that the
     store lacks: this poll's matches and the records earlier polls matched but could not get
     (`owed`), these as their backoff allows. Returns the items whose batch failed, with the
-    error, and what is owed now (committed with the matches: Store.commit_polls)."""
+    error, and what is owed now (committed with the matches: store.polls.commit_batch)."""
     # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
     by_fetcher: dict[int, tuple[Records, dict[ItemKey, None]]] = {}
     for f in found:
