@@ -56,7 +56,8 @@ def backfill(
     for sub in subscriptions:
         source = sources[sub]
         if not isinstance(source, History):
-            log.warning("%s: an RSS feed has no history to backfill; skipped", sub.name)
+            what = "a subscription following papers" if sub.follows else "an RSS feed"
+            log.warning("%s: %s has no history to backfill; skipped", sub.name, what)
             continue
         state = store.polls.state(sub.name)
         start = since

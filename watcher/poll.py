@@ -28,6 +28,7 @@ from watcher.poll_report import Found, Outcome, PollReport
 from watcher.schedule import next_poll_time
 from watcher.sources.base import Records, Source
 from watcher.sources.eutils import ncbi_today as ncbi_today  # tests and benches take it here
+from watcher.sources.following import first_poll
 from watcher.sources.kinds import Sources
 from watcher.store import PollCommit, RecordsOwed, Store
 from watcher.subscriptions import Subscription
@@ -78,7 +79,7 @@ def poll(
     try:
         searching = [searchers.submit(search, sub) for sub in groups[0]] if groups else []
         for n, batch in enumerate(groups):
-            found = _found(batch, searching, store, now, report)
+            found = _found(batch, searching, states, store, now, report)
             # The next batch is searched while this one's records are fetched and it is
             # committed, so that the rate is never left unspent; a crash loses this batch and
             # the searches made meanwhile.
@@ -160,20 +161,24 @@ def _search_safely(
 def _found(
     subs: Sequence[Subscription],
     searching: Sequence[Future[Found | SourceError]],
+    states: Mapping[str, PollState],
     store: Store,
     now: datetime,
     report: PollReport,
 ) -> list[Found]:
     """The answers of `subs`' searches as they come; failures recorded on their own rows, in
-    the subscriptions' order."""
+    the subscriptions' order. A followed paper's new links join its subscription's items
+    (read here, on the poll's thread: the store is not the searchers')."""
     found: list[Found] = []
     for sub, future in zip(subs, searching, strict=True):
         got = future.result()
         if isinstance(got, SourceError):
             _fail(store, report, sub.name, str(got), now)
-        else:
-            found.append(got)
-            report.record_errors += got.skipped
+            continue
+        found.append(got)
+        report.record_errors += got.skipped
+        if sub.follows and not first_poll(states.get(sub.name)):
+            got.items += store.citations.news(sub, got.items, got.links)
     return found
 
 
@@ -288,6 +293,10 @@ def _commit(
     ]
     for f, new in zip(ready, store.polls.commit_batch(commits, now, owed), strict=True):
         name = f.sub.name
+        if f.sub.follows:
+            # After the matches: a poll that dies in between announces these links' papers
+            # again next time, which the matches already hold (never twice in a digest).
+            store.citations.record(name, f.links, now, f.sub)
         report.outcomes.append(
             Outcome(name, len(f.items), new, f.requests, changes=changes.get(name, 0))
         )
@@ -335,6 +344,7 @@ def _search(
         held=got.records,
         trials=got.trials,
         skipped=got.skipped,
+        links=got.links,
     )
 
 

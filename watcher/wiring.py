@@ -147,6 +147,8 @@ def sources_for(
         clinicaltrials_url=config.clinicaltrials.base_url,
         europepmc_rate=config.europepmc.rate_limit,
         clinicaltrials_rate=config.clinicaltrials.rate_limit,
+        icite_url=config.icite.base_url,
+        icite_rate=config.icite.rate_limit,
         searches_in_flight=searches_in_flight,
     )
 
