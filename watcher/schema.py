@@ -22,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -59,6 +61,12 @@ class JSONString(TypeDecorator[Any]):
 
 
 metadata = MetaData()
+
+# An owed match, in the words of the partial index over them (migration 0011): SQLite uses a
+# partial index only for a query whose WHERE holds the index's own term.
+OWED = "owed = true"
+UNTOLD = "untold = true"
+UNSENT = "state IN ('pending', 'failed')"
 
 articles = Table(
     "articles",
@@ -101,7 +109,18 @@ matches = Table(
     Column("matched_at", UTCDateTime, nullable=False),
     # False for baselines and backfills: known to the store but never mailed.
     Column("deliver", Boolean, nullable=False),
+    # True while one of the subscription's readers (since before the match) has not received
+    # the item (store.counts.settle clears it): what awaits delivery is read through the
+    # partial index of the owed matches alone, never through the delivered past.
+    Column("owed", Boolean, nullable=False, server_default=false()),
     Index("ix_matches_item", "item"),
+    Index(
+        "ix_matches_owed",
+        "subscription",
+        "item",
+        sqlite_where=text(OWED),
+        postgresql_where=text(OWED),
+    ),
 )
 
 subscriptions = Table(
@@ -147,13 +166,17 @@ digests = Table(
     Column("paper_count", Integer, nullable=False),
     # The exact bytes sent: a retry resends the same message with the same Message-ID.
     Column("message", LargeBinary, nullable=False),
+    # A reader's pending digests, found among theirs without reading the sent ones (a reader
+    # gets one a day for years); and all the digests not sent, among all.
+    Index("ix_digests_recipient_state", "recipient", "state"),
+    Index("ix_digests_unsent", "id", sqlite_where=text(UNSENT), postgresql_where=text(UNSENT)),
 )
 
 digest_items = Table(
     "digest_items",
     metadata,
     Column("digest_id", Integer, ForeignKey("digests.id", ondelete="CASCADE"), primary_key=True),
-    Column("item", String(300), primary_key=True),
+    Column("item", String(300), primary_key=True, index=True),
 )
 
 # An item that reached a recipient. Written in the transaction that marks its digest sent.
@@ -161,7 +184,7 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("recipient", String(254), primary_key=True),
-    Column("item", String(300), primary_key=True),
+    Column("item", String(300), primary_key=True, index=True),
     Column("digest_id", Integer, ForeignKey("digests.id"), nullable=False),
     Column("delivered_at", UTCDateTime, nullable=False),
 )
@@ -172,6 +195,16 @@ digest_runs = Table(
     metadata,
     Column("schedule", String(128), primary_key=True),
     Column("last_run_at", UTCDateTime, nullable=False),
+)
+
+# Counts kept as the rows they count are written, in the same transaction (watcher.store.counts
+# .bump): "articles", "matches:<subscription>", "changes:<kind>", "told" (change deliveries).
+# `watcher status` reads them instead of counting a past that only grows.
+counts = Table(
+    "counts",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("n", BigInteger, nullable=False),
 )
 
 meta = Table(
@@ -266,8 +299,13 @@ changes = Table(
     # that matches a search is told as the retraction it is).
     Column("notice_item", String(300)),
     Column("found_at", UTCDateTime, nullable=False),
+    # True while one of those who received the item before the change was found (and still
+    # read something here) has not been told it (store.counts.settle_changes clears it): a
+    # reader's changes to tell are looked for among these alone, never among all of the past.
+    Column("untold", Boolean, nullable=False, server_default=false()),
     Index("ux_changes_identity", "item", "kind", "notice", unique=True),
     Index("ix_changes_notice_item", "notice_item"),
+    Index("ix_changes_untold", "id", sqlite_where=text(UNTOLD), postgresql_where=text(UNTOLD)),
 )
 
 # A change carried by a digest: delivered to its recipient when the digest is sent.

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, func, select
+from sqlalchemy import Connection, Text, cast, delete, select
 
+import watcher.store.counts as counts
 from watcher import schema as db
 from watcher.identity import ItemKey, own_key, pmid_key, pmid_of, split
 from watcher.models import Article
@@ -97,11 +98,20 @@ class Articles:
         """A known item whose record is unchanged is left alone (its last_updated too); a
         revised one is updated in place."""
         sql, order = self._article_upsert()
+        items = list({r["item"] for r in rows})
+        known = counts.existing(conn, db.articles.c.item, items)
         # Bulk writes skip SQLAlchemy's processing of each row's parameters: the statement is
         # compiled by SQLAlchemy once and the rows go to the driver ready-made.
         params: Sequence[Any] = rows if order is None else _sqlite_rows(rows, order)
         for chunk in chunks(params, 5000):
             conn.exec_driver_sql(sql, chunk)
+        new = [i for i in items if i not in known]
+        if new:
+            # Counted by what this transaction wrote (its own moment): a row another process
+            # added since the probe (made before SQLite's transaction begins) is its to count.
+            a = db.articles.c
+            added = counts.count(conn, a.item, new, a.first_seen == rows[0]["first_seen"])
+            counts.bump(conn, {"articles": added})
 
     def _article_upsert(self) -> tuple[str, Sequence[str] | None]:
         """The articles upsert in this dialect's SQL, and its positional parameter order
@@ -140,7 +150,7 @@ class Articles:
     @translated_errors
     def count(self) -> int:
         with self.db.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(db.articles)).scalar_one())
+            return counts.kept(conn, "articles").get("articles", 0)
 
     # Records owed: matched for delivery, not (yet) stored
 
@@ -148,22 +158,26 @@ class Articles:
     def awaited(self, subscriptions: Sequence[str]) -> dict[ItemKey, AwaitedRecord]:
         """Items some of `subscriptions` matched for delivery whose record the store lacks,
         with what the polls that asked for them recorded."""
+        # The owed matches are few: read alone (their partial index), and their records looked
+        # up by key. Joined to the articles, or with the subscriptions named in the query (a
+        # list of thousands), they let PostgreSQL's planner read every article or match.
+        m = db.matches.c
         owed = (
-            select(db.matches.c.item, db.matches.c.subscription)
-            .outerjoin(db.articles, db.articles.c.item == db.matches.c.item)
-            .outerjoin(db.trial_changes, db.trial_changes.c.item == db.matches.c.item)
-            .where(
-                db.matches.c.deliver.is_(True),
-                db.matches.c.subscription.in_(list(subscriptions)),
-                db.articles.c.item.is_(None),
-                db.trial_changes.c.item.is_(None),  # a study's changes are their own record
-            )
-            .order_by(db.matches.c.item, db.matches.c.subscription)
+            select(m.item, m.subscription)
+            .where(counts.OWED, m.deliver.is_(True))
+            .order_by(m.item, m.subscription)
         )
         subs: dict[ItemKey, list[str]] = {}
+        wanted = set(subscriptions)
         with self.db.engine.connect() as conn:
             for item, sub in conn.execute(owed):
-                subs.setdefault(item, []).append(sub)
+                if sub in wanted:
+                    subs.setdefault(item, []).append(sub)
+            # A study's changes are their own record.
+            items = list(subs)
+            stored = counts.existing(conn, db.articles.c.item, items)
+            stored |= counts.existing(conn, db.trial_changes.c.item, items)
+            subs = {item: names for item, names in subs.items() if item not in stored}
             rows = {
                 r.item: r
                 for chunk in chunks(list(subs))

@@ -4,11 +4,13 @@ each change is told once to each recipient who received its paper before it was 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
 
+import watcher.store.counts as tally
 from watcher import schema as db
 from watcher.identity import ItemKey
 from watcher.models import Change, StoredChange
@@ -85,11 +87,26 @@ class Changes:
                     detail=cap(c.detail, MAX_TEXT),
                     notice_item=c.notice_item,
                     found_at=now,
+                    untold=True,
                 )
                 for c in unique
             ]
             for row in rows:
                 conn.execute(stmt, row)
+            col = db.changes.c
+            # Counted by this transaction's own moment: a change another process recorded in
+            # between is that process's to count.
+            written = conn.execute(
+                select(col.item, col.kind, col.notice).where(
+                    col.item.in_({u.item for u in unique}), col.found_at == now
+                )
+            )
+            kinds = Counter(
+                kind for item, kind, notice in written if (item, kind, notice) not in known
+            )
+            tally.bump(conn, {f"changes:{kind}": n for kind, n in kinds.items()})
+            # A change to an item nobody received is told to nobody.
+            tally.settle_changes(conn, col.item.in_({u.item for u in unique}))
         new = [c for c in unique if (c.item, c.kind, c.notice) not in known]
         for c in new:
             log.info(
@@ -111,8 +128,15 @@ class Changes:
             .join(db.digests, db.digests.c.id == db.digest_changes.c.digest_id)
             .where(db.digests.c.recipient == rcpt, db.digests.c.state == "pending")
         )
-        told = select(db.change_deliveries.c.change_id).where(
-            db.change_deliveries.c.recipient == rcpt
+        # Asked of each untold change (a lookup of the key), never by reading every telling
+        # the reader has had.
+        told = (
+            select(db.change_deliveries.c.change_id)
+            .where(
+                db.change_deliveries.c.recipient == rcpt,
+                db.change_deliveries.c.change_id == db.changes.c.id,
+            )
+            .exists()
         )
         query = (
             select(db.changes)
@@ -121,8 +145,9 @@ class Changes:
                 (db.deliveries.c.item == db.changes.c.item) & (db.deliveries.c.recipient == rcpt),
             )
             .where(
+                tally.UNTOLD,
                 db.deliveries.c.delivered_at <= db.changes.c.found_at,
-                db.changes.c.id.not_in(told),
+                ~told,
                 db.changes.c.id.not_in(in_pending),
             )
             .order_by(db.changes.c.id)
@@ -141,12 +166,6 @@ class Changes:
     def counts(self) -> dict[str, int]:
         """How many changes of each kind the store holds, and how many tellings were sent."""
         with self.db.engine.connect() as conn:
-            out = {
-                kind: int(n)
-                for kind, n in conn.execute(
-                    select(db.changes.c.kind, func.count()).group_by(db.changes.c.kind)
-                )
-            }
-            told = conn.execute(select(func.count()).select_from(db.change_deliveries)).scalar_one()
-        out["told"] = int(told)
+            out = tally.kept(conn, "changes:")
+            out["told"] = tally.kept(conn, "told").get("told", 0)
         return out

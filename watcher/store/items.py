@@ -25,6 +25,7 @@ from sqlalchemy import (
     update,
 )
 
+import watcher.store.counts as counts
 from watcher import schema as db
 from watcher.identity import ItemKey, identifiers, split
 from watcher.models import Article
@@ -111,6 +112,7 @@ def probe(conn: Connection, which: KeyProbe, fixed: str, values: list[str]) -> d
 # compiling an IN list for each new length.
 IDENTIFIERS = key_probe(db.identifiers, "scheme", "value", "item")
 MATCHES = key_probe(db.matches, "subscription", "item", "item")
+MATCHED_AT = key_probe(db.matches, "subscription", "item", "matched_at")
 
 
 def record_identifiers(
@@ -183,12 +185,19 @@ def _merge(conn: Connection, *, loser: ItemKey, survivor: ItemKey) -> None:
     to the survivor (where the survivor has its own, the loser's go), in the caller's
     transaction. Deliveries move too, so a merge never announces a paper again."""
     log.info("%s and %s are one item: merged into %s", loser, survivor, survivor)
-    _move(conn, db.matches, db.matches.c.subscription, loser, survivor)
+    dropped = _move(conn, db.matches, db.matches.c.subscription, loser, survivor)
     _move(conn, db.deliveries, db.deliveries.c.recipient, loser, survivor)
     _move(conn, db.digest_items, db.digest_items.c.digest_id, loser, survivor)
     _move_changes(conn, loser, survivor)
     conn.execute(update(db.identifiers).where(db.identifiers.c.item == loser).values(item=survivor))
-    conn.execute(delete(db.articles).where(db.articles.c.item == loser))
+    gone = conn.execute(delete(db.articles).where(db.articles.c.item == loser)).rowcount
+    counts.bump(conn, {"articles": -gone, **{f"matches:{sub}": -1 for sub in dropped}})
+    # The loser's matches came with its owed marks, its deliveries with them: settled again;
+    # and the changes of both told again to whoever received either and was not told.
+    counts.settle(conn, [survivor])
+    both = db.changes.c.item.in_([loser, survivor])
+    conn.execute(update(db.changes).where(both).values(untold=True))
+    counts.settle_changes(conn, both)
 
 
 def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
@@ -211,10 +220,19 @@ def _move_changes(conn: Connection, loser: ItemKey, survivor: ItemKey) -> None:
             )
 
 
-def _move(conn: Connection, table: Table, owner: Any, loser: ItemKey, survivor: ItemKey) -> None:
+def _move(
+    conn: Connection, table: Table, owner: Any, loser: ItemKey, survivor: ItemKey
+) -> list[Any]:
+    """The loser's rows become the survivor's; returns the owners of those dropped because the
+    survivor had its own."""
     taken = select(owner).where(table.c.item == survivor).scalar_subquery()
-    conn.execute(delete(table).where(table.c.item == loser, owner.in_(taken)))
+    dropped = list(
+        conn.execute(select(owner).where(table.c.item == loser, owner.in_(taken))).scalars()
+    )
+    if dropped:
+        conn.execute(delete(table).where(table.c.item == loser, owner.in_(dropped)))
     conn.execute(update(table).where(table.c.item == loser).values(item=survivor))
+    return dropped
 
 
 def lookup_all(
@@ -256,17 +274,22 @@ def add_matches(
             source=source,
             matched_at=now,
             deliver=deliver and p not in liked,
+            owed=deliver and p not in liked,
         )
         for p in ids
         if p not in have
     ]
+    m = db.matches.c
     if rows:
         conn.execute(insert(db.matches).on_conflict_do_nothing(), rows)
+        # Counted by what this transaction wrote (its own moment), not by what it meant to:
+        # a match another process added in between is that process's to count.
+        added = probe(conn, MATCHED_AT, name, [p for p in ids if p not in have])
+        counts.bump(conn, {f"matches:{name}": sum(at == now for at in added.values())})
     if liked.intersection(have):
-        m = db.matches.c
         conn.execute(
             update(db.matches)
             .where(m.subscription == name, m.item.in_(liked), m.deliver.is_(True))
-            .values(deliver=False)
+            .values(deliver=False, owed=False)
         )
     return len(rows)

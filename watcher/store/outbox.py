@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, select, text, update
 
+import watcher.store.counts as counts
 from watcher import schema as db
 from watcher.identity import ItemKey
 from watcher.redact import safe_message
@@ -163,15 +164,22 @@ class Outbox:
             recipient = conn.execute(
                 select(db.digests.c.recipient).where(db.digests.c.id == digest_id)
             ).scalar_one()
-            items = conn.execute(
-                select(db.digest_items.c.item).where(db.digest_items.c.digest_id == digest_id)
-            ).scalars()
+            items = list(
+                conn.execute(
+                    select(db.digest_items.c.item).where(db.digest_items.c.digest_id == digest_id)
+                ).scalars()
+            )
             rows = [
                 dict(recipient=recipient, item=p, digest_id=digest_id, delivered_at=now)
                 for p in items
             ]
             if rows:
+                # The owed matches of these items are locked first (in one order), so that
+                # another reader's digest of the same papers, sent at the same time, settles
+                # them after this one is committed and sees its deliveries.
+                counts.lock_owed(conn, items)
                 conn.execute(self.db.insert(db.deliveries).on_conflict_do_nothing(), rows)
+                counts.settle(conn, items)
             told = [
                 dict(recipient=recipient, change_id=c, digest_id=digest_id, delivered_at=now)
                 for c in conn.execute(
@@ -181,7 +189,15 @@ class Outbox:
                 ).scalars()
             ]
             if told:
+                ids = [t["change_id"] for t in told]
+                counts.lock_untold(conn, ids)
                 conn.execute(self.db.insert(db.change_deliveries).on_conflict_do_nothing(), told)
+                counts.settle_changes(conn, db.changes.c.id.in_(ids))
+                cd = db.change_deliveries.c
+                new = counts.count(
+                    conn, cd.change_id, ids, cd.recipient == recipient, cd.digest_id == digest_id
+                )
+                counts.bump(conn, {"told": new})
             return True
 
     @translated_errors
@@ -254,7 +270,9 @@ class Outbox:
                 db.digests.c.last_error,
             )
             .where(
-                (db.digests.c.state == "pending") | ((db.digests.c.state == "failed") & still_owed)
+                # In the words of the partial index of the digests not sent (see counts.OWED).
+                text(f"digests.{db.UNSENT}"),
+                (db.digests.c.state == "pending") | still_owed,
             )
             .order_by(db.digests.c.id)
         )
@@ -351,6 +369,7 @@ def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
             )
         )
     return query.where(
+        counts.OWED,
         has_record if stored else ~has_record,
         m.deliver.is_(True),
         m.matched_at >= s.since,

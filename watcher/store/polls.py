@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Row
 
+import watcher.store.counts as counts
 from watcher import schema as db
 from watcher.identity import ItemKey
 from watcher.models import PollState
@@ -63,6 +64,10 @@ class Polls:
                     select(db.subscribers.c.subscription, db.subscribers.c.recipient)
                 )
             }
+            joined: set[str] = set()
+            following: dict[str, set[str]] = {}
+            for name, rcpt in subscribers:
+                following.setdefault(name, set()).add(rcpt)
             for sub in subs:
                 name, fingerprint, recipients = sub.name, sub.fingerprint, sub.recipients
                 known = states.get(name)
@@ -93,6 +98,11 @@ class Polls:
                 ]
                 if new:
                     conn.execute(self.db.insert(db.subscribers).on_conflict_do_nothing(), new)
+                    joined.update(str(r["recipient"]) for r in new)
+                    counts.owe_since(conn, name, now)
+                gone = following.get(name, set()) - {r.lower() for r in recipients}
+                counts.leave(conn, name, gone)
+            counts.rejoin(conn, joined - {r for _, r in subscribers})
         return changes
 
     @translated_errors
@@ -206,10 +216,7 @@ class Polls:
     @translated_errors
     def match_counts(self) -> dict[str, int]:
         with self.db.engine.connect() as conn:
-            rows = conn.execute(
-                select(db.matches.c.subscription, func.count()).group_by(db.matches.c.subscription)
-            )
-            return {name: int(n) for name, n in rows}
+            return counts.kept(conn, "matches:")
 
 
 def _poll_state(row: Row[Any]) -> PollState:

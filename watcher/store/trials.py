@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Text, cast, delete, insert, select, update
+from sqlalchemy import Connection, Text, cast, delete, func, insert, select, update
 
+import watcher.store.counts as counts
 from watcher import schema as db
 from watcher.identity import ItemKey, key, trial_change_key
 from watcher.models import Article, StudyUpdate, TrialChange, TrialState
@@ -79,17 +80,32 @@ class Trials:
             ],
         )
         study = key("nct", new.nct)
-        subs = conn.execute(
-            select(db.matches.c.subscription).where(
-                db.matches.c.item == resolve(conn, [study])[study]
-            )
-        ).scalars()
+        m = db.matches.c
+        subs = set(
+            conn.execute(
+                select(m.subscription).where(m.item == resolve(conn, [study])[study])
+            ).scalars()
+        )
+        subs -= set(conn.execute(select(m.subscription).where(m.item == item)).scalars())
         rows = [
-            dict(subscription=sub, item=item, source="trials", matched_at=now, deliver=True)
-            for sub in subs
+            dict(
+                subscription=sub,
+                item=item,
+                source="trials",
+                matched_at=now,
+                deliver=True,
+                owed=True,
+            )
+            for sub in sorted(subs)
         ]
         if rows:
             conn.execute(self.db.insert(db.matches).on_conflict_do_nothing(), rows)
+            added = conn.execute(
+                select(m.subscription, func.count())
+                .where(m.item == item, m.subscription.in_(subs), m.matched_at == now)
+                .group_by(m.subscription)
+            )
+            counts.bump(conn, {f"matches:{sub}": int(n) for sub, n in added})
 
     @translated_errors
     def updates(self, items: Iterable[ItemKey]) -> dict[ItemKey, StudyUpdate]:
