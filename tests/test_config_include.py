@@ -305,4 +305,5 @@ def test_check_walks_the_subscriptions_a_fixed_number_of_times_whatever_their_nu
     # A walk per mention (a display name looked up by scanning every subscription) made check
     # quadratic: 5,000 subscriptions, three readers each, walked them 15,000 times.
     small, large = walks_in_check(tmp_path, 100), walks_in_check(tmp_path, 1000)
-    assert small == large <= 6
+    # One of them sums each request budget's searches per poll_every (check.round_warnings).
+    assert small == large <= 7

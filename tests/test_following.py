@@ -465,7 +465,7 @@ def test_backfill_skips_a_subscription_following_papers_and_says_why(
     store: Store,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from watcher.poll import backfill
+    from watcher.backfill import backfill
 
     ncbi, icite = world
     config = setup(tmp_path, ncbi, icite, follow())

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from watcher.backfill import backfill
 from watcher.config import load_config
 from watcher.errors import SourceError
 from watcher.identity import pmid_key as k
-from watcher.poll import backfill, due_subscriptions, ncbi_today, poll
+from watcher.poll import due_subscriptions, ncbi_today, poll
 from watcher.store import Store
 from watcher.store.engine import Database
 from watcher.store.polls import Polls
@@ -140,7 +141,7 @@ def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, st
         pass
 
     class CrashingPolls(Polls):
-        def commit(self, *args, **kwargs):  # the process dies here
+        def commit_batch(self, *args, **kwargs):  # the process dies here
             raise Crash
 
     crashing = Store(store.engine)

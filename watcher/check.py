@@ -12,7 +12,7 @@ from watcher.redact import redact
 from watcher.schedule import next_digest_time, next_poll_time
 from watcher.subscriptions import Subscription
 from watcher.toml_reading import format_duration
-from watcher.wiring import ncbi_client, sources_for
+from watcher.wiring import ncbi_client, ncbi_rate, sources_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ def print_check(config: Config, store: Store, now: datetime) -> None:
     print(
         f"{config.path}: OK, {len(config.subscriptions)} subscriptions, store {store.display_url}"
     )
+    for warning in round_warnings(config, ncbi_rate(config.ncbi)):
+        print(f"warning: {warning}")
     _print_files(config)
     # Thousands of subscriptions share a few digest schedules: each one's next time worked out
     # once (building a cron trigger costs more than the rest of a subscription's lines).
@@ -49,6 +51,52 @@ def print_check(config: Config, store: Store, now: datetime) -> None:
             f"({sub.schedule.digest_cron!r} {sub.schedule.timezone})"
         )
     _print_readers(config, now)
+
+
+# Which request budget each kind of subscription's searches spend; a kind not named searches
+# E-utilities.
+_BUDGETS = {"europepmc": "Europe PMC", "trials": "ClinicalTrials.gov"}
+
+
+def round_warnings(config: Config, ncbi_rate: float) -> list[str]:
+    """One line for each request budget (NCBI's, Europe PMC's, ClinicalTrials.gov's) whose
+    subscriptions' searches cannot all be made within their poll_every at its rate: rounds
+    would start late and later. Each search costs at least one request (the records they find
+    cost more), so the figures are a floor."""
+    rates = {
+        "NCBI": ncbi_rate,
+        "Europe PMC": config.europepmc.rate_limit,
+        "ClinicalTrials.gov": config.clinicaltrials.rate_limit,
+    }
+    by_budget: dict[str, list[Subscription]] = {}
+    for sub in config.subscriptions:
+        by_budget.setdefault(_BUDGETS.get(sub.kind, "NCBI"), []).append(sub)
+    out = []
+    for budget, subs in by_budget.items():
+        every = min(s.schedule.poll_every for s in subs)
+        # Within the shortest poll_every, one polled less often spends its share of a search.
+        searches = sum(every / s.schedule.poll_every for s in subs)
+        takes = searches / rates[budget]
+        if takes <= every.total_seconds():
+            continue
+        hint = "poll less often"
+        if budget == "NCBI" and config.ncbi.rate_limit is None and ncbi_rate < 10:
+            hint = "an NCBI API key (ncbi.api_key_env) allows 10 requests/s, or poll less often"
+        out.append(
+            f"{budget}: {len(subs):,} subscriptions make at least {searches:,.0f} searches "
+            f"every {format_duration(every)}; at {rates[budget]:g} requests/s that takes "
+            f"{_span(takes)}, longer than {format_duration(every)}: polls will fall behind "
+            f"({hint})"
+        )
+    return out
+
+
+def _span(seconds: float) -> str:
+    """67 s, 29 min, 2 h 5 min."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def _print_files(config: Config) -> None:

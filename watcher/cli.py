@@ -252,7 +252,7 @@ def _refresh_line(r: RefreshReport) -> str:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from watcher.poll import backfill
+    from watcher.backfill import backfill
     from watcher.poll_locks import claimed
     from watcher.wiring import make_sources, open_store
 

@@ -1,38 +1,39 @@
-"""One poll: each due subscription's search (or feed), then one efetch pass for the union of the
-PMIDs the store lacks (poll_fetch.py), then each subscription's matches and state committed
-together (what each found and the poll's report: poll_report.py). Backfill, too.
+"""One poll round, a batch of subscriptions at a time (ROUND_BATCH): each subscription's search
+(or feed), several waiting for answers at once; then one efetch pass for the union of the PMIDs
+the store lacks (poll_fetch.py); then the batch's matches and states committed in one
+transaction (what each found and the round's report: poll_report.py), while the next batch is
+searched. Backfill is in backfill.py.
 
 Spending: one esearch per subscription (its window covers creation and MeSH dates),
-ceil(new PMIDs / batch size) efetch, each PMID fetched at most once per poll however many
-subscriptions matched it.
+ceil(new PMIDs / batch size) efetch per batch, each PMID fetched at most once per round however
+many subscriptions matched it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from functools import partial
 
 from watcher.config import Config
 from watcher.errors import SourceError, Unreachable
 from watcher.followups import RefreshReport, notices_found, published_as, refresh
 from watcher.identity import ItemKey, key, pmid_key
 from watcher.models import Article, JournalVersion, PollState
-from watcher.poll_fetch import batches, fetch_and_store, fetch_missing, unknown_items
+from watcher.poll_fetch import fetch_missing
 from watcher.poll_report import Found, Outcome, PollReport
 from watcher.schedule import next_poll_time
-from watcher.sources.base import History, Records, Source
-from watcher.sources.eutils import ncbi_today
+from watcher.sources.base import Records, Source
+from watcher.sources.eutils import ncbi_today as ncbi_today  # tests and benches take it here
 from watcher.sources.following import first_poll
 from watcher.sources.kinds import Sources
-from watcher.store import Store
+from watcher.store import PollCommit, RecordsOwed, Store
 from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
-
-BACKFILL_SLICE = timedelta(days=365)
 
 
 def due_subscriptions(
@@ -46,6 +47,14 @@ def due_subscriptions(
     return due
 
 
+# A round polls its subscriptions in batches of this many: a batch's searches, the efetch of
+# the union of what they found, and the batch's commit (one transaction) come before the next
+# batch's searches, so a crash or a restart loses the batch in progress at most. The whole
+# round's union would fill its efetch requests but the last; each batch's union adds at most
+# one partly filled request to that, against ROUND_BATCH esearches: at most 1% over the minimum.
+ROUND_BATCH = 100
+
+
 def poll(
     config: Config,
     store: Store,
@@ -53,26 +62,33 @@ def poll(
     now: datetime,
     subscriptions: Sequence[Subscription] | None = None,
 ) -> PollReport:
-    """Poll `subscriptions` (default: all) together. A failing one is recorded on its own row
-    and does not stop the others; state advances only with committed results."""
+    """Poll `subscriptions` (default: all), a batch at a time (ROUND_BATCH). A failing one is
+    recorded on its own row and does not stop the others; state advances only with committed
+    results."""
     started = time.monotonic()
     requests_before = sources.requests
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
     report = PollReport()
-    found, down = _find_all(subs, store, sources, now, report)
-    changes = _store_held(found, store, now, report)
-    # Records owed by earlier polls are asked for too, unless their source did not answer at all.
-    owed = _owed(store, subs, sources, down)
-    failed_items = fetch_missing(found, owed, store, now, report)
-    for f in found:
-        _commit(f, failed_items, store, now, report)
-    for outcome in report.outcomes:
-        outcome.changes = changes.get(outcome.name, 0)
-    # A retraction notice, erratum or expression of concern about a delivered paper is told to
-    # that paper's readers as a follow-up, and never mailed as a paper itself.
-    report.changes += notices_found(
-        store, [i for f in found if f.deliver for i in f.items if i not in failed_items], now
-    )
+    states = store.polls.states()
+    # A host that never answered through all retries is not asked again in this round: the
+    # subscriptions behind it are recorded as failed at once instead of each waiting it out.
+    down: dict[str, str] = {}
+    groups = [subs[i : i + ROUND_BATCH] for i in range(0, len(subs), ROUND_BATCH)]
+    searchers = ThreadPoolExecutor(sources.kit.searches_in_flight, "search")
+    search = partial(_search_safely, states=states, sources=sources, now=now, down=down)
+    try:
+        searching = [searchers.submit(search, sub) for sub in groups[0]] if groups else []
+        for n, batch in enumerate(groups):
+            found = _found(batch, searching, states, store, now, report)
+            # The next batch is searched while this one's records are fetched and it is
+            # committed, so that the rate is never left unspent; a crash loses this batch and
+            # the searches made meanwhile.
+            nxt = groups[n + 1] if n + 1 < len(groups) else []
+            searching = [searchers.submit(search, sub) for sub in nxt]
+            _poll_batch(found, batch, store, sources, now, report, down)
+    finally:
+        # A round stopped by an error or an interrupt begins no more searches.
+        searchers.shutdown(cancel_futures=True)
     report.requests = sources.requests - requests_before
     report.seconds = time.monotonic() - started
     log.info(
@@ -96,37 +112,74 @@ def poll(
     return report
 
 
-def _find_all(
+def _poll_batch(
+    found: list[Found],
     subs: Sequence[Subscription],
     store: Store,
     sources: Sources,
     now: datetime,
     report: PollReport,
-) -> tuple[list[Found], dict[str, str]]:
-    """Each subscription's source asked what is new; failures recorded on their own rows.
-    Also returns the hosts that never answered (host → error)."""
-    states = store.polls.states()
+    down: Mapping[str, str],
+) -> None:
+    """What a batch's searches found: records stored, the union of those missing fetched once,
+    and the batch committed."""
+    changes = _store_held(found, store, now, report)
+    # Records owed by earlier polls are asked for too, unless their source did not answer at all.
+    owed = _owed(store, subs, sources, down)
+    failed_items, still_owed = fetch_missing(found, owed, store, now, report)
+    _commit(found, failed_items, still_owed, store, now, report, changes)
+    # A retraction notice, erratum or expression of concern about a delivered paper is told to
+    # that paper's readers as a follow-up, and never mailed as a paper itself.
+    report.changes += notices_found(
+        store, [i for f in found if f.deliver for i in f.items if i not in failed_items], now
+    )
+
+
+def _search_safely(
+    sub: Subscription,
+    *,
+    states: Mapping[str, PollState],
+    sources: Sources,
+    now: datetime,
+    down: dict[str, str],
+) -> Found | SourceError:
+    """One subscription's source asked what is new, on a searcher thread (several search at
+    once: answers take longer than the rate's interval); its failure returned, not raised. A
+    host that never answered is not asked again (`down`: host → error)."""
+    host = sources[sub].host(sub)
+    if host in down:
+        return Unreachable(down[host])
+    try:
+        return _search(sub, states.get(sub.name), sources[sub], sources, now)
+    except Unreachable as exc:
+        down.setdefault(host, str(exc))
+        return exc
+    except SourceError as exc:
+        return exc
+
+
+def _found(
+    subs: Sequence[Subscription],
+    searching: Sequence[Future[Found | SourceError]],
+    states: Mapping[str, PollState],
+    store: Store,
+    now: datetime,
+    report: PollReport,
+) -> list[Found]:
+    """The answers of `subs`' searches as they come; failures recorded on their own rows, in
+    the subscriptions' order. A followed paper's new links join its subscription's items
+    (read here, on the poll's thread: the store is not the searchers')."""
     found: list[Found] = []
-    # A host that never answered through all retries is not asked again in this poll: the
-    # subscriptions behind it are recorded as failed at once instead of each waiting it out.
-    down: dict[str, str] = {}
-    for sub in subs:
-        source = sources[sub]
-        host = source.host(sub)
-        if host in down:
-            _fail(store, report, sub.name, down[host], now)
+    for sub, future in zip(subs, searching, strict=True):
+        got = future.result()
+        if isinstance(got, SourceError):
+            _fail(store, report, sub.name, str(got), now)
             continue
-        try:
-            found.append(_search(sub, states.get(sub.name), source, sources, now))
-            report.record_errors += found[-1].skipped
-            if sub.follows and not first_poll(states.get(sub.name)):
-                found[-1].items += store.citations.news(sub, found[-1].items, found[-1].links)
-        except Unreachable as exc:
-            down[host] = str(exc)
-            _fail(store, report, sub.name, str(exc), now)
-        except SourceError as exc:
-            _fail(store, report, sub.name, str(exc), now)
-    return found, down
+        found.append(got)
+        report.record_errors += got.skipped
+        if sub.follows and not first_poll(states.get(sub.name)):
+            got.items += store.citations.news(sub, got.items, got.links)
+    return found
 
 
 def _store_held(
@@ -198,57 +251,72 @@ def _owed(
 
 
 def _commit(
-    f: Found, failed_items: Mapping[ItemKey, str], store: Store, now: datetime, report: PollReport
+    found: Sequence[Found],
+    failed_items: Mapping[ItemKey, str],
+    owed: RecordsOwed,
+    store: Store,
+    now: datetime,
+    report: PollReport,
+    changes: Mapping[str, int],
 ) -> None:
-    """One subscription's matches and state, in one transaction; not while a record it would
-    deliver could not be fetched."""
-    blocked = [i for i in f.items if i in failed_items] if f.deliver else []
-    if blocked:
-        # Why, too: `watcher status` shows this line alone, without the log's efetch error.
-        _fail(
-            store,
-            report,
+    """The subscriptions' matches and states and the records `owed`, in one transaction; not
+    the subscriptions with a record to deliver that could not be fetched."""
+    ready: list[Found] = []
+    for f in found:
+        blocked = [i for i in f.items if i in failed_items] if f.deliver else []
+        if blocked:
+            # Why, too: `watcher status` shows this line alone, without the log's efetch error.
+            _fail(
+                store,
+                report,
+                f.sub.name,
+                f"{len(blocked)} records could not be fetched ({failed_items[blocked[0]]}); "
+                "retried next poll",
+                now,
+            )
+        else:
+            ready.append(f)
+    commits = [
+        PollCommit(
             f.sub.name,
-            f"{len(blocked)} records could not be fetched ({failed_items[blocked[0]]}); "
-            "retried next poll",
-            now,
+            f.items,
+            f.source,
+            f.deliver,
+            f.window_end,
+            len(f.items),
+            f.requests,
+            f.etag,
+            f.last_modified,
+            [pmid_key(p) for p in f.sub.like],
         )
-        return
-    new = store.polls.commit(
-        f.sub.name,
-        f.items,
-        source=f.source,
-        deliver=f.deliver,
-        now=now,
-        window_end=f.window_end,
-        found=len(f.items),
-        requests=f.requests,
-        etag=f.etag,
-        last_modified=f.last_modified,
-        known=[pmid_key(p) for p in f.sub.like],
-    )
-    if f.sub.follows:
-        # After the matches: a poll that dies in between announces these links' papers again
-        # next time, which the matches already hold (never twice in a digest).
-        store.citations.record(f.sub.name, f.links, now, f.sub)
-    report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
-    log.info(
-        "poll %s: %d found, %d new matches, %d requests (%s)",
-        f.sub.name,
-        len(f.items),
-        new,
-        f.requests,
-        f.source,
-        extra={
-            "fields": {
-                "event": "poll",
-                "subscription": f.sub.name,
-                "found": len(f.items),
-                "new": new,
-                "requests": f.requests,
-            }
-        },
-    )
+        for f in ready
+    ]
+    for f, new in zip(ready, store.polls.commit_batch(commits, now, owed), strict=True):
+        name = f.sub.name
+        if f.sub.follows:
+            # After the matches: a poll that dies in between announces these links' papers
+            # again next time, which the matches already hold (never twice in a digest).
+            store.citations.record(name, f.links, now, f.sub)
+        report.outcomes.append(
+            Outcome(name, len(f.items), new, f.requests, changes=changes.get(name, 0))
+        )
+        log.info(
+            "poll %s: %d found, %d new matches, %d requests (%s)",
+            name,
+            len(f.items),
+            new,
+            f.requests,
+            f.source,
+            extra={
+                "fields": {
+                    "event": "poll",
+                    "subscription": name,
+                    "found": len(f.items),
+                    "new": new,
+                    "requests": f.requests,
+                }
+            },
+        )
 
 
 def _search(
@@ -261,7 +329,7 @@ def _search(
     fresh = state is None or (state.window_end is None and state.last_success_at is None)
     # lookback_days = 0: the first poll only records what exists as a baseline, to be mailed never.
     baseline = fresh and sub.schedule.lookback_days == 0
-    before = sources.requests
+    before = sources.requests_mine
     got = source.find(sub, state, now)
     return Found(
         sub,
@@ -272,7 +340,7 @@ def _search(
         window_end=got.window_end,
         etag=got.etag,
         last_modified=got.last_modified,
-        requests=sources.requests - before,
+        requests=sources.requests_mine - before,
         held=got.records,
         trials=got.trials,
         skipped=got.skipped,
@@ -289,72 +357,6 @@ def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime
     )
     store.polls.record_error(name, error, now)
     report.outcomes.append(Outcome(name, error=error))
-
-
-@dataclass
-class BackfillReport:
-    subscription: str
-    slices: int = 0
-    found: int = 0
-    fetched: int = 0
-    new_matches: int = 0
-    resumed_from: date | None = None
-
-
-Progress = Callable[[str, int, int, int], None]  # name, slices done, slices total, records
-
-
-def backfill(
-    config: Config,
-    store: Store,
-    sources: Sources,
-    now: datetime,
-    since: date,
-    *,
-    subscriptions: Sequence[Subscription],
-    deliver: bool = False,
-    progress: Progress | None = None,
-) -> list[BackfillReport]:
-    """Load a query subscription's history from `since`, a year's slice at a time.
-
-    Each slice is committed with the subscription's backfill mark, so an interrupted backfill
-    resumes after its last complete slice. Backfilled papers are known, not news, unless
-    `deliver` is set.
-    """
-    reports = []
-    today = ncbi_today(now)
-    for sub in subscriptions:
-        source = sources[sub]
-        if not isinstance(source, History):
-            what = "a subscription following papers" if sub.follows else "an RSS feed"
-            log.warning("%s: %s has no history to backfill; skipped", sub.name, what)
-            continue
-        state = store.polls.state(sub.name)
-        start = since
-        report = BackfillReport(sub.name)
-        if state and state.backfill_done and state.backfill_done >= since:
-            start = state.backfill_done + timedelta(days=1)
-            report.resumed_from = start
-        slices = []
-        lo = start
-        while lo <= today:
-            hi = min(today, lo + BACKFILL_SLICE - timedelta(days=1))
-            slices.append((lo, hi))
-            lo = hi + timedelta(days=1)
-        for n, (lo, hi) in enumerate(slices, 1):
-            items = source.find_window(sub, lo, hi)
-            records = source.records
-            for batch in batches(unknown_items(store, items), records.batch_size):
-                report.fetched += fetch_and_store(batch, store, records, now)[0]
-            report.new_matches += store.polls.record_backfill(
-                sub.name, items, deliver=deliver, now=now, done_through=hi
-            )
-            report.found += len(items)
-            report.slices = n
-            if progress is not None:
-                progress(sub.name, n, len(slices), report.found)
-        reports.append(report)
-    return reports
 
 
 def refresh_followups(

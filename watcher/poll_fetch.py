@@ -14,7 +14,7 @@ from watcher.errors import SourceError
 from watcher.identity import ItemKey, identifiers, pmid_key, pmid_of
 from watcher.poll_report import Found, PollReport
 from watcher.sources.base import Records
-from watcher.store import Store
+from watcher.store import RecordsOwed, Store
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,11 @@ def fetch_missing(
     store: Store,
     now: datetime,
     report: PollReport,
-) -> dict[ItemKey, str]:
+) -> tuple[dict[ItemKey, str], RecordsOwed]:
     """Fetch, once each and in shared batches, the items some subscription will deliver that the
     store lacks: this poll's matches and the records earlier polls matched but could not get
     (`owed`), these as their backoff allows. Returns the items whose batch failed, with the
-    error."""
+    error, and what is owed now (committed with the matches: store.polls.commit_batch)."""
     # Sources that share a record fetcher (PubMed's search and RSS) share one pass of it.
     by_fetcher: dict[int, tuple[Records, dict[ItemKey, None]]] = {}
     for f in found:
@@ -63,7 +63,6 @@ def fetch_missing(
     for item in liked.difference(owed).difference(i for f in found for i in f.items):
         missing.pop(item, None)
         deleted.pop(item, None)
-    store.articles.record_missing(missing, now)
     if deleted:
         # Owed no more: NCBI says so, where a record merely missing might still come.
         log.warning(
@@ -73,15 +72,12 @@ def fetch_missing(
             ", ".join(sorted(deleted)[:10]),
             extra={"fields": {"event": "records_deleted", "items": sorted(deleted)}},
         )
-        store.articles.record_deleted(deleted, now)
         report.deleted += sorted(deleted)
-    store.articles.forget_missing(
-        p for p in due if p not in missing and p not in failed and p not in deleted
-    )
+    arrived = [p for p in due if p not in missing and p not in failed and p not in deleted]
     back = [p for p in owed if p in due and p not in missing and p not in failed]
     if back:
         log.info("%d records awaited from earlier polls arrived", len(back))
-    return failed
+    return failed, RecordsOwed(missing, deleted, arrived)
 
 
 def _fetch_due(

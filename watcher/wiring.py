@@ -5,6 +5,7 @@ os.environ; everything it builds takes plain arguments."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -81,7 +82,6 @@ def ncbi_client(
             "ncbi.api_key_env names %s, which is not set: using the keyless limit",
             ncbi.api_key_env,
         )
-    limit = NCBI_RATE_WITH_KEY if api_key else NCBI_RATE_WITHOUT_KEY
     from watcher.sources.eutils import EUtils
 
     return EUtils(
@@ -89,7 +89,7 @@ def ncbi_client(
         email=ncbi.email,
         tool=ncbi.tool,
         api_key=api_key,
-        rate=ncbi.rate_limit or limit,
+        rate=ncbi_rate(ncbi, env),
         timeout=ncbi.timeout,
         retries=ncbi.retries,
         batch_size=ncbi.batch_size,
@@ -113,15 +113,40 @@ def make_sources(
     `rate_budget()` as `budget` wherever a store is open: every process on it then shares each
     host's rate (and the API key's) instead of each spending all of it."""
     client = ncbi_client(config.ncbi, env, sleep, clock=clock, budget=budget)
-    return sources_for(client, config.ncbi, config)
+    return sources_for(client, config.ncbi, config, in_flight(ncbi_rate(config.ncbi, env)))
 
 
-def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) -> Sources:
+def ncbi_rate(ncbi: NcbiConfig, env: Mapping[str, str] = os.environ) -> float:
+    """Requests/s to E-utilities: `ncbi.rate_limit`, or NCBI's limit with or without the key."""
+    has_key = bool(ncbi.api_key_env and env.get(ncbi.api_key_env))
+    return ncbi.rate_limit or (NCBI_RATE_WITH_KEY if has_key else NCBI_RATE_WITHOUT_KEY)
+
+
+# NCBI answers a search in 0.2-1 s, often longer than the 0.1-0.33 s between requests its limit
+# allows: one search at a time would leave the rate unspent. With a second's worth of searches
+# waiting for answers (3 at 3/s), the rate limiter sets the pace; at most 4 (answers of up to
+# 0.4 s keep pace with 10/s), so that a slow host never piles up threads and requests.
+MAX_IN_FLIGHT = 4
+
+
+def in_flight(rate: float) -> int:
+    """Searches a poll keeps waiting for answers at once."""
+    return max(1, min(MAX_IN_FLIGHT, math.ceil(rate)))
+
+
+def sources_for(
+    client: EUtils, ncbi: NcbiConfig, config: Config | None = None, searches_in_flight: int = 1
+) -> Sources:
     """The sources around `client`; `config` gives the registries' roots and paces."""
     from watcher.sources.kinds import pubmed_sources
 
     if config is None:
-        return pubmed_sources(client, datetype=ncbi.datetype, overlap_days=ncbi.overlap_days)
+        return pubmed_sources(
+            client,
+            datetype=ncbi.datetype,
+            overlap_days=ncbi.overlap_days,
+            searches_in_flight=searches_in_flight,
+        )
     return pubmed_sources(
         client,
         datetype=ncbi.datetype,
@@ -132,6 +157,7 @@ def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) 
         clinicaltrials_rate=config.clinicaltrials.rate_limit,
         icite_url=config.icite.base_url,
         icite_rate=config.icite.rate_limit,
+        searches_in_flight=searches_in_flight,
     )
 
 

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -56,9 +56,20 @@ class Counters:
     requests: int = 0
     retries: int = 0
     isolation_requests: int = 0  # efetches spent splitting batches around unreadable records
+    # A poll searches on several threads at once: what one search cost is its thread's count.
+    _mine: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, endpoint: str) -> None:
-        self.requests += 1
+        with self._lock:
+            self.requests += 1
+        self._mine.requests = self.mine + 1
+
+    @property
+    def mine(self) -> int:
+        """The requests made on the calling thread."""
+        n: int = getattr(self._mine, "requests", 0)
+        return n
 
 
 @dataclass(frozen=True)

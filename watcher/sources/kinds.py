@@ -41,6 +41,8 @@ class Kit:
     clinicaltrials_rate: float = CLINICALTRIALS_RATE
     icite_url: str = ICITE_BASE_URL
     icite_rate: float = ICITE_RATE
+    # How many searches a poll keeps waiting for answers at once (poll.py's _search_safely).
+    searches_in_flight: int = 1
 
 
 SOURCES: dict[str, Callable[[Kit], Source]] = {
@@ -80,6 +82,11 @@ class Sources:
         return self.kit.http.counters.requests
 
     @property
+    def requests_mine(self) -> int:
+        """What the calling thread has requested (a search's cost, while others search too)."""
+        return self.kit.http.counters.mine
+
+    @property
     def sleep(self) -> Callable[[float], None]:
         return self.kit.http.sleep
 
@@ -99,6 +106,7 @@ def pubmed_sources(
     clinicaltrials_rate: float = CLINICALTRIALS_RATE,
     icite_url: str = ICITE_BASE_URL,
     icite_rate: float = ICITE_RATE,
+    searches_in_flight: int = 1,
 ) -> Sources:
     """Every registered source, built around one E-utilities client and its HTTP layer."""
     return Sources(
@@ -113,5 +121,6 @@ def pubmed_sources(
             clinicaltrials_rate,
             icite_url,
             icite_rate,
+            searches_in_flight,
         )
     )

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from watcher.errors import StoreError
 from watcher.rate import RateBudget
-from watcher.store.articles import Articles, AwaitedRecord, article_rows
+from watcher.store.articles import Articles, AwaitedRecord, RecordsOwed, article_rows
 from watcher.store.changes import Changes
 from watcher.store.citations import Citations
 from watcher.store.engine import (
@@ -33,7 +33,7 @@ from watcher.store.engine import (
 from watcher.store.items import Items
 from watcher.store.limits import MAX_ABSTRACT, MAX_ITEMS, MAX_TEXT, MAX_TITLE, bounded
 from watcher.store.outbox import Outbox, PendingDigest
-from watcher.store.polls import Polls
+from watcher.store.polls import PollCommit, Polls
 from watcher.store.rate_slots import rate_budget
 from watcher.store.trials import Trials
 
@@ -45,6 +45,8 @@ __all__ = [
     "SCHEMA_REVISION",
     "AwaitedRecord",
     "PendingDigest",
+    "PollCommit",
+    "RecordsOwed",
     "Store",
     "article_rows",
     "bounded",

@@ -4,8 +4,8 @@ stored, with what the polls that asked for them recorded."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -227,50 +227,79 @@ class Articles:
     @translated_errors
     def record_missing(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
         """One more unsuccessful attempt at each item's record, with why."""
-        self._record_attempt(reasons, now, deleted=False)
+        with self.db.engine.begin() as conn:
+            record_owed(conn, self.db.insert, RecordsOwed(missing=reasons), now)
 
     @translated_errors
     def record_deleted(self, reasons: Mapping[ItemKey, str], now: datetime) -> None:
         """Each item's record was deleted by its source (with what it said): it is owed no
         more, and never asked for again."""
-        self._record_attempt(reasons, now, deleted=True)
-
-    def _record_attempt(self, reasons: Mapping[ItemKey, str], now: datetime, deleted: bool) -> None:
-        if not reasons:
-            return
-        table = db.awaited_records
-        stmt = self.db.insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["item"],
-            set_={
-                "attempts": table.c.attempts + 1,
-                "last_attempt_at": stmt.excluded.last_attempt_at,
-                "reason": stmt.excluded.reason,
-                "deleted_at": stmt.excluded.deleted_at,
-            },
-        )
-        rows = [
-            dict(
-                item=p,
-                first_missing_at=now,
-                last_attempt_at=now,
-                attempts=1,
-                reason=r[:500],
-                deleted_at=now if deleted else None,
-            )
-            for p, r in reasons.items()
-        ]
         with self.db.engine.begin() as conn:
-            for chunk in chunks(rows):
-                conn.execute(stmt, list(chunk))
+            record_owed(conn, self.db.insert, RecordsOwed(deleted=reasons), now)
 
     @translated_errors
     def forget_missing(self, items: Iterable[ItemKey]) -> None:
         """These records arrived: nothing is awaited for them any more."""
-        ids = list(dict.fromkeys(items))
         with self.db.engine.begin() as conn:
-            for chunk in chunks(ids):
-                conn.execute(delete(db.awaited_records).where(db.awaited_records.c.item.in_(chunk)))
+            _forget_awaited(conn, items)
+
+
+@dataclass(frozen=True)
+class RecordsOwed:
+    """What a poll's efetch left owed (awaited_records): records that did not come (item →
+    why), records their source deleted (owed no more), and owed records that arrived."""
+
+    missing: Mapping[ItemKey, str] = field(default_factory=dict)
+    deleted: Mapping[ItemKey, str] = field(default_factory=dict)
+    arrived: Collection[ItemKey] = ()
+
+
+def record_owed(
+    conn: Connection, insert: Callable[[Any], Any], owed: RecordsOwed, now: datetime
+) -> None:
+    """`owed` into awaited_records, in the caller's transaction (a poll batch's commit)."""
+    for reasons, deleted in ((owed.missing, False), (owed.deleted, True)):
+        if reasons:
+            _record_attempt(conn, insert, reasons, now, deleted)
+    _forget_awaited(conn, owed.arrived)
+
+
+def _record_attempt(
+    conn: Connection,
+    insert: Callable[[Any], Any],
+    reasons: Mapping[ItemKey, str],
+    now: datetime,
+    deleted: bool,
+) -> None:
+    table = db.awaited_records
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["item"],
+        set_={
+            "attempts": table.c.attempts + 1,
+            "last_attempt_at": stmt.excluded.last_attempt_at,
+            "reason": stmt.excluded.reason,
+            "deleted_at": stmt.excluded.deleted_at,
+        },
+    )
+    rows = [
+        dict(
+            item=p,
+            first_missing_at=now,
+            last_attempt_at=now,
+            attempts=1,
+            reason=r[:500],
+            deleted_at=now if deleted else None,
+        )
+        for p, r in reasons.items()
+    ]
+    for chunk in chunks(rows):
+        conn.execute(stmt, list(chunk))
+
+
+def _forget_awaited(conn: Connection, items: Iterable[ItemKey]) -> None:
+    for chunk in chunks(list(dict.fromkeys(items))):
+        conn.execute(delete(db.awaited_records).where(db.awaited_records.c.item.in_(chunk)))
 
 
 def article_rows(

@@ -235,6 +235,18 @@ def _move(
     return dropped
 
 
+def lookup_all(
+    conn: Connection, insert: Callable[[Any], Any], keys: Sequence[ItemKey]
+) -> dict[ItemKey, ItemKey]:
+    """The item of each of `keys` that has one; every key seen gets its identifier row, so a
+    record that arrives later under another of its identifiers (a DOI, then a PMID) finds
+    this item."""
+    wanted = list(dict.fromkeys(keys))
+    found = lookup(conn, wanted)
+    record_identifiers(conn, insert, {k: k for k in wanted if k not in found})
+    return found
+
+
 def add_matches(
     conn: Connection,
     insert: Callable[[Any], Any],
@@ -244,14 +256,14 @@ def add_matches(
     deliver: bool,
     now: datetime,
     known: Collection[ItemKey] = (),
+    found: Mapping[ItemKey, ItemKey] | None = None,
 ) -> int:
     """Match `keys` as the items they name: a paper found by PMID and by DOI is one match.
-    Returns how many matches were new."""
+    Returns how many matches were new. `found`: the keys' items, already looked up (and their
+    identifiers recorded) for a batch of subscriptions at once (see lookup_all)."""
     wanted = list(dict.fromkeys(keys))
-    found = lookup(conn, wanted)
-    # Every key seen gets its identifier row, so a record that arrives later under another
-    # of its identifiers (a DOI, then a PMID) finds this item.
-    record_identifiers(conn, insert, {k: k for k in wanted if k not in found})
+    if found is None:
+        found = lookup_all(conn, insert, wanted)
     ids = list(dict.fromkeys(found.get(k, k) for k in wanted))
     liked = {found.get(k, k) for k in known if k in wanted}
     have = probe(conn, MATCHES, name, ids)

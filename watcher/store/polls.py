@@ -1,9 +1,11 @@
-"""Subscriptions and their polls: the config's subscriptions kept in step, each poll's matches
-committed with its state in one transaction, backfills, poll errors and match counts."""
+"""Subscriptions and their polls: the config's subscriptions kept in step, a batch of polls'
+matches committed with their states (and the records they still owe) in one transaction,
+backfills, poll errors and match counts."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -15,9 +17,27 @@ from watcher import schema as db
 from watcher.identity import ItemKey
 from watcher.models import PollState
 from watcher.redact import safe_message
+from watcher.store.articles import RecordsOwed, record_owed
 from watcher.store.engine import Database, translated_errors
-from watcher.store.items import add_matches
+from watcher.store.items import add_matches, lookup_all
 from watcher.subscriptions import Subscription
+
+
+@dataclass(frozen=True)
+class PollCommit:
+    """One subscription's poll, ready to commit: what it matched and its state after."""
+
+    name: str
+    items: Sequence[ItemKey]
+    source: str
+    deliver: bool
+    window_end: date | None
+    found: int
+    requests: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+    # The papers the subscription `like`s: its readers know them from the start.
+    known: Collection[ItemKey] = ()
 
 
 class Polls:
@@ -113,31 +133,56 @@ class Polls:
         last_modified: str | None = None,
         known: Collection[ItemKey] = (),
     ) -> int:
-        """Record a subscription's matches and advance its state, in one transaction.
+        """Record a subscription's matches and advance its state, in one transaction: see
+        commit_batch. Returns how many matches were new."""
+        done = PollCommit(
+            name, items, source, deliver, window_end, found, requests, etag, last_modified, known
+        )
+        return self.commit_batch([done], now)[0]
 
-        Returns how many matches were new. Re-recording a known match changes nothing, so the
-        poll's overlap window costs no duplicates. Items in `known` (the papers the
-        subscription `like`s: its readers know them from the start) are matched, never to be
-        delivered, even if an earlier poll matched them for delivery.
+    @translated_errors
+    def commit_batch(
+        self, polls: Sequence[PollCommit], now: datetime, owed: RecordsOwed | None = None
+    ) -> list[int]:
+        """Record each subscription's matches and advance its state, and what the batch's
+        efetch left `owed`, all in one transaction (a poll round commits a batch of
+        subscriptions at once: poll.py). Returns how many matches were new, for each.
+
+        Re-recording a known match changes nothing, so the poll's overlap window costs no
+        duplicates, and a batch committed again (a round redone after a crash) adds nothing.
+        Items in a poll's `known` (the papers the subscription `like`s: its readers know them
+        from the start) are matched, never to be delivered, even if an earlier poll matched
+        them for delivery.
         """
         with self.db.engine.begin() as conn:
-            new = add_matches(conn, self.db.insert, name, items, source, deliver, now, known)
-            values: dict[str, Any] = dict(
-                last_poll_at=now,
-                last_success_at=now,
-                last_found=found,
-                last_new=new,
-                last_requests=requests,
-                last_error=None,
-                last_error_at=None,
-            )
-            if window_end is not None:
-                values["window_end"] = window_end
-            if etag is not None or last_modified is not None:
-                values.update(etag=etag, last_modified=last_modified)
-            conn.execute(
-                update(db.subscriptions).where(db.subscriptions.c.name == name).values(**values)
-            )
+            # The batch's keys are resolved to their items at once: one lookup, not one each.
+            items = lookup_all(conn, self.db.insert, [k for p in polls for k in p.items])
+            new = [
+                add_matches(
+                    conn, self.db.insert, p.name, p.items, p.source, p.deliver, now, p.known, items
+                )
+                for p in polls
+            ]
+            record_owed(conn, self.db.insert, owed or RecordsOwed(), now)
+            for p, n in zip(polls, new, strict=True):
+                values: dict[str, Any] = dict(
+                    last_poll_at=now,
+                    last_success_at=now,
+                    last_found=p.found,
+                    last_new=n,
+                    last_requests=p.requests,
+                    last_error=None,
+                    last_error_at=None,
+                )
+                if p.window_end is not None:
+                    values["window_end"] = p.window_end
+                if p.etag is not None or p.last_modified is not None:
+                    values.update(etag=p.etag, last_modified=p.last_modified)
+                conn.execute(
+                    update(db.subscriptions)
+                    .where(db.subscriptions.c.name == p.name)
+                    .values(**values)
+                )
         return new
 
     @translated_errors
