@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -193,12 +194,14 @@ class Config:
         m = self.mail
         return Recipient(address, m.abstract, m.max_items, m.order)
 
-    @property
+    @cached_property
     def digests(self) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
         """Digest schedule (cron, timezone) → recipient → the subscriptions that digest carries.
 
         A recipient with a schedule of their own gets one digest on it across all their
         subscriptions; the others one per subscription schedule, as `schedules` groups them.
+        Computed once per config (a digest run asks it for each reader): read it, never change
+        it.
         """
         own = {r.address: r.schedule for r in self.recipients if r.schedule is not None}
         out: dict[tuple[str, str], dict[str, list[str]]] = {}

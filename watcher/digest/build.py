@@ -15,9 +15,8 @@ from urllib.parse import quote
 from watcher.config import MailConfig
 from watcher.digest import ranking
 from watcher.digest.context import DigestContext, FollowUp, Group, Link, Paper, TrialUpdate
-from watcher.digest.drugs import Vocabulary, vocabulary
-from watcher.digest.present import overview, present_paper
-from watcher.digest.ris import ris
+from watcher.digest.drugs import Vocabulary
+from watcher.digest.present import Annotations, overview
 from watcher.identity import ItemKey
 from watcher.models import CHANGE_KINDS, CHANGE_ORDER, Article
 from watcher.subscriptions import Recipient, Subscription, reader_reference
@@ -39,6 +38,7 @@ def build_digest(
     reader: Recipient | None = None,
     liked: Sequence[Article] = (),
     known: Collection[ItemKey] = (),
+    annotations: Annotations | None = None,
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
 
@@ -49,9 +49,10 @@ def build_digest(
     this recipient reads (default: [mail]'s settings); `liked` the records of the papers their
     subscriptions `like`, for order = "relevance". Papers in `known` (those the reader's
     subscriptions `like`: known to them from the start) are never shown, and go with the
-    digest's items so that they are recorded as the reader's.
+    digest's items so that they are recorded as the reader's. `annotations` keeps what is
+    said of each paper for the whole run (present.Annotations; default: for this digest).
     """
-    drugs = drugs or vocabulary()
+    notes = annotations or Annotations(drugs)
     updates = trial_updates(
         [(k, articles[k]) for k in papers if is_trial_change(k) and k in articles], citing or {}
     )
@@ -79,7 +80,7 @@ def build_digest(
     groups: list[Group] = []
     compact: list[Paper] = []
     counts = []
-    shown_articles: list[Article] = []
+    shown_articles: list[tuple[ItemKey, Article]] = []
     for name, group_articles in by_group.items():
         total = sum(1 for p in present if name in papers[p])
         if total:
@@ -87,13 +88,11 @@ def build_digest(
         full: list[Paper] = []
         for item, art in sorted(group_articles, key=lambda p: sort_key(p[0])):
             is_compact = shown >= reader.max_items
-            paper = present_paper(
-                art, in_order(papers[item]), reader.abstract, compact=is_compact, drugs=drugs
-            )
+            paper = notes.paper(item, art, in_order(papers[item]), reader.abstract, is_compact)
             if item in closest:
                 paper = replace(paper, closest=True)
             (compact if is_compact else full).append(paper)
-            shown_articles.append(art)
+            shown_articles.append((item, art))
             shown += 1
         if full:
             groups.append(Group(name, tuple(full), total))
@@ -118,7 +117,7 @@ def build_digest(
         order=how,
         order_note=note,
         pmids=tuple(p.pmid for p in everything if p.pmid is not None),
-        ris=ris(shown_articles),
+        ris="".join(notes.ris(item, art) for item, art in shown_articles),
         run_by=run_by,
         leave_url=leave,
         pause_url=pause,
