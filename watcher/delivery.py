@@ -22,7 +22,7 @@ from watcher.digest.present import Annotations, present_followups
 from watcher.digest.render import Rendered, Renderer
 from watcher.errors import MailError
 from watcher.identity import ItemKey, pmid_key
-from watcher.mail import build_message, html_part_size, new_message_id
+from watcher.mail import HtmlParts, build_message, new_message_id
 from watcher.models import Article
 from watcher.paths import private_dir, write_private
 from watcher.schedule import schedule_key
@@ -179,7 +179,8 @@ def compose(
         )
     if ctx.empty and not ctx.followups and not config.mail.send_empty:
         return None
-    rendered = renderer.render(ctx, html_size=html_part_size)
+    html_parts = HtmlParts()
+    rendered = renderer.render(ctx, html_size=html_parts.size)
     message_id = new_message_id(config.mail.from_addr)
     message = build_message(
         rendered,
@@ -191,6 +192,7 @@ def compose(
         to_name=config.display_name(rcpt),
         ris=ctx.ris,
         leave_url=ctx.leave_url,
+        html_parts=html_parts,
     )
     return Composed(ctx, rendered, message_id, message)
 
