@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -345,10 +345,7 @@ def _refresh_batch(
 def notices_found(store: StoreLike, items: Sequence[ItemKey], now: datetime) -> int:
     """Record the changes announced by the notices among `items` (a poll's matches) about
     papers that have been delivered; returns how many were new."""
-    papers = store.articles(items)
-    notices = {
-        k: a for k, a in papers.items() if any(c.ref_type in _ON_NOTICE for c in a.corrections)
-    }
+    notices = store.articles_listing(items, _ON_NOTICE)
     if not notices:
         return 0
     named = store.resolve(named_papers(notices.values()))
@@ -367,6 +364,9 @@ class StoreLike(Protocol):
     def delivered_pubmed_items(self, since: datetime) -> dict[ItemKey, int]: ...
     def delivered_among(self, items: set[ItemKey]) -> set[ItemKey]: ...
     def articles(self, items: Iterable[ItemKey]) -> dict[ItemKey, Article]: ...
+    def articles_listing(
+        self, items: Iterable[ItemKey], ref_types: Collection[str]
+    ) -> dict[ItemKey, Article]: ...
     def resolve(self, keys: Iterable[ItemKey]) -> dict[ItemKey, ItemKey]: ...
     def upsert_articles(self, articles: Sequence[Article], now: datetime) -> None: ...
     def record_changes(self, changes: Sequence[Change], now: datetime) -> int: ...
