@@ -26,6 +26,9 @@ GMAIL_CLIP = 102 * 1024
 HTML_BUDGET = 90_000
 # Overview rows kept when even a digest of titles alone is over the budget (thousands of papers).
 OVERVIEW_KEPT = 10
+# Lines a Renderer keeps folded (Folds): a run's distinct long lines are its papers' titles,
+# author lists and abstracts, a few per paper; past this the memo starts again.
+FOLDS_KEPT = 50_000
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ class Renderer:
         )
         self.html_env = jinja2.Environment(autoescape=True, finalize=_html_value, **common)
         self.text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
+        self.folds = Folds()
         for env in (self.html_env, self.text_env):
-            env.filters["wrap"] = _wrap
+            env.filters["wrap"] = self.folds.wrap
         import css_inline
 
         # The template's main <style> (data-css-inline="ignore") stays in the head, where Gmail
@@ -73,7 +77,7 @@ class Renderer:
         `budget` (fit_html); the text part always carries everything."""
         values = {"d": ctx}
         subject = header_safe(self.text_env.get_template("subject.txt").render(values))
-        text = fold_text(self.text_env.get_template("digest.txt").render(values))
+        text = fold_text(self.text_env.get_template("digest.txt").render(values), folds=self.folds)
         if html_size is None:
             html = self.html(ctx)
         else:
@@ -175,18 +179,38 @@ def trim(
     )
 
 
-def fold_text(text: str, width: int = 78) -> str:
+def fold_text(text: str, width: int = 78, folds: Folds | None = None) -> str:
     """Every line of the text part within `width` columns (RFC 5322's 78), a longer one wrapped
     at spaces under its own indent; a URL is never broken, so a line holding only a URL may be
-    longer."""
+    longer. `folds` remembers lines folded before."""
+    wrap = (folds or Folds()).wrap
     out = []
     for line in text.split("\n"):
         if len(line) <= width:
             out.append(line)
             continue
         indent = line[: len(line) - len(line.lstrip(" "))]
-        out.append(_wrap(line.strip(), width, indent))
+        out.append(wrap(line.strip(), width, indent))
     return "\n".join(out)
+
+
+class Folds:
+    """_wrap, remembering what it folded: a digest run mails the same paper's title, authors
+    and abstract to many readers, and folding them again for each was a tenth of the run.
+    Bounded (FOLDS_KEPT), as a Renderer lives as long as the daemon."""
+
+    def __init__(self, kept: int = FOLDS_KEPT) -> None:
+        self.kept = kept
+        self._folded: dict[tuple[str, int, str], str] = {}
+
+    def wrap(self, text: str, width: int = 76, indent: str = "") -> str:
+        key = (text, width, indent)
+        folded = self._folded.get(key)
+        if folded is None:
+            if len(self._folded) >= self.kept:
+                self._folded.clear()
+            folded = self._folded[key] = _wrap(text, width, indent)
+        return folded
 
 
 def _html_value(value: Any) -> Any:
