@@ -32,6 +32,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,8 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from corpus import real_records
 
 from tests.harness.commands import store_url
+from watcher import delivery
 from watcher.config import load_config
 from watcher.delivery import send_digests
+from watcher.digest.render import Renderer
 from watcher.followups import notices_found
 from watcher.identity import pmid_key
 from watcher.sources.pubmed_xml import parse_articles
@@ -117,6 +120,39 @@ def fill(store: Store, config, papers: list, per_sub: int, seed: int) -> int:
     return sum(map(len, pairs.values()))
 
 
+# Where a digest run's CPU goes, by stage: (owner, attribute, label). Timed by wrapping each
+# (--phases): a few calls per reader, so the wrapping costs nothing measurable, where cProfile's
+# per-call overhead inflates the stages made of many small calls (the email package, Jinja2).
+PHASES = (
+    (delivery, "build_digest", "build_digest (choose, group, annotate, RIS)"),
+    (Renderer, "render", "render (Jinja2, CSS inlining, text folding, HTML size check)"),
+    (delivery, "build_message", "build_message (MIME: headers, quoted-printable, base64)"),
+    (Store, "pending_papers", "store: pending_papers"),
+    (Store, "articles", "store: articles (read and parse the records)"),
+    (Store, "pending_digests", "store: pending_digests"),
+    (Store, "pending_changes", "store: pending_changes"),
+    (Store, "create_digest", "store: create_digest"),
+    (Store, "mark_digest_sent", "store: mark_digest_sent"),
+)
+
+
+def timed_phases() -> dict[str, float]:
+    spent: dict[str, float] = {}
+    for owner, name, label in PHASES:
+        inner = getattr(owner, name)
+        spent[label] = 0.0
+
+        def wrapper(*a: Any, _inner: Any = inner, _label: str = label, **kw: Any) -> Any:
+            started = time.process_time()
+            try:
+                return _inner(*a, **kw)
+            finally:
+                spent[_label] += time.process_time() - started
+
+        setattr(owner, name, wrapper)
+    return spent
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.ERROR)
     papers = pool(args.pool)
@@ -127,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         pairs = fill(store, config, papers, args.papers, args.seed)
         setup = time.process_time() - started
         transport = Keep()
+        spent = timed_phases() if args.phases else {}
         # The profiler's own clock (the wall's): timing each call with the process's CPU clock
         # made the run ten times as long. Its shares are what to read, not its seconds.
         profiler = cProfile.Profile() if args.profile else None
@@ -160,6 +197,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"| per (reader, paper), CPU | {1000 * cpu / pairs:.2f} ms |")
     print(f"| notices_found over the pool's {args.pool:,} papers, CPU | {1000 * notices:.0f} ms |")
     print(f"| messages' fingerprint (scrubbed) | {fingerprint.hexdigest()[:16]} |")
+    if spent:
+        print("\nWhere the run's CPU went:\n")
+        print("| stage | CPU | share | per reader |\n|---|---|---|---|")
+        for label, cpu_s in [*spent.items(), ("the rest", cpu - sum(spent.values()))]:
+            print(
+                f"| {label} | {cpu_s:.1f} s | {100 * cpu_s / cpu:.0f}% "
+                f"| {1000 * cpu_s / args.readers:.1f} ms |"
+            )
     if profiler:
         print("\nTop 10 by own time (tottime), share of the run's profiled time:\n")
         stats = pstats.Stats(profiler)
@@ -204,6 +249,7 @@ def main() -> int:
     ap.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--seed", type=int, default=28)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--phases", action="store_true", help="CPU time by stage of the run")
     return run(ap.parse_args())
 
 
