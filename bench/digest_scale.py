@@ -48,6 +48,9 @@ from watcher.followups import notices_found
 from watcher.identity import pmid_key
 from watcher.sources.pubmed_xml import parse_articles
 from watcher.store import Store
+from watcher.store.articles import Articles
+from watcher.store.changes import Changes
+from watcher.store.outbox import Outbox
 from watcher.transports.base import OutgoingDigest
 
 NOW = datetime(2026, 11, 16, 7, tzinfo=UTC)
@@ -100,13 +103,13 @@ def pool(n: int) -> list:
 def fill(store: Store, config, papers: list, per_sub: int, seed: int) -> int:
     """The pool stored, each subscription's matches recorded; returns the (reader, paper) pairs."""
     rng = random.Random(seed)
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(days=2))
-    store.upsert_articles(papers, NOW - timedelta(days=1))
+    store.polls.sync(config.subscriptions, NOW - timedelta(days=2))
+    store.articles.upsert(papers, NOW - timedelta(days=1))
     keys = [pmid_key(a.pmid) for a in papers]
     pairs: dict[str, set] = {}
     for sub in config.subscriptions:
         items = rng.sample(keys, per_sub)
-        store.commit_poll(
+        store.polls.commit(
             sub.name,
             items,
             source="esearch",
@@ -127,12 +130,12 @@ PHASES = (
     (delivery, "build_digest", "build_digest (choose, group, annotate, RIS)"),
     (Renderer, "render", "render (Jinja2, CSS inlining, text folding, HTML size check)"),
     (delivery, "build_message", "build_message (MIME: headers, quoted-printable, base64)"),
-    (Store, "pending_papers", "store: pending_papers"),
-    (Store, "articles", "store: articles (read and parse the records)"),
-    (Store, "pending_digests", "store: pending_digests"),
-    (Store, "pending_changes", "store: pending_changes"),
-    (Store, "create_digest", "store: create_digest"),
-    (Store, "mark_digest_sent", "store: mark_digest_sent"),
+    (Outbox, "pending_papers", "store: pending_papers"),
+    (Articles, "records", "store: articles (read and parse the records)"),
+    (Outbox, "pending_digests", "store: pending_digests"),
+    (Changes, "pending", "store: pending changes"),
+    (Outbox, "create_digest", "store: create_digest"),
+    (Outbox, "mark_digest_sent", "store: mark_digest_sent"),
 )
 
 

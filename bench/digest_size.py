@@ -113,10 +113,10 @@ def message_for(arts: list[Any], abstract: str, max_items: int, folder: Path) ->
     config = load_config(path)
     store = Store.open(f"sqlite:///{folder / 'w.db'}")
     try:
-        store.sync_subscriptions(config.subscriptions, NOW - timedelta(days=2))
-        store.upsert_articles(arts, NOW - timedelta(days=1))
+        store.polls.sync(config.subscriptions, NOW - timedelta(days=2))
+        store.articles.upsert(arts, NOW - timedelta(days=1))
         for i, name in enumerate(NAMES):
-            store.commit_poll(
+            store.polls.commit(
                 name,
                 [pmid_key(a.pmid) for j, a in enumerate(arts) if j % 3 == i or j % 4 == 0],
                 source="esearch",

@@ -72,7 +72,7 @@ def run(html_out: Path | None) -> dict[str, object]:
     store = Store.open(f"sqlite:///{folder / 'w.db'}")
     week1 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     clock = [week1]
-    store.sync_subscriptions(config.subscriptions, week1 - timedelta(hours=1))
+    store.polls.sync(config.subscriptions, week1 - timedelta(hours=1))
     sources = make_sources(config, clock=lambda: clock[0])
     fake.add(paper(i) for i in range(PAPERS))
     assert not poll(config, store, sources, week1).failed

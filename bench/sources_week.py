@@ -57,7 +57,7 @@ def main() -> int:
         )
         config = load_config(write_config(folder, ncbi.base_url, subs(), extra=extra))
         store = Store.open(f"sqlite:///{folder / 'w.db'}")
-        store.sync_subscriptions(config.subscriptions, START - timedelta(hours=1))
+        store.polls.sync(config.subscriptions, START - timedelta(hours=1))
         drugs = ("teplizumab", "otelixizumab", "rituximab")
         for n in range(40):
             ctgov.put(

@@ -1,6 +1,6 @@
 """Figure 3: whole ingest. 100,000 real-shaped articles into a fresh store, then the same
 100,000 again (all duplicates, as the poll's overlap produces), in 500-article batches as
-efetch delivers them, by the watcher's store.upsert_articles (rows built from the Article
+efetch delivers them, by the watcher's store.articles.upsert (rows built from the Article
 records, identifiers looked up and recorded, the articles upserted) beside a bare driver that
 builds its own rows from the same records (one json.dumps per article) and writes the same
 tables with the same upserts: sqlite3 for SQLite, psycopg for PostgreSQL (set
@@ -130,14 +130,14 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 def watcher_ingest(store: Store, arts: list[Article]) -> None:
     for batch in batches(arts):
-        store.upsert_articles(batch, NOW)
+        store.articles.upsert(batch, NOW)
 
 
 def sqlite_run(arts: list[Article], folder: Path) -> dict[str, Any]:
     store = Store.open(f"sqlite:///{folder / 'watcher.db'}")
     w_new = timed(lambda: watcher_ingest(store, arts))
     w_dup = timed(lambda: watcher_ingest(store, arts))
-    assert store.count_articles() == len(arts)
+    assert store.articles.count() == len(arts)
     store.close()
     # The bare side: the same schema (made by the watcher's migrations), the same pragmas.
     Store.open(f"sqlite:///{folder / 'bare.db'}").close()

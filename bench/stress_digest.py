@@ -85,7 +85,7 @@ def run(kind: str, rounds: int, seed: int) -> int:
         clock = [t0]  # the polls' clock: an hour later each round
         sources = make_sources(config, clock=lambda: clock[0])
         store = Store.open(url)
-        store.sync_subscriptions(config.subscriptions, t0 - timedelta(days=1))
+        store.polls.sync(config.subscriptions, t0 - timedelta(days=1))
         today = ncbi_today(t0)
         fake.add([synthetic(DELETED, "teplizumab, deleted", edat=today)])
         fake.withheld.add(DELETED)
@@ -120,7 +120,7 @@ def run(kind: str, rounds: int, seed: int) -> int:
             if any(p.returncode != 0 for p in (first, second)):
                 print("\n----\n".join(outs), file=sys.stderr)
                 return 1
-        awaited = store.awaited_records([s.name for s in config.subscriptions])
+        awaited = store.articles.awaited([s.name for s in config.subscriptions])
         store.close()
     seconds = time.monotonic() - started
     smtp.stop()

@@ -77,7 +77,7 @@ def run(days: int) -> dict[str, float]:
     config = load_config(folder / "w.toml")
     store = Store.open(f"sqlite:///{folder / 'w.db'}")
     start = datetime(2026, 11, 9, 23, 0, tzinfo=UTC)
-    store.sync_subscriptions(
+    store.polls.sync(
         config.subscriptions,
         start - timedelta(days=1),
     )
@@ -98,7 +98,7 @@ def run(days: int) -> dict[str, float]:
     wall = time.monotonic() - began
     fake.stop()
     requests = fake.count()
-    assert store.count_articles() == PAPERS
+    assert store.articles.count() == PAPERS
     return {
         "days": days,
         "requests": requests,

@@ -15,7 +15,8 @@ from watcher.config import Config, load_config
 from watcher.delivery import compose
 from watcher.digest.render import Renderer
 from watcher.identity import key
-from watcher.models import Article, TrialState
+from watcher.mail import html_part_size
+from watcher.models import TRIAL_CHANGE_KINDS, Article, TrialState
 from watcher.poll import poll
 from watcher.sources.clinicaltrials import ClinicalTrials, announcement, parse_study
 from watcher.sources.http import Http
@@ -54,7 +55,7 @@ def configure(
 
 
 def run(config: Config, store: Store, fake: FakeNCBI, now: datetime) -> Any:
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(hours=1))
+    store.polls.sync(config.subscriptions, NOW - timedelta(hours=1))
     sources = sources_for(make_client(fake.base_url), config.ncbi, config)
     return poll(config, store, sources, now)
 
@@ -64,7 +65,7 @@ def send(config: Config, store: Store, now: datetime) -> str | None:
     digest = compose(config, store, Renderer(), ("0 7 * * mon", "UTC"), RCPT, now)
     if digest is None:
         return None
-    digest_id = store.create_digest(
+    digest_id = store.outbox.create_digest(
         recipient=RCPT,
         schedule="k",
         message_id=digest.message_id,
@@ -72,7 +73,7 @@ def send(config: Config, store: Store, now: datetime) -> str | None:
         items=list(digest.ctx.items),
         now=now,
     )
-    assert store.mark_digest_sent(digest_id, now)
+    assert store.outbox.mark_digest_sent(digest_id, now)
     return digest.ctx.subject + "\n" + digest.rendered.text + "\n" + digest.rendered.html
 
 
@@ -86,7 +87,7 @@ def test_first_poll_announces_each_study_once_for_one_request(tmp_path, fake, ct
     config = configure(tmp_path, fake, ctgov)
     report = run(config, store, fake, NOW)
     assert report.requests == 1 and ctgov.count() == 1 and fake.served == []
-    assert list(store.pending_papers(RCPT, ["Trials"])) == [key("nct", NCT)]
+    assert list(store.outbox.pending_papers(RCPT, ["Trials"])) == [key("nct", NCT)]
     params = ctgov.served[0].params
     assert params["query.term"] == "teplizumab OR otelixizumab"
     assert params["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2026-10-17,MAX]"
@@ -120,7 +121,7 @@ def test_a_status_change_is_announced_once_with_the_papers_citing_the_study(
     run(config, store, fake, NOW)
     send(config, store, NOW)
     citing = Article(pmid=4242, title="Design of the T1D prevention trial", trial_ids=(NCT,))
-    store.upsert_articles([citing], NOW)
+    store.articles.upsert([citing], NOW)
     later = NOW + timedelta(days=7)
     ctgov.put(study(NCT, "Teplizumab in stage 2 type 1 diabetes", "COMPLETED", "2026-11-20"))
     report = run(config, store, fake, later)
@@ -174,6 +175,7 @@ def test_meaningful_changes_are_named_as_a_reader_says_them() -> None:
         "enrolment 100 → 111 (actual)",
         "new arms: Drug, high dose",
     ]
+    assert [c.kind for c in trial_changes(old, changed)] == list(TRIAL_CHANGE_KINDS)
     same = TrialState(NCT, "T", "RECRUITING", "2026-12-02", enrollment=110)
     assert trial_changes(TrialState(NCT, "T", "RECRUITING", "x", enrollment=100), same) == []
 
@@ -413,7 +415,7 @@ def test_real_studies_reach_the_digest_with_phase_and_enrolment(
     assert (
         "ClinicalTrials.gov · Phase 3 · Completed · enrolment 317 (actual) · results posted" in text
     )
-    stored = store.articles([key("nct", "NCT02210780")])[key("nct", "NCT02210780")]
+    stored = store.articles.records([key("nct", "NCT02210780")])[key("nct", "NCT02210780")]
     assert stored.phase == "Phase 2"
 
 
@@ -518,3 +520,126 @@ def _kept_states(store: Store) -> list[dict[str, Any]]:
 
     with store.engine.connect() as conn:
         return list(conn.execute(select(trial_states.c.state)).scalars())
+
+
+def test_a_study_update_is_kept_as_its_own_record_with_each_change_whole(store) -> None:
+    """Each change is a row of its own: two new arms are one change, told on one line (packed
+    into one string, as before, they were split apart at their "; ")."""
+    old = TrialState(NCT, "Teplizumab", "RECRUITING", "2026-11-10", arms=("Drug",))
+    new = replace(old, status="COMPLETED", last_update="2026-11-20", arms=("Drug", "A", "B"))
+    store.trials.record([old], NOW)
+    store.trials.record([new], NOW + timedelta(days=7))
+    item = f"trial-change:{NCT}@2026-11-20"
+    (update,) = store.trials.updates([item, key("nct", NCT)]).values()
+    assert (update.nct, update.last_update, update.title) == (NCT, "2026-11-20", "Teplizumab")
+    assert [(c.kind, c.what) for c in update.changes] == [
+        ("status", "Recruiting → Completed"),
+        ("arms", "new arms: A; B"),
+    ]
+    assert store.articles.records([item]) == {}  # not an article any more
+
+
+def test_trial_changes_stored_as_articles_move_to_their_own_table(
+    tmp_path, fake, ctgov, store_url
+) -> None:
+    """A store at revision 0008 holding study changes as the previous release did (an articles
+    row whose pub_date packs the changes with "; "), migrated to the head: the changes move to
+    trial_changes under the same keys, the digest shows them exactly as before, one already
+    delivered is not told again and one waiting in a pending digest stays there."""
+    from sqlalchemy import create_engine, insert, select
+
+    from watcher import schema as db
+    from watcher.digest.context import TrialUpdate
+    from watcher.store import article_rows, migrate
+
+    engine = create_engine(store_url)
+    migrate(engine, "0008")
+    packed = {
+        # study → (its update, the changes as the previous release packed them, its phase)
+        "NCT09000001": ("2026-11-20", "Recruiting → Completed; enrolment 60 → 24 (actual)", None),
+        "NCT09000002": ("2026-11-12", "Recruiting → Terminated: Slow accrual", "Phase 2"),
+        "NCT09000003": ("2026-11-14", "new arms: Drug, high dose; Placebo", "Phase 3"),
+        "NCT09000004": ("2026-11-15", "results first posted 2026-11-15", "Phase 1/2"),
+    }
+    items = {nct: f"trial-change:{nct}@{day}" for nct, (day, _, _) in packed.items()}
+    records = {
+        items[nct]: Article(
+            pmid=None,
+            title=f"Study {nct}",
+            journal="ClinicalTrials.gov",
+            pub_date=said,
+            nct=nct,
+            phase=phase,
+        )
+        for nct, (_, said, phase) in packed.items()
+    }
+    before = NOW - timedelta(days=2)
+    # What the previous digest made of them: the packed string split at "; ".
+    expected = {
+        item: TrialUpdate(
+            a.nct or "", a.url, a.title, tuple((a.pub_date or "").split("; ")), (), a.phase
+        )
+        for item, a in records.items()
+    }
+    delivered, waiting = items["NCT09000002"], items["NCT09000003"]
+    with engine.begin() as conn:
+        for item, a in records.items():
+            conn.execute(insert(db.articles), article_rows([a], before, {key("nct", a.nct): item}))
+        conn.execute(
+            insert(db.matches),
+            [
+                dict(subscription="Trials", item=i, source="trials", matched_at=NOW, deliver=True)
+                for i in records
+            ],
+        )
+        digests = [(1, "sent", delivered), (2, "pending", waiting)]
+        for digest_id, state, item in digests:
+            conn.execute(
+                insert(db.digests).values(
+                    id=digest_id,
+                    recipient=RCPT,
+                    schedule="k",
+                    message_id=f"<{digest_id}@x>",
+                    state=state,
+                    created_at=before,
+                    attempts=0,
+                    paper_count=1,
+                    message=b"m",
+                )
+            )
+            conn.execute(insert(db.digest_items).values(digest_id=digest_id, item=item))
+        conn.execute(
+            insert(db.deliveries).values(
+                recipient=RCPT, item=delivered, digest_id=1, delivered_at=before
+            )
+        )
+    engine.dispose()
+    store = Store.open(store_url)
+    try:
+        with store.engine.connect() as conn:
+            left = conn.execute(select(db.articles.c.item)).scalars().all()
+        assert left == []
+        moved = store.trials.updates(records)
+        assert set(moved) == set(records)
+        assert [c.kind for c in moved[items["NCT09000003"]].changes] == ["arms", "arms"]
+        assert [c.kind for c in moved[items["NCT09000001"]].changes] == ["status", "enrolment"]
+        config = configure(tmp_path, fake, ctgov)
+        store.polls.sync(config.subscriptions, NOW - timedelta(hours=1))
+        assert store.articles.awaited(["Trials"]) == {}
+        assert store.outbox.undelivered_counts(stored=False) == {RCPT: 0}
+        (pending,) = store.outbox.pending_digests()
+        assert pending.items == (waiting,)
+        digest = compose(config, store, Renderer(), ("0 7 * * mon", "UTC"), RCPT, NOW)
+        assert digest is not None
+        told = [items["NCT09000001"], items["NCT09000004"]]
+        assert digest.ctx.trial_updates == tuple(expected[i] for i in told)
+        assert digest.ctx.items == tuple(told)
+        again = Renderer().render(
+            replace(digest.ctx, trial_updates=tuple(expected[i] for i in told)),
+            html_size=html_part_size,
+        )
+        assert digest.rendered.text == again.text and digest.rendered.html == again.html
+        assert store.outbox.mark_digest_sent(pending.id, NOW)
+        assert waiting in store.outbox.delivered_items(RCPT)
+    finally:
+        store.close()

@@ -52,7 +52,7 @@ def polled(tmp_path: Path, fake: FakeNCBI, smtp: SmtpServer, store_url: str, cro
     loaded = load_config(cfg)
     store = Store.open(loaded.store_url)
     now = datetime.now(UTC)
-    store.sync_subscriptions(loaded.subscriptions, now - timedelta(minutes=1))
+    store.polls.sync(loaded.subscriptions, now - timedelta(minutes=1))
     assert not poll(loaded, store, sources_for(make_client(fake.base_url), loaded.ncbi), now).failed
     store.close()
     return cfg

@@ -79,12 +79,12 @@ def setup(tmp_path: Path, readers: int) -> tuple[Config, Store]:
     )
     config = load_config(path)
     store = Store.open(config.store_url)
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(days=2))
+    store.polls.sync(config.subscriptions, NOW - timedelta(days=2))
     xml = b"<PubmedArticleSet>" + b"".join(r.xml for r in PAPERS) + b"</PubmedArticleSet>"
-    store.upsert_articles(list(parse_articles(xml)), NOW - timedelta(days=1))
+    store.articles.upsert(list(parse_articles(xml)), NOW - timedelta(days=1))
     for sub in config.subscriptions:
         items = [pmid_key(r.pmid) for r in PAPERS]
-        store.commit_poll(
+        store.polls.commit(
             sub.name,
             items,
             source="esearch",
@@ -135,7 +135,7 @@ def test_a_digest_from_the_runs_annotations_is_the_digest_worked_out_alone(
     """Another reader's digest first (other abstracts, other papers compact), then this one:
     the same context as this one's built with nothing kept."""
     config, store = setup(tmp_path, 3)
-    articles = store.articles([pmid_key(r.pmid) for r in PAPERS])
+    articles = store.articles.records([pmid_key(r.pmid) for r in PAPERS])
     store.close()
     papers = {item: ["Own 0", "Shared"] for item in articles}
     shared = Annotations()

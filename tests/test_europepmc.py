@@ -85,7 +85,7 @@ OTHER_SUB = f'[[subscription]]\nname = "Other"\nquery = "otelixizumab"\nrecipien
 
 
 def run(config: Config, store: Store, fake: FakeNCBI, now: datetime = NOW) -> Any:
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(hours=1))
+    store.polls.sync(config.subscriptions, NOW - timedelta(hours=1))
     client = make_client(fake.base_url)
     sources = sources_for(client, config.ncbi, config)
     return poll(config, store, sources, now)
@@ -94,9 +94,9 @@ def run(config: Config, store: Store, fake: FakeNCBI, now: datetime = NOW) -> An
 def deliver_all(
     store: Store, rcpt: str = RCPT, subs: Sequence[str] = ("Preprints", "PubMed")
 ) -> None:
-    items = list(store.pending_papers(rcpt, list(subs)))
+    items = list(store.outbox.pending_papers(rcpt, list(subs)))
     assert items
-    digest = store.create_digest(
+    digest = store.outbox.create_digest(
         recipient=rcpt,
         schedule="k",
         message_id=f"<{rcpt}-{len(items)}@x>",
@@ -104,7 +104,7 @@ def deliver_all(
         items=items,
         now=NOW,
     )
-    assert store.mark_digest_sent(digest, NOW)
+    assert store.outbox.mark_digest_sent(digest, NOW)
 
 
 def test_first_poll_stores_preprints_whole_in_one_request(tmp_path, fake, epmc, store) -> None:
@@ -114,9 +114,9 @@ def test_first_poll_stores_preprints_whole_in_one_request(tmp_path, fake, epmc, 
     config = configure(tmp_path, fake, epmc, EPMC_SUB)
     report = run(config, store, fake)
     assert report.requests == 1 and epmc.count() == 1 and fake.served == []
-    pending = store.pending_papers(RCPT, ["Preprints"])
+    pending = store.outbox.pending_papers(RCPT, ["Preprints"])
     assert list(pending) == [key("ppr", "PPR900001")]
-    art = store.articles(pending)[key("ppr", "PPR900001")]
+    art = store.articles.records(pending)[key("ppr", "PPR900001")]
     assert art.pmid is None and art.preprint_server == "medRxiv" and art.version == 1
     assert art.doi == "10.1101/2026.11.02.26300001"
     assert art.authors[0].display == "Lopez A" and "teplizumab" in art.abstract_text
@@ -166,7 +166,7 @@ def test_a_failing_subscription_is_recorded_on_its_own_row(tmp_path, fake, epmc,
     epmc.fault("status:500", times=10)
     report = run(config, store, fake)
     assert [o.name for o in report.failed] == ["Preprints"]
-    state = store.poll_state("Preprints")
+    state = store.polls.state("Preprints")
     assert state is not None and "HTTP 500" in (state.last_error or "")
 
 
@@ -208,29 +208,29 @@ def test_preprint_then_its_pubmed_record_is_one_work_told_once(tmp_path, fake, e
     fake.add([synthetic(9001, "Teplizumab delays type 1 diabetes", edat=later.date())])
     report = run(config, store, fake, later)
     assert not report.failed
-    assert store.pending_papers(RCPT, ["Preprints", "PubMed"]) == {}
+    assert store.outbox.pending_papers(RCPT, ["Preprints", "PubMed"]) == {}
     # What issue 14's follow-ups tell as "published in JOURNAL", found once.
     ppr = key("ppr", "PPR900001")
     assert report.journal_versions == [JournalVersion(ppr, "PPR900001", 9001, "Diabetes Care")]
     assert report.changes == 1
     again = run(config, store, fake, later + timedelta(hours=6))
     assert again.journal_versions == [] and again.changes == 0
-    work = store.resolve([key("ppr", "PPR900001"), "pmid:9001"])
+    work = store.items.resolve([key("ppr", "PPR900001"), "pmid:9001"])
     assert work[key("ppr", "PPR900001")] == work["pmid:9001"]
     # The work's record is now the journal version's.
-    assert store.articles([work["pmid:9001"]])[work["pmid:9001"]].pmid == 9001
+    assert store.articles.records([work["pmid:9001"]])[work["pmid:9001"]].pmid == 9001
     # Issue 14's follow-up: the preprint's reader is told once that it is published, under
     # the key PubMed's UpdateIn on the preprint would give (so the two are one change).
-    told = store.pending_changes(RCPT)
+    told = store.changes.pending(RCPT)
     assert [(c.change.item, c.change.kind, c.change.notice) for c in told] == [
         (work["pmid:9001"], PUBLISHED, "pmid:9001")
     ]
     assert told[0].change.url == "https://pubmed.ncbi.nlm.nih.gov/9001/"
-    shown = present_followups(told, store.articles([work["pmid:9001"]]))
+    shown = present_followups(told, store.articles.records([work["pmid:9001"]]))
     assert [f.what for f in shown] == ["Published in Diabetes Care"]
-    assert store.record_changes([told[0].change], later) == 0
-    assert store.pending_changes(OTHER) == []
-    digest = store.create_digest(
+    assert store.changes.record([told[0].change], later) == 0
+    assert store.changes.pending(OTHER) == []
+    digest = store.outbox.create_digest(
         recipient=RCPT,
         schedule="k",
         message_id="<followup@x>",
@@ -239,8 +239,8 @@ def test_preprint_then_its_pubmed_record_is_one_work_told_once(tmp_path, fake, e
         now=later,
         changes=[told[0].id],
     )
-    assert store.mark_digest_sent(digest, later)
-    assert store.pending_changes(RCPT) == []
+    assert store.outbox.mark_digest_sent(digest, later)
+    assert store.changes.pending(RCPT) == []
 
 
 def test_a_journal_version_is_the_change_pubmeds_update_in_gives() -> None:
@@ -258,9 +258,9 @@ def test_pubmed_record_then_its_preprint_is_one_work_told_once(tmp_path, fake, e
     epmc.add(preprint(1, commentCorrectionList={"commentCorrection": [link]}), TODAY)
     report = run(config, store, fake, NOW + timedelta(hours=6))
     assert report.journal_versions == []  # told as the journal paper already: no follow-up
-    assert store.pending_papers(RCPT, ["Preprints", "PubMed"]) == {}
-    assert store.resolve([key("ppr", "PPR900001")])[key("ppr", "PPR900001")] == "pmid:9001"
-    assert store.articles(["pmid:9001"])["pmid:9001"].pmid == 9001
+    assert store.outbox.pending_papers(RCPT, ["Preprints", "PubMed"]) == {}
+    assert store.items.resolve([key("ppr", "PPR900001")])[key("ppr", "PPR900001")] == "pmid:9001"
+    assert store.articles.records(["pmid:9001"])["pmid:9001"].pmid == 9001
 
 
 def test_a_preprint_in_a_digest_has_no_pmid_in_its_ris_nor_in_the_pmid_list(
@@ -650,12 +650,12 @@ def test_a_journal_record_naming_its_preprint_joins_it_and_tells_its_readers_onc
     report = run(config, store, fake, later)
     ppr = key("ppr", "PPR880001")
     assert report.journal_versions == [JournalVersion(ppr, "PPR880001", 91000001, "Diabetes Care")]
-    work = store.resolve([ppr, "pmid:91000001", "doi:10.5555/t1d.2026.0001"])
+    work = store.items.resolve([ppr, "pmid:91000001", "doi:10.5555/t1d.2026.0001"])
     assert len(set(work.values())) == 1
-    assert store.pending_papers(RCPT, ["Preprints", "Journals"]) == {}
-    told = store.pending_changes(RCPT)
+    assert store.outbox.pending_papers(RCPT, ["Preprints", "Journals"]) == {}
+    told = store.changes.pending(RCPT)
     assert [(c.change.kind, c.change.notice) for c in told] == [(PUBLISHED, "pmid:91000001")]
-    assert [f.what for f in present_followups(told, store.articles(work.values()))] == [
+    assert [f.what for f in present_followups(told, store.articles.records(work.values()))] == [
         "Published in Diabetes Care"
     ]
     again = run(config, store, fake, later + timedelta(hours=6))

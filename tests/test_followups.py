@@ -88,7 +88,7 @@ class World:
         self.config = load_config(path)
         client = make_client(self.fake.base_url, batch_size=self.config.ncbi.batch_size)
         self.sources = sources_for(client, self.config.ncbi)
-        self.store.sync_subscriptions(self.config.subscriptions, now)
+        self.store.polls.sync(self.config.subscriptions, now)
 
     def poll(self, now: datetime) -> None:
         report = poll(self.config, self.store, self.sources, now)
@@ -288,7 +288,7 @@ def test_a_retraction_notice_that_matches_a_search_is_a_notice_not_a_paper(world
     )
     world.fake.add([notice])
     world.poll(WEEK3)
-    assert world.store.pending_papers("alice@followups.example.org", ["Anti-CD3"]) == {}
+    assert world.store.outbox.pending_papers("alice@followups.example.org", ["Anti-CD3"]) == {}
     world.digest(WEEK3)
     mails = world.mail()
     assert sorted(to(m) for m in mails) == READERS
@@ -323,7 +323,9 @@ def test_a_notice_about_a_paper_nobody_received_is_mailed_as_a_paper(world: Worl
         ]
     )
     world.poll(WEEK1)
-    assert list(world.store.pending_papers("alice@followups.example.org", ["Anti-CD3"])) == [k(305)]
+    assert list(world.store.outbox.pending_papers("alice@followups.example.org", ["Anti-CD3"])) == [
+        k(305)
+    ]
 
 
 def test_refresh_after_nothing_changed_costs_its_efetch_batches_and_sends_nothing(
@@ -356,7 +358,7 @@ def test_the_first_refresh_waits_for_a_delivery(world: World) -> None:
     report = world.refresh(WEEK1)
     assert not report.ran and report.reason == "nothing delivered yet"
     assert world.fake.count() == 0
-    assert world.store.get_meta("followups") is None
+    assert world.store.facts.get("followups") is None
 
 
 def test_badges_stay_true_for_a_paper_shown_again(world: World) -> None:
@@ -435,8 +437,8 @@ def test_a_crash_between_send_and_commit_does_not_repeat_the_followup(
         assert set(by_rcpt) <= {"alice@followups.example.org", "bob@followups.example.org"}
         assert "alice@followups.example.org" in by_rcpt
         assert all(len(ids) == 1 for ids in by_rcpt.values())
-        assert store.pending_digests() == []
-        assert store.change_counts()["told"] == 2
+        assert store.outbox.pending_digests() == []
+        assert store.changes.counts()["told"] == 2
     finally:
         server.stop()
 
@@ -643,16 +645,16 @@ def test_a_merge_carries_changes_to_the_surviving_item(store: Store) -> None:
 
     from .test_store import article, sub
 
-    store.sync_subscriptions([sub("t", "q", ["m@followups.example.org"])], WEEK1)
+    store.polls.sync([sub("t", "q", ["m@followups.example.org"])], WEEK1)
     doi = "10.1000/merge.1"
-    store.commit_poll(
+    store.polls.commit(
         "t", [key("doi", doi)], source="rss", deliver=True, now=WEEK1, window_end=None, found=1
     )
-    store.upsert_articles([replace(article(8), doi=None)], WEEK1)
-    store.commit_poll(
+    store.articles.upsert([replace(article(8), doi=None)], WEEK1)
+    store.polls.commit(
         "t", [k(8)], source="esearch", deliver=True, now=WEEK1, window_end=None, found=1
     )
-    digest = store.create_digest(
+    digest = store.outbox.create_digest(
         recipient="m@followups.example.org",
         schedule="k",
         message_id="<m@followups>",
@@ -660,13 +662,13 @@ def test_a_merge_carries_changes_to_the_surviving_item(store: Store) -> None:
         items=[key("doi", doi), k(8)],
         now=WEEK1,
     )
-    assert store.mark_digest_sent(digest, WEEK1)
-    store.record_changes(
+    assert store.outbox.mark_digest_sent(digest, WEEK1)
+    store.changes.record(
         [Change(key("doi", doi), "erratum", "pmid:9", None, "Erratum in: X")], WEEK3
     )
     # The PubMed record now carries the DOI: one item, and its change with it, told once.
-    store.upsert_articles([replace(article(8), doi=doi)], WEEK3 + timedelta(hours=1))
-    (pending,) = store.pending_changes("m@followups.example.org")
+    store.articles.upsert([replace(article(8), doi=doi)], WEEK3 + timedelta(hours=1))
+    (pending,) = store.changes.pending("m@followups.example.org")
     assert pending.change.item == k(8) and pending.change.kind == "erratum"
 
 
@@ -738,9 +740,9 @@ def test_a_polls_notices_are_read_back_alone(store: Store) -> None:
         rit(),
     ]
     xml = b"<PubmedArticleSet>" + b"".join(r.xml for r in records) + b"</PubmedArticleSet>"
-    store.upsert_articles(list(parse_articles(xml)), WEEK3)
+    store.articles.upsert(list(parse_articles(xml)), WEEK3)
     items = [k(401), k(402), k(403), k(201), k(999)]
-    found = store.articles_listing(items, {"ErratumFor", "RetractionOf"})
+    found = store.articles.listing(items, {"ErratumFor", "RetractionOf"})
     assert list(found) == [k(401)]
-    assert found == {k(401): store.articles([k(401)])[k(401)]}
-    assert store.articles_listing(items, ()) == {}
+    assert found == {k(401): store.articles.records([k(401)])[k(401)]}
+    assert store.articles.listing(items, ()) == {}

@@ -46,7 +46,8 @@ from watcher.sources.http import Answer
 from watcher.sources.json_api import json_object
 from watcher.sources.pubmed_xml import XmlError, parse_articles
 from watcher.sources.rss import parse_feed
-from watcher.store import MAX_ABSTRACT, MAX_TEXT, MAX_TITLE, _within, article_rows, bounded
+from watcher.store import MAX_ABSTRACT, MAX_TEXT, MAX_TITLE, article_rows, bounded
+from watcher.store.limits import _within
 from watcher.trials import trial_changes
 
 from .conftest import CORPUS, FIXTURES

@@ -36,34 +36,32 @@ def test_keys_have_one_normal_form() -> None:
 
 
 def test_a_paper_found_by_doi_keeps_its_key_when_its_pubmed_record_arrives(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "q", ["a@example.org"])], T0)
+    store.polls.sync([sub("s", "q", ["a@example.org"])], T0)
     doi_item = key("doi", DOI)
-    store.commit_poll(
+    store.polls.commit(
         "s", [doi_item], source="esearch", deliver=True, now=T0, window_end=None, found=1
     )
-    store.upsert_articles([replace(article(7), doi=DOI)], T0)
+    store.articles.upsert([replace(article(7), doi=DOI)], T0)
     # Found again, now by PMID: the same item, no second match.
     later = T0 + timedelta(hours=1)
-    assert store.known_items([pmid_key(7)]) == {pmid_key(7)}
-    new = store.commit_poll(
+    assert store.articles.known([pmid_key(7)]) == {pmid_key(7)}
+    new = store.polls.commit(
         "s", [pmid_key(7)], source="esearch", deliver=True, now=later, window_end=None, found=1
     )
     assert new == 0
-    assert store.resolve([pmid_key(7)]) == {pmid_key(7): doi_item}
-    assert list(store.pending_papers("a@example.org", ["s"])) == [doi_item]
-    assert store.articles([doi_item])[doi_item].pmid == 7
+    assert store.items.resolve([pmid_key(7)]) == {pmid_key(7): doi_item}
+    assert list(store.outbox.pending_papers("a@example.org", ["s"])) == [doi_item]
+    assert store.articles.records([doi_item])[doi_item].pmid == 7
 
 
 def test_two_items_proven_one_are_merged_and_never_announced_again(store: Store) -> None:
-    store.sync_subscriptions(
-        [sub("s", "q", ["a@example.org"]), sub("t", "r", ["a@example.org"])], T0
-    )
+    store.polls.sync([sub("s", "q", ["a@example.org"]), sub("t", "r", ["a@example.org"])], T0)
     # The PubMed record was matched by s and delivered; a preprint server's DOI was matched by t.
-    store.upsert_articles([replace(article(7), doi=None)], T0)
-    store.commit_poll(
+    store.articles.upsert([replace(article(7), doi=None)], T0)
+    store.polls.commit(
         "s", [pmid_key(7)], source="esearch", deliver=True, now=T0, window_end=None, found=1
     )
-    digest = store.create_digest(
+    digest = store.outbox.create_digest(
         recipient="a@example.org",
         schedule="k",
         message_id="<m@x>",
@@ -71,23 +69,23 @@ def test_two_items_proven_one_are_merged_and_never_announced_again(store: Store)
         items=[pmid_key(7)],
         now=T0,
     )
-    assert store.mark_digest_sent(digest, T0)
-    store.commit_poll(
+    assert store.outbox.mark_digest_sent(digest, T0)
+    store.polls.commit(
         "t", [key("doi", DOI)], source="rss", deliver=True, now=T0, window_end=None, found=1
     )
     # The revised PubMed record now carries the DOI: the two are one paper.
-    store.upsert_articles([replace(article(7), doi=DOI)], T0 + timedelta(days=1))
-    assert store.resolve([key("doi", DOI)]) == {key("doi", DOI): pmid_key(7)}
-    assert store.match_counts() == {"s": 1, "t": 1}
-    assert store.pending_papers("a@example.org", ["s", "t"]) == {}
-    assert store.delivered_items("a@example.org") == {pmid_key(7)}
+    store.articles.upsert([replace(article(7), doi=DOI)], T0 + timedelta(days=1))
+    assert store.items.resolve([key("doi", DOI)]) == {key("doi", DOI): pmid_key(7)}
+    assert store.polls.match_counts() == {"s": 1, "t": 1}
+    assert store.outbox.pending_papers("a@example.org", ["s", "t"]) == {}
+    assert store.outbox.delivered_items("a@example.org") == {pmid_key(7)}
 
 
 def test_two_pubmed_records_sharing_a_doi_stay_two_items(store: Store) -> None:
-    store.upsert_articles([replace(article(1), doi="10.1000/shared")], T0)
-    store.upsert_articles([replace(article(2), doi="10.1000/SHARED")], T0)
-    assert store.count_articles() == 2
-    assert store.resolve([key("doi", "10.1000/shared")]) == {
+    store.articles.upsert([replace(article(1), doi="10.1000/shared")], T0)
+    store.articles.upsert([replace(article(2), doi="10.1000/SHARED")], T0)
+    assert store.articles.count() == 2
+    assert store.items.resolve([key("doi", "10.1000/shared")]) == {
         key("doi", "10.1000/shared"): pmid_key(1)
     }
 
@@ -133,7 +131,7 @@ def test_poll_takes_any_registered_source(tmp_path, store: Store) -> None:
             '[[subscription]]\nname = "s"\nquery = "x"\nrecipients = ["a@example.org"]\n',
         )
     )
-    store.sync_subscriptions(config.subscriptions, T0 - timedelta(hours=1))
+    store.polls.sync(config.subscriptions, T0 - timedelta(hours=1))
     doi_item = key("doi", DOI)
     source = DoiSource({"s": [doi_item]}, {doi_item: replace(article(7), doi=DOI)})
     client: EUtils = make_client("http://127.0.0.1:9/")
@@ -143,11 +141,11 @@ def test_poll_takes_any_registered_source(tmp_path, store: Store) -> None:
     assert source.records.asked == [[doi_item]]  # type: ignore[attr-defined]
     # The record came before any match named the DOI: the item is the record's, its DOI an
     # identifier of it.
-    assert store.resolve([doi_item, pmid_key(7)]) == {
+    assert store.items.resolve([doi_item, pmid_key(7)]) == {
         doi_item: pmid_key(7),
         pmid_key(7): pmid_key(7),
     }
-    assert store.pending_papers("a@example.org", ["s"]) == {pmid_key(7): ["s"]}
+    assert store.outbox.pending_papers("a@example.org", ["s"]) == {pmid_key(7): ["s"]}
     # The same paper under its PMID later: nothing new.
     source.found["s"] = [pmid_key(7)]
     again = poll(config, store, sources, T0 + timedelta(days=1))
@@ -244,20 +242,20 @@ def test_migration_carries_a_pmid_keyed_store_forward_without_loss(store_url: st
     _write_pmid_keyed_store(store_url)
     store = Store.open(store_url)
     try:
-        assert store.count_articles() == 3
-        assert store.articles([pmid_key(2)])[pmid_key(2)] == replace(
+        assert store.articles.count() == 3
+        assert store.articles.records([pmid_key(2)])[pmid_key(2)] == replace(
             article(2), doi=None, pmcid="pmc5"
         )
-        assert store.delivered_items("a@x.org") == {pmid_key(1)}
-        assert store.pending_papers("a@x.org", ["s"]) == {pmid_key(3): ["s"]}
-        pending = store.pending_digests()
+        assert store.outbox.delivered_items("a@x.org") == {pmid_key(1)}
+        assert store.outbox.pending_papers("a@x.org", ["s"]) == {pmid_key(3): ["s"]}
+        pending = store.outbox.pending_digests()
         assert [(d.message_id, d.items, d.message) for d in pending] == [
             ("<2@x>", (pmid_key(2),), b"mime")
         ]
-        assert store.match_counts() == {"s": 5}
-        (owed,) = store.awaited_records(["s"]).values()
+        assert store.polls.match_counts() == {"s": 5}
+        (owed,) = store.articles.awaited(["s"]).values()
         assert (owed.item, owed.attempts, owed.reason) == (pmid_key(10), 2, "not in the answer")
-        state = store.poll_state("s")
+        state = store.polls.state("s")
         assert state is not None and state.window_end == date(2026, 11, 1)
         assert state.last_requests == 3
         with store.engine.connect() as conn:
@@ -279,6 +277,6 @@ def test_migration_carries_a_pmid_keyed_store_forward_without_loss(store_url: st
             ("pmcid", "PMC5", "pmid:2"),
         }
         # The store keeps working after the upgrade: the baseline PMID is known as its item.
-        assert store.resolve([pmid_key(9)]) == {pmid_key(9): pmid_key(9)}
+        assert store.items.resolve([pmid_key(9)]) == {pmid_key(9): pmid_key(9)}
     finally:
         store.close()

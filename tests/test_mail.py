@@ -56,7 +56,7 @@ def setup(tmp_path: Path, port: int | None, smtp_extra: str = "", mail: str = ""
 
 def seed(config: Config, tmp_path: Path) -> Store:
     store = Store.open(config.store_url)
-    store.sync_subscriptions(
+    store.polls.sync(
         config.subscriptions,
         NOW - timedelta(days=2),
     )
@@ -73,9 +73,9 @@ def seed(config: Config, tmp_path: Path) -> Store:
         synthetic(3, "Teplizumab plus rituximab", edat=date(2026, 11, 12)),
     ]
     xml = b"<PubmedArticleSet>" + b"".join(r.xml for r in records) + b"</PubmedArticleSet>"
-    store.upsert_articles(list(parse_articles(xml)), NOW - timedelta(days=1))
+    store.articles.upsert(list(parse_articles(xml)), NOW - timedelta(days=1))
     for name, pmids in (("Anti-CD3 in T1D", [1, 3]), ("Anti-CD20 in T1D", [2, 3])):
-        store.commit_poll(
+        store.polls.commit(
             name,
             [k(p) for p in pmids],
             source="esearch",
@@ -138,7 +138,7 @@ def test_one_digest_per_recipient_over_real_smtp(tmp_path: Path, smtp: SmtpServe
 def test_no_new_papers_no_email_unless_send_empty(tmp_path: Path, smtp: SmtpServer) -> None:
     config = setup(tmp_path, smtp.port)
     store = Store.open(f"sqlite:///{tmp_path / 'w.db'}")
-    store.sync_subscriptions(config.subscriptions, NOW)
+    store.polls.sync(config.subscriptions, NOW)
     assert deliver(config, store, NOW).sent == []
     assert smtp.received == []
     eager = setup(tmp_path, smtp.port, mail="send_empty = true")
@@ -153,7 +153,7 @@ def test_smtp_down_keeps_the_digest_pending_then_sends_it(tmp_path: Path) -> Non
     store = seed(config, tmp_path)
     report = deliver(config, store, NOW)
     assert report.sent == [] and len(report.failed) == 2 and report.pending == 2
-    pending_ids = {d.message_id for d in store.pending_digests()}
+    pending_ids = {d.message_id for d in store.outbox.pending_digests()}
     server.start()
     try:
         later = deliver(config, store, NOW + timedelta(hours=1))
@@ -173,7 +173,7 @@ def test_451_then_success(tmp_path: Path, smtp: SmtpServer) -> None:
     assert all("451" in f for f in first.failed)
     second = deliver(config, store, NOW + timedelta(hours=1))
     assert len(second.sent) == 2 and len(smtp.received) == 2
-    assert store.delivered_items("alice@example.org") == {k(1), k(2), k(3)}
+    assert store.outbox.delivered_items("alice@example.org") == {k(1), k(2), k(3)}
 
 
 def test_dropped_mid_data_is_retried_never_lost(tmp_path: Path, smtp: SmtpServer) -> None:
@@ -201,13 +201,13 @@ def test_550_for_one_recipient_does_not_block_the_other(tmp_path: Path, smtp: Sm
     assert len(report.sent) == 1 and report.pending == 0
     assert report.failed == ["bob@example.org: 550 5.1.1 No such user"]
     assert list(by_rcpt(smtp)) == ["alice@example.org"]
-    states = {d["recipient"]: d["state"] for d in store.digest_states()}
+    states = {d["recipient"]: d["state"] for d in store.outbox.digest_states()}
     assert states == {"alice@example.org": "sent", "bob@example.org": "failed"}
     # Bob's papers are not lost: once his address works, they go out.
     del smtp.handler.reject["bob@example.org"]
     later = deliver(config, store, NOW + timedelta(days=7))
     assert len(later.sent) == 1 and "bob@example.org" in by_rcpt(smtp)
-    assert store.delivered_items("bob@example.org") == {k(1), k(3)}
+    assert store.outbox.delivered_items("bob@example.org") == {k(1), k(3)}
 
 
 @pytest.fixture
@@ -409,11 +409,11 @@ def test_a_changed_display_name_never_resends(tmp_path: Path, smtp: SmtpServer) 
         .replace('"bob@example.org"', '"Robert <bob@example.org>"')
         .replace('\\"Lopez, Ana\\" <ANA@Example.org>', "ana@example.org"),
     )
-    store.sync_subscriptions(renamed.subscriptions, NOW)
+    store.polls.sync(renamed.subscriptions, NOW)
     again = deliver(renamed, store, NOW + timedelta(days=7))
     assert again.sent == [] and again.skipped_empty == 2
     assert len(smtp.received) == 2
-    assert store.delivered_items("ana@example.org") == {k(1), k(2), k(3)}
+    assert store.outbox.delivered_items("ana@example.org") == {k(1), k(2), k(3)}
 
 
 # Issue 24: every HTML part under Gmail's clip, measured on the bytes as the server got them.
@@ -454,9 +454,9 @@ def test_200_papers_stay_under_gmails_clip_in_every_abstract_mode(
         mail=f'abstract = "{abstract}"\nmax_items = 200\nadmin = "admin@lab.example.org"',
     )
     store = Store.open(config.store_url)
-    store.sync_subscriptions(config.subscriptions, NOW - timedelta(days=2))
-    store.upsert_articles(papers, NOW - timedelta(days=1))
-    store.commit_poll(
+    store.polls.sync(config.subscriptions, NOW - timedelta(days=2))
+    store.articles.upsert(papers, NOW - timedelta(days=1))
+    store.polls.commit(
         "Anti-CD3 in T1D",
         [k(a.pmid) for a in papers],
         source="esearch",

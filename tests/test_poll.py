@@ -13,6 +13,8 @@ from watcher.errors import SourceError
 from watcher.identity import pmid_key as k
 from watcher.poll import backfill, due_subscriptions, ncbi_today, poll
 from watcher.store import Store
+from watcher.store.engine import Database
+from watcher.store.polls import Polls
 from watcher.wiring import sources_for
 
 from .conftest import make_client, write_config
@@ -48,7 +50,7 @@ def setup(tmp_path: Path, fake: FakeNCBI, subs: str, **kw):
 
 
 def sync(store: Store, config, now: datetime = NOW) -> None:
-    store.sync_subscriptions(
+    store.polls.sync(
         config.subscriptions,
         now - timedelta(hours=1),
     )
@@ -64,7 +66,7 @@ def window_of(params: dict[str, str], datetype: str = "crdt") -> tuple[date, dat
 
 def mark_delivered(store: Store, recipient: str, pmids: list[int]) -> None:
     """As a successful digest run leaves it: the papers delivered to `recipient`."""
-    digest = store.create_digest(
+    digest = store.outbox.create_digest(
         recipient=recipient,
         schedule="k",
         message_id="<x@y>",
@@ -72,7 +74,7 @@ def mark_delivered(store: Store, recipient: str, pmids: list[int]) -> None:
         items=[k(p) for p in pmids],
         now=NOW,
     )
-    assert store.mark_digest_sent(digest, NOW)
+    assert store.outbox.mark_digest_sent(digest, NOW)
 
 
 def test_five_overlapping_subscriptions_cost_exactly_the_minimum(tmp_path, fake, store) -> None:
@@ -95,7 +97,7 @@ def test_five_overlapping_subscriptions_cost_exactly_the_minimum(tmp_path, fake,
     assert fake.count("esearch") == 5
     assert fake.count("efetch") == math.ceil(unique / 50)
     assert report.requests == 5 + math.ceil(unique / 50)
-    assert report.fetched == unique and store.count_articles() == unique
+    assert report.fetched == unique and store.articles.count() == unique
     assert not report.failed
 
     fake.reset_counts()
@@ -130,31 +132,34 @@ def test_late_record_dated_before_last_poll_is_caught(tmp_path, fake, store) -> 
     fake.add([paper(3, "teplizumab", TODAY - timedelta(days=730), crdt=TODAY - timedelta(days=1))])
     report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
     assert report.new_matches == 2
-    assert store.pending_papers("a@example.org", ["t"]).keys() == {k(1), k(2), k(3)}
+    assert store.outbox.pending_papers("a@example.org", ["t"]).keys() == {k(1), k(2), k(3)}
 
 
 def test_a_poll_killed_between_fetch_and_commit_loses_nothing(tmp_path, fake, store) -> None:
     class Crash(Exception):
         pass
 
-    class CrashingStore(Store):
-        def commit_poll(self, *args, **kwargs):  # the process dies here
+    class CrashingPolls(Polls):
+        def commit(self, *args, **kwargs):  # the process dies here
             raise Crash
+
+    crashing = Store(store.engine)
+    crashing.polls = CrashingPolls(Database(store.engine))
 
     fake.add([paper(i, "rituximab", TODAY) for i in range(1, 11)])
     config = setup(tmp_path, fake, sub("r", "rituximab") + sub("r2", "rituximab", rcpt="b@x.org"))
     sync(store, config)
     client = make_client(fake.base_url)
     with pytest.raises(Crash):
-        poll(config, CrashingStore(store.engine), sources_for(client, config.ncbi), NOW)
-    assert store.match_counts() == {}
-    state = store.poll_state("r")
+        poll(config, crashing, sources_for(client, config.ncbi), NOW)
+    assert store.polls.match_counts() == {}
+    state = store.polls.state("r")
     assert state is not None and state.window_end is None  # not advanced
 
     report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=5))
     assert not report.failed
-    assert store.match_counts() == {"r": 10, "r2": 10}
-    assert set(store.pending_papers("b@x.org", ["r2"])) == set(map(k, range(1, 11)))
+    assert store.polls.match_counts() == {"r": 10, "r2": 10}
+    assert set(store.outbox.pending_papers("b@x.org", ["r2"])) == set(map(k, range(1, 11)))
 
 
 def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store) -> None:
@@ -164,7 +169,7 @@ def test_one_failing_subscription_does_not_stop_the_others(tmp_path, fake, store
     fake.fault("esearch", "error", message="Invalid query")
     report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert [o.name for o in report.failed] == ["bad"]
-    bad, good = store.poll_state("bad"), store.poll_state("good")
+    bad, good = store.polls.state("bad"), store.polls.state("good")
     assert bad is not None and "Invalid query" in (bad.last_error or "")
     assert good is not None and good.last_error is None and good.last_found == 1
 
@@ -181,7 +186,7 @@ def test_a_record_nested_thousands_deep_is_skipped_and_the_poll_goes_on(
     report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert not report.failed
     assert len(report.record_errors) == 1 and "PMID 3 skipped" in report.record_errors[0]
-    assert sorted(store.known_pmids([1, 2, 3, 4, 5, 9])) == [1, 2, 4, 5, 9]
+    assert sorted(store.articles.known_pmids([1, 2, 3, 4, 5, 9])) == [1, 2, 4, 5, 9]
 
 
 def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake, store) -> None:
@@ -193,7 +198,7 @@ def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake
     report = poll(config, store, sources_for(client, config.ncbi), NOW)
     assert len(report.failed) == 1
     failed = report.failed[0].name
-    state = store.poll_state(failed)
+    state = store.polls.state(failed)
     assert state is not None and state.window_end is None
     # `watcher status` shows this line alone: it says why, not only how many.
     assert state.last_error is not None
@@ -201,7 +206,7 @@ def test_failed_efetch_holds_back_only_the_affected_subscriptions(tmp_path, fake
     assert "HTTP 503" in state.last_error and state.last_error.endswith("; retried next poll")
     report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=1))
     assert not report.failed
-    assert store.count_articles() == 2
+    assert store.articles.count() == 2
 
 
 def test_same_paper_from_rss_and_search_is_one_article_two_matches(tmp_path, fake, store) -> None:
@@ -217,8 +222,10 @@ def test_same_paper_from_rss_and_search_is_one_article_two_matches(tmp_path, fak
     sync(store, config)
     report = poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     assert report.fetched == 1 and fake.count("efetch") == 1
-    assert store.match_counts() == {"search": 1, "feed": 1}
-    assert store.pending_papers("a@example.org", ["search", "feed"]) == {k(7): ["feed", "search"]}
+    assert store.polls.match_counts() == {"search": 1, "feed": 1}
+    assert store.outbox.pending_papers("a@example.org", ["search", "feed"]) == {
+        k(7): ["feed", "search"]
+    }
     # An unchanged feed costs a 304 the next time.
     fake.reset_counts()
     poll(
@@ -236,12 +243,12 @@ def test_lookback_zero_records_a_baseline_and_mails_nothing_old(tmp_path, fake, 
     sync(store, config)
     client = make_client(fake.base_url)
     poll(config, store, sources_for(client, config.ncbi), NOW)
-    assert store.match_counts() == {"d": 1}
+    assert store.polls.match_counts() == {"d": 1}
     assert fake.count("efetch") == 0  # a baseline needs no records
-    assert store.pending_papers("a@example.org", ["d"]) == {}
+    assert store.outbox.pending_papers("a@example.org", ["d"]) == {}
     fake.add([paper(2, "daclizumab", TODAY)])
     poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=6))
-    assert store.pending_papers("a@example.org", ["d"]) == {k(2): ["d"]}
+    assert store.outbox.pending_papers("a@example.org", ["d"]) == {k(2): ["d"]}
 
 
 def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fake, store) -> None:
@@ -253,10 +260,10 @@ def test_revised_record_is_updated_in_place_and_not_announced_again(tmp_path, fa
     mark_delivered(store, "a@example.org", [1])
     # PubMed revises the record; the backfill refetches it (e.g. a second subscription's need).
     fake.add([synthetic(1, "Paper 1 on basiliximab (revised)", edat=TODAY)])
-    store.upsert_articles(list(client.fetch([1])), NOW + timedelta(days=1))
-    assert store.articles([k(1)])[k(1)].title == "Paper 1 on basiliximab (revised)"
+    store.articles.upsert(list(client.fetch([1])), NOW + timedelta(days=1))
+    assert store.articles.records([k(1)])[k(1)].title == "Paper 1 on basiliximab (revised)"
     poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(days=1))
-    assert store.pending_papers("a@example.org", ["b"]) == {}
+    assert store.outbox.pending_papers("a@example.org", ["b"]) == {}
 
 
 def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, store) -> None:
@@ -272,7 +279,7 @@ def test_changed_query_restarts_window_without_reannouncing(tmp_path, fake, stor
     fake.reset_counts()
     poll(edited, store, sources_for(client, edited.ncbi), later)
     assert window_of(fake.served[0].params) == (TODAY - timedelta(days=30), TODAY)
-    assert store.pending_papers("a@example.org", ["cd3"]) == {k(2): ["cd3"]}
+    assert store.outbox.pending_papers("a@example.org", ["cd3"]) == {k(2): ["cd3"]}
 
 
 def test_renamed_subscription_starts_clean(tmp_path, fake, store) -> None:
@@ -282,7 +289,7 @@ def test_renamed_subscription_starts_clean(tmp_path, fake, store) -> None:
     poll(config, store, sources_for(make_client(fake.base_url), config.ncbi), NOW)
     renamed = setup(tmp_path, fake, sub("new name", "rituximab"))
     sync(store, renamed)
-    assert due_subscriptions(renamed, store.poll_states(), NOW)[0].name == "new name"
+    assert due_subscriptions(renamed, store.polls.states(), NOW)[0].name == "new name"
     report = poll(renamed, store, sources_for(make_client(fake.base_url), renamed.ncbi), NOW)
     assert report.outcomes[0].new_matches == 1 and fake.count("efetch") == 1
 
@@ -315,7 +322,7 @@ def test_backfill_is_resumable_and_does_not_flood(tmp_path, fake, store) -> None
             subscriptions=config.subscriptions,
             progress=progress,
         )
-    first_part = store.match_counts()["islets"]
+    first_part = store.polls.match_counts()["islets"]
     assert 0 < first_part < 3000 and seen[:2] == [(1, 4), (2, 4)]
 
     reports = backfill(
@@ -327,8 +334,8 @@ def test_backfill_is_resumable_and_does_not_flood(tmp_path, fake, store) -> None
         subscriptions=config.subscriptions,
     )
     assert reports[0].resumed_from is not None
-    assert store.match_counts()["islets"] == 3000 and store.count_articles() == 3000
-    assert store.pending_papers("a@example.org", ["islets"]) == {}  # known, not news
+    assert store.polls.match_counts()["islets"] == 3000 and store.articles.count() == 3000
+    assert store.outbox.pending_papers("a@example.org", ["islets"]) == {}  # known, not news
 
 
 def test_an_unreachable_ncbi_is_asked_once_per_poll(tmp_path, store) -> None:
@@ -363,11 +370,11 @@ def test_an_unreadable_record_stays_due_and_is_delivered_once_it_reads(
     sync(store, config)
     client = make_client(fake.base_url)
     poll(config, store, sources_for(client, config.ncbi), NOW)
-    assert store.pending_papers("a@example.org", ["t"]) == {k(1): ["t"]}
-    owed = store.awaited_records(["t"])
+    assert store.outbox.pending_papers("a@example.org", ["t"]) == {k(1): ["t"]}
+    owed = store.articles.awaited(["t"])
     assert list(owed) == [k(2)] and owed[k(2)].attempts == 1
     assert "no Article element" in (owed[k(2)].reason or "")
-    assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
+    assert store.outbox.undelivered_counts(stored=False) == {"a@example.org": 1}
 
     # NCBI fixes the record; the search no longer finds it (its wording changed), a new paper
     # came: the next poll reaches back for the owed record, in the same efetch as the new one.
@@ -375,8 +382,12 @@ def test_an_unreadable_record_stays_due_and_is_delivered_once_it_reads(
     fake.reset_counts()
     poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=20))
     assert [sorted(ids) for ids in efetched_ids(fake)] == [[2, 3]]
-    assert store.pending_papers("a@example.org", ["t"]) == {k(1): ["t"], k(2): ["t"], k(3): ["t"]}
-    assert store.awaited_records(["t"]) == {}
+    assert store.outbox.pending_papers("a@example.org", ["t"]) == {
+        k(1): ["t"],
+        k(2): ["t"],
+        k(3): ["t"],
+    }
+    assert store.articles.awaited(["t"]) == {}
     fake.reset_counts()
     poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1))
     assert fake.count("efetch") == 0
@@ -392,14 +403,14 @@ def test_an_owed_record_the_search_finds_again_is_fetched_once_per_poll(
     client = make_client(fake.base_url)
     poll(config, store, sources_for(client, config.ncbi), NOW)
     assert efetched_ids(fake) == [[5]]
-    assert store.awaited_records(["r", "r2"])[k(5)].reason == "not in NCBI's efetch answer"
+    assert store.articles.awaited(["r", "r2"])[k(5)].reason == "not in NCBI's efetch answer"
     fake.withheld.clear()
     fake.reset_counts()
     poll(
         config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1)
     )  # both searches list it, and it is owed
     assert efetched_ids(fake) == [[5]]
-    assert set(store.pending_papers("b@x.org", ["r2"])) == {k(5)}
+    assert set(store.outbox.pending_papers("b@x.org", ["r2"])) == {k(5)}
 
 
 def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
@@ -425,8 +436,8 @@ def test_a_record_ncbi_never_gives_is_retried_with_backoff_then_given_up(
     assert shown["next_try"] is None and shown["subscriptions"] == ["d"]
     # Were the record to come back (through another path), it is delivered after all.
     fake.withheld.clear()
-    store.upsert_articles(list(client.fetch([9])), NOW)
-    assert store.pending_papers("a@example.org", ["d"]) == {k(9): ["d"]}
+    store.articles.upsert(list(client.fetch([9])), NOW)
+    assert store.outbox.pending_papers("a@example.org", ["d"]) == {k(9): ["d"]}
 
 
 def test_owed_records_are_not_asked_for_while_ncbi_does_not_answer(tmp_path, store) -> None:
@@ -435,14 +446,14 @@ def test_owed_records_are_not_asked_for_while_ncbi_does_not_answer(tmp_path, sto
     dead = f"http://127.0.0.1:{free_port()}/entrez/eutils/"
     config = load_config(write_config(tmp_path, dead, sub("a", "x")))
     sync(store, config)
-    store.commit_poll(
+    store.polls.commit(
         "a", [k(7)], source="esearch", deliver=True, now=NOW, window_end=None, found=1
     )
     client = make_client(dead, retries=1)
     report = poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(hours=1))
     assert [o.name for o in report.failed] == ["a"]
     assert client.counters.requests == 2  # the search's two tries, no efetch after them
-    assert store.awaited_records(["a"])[k(7)].attempts == 0  # not counted against the record
+    assert store.articles.awaited(["a"])[k(7)].attempts == 0  # not counted against the record
 
 
 MESH_ONLY = '"CD3 Complex"[mh] AND "Antibodies, Monoclonal"[mh]'
@@ -476,7 +487,7 @@ def test_a_record_indexed_ten_days_after_creation_reaches_the_next_digest_once(
     days = [NOW + timedelta(days=d) for d in range(13)]
     for now in days[:10]:  # daily polls while the record waits for indexing
         assert poll(config, store, sources_for(client, config.ncbi), now).new_matches == 0
-    assert store.pending_papers("a@example.org", ["cd3"]) == {}
+    assert store.outbox.pending_papers("a@example.org", ["cd3"]) == {}
 
     fake.add([indexed(7, created, on=created + timedelta(days=10))])
     fake.reset_counts()
@@ -485,14 +496,14 @@ def test_a_record_indexed_ten_days_after_creation_reaches_the_next_digest_once(
     assert window_of(fake.served[0].params)[0] > created
     assert report.new_matches == 1
     assert fake.count("esearch") == 1 and fake.count("efetch") == 1 and fake.count() == 2
-    assert store.pending_papers("a@example.org", ["cd3"]) == {k(7): ["cd3"]}
+    assert store.outbox.pending_papers("a@example.org", ["cd3"]) == {k(7): ["cd3"]}
     mark_delivered(store, "a@example.org", [7])
 
     for now in days[11:]:  # still inside the MeSH-date window: found again, not news again
         fake.reset_counts()
         assert poll(config, store, sources_for(client, config.ncbi), now).new_matches == 0
         assert fake.count() == 1  # one esearch, nothing fetched
-    assert store.pending_papers("a@example.org", ["cd3"]) == {}
+    assert store.outbox.pending_papers("a@example.org", ["cd3"]) == {}
 
 
 def test_a_delivered_record_indexed_later_is_not_announced_again(tmp_path, fake, store) -> None:
@@ -510,7 +521,7 @@ def test_a_delivered_record_indexed_later_is_not_announced_again(tmp_path, fake,
     assert sum(o.found for o in report.outcomes) == 1  # it is in the results again...
     assert report.new_matches == 0  # ...and not news
     assert fake.count("efetch") == 0
-    assert store.pending_papers("a@example.org", ["cd3"]) == {}
+    assert store.outbox.pending_papers("a@example.org", ["cd3"]) == {}
 
 
 def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
@@ -522,15 +533,15 @@ def test_a_record_isolated_as_unreadable_stays_owed_and_arrives_once_fixed(
     sync(store, config)
     client = make_client(fake.base_url)
     poll(config, store, sources_for(client, config.ncbi), NOW)
-    assert set(store.pending_papers("a@example.org", ["o"])) == {k(11), k(13)}
-    owed = store.awaited_records(["o"])[k(12)]
+    assert set(store.outbox.pending_papers("a@example.org", ["o"])) == {k(11), k(13)}
+    owed = store.articles.awaited(["o"])[k(12)]
     assert owed.attempts == 1 and "PMID 12" in (owed.reason or "")
     del fake.poisons[12]
     fake.reset_counts()
     poll(config, store, sources_for(client, config.ncbi), NOW + timedelta(minutes=20))
     assert efetched_ids(fake) == [[12]]
-    assert set(store.pending_papers("a@example.org", ["o"])) == {k(11), k(12), k(13)}
-    assert store.awaited_records(["o"]) == {}
+    assert set(store.outbox.pending_papers("a@example.org", ["o"])) == {k(11), k(12), k(13)}
+    assert store.articles.awaited(["o"]) == {}
 
 
 def test_a_record_ncbi_deleted_is_owed_no_more(tmp_path, fake, store_url) -> None:
@@ -548,8 +559,8 @@ def test_a_record_ncbi_deleted_is_owed_no_more(tmp_path, fake, store_url) -> Non
         client = make_client(fake.base_url)
         report = poll(config, store, sources_for(client, config.ncbi), NOW)
         assert not report.failed and report.deleted == [k(9)]
-        assert store.pending_papers("a@example.org", ["d"]) == {k(1): ["d"]}
-        assert store.undelivered_counts(stored=False) == {"a@example.org": 0}
+        assert store.outbox.pending_papers("a@example.org", ["d"]) == {k(1): ["d"]}
+        assert store.outbox.undelivered_counts(stored=False) == {"a@example.org": 0}
         [shown] = awaited_records(store, config)
         assert (shown["pmid"], shown["reason"], shown["next_try"]) == (9, DELETED, None)
         assert shown["deleted"] is not None and shown["given_up"] is False

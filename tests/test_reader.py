@@ -122,7 +122,7 @@ def records(pmids: list[int] | None = None) -> list:
 
 def seed(config: Config, pmids: list[int] | None = None, *, when: datetime = MONDAY) -> Store:
     store = Store.open(config.store_url)
-    store.sync_subscriptions(config.subscriptions, MONDAY - timedelta(days=30))
+    store.polls.sync(config.subscriptions, MONDAY - timedelta(days=30))
     add(store, pmids, when)
     return store
 
@@ -130,9 +130,9 @@ def seed(config: Config, pmids: list[int] | None = None, *, when: datetime = MON
 def add(store: Store, pmids: list[int] | None, when: datetime, liked: bool = True) -> None:
     recs = records(pmids) + (LIKED if liked else [])
     xml = b"<PubmedArticleSet>" + b"".join(r.xml for r in recs) + b"</PubmedArticleSet>"
-    store.upsert_articles(list(parse_articles(xml)), when - timedelta(days=1))
+    store.articles.upsert(list(parse_articles(xml)), when - timedelta(days=1))
     found = [k(p) for p, *_ in PAPERS if pmids is None or p in pmids]
-    store.commit_poll(
+    store.polls.commit(
         "Anti-CD3 in T1D",
         found,
         source="esearch",
@@ -298,15 +298,15 @@ def test_like_papers_are_fetched_with_the_polls_records_and_kept(tmp_path, fake:
     fake.add(LIKED)
     config = load_config(write_config(tmp_path, fake.base_url, SUB))
     store = Store.open(config.store_url)
-    store.sync_subscriptions(config.subscriptions, MONDAY)
+    store.polls.sync(config.subscriptions, MONDAY)
     client = make_client(fake.base_url)
     report = poll(
         config, store, sources_for(client, config.ncbi), datetime(2026, 11, 16, 12, tzinfo=UTC)
     )
     assert fake.count("efetch") == 1  # one batch: the three matches and the two liked papers
-    assert set(store.articles([k(900001), k(900002)])) == {k(900001), k(900002)}
+    assert set(store.articles.records([k(900001), k(900002)])) == {k(900001), k(900002)}
     assert report.fetched == 5
-    assert set(store.pending_papers("ana@example.org", ["Anti-CD3 in T1D"])) == {
+    assert set(store.outbox.pending_papers("ana@example.org", ["Anti-CD3 in T1D"])) == {
         k(101),
         k(102),
         k(103),
@@ -476,7 +476,7 @@ def test_relevance_without_stored_liked_papers_says_it_falls_back_to_newest(tmp_
     table = '[[recipient]]\naddress = "ana@example.org"\norder = "relevance"\n'
     config = make_config(tmp_path, smtp.port, table)
     store = Store.open(config.store_url)
-    store.sync_subscriptions(config.subscriptions, MONDAY - timedelta(days=30))
+    store.polls.sync(config.subscriptions, MONDAY - timedelta(days=30))
     add(store, [101, 103, 108], MONDAY, liked=False)  # the first digest before a poll fetched them
     deliver(config, store, MONDAY)
     [message] = mail_to(smtp, "ana@example.org")
@@ -517,11 +517,11 @@ def test_a_liked_paper_the_query_finds_is_never_announced_nor_starred(
     )
     config = load_config(path)
     store = Store.open(config.store_url)
-    store.sync_subscriptions(config.subscriptions, MONDAY - timedelta(days=7))
+    store.polls.sync(config.subscriptions, MONDAY - timedelta(days=7))
     client = make_client(fake.base_url)
     report = poll(config, store, sources_for(client, config.ncbi), MONDAY - timedelta(hours=1))
     assert not report.failed
-    assert set(store.pending_papers("bob@example.org", ["Anti-CD3 in T1D"])) == {
+    assert set(store.outbox.pending_papers("bob@example.org", ["Anti-CD3 in T1D"])) == {
         k(103),
         k(105),
         k(108),
@@ -535,7 +535,7 @@ def test_a_liked_paper_the_query_finds_is_never_announced_nor_starred(
         assert "★ Closest to your papers" in text  # the others are ranked against it
         assert " 900003 " not in f" {text} "
     # Ana also reads "Teplizumab news", which found it too: known to her, recorded as hers.
-    assert k(900003) in store.delivered_items("ana@example.org")
+    assert k(900003) in store.outbox.delivered_items("ana@example.org")
     [carl] = mail_to(smtp, "carl@example.org")
     assert "pubmed.ncbi.nlm.nih.gov/900003/" in carl.get_body(("plain",)).get_content()
     store.close()

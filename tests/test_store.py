@@ -11,7 +11,8 @@ from sqlalchemy import create_engine, inspect, select, text
 from watcher.identity import pmid_key as k
 from watcher.models import AbstractSection, Article, Author, Change, MeshHeading
 from watcher.schema import articles, identifiers, matches
-from watcher.store import _IDENTIFIERS, _MATCHES, SCHEMA_REVISION, Store, migrate
+from watcher.store import SCHEMA_REVISION, Store, migrate
+from watcher.store.items import IDENTIFIERS, MATCHES
 from watcher.subscriptions import Schedule, Subscription
 
 from .conftest import PG_ENV, _pg_schema_url, postgres_url
@@ -48,10 +49,10 @@ def article(pmid: int, title: str = "A trial", **kw) -> Article:
 
 
 def test_upsert_is_idempotent_and_updates_in_place(store: Store) -> None:
-    store.upsert_articles([article(1), article(2)], T0)
-    store.upsert_articles([article(1, "A trial (revised)"), article(2)], T0 + timedelta(days=1))
-    assert store.count_articles() == 2
-    got = store.articles([k(1), k(2)])
+    store.articles.upsert([article(1), article(2)], T0)
+    store.articles.upsert([article(1, "A trial (revised)"), article(2)], T0 + timedelta(days=1))
+    assert store.articles.count() == 2
+    got = store.articles.records([k(1), k(2)])
     assert got[k(1)].title == "A trial (revised)"
     assert got[k(2)] == article(2)
     with store.engine.connect() as conn:
@@ -72,19 +73,19 @@ def test_articles_round_trip_every_field(store: Store) -> None:
         vernacular_title="Un essai",
         is_book=False,
     )
-    store.upsert_articles([a], T0)
-    assert store.articles([k(7)])[k(7)] == a
+    store.articles.upsert([a], T0)
+    assert store.articles.records([k(7)])[k(7)] == a
 
 
 def test_known_items_handles_large_lists(store: Store) -> None:
-    store.upsert_articles([article(i) for i in range(1, 2001)], T0)
-    assert store.known_items(map(k, range(1500, 2500))) == set(map(k, range(1500, 2001)))
+    store.articles.upsert([article(i) for i in range(1, 2001)], T0)
+    assert store.articles.known(map(k, range(1500, 2500))) == set(map(k, range(1500, 2001)))
 
 
 def test_matches_are_recorded_once(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f1", ["a@example.org"])], T0)
+    store.polls.sync([sub("s", "f1", ["a@example.org"])], T0)
     assert (
-        store.commit_poll(
+        store.polls.commit(
             "s",
             keys(1, 2, 3),
             source="esearch",
@@ -96,7 +97,7 @@ def test_matches_are_recorded_once(store: Store) -> None:
         == 3
     )
     assert (
-        store.commit_poll(
+        store.polls.commit(
             "s",
             keys(2, 3, 4),
             source="esearch",
@@ -107,19 +108,19 @@ def test_matches_are_recorded_once(store: Store) -> None:
         )
         == 1
     )
-    assert store.match_counts() == {"s": 4}
-    state = store.poll_state("s")
+    assert store.polls.match_counts() == {"s": 4}
+    state = store.polls.state("s")
     assert state is not None and state.window_end == date(2026, 11, 3) and state.last_new == 1
 
 
 def test_changed_fingerprint_restarts_the_window(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f1", ["a@example.org"])], T0)
-    store.commit_poll(
+    store.polls.sync([sub("s", "f1", ["a@example.org"])], T0)
+    store.polls.commit(
         "s", keys(1), source="esearch", deliver=True, now=T0, window_end=date(2026, 11, 2), found=1
     )
-    changes = store.sync_subscriptions([sub("s", "f2", ["a@example.org"])], T0)
+    changes = store.polls.sync([sub("s", "f2", ["a@example.org"])], T0)
     assert any("window restarts" in c for c in changes)
-    state = store.poll_state("s")
+    state = store.polls.state("s")
     assert (
         state is not None
         and state.window_end is None
@@ -128,21 +129,19 @@ def test_changed_fingerprint_restarts_the_window(store: Store) -> None:
 
 
 def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
-    store.sync_subscriptions(
-        [sub("s", "f", ["A@example.org"]), sub("t", "g", ["a@example.org"])], T0
-    )
-    store.upsert_articles([article(1), article(2), article(3)], T0)
+    store.polls.sync([sub("s", "f", ["A@example.org"]), sub("t", "g", ["a@example.org"])], T0)
+    store.articles.upsert([article(1), article(2), article(3)], T0)
     later = T0 + timedelta(minutes=1)
-    store.commit_poll(
+    store.polls.commit(
         "s", keys(1, 2), source="esearch", deliver=True, now=later, window_end=None, found=2
     )
-    store.commit_poll(
+    store.polls.commit(
         "t", keys(2, 3), source="rss", deliver=True, now=later, window_end=None, found=2
     )
-    papers = store.pending_papers("a@example.org", ["s", "t"])
+    papers = store.outbox.pending_papers("a@example.org", ["s", "t"])
     assert papers == {k(1): ["s"], k(2): ["s", "t"], k(3): ["t"]}
 
-    digest = store.create_digest(
+    digest = store.outbox.create_digest(
         recipient="a@example.org",
         schedule="k",
         message_id="<m1@x>",
@@ -151,12 +150,12 @@ def test_pending_digest_flow_delivers_each_paper_once(store: Store) -> None:
         now=later,
     )
     # Papers waiting in a pending digest are not offered again.
-    assert store.pending_papers("a@example.org", ["s", "t"]) == {}
-    assert [d.message_id for d in store.pending_digests()] == ["<m1@x>"]
-    assert store.mark_digest_sent(digest, later) is True
-    assert store.mark_digest_sent(digest, later) is False  # the claim succeeds only once
-    assert store.delivered_items("a@example.org") == set(keys(1, 2, 3))
-    assert store.pending_digests() == []
+    assert store.outbox.pending_papers("a@example.org", ["s", "t"]) == {}
+    assert [d.message_id for d in store.outbox.pending_digests()] == ["<m1@x>"]
+    assert store.outbox.mark_digest_sent(digest, later) is True
+    assert store.outbox.mark_digest_sent(digest, later) is False  # the claim succeeds only once
+    assert store.outbox.delivered_items("a@example.org") == set(keys(1, 2, 3))
+    assert store.outbox.pending_digests() == []
 
 
 def test_received_says_when_and_under_which_subscriptions_a_reader_got_each_paper(
@@ -164,36 +163,36 @@ def test_received_says_when_and_under_which_subscriptions_a_reader_got_each_pape
 ) -> None:
     """What a follow-up says (issue 24): the day of delivery, and the reader's subscriptions
     that matched the paper for them (not another reader's, not one they joined later)."""
-    store.sync_subscriptions(
+    store.polls.sync(
         [sub("s", "f", ["a@example.org"]), sub("t", "g", ["a@example.org", "b@example.org"])], T0
     )
-    store.upsert_articles([article(1), article(2), article(3)], T0)
+    store.articles.upsert([article(1), article(2), article(3)], T0)
     later = T0 + timedelta(minutes=1)
     for name, pmids in (("s", (1, 2)), ("t", (2, 3))):
-        store.commit_poll(
+        store.polls.commit(
             name, keys(*pmids), source="esearch", deliver=True, now=later, window_end=None, found=2
         )
     sent = T0 + timedelta(days=3)
     for rcpt, items in (("a@example.org", keys(1, 2, 3)), ("b@example.org", keys(3))):
-        digest = store.create_digest(
+        digest = store.outbox.create_digest(
             recipient=rcpt, schedule="k", message_id=f"<{rcpt}>", message=b"", items=items, now=sent
         )
-        assert store.mark_digest_sent(digest, sent)
-    got = store.received("A@example.org", keys(1, 2, 3, 4))
+        assert store.outbox.mark_digest_sent(digest, sent)
+    got = store.outbox.received("A@example.org", keys(1, 2, 3, 4))
     assert got == {k(1): (sent, ["s"]), k(2): (sent, ["s", "t"]), k(3): (sent, ["t"])}
-    assert store.received("b@example.org", keys(1, 2, 3)) == {k(3): (sent, ["t"])}
+    assert store.outbox.received("b@example.org", keys(1, 2, 3)) == {k(3): (sent, ["t"])}
 
 
 def test_liked_papers_are_matched_never_to_be_delivered(store: Store) -> None:
     """A paper a subscription `like`s is known to its readers from the start: found by its
     query, it is matched but not due, even when an earlier poll matched it for delivery."""
-    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
-    store.upsert_articles([article(1), article(2), article(3)], T0)
-    store.commit_poll(
+    store.polls.sync([sub("s", "f", ["a@example.org"])], T0)
+    store.articles.upsert([article(1), article(2), article(3)], T0)
+    store.polls.commit(
         "s", keys(3), source="esearch", deliver=True, now=T0, window_end=None, found=1
     )
-    assert set(store.pending_papers("a@example.org", ["s"])) == {k(3)}
-    store.commit_poll(
+    assert set(store.outbox.pending_papers("a@example.org", ["s"])) == {k(3)}
+    store.polls.commit(
         "s",
         keys(1, 2, 3),
         source="esearch",
@@ -203,18 +202,18 @@ def test_liked_papers_are_matched_never_to_be_delivered(store: Store) -> None:
         found=3,
         known=keys(2, 3),  # 3 was liked after the first poll matched it
     )
-    assert set(store.pending_papers("a@example.org", ["s"])) == {k(1)}
+    assert set(store.outbox.pending_papers("a@example.org", ["s"])) == {k(1)}
 
 
 def test_a_digest_keeps_its_bytes_only_while_it_may_be_sent_again(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
-    store.upsert_articles([article(1), article(2)], T0)
-    store.commit_poll(
+    store.polls.sync([sub("s", "f", ["a@example.org"])], T0)
+    store.articles.upsert([article(1), article(2)], T0)
+    store.polls.commit(
         "s", keys(1, 2), source="esearch", deliver=True, now=T0, window_end=None, found=2
     )
     message = b"Message-ID: <m@x>\r\n\r\n" + b"x" * 10_000
     sent, refused = (
-        store.create_digest(
+        store.outbox.create_digest(
             recipient="a@example.org",
             schedule="k",
             message_id=f"<m{n}@x>",
@@ -224,30 +223,30 @@ def test_a_digest_keeps_its_bytes_only_while_it_may_be_sent_again(store: Store) 
         )
         for n in (1, 2)
     )
-    store.mark_digest_attempt(sent, "451 try later", permanent=False)
-    assert [d.message for d in store.pending_digests()] == [message, message]  # resent as is
-    store.mark_digest_sent(sent, T0)
-    store.mark_digest_attempt(refused, "550 no such user", permanent=True)
+    store.outbox.mark_digest_attempt(sent, "451 try later", permanent=False)
+    assert [d.message for d in store.outbox.pending_digests()] == [message, message]  # resent as is
+    store.outbox.mark_digest_sent(sent, T0)
+    store.outbox.mark_digest_attempt(refused, "550 no such user", permanent=True)
     with store.engine.connect() as conn:
         kept = dict(conn.execute(text("SELECT message_id, length(message) FROM digests")).all())
     assert kept == {"<m1@x>": 0, "<m2@x>": 0}
-    assert store.delivered_items("a@example.org") == {k(1)}
+    assert store.outbox.delivered_items("a@example.org") == {k(1)}
 
 
 def test_baseline_matches_and_late_recipients_get_nothing_old(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
-    store.upsert_articles([article(1), article(2)], T0)
-    store.commit_poll(
+    store.polls.sync([sub("s", "f", ["a@example.org"])], T0)
+    store.articles.upsert([article(1), article(2)], T0)
+    store.polls.commit(
         "s", keys(1), source="baseline", deliver=False, now=T0, window_end=None, found=1
     )
-    store.commit_poll(
+    store.polls.commit(
         "s", keys(2), source="esearch", deliver=True, now=T0, window_end=None, found=1
     )
-    assert store.pending_papers("a@example.org", ["s"]) == {k(2): ["s"]}
-    store.sync_subscriptions(
+    assert store.outbox.pending_papers("a@example.org", ["s"]) == {k(2): ["s"]}
+    store.polls.sync(
         [sub("s", "f", ["a@example.org", "late@example.org"])], T0 + timedelta(hours=1)
     )
-    assert store.pending_papers("late@example.org", ["s"]) == {}
+    assert store.outbox.pending_papers("late@example.org", ["s"]) == {}
 
 
 def test_undelivered_counts_agree_with_each_recipients_due_papers(store: Store) -> None:
@@ -255,46 +254,51 @@ def test_undelivered_counts_agree_with_each_recipients_due_papers(store: Store) 
     digest would list: not before they joined, not delivered, not in a pending digest, not a
     notice told as a change, and (stored=False) only those still awaiting their record."""
     a, b, late = "a@example.org", "B@example.org", "late@example.org"
-    store.sync_subscriptions([sub("s", "f", [a, b]), sub("t", "g", [a])], T0)
-    store.upsert_articles([article(p) for p in range(1, 7)], T0)
-    store.commit_poll(
+    store.polls.sync([sub("s", "f", [a, b]), sub("t", "g", [a])], T0)
+    store.articles.upsert([article(p) for p in range(1, 7)], T0)
+    store.polls.commit(
         "s", keys(1, 2, 3, 4, 8), source="esearch", deliver=True, now=T0, window_end=None, found=5
     )
-    store.commit_poll(
+    store.polls.commit(
         "t", keys(3, 5, 6, 9), source="rss", deliver=True, now=T0, window_end=None, found=4
     )
-    store.commit_poll(
+    store.polls.commit(
         "t", keys(7), source="baseline", deliver=False, now=T0, window_end=None, found=1
     )
-    store.sync_subscriptions([sub("s", "f", [a, b, late]), sub("t", "g", [a])], T0 + T1)
-    sent = store.create_digest(
+    store.polls.sync([sub("s", "f", [a, b, late]), sub("t", "g", [a])], T0 + T1)
+    sent = store.outbox.create_digest(
         recipient=a, schedule="k", message_id="<1@x>", message=b"", items=keys(1), now=T0
     )
-    store.mark_digest_sent(sent, T0)
-    store.create_digest(
+    store.outbox.mark_digest_sent(sent, T0)
+    store.outbox.create_digest(
         recipient=b, schedule="k", message_id="<2@x>", message=b"", items=keys(2), now=T0
     )
     notice = Change(k(1), "erratum", "pmid:6", None, "Erratum in …", notice_item=k(6))
-    store.record_changes([notice], T0)
+    store.changes.record([notice], T0)
 
     follows = {a: ["s", "t"], b.lower(): ["s"], late: ["s"]}
     for stored in (True, False):
-        counts = store.undelivered_counts(stored=stored)
+        counts = store.outbox.undelivered_counts(stored=stored)
         listed = {
-            r: len(store.pending_papers(r, subs, stored=stored)) for r, subs in follows.items()
+            r: len(store.outbox.pending_papers(r, subs, stored=stored))
+            for r, subs in follows.items()
         }
         assert counts == listed
-    assert store.undelivered_counts() == {a: 4, b.lower(): 3, late: 0}  # a: 2 3 4 5; b: 1 3 4
-    assert store.undelivered_counts(stored=False) == {a: 2, b.lower(): 1, late: 0}  # 8 9; 8
+    assert store.outbox.undelivered_counts() == {
+        a: 4,
+        b.lower(): 3,
+        late: 0,
+    }  # a: 2 3 4 5; b: 1 3 4
+    assert store.outbox.undelivered_counts(stored=False) == {a: 2, b.lower(): 1, late: 0}  # 8 9; 8
 
 
 def test_permanent_failure_makes_papers_due_again(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
-    store.upsert_articles([article(1)], T0)
-    store.commit_poll(
+    store.polls.sync([sub("s", "f", ["a@example.org"])], T0)
+    store.articles.upsert([article(1)], T0)
+    store.polls.commit(
         "s", keys(1), source="esearch", deliver=True, now=T0, window_end=None, found=1
     )
-    d = store.create_digest(
+    d = store.outbox.create_digest(
         recipient="a@example.org",
         schedule="k",
         message_id="<m@x>",
@@ -302,21 +306,21 @@ def test_permanent_failure_makes_papers_due_again(store: Store) -> None:
         items=keys(1),
         now=T0,
     )
-    store.mark_digest_attempt(d, "451 try later", permanent=False)
-    assert store.pending_digests()[0].attempts == 1
-    store.mark_digest_attempt(d, "550 no such user", permanent=True)
-    assert store.pending_digests() == []
-    assert store.pending_papers("a@example.org", ["s"]) == {k(1): ["s"]}
+    store.outbox.mark_digest_attempt(d, "451 try later", permanent=False)
+    assert store.outbox.pending_digests()[0].attempts == 1
+    store.outbox.mark_digest_attempt(d, "550 no such user", permanent=True)
+    assert store.outbox.pending_digests() == []
+    assert store.outbox.pending_papers("a@example.org", ["s"]) == {k(1): ["s"]}
 
 
 def test_meta_and_digest_runs_upsert(store: Store) -> None:
-    store.set_meta("heartbeat", "1")
-    store.set_meta("heartbeat", "2")
-    assert store.get_meta("heartbeat") == "2"
-    assert store.last_digest_run("k") is None
-    store.set_digest_run("k", T0)
-    store.set_digest_run("k", T0 + timedelta(days=7))
-    assert store.last_digest_run("k") == T0 + timedelta(days=7)
+    store.facts.set("heartbeat", "1")
+    store.facts.set("heartbeat", "2")
+    assert store.facts.get("heartbeat") == "2"
+    assert store.outbox.last_digest_run("k") is None
+    store.outbox.set_digest_run("k", T0)
+    store.outbox.set_digest_run("k", T0 + timedelta(days=7))
+    assert store.outbox.last_digest_run("k") == T0 + timedelta(days=7)
 
 
 def test_sqlite_store_uses_wal(tmp_path) -> None:
@@ -328,10 +332,10 @@ def test_sqlite_store_uses_wal(tmp_path) -> None:
 
 def test_reopening_a_store_keeps_its_data(store_url: str) -> None:
     first = Store.open(store_url)
-    first.upsert_articles([article(42)], T0)
+    first.articles.upsert([article(42)], T0)
     first.close()
     again = Store.open(store_url)
-    assert again.known_items([k(42)]) == {k(42)}
+    assert again.articles.known([k(42)]) == {k(42)}
     again.close()
 
 
@@ -363,13 +367,13 @@ def test_migration_upgrades_an_old_store_without_loss(store_url: str, populated:
     assert inspect(store.engine).has_table("awaited_records")
     assert inspect(store.engine).has_table("trial_states")
     if populated:
-        state = store.poll_state("old")
+        state = store.polls.state("old")
         assert state is not None and state.window_end == date(2026, 1, 1)
     store.close()
 
 
 def test_article_rows_hold_searchable_columns(store: Store) -> None:
-    store.upsert_articles([article(5)], T0)
+    store.articles.upsert([article(5)], T0)
     with store.engine.connect() as conn:
         row = conn.execute(select(articles.c.doi, articles.c.journal, articles.c.pub_year)).one()
     assert tuple(row) == ("10.1000/5", "N Engl J Med", 2019)
@@ -400,8 +404,8 @@ def test_migrations_build_exactly_the_declared_tables(store: Store) -> None:
 
 
 def test_unchanged_record_keeps_its_last_updated(store: Store) -> None:
-    store.upsert_articles([article(9)], T0)
-    store.upsert_articles([article(9)], T0 + timedelta(days=3))
+    store.articles.upsert([article(9)], T0)
+    store.articles.upsert([article(9)], T0 + timedelta(days=3))
     with store.engine.connect() as conn:
         row = conn.execute(select(articles).where(articles.c.item == k(9))).one()
         assert row.last_updated == T0
@@ -414,7 +418,7 @@ def test_database_errors_surface_as_store_errors(tmp_path) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE matches"))  # a store broken under the daemon's feet
     with pytest.raises(StoreError, match=r"store error: .*matches"):
-        store.match_counts()
+        store.polls.match_counts()
     store.close()
 
 
@@ -433,8 +437,8 @@ def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> 
         authors=tuple(Author("L" * 2000, "F", "I") for _ in range(MAX_ITEMS + 10)),
         keywords=("k" * 5000,),
     )
-    store.upsert_articles([huge], T0)
-    got = store.articles([k(8)])[k(8)]
+    store.articles.upsert([huge], T0)
+    got = store.articles.records([k(8)])[k(8)]
     assert len(got.title) == MAX_TITLE and got.title.endswith("…")
     assert len(got.doi or "") == 255 and len(got.pmcid or "") == 32
     assert len(got.pub_date or "") == MAX_TEXT and len(got.language or "") == 16
@@ -454,19 +458,19 @@ def test_a_hostile_records_fields_are_cut_to_the_stores_bounds(store: Store) -> 
 
 def test_a_real_sized_record_is_stored_unchanged(store: Store) -> None:
     a = replace(article(9, "Effect of anti-CD3 " * 50), keywords=("x" * 900,))
-    store.upsert_articles([a], T0)
-    assert store.articles([k(9)])[k(9)] == a
+    store.articles.upsert([a], T0)
+    assert store.articles.records([k(9)])[k(9)] == a
 
 
 def test_error_lines_are_stored_capped_and_redacted(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
-    store.record_poll_error("s", "HTTP 400 api_key=abcdef123456 " + "e" * 10_000_000, T0)
-    state = store.poll_state("s")
+    store.polls.sync([sub("s", "f", ["a@example.org"])], T0)
+    store.polls.record_error("s", "HTTP 400 api_key=abcdef123456 " + "e" * 10_000_000, T0)
+    state = store.polls.state("s")
     assert state is not None and state.last_error is not None
     assert len(state.last_error) == 500 and state.last_error.endswith("…")
     assert "abcdef123456" not in state.last_error and "api_key=[REDACTED]" in state.last_error
-    store.upsert_articles([article(1)], T0)
-    d = store.create_digest(
+    store.articles.upsert([article(1)], T0)
+    d = store.outbox.create_digest(
         recipient="a@example.org",
         schedule="k",
         message_id="<m@x>",
@@ -474,49 +478,51 @@ def test_error_lines_are_stored_capped_and_redacted(store: Store) -> None:
         items=keys(1),
         now=T0,
     )
-    store.mark_digest_attempt(d, "451 " + "w" * 100_000, permanent=False)
-    (row,) = [r for r in store.digest_states() if r["id"] == d]
+    store.outbox.mark_digest_attempt(d, "451 " + "w" * 100_000, permanent=False)
+    (row,) = [r for r in store.outbox.digest_states() if r["id"] == d]
     assert len(row["last_error"]) == 500
 
 
 def test_a_matched_paper_without_its_record_is_owed_until_stored(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    store.polls.sync([sub("s", "f", ["a@example.org"])], T0)
     later = T0 + timedelta(hours=1)
-    store.commit_poll(
+    store.polls.commit(
         "s", keys(1, 2), source="esearch", deliver=True, now=later, window_end=None, found=2
     )
-    store.commit_poll(
+    store.polls.commit(
         "b", keys(3), source="baseline", deliver=False, now=later, window_end=None, found=1
     )
-    store.upsert_articles([article(1)], later)
-    assert list(store.awaited_records(["s", "b"])) == [k(2)]  # a baseline owes nothing
-    assert store.awaited_records(["s"])[k(2)].attempts == 0
-    store.record_missing({k(2): "not in NCBI's efetch answer"}, later)
-    store.record_missing({k(2): "record 1 (PMID 2) skipped: no Article element"}, later + T1)
-    owed = store.awaited_records(["s"])[k(2)]
+    store.articles.upsert([article(1)], later)
+    assert list(store.articles.awaited(["s", "b"])) == [k(2)]  # a baseline owes nothing
+    assert store.articles.awaited(["s"])[k(2)].attempts == 0
+    store.articles.record_missing({k(2): "not in NCBI's efetch answer"}, later)
+    store.articles.record_missing(
+        {k(2): "record 1 (PMID 2) skipped: no Article element"}, later + T1
+    )
+    owed = store.articles.awaited(["s"])[k(2)]
     assert (owed.attempts, owed.first_missing_at, owed.last_attempt_at) == (2, later, later + T1)
     assert owed.reason == "record 1 (PMID 2) skipped: no Article element"
-    assert store.record_attempts(keys(1, 2)) == {k(2): (2, later, later + T1, None)}
-    assert store.undelivered_counts(stored=False) == {"a@example.org": 1}
-    store.upsert_articles([article(2)], later + T1)
-    store.forget_missing(keys(2))
-    assert store.awaited_records(["s"]) == {} and store.record_attempts(keys(2)) == {}
-    assert set(store.pending_papers("a@example.org", ["s"])) == set(keys(1, 2))
+    assert store.articles.attempts(keys(1, 2)) == {k(2): (2, later, later + T1, None)}
+    assert store.outbox.undelivered_counts(stored=False) == {"a@example.org": 1}
+    store.articles.upsert([article(2)], later + T1)
+    store.articles.forget_missing(keys(2))
+    assert store.articles.awaited(["s"]) == {} and store.articles.attempts(keys(2)) == {}
+    assert set(store.outbox.pending_papers("a@example.org", ["s"])) == set(keys(1, 2))
 
 
 def test_a_record_its_source_deleted_is_owed_no_more(store: Store) -> None:
-    store.sync_subscriptions([sub("s", "f", ["a@example.org"])], T0)
+    store.polls.sync([sub("s", "f", ["a@example.org"])], T0)
     later = T0 + timedelta(hours=1)
-    store.commit_poll(
+    store.polls.commit(
         "s", keys(2), source="esearch", deliver=True, now=later, window_end=None, found=1
     )
-    store.record_missing({k(2): "not in NCBI's efetch answer"}, later)
-    store.record_deleted({k(2): "deleted from PubMed"}, later + T1)
-    owed = store.awaited_records(["s"])[k(2)]
+    store.articles.record_missing({k(2): "not in NCBI's efetch answer"}, later)
+    store.articles.record_deleted({k(2): "deleted from PubMed"}, later + T1)
+    owed = store.articles.awaited(["s"])[k(2)]
     assert (owed.attempts, owed.reason, owed.deleted_at) == (2, "deleted from PubMed", later + T1)
-    assert store.record_attempts(keys(2)) == {k(2): (2, later, later + T1, later + T1)}
+    assert store.articles.attempts(keys(2)) == {k(2): (2, later, later + T1, later + T1)}
     # Nobody awaits it: it will never come.
-    assert store.undelivered_counts(stored=False) == {"a@example.org": 0}
+    assert store.outbox.undelivered_counts(stored=False) == {"a@example.org": 0}
 
 
 def _pre_0005_article(conn, a: Article) -> None:
@@ -567,10 +573,10 @@ def test_migration_0005_keeps_one_json_copy_of_each_stored_article(store_url: st
     cols = {c["name"] for c in inspect(store.engine).get_columns("articles")}
     assert not cols & {"abstract", "authors", "publication_types", "mesh", "keywords"}
     assert {"item", "pmid", "doi", "title", "record"} <= cols
-    assert store.articles([k(31), k(32)]) == {k(31): stored[0], k(32): stored[1]}
-    assert store.known_pmids([31, 32, 33]) == {31, 32}
-    store.upsert_articles([article(33)], T0)  # and the migrated table takes new rows
-    assert store.count_articles() == 3
+    assert store.articles.records([k(31), k(32)]) == {k(31): stored[0], k(32): stored[1]}
+    assert store.articles.known_pmids([31, 32, 33]) == {31, 32}
+    store.articles.upsert([article(33)], T0)  # and the migrated table takes new rows
+    assert store.articles.count() == 3
 
     with (
         store.engine.begin() as conn,
@@ -589,14 +595,14 @@ def test_migration_0005_keeps_one_json_copy_of_each_stored_article(store_url: st
 PROBES = {
     # table → its probe, the key prefix probed, and the IN list the probe replaced
     "identifiers": (
-        _IDENTIFIERS,
+        IDENTIFIERS,
         "pmid",
         select(identifiers.c.value).where(
             identifiers.c.scheme == "pmid", identifiers.c.value.in_(["1", "2"])
         ),
     ),
     "matches": (
-        _MATCHES,
+        MATCHES,
         "s",
         select(matches.c.item).where(matches.c.subscription == "s", matches.c.item.in_(["1", "2"])),
     ),
@@ -620,8 +626,8 @@ def test_postgres_key_lookups_probe_the_key_in_a_plan_made_while_small(
     store = Store.open(next(schema_url))
     probe, fixed, in_list = PROBES[table]
     try:
-        store.upsert_articles([article(1)], T0)
-        store.commit_poll(
+        store.articles.upsert([article(1)], T0)
+        store.polls.commit(
             "s", [k(1)], source="esearch", deliver=True, now=T0, window_end=None, found=1
         )
         dialect = store.engine.dialect
@@ -639,10 +645,10 @@ def test_postgres_key_lookups_probe_the_key_in_a_plan_made_while_small(
         lookups = [line for line in plan.splitlines() if "Index Cond" in line]
         probes = any(".value)" in line for line in lookups) and "ANY" not in plan
         assert probes == (lookup == "probe"), plan
-        assert store.known_items(keys(1, 2)) == {k(1)}
+        assert store.articles.known(keys(1, 2)) == {k(1)}
         # Recording the same matches again finds them all: nothing new.
         assert (
-            store.commit_poll(
+            store.polls.commit(
                 "s", keys(1, 2), source="esearch", deliver=True, now=T0, window_end=None, found=2
             )
             == 1

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def print_check(config: Config, store: Store, now: datetime) -> None:
     """The config's summary: its store, each subscription (source, readers, next poll and
     digest) and each [[recipient]] table."""
-    states = store.poll_states()
+    states = store.polls.states()
     print(
         f"{config.path}: OK, {len(config.subscriptions)} subscriptions, store {store.display_url}"
     )

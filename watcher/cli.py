@@ -206,7 +206,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     now = utcnow()
     subs = selected(config, args.subscription)
     if args.due:
-        due = {s.name for s in due_subscriptions(config, store.poll_states(), now)}
+        due = {s.name for s in due_subscriptions(config, store.polls.states(), now)}
         subs = [s for s in subs if s.name in due]
     sources = make_sources(config, clock=utcnow)
     report = poll(config, store, sources, now, subs)

@@ -37,7 +37,7 @@ MAX_TICK = timedelta(minutes=1)
 
 
 def sync_store(store: Store, config: Config, now: datetime) -> list[str]:
-    return store.sync_subscriptions(config.subscriptions, now)
+    return store.polls.sync(config.subscriptions, now)
 
 
 FOLLOWUP_CHECK = timedelta(hours=1)
@@ -154,11 +154,11 @@ class Daemon:
             )
         for cron, tz in self.config.digests:
             key = schedule_key(cron, tz)
-            last = self.store.last_digest_run(key)
+            last = self.store.outbox.last_digest_run(key)
             catch_up = missed_digest(cron, tz, last, now)
             if last is None:
                 # The first start for this schedule: from now on its times count.
-                self.store.set_digest_run(key, now)
+                self.store.outbox.set_digest_run(key, now)
             jobs.append(
                 Job(f"digest {key}", self.digest_job, digest_trigger(cron, tz), args=((cron, tz),))
             )
@@ -182,12 +182,12 @@ class Daemon:
 
     def _poll_due(self, now: datetime) -> None:
         config = self.config
-        due = due_subscriptions(config, self.store.poll_states(), now)
+        due = due_subscriptions(config, self.store.polls.states(), now)
         if not due:
             return
         with self.store.advisory_locks([f"poll:{s.name}" for s in due]) as held:
             # Another instance may have polled while we asked: look again under the locks.
-            still = {s.name for s in due_subscriptions(config, self.store.poll_states(), now)}
+            still = {s.name for s in due_subscriptions(config, self.store.polls.states(), now)}
             mine = [s for s in due if f"poll:{s.name}" in held and s.name in still]
             if mine:
                 poll(config, self.store, self.sources, now, mine)
@@ -253,8 +253,8 @@ class Daemon:
         _guarded(lambda: self._beat(now, runs), "heartbeat")
 
     def _beat(self, now: datetime, runs: dict[str, str]) -> None:
-        self.store.set_meta("heartbeat", now.isoformat(timespec="seconds"))
-        self.store.set_meta(
+        self.store.facts.set("heartbeat", now.isoformat(timespec="seconds"))
+        self.store.facts.set(
             "daemon",
             json.dumps(
                 {
@@ -301,7 +301,7 @@ class Daemon:
             # Waits for a running job to finish; its writes are committed or rolled back whole.
             self.scheduler.shutdown(wait=True)
         with suppress(WatcherError):
-            self.store.set_meta(
+            self.store.facts.set(
                 "daemon",
                 json.dumps(
                     {

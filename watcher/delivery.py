@@ -15,13 +15,13 @@ from zoneinfo import ZoneInfo
 
 from watcher.addresses import normalise_address
 from watcher.config import Config
-from watcher.digest.build import build_digest, is_trial_change, with_followups
+from watcher.digest.build import build_digest, with_followups
 from watcher.digest.context import DigestContext
 from watcher.digest.drugs import vocabulary
 from watcher.digest.present import Annotations, present_followups
 from watcher.digest.render import Rendered, Renderer
 from watcher.errors import MailError
-from watcher.identity import ItemKey, pmid_key
+from watcher.identity import ItemKey, is_trial_change, pmid_key
 from watcher.mail import HtmlParts, build_message, new_message_id
 from watcher.models import Article
 from watcher.paths import private_dir, write_private
@@ -76,8 +76,8 @@ def send_digests(
                     )
                 else:
                     _skip_busy(store, lock, rcpt, report)
-        store.set_digest_run(schedule_key(*key), now)
-    report.pending = len(store.pending_digests(everyone))
+        store.outbox.set_digest_run(schedule_key(*key), now)
+    report.pending = len(store.outbox.pending_digests(everyone))
     return report
 
 
@@ -151,10 +151,12 @@ def compose(
         return None
     mine = list(config.digests.get(key, {}).get(rcpt, ()))
     carried = [s for s in run.subscriptions(rcpt) if s.name in mine]
-    papers = store.pending_papers(rcpt, mine)
-    articles = store.articles(papers)
-    studies = [a.nct for k, a in articles.items() if is_trial_change(k) and a.nct]
-    changes = store.pending_changes(rcpt)
+    papers = store.outbox.pending_papers(rcpt, mine)
+    articles = store.articles.records(papers)
+    told = [k for k in papers if is_trial_change(k)]
+    studies = store.trials.updates(told) if told else {}
+    ncts = [s.nct for s in studies.values()]
+    changes = store.changes.pending(rcpt)
     ctx = build_digest(
         rcpt,
         papers,
@@ -163,10 +165,11 @@ def compose(
         config.mail,
         config.path,
         now,
-        citing=store.papers_citing(studies) if studies else None,
+        citing=store.trials.papers_citing(ncts) if ncts else None,
         reader=reader,
         liked=_liked(store, carried) if reader.order == "relevance" else (),
         known={pmid_key(p) for s in carried for p in s.like},
+        studies=studies,
         annotations=run.annotations,
     )
     if changes:
@@ -174,7 +177,9 @@ def compose(
         ctx = with_followups(
             ctx,
             present_followups(
-                changes, store.articles(items), _received(run, store, rcpt, items, key[1])
+                changes,
+                store.articles.records(items),
+                _received(run, store, rcpt, items, key[1]),
             ),
         )
     if ctx.empty and not ctx.followups and not config.mail.send_empty:
@@ -206,14 +211,14 @@ def _received(
     rank = run.rank
     return {
         item: (when.astimezone(zone).date(), sorted(subs, key=lambda n: rank.get(n, len(rank))))
-        for item, (when, subs) in store.received(rcpt, items).items()
+        for item, (when, subs) in store.outbox.received(rcpt, items).items()
     }
 
 
 def _liked(store: Store, subscriptions: Sequence[Subscription]) -> list[Article]:
     """The stored records of the papers `subscriptions` like (polls fetch them)."""
     pmids = dict.fromkeys(p for s in subscriptions for p in s.like)
-    found = store.articles(pmid_key(p) for p in pmids)
+    found = store.articles.records(pmid_key(p) for p in pmids)
     return [found[k] for k in (pmid_key(p) for p in pmids) if k in found]
 
 
@@ -228,7 +233,7 @@ def _recipient_digest(
     report: DigestReport,
     run: DigestRun,
 ) -> None:
-    for pending in store.pending_digests([rcpt]):
+    for pending in store.outbox.pending_digests([rcpt]):
         report.retried += 1
         outgoing = OutgoingDigest.from_mime(pending.recipient, pending.message, pending.message_id)
         _deliver(store, transport, pending.id, outgoing, now, report)
@@ -236,7 +241,7 @@ def _recipient_digest(
     if digest is None:
         report.skipped_empty += 1
         return
-    digest_id = store.create_digest(
+    digest_id = store.outbox.create_digest(
         recipient=rcpt,
         schedule=schedule_key(*key),
         message_id=digest.message_id,
@@ -260,7 +265,7 @@ def _deliver(
     try:
         transport.send(digest)
     except MailError as exc:
-        store.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
+        store.outbox.mark_digest_attempt(digest_id, str(exc), permanent=exc.permanent)
         report.failed.append(f"{rcpt}: {exc}")
         log.error(
             "digest %s to %s %s: %s",
@@ -278,7 +283,7 @@ def _deliver(
             },
         )
         return
-    if store.mark_digest_sent(digest_id, now):
+    if store.outbox.mark_digest_sent(digest_id, now):
         report.sent.append(message_id)
         log.info(
             "digest %s sent to %s",

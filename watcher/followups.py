@@ -5,7 +5,7 @@ concerns (its stable key, watcher/identity.py), what kind of change it is (one o
 models.CHANGE_KINDS), and the notice that says so (the notice's own key, "pmid:…", or the new
 status, "status:retracted"). The same retraction seen by a refresh of the paper and by a poll
 that found the notice is one change. Each recipient who was sent the item before the change was
-found is told once (store.py's change deliveries, written with the digest like paper
+found is told once (store/changes.py's change deliveries, written with the digest like paper
 deliveries); nobody else hears of it.
 
 Changes come from:
@@ -13,7 +13,7 @@ Changes come from:
   efetch batches at most once per `[followups] every`, compared with what the store held;
 - notices_found(): a poll's records that are notices (a retraction notice, an erratum, an
   expression of concern) about a delivered paper; such a notice is never mailed as a paper;
-- any other source, through Change and store.record_changes (a preprint's journal version, a
+- any other source, through Change and store.changes.record (a preprint's journal version, a
   trial registry's new status): a new kind is one entry in models.CHANGE_KINDS.
 
 A record NCBI deletes from PubMed (refresh() meets a DeleteCitation for it) is a change too:
@@ -29,7 +29,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -50,6 +50,10 @@ from watcher.models import (
     Correction,
 )
 from watcher.text.lines import one_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the store's types only: followups' detection needs no database
+    from watcher.store import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -263,7 +267,7 @@ def refresh_due(cfg: FollowupsConfig, last: LastRefresh | None, now: datetime) -
 
 def refresh(
     cfg: FollowupsConfig,
-    store: StoreLike,
+    store: Store,
     records: RecordsLike,
     requests: RequestCounter,
     now: datetime,
@@ -275,12 +279,12 @@ def refresh(
     nothing changed, nothing else. Disabled, not due (unless `force`d) or nothing delivered
     yet: nothing is asked."""
     report = RefreshReport()
-    last = last_refresh(store.get_meta(META_KEY))
+    last = last_refresh(store.facts.get(META_KEY))
     if not cfg.enabled or (not force and not refresh_due(cfg, last, now)):
         report.reason = "disabled" if not cfg.enabled else "not due"
         return report
     since = now - timedelta(days=round(cfg.months * 30.44))
-    delivered = store.delivered_pubmed_items(since)
+    delivered = store.changes.delivered_pubmed_items(since)
     if not delivered:
         # The first refresh waits for something to have been delivered.
         report.reason = "nothing delivered yet"
@@ -298,7 +302,7 @@ def refresh(
             report.error = str(exc)
     report.requests = requests() - before
     report.seconds = time.monotonic() - started
-    store.set_meta(META_KEY, report.as_json(now))
+    store.facts.set(META_KEY, report.as_json(now))
     log.info(
         "follow-ups: %d delivered papers fetched again in %d requests, %d changes%s",
         report.fetched,
@@ -318,14 +322,14 @@ def refresh(
 
 
 def _refresh_batch(
-    store: StoreLike,
+    store: Store,
     records: RecordsLike,
     batch: Sequence[ItemKey],
     delivered: Mapping[ItemKey, int],
     now: datetime,
     report: RefreshReport,
 ) -> int:
-    old = store.articles(batch)
+    old = store.articles.records(batch)
     by_pmid = {delivered[item]: item for item in batch}
     gone: set[int] = set()
     fresh = list(records.fetch_items([pmid_key(delivered[i]) for i in batch], None, gone.add))
@@ -338,38 +342,24 @@ def _refresh_batch(
     ]
     found += [removed(by_pmid[p], p) for p in sorted(gone) if p in by_pmid]
     # Only revised records are written (the store's upsert leaves an unchanged one alone).
-    store.upsert_articles(fresh, now)
-    return store.record_changes(found, now)
+    store.articles.upsert(fresh, now)
+    return store.changes.record(found, now)
 
 
-def notices_found(store: StoreLike, items: Sequence[ItemKey], now: datetime) -> int:
+def notices_found(store: Store, items: Sequence[ItemKey], now: datetime) -> int:
     """Record the changes announced by the notices among `items` (a poll's matches) about
     papers that have been delivered; returns how many were new."""
-    notices = store.articles_listing(items, _ON_NOTICE)
+    notices = store.articles.listing(items, _ON_NOTICE)
     if not notices:
         return 0
-    named = store.resolve(named_papers(notices.values()))
-    delivered = store.delivered_among(set(named.values()))
+    named = store.items.resolve(named_papers(notices.values()))
+    delivered = store.changes.delivered_among(set(named.values()))
     resolve = {k: v for k, v in named.items() if v in delivered}
     found = [c for k, a in notices.items() for c in notice_changes(k, a, resolve)]
-    return store.record_changes(found, now)
+    return store.changes.record(found, now)
 
 
-# What refresh and notices_found need of their collaborators (store.Store, sources' Records).
-
-
-class StoreLike(Protocol):
-    def get_meta(self, key: str) -> str | None: ...
-    def set_meta(self, key: str, value: str) -> None: ...
-    def delivered_pubmed_items(self, since: datetime) -> dict[ItemKey, int]: ...
-    def delivered_among(self, items: set[ItemKey]) -> set[ItemKey]: ...
-    def articles(self, items: Iterable[ItemKey]) -> dict[ItemKey, Article]: ...
-    def articles_listing(
-        self, items: Iterable[ItemKey], ref_types: Collection[str]
-    ) -> dict[ItemKey, Article]: ...
-    def resolve(self, keys: Iterable[ItemKey]) -> dict[ItemKey, ItemKey]: ...
-    def upsert_articles(self, articles: Sequence[Article], now: datetime) -> None: ...
-    def record_changes(self, changes: Sequence[Change], now: datetime) -> int: ...
+# What refresh and notices_found need of a source's record fetcher (sources/base.py's Records).
 
 
 class RecordsLike(Protocol):

@@ -1,6 +1,7 @@
 """What an item is known by: a stable key `scheme:value` (pmid:123, doi:10.…, ppr:PPR123,
 nct:NCT01234567, pmcid:PMC123), and the other identifiers recorded beside it, so that a paper
-found by DOI and later by PMID, or a preprint and its journal version, are one item. Pure.
+found by DOI and later by PMID, or a preprint and its journal version, are one item. A study's
+change brought by one registry update is an item of its own, `trial-change:NCT…@DATE`. Pure.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ def identifiers(article: Article) -> Iterator[ItemKey]:
         yield pmid_key(article.published_pmid)
     for ppr in article.preprints:
         yield key("ppr", ppr)
+
+
+def trial_change_key(nct: str, last_update: str | None) -> ItemKey:
+    """The identity of a study's change (models.StudyUpdate): the study and the registry
+    update that brought it."""
+    return f"trial-change:{nct}@{last_update or ''}"
+
+
+def is_trial_change(item: ItemKey) -> bool:
+    return str(item).startswith("trial-change:")
 
 
 def own_key(article: Article) -> ItemKey:

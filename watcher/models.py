@@ -253,11 +253,9 @@ class PollState:
 
 @dataclass(frozen=True)
 class TrialState:
-    """What a ClinicalTrials.gov study said at its last update, for diffing the next one.
-
-    A field added after states were first kept (phases, why_stopped, enrollment_type) reads as
-    None, "not known", from a state kept before it: unlike an empty value, it is never a
-    change."""
+    """What a ClinicalTrials.gov study said at its last update, for diffing the next one. A
+    field added after states were first kept (phases, why_stopped, enrollment_type) reads as
+    None, "not known", from a state kept before it: unlike an empty value, never a change."""
 
     nct: str
     title: str
@@ -291,13 +289,11 @@ class TrialState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrialState:
         phases = data.get("phases")
-        return cls(
-            **{
-                **data,
-                "arms": tuple(data.get("arms", ())),
-                "phases": None if phases is None else tuple(phases),
-            }
-        )
+        arms = tuple(data.get("arms", ()))
+        return cls(**{**data, "arms": arms, "phases": None if phases is None else tuple(phases)})
+
+
+TRIAL_CHANGE_KINDS = ("status", "phase", "results", "completion", "enrolment", "arms")  # in order
 
 
 @dataclass(frozen=True)
@@ -307,6 +303,23 @@ class TrialChange:
     nct: str
     title: str
     what: str  # "Recruiting → Completed", "results first posted 2026-11-20", …
+    kind: str = "status"  # one of TRIAL_CHANGE_KINDS
+
+
+@dataclass(frozen=True)
+class StudyUpdate:
+    """A study's changes brought by one registry update: a record of its own (trial_changes),
+    delivered like a paper under its key, identity.trial_change_key: trial-change:NCT…@DATE."""
+
+    nct: str
+    last_update: str | None  # the study's LastUpdatePostDate that brought the changes
+    title: str
+    phase: str | None  # "Phase 2", as the study says now
+    changes: tuple[TrialChange, ...]
+
+    @property
+    def url(self) -> str:
+        return f"https://clinicaltrials.gov/study/{self.nct}"
 
 
 @dataclass(frozen=True)

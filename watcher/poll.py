@@ -104,7 +104,7 @@ def _find_all(
 ) -> tuple[list[Found], dict[str, str]]:
     """Each subscription's source asked what is new; failures recorded on their own rows.
     Also returns the hosts that never answered (host → error)."""
-    states = store.poll_states()
+    states = store.polls.states()
     found: list[Found] = []
     # A host that never answered through all retries is not asked again in this poll: the
     # subscriptions behind it are recorded as failed at once instead of each waiting it out.
@@ -134,22 +134,22 @@ def _store_held(
     kept state; returns each subscription's count of trial changes."""
     held = [a for f in found for a in f.held]
     report.journal_versions += journal_versions(store, held)
-    store.upsert_articles(held, now)
+    store.articles.upsert(held, now)
     for v in report.journal_versions:
         log.info("preprint %s is published: PMID %d (%s)", v.ppr, v.pmid, v.journal or "?")
     if report.journal_versions:
         # Told as a follow-up to whoever received the preprint. Recorded on the item the
         # preprint is now part of (storing its record may have joined it to the journal
         # version's); a later join carries the change to the survivor.
-        items = store.resolve(v.item for v in report.journal_versions)
-        report.changes += store.record_changes(
+        items = store.items.resolve(v.item for v in report.journal_versions)
+        report.changes += store.changes.record(
             [published_as(items[v.item], v.pmid, v.journal) for v in report.journal_versions],
             now,
         )
     changes: dict[str, int] = {}
     for f in found:
         if f.trials:
-            changes[f.sub.name] = len(store.record_trials(f.trials, now))
+            changes[f.sub.name] = len(store.trials.record(f.trials, now))
     return changes
 
 
@@ -165,8 +165,8 @@ def journal_versions(store: Store, held: Sequence[Article]) -> list[JournalVersi
     links += [(p, a.pmid, a.journal_iso or a.journal) for a in held if a.pmid for p in a.preprints]
     if not links:
         return []
-    items = store.resolve(key("ppr", ppr) for ppr, _, _ in links)
-    before = store.articles(set(items.values()))
+    items = store.items.resolve(key("ppr", ppr) for ppr, _, _ in links)
+    before = store.articles.records(set(items.values()))
     out: dict[ItemKey, JournalVersion] = {}
     for ppr, pmid, journal in links:
         item = items[key("ppr", ppr)]
@@ -183,7 +183,7 @@ def _owed(
     that matched it, unless that subscription's source did not answer in this poll."""
     by_name = {s.name: s for s in subs}
     out: dict[ItemKey, Records] = {}
-    for item, awaited in store.awaited_records(list(by_name)).items():
+    for item, awaited in store.articles.awaited(list(by_name)).items():
         if awaited.deleted_at is not None:
             continue  # deleted by its source: owed no more
         for name in awaited.subscriptions:
@@ -211,7 +211,7 @@ def _commit(
             now,
         )
         return
-    new = store.commit_poll(
+    new = store.polls.commit(
         f.sub.name,
         f.items,
         source=f.source,
@@ -279,7 +279,7 @@ def _fail(store: Store, report: PollReport, name: str, error: str, now: datetime
         error,
         extra={"fields": {"event": "poll_error", "subscription": name}},
     )
-    store.record_poll_error(name, error, now)
+    store.polls.record_error(name, error, now)
     report.outcomes.append(Outcome(name, error=error))
 
 
@@ -320,7 +320,7 @@ def backfill(
         if not isinstance(source, History):
             log.warning("%s: an RSS feed has no history to backfill; skipped", sub.name)
             continue
-        state = store.poll_state(sub.name)
+        state = store.polls.state(sub.name)
         start = since
         report = BackfillReport(sub.name)
         if state and state.backfill_done and state.backfill_done >= since:
@@ -337,7 +337,7 @@ def backfill(
             records = source.records
             for batch in batches(unknown_items(store, items), records.batch_size):
                 report.fetched += fetch_and_store(batch, store, records, now)[0]
-            report.new_matches += store.record_backfill(
+            report.new_matches += store.polls.record_backfill(
                 sub.name, items, deliver=deliver, now=now, done_through=hi
             )
             report.found += len(items)

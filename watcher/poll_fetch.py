@@ -62,7 +62,7 @@ def fetch_missing(
     for item in liked.difference(owed).difference(i for f in found for i in f.items):
         missing.pop(item, None)
         deleted.pop(item, None)
-    store.record_missing(missing, now)
+    store.articles.record_missing(missing, now)
     if deleted:
         # Owed no more: NCBI says so, where a record merely missing might still come.
         log.warning(
@@ -72,9 +72,9 @@ def fetch_missing(
             ", ".join(sorted(deleted)[:10]),
             extra={"fields": {"event": "records_deleted", "items": sorted(deleted)}},
         )
-        store.record_deleted(deleted, now)
+        store.articles.record_deleted(deleted, now)
         report.deleted += sorted(deleted)
-    store.forget_missing(
+    store.articles.forget_missing(
         p for p in due if p not in missing and p not in failed and p not in deleted
     )
     back = [p for p in owed if p in due and p not in missing and p not in failed]
@@ -95,7 +95,7 @@ def _fetch_due(
 ) -> list[ItemKey]:
     """Fetch those of `wanted` whose backoff allows, noting the failed batches, the records
     that did not come and those their source deleted; returns the items asked for."""
-    tried = store.record_attempts(wanted)
+    tried = store.articles.attempts(wanted)
     due = [p for p in wanted if p not in tried or _retry_due(record_retry_at(*tried[p]), now)]
     if len(due) < len(wanted):
         log.info(
@@ -113,7 +113,7 @@ def _fetch_due(
             continue
         report.fetched += fetched
         errors = report.record_errors[errors_before:]
-        for item in set(batch) - store.known_items(batch):
+        for item in set(batch) - store.articles.known(batch):
             if pmid_of(item) in gone:
                 deleted[item] = DELETED
                 continue
@@ -147,7 +147,7 @@ def _retry_due(when: datetime | None, now: datetime) -> bool:
 
 def unknown_items(store: Store, items: Sequence[ItemKey]) -> list[ItemKey]:
     """`items` the store has no record of, in their order."""
-    known = store.known_items(items)
+    known = store.articles.known(items)
     return [p for p in items if p not in known]
 
 
@@ -162,7 +162,7 @@ def fetch_and_store(
     said it deleted."""
     gone: set[int] = set()
     articles = list(client.fetch_items(batch, on_error, gone.add))
-    store.upsert_articles(articles, now)
+    store.articles.upsert(articles, now)
     absent = set(batch).difference(*(identifiers(a) for a in articles))
     absent = {i for i in absent if pmid_of(i) not in gone}
     if absent:

@@ -206,6 +206,35 @@ trial_states = Table(
     Column("seen_at", UTCDateTime, nullable=False),
 )
 
+# A study's meaningful changes brought by one registry update (watcher.models.StudyUpdate):
+# an item of its own, `trial-change:NCT…@<last update>`, matched, put in digests and delivered
+# through the same rows as a paper, so each reader is told of it once.
+trial_changes = Table(
+    "trial_changes",
+    metadata,
+    Column("item", String(300), primary_key=True),
+    Column("nct", String(64), nullable=False, index=True),
+    Column("last_update", String(16)),
+    Column("title", Text, nullable=False),
+    Column("phase", String(64)),  # "Phase 2", as the study said then
+    Column("found_at", UTCDateTime, nullable=False),
+)
+
+# Each change of such an update ("Recruiting → Completed"), in the order it is told.
+trial_change_lines = Table(
+    "trial_change_lines",
+    metadata,
+    Column(
+        "item",
+        String(300),
+        ForeignKey("trial_changes.item", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),  # models.TRIAL_CHANGE_KINDS
+    Column("what", Text, nullable=False),
+)
+
 # Something that happened to an item after it was delivered (see watcher/followups.py): one
 # row per (item, kind, notice), so the same retraction found by a refresh and by a poll is one
 # change, told once.

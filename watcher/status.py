@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     """What `watcher status` shows, as data (its --json output)."""
-    undelivered = store.undelivered_counts()
-    awaiting = store.undelivered_counts(stored=False)
-    daemon = daemon_status(store.get_meta("heartbeat"), store.get_meta("daemon"), now)
+    undelivered = store.outbox.undelivered_counts()
+    awaiting = store.outbox.undelivered_counts(stored=False)
+    daemon = daemon_status(store.facts.get("heartbeat"), store.facts.get("daemon"), now)
     digests = _undelivered_digests(store)
     # Every pending digest is among the undelivered ones: counted here, not read again (with
     # the message each keeps for its next attempt).
@@ -31,7 +31,7 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
     return {
         "config": str(config.path),
         "store": store.display_url,
-        "articles": store.count_articles(),
+        "articles": store.articles.count(),
         "daemon_heartbeat": daemon["heartbeat"],
         "daemon": daemon,
         "subscriptions": _subscription_rows(store, config),
@@ -56,7 +56,7 @@ def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]
 def followups_status(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     """When delivered papers were last fetched again, what it cost and found, when next."""
     cfg = config.followups
-    last = last_refresh(store.get_meta(META_KEY))
+    last = last_refresh(store.facts.get(META_KEY))
     wait = cfg.every if last is None or last.succeeded else RETRY_AFTER_FAILURE
     return {
         "enabled": cfg.enabled,
@@ -70,13 +70,13 @@ def followups_status(store: Store, config: Config, now: datetime) -> dict[str, A
             if last
             else "once a paper is delivered"
         ),
-        "changes": store.change_counts(),
+        "changes": store.changes.counts(),
     }
 
 
 def _subscription_rows(store: Store, config: Config) -> list[dict[str, Any]]:
-    states = store.poll_states()
-    counts = store.match_counts()
+    states = store.polls.states()
+    counts = store.polls.match_counts()
     subs = []
     for sub in config.subscriptions:
         st = states.get(sub.name)
@@ -100,7 +100,7 @@ def _subscription_rows(store: Store, config: Config) -> list[dict[str, Any]]:
 
 def _undelivered_digests(store: Store) -> dict[str, list[dict[str, Any]]]:
     digests: dict[str, list[dict[str, Any]]] = {}
-    for d in store.undelivered_digests():
+    for d in store.outbox.undelivered_digests():
         digests.setdefault(d["recipient"], []).append(
             {
                 "message_id": d["message_id"],
@@ -194,7 +194,7 @@ def awaited_records(store: Store, config: Config) -> list[dict[str, Any]]:
     """Matched items whose record their source has not given (missing or unreadable), with the retry
     plan of watcher.poll_fetch.record_retry_at."""
     out = []
-    for a in store.awaited_records([s.name for s in config.subscriptions]).values():
+    for a in store.articles.awaited([s.name for s in config.subscriptions]).values():
         # Imported only for a store that awaits records: watcher.poll_fetch brings the sources'
         # record types and with them lxml, which `status` otherwise never needs.
         from watcher.poll_fetch import record_retry_at

@@ -72,22 +72,22 @@ def trial_changes(old: TrialState, new: TrialState) -> list[TrialChange]:
     """The differences a reader cares about; an update that changed none of them (only its
     LastUpdatePostDate, or a field not listed here) gives none. A field the kept state does not
     know (kept before the field was read) is no change."""
-    out = []
+    out: list[tuple[str, str]] = []
     if old.status != new.status:
-        out.append(f"{status_words(old.status)} → {stopped_words(new)}")
+        out.append(("status", f"{status_words(old.status)} → {stopped_words(new)}"))
     if old.phases and new.phases and old.phases != new.phases:
-        out.append(f"{phase_words(old.phases)} → {phase_words(new.phases)}")
+        out.append(("phase", f"{phase_words(old.phases)} → {phase_words(new.phases)}"))
     if new.results_posted and not old.results_posted:
-        out.append(f"results first posted {new.results_posted}")
+        out.append(("results", f"results first posted {new.results_posted}"))
     if old.primary_completion != new.primary_completion and new.primary_completion:
         was = old.primary_completion or "not given"
-        out.append(f"primary completion moved {was} → {new.primary_completion}")
+        out.append(("completion", f"primary completion moved {was} → {new.primary_completion}"))
     if _enrollment_moved(old.enrollment, new.enrollment):
-        out.append(f"enrolment {old.enrollment} → {new.enrollment}{_kind(new)}")
+        out.append(("enrolment", f"enrolment {old.enrollment} → {new.enrollment}{_kind(new)}"))
     added = [a for a in new.arms if a not in old.arms]
     if added:
-        out.append("new arms: " + "; ".join(added))
-    return [TrialChange(new.nct, new.title, what) for what in out]
+        out.append(("arms", "new arms: " + "; ".join(added)))
+    return [TrialChange(new.nct, new.title, what, kind) for kind, what in out]
 
 
 def _enrollment_moved(old: int | None, new: int | None) -> bool:

@@ -55,7 +55,7 @@ def connect_store(config: Config) -> Store:
 def open_store(config: Config, now: datetime) -> Store:
     """The store, migrated, and agreeing with the config's subscriptions."""
     store = connect_store(config)
-    store.sync_subscriptions(config.subscriptions, now)
+    store.polls.sync(config.subscriptions, now)
     return store
 
 

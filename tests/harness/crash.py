@@ -175,7 +175,7 @@ def run_cell(
             config = load_config(cfg)
             store = Store.open(url)
             # The recipients join before the first paper arrives: every paper is theirs.
-            store.sync_subscriptions(config.subscriptions, datetime.now(UTC) - timedelta(days=1))
+            store.polls.sync(config.subscriptions, datetime.now(UTC) - timedelta(days=1))
             sources = make_sources(config, clock=lambda: datetime.now(UTC))
             with open(folder / "watcher.log", "w") as out:
                 for _ in range(trials):
@@ -222,7 +222,7 @@ def commit_time(store: Store, papers: Sequence[int], times: int = 21) -> float:
     now = datetime.now(UTC)
     took = []
     for n in range(times):
-        digest = store.create_digest(
+        digest = store.outbox.create_digest(
             recipient="timing@example.org",
             schedule="timing",
             message_id=f"<timing-{n}@example.org>",
@@ -231,7 +231,7 @@ def commit_time(store: Store, papers: Sequence[int], times: int = 21) -> float:
             now=now,
         )
         began = time.perf_counter()
-        store.mark_digest_sent(digest, now)
+        store.outbox.mark_digest_sent(digest, now)
         took.append(time.perf_counter() - began)
     return 1000 * statistics.median(took)
 

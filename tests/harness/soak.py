@@ -224,7 +224,7 @@ def _soak(
                 text("SELECT state, count(*), sum(length(message)) FROM digests GROUP BY state")
             )
         }
-    left = store.undelivered_counts()
+    left = store.outbox.undelivered_counts()
     problems += [
         f"after the quiet cycles: {r} has {k} papers undelivered" for r, k in left.items() if k
     ]

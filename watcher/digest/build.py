@@ -17,8 +17,8 @@ from watcher.digest import ranking
 from watcher.digest.context import DigestContext, FollowUp, Group, Link, Paper, TrialUpdate
 from watcher.digest.drugs import Vocabulary
 from watcher.digest.present import Annotations, overview
-from watcher.identity import ItemKey
-from watcher.models import CHANGE_KINDS, CHANGE_ORDER, Article
+from watcher.identity import ItemKey, is_trial_change
+from watcher.models import CHANGE_KINDS, CHANGE_ORDER, Article, StudyUpdate
 from watcher.subscriptions import Recipient, Subscription, reader_reference
 from watcher.text.lines import one_line
 
@@ -38,6 +38,7 @@ def build_digest(
     reader: Recipient | None = None,
     liked: Sequence[Article] = (),
     known: Collection[ItemKey] = (),
+    studies: Mapping[ItemKey, StudyUpdate] | None = None,
     annotations: Annotations | None = None,
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
@@ -49,13 +50,14 @@ def build_digest(
     this recipient reads (default: [mail]'s settings); `liked` the records of the papers their
     subscriptions `like`, for order = "relevance". Papers in `known` (those the reader's
     subscriptions `like`: known to them from the start) are never shown, and go with the
-    digest's items so that they are recorded as the reader's. `annotations` keeps what is
-    said of each paper for the whole run (present.Annotations; default: for this digest).
+    digest's items so that they are recorded as the reader's. `studies` holds the study
+    updates among `papers` (trial-change:… items), told under "Trial registry updates".
+    `annotations` keeps what is said of each paper for the whole run (present.Annotations;
+    default: for this digest).
     """
     notes = annotations or Annotations(drugs)
-    updates = trial_updates(
-        [(k, articles[k]) for k in papers if is_trial_change(k) and k in articles], citing or {}
-    )
+    studies = studies or {}
+    updates = trial_updates([(k, studies[k]) for k in papers if k in studies], citing or {})
     hidden = tuple(sorted(k for k in papers if k in known and k in articles))
     papers = {k: v for k, v in papers.items() if not is_trial_change(k) and k not in known}
     reader = reader or Recipient(recipient, mail.abstract, mail.max_items, mail.order)
@@ -189,21 +191,16 @@ def digest_subject(total: int, names: Sequence[str]) -> str:
     return f"PubMed Watcher: {total} new {noun} — {shown}"
 
 
-def is_trial_change(item: ItemKey) -> bool:
-    return str(item).startswith("trial-change:")
-
-
 def trial_updates(
-    changes: Sequence[tuple[ItemKey, Article]], citing: Mapping[str, Sequence[Article]]
+    changes: Sequence[tuple[ItemKey, StudyUpdate]], citing: Mapping[str, Sequence[Article]]
 ) -> list[tuple[ItemKey, TrialUpdate]]:
-    """Each study's change (stored as an item whose record says what changed; see
-    store.record_trials) as the digest's "Trial registry updates" show it."""
+    """Each study's update (store.trials.record keeps them) as the digest's "Trial registry
+    updates" show it, with the papers in the store that cite the study."""
     out = []
-    for item, art in sorted(changes, key=lambda c: c[0]):
-        nct = art.nct or ""
-        papers = tuple(Link(one_line(p.title) or p.label, p.url) for p in citing.get(nct, ()))
-        what = tuple((art.pub_date or "").split("; "))
-        update = TrialUpdate(nct, art.url, one_line(art.title), what, papers, art.phase)
+    for item, study in sorted(changes, key=lambda c: c[0]):
+        papers = tuple(Link(one_line(p.title) or p.label, p.url) for p in citing.get(study.nct, ()))
+        what = tuple(c.what for c in study.changes)
+        update = TrialUpdate(study.nct, study.url, one_line(study.title), what, papers, study.phase)
         out.append((item, update))
     return out
 
