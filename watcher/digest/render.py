@@ -26,9 +26,9 @@ GMAIL_CLIP = 102 * 1024
 HTML_BUDGET = 90_000
 # Overview rows kept when even a digest of titles alone is over the budget (thousands of papers).
 OVERVIEW_KEPT = 10
-# Lines a Renderer keeps folded (Folds): a run's distinct long lines are its papers' titles,
-# author lists and abstracts, a few per paper; past this the memo starts again.
-FOLDS_KEPT = 50_000
+# Texts a Renderer keeps folded or marked up (Memo): a run's distinct ones are its papers'
+# titles, author lists and abstracts, a few per paper; past this a memo starts again.
+MEMO_KEPT = 50_000
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,14 @@ class Renderer:
         common: dict[str, Any] = dict(
             loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
         )
-        self.html_env = jinja2.Environment(autoescape=True, finalize=_html_value, **common)
+        # What is said of a paper is the same for every reader who gets it: folded (the text
+        # part) and marked up (the HTML part's scripts) once per Renderer, not once per reader.
+        self.folds = Memo(_wrap)
+        self.marked = Memo(subscripts.html)
+        self.html_env = jinja2.Environment(autoescape=True, finalize=self._html_value, **common)
         self.text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
-        self.folds = Folds()
         for env in (self.html_env, self.text_env):
-            env.filters["wrap"] = self.folds.wrap
+            env.filters["wrap"] = self.folds
         import css_inline
 
         # The template's main <style> (data-css-inline="ignore") stays in the head, where Gmail
@@ -83,6 +86,15 @@ class Renderer:
         else:
             html = fit_html(ctx, self.html, html_size, budget)[1]
         return Rendered(subject, text, html)
+
+    def _html_value(self, value: Any) -> Any:
+        """What the HTML part shows for a value: article text with its marked scripts as
+        <sup>/<sub> (watcher.text.subscripts); anything else as it is, escaped by Jinja."""
+        if isinstance(value, MarkedText):
+            from markupsafe import Markup
+
+            return Markup(self.marked(value))
+        return value
 
     def html(self, ctx: DigestContext) -> str:
         return self.inliner.inline(self.html_env.get_template("digest.html").render(d=ctx))
@@ -179,11 +191,13 @@ def trim(
     )
 
 
-def fold_text(text: str, width: int = 78, folds: Folds | None = None) -> str:
+def fold_text(
+    text: str, width: int = 78, folds: Callable[[str, int, str], str] | None = None
+) -> str:
     """Every line of the text part within `width` columns (RFC 5322's 78), a longer one wrapped
     at spaces under its own indent; a URL is never broken, so a line holding only a URL may be
     longer. `folds` remembers lines folded before."""
-    wrap = (folds or Folds()).wrap
+    wrap = folds or _wrap
     out = []
     for line in text.split("\n"):
         if len(line) <= width:
@@ -194,33 +208,23 @@ def fold_text(text: str, width: int = 78, folds: Folds | None = None) -> str:
     return "\n".join(out)
 
 
-class Folds:
-    """_wrap, remembering what it folded: a digest run mails the same paper's title, authors
-    and abstract to many readers, and folding them again for each was a tenth of the run.
-    Bounded (FOLDS_KEPT), as a Renderer lives as long as the daemon."""
+class Memo:
+    """`function`'s results by its arguments: a digest run mails the same paper's title,
+    authors and abstract to many readers, and folding them and marking them up again for each
+    was a tenth of the run. Bounded (MEMO_KEPT), as a Renderer lives as long as the daemon."""
 
-    def __init__(self, kept: int = FOLDS_KEPT) -> None:
+    def __init__(self, function: Callable[..., str], kept: int = MEMO_KEPT) -> None:
+        self.function = function
         self.kept = kept
-        self._folded: dict[tuple[str, int, str], str] = {}
+        self._results: dict[tuple[Any, ...], str] = {}
 
-    def wrap(self, text: str, width: int = 76, indent: str = "") -> str:
-        key = (text, width, indent)
-        folded = self._folded.get(key)
-        if folded is None:
-            if len(self._folded) >= self.kept:
-                self._folded.clear()
-            folded = self._folded[key] = _wrap(text, width, indent)
-        return folded
-
-
-def _html_value(value: Any) -> Any:
-    """What the HTML part shows for a value: article text with its marked scripts as
-    <sup>/<sub> (watcher.text.subscripts); anything else as it is, escaped by Jinja."""
-    if isinstance(value, MarkedText):
-        from markupsafe import Markup
-
-        return Markup(subscripts.html(value))
-    return value
+    def __call__(self, *args: Any) -> str:
+        result = self._results.get(args)
+        if result is None:
+            if len(self._results) >= self.kept:
+                self._results.clear()
+            result = self._results[args] = self.function(*args)
+        return result
 
 
 def _wrap(text: str, width: int = 76, indent: str = "") -> str:
