@@ -245,7 +245,9 @@ def test_a_long_but_sane_query_is_accepted(tmp_path: Path) -> None:
 def test_a_config_file_over_a_megabyte_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path)
     path.write_text(path.read_text() + "# " + "x" * (1024 * 1024) + "\n")
-    with pytest.raises(ConfigError, match=r"w\.toml: is 1,048,\d+ bytes; a config holds at most"):
+    with pytest.raises(
+        ConfigError, match=r"w\.toml: is 1,048,\d+ bytes; a config file holds at most"
+    ):
         load_config(path)
 
 

@@ -72,7 +72,14 @@ MAY_IMPORT = {
 # Each module's stage, by its name under watcher/ (a package stands for every module in it);
 # what is not listed is shared.
 STAGES = {
-    "config": {"config", "config_keys", "config_subscriptions", "drug_table"},
+    "config": {
+        "config",
+        "config_authors",
+        "config_include",
+        "config_keys",
+        "config_subscriptions",
+        "drug_table",
+    },
     "sources": {"sources", "trials"},
     "store": {"store", "schema", "poll", "poll_fetch", "poll_report", "followups"},
     "digest": {"digest"},

@@ -16,6 +16,7 @@ from watcher.wiring import make_sources, ncbi_client
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from watcher.sources.base import Source
     from watcher.store import Store
 
 
@@ -26,10 +27,17 @@ def print_check(config: Config, store: Store, now: datetime) -> None:
     print(
         f"{config.path}: OK, {len(config.subscriptions)} subscriptions, store {store.display_url}"
     )
+    _print_files(config)
+    # Thousands of subscriptions share a few digest schedules: each one's next time worked out
+    # once (building a cron trigger costs more than the rest of a subscription's lines).
+    digests: dict[tuple[str, str], datetime] = {}
     for sub in config.subscriptions:
         state = states.get(sub.name)
         poll = next_poll_time(sub.schedule, state.last_poll_at if state else None, now)
-        digest = next_digest_time(sub.schedule.digest_cron, sub.schedule.timezone, now)
+        when = (sub.schedule.digest_cron, sub.schedule.timezone)
+        if when not in digests:
+            digests[when] = next_digest_time(*when, now)
+        digest = digests[when]
         every = format_duration(sub.schedule.poll_every)
         print(
             # A feed URL may carry user:password@ (see config.secret_keys): never print it.
@@ -42,12 +50,20 @@ def print_check(config: Config, store: Store, now: datetime) -> None:
     _print_readers(config, now)
 
 
+def _print_files(config: Config) -> None:
+    """Each file read (the main one, then those `include` names) and what it held."""
+    for file in config.files:
+        tables = f", {file.recipients} [[recipient]] tables" if file.recipients else ""
+        print(f"  read {file.path}: {file.subscriptions} subscriptions{tables}")
+
+
 def _print_readers(config: Config, now: datetime) -> None:
     """Each [[recipient]] table: their own digest schedule and how they read."""
+    digests = config.digests  # built once: it walks every subscription
     for r in config.recipients:
         cron, tz = r.schedule or ("", "")
         digest = next_digest_time(cron, tz, now)
-        mine = config.digests.get((cron, tz), {}).get(r.address, ())
+        mine = digests.get((cron, tz), {}).get(r.address, ())
         paused = f"\n    paused until {r.paused_until}" if r.paused(now) else ""
         print(
             f"\n  reader {_mailbox(config, r.address)}\n"
@@ -62,11 +78,15 @@ def check_online(config: Config, clock: Callable[[], datetime]) -> int:
     count. 1 when any of them has an error or a warning."""
     # The client's dates come from the same clock as the poll's `now`.
     client = ncbi_client(config.ncbi, clock=clock)
+    # The registries' sources built once: one HTTP layer whose pace holds across subscriptions
+    # (built per subscription, each count had a fresh rate limiter, and the building cost
+    # grew with the subscriptions).
+    sources = make_sources(config, clock=clock)
     problems = 0
     print()
     for sub in config.subscriptions:
         if sub.kind in ("europepmc", "trials"):
-            problems += _count_online(config, sub, clock)
+            problems += _count_online(sources[sub], sub)
             continue
         if sub.query is None:
             continue
@@ -84,12 +104,11 @@ def check_online(config: Config, clock: Callable[[], datetime]) -> int:
     return 1 if problems else 0
 
 
-def _count_online(config: Config, sub: Subscription, clock: Callable[[], datetime]) -> int:
+def _count_online(source: Source, sub: Subscription) -> int:
     """One request (pageSize=1 / countTotal=true): how many records the registry holds for the
     subscription's query; 1 if it could not say."""
     from watcher.sources.base import Counting
 
-    source = make_sources(config, clock=clock)[sub]
     assert isinstance(source, Counting)
     what = "preprints" if sub.kind == "europepmc" else "studies"
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher.addresses import check_address, parse_mailbox
+from watcher.config_include import Part, included_parts, read_watched
 from watcher.config_keys import (
     ABSTRACTS,
     CLINICALTRIALS,
@@ -35,6 +36,7 @@ from watcher.config_keys import (
     TOP_LEVEL,
     ApiConfig,
     Config,
+    ConfigFile,
     FollowupsConfig,
     MailConfig,
     NcbiConfig,
@@ -43,7 +45,14 @@ from watcher.config_keys import (
 from watcher.config_subscriptions import SubscriptionReader
 from watcher.errors import ConfigError
 from watcher.redact import holds_secret
-from watcher.toml_reading import MAX_STRING, Key, names, parse_duration, read_document
+from watcher.toml_reading import (
+    MAX_STRING,
+    Key,
+    names,
+    parse_document,
+    parse_duration,
+    read_config_bytes,
+)
 
 # What the rest of the package and the tests import from here.
 __all__ = [
@@ -67,14 +76,23 @@ if TYPE_CHECKING:
 
 
 def load_config(path: Path | str) -> Config:
+    """The config in `path` and the files its `include` names (watcher/config_include.py)."""
     path = Path(path)
-    config = _Reader(path).config(read_document(path))
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return config
-    warning = exposure_warning(config, mode)
-    return replace(config, warnings=(*config.warnings, warning)) if warning else config
+    raw = read_config_bytes(path)
+    config = _Reader(path).config(parse_document(path, raw), len(raw))
+    found: dict[Path, list[str]] = {}
+    for file, key in secret_keys(config):
+        found.setdefault(file, []).append(key)
+    warnings = []
+    for file, keys in found.items():
+        try:
+            mode = file.stat().st_mode
+        except OSError:
+            continue
+        warning = exposure_warning(file, keys, mode)
+        if warning:
+            warnings.append(warning)
+    return replace(config, warnings=(*config.warnings, *warnings)) if warnings else config
 
 
 def require_secrets(config: Config, env: Mapping[str, str]) -> None:
@@ -96,29 +114,33 @@ def require_secrets(config: Config, env: Mapping[str, str]) -> None:
             )
 
 
-def secret_keys(config: Config) -> list[str]:
-    """The keys whose value holds a secret in the file itself: a URL with a password
-    (postgresql://u:pw@host/db, https://user:pw@host/…) or a credential in its query."""
-    urls = [
-        ("store.url", config.store_url),
-        ("ncbi.base_url", config.ncbi.base_url),
-        ("europepmc.base_url", config.europepmc.base_url),
-        ("clinicaltrials.base_url", config.clinicaltrials.base_url),
-        *((f"subscription[{i}].rss", s.rss) for i, s in enumerate(config.subscriptions)),
+def secret_keys(config: Config) -> list[tuple[Path, str]]:
+    """The keys whose value holds a secret in a file itself, with that file: a URL with a
+    password (postgresql://u:pw@host/db, https://user:pw@host/…) or a credential in its query."""
+    urls: list[tuple[Path, str, str | None]] = [
+        (config.path, "store.url", config.store_url),
+        (config.path, "ncbi.base_url", config.ncbi.base_url),
+        (config.path, "europepmc.base_url", config.europepmc.base_url),
+        (config.path, "clinicaltrials.base_url", config.clinicaltrials.base_url),
     ]
-    return [key for key, url in urls if url and holds_secret(url)]
+    # Each file's subscriptions in turn, keyed as in that file (a Config built in code: one).
+    files = config.files or (ConfigFile(config.path, len(config.subscriptions), 0, 0),)
+    subs = iter(config.subscriptions)
+    for file in files:
+        for i, sub in zip(range(file.subscriptions), subs, strict=False):
+            urls.append((file.path, f"subscription[{i}].rss", sub.rss))
+    return [(path, key) for path, key, url in urls if url and holds_secret(url)]
 
 
-def exposure_warning(config: Config, mode: int) -> str | None:
-    """One warning when the file holds a secret and its group or others may read it (never the
+def exposure_warning(path: Path, keys: list[str], mode: int) -> str | None:
+    """One warning when a file holds a secret and its group or others may read it (never the
     secret itself: only the key that holds it, and the fix)."""
-    keys = secret_keys(config)
     if not keys or not mode & 0o044:
         return None
     who = "anyone on this machine" if mode & 0o004 else "its group"
     return (
-        f"{config.path}: {', '.join(keys)} holds a password or key, and the file is readable "
-        f"by {who} (mode {mode & 0o777:04o}): run `chmod 600 {config.path}`, or take the "
+        f"{path}: {', '.join(keys)} holds a password or key, and the file is readable "
+        f"by {who} (mode {mode & 0o777:04o}): run `chmod 600 {path}`, or take the "
         "secret out of the file (for a PostgreSQL store: PGPASSWORD or ~/.pgpass)"
     )
 
@@ -126,15 +148,16 @@ def exposure_warning(config: Config, mode: int) -> str | None:
 class _Reader(SubscriptionReader):
     """Each table read by its declared keys (type, default), then checked key by key."""
 
-    def config(self, data: dict[str, Any]) -> Config:
+    def config(self, data: dict[str, Any], size: int) -> Config:
         top = self.table(data, "", TOP_LEVEL)
         store = self.store(top.get("store"))
         ncbi = self.ncbi(top.get("ncbi"))
         mail = self.mail(top.get("mail"))
         defaults = self.defaults(top.get("defaults"))
-        subscriptions = self.subscriptions(top.get("subscription", []), defaults)
+        here = Part(self.path, top.get("subscription", []), top.get("recipient", []), size)
+        parts = [here, *included_parts(self, top.get("include"), size)]
+        subscriptions, recipients, files = read_watched(self, parts, defaults, mail)
         drugs = self.drugs(top.get("drugs"), top.get("drug", []))
-        recipients = self.recipients(top.get("recipient", []), subscriptions, mail, defaults)
         return Config(
             path=self.path,
             store_url=store,
@@ -148,6 +171,7 @@ class _Reader(SubscriptionReader):
             clinicaltrials=self.api(top.get("clinicaltrials"), "clinicaltrials", CLINICALTRIALS),
             followups=self.followups(top.get("followups")),
             warnings=tuple(self.warnings),
+            files=files,
         )
 
     def store(self, raw: Any) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from watcher.addresses import normalise_address
 from watcher.errors import ConfigError
@@ -163,6 +163,16 @@ class FollowupsConfig:
     )
 
 
+class ConfigFile(NamedTuple):
+    """One file a config was read from (the main one first, then each it includes), with what
+    it held: `watcher check` lists them."""
+
+    path: Path
+    subscriptions: int
+    recipients: int  # its [[recipient]] tables
+    size: int  # bytes
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     path: Path
@@ -184,15 +194,37 @@ class Config:
     clinicaltrials: ApiConfig
     followups: FollowupsConfig
     warnings: tuple[str, ...] = ()
+    # Every file read, the main one first; empty for a Config built in code.
+    files: tuple[ConfigFile, ...] = ()
 
     def recipient(self, address: str) -> Recipient:
         """How `address` gets their digest: their [[recipient]] table, else [mail]'s defaults."""
         address = normalise_address(address)
-        for r in self.recipients:
-            if r.address == address:
-                return r
+        found = self._readers.get(address)
+        if found is not None:
+            return found
         m = self.mail
         return Recipient(address, m.abstract, m.max_items, m.order)
+
+    # Lookups built once, on first use, from the frozen fields (cached_property writes the
+    # instance's __dict__, which frozen dataclasses allow): asked once per reader or per
+    # mention, a scan of every subscription made `check` quadratic in them.
+    @cached_property
+    def _readers(self) -> dict[str, Recipient]:
+        return {r.address: r for r in self.recipients}
+
+    @cached_property
+    def _by_name(self) -> dict[str, Subscription]:
+        return {sub.name: sub for sub in self.subscriptions}
+
+    @cached_property
+    def _display_names(self) -> dict[str, str]:
+        """Address → the first name a subscription gives it, in config order."""
+        names: dict[str, str] = {}
+        for sub in self.subscriptions:
+            for address, name in sub.display_names:
+                names.setdefault(address, name)
+        return names
 
     @cached_property
     def digests(self) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
@@ -216,18 +248,13 @@ class Config:
         the first one a subscription gives it, in config order (the same person may be written
         differently in two subscriptions)."""
         address = normalise_address(address)
-        if self.recipient(address).name:
-            return self.recipient(address).name
-        for sub in self.subscriptions:
-            for addr, name in sub.display_names:
-                if addr == address:
-                    return name
-        return None
+        table = self._readers.get(address)
+        return (table and table.name) or self._display_names.get(address)
 
     def subscription(self, name: str) -> Subscription:
-        for sub in self.subscriptions:
-            if sub.name == name:
-                return sub
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
         raise ConfigError(
             f"no subscription named {name!r}{suggest(name, [s.name for s in self.subscriptions])}",
             path=str(self.path),
@@ -272,4 +299,6 @@ TABLES: dict[str, tuple[Key, ...]] = {
     "[[subscription]]": SUBSCRIPTION + inherited(DEFAULTS),
     "[[recipient]]": RECIPIENT + inherited(RECIPIENT_SCHEDULE),
 }
-TOP_LEVEL = {heading.strip("[]").split(".")[0] for heading in TABLES} | {"drugs", "drug"}
+TOP_LEVEL = {heading.strip("[]").split(".")[0] for heading in TABLES} | {"drugs", "drug", "include"}
+# What a file named by `include` may hold: what is watched and for whom, nothing of how.
+INCLUDED_TOP_LEVEL = {"subscription", "recipient"}

@@ -43,6 +43,10 @@ class Subscription:
     query: str | None = field(
         default=None, metadata=key(str, "a PubMed search", max_length=MAX_QUERY)
     )
+    # As written; the reader ANDs their search (config_authors.py) into `query`.
+    author: tuple[str, ...] = field(
+        default=(), metadata=key((str, list), 'an ORCID iD or a name ("Herold KC"), or a list')
+    )
     rss: str | None = field(default=None, metadata=key(str, "a PubMed RSS feed URL"))
     # (address, display name) for recipients written as name-addr: how to greet them only
     display_names: tuple[tuple[str, str], ...] = ()

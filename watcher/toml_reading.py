@@ -21,7 +21,11 @@ from watcher.errors import ConfigError
 
 # Bounds on what a config may hold, far above any sensible value: a runaway value (a pasted file,
 # a generated query) is refused at load instead of travelling into URLs, logs and the store.
-MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_BYTES = 1024 * 1024  # per file: the main one and each it includes
+# All files together: 20,000 subscriptions with queries as long as the starter config's (about
+# 650 characters, some 840 bytes a subscription with its name and recipients) take 17 MB.
+MAX_TOTAL_CONFIG_BYTES = 64 * 1024 * 1024
+MAX_INCLUDED_FILES = 5_000
 MAX_STRING = 2_000  # URLs, addresses, paths, names, crontab lines
 MAX_QUERY = 20_000  # systematic-review search strategies run to a few thousand characters
 
@@ -104,6 +108,11 @@ def names(declared: Sequence[Key]) -> set[str]:
 
 def read_document(path: Path) -> dict[str, Any]:
     """The file's TOML, or a ConfigError naming the file and what is wrong with it."""
+    return parse_document(path, read_config_bytes(path))
+
+
+def read_config_bytes(path: Path) -> bytes:
+    """The file's bytes, at most MAX_CONFIG_BYTES of them (each file of a config on its own)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -112,8 +121,14 @@ def read_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read: {exc.strerror}", path=str(path)) from None
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(
-            f"is {len(raw):,} bytes; a config holds at most {MAX_CONFIG_BYTES:,}", path=str(path)
+            f"is {len(raw):,} bytes; a config file holds at most {MAX_CONFIG_BYTES:,} "
+            "(put subscriptions in files of their own: `include`)",
+            path=str(path),
         )
+    return raw
+
+
+def parse_document(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

@@ -14,7 +14,11 @@ Field tags, as PubMed's User Guide (https://pubmed.ncbi.nlm.nih.gov/help/#search
 - [nm] substance names (ChemicalList and SupplMeshList); [pt] publication type;
 - [cn] corporate (collective) author, matched as a whole name (or its start, with a wildcard:
   the stricter reading, so a query that works here works however PubMed indexes group names);
-- [au] author "Lastname Initials";
+- [au] author "Lastname Initials", truncated to longer initials ("herold k" finds Herold KC)
+  unless the name is in double quotes ("Herold K"[au] finds only Herold K), as PubMed's help
+  says of author searches;
+- [auid] author identifier: an ORCID iD, against AuthorList/Author/Identifier Source="ORCID",
+  whichever form the publisher sent it in (bare, https://orcid.org/…, http://…);
 - date ranges "YYYY/MM/DD"[crdt] : "YYYY/MM/DD"[crdt] for crdt, edat and mhda;
 - untagged terms: anywhere in the record's searchable text (PubMed's All Fields runs Automatic
   Term Mapping, which the fake does not imitate).
@@ -100,6 +104,8 @@ TAGS = {
     "corporate author": "cn",
     "au": "au",
     "author": "au",
+    "auid": "auid",
+    "author identifier": "auid",
     "all fields": "all",
     "crdt": "crdt",
     "create date": "crdt",
@@ -130,6 +136,7 @@ class Indexed:
     pub_types: list[str] = field(default_factory=list)
     collectives: list[str] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
+    orcids: set[str] = field(default_factory=set)  # each as its 16 characters (orcid_key)
     anywhere: list[list[str]] = field(default_factory=list)
     dates: dict[str, date] = field(default_factory=dict)
 
@@ -192,6 +199,9 @@ def index(xml: bytes, text: str, dates: dict[str, date]) -> Indexed:
         last, initials = author.findtext("LastName"), author.findtext("Initials")
         if last:
             ix.authors.append(f"{last} {initials or ''}".strip().lower())
+        for identifier in author.iterfind("Identifier"):
+            if identifier.get("Source") == "ORCID" and identifier.text:
+                ix.orcids.add(orcid_key(identifier.text))
     ix.anywhere = [words(text)]
     return ix
 
@@ -240,13 +250,20 @@ def _exploded(heading: str) -> set[str]:
     return out
 
 
+def orcid_key(text: str) -> str:
+    """An ORCID iD as its 16 characters, however written: publishers send it bare, as an
+    orcid.org URL (http or https), with or without hyphens."""
+    found = re.search(r"(\d{4})-?(\d{4})-?(\d{4})-?(\d{3}[\dXx])\s*/?\s*$", text.strip())
+    return "".join(found.groups()).upper() if found else text.strip().upper()
+
+
 def _day(text: str) -> date:
     parts = [int(x) for x in re.split(r"[/-]", text.strip()) if x.isdigit()]
     return date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
 
 
-def atom(value: str, tag: str) -> Matcher:
-    """A matcher for one term (`value` without quotes) in field `tag`."""
+def atom(value: str, tag: str, quoted: bool = False) -> Matcher:
+    """A matcher for one term (`value` without quotes; `quoted` if it had them) in field `tag`."""
     if tag in ("mh", "mh:noexp", "majr"):
         heading, _, aspect = value.lower().partition("/")
         heading, qualifier = heading.strip(), _qualifier(aspect) or None
@@ -271,7 +288,12 @@ def atom(value: str, tag: str) -> Matcher:
         return lambda ix: any(" ".join(words(c)) == wanted for c in ix.collectives)
     if tag == "au":
         name = " ".join(words(value))
+        if quoted:
+            return lambda ix: any(" ".join(words(a)) == name for a in ix.authors)
         return lambda ix: any(" ".join(words(a)).startswith(name) for a in ix.authors)
+    if tag == "auid":
+        wanted = orcid_key(value)
+        return lambda ix: wanted in ix.orcids
     tests = _pattern(_query_words(value))
     if not tests:
         return lambda ix: False
@@ -323,7 +345,7 @@ def compile_term(term: str) -> Compiled:
         if tag in DATE_TAGS:
             day = _day(value)
             return lambda ix: ix.dates.get(tag) == day
-        m = atom(value, tag)
+        m = atom(value, tag, quoted=tok.startswith('"'))
         terms.append((value.lower(), m))
         return m
 
