@@ -4,6 +4,7 @@ each was worked out on its own."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -19,7 +20,9 @@ from watcher.digest.build import build_digest
 from watcher.digest.context import Paper
 from watcher.digest.drugs import Vocabulary
 from watcher.digest.present import Annotations, annotate, present_paper
+from watcher.digest.render import Memo, Renderer
 from watcher.identity import pmid_key
+from watcher.mail import HtmlParts, build_message, html_part_size
 from watcher.models import Article
 from watcher.sources.pubmed_xml import parse_articles
 from watcher.store import Store
@@ -94,6 +97,13 @@ def setup(tmp_path: Path, readers: int) -> tuple[Config, Store]:
             found=len(items),
         )
     return config, store
+
+
+def scrub(message: bytes) -> bytes:
+    """The message without what changes from one building to the next: its MIME boundaries."""
+    for boundary in set(re.findall(rb'boundary="([^"]+)"', message)):
+        message = message.replace(boundary, b"BOUNDARY")
+    return message
 
 
 def mailed(tmp_path: Path) -> dict[str, str]:
@@ -187,3 +197,40 @@ def test_the_configs_digests_are_worked_out_once(tmp_path: Path) -> None:
     store.close()
     assert config.digests is config.digests
     assert config.digests[("0 7 * * mon", "UTC")]["r2@example.org"] == ("Own 2", "Shared")
+
+
+def test_the_html_part_measured_for_the_budget_is_the_part_mailed(tmp_path: Path) -> None:
+    """Encoded once for the size check and reused by the message: the same bytes either way."""
+    config, store = setup(tmp_path, 1)
+    articles = store.articles.records([pmid_key(r.pmid) for r in PAPERS])
+    store.close()
+    papers = {item: ["Shared"] for item in articles}
+    ctx = build_digest(
+        "r0@example.org", papers, articles, config.subscriptions, config.mail, config.path, NOW
+    )
+    parts = HtmlParts()
+    rendered = Renderer().render(ctx, html_size=parts.size)
+    assert parts.size(rendered.html) == html_part_size(rendered.html)
+    args = (rendered, "watcher@example.org", "r0@example.org", "<m@example.org>", NOW)
+    shared = build_message(*args, ris=ctx.ris, html_parts=parts)
+    alone = build_message(*args, ris=ctx.ris)
+    assert scrub(shared) == scrub(alone) and rendered.html.encode() not in shared
+
+
+def test_a_renderer_works_out_each_text_once() -> None:
+    calls: Counter[tuple[object, ...]] = Counter()
+
+    def wrap(*args: object) -> str:
+        calls[args] += 1
+        return f"folded {args[0]}"
+
+    memo = Memo(wrap, kept=2)
+    assert [memo("a", 76, ""), memo("a", 76, ""), memo("b", 76, "  ")] == [
+        "folded a",
+        "folded a",
+        "folded b",
+    ]
+    assert calls == {("a", 76, ""): 1, ("b", 76, "  "): 1}
+    memo("c", 76, "")  # past `kept`: it starts again
+    memo("a", 76, "")
+    assert calls[("a", 76, "")] == 2
