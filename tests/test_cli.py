@@ -34,7 +34,7 @@ def test_init_then_check_lists_the_example_subscriptions(tmp_path: Path) -> None
     assert code == 0, err
     code, out, err = run("-c", "x.toml", "check", cwd=tmp_path)
     assert code == 0, err
-    assert "OK, 8 subscriptions" in out
+    assert "OK, 9 subscriptions" in out
     for name in (
         "Anti-CD3 in T1D",
         "Anti-CD20 in T1D",
@@ -44,9 +44,10 @@ def test_init_then_check_lists_the_example_subscriptions(tmp_path: Path) -> None
         "Teplizumab feed",
         "Preprints: antibodies in type 1 diabetes",
         "Trials: antibodies in type 1 diabetes",
+        "Citing the anti-CD3 and anti-CD20 landmark trials",
     ):
         assert name in out
-    assert out.count("next poll:   now (due)") == 8
+    assert out.count("next poll:   now (due)") == 9
     assert "next digest: 20" in out
     assert (tmp_path / "watcher.db").exists()  # the store is created beside the config
 
@@ -332,7 +333,7 @@ def test_readme_layout_and_recipes_name_modules_and_registries_that_exist() -> N
     from watcher.sources.kinds import SOURCES
     from watcher.transports.kinds import TRANSPORTS
 
-    assert set(SOURCES) == {"query", "rss", "europepmc", "trials"}
+    assert set(SOURCES) == {"query", "rss", "europepmc", "trials", "follow"}
     assert set(TRANSPORTS) == {"smtp", "maildir"}
 
 

@@ -138,7 +138,7 @@ def test_example_query_leaves_out_before_indexing_what_it_leaves_out_after(
 
 
 def test_the_cd3_trial_that_never_says_anti_cd3_is_found() -> None:
-    keymeulen = RECORDS[15972865]
+    keymeulen = RECORDS[15972866]
     assert "anti-cd3" not in keymeulen.xml.decode().lower()
     assert matches(QUERIES["Anti-CD3 in T1D"], keymeulen)
     assert not matches(OLD_ANTI_CD3, keymeulen)  # the old starter missed it

@@ -37,12 +37,14 @@ def found(query: str) -> set[int]:
             '"Antibodies, Monoclonal, Humanized"[mh]',
             {31180194, 23562090, 98000001, 98000002, 98000003, 10911004, 17005949},
         ),
-        ('"Antibodies, Monoclonal"[mh:noexp]', {12037148, 15972865, 33207093, 8278351}),
+        ('"Antibodies, Monoclonal"[mh:noexp]', {12037148, 15972866, 33207093, 8278351}),
         ('"Diabetes Mellitus, Type 1/prevention and control"[mh]', {31180194, 98000005}),
         ('"Female"[majr]', set()),
         ('"Interleukin-1beta"[majr]', {23562090, 98000002}),  # major through its subheading
         ('"Islets of Langerhans Transplantation"[majr]', {10911004, 17005949, 27208344, 98000010}),
         ('"Clinical Trial, Phase III"[pt]', {27208344}),
+        # [uid] / [pmid]: the record's PMID (how a client dates a list of PMIDs in one search)
+        ("(31180194[uid] OR 12037148[pmid] OR 99999999[uid])", {31180194, 12037148}),
         ('"Clinical Islet Transplantation Consortium"[cn]', {27208344}),
         ('"Type 1 Diabetes TrialNet"[cn]', set()),  # a group name is matched whole
         ('"Type 1 Diabetes TrialNet*"[cn]', {19940299, 30967424, 31180194, 98000005}),

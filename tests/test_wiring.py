@@ -31,7 +31,7 @@ def test_ncbi_settings_and_the_api_key_reach_the_client(tmp_path: Path) -> None:
     assert client.limiter.slots == 100  # the config's rate_limit
     assert client.today() == NOW.date()
     sources = make_sources(config, {"NCBI_KEY": "k-123456"}, clock=lambda: NOW)
-    assert set(sources.by_kind) == {"query", "rss", "europepmc", "trials"}
+    assert set(sources.by_kind) == {"query", "rss", "europepmc", "trials", "follow"}
 
 
 def test_registry_base_urls_reach_their_sources(tmp_path: Path) -> None:

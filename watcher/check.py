@@ -88,6 +88,8 @@ def check_online(config: Config, clock: Callable[[], datetime]) -> int:
         if sub.kind in ("europepmc", "trials"):
             problems += _count_online(sources[sub], sub)
             continue
+        if sub.follows:
+            problems += _follow_online(config, sub, clock)
         if sub.query is None:
             continue
         # A count, a translation and the warnings are all this shows: esearch with retmax=0
@@ -116,6 +118,32 @@ def _count_online(source: Source, sub: Subscription) -> int:
     except SourceError as exc:
         print(f"  {sub.name}: ERROR: {exc}")
         return 1
+    return 0
+
+
+def _follow_online(config: Config, sub: Subscription, clock: Callable[[], datetime]) -> int:
+    """Per followed paper, how many papers cite it and how many similar ones `top` keeps, as
+    ELink and iCite say now (what one poll asks: one elink, one iCite request per 200)."""
+    from watcher.sources.following import Following
+
+    source = make_sources(config, clock=clock)[sub]
+    assert isinstance(source, Following)
+    try:
+        links, notes, _ = source.links(sub)
+    except SourceError as exc:
+        print(f"  {sub.name}: ERROR: {exc}")
+        return 1
+    counts: dict[tuple[str, int], int] = {}
+    for link in links:
+        counts[(link.kind, link.followed)] = counts.get((link.kind, link.followed), 0) + 1
+    print(f"  {sub.name}: follows {len(sub.followed)} papers")
+    for pmid in sub.followed:
+        said = [f"{counts.get(('cites', pmid), 0):,} citing"] if pmid in sub.cites else []
+        if pmid in sub.similar:
+            said.append(f"{counts.get(('similar', pmid), 0):,} similar (top {sub.top})")
+        print(f"    PMID {pmid}: {', '.join(said)}")
+    for note in notes:
+        print(f"    warning: {note.removeprefix(sub.name + ': ')}")
     return 0
 
 

@@ -23,6 +23,7 @@ from watcher.config_keys import (
     DATETYPES,
     EUROPEPMC,
     FOLLOWUPS,
+    ICITE,
     MAIL,
     NCBI,
     NCBI_BASE_URL,
@@ -122,6 +123,7 @@ def secret_keys(config: Config) -> list[tuple[Path, str]]:
         (config.path, "ncbi.base_url", config.ncbi.base_url),
         (config.path, "europepmc.base_url", config.europepmc.base_url),
         (config.path, "clinicaltrials.base_url", config.clinicaltrials.base_url),
+        (config.path, "icite.base_url", config.icite.base_url),
     ]
     # Each file's subscriptions in turn, keyed as in that file (a Config built in code: one).
     files = config.files or (ConfigFile(config.path, len(config.subscriptions), 0, 0),)
@@ -170,6 +172,7 @@ class _Reader(SubscriptionReader):
             europepmc=self.api(top.get("europepmc"), "europepmc", EUROPEPMC),
             clinicaltrials=self.api(top.get("clinicaltrials"), "clinicaltrials", CLINICALTRIALS),
             followups=self.followups(top.get("followups")),
+            icite=self.api(top.get("icite"), "icite", ICITE),
             warnings=tuple(self.warnings),
             files=files,
         )

@@ -21,6 +21,8 @@ from watcher.sources.endpoints import (
     CLINICALTRIALS_RATE,
     EUROPEPMC_BASE_URL,
     EUROPEPMC_RATE,
+    ICITE_BASE_URL,
+    ICITE_RATE,
 )
 from watcher.subscriptions import Order, Recipient, Schedule, Subscription
 from watcher.toml_reading import NUMBER, Key, inherited, key, keys, suggest
@@ -193,6 +195,8 @@ class Config:
     europepmc: ApiConfig
     clinicaltrials: ApiConfig
     followups: FollowupsConfig
+    # [icite]: NIH's citation API, read by `cites` subscriptions.
+    icite: ApiConfig = ApiConfig(base_url=ICITE_BASE_URL, rate_limit=ICITE_RATE)
     warnings: tuple[str, ...] = ()
     # Every file read, the main one first; empty for a Config built in code.
     files: tuple[ConfigFile, ...] = ()
@@ -283,6 +287,7 @@ CLINICALTRIALS = keys(
     ApiConfig, defaults=ApiConfig(base_url=CLINICALTRIALS_BASE_URL, rate_limit=CLINICALTRIALS_RATE)
 )
 FOLLOWUPS = keys(FollowupsConfig)
+ICITE = keys(ApiConfig, defaults=ApiConfig(base_url=ICITE_BASE_URL, rate_limit=ICITE_RATE))
 DEFAULTS = keys(Schedule)
 SUBSCRIPTION = keys(Subscription)
 RECIPIENT = keys(Recipient)
@@ -295,6 +300,7 @@ TABLES: dict[str, tuple[Key, ...]] = {
     "[europepmc]": EUROPEPMC,
     "[clinicaltrials]": CLINICALTRIALS,
     "[followups]": FOLLOWUPS,
+    "[icite]": ICITE,
     "[defaults]": DEFAULTS,
     "[[subscription]]": SUBSCRIPTION + inherited(DEFAULTS),
     "[[recipient]]": RECIPIENT + inherited(RECIPIENT_SCHEDULE),

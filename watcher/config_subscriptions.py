@@ -25,10 +25,13 @@ from watcher.config_keys import (
     TABLES,
     MailConfig,
 )
-from watcher.subscriptions import KINDS, Recipient, Schedule, Subscription
+from watcher.subscriptions import FOLLOW, KINDS, Recipient, Schedule, Subscription
 from watcher.toml_reading import MAX_QUERY, TableReader, names, parse_duration, suggest
 
 MAX_LIKE = 200  # `like` PMIDs per subscription: a reader's own papers, not a library
+# `cites` / `similar` PMIDs per subscription: the one by-id elink of a poll stays one request
+# (POSTed past 100 ids, docs/citations.md), and iCite takes 200 a request (5 for 1,000).
+MAX_FOLLOWED = 1_000
 MAX_RECIPIENTS = 1_000
 
 _EMAIL = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
@@ -96,6 +99,13 @@ class SubscriptionReader(TableReader):
                 "punctuation (it appears in email subjects)",
             )
         kinds = [k for k in KINDS if data.get(k) is not None]
+        follows = self.follow_keys(data, key, v)
+        if follows and any(k != "query" for k in kinds):
+            raise self.fail(
+                key,
+                "`cites` and `similar` follow PubMed papers: they go alone or with a `query`, "
+                "not with `rss`, `europepmc` or `trials`",
+            )
         if "author" in data:
             if kinds not in ([], ["query"]):
                 raise self.fail(
@@ -103,11 +113,12 @@ class SubscriptionReader(TableReader):
                     f"finds PubMed papers: it goes with `query` or alone, not `{kinds[0]}`",
                 )
             v["author"], v["query"] = self.authors(f"{key}.author", v["author"], v["query"])
-        elif len(kinds) != 1:
+        elif not follows and len(kinds) != 1:
             raise self.fail(
                 key,
                 "needs exactly one of `query` (a PubMed search), `rss` (a PubMed RSS feed URL), "
-                "`europepmc` (a Europe PMC search) or `trials` (a ClinicalTrials.gov search)",
+                "`europepmc` (a Europe PMC search) or `trials` (a ClinicalTrials.gov search); "
+                "or `cites`/`similar` (PMIDs of papers to follow)",
             )
         for kind in ("query", "europepmc", "trials"):
             if v[kind] is not None:
@@ -123,6 +134,30 @@ class SubscriptionReader(TableReader):
                 raise self.fail(f"{key}.like[{i}]", f"{pmid!r} is not a PMID (a number)")
         v["like"] = tuple(v["like"])
         return Subscription(**v)
+
+    def follow_keys(self, data: Mapping[str, Any], key: str, v: dict[str, Any]) -> bool:
+        """`cites`, `similar`, `top` and `min_score` checked (in `v`, the PMIDs as tuples);
+        whether the subscription follows any paper."""
+        for name in FOLLOW:
+            pmids = v[name]  # an array: the reader checked its TOML type
+            if len(pmids) > MAX_FOLLOWED:
+                raise self.fail(
+                    f"{key}.{name}", f"lists {len(pmids):,} PMIDs; at most {MAX_FOLLOWED}"
+                )
+            for i, pmid in enumerate(pmids):
+                if isinstance(pmid, bool) or not isinstance(pmid, int) or not 0 < pmid < 10**9:
+                    raise self.fail(f"{key}.{name}[{i}]", f"{pmid!r} is not a PMID (a number)")
+            if len(set(pmids)) < len(pmids):
+                twice = next(p for p in pmids if pmids.count(p) > 1)
+                raise self.fail(f"{key}.{name}", f"lists PMID {twice} twice")
+            v[name] = tuple(pmids)
+        self.within(f"{key}.top", v["top"], 1, 100)
+        if v["min_score"] is not None:
+            self.within(f"{key}.min_score", v["min_score"], 1, 2**31 - 2)
+        for name in ("top", "min_score"):
+            if name in data and not v["similar"]:
+                raise self.fail(f"{key}.{name}", "applies to `similar` only, and there is none")
+        return bool(v["cites"] or v["similar"])
 
     def authors(
         self, where: str, written: str | list[Any], query: str | None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -18,7 +18,7 @@ from watcher.config import Config
 from watcher.digest.build import build_digest, with_followups
 from watcher.digest.context import DigestContext
 from watcher.digest.drugs import vocabulary
-from watcher.digest.present import Annotations, present_followups
+from watcher.digest.present import Annotations, present_followups, relation_lines
 from watcher.digest.render import Rendered, Renderer
 from watcher.errors import MailError
 from watcher.identity import ItemKey, is_trial_change, pmid_key
@@ -170,6 +170,7 @@ def compose(
         liked=_liked(store, carried) if reader.order == "relevance" else (),
         known={pmid_key(p) for s in carried for p in s.like},
         studies=studies,
+        relations=_relations(store, papers, mine),
         annotations=run.annotations,
     )
     if changes:
@@ -213,6 +214,19 @@ def _received(
         item: (when.astimezone(zone).date(), sorted(subs, key=lambda n: rank.get(n, len(rank))))
         for item, (when, subs) in store.outbox.received(rcpt, items).items()
     }
+
+
+def _relations(
+    store: Store, papers: Iterable[ItemKey], subscriptions: Sequence[str]
+) -> dict[ItemKey, tuple[str, ...]]:
+    """What each paper is to the papers the reader's subscriptions follow, as digest lines."""
+    links = store.citations.of_items(papers, subscriptions)
+    if not links:
+        return {}
+    pmids = {p for ls in links.values() for _, p in ls}
+    stored = store.articles.records(pmid_key(p) for p in pmids)
+    followed = {p: stored[pmid_key(p)] for p in pmids if pmid_key(p) in stored}
+    return {item: relation_lines(ls, followed) for item, ls in links.items()}
 
 
 def _liked(store: Store, subscriptions: Sequence[Subscription]) -> list[Article]:

@@ -25,6 +25,7 @@ from watcher.poll_report import Found, Outcome, PollReport
 from watcher.schedule import next_poll_time
 from watcher.sources.base import History, Records, Source
 from watcher.sources.eutils import ncbi_today
+from watcher.sources.following import first_poll
 from watcher.sources.kinds import Sources
 from watcher.store import Store
 from watcher.subscriptions import Subscription
@@ -118,6 +119,8 @@ def _find_all(
         try:
             found.append(_search(sub, states.get(sub.name), source, sources, now))
             report.record_errors += found[-1].skipped
+            if sub.follows and not first_poll(states.get(sub.name)):
+                found[-1].items += store.citations.news(sub, found[-1].items, found[-1].links)
         except Unreachable as exc:
             down[host] = str(exc)
             _fail(store, report, sub.name, str(exc), now)
@@ -224,6 +227,10 @@ def _commit(
         last_modified=f.last_modified,
         known=[pmid_key(p) for p in f.sub.like],
     )
+    if f.sub.follows:
+        # After the matches: a poll that dies in between announces these links' papers again
+        # next time, which the matches already hold (never twice in a digest).
+        store.citations.record(f.sub.name, f.links, now, f.sub)
     report.outcomes.append(Outcome(f.sub.name, len(f.items), new, f.requests))
     log.info(
         "poll %s: %d found, %d new matches, %d requests (%s)",
@@ -269,6 +276,7 @@ def _search(
         held=got.records,
         trials=got.trials,
         skipped=got.skipped,
+        links=got.links,
     )
 
 
@@ -318,7 +326,8 @@ def backfill(
     for sub in subscriptions:
         source = sources[sub]
         if not isinstance(source, History):
-            log.warning("%s: an RSS feed has no history to backfill; skipped", sub.name)
+            what = "a subscription following papers" if sub.follows else "an RSS feed"
+            log.warning("%s: %s has no history to backfill; skipped", sub.name, what)
             continue
         state = store.polls.state(sub.name)
         start = since

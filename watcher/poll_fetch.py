@@ -47,7 +47,8 @@ def fetch_missing(
     # ranking reads their stored records. They are not owed: a missing one is not chased.
     liked: set[ItemKey] = set()
     for f in found:
-        keys = [pmid_key(p) for p in f.sub.like]
+        # The papers it follows, too: a digest names them ("cites Herold 2019, N Engl J Med").
+        keys = [pmid_key(p) for p in (*f.sub.like, *f.sub.followed)]
         liked.update(keys)
         by_fetcher.setdefault(id(f.records), (f.records, {}))[1].update(dict.fromkeys(keys))
     failed: dict[ItemKey, str] = {}

@@ -8,7 +8,7 @@ from datetime import date
 
 from watcher.identity import ItemKey
 from watcher.models import Article, JournalVersion, TrialState
-from watcher.sources.base import Records
+from watcher.sources.base import CitationLink, Records
 from watcher.subscriptions import Subscription
 
 
@@ -28,6 +28,7 @@ class Found:
     held: tuple[Article, ...] = ()  # whole records the search gave (no fetch needed)
     trials: tuple[TrialState, ...] = ()
     skipped: tuple[str, ...] = ()  # records of the search's answer that could not be read
+    links: tuple[CitationLink, ...] = ()  # a `cites`/`similar` subscription's links now
 
 
 @dataclass

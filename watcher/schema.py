@@ -195,6 +195,20 @@ awaited_records = Table(
     Column("deleted_at", UTCDateTime),
 )
 
+# The links of the papers a subscription follows (`cites`, `similar`), as seen: only a link not
+# seen before is news. Kept per subscription, since each has its own first poll (issue 27).
+citation_links = Table(
+    "citation_links",
+    metadata,
+    Column("subscription", String(80), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # cites | similar
+    Column("followed", BigInteger, primary_key=True),  # the followed paper's PMID
+    Column("pmid", BigInteger, primary_key=True),  # the citing or similar paper's
+    Column("score", BigInteger),  # PubMed's similarity score, when asked for
+    Column("seen_at", UTCDateTime, nullable=False),
+    Index("ix_citation_links_pmid", "pmid"),
+)
+
 # A ClinicalTrials.gov study as last seen (watcher.models.TrialState), to diff the next answer
 # against: only meaningful differences become changes.
 trial_states = Table(

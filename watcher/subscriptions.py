@@ -29,6 +29,13 @@ class Schedule:
 
 # The subscription keys that each select a kind of source (exactly one per subscription).
 KINDS = ("query", "rss", "europepmc", "trials")
+# The keys that follow papers (issue 27): alone or with a `query`, they make the kind "follow".
+FOLLOW = ("cites", "similar")
+# `similar` keeps each followed paper's first `top` neighbours by PubMed's rank. Measured on the
+# two real scored pubmed_pubmed answers in tests/fixtures/elink/ (2008, 143 and 345 neighbours):
+# at rank 20 a neighbour still scores 65 % and 51 % of the best one; scores are raw integers
+# comparable only within one answer (docs/citations.md), so a rank travels where a score does not.
+SIMILAR_TOP = 20
 
 
 @dataclass(frozen=True)
@@ -60,10 +67,23 @@ class Subscription:
     )
     # `order = "relevance"` ranks new papers by their likeness to these.
     like: tuple[int, ...] = field(default=(), metadata=key(list, "PMIDs of papers readers want"))
+    # Following papers (issue 27): new papers citing them, new papers PubMed finds similar.
+    cites: tuple[int, ...] = field(default=(), metadata=key(list, "PMIDs: new papers citing them"))
+    similar: tuple[int, ...] = field(
+        default=(), metadata=key(list, "PMIDs: new papers among their similar articles")
+    )
+    top: int = field(
+        default=SIMILAR_TOP, metadata=key(int, "`similar` keeps each paper's first this many")
+    )
+    min_score: int | None = field(
+        default=None, metadata=key(int, "`similar` also drops neighbours scored below this")
+    )
 
     @property
     def kind(self) -> str:
         """The key of its source in watcher/sources/kinds.py."""
+        if self.follows:
+            return "follow"
         for kind in KINDS:
             if getattr(self, kind) is not None:
                 return kind
@@ -71,7 +91,28 @@ class Subscription:
 
     @property
     def source(self) -> str:
+        if self.follows:
+            parts = [f"{k} {', '.join(map(str, getattr(self, k)))}" for k in FOLLOW]
+            parts = [p for p, k in zip(parts, FOLLOW, strict=True) if getattr(self, k)]
+            if self.similar:
+                limit = f"top {self.top}"
+                if self.min_score is not None:
+                    limit += f", min_score {self.min_score}"
+                parts.append(limit)
+            if self.query is not None:
+                parts.append(f"query {self.query}")
+            return "; ".join(parts)
         return str(getattr(self, self.kind))
+
+    @property
+    def follows(self) -> bool:
+        """Whether it follows papers (`cites`, `similar`), with or without a `query`."""
+        return bool(self.cites or self.similar)
+
+    @property
+    def followed(self) -> tuple[int, ...]:
+        """Every paper it follows, once, in config order."""
+        return tuple(dict.fromkeys((*self.cites, *self.similar)))
 
     def sends_to(self, address: str) -> bool:
         """Whether `address` is one of the recipients (whatever its case or display name)."""

@@ -121,6 +121,8 @@ def sources_for(client: EUtils, ncbi: NcbiConfig, config: Config | None = None) 
         clinicaltrials_url=config.clinicaltrials.base_url,
         europepmc_rate=config.europepmc.rate_limit,
         clinicaltrials_rate=config.clinicaltrials.rate_limit,
+        icite_url=config.icite.base_url,
+        icite_rate=config.icite.rate_limit,
     )
 
 

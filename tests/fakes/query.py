@@ -19,6 +19,7 @@ Field tags, as PubMed's User Guide (https://pubmed.ncbi.nlm.nih.gov/help/#search
   says of author searches;
 - [auid] author identifier: an ORCID iD, against AuthorList/Author/Identifier Source="ORCID",
   whichever form the publisher sent it in (bare, https://orcid.org/…, http://…);
+- [uid] (or [pmid]) the record's PMID;
 - date ranges "YYYY/MM/DD"[crdt] : "YYYY/MM/DD"[crdt] for crdt, edat and mhda;
 - untagged terms: anywhere in the record's searchable text (PubMed's All Fields runs Automatic
   Term Mapping, which the fake does not imitate).
@@ -104,6 +105,8 @@ TAGS = {
     "corporate author": "cn",
     "au": "au",
     "author": "au",
+    "uid": "uid",
+    "pmid": "uid",
     "auid": "auid",
     "author identifier": "auid",
     "all fields": "all",
@@ -139,6 +142,7 @@ class Indexed:
     orcids: set[str] = field(default_factory=set)  # each as its 16 characters (orcid_key)
     anywhere: list[list[str]] = field(default_factory=list)
     dates: dict[str, date] = field(default_factory=dict)
+    pmid: int | None = None
 
     def units(self, tag: str) -> list[list[str]]:
         if tag == "ti":
@@ -174,6 +178,8 @@ def index(xml: bytes, text: str, dates: dict[str, date]) -> Indexed:
         return ["".join(el.itertext()) for el in root.iterfind(path)]
 
     ix = Indexed(dates=dates)
+    pmid = (root.findtext(".//MedlineCitation/PMID") or "").strip()
+    ix.pmid = int(pmid) if pmid.isdigit() else None
     ix.title = [words(t) for t in texts(".//ArticleTitle") + texts(".//BookTitle")]
     ix.abstract = [words(t) for t in texts(".//Abstract/AbstractText")]
     ix.abstract += [words(t) for t in texts(".//OtherAbstract/AbstractText")]
@@ -345,6 +351,9 @@ def compile_term(term: str) -> Compiled:
         if tag in DATE_TAGS:
             day = _day(value)
             return lambda ix: ix.dates.get(tag) == day
+        if tag == "uid":  # an id, not a phrase: never "not found" in the ErrorList
+            uid = int(value) if value.isdigit() else -1
+            return lambda ix: ix.pmid == uid
         m = atom(value, tag, quoted=tok.startswith('"'))
         terms.append((value.lower(), m))
         return m

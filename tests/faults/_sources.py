@@ -23,11 +23,13 @@ from watcher.wiring import make_sources, open_store
 from ..conftest import write_config
 from ..fakes.clinicaltrials import FakeClinicalTrials, study
 from ..fakes.europepmc import FakeEuropePmc, load_record
+from ..fakes.icite import FakeICite
 from ..fakes.ncbi import FakeNCBI
 from ..fakes.records import synthetic
 from ..fakes.smtp import SmtpServer
 
 RECIPIENTS = ("alice@example.org", "bob@example.org")
+FOLLOWED = 97000001  # the paper a `cites` cell follows
 FEED = "1AbCfaultfeed"
 # Short, so that the read timeout fault costs a second per request (three tries), not minutes.
 TIMEOUT = 0.3
@@ -47,6 +49,7 @@ class World:
     retries: int = RETRIES
     query: str = "teplizumab"
     titles: list[str] = field(default_factory=list)
+    icite: FakeICite | None = None  # the `cites` cells' iCite, on the fake NCBI's graph
 
     @property
     def config_path(self) -> Path:
@@ -59,13 +62,19 @@ class World:
             "rss": f'rss = "{self.ncbi.feed_url(FEED)}"',
             "europepmc": 'europepmc = "teplizumab"',
             "trials": 'trials = "teplizumab"',
+            "cites": f"cites = [{FOLLOWED}]",
         }[self.kind]
         subs = f'[[subscription]]\nname = "Cell"\n{what}\nrecipients = [{rcpts}]\n'
         extra = (
             f"timeout = {TIMEOUT}\n"
             f'[europepmc]\nbase_url = "{self.epmc.base_url}"\nrate_limit = 100\n'
             f'[clinicaltrials]\nbase_url = "{self.ctgov.base_url}"\nrate_limit = 100\n'
-            f'[mail]\nfrom = "watcher@faults.example.org"\n'
+            + (
+                f'[icite]\nbase_url = "{self.icite.base_url}"\nrate_limit = 100\n'
+                if self.icite
+                else ""
+            )
+            + f'[mail]\nfrom = "watcher@faults.example.org"\n'
             f'[mail.smtp]\nhost = "127.0.0.1"\nport = {self.smtp.port}\nsecurity = "none"\n'
             "timeout = 5\n"
         )
@@ -78,7 +87,16 @@ class World:
         """Three papers (or studies) the subscription matches, dated today."""
         now = datetime.now(UTC)
         today = ncbi_today(now)
-        if self.kind in ("query", "rss"):
+        if self.kind == "cites":
+            self.ncbi.add([synthetic(FOLLOWED, "A followed trial", edat=today.replace(year=2019))])
+            records = [
+                synthetic(21 + n, f"Teplizumab fault paper {21 + n}", edat=today) for n in range(3)
+            ]
+            self.ncbi.add(records)
+            for r in records:
+                self.ncbi.graph.cite(r.pmid, FOLLOWED)
+            self.titles = [r.title for r in records]
+        elif self.kind in ("query", "rss"):
             first = 1 if self.kind == "query" else 11
             records = [
                 synthetic(first + n, f"Teplizumab fault paper {first + n}", edat=today)

@@ -39,6 +39,7 @@ def build_digest(
     liked: Sequence[Article] = (),
     known: Collection[ItemKey] = (),
     studies: Mapping[ItemKey, StudyUpdate] | None = None,
+    relations: Mapping[ItemKey, Sequence[str]] | None = None,
     annotations: Annotations | None = None,
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
@@ -52,6 +53,8 @@ def build_digest(
     subscriptions `like`: known to them from the start) are never shown, and go with the
     digest's items so that they are recorded as the reader's. `studies` holds the study
     updates among `papers` (trial-change:… items), told under "Trial registry updates".
+    `relations` says what a paper is to the papers the reader's subscriptions follow ("cites
+    Herold 2019, N Engl J Med").
     `annotations` keeps what is said of each paper for the whole run (present.Annotations;
     default: for this digest).
     """
@@ -93,6 +96,8 @@ def build_digest(
             paper = notes.paper(item, art, in_order(papers[item]), reader.abstract, is_compact)
             if item in closest:
                 paper = replace(paper, closest=True)
+            if relations and item in relations:
+                paper = replace(paper, relations=tuple(relations[item]))
             (compact if is_compact else full).append(paper)
             shown_articles.append((item, art))
             shown += 1

@@ -60,6 +60,8 @@ class Paper:
     retraction: Mark | None = None  # shown before the title, linked to the retraction notice
     marks: tuple[Mark, ...] = ()  # errata, expressions of concern, updates, each linked
     doi: str | None = None  # the text part shows it instead of a doi.org URL over 100 characters
+    # What it is to the papers its subscriptions follow: "cites Herold 2019, N Engl J Med".
+    relations: tuple[str, ...] = ()
 
     @property
     def flag(self) -> Mark | None:

@@ -71,6 +71,33 @@ def annotate(art: Article, drugs: Vocabulary) -> Paper:
     )
 
 
+def relation_lines(
+    links: Sequence[tuple[str, int]], followed: Mapping[int, Article]
+) -> tuple[str, ...]:
+    """ "cites Herold 2002, N Engl J Med and Herold 2019, N Engl J Med", "similar to …": one line
+    per kind of link, naming each followed paper by first author, year and journal (its PMID
+    while its record is not stored)."""
+    out = []
+    for kind, words in (("cites", "cites"), ("similar", "similar to")):
+        names = [followed_label(p, followed.get(p)) for k, p in links if k == kind]
+        if names:
+            both = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+            out.append(f"{words} {both}")
+    return tuple(out)
+
+
+def followed_label(pmid: int, art: Article | None) -> str:
+    """ "Herold 2019, N Engl J Med" """
+    if art is None:
+        return f"PMID {pmid}"
+    first = next((a for a in art.authors if a.last_name or a.collective_name), None)
+    who = (first.last_name or first.collective_name) if first else None
+    year = art.pub_year or (art.epub_date.year if art.epub_date else None)
+    head = " ".join(str(x) for x in (who, year) if x) or f"PMID {pmid}"
+    journal = art.journal_iso or art.journal
+    return f"{head}, {journal}" if journal else head
+
+
 class Annotations:
     """Each paper's annotations (annotate), its abstract as each mode shows it and its RIS
     record, computed once per digest run: an institution mails the same paper to hundreds of

@@ -15,6 +15,16 @@ from watcher.subscriptions import Subscription
 
 
 @dataclass(frozen=True)
+class CitationLink:
+    """A paper tied to a followed one (issue 27): it cites it, or PubMed finds it similar."""
+
+    kind: str  # "cites" | "similar"
+    followed: int  # the followed paper's PMID
+    pmid: int  # the citing or similar paper's
+    score: int | None = None  # PubMed's similarity score, when asked for (neighbor_score)
+
+
+@dataclass(frozen=True)
 class Discovery:
     """What a source found for one subscription, not yet committed."""
 
@@ -30,6 +40,9 @@ class Discovery:
     trials: tuple[TrialState, ...] = ()
     # Records of the answer that could not be read, each told in one line (already logged).
     skipped: tuple[str, ...] = ()
+    # A `cites`/`similar` subscription's links as they stand now (sources/following.py): poll
+    # announces the papers of the links it has not seen before and keeps them all as seen.
+    links: tuple[CitationLink, ...] = ()
 
 
 class Records(Protocol):

@@ -9,3 +9,7 @@ EUROPEPMC_BASE_URL = "https://www.ebi.ac.uk/europepmc/webservices/rest/"
 EUROPEPMC_RATE = 0.5
 CLINICALTRIALS_BASE_URL = "https://clinicaltrials.gov/api/v2/"
 CLINICALTRIALS_RATE = 0.5
+# iCite (NIH) publishes no rate limit; its clients throttle themselves (ncbijs: 2/s). A poll of
+# a `cites` subscription needs one request per 200 followed papers: 1/s is ample.
+ICITE_BASE_URL = "https://icite.od.nih.gov/api/"
+ICITE_RATE = 1.0

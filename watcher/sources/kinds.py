@@ -13,10 +13,14 @@ from watcher.sources.endpoints import (
     CLINICALTRIALS_RATE,
     EUROPEPMC_BASE_URL,
     EUROPEPMC_RATE,
+    ICITE_BASE_URL,
+    ICITE_RATE,
 )
 from watcher.sources.europepmc import EuropePmc
 from watcher.sources.eutils import EUtils
+from watcher.sources.following import Following
 from watcher.sources.http import Http
+from watcher.sources.icite import ICite
 from watcher.sources.pubmed_search import PubmedSearch
 from watcher.sources.rss import PubmedFeed
 from watcher.subscriptions import Subscription
@@ -34,6 +38,8 @@ class Kit:
     clinicaltrials_url: str = CLINICALTRIALS_BASE_URL
     europepmc_rate: float = EUROPEPMC_RATE
     clinicaltrials_rate: float = CLINICALTRIALS_RATE
+    icite_url: str = ICITE_BASE_URL
+    icite_rate: float = ICITE_RATE
 
 
 SOURCES: dict[str, Callable[[Kit], Source]] = {
@@ -49,6 +55,11 @@ SOURCES: dict[str, Callable[[Kit], Source]] = {
         kit.clinicaltrials_url,
         overlap_days=kit.overlap_days,
         rate=kit.clinicaltrials_rate,
+    ),
+    "follow": lambda kit: Following(
+        kit.pubmed,
+        ICite(kit.http, kit.icite_url, rate=kit.icite_rate),
+        PubmedSearch(kit.pubmed, datetype=kit.datetype, overlap_days=kit.overlap_days),
     ),
 }
 
@@ -81,6 +92,8 @@ def pubmed_sources(
     clinicaltrials_url: str = CLINICALTRIALS_BASE_URL,
     europepmc_rate: float = EUROPEPMC_RATE,
     clinicaltrials_rate: float = CLINICALTRIALS_RATE,
+    icite_url: str = ICITE_BASE_URL,
+    icite_rate: float = ICITE_RATE,
 ) -> Sources:
     """Every registered source, built around one E-utilities client and its HTTP layer."""
     return Sources(
@@ -93,5 +106,7 @@ def pubmed_sources(
             clinicaltrials_url,
             europepmc_rate,
             clinicaltrials_rate,
+            icite_url,
+            icite_rate,
         )
     )

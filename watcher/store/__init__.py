@@ -3,7 +3,7 @@
 A `Store` owns the engine and hands out one part per kind of stored thing, each a small object
 whose methods run their own transaction on functions that take a Connection (so that one
 transaction can span several): `store.articles`, `store.items`, `store.polls`, `store.outbox`,
-`store.changes`, `store.trials`, `store.facts`."""
+`store.changes`, `store.trials`, `store.citations`, `store.facts`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from watcher.errors import StoreError
 from watcher.store.articles import Articles, AwaitedRecord, article_rows
 from watcher.store.changes import Changes
+from watcher.store.citations import Citations
 from watcher.store.engine import (
     SCHEMA_REVISION,
     AdvisoryLocks,
@@ -61,6 +62,7 @@ class Store:
         self.outbox = Outbox(database)
         self.changes = Changes(database)
         self.trials = Trials(database)
+        self.citations = Citations(database)
         self.facts = Facts(database)
         self._locks = AdvisoryLocks(engine)
 
