@@ -27,6 +27,7 @@ from watcher.errors import ConfigError, MailError
 from watcher.identity import pmid_key as k
 from watcher.models import CHANGE_KINDS, Change
 from watcher.poll import poll, refresh_followups
+from watcher.sources.pubmed_xml import parse_articles
 from watcher.store import Store
 from watcher.transports.base import OutgoingDigest, Transport
 from watcher.wiring import make_transport, sources_for
@@ -721,3 +722,27 @@ def test_golden_followups_section(tmp_path: Path) -> None:
     renderer = Renderer()
     check_golden("followups.txt", renderer.render(ctx).text)
     check_golden("followups.html", renderer.html_env.get_template("digest.html").render(d=ctx))
+
+
+def test_a_polls_notices_are_read_back_alone(store: Store) -> None:
+    """notices_found asks the store only for the records that list a notice's
+    CommentsCorrections entry, picked by the database: a record that merely holds the word (a
+    keyword) or lists another kind of entry is not one of them."""
+    records = [
+        synthetic(
+            401,
+            "Erratum: Teplizumab in relatives at risk",
+            edat=DAY,
+            corrections=[("ErratumFor", "N Engl J Med. 2026 Oct 30;395(17):603-613.", 101)],
+        ),
+        synthetic(402, "A paper about errata", edat=DAY, keywords=("ErratumFor",)),
+        tep(403, corrections=[("ErratumIn", "N Engl J Med. 2026;395:1.", 404)]),
+        rit(),
+    ]
+    xml = b"<PubmedArticleSet>" + b"".join(r.xml for r in records) + b"</PubmedArticleSet>"
+    store.articles.upsert(list(parse_articles(xml)), WEEK3)
+    items = [k(401), k(402), k(403), k(201), k(999)]
+    found = store.articles.listing(items, {"ErratumFor", "RetractionOf"})
+    assert list(found) == [k(401)]
+    assert found == {k(401): store.articles.records([k(401)])[k(401)]}
+    assert store.articles.listing(items, ()) == {}

@@ -230,12 +230,14 @@ class Config:
                 names.setdefault(address, name)
         return names
 
-    @property
+    @cached_property
     def digests(self) -> dict[tuple[str, str], dict[str, tuple[str, ...]]]:
         """Digest schedule (cron, timezone) → recipient → the subscriptions that digest carries.
 
         A recipient with a schedule of their own gets one digest on it across all their
         subscriptions; the others one per subscription schedule, as `schedules` groups them.
+        Computed once per config (a digest run asks it for each reader): read it, never change
+        it.
         """
         own = {r.address: r.schedule for r in self.recipients if r.schedule is not None}
         out: dict[tuple[str, str], dict[str, list[str]]] = {}

@@ -7,25 +7,27 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from watcher.addresses import normalise_address
 from watcher.config import Config
 from watcher.digest.build import build_digest, with_followups
 from watcher.digest.context import DigestContext
 from watcher.digest.drugs import vocabulary
-from watcher.digest.present import present_followups, relation_lines
+from watcher.digest.present import Annotations, present_followups, relation_lines
 from watcher.digest.render import Rendered, Renderer
 from watcher.errors import MailError
 from watcher.identity import ItemKey, is_trial_change, pmid_key
-from watcher.mail import build_message, html_part_size, new_message_id
+from watcher.mail import HtmlParts, build_message, new_message_id
 from watcher.models import Article
 from watcher.paths import private_dir, write_private
 from watcher.schedule import schedule_key
 from watcher.store import Store
+from watcher.subscriptions import Subscription
 from watcher.transports.base import OutgoingDigest, Transport
 
 log = logging.getLogger(__name__)
@@ -49,10 +51,13 @@ def send_digests(
     *,
     schedules: Sequence[tuple[str, str]] | None = None,
     renderer: Renderer | None = None,
+    annotations: Annotations | None = None,
 ) -> DigestReport:
     """For each schedule (default: all of the config's) and each of its recipients: retry their
-    pending digests, then build, record and send one digest of what is new."""
+    pending digests, then build, record and send one digest of what is new. `annotations` keeps
+    what is said of each paper for this run (default: a new one; see DigestRun)."""
     renderer = renderer or Renderer(config.mail.templates)
+    run = digest_run(config, annotations)
     report = DigestReport()
     groups = config.digests
     keys = list(groups) if schedules is None else list(schedules)
@@ -66,7 +71,9 @@ def send_digests(
             lock = f"digest:{rcpt}"
             with store.advisory_locks([lock]) as held:
                 if held:
-                    _recipient_digest(config, store, transport, renderer, key, rcpt, now, report)
+                    _recipient_digest(
+                        config, store, transport, renderer, key, rcpt, now, report, run
+                    )
                 else:
                     _skip_busy(store, lock, rcpt, report)
         store.outbox.set_digest_run(schedule_key(*key), now)
@@ -98,18 +105,52 @@ class Composed:
         return OutgoingDigest(recipient, self.message_id, r.subject, r.text, r.html, self.message)
 
 
+@dataclass(frozen=True)
+class DigestRun:
+    """What a digest run works out once for all its readers instead of once for each: each
+    paper's annotations, each reader's subscriptions (a scan of every subscription per reader
+    made a run quadratic: 5,000 subscriptions × 2,500 readers), the subscriptions' order."""
+
+    annotations: Annotations
+    theirs: Mapping[str, tuple[Subscription, ...]]  # recipient → theirs, in config order
+    rank: Mapping[str, int]  # subscription name → its place in the config
+
+    def subscriptions(self, rcpt: str) -> tuple[Subscription, ...]:
+        return self.theirs.get(normalise_address(rcpt), ())
+
+
+def digest_run(config: Config, annotations: Annotations | None = None) -> DigestRun:
+    theirs: dict[str, dict[str, Subscription]] = {}
+    for sub in config.subscriptions:
+        for rcpt in sub.recipients:
+            theirs.setdefault(rcpt, {})[sub.name] = sub
+    return DigestRun(
+        annotations or Annotations(vocabulary(config.drugs)),
+        {rcpt: tuple(subs.values()) for rcpt, subs in theirs.items()},
+        {s.name: i for i, s in enumerate(config.subscriptions)},
+    )
+
+
 def compose(
-    config: Config, store: Store, renderer: Renderer, key: tuple[str, str], rcpt: str, now: datetime
+    config: Config,
+    store: Store,
+    renderer: Renderer,
+    key: tuple[str, str],
+    rcpt: str,
+    now: datetime,
+    run: DigestRun | None = None,
 ) -> Composed | None:
     """The digest `rcpt` is due on schedule `key`, rendered; None when there is nothing new
     (and `send_empty` is off) or they are paused (what is owed waits for the end of the pause).
     Changes to papers they received go in whichever of their digests comes first: a digest
-    with only those is news, and is sent."""
+    with only those is news, and is sent. `run`: what the run works out once (digest_run)."""
+    run = run or digest_run(config)
     reader = config.recipient(rcpt)
     if reader.paused(now):
         log.info("digest to %s held: paused until %s", rcpt, reader.paused_until)
         return None
     mine = list(config.digests.get(key, {}).get(rcpt, ()))
+    carried = [s for s in run.subscriptions(rcpt) if s.name in mine]
     papers = store.outbox.pending_papers(rcpt, mine)
     articles = store.articles.records(papers)
     told = [k for k in papers if is_trial_change(k)]
@@ -120,17 +161,17 @@ def compose(
         rcpt,
         papers,
         articles,
-        config.subscriptions,
+        run.subscriptions(rcpt),
         config.mail,
         config.path,
         now,
-        drugs=vocabulary(config.drugs),
         citing=store.trials.papers_citing(ncts) if ncts else None,
         reader=reader,
-        liked=_liked(config, store, mine) if reader.order == "relevance" else (),
-        known={pmid_key(p) for s in config.subscriptions if s.name in mine for p in s.like},
+        liked=_liked(store, carried) if reader.order == "relevance" else (),
+        known={pmid_key(p) for s in carried for p in s.like},
         studies=studies,
         relations=_relations(store, papers, mine),
+        annotations=run.annotations,
     )
     if changes:
         items = [c.change.item for c in changes]
@@ -139,12 +180,13 @@ def compose(
             present_followups(
                 changes,
                 store.articles.records(items),
-                _received(config, store, rcpt, items, key[1]),
+                _received(run, store, rcpt, items, key[1]),
             ),
         )
     if ctx.empty and not ctx.followups and not config.mail.send_empty:
         return None
-    rendered = renderer.render(ctx, html_size=html_part_size)
+    html_parts = HtmlParts()
+    rendered = renderer.render(ctx, html_size=html_parts.size)
     message_id = new_message_id(config.mail.from_addr)
     message = build_message(
         rendered,
@@ -156,17 +198,18 @@ def compose(
         to_name=config.display_name(rcpt),
         ris=ctx.ris,
         leave_url=ctx.leave_url,
+        html_parts=html_parts,
     )
     return Composed(ctx, rendered, message_id, message)
 
 
 def _received(
-    config: Config, store: Store, rcpt: str, items: Sequence[ItemKey], timezone: str
+    run: DigestRun, store: Store, rcpt: str, items: Sequence[ItemKey], timezone: str
 ) -> dict[ItemKey, tuple[date, list[str]]]:
     """When (the day in the digest's time zone) and under which subscriptions (in config
     order) `rcpt` received each of `items`."""
     zone = ZoneInfo(timezone)
-    rank = {s.name: i for i, s in enumerate(config.subscriptions)}
+    rank = run.rank
     return {
         item: (when.astimezone(zone).date(), sorted(subs, key=lambda n: rank.get(n, len(rank))))
         for item, (when, subs) in store.outbox.received(rcpt, items).items()
@@ -186,11 +229,9 @@ def _relations(
     return {item: relation_lines(ls, followed) for item, ls in links.items()}
 
 
-def _liked(config: Config, store: Store, subscriptions: Sequence[str]) -> list[Article]:
+def _liked(store: Store, subscriptions: Sequence[Subscription]) -> list[Article]:
     """The stored records of the papers `subscriptions` like (polls fetch them)."""
-    pmids = dict.fromkeys(
-        p for s in config.subscriptions if s.name in subscriptions for p in s.like
-    )
+    pmids = dict.fromkeys(p for s in subscriptions for p in s.like)
     found = store.articles.records(pmid_key(p) for p in pmids)
     return [found[k] for k in (pmid_key(p) for p in pmids) if k in found]
 
@@ -204,12 +245,13 @@ def _recipient_digest(
     rcpt: str,
     now: datetime,
     report: DigestReport,
+    run: DigestRun,
 ) -> None:
     for pending in store.outbox.pending_digests([rcpt]):
         report.retried += 1
         outgoing = OutgoingDigest.from_mime(pending.recipient, pending.message, pending.message_id)
         _deliver(store, transport, pending.id, outgoing, now, report)
-    digest = compose(config, store, renderer, key, rcpt, now)
+    digest = compose(config, store, renderer, key, rcpt, now, run)
     if digest is None:
         report.skipped_empty += 1
         return
@@ -275,9 +317,10 @@ def write_dry_run(
     except OSError as exc:
         raise MailError.unusable_folder("the --out folder", out, exc) from None
     written = []
+    run = digest_run(config)
     for key, readers in config.digests.items():
         for rcpt in readers:
-            digest = compose(config, store, renderer, key, rcpt, now)
+            digest = compose(config, store, renderer, key, rcpt, now, run)
             if digest is None:
                 continue
             stem = re.sub(r"[^A-Za-z0-9@._-]+", "_", f"{rcpt}-{schedule_key(*key)}")

@@ -349,10 +349,7 @@ def _refresh_batch(
 def notices_found(store: Store, items: Sequence[ItemKey], now: datetime) -> int:
     """Record the changes announced by the notices among `items` (a poll's matches) about
     papers that have been delivered; returns how many were new."""
-    papers = store.articles.records(items)
-    notices = {
-        k: a for k, a in papers.items() if any(c.ref_type in _ON_NOTICE for c in a.corrections)
-    }
+    notices = store.articles.listing(items, _ON_NOTICE)
     if not notices:
         return 0
     named = store.items.resolve(named_papers(notices.values()))

@@ -64,12 +64,32 @@ _HEADERS.map_to_type("list-unsubscribe", UriListHeader)
 POLICY = SMTP.clone(header_factory=_HEADERS)
 
 
+class HtmlParts:
+    """The text/html part of a message as build_message writes it, the last one kept: the outbox
+    measures a digest's HTML part against its size budget (size), then mails that part, encoded
+    once instead of twice (the email package's quoted-printable encoder is Python, and it was a
+    tenth of a digest run). One per message."""
+
+    def __init__(self) -> None:
+        self._html: str | None = None
+        self._part: EmailMessage | None = None
+
+    def part(self, html: str) -> EmailMessage:
+        if self._part is None or html != self._html:
+            part = EmailMessage(policy=POLICY)
+            part.set_content(html, subtype="html", charset="utf-8", cte=CTE)
+            self._html, self._part = html, part
+        return self._part
+
+    def size(self, html: str) -> int:
+        """How many bytes `html` takes as the body of the text/html part (after its
+        Content-Transfer-Encoding, CRLF line ends): what Gmail's clip is measured against."""
+        return len(self.part(html).as_bytes().split(b"\r\n\r\n", 1)[1])
+
+
 def html_part_size(html: str) -> int:
-    """How many bytes `html` takes as the body of the text/html part build_message writes (after
-    its Content-Transfer-Encoding, CRLF line ends): what Gmail's clip is measured against."""
-    part = EmailMessage(policy=POLICY)
-    part.set_content(html, subtype="html", charset="utf-8", cte=CTE)
-    return len(part.as_bytes().split(b"\r\n\r\n", 1)[1])
+    """HtmlParts.size, for one HTML text."""
+    return HtmlParts().size(html)
 
 
 def new_message_id(from_addr: str) -> str:
@@ -88,12 +108,14 @@ def build_message(
     to_name: str | None = None,
     ris: str = "",
     leave_url: str | None = None,
+    html_parts: HtmlParts | None = None,
 ) -> bytes:
     """multipart/alternative (text, then HTML), UTF-8, CRLF line ends, ready for SMTP; with
     `ris`, multipart/mixed holding that and the papers as an RIS attachment.
 
     Display names go in as Address objects: the email package quotes them as needed and
-    encodes non-ASCII ones as RFC 2047 encoded words.
+    encodes non-ASCII ones as RFC 2047 encoded words. `html_parts`: where the HTML part was
+    encoded already, if it was (the size budget's measure).
     """
     msg = EmailMessage(policy=POLICY)
     msg["Subject"] = header_safe(rendered.subject)
@@ -111,7 +133,9 @@ def build_message(
         # apply (RFC 8058 section 3), and mail clients offer the mailto instead.
         msg["List-Unsubscribe"] = f"<{leave_url}>"
     msg.set_content(rendered.text, charset="utf-8", cte=CTE)
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte=CTE)
+    # What add_alternative does, with the part already encoded.
+    msg.make_alternative()
+    msg.attach((html_parts or HtmlParts()).part(rendered.html))
     if ris:
         # add_attachment turns the multipart/alternative into the first part of a
         # multipart/mixed, as mail clients expect of a message with a file.

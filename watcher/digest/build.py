@@ -15,9 +15,8 @@ from urllib.parse import quote
 from watcher.config import MailConfig
 from watcher.digest import ranking
 from watcher.digest.context import DigestContext, FollowUp, Group, Link, Paper, TrialUpdate
-from watcher.digest.drugs import Vocabulary, vocabulary
-from watcher.digest.present import overview, present_paper
-from watcher.digest.ris import ris
+from watcher.digest.drugs import Vocabulary
+from watcher.digest.present import Annotations, overview
 from watcher.identity import ItemKey, is_trial_change
 from watcher.models import CHANGE_KINDS, CHANGE_ORDER, Article, StudyUpdate
 from watcher.subscriptions import Recipient, Subscription, reader_reference
@@ -41,6 +40,7 @@ def build_digest(
     known: Collection[ItemKey] = (),
     studies: Mapping[ItemKey, StudyUpdate] | None = None,
     relations: Mapping[ItemKey, Sequence[str]] | None = None,
+    annotations: Annotations | None = None,
 ) -> DigestContext:
     """Group `papers` (item → matching subscription names) for one recipient.
 
@@ -55,8 +55,10 @@ def build_digest(
     updates among `papers` (trial-change:… items), told under "Trial registry updates".
     `relations` says what a paper is to the papers the reader's subscriptions follow ("cites
     Herold 2019, N Engl J Med").
+    `annotations` keeps what is said of each paper for the whole run (present.Annotations;
+    default: for this digest).
     """
-    drugs = drugs or vocabulary()
+    notes = annotations or Annotations(drugs)
     studies = studies or {}
     updates = trial_updates([(k, studies[k]) for k in papers if k in studies], citing or {})
     hidden = tuple(sorted(k for k in papers if k in known and k in articles))
@@ -83,7 +85,7 @@ def build_digest(
     groups: list[Group] = []
     compact: list[Paper] = []
     counts = []
-    shown_articles: list[Article] = []
+    shown_articles: list[tuple[ItemKey, Article]] = []
     for name, group_articles in by_group.items():
         total = sum(1 for p in present if name in papers[p])
         if total:
@@ -91,15 +93,13 @@ def build_digest(
         full: list[Paper] = []
         for item, art in sorted(group_articles, key=lambda p: sort_key(p[0])):
             is_compact = shown >= reader.max_items
-            paper = present_paper(
-                art, in_order(papers[item]), reader.abstract, compact=is_compact, drugs=drugs
-            )
+            paper = notes.paper(item, art, in_order(papers[item]), reader.abstract, is_compact)
             if item in closest:
                 paper = replace(paper, closest=True)
             if relations and item in relations:
                 paper = replace(paper, relations=tuple(relations[item]))
             (compact if is_compact else full).append(paper)
-            shown_articles.append(art)
+            shown_articles.append((item, art))
             shown += 1
         if full:
             groups.append(Group(name, tuple(full), total))
@@ -124,7 +124,7 @@ def build_digest(
         order=how,
         order_note=note,
         pmids=tuple(p.pmid for p in everything if p.pmid is not None),
-        ris=ris(shown_articles),
+        ris="".join(notes.ris(item, art) for item, art in shown_articles),
         run_by=run_by,
         leave_url=leave,
         pause_url=pause,

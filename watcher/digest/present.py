@@ -3,13 +3,15 @@ from the store's records to context.py's Paper, FollowUp and DrugCount."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from watcher.digest import ranking, sentences
 from watcher.digest.badges import RETRACTED_BADGE, badges, concerns, notice_marks
 from watcher.digest.context import DrugCount, FollowUp, Link, Mark, Paper
 from watcher.digest.drugs import Vocabulary, vocabulary
+from watcher.digest.ris import record as ris_record
 from watcher.identity import ItemKey
 from watcher.models import CHANGE_KINDS, CHANGE_ORDER, PUBLISHED, REMOVED, Article, StoredChange
 from watcher.text import trial_numbers
@@ -26,6 +28,18 @@ def present_paper(
     compact: bool = False,
     drugs: Vocabulary | None = None,
 ) -> Paper:
+    """`art` as one reader's digest shows it: under `subs`, with its abstract as `abstract_mode`
+    says, or as a title link (`compact`)."""
+    abstract = () if compact else abstract_sections(art, abstract_mode)
+    return replace(
+        annotate(art, drugs or vocabulary()), subscriptions=subs, abstract=abstract, compact=compact
+    )
+
+
+def annotate(art: Article, drugs: Vocabulary) -> Paper:
+    """What the digest says of `art` whatever the reader: its title, authors and source, its
+    badges, the drugs and registry numbers it names, its notices and what it concerns. Listed
+    under no subscription, without its abstract (a reader's own choices: present_paper)."""
     shown = badges(art)
     retraction, marks = notice_marks(art)
     # Each of these is said once, by its mark: the retraction before the title, the others
@@ -39,15 +53,14 @@ def present_paper(
         source=" · ".join(
             x for x in (art.journal_iso or art.journal or _server(art), art.pub_date) if x
         ),
-        subscriptions=subs,
+        subscriptions=(),
         badges=tuple(b for b in shown if b[0] not in said),
-        drugs=(drugs or vocabulary()).article_drugs(art),
+        drugs=drugs.article_drugs(art),
         trials=tuple(trial_link(t) for t in art.trial_ids),
         concerns=concerns(art),
         doi_url=f"https://doi.org/{art.doi}" if art.doi else None,
         pmc_url=f"https://pmc.ncbi.nlm.nih.gov/articles/{art.pmcid}/" if art.pmcid else None,
-        abstract=() if compact else abstract_sections(art, abstract_mode),
-        compact=compact,
+        abstract=(),
         link_label="PubMed"
         if art.pmid is not None
         else ("ClinicalTrials.gov" if art.nct else "Europe PMC"),
@@ -83,6 +96,66 @@ def followed_label(pmid: int, art: Article | None) -> str:
     head = " ".join(str(x) for x in (who, year) if x) or f"PMID {pmid}"
     journal = art.journal_iso or art.journal
     return f"{head}, {journal}" if journal else head
+
+
+class Annotations:
+    """Each paper's annotations (annotate), its abstract as each mode shows it and its RIS
+    record, computed once per digest run: an institution mails the same paper to hundreds of
+    readers, and scanning it for drugs again for each of them was a quarter of the run. The
+    outbox makes one per run and hands it to every reader's build_digest; what differs between
+    readers (the subscriptions a paper came under, compact or not, ★) is added per reader.
+
+    Kept by item, with the record it was computed from: a record the store revised in the
+    middle of a run (a poll beside it) is annotated again, never shown with its old
+    annotations. `annotate` is the function that computes them (a test counts its calls)."""
+
+    def __init__(
+        self,
+        drugs: Vocabulary | None = None,
+        annotate: Callable[[Article, Vocabulary], Paper] = annotate,
+    ) -> None:
+        self.drugs = drugs or vocabulary()
+        self._annotate = annotate
+        self._notes: dict[ItemKey, _Notes] = {}
+
+    def paper(
+        self,
+        item: ItemKey,
+        art: Article,
+        subs: tuple[str, ...],
+        abstract_mode: str,
+        compact: bool = False,
+    ) -> Paper:
+        """`art` as present_paper shows it, from what is kept of it."""
+        notes = self._of(item, art)
+        abstract = () if compact else notes.abstract(abstract_mode)
+        return replace(notes.paper, subscriptions=subs, abstract=abstract, compact=compact)
+
+    def ris(self, item: ItemKey, art: Article) -> str:
+        """`art`'s RIS record (ris.record)."""
+        notes = self._of(item, art)
+        if notes.ris is None:
+            notes.ris = ris_record(art)
+        return notes.ris
+
+    def _of(self, item: ItemKey, art: Article) -> _Notes:
+        notes = self._notes.get(item)
+        if notes is None or (notes.art is not art and notes.art != art):
+            notes = self._notes[item] = _Notes(art, self._annotate(art, self.drugs))
+        return notes
+
+
+@dataclass
+class _Notes:
+    art: Article
+    paper: Paper
+    abstracts: dict[str, tuple[tuple[str | None, str], ...]] = field(default_factory=dict)
+    ris: str | None = None
+
+    def abstract(self, mode: str) -> tuple[tuple[str | None, str], ...]:
+        if mode not in self.abstracts:
+            self.abstracts[mode] = abstract_sections(self.art, mode)
+        return self.abstracts[mode]
 
 
 def author_line(art: Article) -> str:

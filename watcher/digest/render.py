@@ -26,6 +26,9 @@ GMAIL_CLIP = 102 * 1024
 HTML_BUDGET = 90_000
 # Overview rows kept when even a digest of titles alone is over the budget (thousands of papers).
 OVERVIEW_KEPT = 10
+# Texts a Renderer keeps folded or marked up (Memo): a run's distinct ones are its papers'
+# titles, author lists and abstracts, a few per paper; past this a memo starts again.
+MEMO_KEPT = 50_000
 
 
 @dataclass(frozen=True)
@@ -47,10 +50,14 @@ class Renderer:
         common: dict[str, Any] = dict(
             loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
         )
-        self.html_env = jinja2.Environment(autoescape=True, finalize=_html_value, **common)
+        # What is said of a paper is the same for every reader who gets it: folded (the text
+        # part) and marked up (the HTML part's scripts) once per Renderer, not once per reader.
+        self.folds = Memo(_wrap)
+        self.marked = Memo(subscripts.html)
+        self.html_env = jinja2.Environment(autoescape=True, finalize=self._html_value, **common)
         self.text_env = jinja2.Environment(autoescape=False, keep_trailing_newline=True, **common)
         for env in (self.html_env, self.text_env):
-            env.filters["wrap"] = _wrap
+            env.filters["wrap"] = self.folds
         import css_inline
 
         # The template's main <style> (data-css-inline="ignore") stays in the head, where Gmail
@@ -73,12 +80,21 @@ class Renderer:
         `budget` (fit_html); the text part always carries everything."""
         values = {"d": ctx}
         subject = header_safe(self.text_env.get_template("subject.txt").render(values))
-        text = fold_text(self.text_env.get_template("digest.txt").render(values))
+        text = fold_text(self.text_env.get_template("digest.txt").render(values), folds=self.folds)
         if html_size is None:
             html = self.html(ctx)
         else:
             html = fit_html(ctx, self.html, html_size, budget)[1]
         return Rendered(subject, text, html)
+
+    def _html_value(self, value: Any) -> Any:
+        """What the HTML part shows for a value: article text with its marked scripts as
+        <sup>/<sub> (watcher.text.subscripts); anything else as it is, escaped by Jinja."""
+        if isinstance(value, MarkedText):
+            from markupsafe import Markup
+
+            return Markup(self.marked(value))
+        return value
 
     def html(self, ctx: DigestContext) -> str:
         return self.inliner.inline(self.html_env.get_template("digest.html").render(d=ctx))
@@ -175,28 +191,40 @@ def trim(
     )
 
 
-def fold_text(text: str, width: int = 78) -> str:
+def fold_text(
+    text: str, width: int = 78, folds: Callable[[str, int, str], str] | None = None
+) -> str:
     """Every line of the text part within `width` columns (RFC 5322's 78), a longer one wrapped
     at spaces under its own indent; a URL is never broken, so a line holding only a URL may be
-    longer."""
+    longer. `folds` remembers lines folded before."""
+    wrap = folds or _wrap
     out = []
     for line in text.split("\n"):
         if len(line) <= width:
             out.append(line)
             continue
         indent = line[: len(line) - len(line.lstrip(" "))]
-        out.append(_wrap(line.strip(), width, indent))
+        out.append(wrap(line.strip(), width, indent))
     return "\n".join(out)
 
 
-def _html_value(value: Any) -> Any:
-    """What the HTML part shows for a value: article text with its marked scripts as
-    <sup>/<sub> (watcher.text.subscripts); anything else as it is, escaped by Jinja."""
-    if isinstance(value, MarkedText):
-        from markupsafe import Markup
+class Memo:
+    """`function`'s results by its arguments: a digest run mails the same paper's title,
+    authors and abstract to many readers, and folding them and marking them up again for each
+    was a tenth of the run. Bounded (MEMO_KEPT), as a Renderer lives as long as the daemon."""
 
-        return Markup(subscripts.html(value))
-    return value
+    def __init__(self, function: Callable[..., str], kept: int = MEMO_KEPT) -> None:
+        self.function = function
+        self.kept = kept
+        self._results: dict[tuple[Any, ...], str] = {}
+
+    def __call__(self, *args: Any) -> str:
+        result = self._results.get(args)
+        if result is None:
+            if len(self._results) >= self.kept:
+                self._results.clear()
+            result = self._results[args] = self.function(*args)
+        return result
 
 
 def _wrap(text: str, width: int = 76, indent: str = "") -> str:

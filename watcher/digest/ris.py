@@ -69,10 +69,11 @@ CHECK_TAGS = frozenset(
 
 def ris(articles: Iterable[Article]) -> str:
     """One record per article, CRLF line ends (as the format was written for)."""
-    return "".join(_record(a) for a in articles)
+    return "".join(record(a) for a in articles)
 
 
-def _record(a: Article) -> str:
+def record(a: Article) -> str:
+    """One article's record, ending in its ER line."""
     lines: list[tuple[str, str | None]] = [("TY", "BOOK" if a.is_book else "JOUR")]
     for author in a.authors:
         if author.collective_name:

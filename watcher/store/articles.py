@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, select
+from sqlalchemy import Connection, Text, cast, delete, func, or_, select
 
 import watcher.store.counts as counts
 from watcher import schema as db
@@ -145,6 +145,32 @@ class Articles:
                 )
                 for item, record in conn.execute(query):
                     out[item] = Article.from_json(record)
+        return out
+
+    @translated_errors
+    def listing(
+        self, items: Iterable[ItemKey], ref_types: Collection[str]
+    ) -> dict[ItemKey, Article]:
+        """The stored records among `items` with a CommentsCorrections entry of one of
+        `ref_types` (the notices: RetractionOf, ErratumFor …). The database picks them by their
+        record's text, so the others are neither sent nor parsed: few of a poll's papers are
+        notices, and reading every one back was a quarter of a steady poll."""
+        if not ref_types:
+            return {}
+        record = cast(db.articles.c.record, Text)
+        # A ref_type is ASCII, written as a JSON string in the record (Article.to_json): a
+        # record that lists it holds that text. What else holds it is dropped below.
+        named = or_(*(record.contains(json.dumps(t), autoescape=True) for t in sorted(ref_types)))
+        out: dict[ItemKey, Article] = {}
+        with self.db.engine.connect() as conn:
+            for chunk in chunks(list(items)):
+                query = select(db.articles.c.item, db.articles.c.record).where(
+                    db.articles.c.item.in_(chunk), named
+                )
+                for item, found in conn.execute(query):
+                    art = Article.from_json(found)
+                    if any(c.ref_type in ref_types for c in art.corrections):
+                        out[item] = art
         return out
 
     @translated_errors
