@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, delete, func, or_, select
+from sqlalchemy import Connection, Text, cast, delete, or_, select
 
 import watcher.store.counts as counts
 from watcher import schema as db
