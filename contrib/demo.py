@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.fakes.clinicaltrials import FakeClinicalTrials, study  # noqa: E402
 from tests.fakes.europepmc import FakeEuropePmc, load_record  # noqa: E402
+from tests.fakes.icite import FakeICite  # noqa: E402
 from tests.fakes.ncbi import FakeNCBI  # noqa: E402
 from tests.fakes.records import from_file, synthetic  # noqa: E402
 from watcher.cli import main  # noqa: E402
@@ -136,9 +137,11 @@ def demo_registries(epmc: FakeEuropePmc, ctgov: FakeClinicalTrials, today) -> No
     )
 
 
-def registries(config: str, epmc: FakeEuropePmc, ctgov: FakeClinicalTrials) -> str:
-    """The example's [europepmc] and [clinicaltrials] tables, pointed at the fakes."""
-    for name, fake_api in (("europepmc", epmc), ("clinicaltrials", ctgov)):
+def registries(
+    config: str, epmc: FakeEuropePmc, ctgov: FakeClinicalTrials, icite: FakeICite
+) -> str:
+    """The example's [europepmc], [clinicaltrials] and [icite] tables, pointed at the fakes."""
+    for name, fake_api in (("europepmc", epmc), ("clinicaltrials", ctgov), ("icite", icite)):
         config = re.sub(
             rf"# \[{name}\]\n# base_url = \"[^\"]+\"[^\n]*\n# rate_limit = [^\n]*\n",
             f'[{name}]\nbase_url = "{fake_api.base_url}"\nrate_limit = 50\n',
@@ -151,6 +154,7 @@ def run(out: Path) -> list[Path]:
     fake = FakeNCBI().start()
     epmc = FakeEuropePmc().start()
     ctgov = FakeClinicalTrials().start()
+    icite = FakeICite().start()
     try:
         today = ncbi_today(datetime.now(UTC))
         fake.add(demo_records(today))
@@ -163,7 +167,7 @@ def run(out: Path) -> list[Path]:
             f'base_url = "{fake.base_url}"',
         )
         config = re.sub(r'rss = "[^"]+"', f'rss = "{fake.feed_url("teplizumab")}"', config)
-        config = registries(config, epmc, ctgov)
+        config = registries(config, epmc, ctgov, icite)
         (folder / "watcher.toml").write_text(config)
         cfg = str(folder / "watcher.toml")
         if main(["-c", cfg, "poll"]) != 0:
@@ -187,6 +191,7 @@ def run(out: Path) -> list[Path]:
         fake.stop()
         epmc.stop()
         ctgov.stop()
+        icite.stop()
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from watcher.errors import QueryError, ResponseTooLarge, SourceError
-from watcher.rate import Pace
 from watcher.sources.esearch_windows import dated_term
 from watcher.sources.eutils import EUtils
 from watcher.sources.eutils_answers import parse_esearch
 
 from .conftest import make_client
+from .fakes.budget import Unpaced
 from .fakes.ncbi import FakeNCBI
 from .fakes.records import from_file, synthetic, topic_records
 
@@ -177,13 +177,6 @@ def test_gives_up_after_bounded_tries_with_a_typed_error(fake: FakeNCBI) -> None
     with pytest.raises(SourceError, match=r"gave up after 3 tries: HTTP 503"):
         client.search("x", None, None)
     assert fake.count() == 3
-
-
-class Unpaced:
-    """A rate budget that grants every slot at once (a test of backoff, not of pace)."""
-
-    def try_take(self, pace: Pace) -> float:
-        return 0.0
 
 
 def test_429_storm_without_retry_after_backs_off(fake: FakeNCBI) -> None:

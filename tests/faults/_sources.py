@@ -21,6 +21,7 @@ from watcher.sources.eutils import ncbi_today
 from watcher.wiring import make_sources, open_store
 
 from ..conftest import write_config
+from ..fakes.budget import Unpaced
 from ..fakes.clinicaltrials import FakeClinicalTrials, study
 from ..fakes.europepmc import FakeEuropePmc, load_record
 from ..fakes.icite import FakeICite
@@ -122,13 +123,17 @@ class World:
 def poll_once(world: World) -> tuple[PollReport, list[float]]:
     """One poll of every subscription, built as `watcher poll` builds it (wiring.make_sources
     from the config: its timeout, retries and paces), except that the backoff between retries is
-    recorded instead of slept: a cell's retries cost no wall time, and their delays are checked."""
+    recorded instead of slept: a cell's retries cost no wall time, and their delays are checked.
+    Every rate slot is granted at once (a budget's waits would be recorded among the backoffs;
+    pace has tests of its own, tests/test_rate.py and test_shared_budget.py)."""
     config = load_config(world.config_path)
     now = datetime.now(UTC)
     store = open_store(config, now)
     sleeps: list[float] = []
     try:
-        sources = make_sources(config, env={}, sleep=sleeps.append, clock=lambda: now)
+        sources = make_sources(
+            config, env={}, sleep=sleeps.append, clock=lambda: now, budget=Unpaced()
+        )
         return poll(config, store, sources, now), sleeps
     finally:
         store.close()
