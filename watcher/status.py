@@ -21,8 +21,7 @@ if TYPE_CHECKING:
 
 def status_report(store: Store, config: Config, now: datetime) -> dict[str, Any]:
     """What `watcher status` shows, as data (its --json output)."""
-    undelivered = store.outbox.undelivered_counts()
-    awaiting = store.outbox.undelivered_counts(stored=False)
+    undelivered, awaiting = store.outbox.awaiting_delivery()
     daemon = daemon_status(store.facts.get("heartbeat"), store.facts.get("daemon"), now)
     digests = _undelivered_digests(store)
     # Every pending digest is among the undelivered ones: counted here, not read again (with

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Select, case, func, insert, select, text, update
 
 import watcher.store.counts as counts
 from watcher import schema as db
@@ -59,16 +59,31 @@ class Outbox:
     def undelivered_counts(self, *, stored: bool = True) -> dict[str, int]:
         """Per recipient, how many papers await delivery (in any subscription they follow); with
         stored=False, how many more await their record from NCBI first."""
+        return self.awaiting_delivery()[0 if stored else 1]
+
+    @translated_errors
+    def awaiting_delivery(self) -> tuple[dict[str, int], dict[str, int]]:
+        """undelivered_counts' two answers (stored, awaiting their record) from one walk of the
+        owed matches: status asks for both, and the walk is most of its cost on a big store."""
         rcpt = db.subscribers.c.recipient
+        m = db.matches.c
+        stored = _has_record()
+        awaited = ~stored & m.item.not_in(_deleted())
         counts = (
-            _due(rcpt, stored)
-            .add_columns(rcpt, func.count(db.matches.c.item.distinct()))
+            _due(rcpt, None)
+            .add_columns(
+                rcpt,
+                func.count(case((stored, m.item)).distinct()),
+                func.count(case((awaited, m.item)).distinct()),
+            )
             .group_by(rcpt)
         )
         with self.db.engine.connect() as conn:
-            out = {r: 0 for r in conn.execute(select(rcpt).distinct()).scalars()}
-            out.update({r: int(n) for r, n in conn.execute(counts)})
-        return out
+            ready = dict.fromkeys(conn.execute(select(rcpt).distinct()).scalars(), 0)
+            waiting = dict(ready)
+            for r, n_ready, n_waiting in conn.execute(counts):
+                ready[r], waiting[r] = int(n_ready), int(n_waiting)
+        return ready, waiting
 
     @translated_errors
     def create_digest(
@@ -339,9 +354,20 @@ class Outbox:
             conn.execute(stmt)
 
 
-def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
+def _has_record() -> ColumnElement[bool]:
+    """Stored (over _due's joins): a paper's record, or a study's changes."""
+    return db.articles.c.item.is_not(None) | db.trial_changes.c.item.is_not(None)
+
+
+def _deleted() -> Select[Any]:
+    """Items whose source deleted their record: owed no more (it will never come)."""
+    return select(db.awaited_records.c.item).where(db.awaited_records.c.deleted_at.is_not(None))
+
+
+def _due(recipient: str | ColumnElement[str], stored: bool | None) -> Select[Any]:
     """Matches due to `recipient` (see Outbox.pending_papers), columns to be added; given the
-    subscribers' recipient column instead of an address, each subscriber's own."""
+    subscribers' recipient column, each subscriber's own. `stored`: only those stored (True),
+    only those awaiting their record (False), or both (None; `_has_record` tells them apart)."""
     m, s, d = db.matches.c, db.subscribers.c, db.deliveries.c
     in_pending = (
         select(db.digest_items.c.item)
@@ -354,23 +380,15 @@ def _due(recipient: str | ColumnElement[str], stored: bool) -> Select[Any]:
         .outerjoin(db.trial_changes, db.trial_changes.c.item == m.item)
         .outerjoin(db.deliveries, (d.recipient == recipient) & (d.item == m.item))
     )
-    # Stored: a paper's record, or a study's changes (a record of their own).
-    has_record = db.articles.c.item.is_not(None) | db.trial_changes.c.item.is_not(None)
     query = select().select_from(joined)
     if isinstance(recipient, str):
         query = query.where(s.recipient == recipient)
-    if not stored:
-        # A record its source deleted is owed no more: it will never come.
-        query = query.where(
-            m.item.not_in(
-                select(db.awaited_records.c.item).where(
-                    db.awaited_records.c.deleted_at.is_not(None)
-                )
-            )
-        )
+    if stored is True:
+        query = query.where(_has_record())
+    elif stored is False:
+        query = query.where(~_has_record(), m.item.not_in(_deleted()))
     return query.where(
         counts.OWED,
-        has_record if stored else ~has_record,
         m.deliver.is_(True),
         m.matched_at >= s.since,
         d.item.is_(None),
