@@ -37,6 +37,17 @@ def _imports() -> dict[str, set[str]]:
     return graph
 
 
+def absolute_imports(path: Path) -> list[str]:
+    """The modules `path` imports by absolute name, anywhere in it (`from x import y` gives x)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module or "")
+        elif isinstance(node, ast.Import):
+            names.extend(a.name for a in node.names)
+    return names
+
+
 def test_imports_have_no_cycles() -> None:
     graph = _imports()
     done: set[str] = set()
@@ -152,14 +163,8 @@ def test_only_the_store_imports_sqlalchemy() -> None:
             continue
         if path == WATCHER / "schema.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            else:
-                continue
-            assert not any(n == "sqlalchemy" or n.startswith("sqlalchemy.") for n in names), path
+        names = absolute_imports(path)
+        assert not any(n == "sqlalchemy" or n.startswith("sqlalchemy.") for n in names), path
 
 
 def test_sources_do_not_import_each_other_nor_the_config() -> None:
@@ -248,11 +253,5 @@ def test_no_test_imports_bench() -> None:
     test runs whatever state bench/ is in, and bench/ is not shipped with the tests' guarantees."""
     tests = Path(__file__).resolve().parent
     for path in tests.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            else:
-                continue
-            assert not any(n == "bench" or n.startswith("bench.") for n in names), path
+        names = absolute_imports(path)
+        assert not any(n == "bench" or n.startswith("bench.") for n in names), path
