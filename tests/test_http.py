@@ -13,9 +13,10 @@ def test_each_host_has_its_own_limiter_and_a_domain_covers_its_hosts() -> None:
     eutils = http.limiter("https://eutils.ncbi.nlm.nih.gov/entrez/eutils/esearch.fcgi")
     rss = http.limiter("https://pubmed.ncbi.nlm.nih.gov/rss/search/abc/")
     other = http.limiter("https://www.ebi.ac.uk/europepmc/webservices/rest/search")
-    assert eutils is rss and eutils.slots == 10
-    assert other is not eutils and other.slots == 3  # the polite default for unknown hosts
-    assert http.limiter("https://www.ebi.ac.uk/other") is other
+    # One budget (and margin) for the domain's hosts; paces are values, built as asked.
+    assert eutils == rss and eutils.slots == 10
+    assert other.key != eutils.key and other.slots == 3  # the polite default for unknown hosts
+    assert http.limiter("https://www.ebi.ac.uk/other") == other
 
 
 def test_conditional_get_costs_a_304_when_unchanged(fake: FakeNCBI) -> None:

@@ -1,5 +1,6 @@
 """One rate budget per host and API key, shared by every process on a store (watcher/rate.py):
-the rule on a clock the test moves, then real processes taking slots from one SQLite folder or
+the rule on a clock the test moves, the margin that the host's 429s (or their absence) set, then
+real processes taking slots from one SQLite folder or
 one PostgreSQL store, and a holder killed mid-take that holds up nobody."""
 
 from __future__ import annotations
@@ -18,9 +19,23 @@ from pathlib import Path
 import pytest
 
 from watcher.locks import FileBudget
-from watcher.rate import LocalBudget, Pace, budget_key, take, wait_for_slot
+from watcher.rate import (
+    NARROW_AFTER,
+    PERIOD,
+    PERIOD_CEILING,
+    PERIOD_FLOOR,
+    LocalBudget,
+    Margin,
+    Pace,
+    budget_key,
+    take,
+    wait_for_slot,
+)
 from watcher.sources.http import Http
 from watcher.store import Store
+
+from .conftest import make_client
+from .fakes.ncbi import FakeNCBI
 
 
 def moved_clock() -> tuple[list[float], LocalBudget, list[float]]:
@@ -211,3 +226,49 @@ def test_slots_are_spaced_as_the_clock_is_read_under_the_lock(tmp_path: Path) ->
         got.append(time.monotonic() - start)
     gaps = [b - a for a, b in itertools.pairwise(got)]
     assert all(g >= 0.2 - 1e-3 for g in gaps), gaps
+
+
+def test_the_margin_narrows_while_the_host_answers_and_widens_at_a_429() -> None:
+    margin = Margin()
+    assert margin.period == PERIOD == 1.1
+    for _ in range(NARROW_AFTER - 1):
+        margin.answered()
+    assert margin.period == 1.1  # one answer short of a step
+    margin.answered()
+    assert margin.period == pytest.approx(1.09)
+    for _ in range(NARROW_AFTER * 20):
+        margin.answered()
+    assert margin.period == PERIOD_FLOOR == 1.02  # and no further
+    # A 429 at 1.02: wider at once, and 1.02 is never tried again by this process.
+    margin.throttled()
+    assert (margin.period, margin.floor) == (pytest.approx(1.12), pytest.approx(1.03))
+    for _ in range(NARROW_AFTER * 20):
+        margin.answered()
+    assert margin.period == pytest.approx(1.03)
+    # Another client spending the same address: every answer a 429. Half pace at most, and the
+    # narrowest it returns to is where every process starts.
+    for _ in range(30):
+        margin.throttled()
+    assert margin.period == PERIOD_CEILING and margin.floor == PERIOD
+    for _ in range(NARROW_AFTER * 200):
+        margin.answered()
+    assert margin.period == PERIOD
+
+
+def test_the_host_s_429s_set_the_margin_of_its_budget(fake: FakeNCBI) -> None:
+    client = make_client(fake.base_url, rate=500)
+    for _ in range(NARROW_AFTER):
+        client.search("x", None, None)
+    assert client.limiter.period == pytest.approx(1.09)
+    # A 5xx is not about the pace; a 429, or NCBI's rate-limit JSON under a 200, is.
+    fake.fault("esearch", "status:503")
+    client.search("x", None, None)
+    assert client.limiter.period == pytest.approx(1.09)
+    fake.fault("esearch", "ratelimit")
+    client.search("x", None, None)
+    assert client.limiter.period == pytest.approx(1.19)
+    fake.fault("esearch", "ratelimit200")
+    client.search("x", None, None)
+    assert client.limiter.period == pytest.approx(1.29)
+    # Another host's pace has a margin of its own.
+    assert client.http.limiter("https://www.ebi.ac.uk/europepmc/").period == PERIOD

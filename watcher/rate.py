@@ -22,12 +22,49 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-# NCBI's second and 100 ms: the time between taking a slot and the request reaching NCBI varies
-# (the network; a busy machine that pauses a process between the two), and a request that
-# arrives late lands nearer the next one. Measured against a fake NCBI on a 2-core machine at
-# load average 15-24, four processes' requests arrived up to 85 ms off their slots; with 50 ms
-# (1.05 s, the per-process limiter's window) one in 30-70 requests drew a 429.
-PERIOD = 1.1
+# How much longer than the host's second the slots of `rate` requests are spread over. Between
+# taking a slot and the request reaching the host there is a delay that varies (the network; a
+# busy machine pausing a process between the two), and a request that arrives late lands nearer
+# the next one: a margin of 20 ms held on an idle machine (a 5,000-search round at 50/s, four
+# processes on one budget: no 429), while at load average 15-24 four processes' requests
+# arrived up to 85 ms off their slots and 50 ms of margin drew a 429 in one request of 30-70.
+# So a process starts at 100 ms, which held in every loaded run, narrows towards 20 ms while
+# the host answers without a 429, and widens again at the first one (`Margin`): the pace of an
+# idle machine is 2% under the host's limit, not 10%, and a loaded one finds its own.
+PERIOD = 1.1  # where every process starts, and the most a 429 leaves the narrowest at
+PERIOD_FLOOR = 1.02
+PERIOD_CEILING = 2.0  # persistent 429s (another client spending the same address): half pace
+NARROW_AFTER = 50  # answers without a 429 before the margin narrows by one step
+NARROW_STEP = 0.01
+WIDEN_STEP = 0.1
+
+
+@dataclass
+class Margin:
+    """The period one process spreads a host's slots over: it narrows by NARROW_STEP after
+    every NARROW_AFTER answers without a 429, down to `floor`, and widens by WIDEN_STEP at a
+    429, which also raises `floor` above the period that drew it (not past PERIOD), so the
+    process does not probe the same too-narrow margin again and again. A 429 from a client
+    sharing the budget outside the watcher widens it the same way, up to PERIOD_CEILING.
+
+    Kept per process, not in the shared budget: each process's requests see their own delays,
+    and processes of different periods on one budget are safe together (`take` spaces each
+    start by the asker's own period)."""
+
+    period: float = PERIOD
+    floor: float = PERIOD_FLOOR
+    clean: int = 0
+
+    def answered(self) -> None:
+        self.clean += 1
+        if self.clean >= NARROW_AFTER:
+            self.clean = 0
+            self.period = max(self.floor, round(self.period - NARROW_STEP, 6))
+
+    def throttled(self) -> None:
+        self.clean = 0
+        self.floor = min(PERIOD, max(self.floor, round(self.period + NARROW_STEP, 6)))
+        self.period = min(PERIOD_CEILING, round(self.period + WIDEN_STEP, 6))
 
 
 @dataclass(frozen=True)

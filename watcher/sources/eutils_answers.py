@@ -36,7 +36,8 @@ def check_body(body: bytes) -> None:
             message = json.loads(body).get("error", "")
         except ValueError:
             message = snippet(body)
-        raise RetryableError(f"NCBI error: {message}")
+        # {"error":"API rate limit exceeded",...} under a 200 is a 429 in all but its status.
+        raise RetryableError(f"NCBI error: {message}", throttled="rate limit" in str(message))
     lower = head[:200].lower()
     if lower.startswith((b"<!doctype html", b"<html")):
         raise RetryableError(f"an HTML page instead of data: {snippet(body)}")

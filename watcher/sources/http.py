@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import requests
 
 from watcher.errors import ResponseTooLarge, SourceError, Unreachable
-from watcher.rate import LocalBudget, Pace, RateBudget, budget_key, wait_for_slot
+from watcher.rate import LocalBudget, Margin, Pace, RateBudget, budget_key, wait_for_slot
 from watcher.redact import redact
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,16 @@ class RetryableError(SourceError):
     """A response worth asking for again (429, 5xx, an error page, a cut-off body)."""
 
     def __init__(
-        self, message: str, retry_after: float | None = None, connection: bool = False
+        self,
+        message: str,
+        retry_after: float | None = None,
+        connection: bool = False,
+        throttled: bool = False,
     ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.connection = connection  # the host did not answer at all
+        self.throttled = throttled  # the host said we asked too fast (429, or its 200 twin)
 
 
 @dataclass
@@ -120,7 +125,9 @@ class Http:
         self.sleep = sleep
         self.default_rate = default_rate
         self.budget = budget or LocalBudget()
-        self._paces: dict[str, Pace] = {}
+        # Each host's budget key and rate; its pace is those with the key's current margin.
+        self._paces: dict[str, tuple[str, float]] = {}
+        self._margins: dict[str, Margin] = {}
         self._lock = threading.Lock()
         for host, rate in (rates or {}).items():
             self.set_rate(host, rate)
@@ -132,18 +139,32 @@ class Http:
         on besides: its own budget, never written out in clear."""
         host = host.lower()
         with self._lock:
-            self._paces[host] = Pace.of(budget_key(host, account), rate)
+            self._paces[host] = (budget_key(host, account), rate)
 
     def limiter(self, url: str) -> Pace:
-        """The pace of `url`'s host: its own, its domain's, or the polite default."""
-        host = (urlsplit(url).hostname or "").lower()
+        """The pace of `url`'s host (its own, its domain's, or the polite default), spread over
+        the period its margin stands at now."""
         with self._lock:
-            parts = host.split(".")
-            for i in range(len(parts)):
-                found = self._paces.get(".".join(parts[i:]))
-                if found is not None:
-                    return found
-            return self._paces.setdefault(host, Pace.of(host, self.default_rate))
+            key, rate = self._pace_of(url)
+            return Pace.of(key, rate, self._margins.setdefault(key, Margin()).period)
+
+    def _pace_of(self, url: str) -> tuple[str, float]:
+        host = (urlsplit(url).hostname or "").lower()
+        parts = host.split(".")
+        for i in range(len(parts)):
+            found = self._paces.get(".".join(parts[i:]))
+            if found is not None:
+                return found
+        return self._paces.setdefault(host, (host, self.default_rate))
+
+    def _answered(self, url: str, throttled: bool) -> None:
+        """Tell the margin of `url`'s budget how the host took a request."""
+        with self._lock:
+            margin = self._margins.setdefault(self._pace_of(url)[0], Margin())
+            if throttled:
+                margin.throttled()
+            else:
+                margin.answered()
 
     def call(
         self,
@@ -259,8 +280,10 @@ class Http:
         name = what or endpoint(url)
         for n in range(self.retries + 1):
             try:
-                return attempt()
+                result = attempt()
             except RetryableError as exc:
+                if exc.throttled:
+                    self._answered(url, throttled=True)
                 if n == self.retries:
                     kind = Unreachable if exc.connection else SourceError
                     raise kind(f"{name}: gave up after {n + 1} tries: {exc}") from None
@@ -271,6 +294,9 @@ class Http:
                 self.counters.retries += 1
                 log.warning("%s: %s; retry %d/%d in %.1fs", name, exc, n + 1, self.retries, delay)
                 self.sleep(delay)
+            else:
+                self._answered(url, throttled=False)
+                return result
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -279,6 +305,7 @@ def raise_for_status(resp: Answer, url: str, what: str | None = None) -> None:
         raise RetryableError(
             f"HTTP {resp.status} {snippet(resp.body)}",
             _retry_after(resp.headers.get("Retry-After")),
+            throttled=resp.status == 429,
         )
     if resp.status >= 400:
         raise SourceError(f"HTTP {resp.status} from {what or endpoint(url)}: {snippet(resp.body)}")
