@@ -12,6 +12,7 @@ from watcher.identity import pmid_key as k
 from watcher.models import AbstractSection, Article, Author, Change, MeshHeading
 from watcher.schema import articles, identifiers, matches
 from watcher.store import SCHEMA_REVISION, Store, migrate
+from watcher.store.engine import BUSY_TIMEOUT
 from watcher.store.items import IDENTIFIERS, MATCHES
 from watcher.subscriptions import Schedule, Subscription
 
@@ -656,3 +657,33 @@ def test_postgres_key_lookups_probe_the_key_in_a_plan_made_while_small(
     finally:
         store.close()
         schema_url.close()  # drops the schema
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_wait_for_locks_a_while_and_never_compile_queries() -> None:
+    """Every connection of a PostgreSQL store: a lock held elsewhere fails after the busy
+    timeout instead of hanging the daemon, and no query is JIT-compiled (on a big store the
+    planner's estimate for status's counts passed jit_above_cost: 22 ms compiling a 30 ms
+    query). Settings the URL gives itself are left as given."""
+    base = postgres_url()
+    if base is None:
+        pytest.skip(f"needs {PG_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)")
+    schema_url = _pg_schema_url(base)
+    url = next(schema_url)
+    try:
+        for given, jit, timeout in (
+            ("", "off", f"{BUSY_TIMEOUT:g}s"),
+            ("%20-cjit%3Don%20-clock_timeout%3D7s", "on", "7s"),
+        ):
+            store = Store.open(url + given)
+            try:
+                with store.engine.connect() as conn:
+                    conn.rollback()  # the pool's reset must not undo them
+                    got = conn.execute(
+                        text("SELECT current_setting('jit'), current_setting('lock_timeout')")
+                    ).one()
+                assert tuple(got) == (jit, timeout)
+            finally:
+                store.close()
+    finally:
+        next(schema_url, None)
