@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Select, case, exists, func, insert, select, text, update
 
 import watcher.store.counts as counts
 from watcher import schema as db
@@ -341,10 +341,8 @@ class Outbox:
     def last_digest_run(self, schedule: str) -> datetime | None:
         runs = db.digest_runs
         with self.db.engine.connect() as conn:
-            last: datetime | None = conn.execute(
-                select(runs.c.last_run_at).where(runs.c.schedule == schedule)
-            ).scalar()
-        return last
+            query = select(runs.c.last_run_at).where(runs.c.schedule == schedule)
+            return conn.execute(query).scalar()
 
     @translated_errors
     def set_digest_run(self, schedule: str, when: datetime) -> None:
@@ -369,10 +367,11 @@ def _due(recipient: str | ColumnElement[str], stored: bool | None) -> Select[Any
     subscribers' recipient column, each subscriber's own. `stored`: only those stored (True),
     only those awaiting their record (False), or both (None; `_has_record` tells them apart)."""
     m, s, d = db.matches.c, db.subscribers.c, db.deliveries.c
-    in_pending = (
-        select(db.digest_items.c.item)
-        .join(db.digests, db.digests.c.id == db.digest_items.c.digest_id)
-        .where(db.digests.c.recipient == recipient, db.digests.c.state == "pending")
+    # NOT EXISTS, not NOT IN: PostgreSQL runs a NOT IN correlated to the reader once per owed
+    # pair, and plans NOT EXISTS as an anti-join (status's counts: 25 → 19 ms for 4,100 pairs).
+    pending = (db.digests.c.recipient == recipient) & (db.digests.c.state == "pending")
+    in_pending = exists().where(
+        db.digests.c.id == db.digest_items.c.digest_id, pending, db.digest_items.c.item == m.item
     )
     joined = (
         db.matches.join(db.subscribers, s.subscription == m.subscription)
@@ -392,7 +391,7 @@ def _due(recipient: str | ColumnElement[str], stored: bool | None) -> Select[Any
         m.deliver.is_(True),
         m.matched_at >= s.since,
         d.item.is_(None),
-        m.item.not_in(in_pending),
+        ~in_pending,
         # A notice about a delivered paper is told as that paper's change instead.
         m.item.not_in(
             select(db.changes.c.notice_item).where(db.changes.c.notice_item.is_not(None))
