@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -18,9 +20,11 @@ from watcher.cli import main
 from watcher.config import load_config
 from watcher.identity import pmid_key
 from watcher.poll import ROUND_BATCH, poll
+from watcher.poll_locks import Claim, claimer
 from watcher.store import PollCommit, RecordsOwed, Store
 from watcher.store import polls as polls_module
 from watcher.store.items import add_matches
+from watcher.subscriptions import Subscription
 from watcher.wiring import in_flight, sources_for
 
 from .conftest import make_client, write_config
@@ -270,3 +274,79 @@ def test_a_batch_is_committed_whole_or_not_at_all(
 
 def test_a_round_keeps_about_a_seconds_worth_of_searches_waiting_for_answers() -> None:
     assert [in_flight(r) for r in (0.5, 1, 3, 10, 50)] == [1, 1, 3, 4, 4]
+
+
+def test_a_round_holds_the_locks_of_two_batches_at_most(tmp_path: Path, store_url: str) -> None:
+    """A lock is an open file (SQLite) or an entry of the server's shared lock table
+    (PostgreSQL): a round takes a batch's as it reaches the batch and lets them go at its
+    commit, so that the batch committing and the one searched meanwhile are all it holds.
+    Each subscription is claimed once, and is searched only while its lock is held."""
+    subs = 5 * ROUND_BATCH // 2
+    holding: set[str] = set()
+    searched_unlocked: list[str] = []
+
+    class Watched(IndexedNCBI):
+        def search(self, term, datetype, mindate, maxdate, within=None):  # type: ignore[override]
+            name = "s" + TOPIC.search(term).group(0)[5:-1]
+            if name not in holding:
+                searched_unlocked.append(name)
+            return super().search(term, datetype, mindate, maxdate, within)
+
+    fake = Watched().start()
+    fake.add(papers(subs))
+    config = load_config(write_config(tmp_path, fake.base_url, subscriptions(subs)))
+    store = Store.open(store_url)
+    store.migrate()
+    store.polls.sync(config.subscriptions, NOW - timedelta(days=1))
+    sources = sources_for(make_client(fake.base_url, rate=1000), config.ncbi, config, 4)
+    locks, claimed, most = claimer(store), Counter[str](), [0]
+
+    @contextmanager
+    def watched(group: Sequence[Subscription]) -> Iterator[Claim]:
+        with locks(group) as got:
+            holding.update(s.name for s in got.mine)
+            claimed.update(s.name for s in got.mine)
+            most[0] = max(most[0], len(holding))
+            yield got
+            holding.difference_update(s.name for s in got.mine)
+
+    try:
+        report = poll(config, store, sources, NOW, claim=watched)
+    finally:
+        store.close()
+        fake.stop()
+    assert not report.failed and not report.skipped
+    assert set(claimed.values()) == {1} and len(claimed) == subs
+    assert most[0] == 2 * ROUND_BATCH and not holding
+    assert fake.count("esearch") == subs and not searched_unlocked
+
+
+@pytest.mark.slow
+def test_watcher_poll_of_more_subscriptions_than_the_open_file_limit(tmp_path: Path) -> None:
+    """The real `watcher poll` on a SQLite store (a lock file per subscription searched) with
+    its open files limited to 256 and 600 subscriptions: all polled (before, every lock was
+    taken at the start and the round died of EMFILE: "Too many open files")."""
+    subs = 6 * ROUND_BATCH
+    fake = IndexedNCBI().start()
+    try:
+        fake.add(papers(subs))
+        cfg = write_config(
+            tmp_path,
+            fake.base_url,
+            subscriptions(subs),
+            extra=f'[store]\nurl = "sqlite:///{tmp_path / "round.db"}"\n',
+        )
+        cfg.write_text(cfg.read_text().replace("rate_limit = 100", "rate_limit = 1000"))
+        limit = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+        run = f"from watcher.cli import main; raise SystemExit(main(['-c', {str(cfg)!r}, 'poll']))"
+        done = subprocess.run(
+            [sys.executable, "-c", limit + run], capture_output=True, text=True, timeout=300
+        )
+    finally:
+        fake.stop()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert fake.count("esearch") == subs
+    store = Store.open(f"sqlite:///{tmp_path / 'round.db'}")
+    polled = [s for s in store.polls.states().values() if s.last_success_at is not None]
+    store.close()
+    assert len(polled) == subs

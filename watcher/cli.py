@@ -200,7 +200,7 @@ def selected(config: Config, names: list[str] | None) -> list[Subscription]:
 
 def cmd_poll(args: argparse.Namespace) -> int:
     from watcher.poll import due_subscriptions, poll, refresh_followups
-    from watcher.poll_locks import claimed
+    from watcher.poll_locks import claimer, still_due
     from watcher.wiring import make_sources, open_store
 
     config = load(args)
@@ -213,19 +213,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
     sources = make_sources(config, clock=utcnow, budget=store.rate_budget())
     # A subscription another process (a daemon, another `watcher poll`) is searching is left
     # to it; with --due, one it polled meanwhile is due no more.
-    with claimed(store, subs) as claim:
-        mine = claim.mine
-        if args.due:
-            due = {s.name for s in due_subscriptions(config, store.polls.states(), now)}
-            mine = [s for s in mine if s.name in due]
-        report = poll(config, store, sources, now, mine)
+    claim = claimer(store, still_due(store, now) if args.due else None)
+    report = poll(config, store, sources, now, subs, claim)
     refreshed = (
         refresh_followups(config, store, sources, now, force=not args.due)
         if args.followups
         else None
     )
     store.close()
-    for sub, holder in claim.busy:
+    for sub, holder in report.skipped:
         print(f"{sub.name}: skipped, {holder} is polling it")
     for o in report.outcomes:
         line = f"{o.name}: " + (
@@ -253,7 +249,7 @@ def _refresh_line(r: RefreshReport) -> str:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from watcher.backfill import backfill
-    from watcher.poll_locks import claimed
+    from watcher.poll_locks import claimer
     from watcher.wiring import make_sources, open_store
 
     config = load(args)
@@ -261,23 +257,26 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     subs = selected(config, args.subscription)
     progress = _progress_bar if sys.stderr.isatty() else _progress_log
     # The same locks as a poll's: a subscription is never searched by two processes at once.
-    with claimed(store, subs) as claim:
-        reports = backfill(
-            config,
-            store,
-            make_sources(config, clock=utcnow, budget=store.rate_budget()),
-            utcnow(),
-            args.since,
-            subscriptions=claim.mine,
-            deliver=args.deliver,
-            progress=progress,
-        )
+    reports = backfill(
+        config,
+        store,
+        make_sources(config, clock=utcnow, budget=store.rate_budget()),
+        utcnow(),
+        args.since,
+        subscriptions=subs,
+        deliver=args.deliver,
+        progress=progress,
+        claim=claimer(store),
+    )
     store.close()
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    for sub, holder in claim.busy:
-        print(f"{sub.name}: skipped, {holder} is polling it; run the backfill again later")
     for r in reports:
+        if r.busy:
+            print(
+                f"{r.subscription}: skipped, {r.busy} is polling it; run the backfill again later"
+            )
+    for r in (r for r in reports if not r.busy):
         resumed = f" (resumed from {r.resumed_from})" if r.resumed_from else ""
         print(
             f"{r.subscription}: {r.found} papers in {r.slices} slices{resumed}, "

@@ -25,7 +25,7 @@ from watcher.digest.render import Renderer
 from watcher.errors import ConfigError, Interrupted, WatcherError
 from watcher.locks import InstanceLock
 from watcher.poll import due_subscriptions, poll, refresh_followups
-from watcher.poll_locks import claimed
+from watcher.poll_locks import claimer, still_due
 from watcher.schedule import digest_trigger, missed_digest, schedule_key
 from watcher.sources.kinds import Sources
 from watcher.store import Store
@@ -186,12 +186,9 @@ class Daemon:
         due = due_subscriptions(config, self.store.polls.states(), now)
         if not due:
             return
-        with claimed(self.store, due) as claim:
-            # Another instance may have polled while we asked: look again under the locks.
-            still = {s.name for s in due_subscriptions(config, self.store.polls.states(), now)}
-            mine = [s for s in claim.mine if s.name in still]
-            if mine:
-                poll(config, self.store, self.sources, now, mine)
+        # Another instance may poll them meanwhile: each batch is looked at again under its locks.
+        claim = claimer(self.store, still_due(self.store, now))
+        poll(config, self.store, self.sources, now, due, claim)
 
     def followups_job(self) -> None:
         """Fetch the delivered papers again when due; one process at a time on a store."""

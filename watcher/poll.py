@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import datetime
 from functools import partial
 
@@ -24,6 +26,7 @@ from watcher.followups import RefreshReport, notices_found, published_as, refres
 from watcher.identity import ItemKey, key, pmid_key
 from watcher.models import Article, JournalVersion, PollState
 from watcher.poll_fetch import fetch_missing
+from watcher.poll_locks import Claimer, unlocked
 from watcher.poll_report import Found, Outcome, PollReport
 from watcher.schedule import next_poll_time
 from watcher.sources.base import Records, Source
@@ -34,6 +37,8 @@ from watcher.store import PollCommit, RecordsOwed, Store
 from watcher.subscriptions import Subscription
 
 log = logging.getLogger(__name__)
+
+Searching = Future[Found | SourceError]
 
 
 def due_subscriptions(
@@ -61,34 +66,55 @@ def poll(
     sources: Sources,
     now: datetime,
     subscriptions: Sequence[Subscription] | None = None,
+    claim: Claimer = unlocked,
 ) -> PollReport:
-    """Poll `subscriptions` (default: all), a batch at a time (ROUND_BATCH). A failing one is
-    recorded on its own row and does not stop the others; state advances only with committed
-    results."""
+    """Poll `subscriptions` (default: all), a batch at a time (ROUND_BATCH), each batch's
+    subscriptions claimed (`claim`: poll_locks.claimer, the store's locks) from its searches to
+    its commit; those another process holds are left to it (`report.skipped`). A failing one
+    is recorded on its own row and does not stop the others; state advances only with
+    committed results."""
     started = time.monotonic()
     requests_before = sources.requests
     subs = list(config.subscriptions if subscriptions is None else subscriptions)
     report = PollReport()
-    states = store.polls.states()
+    states: dict[str, PollState] = {}
     # A host that never answered through all retries is not asked again in this round: the
     # subscriptions behind it are recorded as failed at once instead of each waiting it out.
     down: dict[str, str] = {}
     groups = [subs[i : i + ROUND_BATCH] for i in range(0, len(subs), ROUND_BATCH)]
     searchers = ThreadPoolExecutor(sources.kit.searches_in_flight, "search")
     search = partial(_search_safely, states=states, sources=sources, now=now, down=down)
+    held: deque[ExitStack] = deque()  # the claims of the batch committing and the one searched
+
+    def begin(
+        group: Sequence[Subscription],
+    ) -> tuple[list[Subscription], list[Future[Found | SourceError]]]:
+        """Claim `group` and start searching what this process holds of it."""
+        locks = ExitStack()
+        held.append(locks)
+        got = locks.enter_context(claim(group))
+        report.skipped += got.busy
+        # Read under the lock: another process may have polled it since the round began.
+        states.update(store.polls.states([s.name for s in got.mine]) if got.mine else {})
+        return got.mine, [searchers.submit(search, sub) for sub in got.mine]
+
     try:
-        searching = [searchers.submit(search, sub) for sub in groups[0]] if groups else []
-        for n, batch in enumerate(groups):
+        batch, searching = begin(groups[0]) if groups else ([], [])
+        for n in range(len(groups)):
             found = _found(batch, searching, states, store, now, report)
             # The next batch is searched while this one's records are fetched and it is
             # committed, so that the rate is never left unspent; a crash loses this batch and
             # the searches made meanwhile.
-            nxt = groups[n + 1] if n + 1 < len(groups) else []
-            searching = [searchers.submit(search, sub) for sub in nxt]
+            nxt, searching = begin(groups[n + 1]) if n + 1 < len(groups) else ([], [])
             _poll_batch(found, batch, store, sources, now, report, down)
+            held.popleft().close()
+            batch = nxt
     finally:
-        # A round stopped by an error or an interrupt begins no more searches.
+        # A round stopped by an error or an interrupt begins no more searches, and lets go of
+        # its locks once those under way have ended.
         searchers.shutdown(cancel_futures=True)
+        while held:
+            held.popleft().close()
     report.requests = sources.requests - requests_before
     report.seconds = time.monotonic() - started
     log.info(

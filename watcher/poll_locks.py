@@ -1,14 +1,22 @@
 """Which subscriptions this process searches: each command that searches (`watcher run`, `poll`,
-`backfill`) first takes the subscription's lock on the store, so that no search is made twice
-at once, and leaves to the other process what it holds. Two `watcher poll` started together
-thereby split the work instead of each doing all of it under one rate budget."""
+`backfill`) takes a subscription's lock on the store before searching it, so that no search is
+made twice at once, and leaves to the other process what it holds. Two `watcher poll` started
+together thereby split the work instead of each doing all of it under one rate budget.
+
+Locks are taken a batch at a time, as the round reaches the batch (poll.py), and let go when
+the batch is committed: a lock is an open file on SQLite and an entry of PostgreSQL's shared
+lock table, and a round of 20,000 subscriptions holding all of theirs at once ran out of file
+descriptors (the usual limit is 1,024) and would overflow that table (64 × max_connections).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
 
+from watcher.schedule import next_poll_time
 from watcher.store import Store
 from watcher.subscriptions import Subscription
 
@@ -21,15 +29,44 @@ def poll_lock(name: str) -> str:
 @dataclass(frozen=True)
 class Claim:
     mine: list[Subscription]  # held by this process until the block ends
-    busy: list[tuple[Subscription, str]]  # another process's, with who holds it where known
+    busy: list[tuple[Subscription, str]] = field(default_factory=list)  # another's, and who
 
 
-@contextmanager
-def claimed(store: Store, subs: Sequence[Subscription]) -> Iterator[Claim]:
-    """Take the locks of `subs` that no other process holds, without waiting, for the block."""
-    with store.advisory_locks([poll_lock(s.name) for s in subs]) as held:
-        busy = [(s, _holder(store, s.name)) for s in subs if poll_lock(s.name) not in held]
-        yield Claim([s for s in subs if poll_lock(s.name) in held], busy)
+# Takes what it can of a batch's locks for the duration of a block.
+Claimer = Callable[[Sequence[Subscription]], AbstractContextManager[Claim]]
+
+
+def unlocked(subs: Sequence[Subscription]) -> AbstractContextManager[Claim]:
+    """Every subscription, no lock taken: for a caller alone on its store (tests, benches)."""
+    return nullcontext(Claim(list(subs)))
+
+
+def claimer(
+    store: Store, recheck: Callable[[list[Subscription]], list[Subscription]] | None = None
+) -> Claimer:
+    """Claims on `store`: the locks of a batch that no other process holds, without waiting.
+    `recheck` keeps, of those it holds, the ones still worth searching (still due: another
+    process may have polled them between the listing and the lock)."""
+
+    @contextmanager
+    def claim(subs: Sequence[Subscription]) -> Iterator[Claim]:
+        with store.advisory_locks([poll_lock(s.name) for s in subs]) as held:
+            mine = [s for s in subs if poll_lock(s.name) in held]
+            busy = [(s, _holder(store, s.name)) for s in subs if poll_lock(s.name) not in held]
+            yield Claim(recheck(mine) if recheck and mine else mine, busy)
+
+    return claim
+
+
+def still_due(store: Store, now: datetime) -> Callable[[list[Subscription]], list[Subscription]]:
+    """A `recheck` keeping the subscriptions due at `now` by their state as stored now."""
+
+    def check(subs: list[Subscription]) -> list[Subscription]:
+        states = store.polls.states([s.name for s in subs])
+        last = {name: state.last_poll_at for name, state in states.items()}
+        return [s for s in subs if next_poll_time(s.schedule, last.get(s.name), now) <= now]
+
+    return check
 
 
 def _holder(store: Store, name: str) -> str:

@@ -51,6 +51,8 @@ class PollReport:
     journal_versions: list[JournalVersion] = field(default_factory=list)
     changes: int = 0  # changes to delivered papers found: notices, journal versions of preprints
     deleted: list[ItemKey] = field(default_factory=list)  # matched records NCBI deleted
+    # Left to another process searching them at the time, with who it is where known.
+    skipped: list[tuple[Subscription, str]] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Outcome]:

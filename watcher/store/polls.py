@@ -113,9 +113,13 @@ class Polls:
         return _poll_state(row) if row else None
 
     @translated_errors
-    def states(self) -> dict[str, PollState]:
+    def states(self, names: Collection[str] | None = None) -> dict[str, PollState]:
+        """Every subscription's poll state, or those of `names`."""
+        query = select(db.subscriptions)
+        if names is not None:
+            query = query.where(db.subscriptions.c.name.in_(names))
         with self.db.engine.connect() as conn:
-            return {r.name: _poll_state(r) for r in conn.execute(select(db.subscriptions))}
+            return {r.name: _poll_state(r) for r in conn.execute(query)}
 
     @translated_errors
     def commit(
