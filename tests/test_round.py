@@ -4,6 +4,7 @@ batch committed as it ends, at the pace of the rate limit (watcher/poll.py's ROU
 from __future__ import annotations
 
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -350,3 +351,45 @@ def test_watcher_poll_of_more_subscriptions_than_the_open_file_limit(tmp_path: P
     polled = [s for s in store.polls.states().values() if s.last_success_at is not None]
     store.close()
     assert len(polled) == subs
+
+
+def test_two_polls_started_together_search_each_subscription_once(
+    tmp_path: Path, store_url: str
+) -> None:
+    """Two real `watcher poll` of a batch and a half on one store: each claims a batch as it
+    reaches it, and one the other has polled meanwhile is left as well as one it holds (the
+    first to start takes the whole batch, the other the half, and ends first: the first
+    then reaches a half batch already polled), so together they make one search per
+    subscription, as one poll would, and each says what it left."""
+    subs = ROUND_BATCH + ROUND_BATCH // 2
+    fake = IndexedNCBI().start()
+    try:
+        fake.add(papers(subs))
+        cfg = write_config(
+            tmp_path,
+            fake.base_url,
+            subscriptions(subs),
+            extra=f'[store]\nurl = "{store_url}"\n',
+        )
+        # 30 requests/s: the round lasts 5 s, so that the two overlap.
+        cfg.write_text(cfg.read_text().replace("rate_limit = 100", "rate_limit = 30"))
+        assert main(["-c", str(cfg), "check"]) == 0  # the store created once
+        polls = [
+            subprocess.Popen(
+                [sys.executable, "-m", "watcher", "-c", str(cfg), "poll"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=300)[0] for p in polls]
+    finally:
+        fake.stop()
+    assert [p.returncode for p in polls] == [0, 0], outputs
+    polled = [set(re.findall(r"^(s\d+): \d+ found", out, re.M)) for out in outputs]
+    left = [set(re.findall(r"^(s\d+): skipped, another watcher", out, re.M)) for out in outputs]
+    every = {f"s{t:05d}" for t in range(subs)}
+    assert polled[0] | polled[1] == every and not polled[0] & polled[1], outputs
+    assert polled[0] | left[0] == every and polled[1] | left[1] == every, outputs
+    assert fake.count("esearch") == subs

@@ -200,7 +200,7 @@ def selected(config: Config, names: list[str] | None) -> list[Subscription]:
 
 def cmd_poll(args: argparse.Namespace) -> int:
     from watcher.poll import due_subscriptions, poll, refresh_followups
-    from watcher.poll_locks import claimer, still_due
+    from watcher.poll_locks import claimer, not_polled_since, still_due
     from watcher.wiring import make_sources, open_store
 
     config = load(args)
@@ -213,7 +213,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
     sources = make_sources(config, clock=utcnow, budget=store.rate_budget())
     # A subscription another process (a daemon, another `watcher poll`) is searching is left
     # to it; with --due, one it polled meanwhile is due no more.
-    claim = claimer(store, still_due(store, now) if args.due else None)
+    recheck = still_due(store, now) if args.due else not_polled_since(store, store.polls.states())
+    claim = claimer(store, recheck)
     report = poll(config, store, sources, now, subs, claim)
     refreshed = (
         refresh_followups(config, store, sources, now, force=not args.due)

@@ -11,11 +11,12 @@ descriptors (the usual limit is 1,024) and would overflow that table (64 × max_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from watcher.models import PollState
 from watcher.schedule import next_poll_time
 from watcher.store import Store
 from watcher.subscriptions import Subscription
@@ -45,17 +46,40 @@ def claimer(
     store: Store, recheck: Callable[[list[Subscription]], list[Subscription]] | None = None
 ) -> Claimer:
     """Claims on `store`: the locks of a batch that no other process holds, without waiting.
-    `recheck` keeps, of those it holds, the ones still worth searching (still due: another
-    process may have polled them between the listing and the lock)."""
+    `recheck` keeps, of those it holds, the ones still worth searching (another process may
+    have polled them between the listing and the lock); the others are reported busy."""
 
     @contextmanager
     def claim(subs: Sequence[Subscription]) -> Iterator[Claim]:
         with store.advisory_locks([poll_lock(s.name) for s in subs]) as held:
             mine = [s for s in subs if poll_lock(s.name) in held]
             busy = [(s, _holder(store, s.name)) for s in subs if poll_lock(s.name) not in held]
-            yield Claim(recheck(mine) if recheck and mine else mine, busy)
+            if recheck and mine:
+                kept = {s.name for s in recheck(mine)}
+                busy += [(s, "another watcher process") for s in mine if s.name not in kept]
+                mine = [s for s in mine if s.name in kept]
+            yield Claim(mine, busy)
 
     return claim
+
+
+def not_polled_since(
+    store: Store, listed: Mapping[str, PollState]
+) -> Callable[[list[Subscription]], list[Subscription]]:
+    """A `recheck` keeping the subscriptions no other process polled since their states were
+    `listed`: two `watcher poll` started together, claiming batch after batch, would otherwise
+    each poll again the batches the other had just finished."""
+
+    def check(subs: list[Subscription]) -> list[Subscription]:
+        states = store.polls.states([s.name for s in subs])
+        return [s for s in subs if _last(states, s.name) == _last(listed, s.name)]
+
+    return check
+
+
+def _last(states: Mapping[str, PollState], name: str) -> datetime | None:
+    state = states.get(name)
+    return state.last_poll_at if state else None
 
 
 def still_due(store: Store, now: datetime) -> Callable[[list[Subscription]], list[Subscription]]:
@@ -63,8 +87,7 @@ def still_due(store: Store, now: datetime) -> Callable[[list[Subscription]], lis
 
     def check(subs: list[Subscription]) -> list[Subscription]:
         states = store.polls.states([s.name for s in subs])
-        last = {name: state.last_poll_at for name, state in states.items()}
-        return [s for s in subs if next_poll_time(s.schedule, last.get(s.name), now) <= now]
+        return [s for s in subs if next_poll_time(s.schedule, _last(states, s.name), now) <= now]
 
     return check
 
