@@ -322,6 +322,16 @@ def test_a_round_holds_the_locks_of_two_batches_at_most(tmp_path: Path, store_ur
     assert fake.count("esearch") == subs and not searched_unlocked
 
 
+def _round_config(tmp_path: Path, fake: IndexedNCBI, subs: int, store_url: str, rate: int) -> Path:
+    """`subs` subscriptions and their papers in `fake`, a config on `store_url` at `rate`."""
+    fake.add(papers(subs))
+    cfg = write_config(
+        tmp_path, fake.base_url, subscriptions(subs), extra=f'[store]\nurl = "{store_url}"\n'
+    )
+    cfg.write_text(cfg.read_text().replace("rate_limit = 100", f"rate_limit = {rate}"))
+    return cfg
+
+
 @pytest.mark.slow
 def test_watcher_poll_of_more_subscriptions_than_the_open_file_limit(tmp_path: Path) -> None:
     """The real `watcher poll` on a SQLite store (a lock file per subscription searched) with
@@ -330,14 +340,7 @@ def test_watcher_poll_of_more_subscriptions_than_the_open_file_limit(tmp_path: P
     subs = 6 * ROUND_BATCH
     fake = IndexedNCBI().start()
     try:
-        fake.add(papers(subs))
-        cfg = write_config(
-            tmp_path,
-            fake.base_url,
-            subscriptions(subs),
-            extra=f'[store]\nurl = "sqlite:///{tmp_path / "round.db"}"\n',
-        )
-        cfg.write_text(cfg.read_text().replace("rate_limit = 100", "rate_limit = 1000"))
+        cfg = _round_config(tmp_path, fake, subs, f"sqlite:///{tmp_path / 'round.db'}", 1000)
         limit = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
         run = f"from watcher.cli import main; raise SystemExit(main(['-c', {str(cfg)!r}, 'poll']))"
         done = subprocess.run(
@@ -364,15 +367,8 @@ def test_two_polls_started_together_search_each_subscription_once(
     subs = ROUND_BATCH + ROUND_BATCH // 2
     fake = IndexedNCBI().start()
     try:
-        fake.add(papers(subs))
-        cfg = write_config(
-            tmp_path,
-            fake.base_url,
-            subscriptions(subs),
-            extra=f'[store]\nurl = "{store_url}"\n',
-        )
         # 30 requests/s: the round lasts 5 s, so that the two overlap.
-        cfg.write_text(cfg.read_text().replace("rate_limit = 100", "rate_limit = 30"))
+        cfg = _round_config(tmp_path, fake, subs, store_url, 30)
         assert main(["-c", str(cfg), "check"]) == 0  # the store created once
         polls = [
             subprocess.Popen(
