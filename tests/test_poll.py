@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from watcher.config import load_config
 from watcher.errors import SourceError
 from watcher.identity import pmid_key as k
 from watcher.poll import due_subscriptions, ncbi_today, poll
+from watcher.poll_locks import Claim
 from watcher.store import Store
 from watcher.store.engine import Database
 from watcher.store.polls import Polls
@@ -572,3 +574,34 @@ def test_a_record_ncbi_deleted_is_owed_no_more(tmp_path, fake, store_url) -> Non
             assert all(9 not in ids for ids in efetched_ids(fake))
     finally:
         store.close()
+
+
+def test_backfill_claims_each_subscription_as_it_reaches_it(tmp_path, fake, store) -> None:
+    """Under another process's lock a subscription is left, and said to be; each is claimed
+    only while it is backfilled (never all at the start: a lock is an open file on SQLite)."""
+    fake.add([paper(1, "rituximab", TODAY), paper(2, "teplizumab", TODAY)])
+    config = setup(tmp_path, fake, sub("ritux", "rituximab") + sub("tepli", "teplizumab"))
+    sync(store, config)
+    claims: list[list[str]] = []
+    other = Claim([], [(config.subscriptions[0], "another watcher process (pid 4242)")])
+
+    @contextmanager
+    def claim(subs):
+        claims.append([s.name for s in subs])
+        yield other if subs[0].name == "ritux" else Claim(list(subs))
+
+    reports = backfill(
+        config,
+        store,
+        sources_for(make_client(fake.base_url), config.ncbi),
+        NOW,
+        TODAY - timedelta(days=30),
+        subscriptions=config.subscriptions,
+        claim=claim,
+    )
+    assert claims == [["ritux"], ["tepli"]]
+    assert [(r.subscription, r.busy, r.found) for r in reports] == [
+        ("ritux", "another watcher process (pid 4242)", 0),
+        ("tepli", None, 1),
+    ]
+    assert fake.count("esearch") == 1 and store.polls.match_counts() == {"tepli": 1}

@@ -213,7 +213,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     sources = make_sources(config, clock=utcnow, budget=store.rate_budget())
     # A subscription another process (a daemon, another `watcher poll`) is searching is left
     # to it; with --due, one it polled meanwhile is due no more.
-    recheck = still_due(store, now) if args.due else not_polled_since(store, store.polls.states())
+    recheck = still_due(now) if args.due else not_polled_since(store.polls.states())
     claim = claimer(store, recheck)
     report = poll(config, store, sources, now, subs, claim)
     refreshed = (

@@ -187,7 +187,7 @@ class Daemon:
         if not due:
             return
         # Another instance may poll them meanwhile: each batch is looked at again under its locks.
-        claim = claimer(self.store, still_due(self.store, now))
+        claim = claimer(self.store, still_due(now))
         poll(config, self.store, self.sources, now, due, claim)
 
     def followups_job(self) -> None:

@@ -86,16 +86,15 @@ def poll(
     search = partial(_search_safely, states=states, sources=sources, now=now, down=down)
     held: deque[ExitStack] = deque()  # the claims of the batch committing and the one searched
 
-    def begin(
-        group: Sequence[Subscription],
-    ) -> tuple[list[Subscription], list[Future[Found | SourceError]]]:
+    def begin(group: Sequence[Subscription]) -> tuple[list[Subscription], list[Searching]]:
         """Claim `group` and start searching what this process holds of it."""
         locks = ExitStack()
         held.append(locks)
         got = locks.enter_context(claim(group))
         report.skipped += got.busy
         # Read under the lock: another process may have polled it since the round began.
-        states.update(store.polls.states([s.name for s in got.mine]) if got.mine else {})
+        names = [s.name for s in got.mine]
+        states.update(got.states if got.states is not None else store.polls.states(names))
         return got.mine, [searchers.submit(search, sub) for sub in got.mine]
 
     try:
@@ -186,7 +185,7 @@ def _search_safely(
 
 def _found(
     subs: Sequence[Subscription],
-    searching: Sequence[Future[Found | SourceError]],
+    searching: Sequence[Searching],
     states: Mapping[str, PollState],
     store: Store,
     now: datetime,

@@ -31,6 +31,12 @@ def poll_lock(name: str) -> str:
 class Claim:
     mine: list[Subscription]  # held by this process until the block ends
     busy: list[tuple[Subscription, str]] = field(default_factory=list)  # another's, and who
+    states: dict[str, PollState] | None = None  # those of `mine` as read under the locks
+
+
+# Of the subscriptions a claim holds, given their states read under the locks, those still
+# worth searching.
+Recheck = Callable[[list[Subscription], Mapping[str, PollState]], list[Subscription]]
 
 
 # Takes what it can of a batch's locks for the duration of a block.
@@ -42,9 +48,7 @@ def unlocked(subs: Sequence[Subscription]) -> AbstractContextManager[Claim]:
     return nullcontext(Claim(list(subs)))
 
 
-def claimer(
-    store: Store, recheck: Callable[[list[Subscription]], list[Subscription]] | None = None
-) -> Claimer:
+def claimer(store: Store, recheck: Recheck | None = None) -> Claimer:
     """Claims on `store`: the locks of a batch that no other process holds, without waiting.
     `recheck` keeps, of those it holds, the ones still worth searching (another process may
     have polled them between the listing and the lock); the others are reported busy."""
@@ -54,24 +58,22 @@ def claimer(
         with store.advisory_locks([poll_lock(s.name) for s in subs]) as held:
             mine = [s for s in subs if poll_lock(s.name) in held]
             busy = [(s, _holder(store, s.name)) for s in subs if poll_lock(s.name) not in held]
+            states = store.polls.states([s.name for s in mine]) if mine else {}
             if recheck and mine:
-                kept = {s.name for s in recheck(mine)}
+                kept = {s.name for s in recheck(mine, states)}
                 busy += [(s, "another watcher process") for s in mine if s.name not in kept]
                 mine = [s for s in mine if s.name in kept]
-            yield Claim(mine, busy)
+            yield Claim(mine, busy, states)
 
     return claim
 
 
-def not_polled_since(
-    store: Store, listed: Mapping[str, PollState]
-) -> Callable[[list[Subscription]], list[Subscription]]:
+def not_polled_since(listed: Mapping[str, PollState]) -> Recheck:
     """A `recheck` keeping the subscriptions no other process polled since their states were
     `listed`: two `watcher poll` started together, claiming batch after batch, would otherwise
     each poll again the batches the other had just finished."""
 
-    def check(subs: list[Subscription]) -> list[Subscription]:
-        states = store.polls.states([s.name for s in subs])
+    def check(subs: list[Subscription], states: Mapping[str, PollState]) -> list[Subscription]:
         return [s for s in subs if _last(states, s.name) == _last(listed, s.name)]
 
     return check
@@ -82,11 +84,10 @@ def _last(states: Mapping[str, PollState], name: str) -> datetime | None:
     return state.last_poll_at if state else None
 
 
-def still_due(store: Store, now: datetime) -> Callable[[list[Subscription]], list[Subscription]]:
+def still_due(now: datetime) -> Recheck:
     """A `recheck` keeping the subscriptions due at `now` by their state as stored now."""
 
-    def check(subs: list[Subscription]) -> list[Subscription]:
-        states = store.polls.states([s.name for s in subs])
+    def check(subs: list[Subscription], states: Mapping[str, PollState]) -> list[Subscription]:
         return [s for s in subs if next_poll_time(s.schedule, _last(states, s.name), now) <= now]
 
     return check
