@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from corpus import real_records
 
 from tests.fakes.ncbi import FakeNCBI, FakeRecord
+from watcher.rate import PERIOD_FLOOR
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -781,12 +782,13 @@ def one_key(cells: list[Cell]) -> list[str]:
         f"{first:.4f} in the first round (one esearch + its share of the union's efetch), "
         f"{steady:.4f} in a round with nothing new.",
         "",
-        "| NCBI budget | requests in 6 h | subscriptions polled every 6 h, by requests "
-        "| one round of that many takes |",
+        f"| NCBI budget | requests in 6 h at the shared budget's pace (rate ÷ {PERIOD_FLOOR:g} "
+        "per second once the margin has narrowed: watcher/rate.py) "
+        "| subscriptions polled every 6 h, by requests | one round of that many takes |",
         "|---|---|---|---|",
     ]
     for label, rate in NCBI_RATES.items():
-        budget = rate * ROUND_HOURS * 3600
+        budget = rate / PERIOD_FLOOR * ROUND_HOURS * 3600
         lines.append(
             f"| {rate:g}/s ({label}) | {budget:,.0f} | {budget / first:,.0f} "
             f"| {ROUND_HOURS:g} h at {rate:g}/s |"
