@@ -93,8 +93,10 @@ def poll(
         got = locks.enter_context(claim(group))
         report.skipped += got.busy
         # Read under the lock: another process may have polled it since the round began.
-        names = [s.name for s in got.mine]
-        states.update(got.states if got.states is not None else store.polls.states(names))
+        if got.states is not None:
+            states.update(got.states)
+        elif got.mine:
+            states.update(store.polls.states([s.name for s in got.mine]))
         return got.mine, [searchers.submit(search, sub) for sub in got.mine]
 
     try:

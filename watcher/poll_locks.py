@@ -31,7 +31,7 @@ def poll_lock(name: str) -> str:
 class Claim:
     mine: list[Subscription]  # held by this process until the block ends
     busy: list[tuple[Subscription, str]] = field(default_factory=list)  # another's, and who
-    states: dict[str, PollState] | None = None  # those of `mine` as read under the locks
+    states: dict[str, PollState] | None = None  # `mine`'s, when the claim read them
 
 
 # Of the subscriptions a claim holds, given their states read under the locks, those still
@@ -58,12 +58,13 @@ def claimer(store: Store, recheck: Recheck | None = None) -> Claimer:
         with store.advisory_locks([poll_lock(s.name) for s in subs]) as held:
             mine = [s for s in subs if poll_lock(s.name) in held]
             busy = [(s, _holder(store, s.name)) for s in subs if poll_lock(s.name) not in held]
-            states = store.polls.states([s.name for s in mine]) if mine else {}
-            if recheck and mine:
-                kept = {s.name for s in recheck(mine, states)}
-                busy += [(s, "another watcher process") for s in mine if s.name not in kept]
-                mine = [s for s in mine if s.name in kept]
-            yield Claim(mine, busy, states)
+            if not (recheck and mine):
+                yield Claim(mine, busy)  # states left to the caller that needs them
+                return
+            states = store.polls.states([s.name for s in mine])
+            kept = {s.name for s in recheck(mine, states)}
+            busy += [(s, "another watcher process") for s in mine if s.name not in kept]
+            yield Claim([s for s in mine if s.name in kept], busy, states)
 
     return claim
 
